@@ -1,0 +1,91 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+
+namespace Mis.Cli.Commands;
+
+/// <summary><c>mis test</c>: builds and runs every test suite, then prints one closing tally.</summary>
+internal static partial class TestCommand
+{
+    internal static Command Create()
+    {
+        var filter = new Option<string?>("--filter") { Description = "Run only the tests matching this expression (dotnet test --filter syntax, e.g. FullyQualifiedName~Config)." };
+        var command = new Command("test",
+            "Build and run every test suite (tests/*), then print 'tests: N passed, N failed, N skipped'. " +
+            "Kernel tests need root; they skip with the reason printed, except under CI=true, where a test that cannot run fails " +
+            "and any skipped test fails the run.")
+        {
+            filter,
+        };
+        command.SetAction(result => Run(result.GetValue(filter)));
+        return command;
+    }
+
+    private static int Run(string? filter)
+    {
+        // The ./mis launcher has just built the whole solution in Release; don't build it twice.
+        bool noBuild = Environment.GetEnvironmentVariable("MIS_BUILT") == "1";
+        string root = RepoRoot.Find();
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            WorkingDirectory = root,
+            RedirectStandardOutput = true,
+            ArgumentList = { "test", Path.Combine(root, "MIS.sln"), "-c", "Release", "--nologo", "--logger", "console;verbosity=normal",
+                              // One test assembly at a time: kernel tests attach host-wide programs and must not overlap.
+                              "-m:1" },
+        };
+        if (noBuild)
+            psi.ArgumentList.Add("--no-build");
+        if (filter is not null)
+        {
+            psi.ArgumentList.Add("--filter");
+            psi.ArgumentList.Add(filter);
+        }
+
+        var tally = new Tally();
+        using (var dotnet = Process.Start(psi) ?? throw new InvalidOperationException("cannot start dotnet"))
+        {
+            // Stream the runner's output as it comes and keep the per-assembly summary lines.
+            for (string? line; (line = dotnet.StandardOutput.ReadLine()) is not null;)
+            {
+                Console.WriteLine(line);
+                tally.Read(line);
+            }
+            dotnet.WaitForExit();
+            tally.RunnerExitCode = dotnet.ExitCode;
+        }
+
+        bool ci = string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase);
+        if (tally.Assemblies == 0)
+            Console.WriteLine("mis test: the test runner reported no test assembly; see the output above.");
+        if (ci && tally.Skipped > 0)
+            Console.WriteLine($"mis test: CI=true and {tally.Skipped} test(s) skipped: under CI every test must run.");
+        Console.WriteLine($"tests: {tally.Passed} passed, {tally.Failed} failed, {tally.Skipped} skipped");
+        bool ok = tally.RunnerExitCode == 0 && tally.Failed == 0 && tally.Assemblies > 0 && tally.Passed > 0 && !(ci && tally.Skipped > 0);
+        return ok ? 0 : 1;
+    }
+
+    /// <summary>Sums VSTest's per-assembly lines: "Passed!  - Failed: 0, Passed: 12, Skipped: 1, Total: 13, ...".</summary>
+    internal sealed class Tally
+    {
+        internal int Passed { get; private set; }
+        internal int Failed { get; private set; }
+        internal int Skipped { get; private set; }
+        internal int Assemblies { get; private set; }
+        internal int RunnerExitCode { get; set; }
+
+        internal void Read(string line)
+        {
+            var m = SummaryLine().Match(line);
+            if (!m.Success)
+                return;
+            Assemblies++;
+            Failed += int.Parse(m.Groups["failed"].Value);
+            Passed += int.Parse(m.Groups["passed"].Value);
+            Skipped += int.Parse(m.Groups["skipped"].Value);
+        }
+    }
+
+    [GeneratedRegex(@"^\s*(Passed|Failed)!\s+-\s+Failed:\s+(?<failed>\d+),\s+Passed:\s+(?<passed>\d+),\s+Skipped:\s+(?<skipped>\d+),")]
+    private static partial Regex SummaryLine();
+}

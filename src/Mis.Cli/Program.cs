@@ -1,0 +1,22 @@
+using System.CommandLine;
+using Mis.Cli.Commands;
+
+namespace Mis.Cli;
+
+/// <summary>Entry point of the <c>mis</c> command line (run it as <c>./mis</c> from the repository).</summary>
+internal static class Program
+{
+    private static int Main(string[] args)
+    {
+        var root = new RootCommand(
+            "MIS (Modular Intelligence Spaces): agent workloads under real kernel enforcement, " +
+            "with DEFCON feedback turned into reinforcement-learning rewards.")
+        {
+            QuickstartCommand.Create(),
+            DoctorCommand.Create(),
+            ConfigCommand.Create(),
+            TestCommand.Create(),
+        };
+        return root.Parse(args).Invoke();
+    }
+}

@@ -1,0 +1,112 @@
+using System.Text;
+
+namespace Mis.Enforcer.Configuration;
+
+/// <summary>
+/// The <c>[defcon]</c> section of <c>config.toml</c>: graduated response to repeated violations.
+/// A space starts at DEFCON 5 (normal); each threshold crossed lowers the level by one, down to
+/// DEFCON 1.
+/// </summary>
+public sealed record DefconConfig
+{
+    /// <summary>
+    /// <c>thresholds</c>: violation counts at which DEFCON 4, 3, 2 and 1 are entered; exactly four,
+    /// strictly increasing, the first at least 1. Default <c>[3, 6, 10, 15]</c>.
+    /// </summary>
+    public IReadOnlyList<long> Thresholds { get; init; } = [3, 6, 10, 15];
+
+    /// <summary>
+    /// <c>slowdown_us</c>: delay added to each syscall, in microseconds, at DEFCON 4, 3 and 2;
+    /// exactly three, each 0..1000000. Default <c>[100, 1000, 10000]</c>.
+    /// </summary>
+    public IReadOnlyList<int> SlowdownUs { get; init; } = [100, 1000, 10000];
+
+    /// <summary>
+    /// <c>decay_interval_ms</c>: 0 disables decay; otherwise, every interval of this many milliseconds
+    /// without a new violation forgives <see cref="DecayAmount"/> violations and the level is
+    /// recomputed. Default <c>0</c>.
+    /// </summary>
+    public int DecayIntervalMs { get; init; }
+
+    /// <summary><c>decay_amount</c>: violations forgiven per decay interval (at least 1). Default <c>1</c>.</summary>
+    public int DecayAmount { get; init; } = 1;
+
+    /// <summary><c>kill_at_level_1</c>: kill the offending process on entering DEFCON 1. Default <c>true</c>.</summary>
+    public bool KillAtLevel1 { get; init; } = true;
+
+    /// <summary>True when violations decay (<see cref="DecayIntervalMs"/> &gt; 0).</summary>
+    public bool DecayEnabled => DecayIntervalMs > 0;
+
+    /// <summary><see cref="DecayIntervalMs"/> as a <see cref="TimeSpan"/>.</summary>
+    public TimeSpan DecayInterval => TimeSpan.FromMilliseconds(DecayIntervalMs);
+
+    /// <summary>
+    /// The DEFCON level for a violation count: 5 below the first threshold, then one lower for each
+    /// threshold reached (with the defaults: 0..2 → 5, 3..5 → 4, 6..9 → 3, 10..14 → 2, 15+ → 1).
+    /// </summary>
+    /// <param name="violations">Violations counted so far (after any decay).</param>
+    /// <returns>The level, 5 (normal) down to 1 (most severe).</returns>
+    public int LevelFor(long violations)
+    {
+        var level = 5;
+        foreach (var threshold in Thresholds)
+        {
+            if (violations >= threshold)
+            {
+                level--;
+            }
+        }
+        return Math.Max(level, 1);
+    }
+
+    /// <summary>
+    /// The per-syscall slowdown, in microseconds, at a DEFCON level: 0 at level 5, the matching
+    /// <see cref="SlowdownUs"/> entry at levels 4, 3 and 2, and the level-2 slowdown at level 1
+    /// (which applies until the process is killed, or for good when <see cref="KillAtLevel1"/> is false).
+    /// </summary>
+    /// <param name="level">A DEFCON level, 5 down to 1.</param>
+    /// <returns>The slowdown in microseconds.</returns>
+    public int SlowdownUsFor(int level) =>
+        level >= 5 || SlowdownUs.Count == 0 ? 0 : SlowdownUs[Math.Min(4 - Math.Max(level, 1), SlowdownUs.Count - 1)];
+
+    /// <summary>Value equality, comparing <see cref="Thresholds"/> and <see cref="SlowdownUs"/> element by element.</summary>
+    /// <param name="other">The record to compare with.</param>
+    /// <returns>Whether every setting is equal.</returns>
+    public bool Equals(DefconConfig? other) =>
+        ReferenceEquals(this, other) ||
+        (other is not null
+         && Thresholds.SequenceEqual(other.Thresholds)
+         && SlowdownUs.SequenceEqual(other.SlowdownUs)
+         && DecayIntervalMs == other.DecayIntervalMs
+         && DecayAmount == other.DecayAmount
+         && KillAtLevel1 == other.KillAtLevel1);
+
+    /// <summary>Hash code consistent with <see cref="Equals(DefconConfig)"/>.</summary>
+    /// <returns>The hash code.</returns>
+    public override int GetHashCode()
+    {
+        var hash = new HashCode();
+        foreach (var threshold in Thresholds)
+        {
+            hash.Add(threshold);
+        }
+        foreach (var slowdown in SlowdownUs)
+        {
+            hash.Add(slowdown);
+        }
+        hash.Add(DecayIntervalMs);
+        hash.Add(DecayAmount);
+        hash.Add(KillAtLevel1);
+        return hash.ToHashCode();
+    }
+
+    private bool PrintMembers(StringBuilder builder)
+    {
+        builder.Append("Thresholds = [").AppendJoin(", ", Thresholds).Append(']')
+            .Append(", SlowdownUs = [").AppendJoin(", ", SlowdownUs).Append(']')
+            .Append(", DecayIntervalMs = ").Append(DecayIntervalMs)
+            .Append(", DecayAmount = ").Append(DecayAmount)
+            .Append(", KillAtLevel1 = ").Append(KillAtLevel1);
+        return true;
+    }
+}

@@ -1,0 +1,43 @@
+namespace Mis.Enforcer.Configuration;
+
+/// <summary>The <c>[policy]</c> section of <c>config.toml</c>: how the enforcer decides.</summary>
+public sealed record PolicyConfig
+{
+    /// <summary>
+    /// <c>default_action</c>: what happens to a syscall no rule matches, <c>"allow"</c> or <c>"deny"</c>.
+    /// Default <c>"allow"</c>.
+    /// </summary>
+    public string DefaultAction { get; init; } = "allow";
+
+    /// <summary>
+    /// <c>learning_mode</c>: when true, violations are recorded but never enforced. Default <c>false</c>.
+    /// </summary>
+    public bool LearningMode { get; init; }
+
+    /// <summary>
+    /// <c>kill_on_anomaly</c>: kill a process whose anomaly score reaches <see cref="AnomalyThreshold"/>.
+    /// Default <c>true</c>.
+    /// </summary>
+    public bool KillOnAnomaly { get; init; } = true;
+
+    /// <summary>
+    /// <c>anomaly_threshold</c>: anomaly score (0..1000) at which a process counts as anomalous.
+    /// Default <c>800</c>.
+    /// </summary>
+    public int AnomalyThreshold { get; init; } = 800;
+
+    /// <summary>
+    /// <c>max_rule_ttl_secs</c>: longest lifetime, in seconds, a temporary rule may have (at least 1).
+    /// Default <c>86400</c> (one day).
+    /// </summary>
+    public long MaxRuleTtlSecs { get; init; } = 86400;
+
+    /// <summary>
+    /// <c>decision_cache_size</c>: number of cached policy decisions; 0 disables the cache.
+    /// Default <c>65536</c>.
+    /// </summary>
+    public int DecisionCacheSize { get; init; } = 65536;
+
+    /// <summary>True when <see cref="DefaultAction"/> is <c>"deny"</c>.</summary>
+    public bool DefaultDeny => DefaultAction == "deny";
+}

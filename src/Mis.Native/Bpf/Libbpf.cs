@@ -1,0 +1,113 @@
+using System.Runtime.InteropServices;
+
+namespace Mis.Native.Bpf;
+
+/// <summary>
+/// P/Invoke declarations for the parts of libbpf 1.x that MIS uses, from Debian's libbpf1
+/// (<c>libbpf.so.1</c>). Since libbpf 1.0, pointer-returning calls return NULL and set errno,
+/// and int-returning calls return a negative errno; both are read with SetLastError.
+/// </summary>
+internal static unsafe partial class Libbpf
+{
+    internal const string Library = "libbpf.so.1";
+
+    [LibraryImport(Library, EntryPoint = "bpf_object__open_mem", SetLastError = true)]
+    internal static partial nint ObjectOpenMem(void* buffer, nuint size, BpfObjectOpenOpts* opts);
+
+    [LibraryImport(Library, EntryPoint = "bpf_object__load", SetLastError = true)]
+    internal static partial int ObjectLoad(nint obj);
+
+    [LibraryImport(Library, EntryPoint = "bpf_object__close")]
+    internal static partial void ObjectClose(nint obj);
+
+    [LibraryImport(Library, EntryPoint = "bpf_object__next_program")]
+    internal static partial nint ObjectNextProgram(nint obj, nint previous);
+
+    [LibraryImport(Library, EntryPoint = "bpf_object__find_program_by_name")]
+    internal static partial nint ObjectFindProgramByName(nint obj, [MarshalAs(UnmanagedType.LPUTF8Str)] string name);
+
+    [LibraryImport(Library, EntryPoint = "bpf_object__find_map_by_name")]
+    internal static partial nint ObjectFindMapByName(nint obj, [MarshalAs(UnmanagedType.LPUTF8Str)] string name);
+
+    [LibraryImport(Library, EntryPoint = "bpf_program__name")]
+    internal static partial nint ProgramName(nint prog);
+
+    [LibraryImport(Library, EntryPoint = "bpf_program__section_name")]
+    internal static partial nint ProgramSectionName(nint prog);
+
+    [LibraryImport(Library, EntryPoint = "bpf_program__set_autoload")]
+    internal static partial int ProgramSetAutoload(nint prog, [MarshalAs(UnmanagedType.U1)] bool autoload);
+
+    [LibraryImport(Library, EntryPoint = "bpf_program__fd")]
+    internal static partial int ProgramFd(nint prog);
+
+    [LibraryImport(Library, EntryPoint = "bpf_program__attach", SetLastError = true)]
+    internal static partial nint ProgramAttach(nint prog);
+
+    [LibraryImport(Library, EntryPoint = "bpf_program__attach_cgroup", SetLastError = true)]
+    internal static partial nint ProgramAttachCgroup(nint prog, int cgroupFd);
+
+    [LibraryImport(Library, EntryPoint = "bpf_link__destroy")]
+    internal static partial int LinkDestroy(nint link);
+
+    [LibraryImport(Library, EntryPoint = "bpf_map__fd")]
+    internal static partial int MapFd(nint map);
+
+    [LibraryImport(Library, EntryPoint = "bpf_prog_test_run_opts", SetLastError = true)]
+    internal static partial int ProgTestRunOpts(int progFd, BpfTestRunOpts* opts);
+
+    [LibraryImport(Library, EntryPoint = "btf__load_vmlinux_btf", SetLastError = true)]
+    internal static partial nint BtfLoadVmlinux();
+
+    [LibraryImport(Library, EntryPoint = "btf__type_cnt")]
+    internal static partial uint BtfTypeCount(nint btf);
+
+    [LibraryImport(Library, EntryPoint = "btf__free")]
+    internal static partial void BtfFree(nint btf);
+
+    [LibraryImport(Library, EntryPoint = "libbpf_major_version")]
+    internal static partial uint MajorVersion();
+
+    [LibraryImport(Library, EntryPoint = "libbpf_minor_version")]
+    internal static partial uint MinorVersion();
+
+    [LibraryImport(Library, EntryPoint = "libbpf_set_print")]
+    internal static partial nint SetPrint(delegate* unmanaged<int, nint, nint, int> fn);
+}
+
+/// <summary>Mirror of libbpf 1.1's <c>struct bpf_object_open_opts</c> (prefix up to kernel_log_level).</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct BpfObjectOpenOpts
+{
+    internal nuint Size;
+    internal nint ObjectName;
+    internal byte RelaxedMaps;
+    internal nint PinRootPath;
+    internal uint Reserved0;
+    internal nint KconfigPath;
+    internal nint BtfCustomPath;
+    internal nint KernelLogBuffer;
+    internal nuint KernelLogSize;
+    internal uint KernelLogLevel;
+}
+
+/// <summary>Mirror of libbpf's <c>struct bpf_test_run_opts</c> (80 bytes on 64-bit).</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct BpfTestRunOpts
+{
+    internal nuint Size;
+    internal nint DataIn;
+    internal nint DataOut;
+    internal uint DataSizeIn;
+    internal uint DataSizeOut;
+    internal nint CtxIn;
+    internal nint CtxOut;
+    internal uint CtxSizeIn;
+    internal uint CtxSizeOut;
+    internal uint Retval;
+    internal int Repeat;
+    internal uint Duration;
+    internal uint Flags;
+    internal uint Cpu;
+    internal uint BatchSize;
+}

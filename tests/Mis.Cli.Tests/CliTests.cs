@@ -1,0 +1,138 @@
+using System.Text.Json;
+using Mis.Cli.Commands;
+using Mis.Enforcer.Configuration;
+using Mis.Enforcer.Host;
+using Mis.Testing;
+
+namespace Mis.Cli.Tests;
+
+public sealed class CliTests
+{
+    [Fact]
+    public void Help_lists_every_subcommand()
+    {
+        var result = CliRunner.Run("--help");
+        Assert.Equal(0, result.ExitCode);
+        foreach (var command in new[] { "quickstart", "doctor", "config", "test" })
+            Assert.Contains(command, result.Stdout);
+    }
+
+    [Theory]
+    [InlineData("doctor", "--json")]
+    [InlineData("quickstart", "--config")]
+    [InlineData("test", "--filter")]
+    [InlineData("config", "check")]
+    public void Each_subcommand_has_a_help_that_names_its_options(string command, string expected)
+    {
+        var result = CliRunner.Run(command, "--help");
+        Assert.Equal(0, result.ExitCode);
+        Assert.Contains(expected, result.Stdout);
+    }
+
+    [Fact]
+    public void Doctor_json_is_a_host_report()
+    {
+        var result = CliRunner.Run("doctor", "--json");
+        Assert.Equal(0, result.ExitCode);
+        var report = HostReport.FromJson(result.Stdout);
+        Assert.Contains(report.Backend.Name, new[] { "kernel", "sim" });
+        Assert.Equal(7, report.Programs.Count);
+        Assert.All(report.Programs, p => Assert.Contains(p.Status, new[] { "works", "loads_only", "refused", "not_probed" }));
+    }
+
+    [Fact]
+    public void Doctor_text_names_every_program_kind_and_the_backend()
+    {
+        var result = CliRunner.Run("doctor");
+        Assert.Equal(0, result.ExitCode);
+        foreach (var kind in new[] { "tp_btf", "raw_tracepoint", "lsm", "fentry", "cgroup_connect4", "cgroup_sock_create", "syscall" })
+            Assert.Contains(kind, result.Stdout);
+        Assert.Contains("backend", result.Stdout);
+    }
+
+    [Fact]
+    public void Doctor_without_root_reports_not_probed_instead_of_failing()
+    {
+        HostRequirements.Root(); // needs root to become someone else
+        HostRequirements.That(File.Exists("/usr/sbin/runuser") || File.Exists("/sbin/runuser"), "runuser (util-linux) is not installed");
+        string dotnet = Environment.ProcessPath is { } p && Path.GetFileNameWithoutExtension(p) == "dotnet" ? p : "dotnet";
+        var psi = new System.Diagnostics.ProcessStartInfo("runuser")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            ArgumentList = { "-u", "nobody", "--", dotnet, Path.Combine(AppContext.BaseDirectory, "mis.dll"), "doctor", "--json" },
+        };
+        psi.Environment["DOTNET_CLI_HOME"] = "/tmp";
+        psi.Environment["HOME"] = "/tmp";
+        using var process = System.Diagnostics.Process.Start(psi)!;
+        string stdout = process.StandardOutput.ReadToEnd();
+        string stderr = process.StandardError.ReadToEnd();
+        process.WaitForExit();
+        HostRequirements.That(!stderr.Contains("Permission denied") || process.ExitCode == 0,
+            $"user nobody cannot run the test binaries here: {stderr}");
+        Assert.True(process.ExitCode == 0, stderr);
+
+        var report = HostReport.FromJson(stdout);
+        Assert.False(report.Privileges.Root);
+        Assert.Equal("sim", report.Backend.Name);
+        Assert.Contains("root", report.Backend.Reason);
+        Assert.All(report.Programs.Where(p => p.Kind.StartsWith("cgroup_", StringComparison.Ordinal)),
+            p => Assert.Equal("not_probed", p.Status));
+    }
+
+    [Fact]
+    public void Quickstart_runs_and_walks_the_default_ladder()
+    {
+        var result = CliRunner.Run("quickstart");
+        Assert.Equal(0, result.ExitCode);
+        Assert.Contains("backend:", result.Stdout);
+        Assert.Contains("violation  3: DEFCON 5 -> 4", result.Stdout);
+        Assert.Contains("violation 15: DEFCON 2 -> 1, the whole cgroup is killed", result.Stdout);
+    }
+
+    [Fact]
+    public void Ladder_follows_configured_thresholds_and_slowdowns()
+    {
+        var defcon = MisConfig.Default.Defcon with { Thresholds = [1, 2, 4, 8], SlowdownUs = [50, 500, 5000] };
+        string ladder = QuickstartCommand.Ladder(defcon);
+        Assert.Contains("violation  1: DEFCON 5 -> 4, every syscall of the cgroup slowed by 0.05 ms", ladder);
+        Assert.Contains("violation  4: DEFCON 3 -> 2, every syscall of the cgroup slowed by 5 ms", ladder);
+        Assert.Contains("violation  8: DEFCON 2 -> 1", ladder);
+    }
+
+    [Fact]
+    public void Config_check_names_file_line_and_key_of_an_error()
+    {
+        string file = Path.Combine(Path.GetTempPath(), $"mis-cli-{Guid.NewGuid():N}.toml");
+        File.WriteAllText(file, "[grpc]\nenabled = true\nport = \"fifty\"\n");
+        try
+        {
+            var result = CliRunner.Run("config", "check", file);
+            Assert.Equal(2, result.ExitCode);
+            Assert.Contains($"{Path.GetFileName(file)}:3", result.Stderr);
+            Assert.Contains("grpc.port", result.Stderr);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [Fact]
+    public void Config_check_accepts_the_documented_config()
+    {
+        var result = CliRunner.Run("config", "check", Path.Combine(RepoRoot.Find(), "config", "config.toml"));
+        Assert.Equal(0, result.ExitCode);
+        Assert.Contains("valid", result.Stdout);
+    }
+
+    [Fact]
+    public void Test_tally_sums_vstest_summary_lines()
+    {
+        var tally = new TestCommand.Tally();
+        tally.Read("Passed!  - Failed:     0, Passed:    12, Skipped:     1, Total:    13, Duration: 1 s - A.Tests.dll (net10.0)");
+        tally.Read("Failed!  - Failed:     2, Passed:     3, Skipped:     0, Total:     5, Duration: 2 s - B.Tests.dll (net10.0)");
+        tally.Read("  Passed Some.Test [12 ms]");
+        Assert.Equal((15, 2, 1, 2), (tally.Passed, tally.Failed, tally.Skipped, tally.Assemblies));
+    }
+}
