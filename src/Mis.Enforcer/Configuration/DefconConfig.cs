@@ -31,7 +31,7 @@ public sealed record DefconConfig
     /// <summary><c>decay_amount</c>: violations forgiven per decay interval (at least 1). Default <c>1</c>.</summary>
     public int DecayAmount { get; init; } = 1;
 
-    /// <summary><c>kill_at_level_1</c>: kill the offending process on entering DEFCON 1. Default <c>true</c>.</summary>
+    /// <summary><c>kill_at_level_1</c>: kill the whole cgroup on entering DEFCON 1 (false: level 1 only denies and slows, for experiments without kill). Default <c>true</c>.</summary>
     public bool KillAtLevel1 { get; init; } = true;
 
     /// <summary>True when violations decay (<see cref="DecayIntervalMs"/> &gt; 0).</summary>

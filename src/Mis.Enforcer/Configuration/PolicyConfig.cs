@@ -10,18 +10,18 @@ public sealed record PolicyConfig
     public string DefaultAction { get; init; } = "allow";
 
     /// <summary>
-    /// <c>learning_mode</c>: when true, violations are recorded but never enforced. Default <c>false</c>.
+    /// <c>learning_mode</c>: when true, violations do not escalate DEFCON and the syscall stream is recorded for the anomaly scorer. Default <c>false</c>.
     /// </summary>
     public bool LearningMode { get; init; }
 
     /// <summary>
-    /// <c>kill_on_anomaly</c>: kill a process whose anomaly score reaches <see cref="AnomalyThreshold"/>.
+    /// <c>kill_on_anomaly</c>: in learning mode, kill a workload's whole cgroup when its anomaly score exceeds <see cref="AnomalyThreshold"/>.
     /// Default <c>true</c>.
     /// </summary>
     public bool KillOnAnomaly { get; init; } = true;
 
     /// <summary>
-    /// <c>anomaly_threshold</c>: anomaly score (0..1000) at which a process counts as anomalous.
+    /// <c>anomaly_threshold</c>: anomaly score (0..1000) above which a workload counts as anomalous.
     /// Default <c>800</c>.
     /// </summary>
     public int AnomalyThreshold { get; init; } = 800;

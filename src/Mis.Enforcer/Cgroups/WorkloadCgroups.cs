@@ -1,0 +1,179 @@
+using Mis.Native;
+
+namespace Mis.Enforcer.Cgroups;
+
+/// <summary>
+/// The cgroups of one MIS process: <c>&lt;cgroup2 mount&gt;/mis/enforcer-PID/</c> holds one child
+/// per workload. Everything MIS kills or removes is inside this directory, so MIS never touches a
+/// process outside the cgroups it manages (ARCHITECTURE, decision 2).
+/// </summary>
+internal sealed class WorkloadCgroups : IDisposable
+{
+    private int _next;
+    private bool _disposed;
+
+    private WorkloadCgroups(string mount, string root)
+    {
+        Mount = mount;
+        Root = root;
+    }
+
+    /// <summary>The cgroup v2 mount point.</summary>
+    internal string Mount { get; }
+
+    /// <summary>This process's directory of workload cgroups.</summary>
+    internal string Root { get; }
+
+    /// <summary>Creates this process's directory under <c>&lt;mount&gt;/mis</c>.</summary>
+    /// <exception cref="InvalidOperationException">cgroup v2 is missing or the directory cannot be created (with why).</exception>
+    internal static WorkloadCgroups Create(string? cgroupRoot = null)
+    {
+        string mount = CgroupV2.FindMount()
+            ?? throw new InvalidOperationException("cgroup v2 is not mounted on this host; MIS needs it to place workloads (see ./mis doctor)");
+        string parent = string.IsNullOrEmpty(cgroupRoot) ? Path.Combine(mount, "mis") : cgroupRoot;
+        string root = Path.Combine(parent, $"enforcer-{Environment.ProcessId}");
+        try
+        {
+            Directory.CreateDirectory(root);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new InvalidOperationException($"cannot create the cgroup {root}: {e.Message} (MIS must run as root)", e);
+        }
+        return new WorkloadCgroups(mount, root);
+    }
+
+    /// <summary>Creates a fresh, empty cgroup for one workload.</summary>
+    internal WorkloadCgroup CreateWorkload(string label)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        string safe = new string(label.Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' ? c : '_').ToArray());
+        string path = Path.Combine(Root, $"w{Interlocked.Increment(ref _next)}-{(safe.Length > 40 ? safe[..40] : safe)}");
+        Directory.CreateDirectory(path);
+        return new WorkloadCgroup(path);
+    }
+
+    /// <summary>Kills whatever is left in this process's cgroups and removes them.</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+            return;
+        _disposed = true;
+        if (!Directory.Exists(Root))
+            return;
+        foreach (var child in Directory.GetDirectories(Root))
+            new WorkloadCgroup(child).Dispose();
+        WorkloadCgroup.RemoveDirectory(Root);
+    }
+}
+
+/// <summary>One workload's cgroup. Disposing kills every process still in it and removes it.</summary>
+internal sealed class WorkloadCgroup : IDisposable
+{
+    internal WorkloadCgroup(string path)
+    {
+        Path = path;
+        Id = FileIdentity.Of(path)?.Inode ?? throw new IOException($"cgroup {path} does not exist");
+    }
+
+    /// <summary>The cgroup directory.</summary>
+    internal string Path { get; }
+
+    /// <summary>The cgroup id the kernel uses (bpf_get_current_cgroup_id): the directory's inode number.</summary>
+    internal ulong Id { get; }
+
+    /// <summary>The pids in the cgroup now.</summary>
+    internal IReadOnlyList<int> Pids()
+    {
+        try
+        {
+            return File.ReadAllLines(System.IO.Path.Combine(Path, "cgroup.procs")).Where(l => l.Length > 0).Select(int.Parse).ToList();
+        }
+        catch (IOException)
+        {
+            return [];
+        }
+    }
+
+    /// <summary>
+    /// Kills every process in the cgroup at once with <c>cgroup.kill</c>; where that file is missing
+    /// (kernels before 5.14), SIGKILLs each pid listed in <c>cgroup.procs</c>, repeated until empty
+    /// (a pid read from cgroup.procs is in this cgroup at that moment, and a killed process cannot fork).
+    /// </summary>
+    internal void Kill()
+    {
+        string killFile = System.IO.Path.Combine(Path, "cgroup.kill");
+        if (File.Exists(killFile))
+        {
+            File.WriteAllText(killFile, "1");
+            return;
+        }
+        for (int round = 0; round < 100 && Pids() is { Count: > 0 } pids; round++)
+        {
+            foreach (int pid in pids)
+                _ = Kill(pid, 9);
+            Thread.Sleep(1);
+        }
+    }
+
+    /// <summary>Waits until the cgroup holds no process (cgroup.events populated 0).</summary>
+    internal bool WaitEmpty(TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        string events = System.IO.Path.Combine(Path, "cgroup.events");
+        while (DateTime.UtcNow < deadline)
+        {
+            try
+            {
+                if (File.ReadAllText(events).Contains("populated 0", StringComparison.Ordinal))
+                    return true;
+            }
+            catch (IOException)
+            {
+                return true; // already removed
+            }
+            Thread.Sleep(2);
+        }
+        return false;
+    }
+
+    /// <summary>Kills what is left and removes the cgroup.</summary>
+    public void Dispose()
+    {
+        if (!Directory.Exists(Path))
+            return;
+        try
+        {
+            Kill();
+        }
+        catch (IOException)
+        {
+        }
+        WaitEmpty(TimeSpan.FromSeconds(5));
+        RemoveDirectory(Path);
+    }
+
+    // A cgroup is removed with rmdir (its files are not files); it fails while processes remain.
+    internal static void RemoveDirectory(string path)
+    {
+        for (int attempt = 0; attempt < 50; attempt++)
+        {
+            try
+            {
+                Directory.Delete(path);
+                return;
+            }
+            catch (DirectoryNotFoundException)
+            {
+                return;
+            }
+            catch (IOException)
+            {
+                Thread.Sleep(10);
+            }
+        }
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int Kill(int pid, int signal);
+}

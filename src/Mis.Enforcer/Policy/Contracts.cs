@@ -1,0 +1,78 @@
+namespace Mis.Enforcer.Policy;
+
+/// <summary>What a workload tried to do to a file.</summary>
+internal enum FileOp
+{
+    /// <summary>open for reading (O_RDONLY).</summary>
+    Read = 1,
+    /// <summary>open for writing, creating or truncating (O_WRONLY, O_RDWR, O_CREAT, O_TRUNC), truncate, unlink, rename target.</summary>
+    Write = 2,
+    /// <summary>execve / execveat of the file.</summary>
+    Exec = 3,
+}
+
+/// <summary>A rule's or the policy's answer. The numbers are the seed's AddRule actions.</summary>
+internal enum Verdict
+{
+    /// <summary>Let it happen.</summary>
+    Allow = 0,
+    /// <summary>Refuse with EPERM and count a violation.</summary>
+    Deny = 1,
+    /// <summary>Let it happen and emit an event.</summary>
+    Trace = 2,
+}
+
+/// <summary>
+/// A file operation as the kernel will actually perform it: <see cref="Path"/> is the canonical
+/// path of the file that was (or would be) opened, and <see cref="Device"/>/<see cref="Inode"/>
+/// identify it regardless of which name (symlink, hard link, /proc/self/root/...) reached it.
+/// Inode and device are 0 when the file does not exist (e.g. O_CREAT of a new file).
+/// </summary>
+internal sealed record FileRequest(FileOp Op, string Path, ulong Device, ulong Inode)
+{
+    /// <summary>The syscall number that asked (e.g. 257 for openat), or 0 when unknown; seed-shaped inode rules may name one.</summary>
+    internal int SyscallNr { get; init; }
+}
+
+/// <summary>Decides file operations of a managed workload (implemented by the policy).</summary>
+internal interface IFileDecider
+{
+    /// <summary>The verdict for <paramref name="access"/> by a workload currently at DEFCON <paramref name="defcon"/> (5..1).</summary>
+    Verdict Decide(FileRequest access, int defcon);
+}
+
+/// <summary>The kind of operation a violation was about (mirrors MIS_OP_* in bpf/include/mis_shared.h).</summary>
+internal enum ViolationOp
+{
+    /// <summary>A denied open for reading.</summary>
+    FileRead = 1,
+    /// <summary>A denied open for writing.</summary>
+    FileWrite = 2,
+    /// <summary>A denied exec.</summary>
+    Exec = 3,
+    /// <summary>A denied outbound connect.</summary>
+    Connect = 4,
+    /// <summary>A denied send to an address.</summary>
+    Send = 5,
+    /// <summary>A denied escape-class syscall (ptrace, mount, bpf, ...).</summary>
+    EscapeSyscall = 6,
+}
+
+/// <summary>A denial decided in user space (the seccomp supervisor), reported to the kernel's DEFCON state machine.</summary>
+internal sealed record ViolationReport(ulong CgroupId, ViolationOp Op, int Pid, int Tid, string Target);
+
+/// <summary>What the state machine did with a reported violation.</summary>
+/// <param name="Violations">The cgroup's violation count after this one.</param>
+/// <param name="DefconBefore">Level before (5..1).</param>
+/// <param name="DefconAfter">Level after (5..1); 1 means the cgroup is being killed.</param>
+internal sealed record ViolationOutcome(ulong Violations, int DefconBefore, int DefconAfter);
+
+/// <summary>The one place every deny point reports to: the DEFCON state machine (kernel-resident).</summary>
+internal interface IViolationSink
+{
+    /// <summary>Counts a violation for the cgroup and returns the resulting state.</summary>
+    ViolationOutcome Report(ViolationReport report);
+
+    /// <summary>The cgroup's current DEFCON level (5..1), decay applied.</summary>
+    int Defcon(ulong cgroupId);
+}

@@ -1,0 +1,80 @@
+using System.Text;
+using System.Text.RegularExpressions;
+
+namespace Mis.Enforcer.Policy;
+
+/// <summary>
+/// A path pattern of a file rule. <c>*</c> matches within one path segment, <c>**</c> any number of
+/// segments (including none), <c>?</c> one character other than '/', <c>[abc]</c> a character class.
+/// A pattern without those is a concrete path and also matches by inode (see <see cref="WorkloadPolicy"/>).
+/// Patterns are absolute: the supervisor hands the policy the canonical path the kernel opened.
+/// </summary>
+internal sealed class PathGlob
+{
+    private readonly Regex _regex;
+
+    private PathGlob(string pattern, Regex regex)
+    {
+        Pattern = pattern;
+        _regex = regex;
+    }
+
+    /// <summary>The pattern as written.</summary>
+    internal string Pattern { get; }
+
+    /// <summary>True when the pattern has no wildcard: it names one file.</summary>
+    internal bool IsConcrete => Pattern.IndexOfAny(['*', '?', '[']) < 0;
+
+    internal bool Matches(string path) => _regex.IsMatch(path);
+
+    /// <summary>Compiles <paramref name="pattern"/>; the error message says what is wrong with it.</summary>
+    internal static bool TryParse(string pattern, out PathGlob? glob, out string error)
+    {
+        glob = null;
+        if (!pattern.StartsWith('/'))
+        {
+            error = $"a path pattern must be absolute (start with '/'), found \"{pattern}\"";
+            return false;
+        }
+        var regex = new StringBuilder("^");
+        for (int i = 0; i < pattern.Length; i++)
+        {
+            char c = pattern[i];
+            switch (c)
+            {
+                case '*' when i + 1 < pattern.Length && pattern[i + 1] == '*':
+                    // "/**/" also matches "/", so "/a/**/b" matches "/a/b".
+                    bool slashAfter = i + 2 < pattern.Length && pattern[i + 2] == '/';
+                    regex.Append(slashAfter ? "(?:.*/)?" : ".*");
+                    i += slashAfter ? 2 : 1;
+                    break;
+                case '*':
+                    regex.Append("[^/]*");
+                    break;
+                case '?':
+                    regex.Append("[^/]");
+                    break;
+                case '[':
+                    int close = pattern.IndexOf(']', i + 1);
+                    if (close < 0)
+                    {
+                        error = $"unclosed '[' at character {i + 1} of \"{pattern}\"";
+                        return false;
+                    }
+                    string set = pattern[(i + 1)..close];
+                    regex.Append('[').Append(set.StartsWith('!') ? "^" + Regex.Escape(set[1..]) : Regex.Escape(set)).Append(']');
+                    i = close;
+                    break;
+                default:
+                    regex.Append(Regex.Escape(c.ToString()));
+                    break;
+            }
+        }
+        regex.Append('$');
+        glob = new PathGlob(pattern, new Regex(regex.ToString(), RegexOptions.CultureInvariant | RegexOptions.Compiled));
+        error = "";
+        return true;
+    }
+
+    public override string ToString() => Pattern;
+}

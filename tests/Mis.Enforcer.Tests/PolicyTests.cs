@@ -1,0 +1,181 @@
+using Mis.Enforcer.Configuration;
+using Mis.Enforcer.Policy;
+using Mis.Native;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Mis.Enforcer.Tests;
+
+public sealed class PolicyTests
+{
+    private static FileRequest Read(string path) => new(FileOp.Read, path, 0, 0);
+
+    [Theory]
+    [InlineData("/etc/shadow", "Read")]
+    [InlineData("/etc/gshadow", "Read")]
+    [InlineData("/etc/sudoers.d/90-cloud", "Read")]
+    [InlineData("/home/alice/.ssh/id_ed25519", "Read")]
+    [InlineData("/root/.ssh/id_rsa", "Read")]
+    [InlineData("/etc/ssh/ssh_host_ed25519_key", "Read")]
+    [InlineData("/sys/fs/cgroup/unified/cgroup.procs", "Write")]
+    [InlineData("/sys/fs/bpf/mis/map", "Write")]
+    [InlineData("/proc/sys/kernel/modprobe", "Write")]
+    public void Builtin_denies_credentials_and_control_surfaces(string path, string op)
+    {
+        Assert.Equal(Verdict.Deny, BuiltinPolicy.Create().Decide(new FileRequest(Enum.Parse<FileOp>(op), path, 0, 0), defcon: 5));
+    }
+
+    [Theory]
+    [InlineData("/etc/passwd", "Read")]
+    [InlineData("/home/alice/.ssh/id_ed25519.pub", "Read")]
+    [InlineData("/tmp/work/out.txt", "Write")]
+    [InlineData("/usr/bin/cat", "Exec")]
+    [InlineData("/sys/fs/cgroup/unified/cgroup.procs", "Read")]
+    [InlineData("/proc/sys/kernel/osrelease", "Read")]
+    public void Builtin_allows_ordinary_work(string path, string op)
+    {
+        Assert.Equal(Verdict.Allow, BuiltinPolicy.Create().Decide(new FileRequest(Enum.Parse<FileOp>(op), path, 0, 0), defcon: 5));
+    }
+
+    [Fact]
+    public void A_hard_link_to_a_denied_file_is_denied_by_inode()
+    {
+        string dir = Directory.CreateTempSubdirectory("mis-policy-").FullName;
+        try
+        {
+            string secret = Path.Combine(dir, "secret");
+            File.WriteAllText(secret, "x");
+            var policy = PolicyFile.Parse($"[[file]]\npath = \"{secret}\"\naction = \"deny\"\n", "p.toml");
+            var id = FileIdentity.Of(secret)!.Value;
+            var viaOtherName = new FileRequest(FileOp.Read, Path.Combine(dir, "innocent-name"), id.Device, id.Inode);
+            Assert.Equal(Verdict.Deny, policy.Decide(viaOtherName, 5));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void First_matching_rule_wins_and_file_rules_come_before_builtin()
+    {
+        var policy = PolicyFile.Parse("""
+            [[file]]
+            path = "/data/public/**"
+            action = "allow"
+
+            [[file]]
+            path = "/data/**"
+            ops = ["read"]
+            action = "deny"
+
+            [[file]]
+            path = "/etc/shadow"
+            action = "trace"
+            """, "p.toml");
+        Assert.Equal(Verdict.Allow, policy.Decide(Read("/data/public/a/b.csv"), 5));
+        Assert.Equal(Verdict.Deny, policy.Decide(Read("/data/private.csv"), 5));
+        Assert.Equal(Verdict.Allow, policy.Decide(new FileRequest(FileOp.Write, "/data/private.csv", 0, 0), 5));
+        Assert.Equal(Verdict.Trace, policy.Decide(Read("/etc/shadow"), 5));
+        Assert.Equal(Verdict.Deny, policy.Decide(Read("/etc/gshadow"), 5)); // builtin still applies
+    }
+
+    [Fact]
+    public void Builtin_can_be_left_out()
+    {
+        var policy = PolicyFile.Parse("[policy]\nbuiltin = false\n", "p.toml");
+        Assert.Equal(Verdict.Allow, policy.Decide(Read("/etc/shadow"), 5));
+    }
+
+    [Fact]
+    public void Defcon_3_denies_exec_and_defcon_2_everything_not_explicitly_allowed()
+    {
+        var policy = PolicyFile.Parse("[[file]]\npath = \"/usr/bin/allowed\"\nops = [\"exec\", \"read\"]\naction = \"allow\"\n", "p.toml");
+        var exec = new FileRequest(FileOp.Exec, "/usr/bin/cat", 0, 0);
+        Assert.Equal(Verdict.Allow, policy.Decide(exec, 4));
+        Assert.Equal(Verdict.Deny, policy.Decide(exec, 3));
+        Assert.Equal(Verdict.Allow, policy.Decide(Read("/etc/passwd"), 3));
+        Assert.Equal(Verdict.Deny, policy.Decide(Read("/etc/passwd"), 2));
+        Assert.Equal(Verdict.Allow, policy.Decide(new FileRequest(FileOp.Exec, "/usr/bin/allowed", 0, 0), 2));
+        Assert.Contains("DEFCON 2", policy.Explain(Read("/etc/passwd"), 2).Reason);
+    }
+
+    [Fact]
+    public void Network_rules_parse_addresses_networks_ports_and_protocols()
+    {
+        var policy = PolicyFile.Parse("""
+            [[network]]
+            address = "127.0.0.1"
+            port = 9
+            protocol = "tcp"
+            action = "deny"
+
+            [[network]]
+            address = "10.0.0.0/8"
+            action = "deny"
+
+            [[network]]
+            address = "::1"
+            protocol = "udp"
+            action = "allow"
+            """, "p.toml");
+        Assert.Equal(3, policy.NetRules.Count);
+        Assert.Equal("127.0.0.1/32 port 9 tcp deny", policy.NetRules[0].ToString());
+        Assert.Equal("10.0.0.0/8 port any any deny", policy.NetRules[1].ToString());
+        Assert.Equal("::1/128 port any udp allow", policy.NetRules[2].ToString());
+    }
+
+    [Fact]
+    public void Seed_shaped_rules_match_by_inode_and_syscall_and_expire()
+    {
+        var clock = new FakeTimeProvider(DateTimeOffset.UnixEpoch);
+        var policy = PolicyFile.Parse("""
+            [[rule]]
+            inode = 42
+            dev_id = 7
+            action = 1
+            ttl_secs = 60
+
+            [[rule]]
+            inode = 43
+            dev_id = 7
+            syscall_nr = 257
+            action = "deny"
+            """, "p.toml", clock: clock);
+        var a = new FileRequest(FileOp.Read, "/x", 7, 42);
+        Assert.Equal(Verdict.Deny, policy.Decide(a, 5));
+        Assert.Equal(Verdict.Allow, policy.Decide(new FileRequest(FileOp.Read, "/y", 7, 43) { SyscallNr = 2 }, 5));
+        Assert.Equal(Verdict.Deny, policy.Decide(new FileRequest(FileOp.Read, "/y", 7, 43) { SyscallNr = 257 }, 5));
+        clock.Advance(TimeSpan.FromSeconds(60));
+        Assert.Equal(Verdict.Allow, policy.Decide(a, 5));
+    }
+
+    [Theory]
+    [InlineData("[[file]]\npath = \"/a\"\n", 1, "file.action", "missing")]
+    [InlineData("[[file]]\npath = \"relative\"\naction = \"deny\"\n", 2, "file.path", "absolute")]
+    [InlineData("[[file]]\npath = \"/a\"\naction = \"block\"\n", 3, "file.action", "expected one of: allow, deny, trace")]
+    [InlineData("[[file]]\npath = \"/a\"\nops = [\"read\", \"delete\"]\naction = \"deny\"\n", 3, "file.ops", "unknown operation \"delete\"")]
+    [InlineData("[[file]]\npaht = \"/a\"\n", 2, "file.paht", "did you mean 'path'?")]
+    [InlineData("[[netwrok]]\n", 1, "netwrok", "did you mean 'network'?")]
+    [InlineData("[file]\npath = \"/a\"\n", 1, "file", "write [[file]]")]
+    [InlineData("\n[[network]]\naddress = \"300.1.1.1\"\naction = \"deny\"\n", 3, "network.address", "not an IP address")]
+    [InlineData("[[network]]\naddress = \"::1\"\nport = 70000\naction = \"deny\"\n", 3, "network.port", "out of range")]
+    [InlineData("[[rule]]\ninode = 1\ndev_id = 1\naction = 5\n", 4, "rule.action", "out of range")]
+    [InlineData("[[rule]]\ninode = 1\ndev_id = 1\naction = 1\nttl_secs = 99999999\n", 5, "rule.ttl_secs", "out of range")]
+    [InlineData("action = \"deny\"\n", 1, null, "outside any table")]
+    [InlineData("[[file]\n", 1, null, "syntax error")]
+    public void Errors_name_line_and_key(string text, int line, string? key, string message)
+    {
+        var e = Assert.Throws<ConfigException>(() => PolicyFile.Parse(text, "policy.toml"));
+        Assert.Equal(line, e.Line);
+        Assert.Equal(key, e.Key);
+        Assert.Contains(message, e.Message);
+        Assert.StartsWith("policy.toml:", e.Message);
+    }
+
+    [Fact]
+    public void Missing_policy_file_is_a_clear_error()
+    {
+        var e = Assert.Throws<ConfigException>(() => PolicyFile.Load("/nonexistent/policy.toml"));
+        Assert.Contains("cannot read the policy file", e.Message);
+    }
+}
