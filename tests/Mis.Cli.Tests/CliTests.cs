@@ -135,4 +135,18 @@ public sealed class CliTests
         tally.Read("  Passed Some.Test [12 ms]");
         Assert.Equal((15, 2, 1, 2), (tally.Passed, tally.Failed, tally.Skipped, tally.Assemblies));
     }
+
+    [Fact]
+    public void Test_tally_sums_normal_verbosity_blocks()
+    {
+        var tally = new TestCommand.Tally();
+        foreach (var line in new[]
+        {
+            "Test Run Successful.", "Total tests: 13", "     Passed: 13", " Total time: 6.5 Seconds",
+            "Test run for /x/B.Tests.dll (.NETCoreApp,Version=v10.0)", "  Passed Some.Test [1 ms]",
+            "Test Run Failed.", "Total tests: 7", "     Passed: 4", "     Failed: 2", "    Skipped: 1", " Total time: 1 Seconds",
+        })
+            tally.Read(line);
+        Assert.Equal((17, 2, 1, 2), (tally.Passed, tally.Failed, tally.Skipped, tally.Assemblies));
+    }
 }

@@ -65,7 +65,11 @@ internal static partial class TestCommand
         return ok ? 0 : 1;
     }
 
-    /// <summary>Sums VSTest's per-assembly lines: "Passed!  - Failed: 0, Passed: 12, Skipped: 1, Total: 13, ...".</summary>
+    /// <summary>
+    /// Sums VSTest's per-assembly results, in either of its two shapes: the one-line summary
+    /// ("Passed!  - Failed: 0, Passed: 12, Skipped: 1, Total: 13, ...") or, at normal verbosity,
+    /// a "Total tests: 13" line followed by indented "Passed: 12", "Failed: 0", "Skipped: 1" lines.
+    /// </summary>
     internal sealed class Tally
     {
         internal int Passed { get; private set; }
@@ -74,18 +78,46 @@ internal static partial class TestCommand
         internal int Assemblies { get; private set; }
         internal int RunnerExitCode { get; set; }
 
+        private bool _inBlock;
+
         internal void Read(string line)
         {
-            var m = SummaryLine().Match(line);
-            if (!m.Success)
-                return;
-            Assemblies++;
-            Failed += int.Parse(m.Groups["failed"].Value);
-            Passed += int.Parse(m.Groups["passed"].Value);
-            Skipped += int.Parse(m.Groups["skipped"].Value);
+            if (SummaryLine().Match(line) is { Success: true } m)
+            {
+                Assemblies++;
+                Failed += int.Parse(m.Groups["failed"].Value);
+                Passed += int.Parse(m.Groups["passed"].Value);
+                Skipped += int.Parse(m.Groups["skipped"].Value);
+                _inBlock = false;
+            }
+            else if (TotalLine().IsMatch(line))
+            {
+                Assemblies++;
+                _inBlock = true;
+            }
+            else if (_inBlock && CountLine().Match(line) is { Success: true } c)
+            {
+                int n = int.Parse(c.Groups["n"].Value);
+                switch (c.Groups["kind"].Value)
+                {
+                    case "Passed": Passed += n; break;
+                    case "Failed": Failed += n; break;
+                    default: Skipped += n; break;
+                }
+            }
+            else if (_inBlock && !string.IsNullOrWhiteSpace(line) && !line.StartsWith(' '))
+            {
+                _inBlock = false;
+            }
         }
     }
 
     [GeneratedRegex(@"^\s*(Passed|Failed)!\s+-\s+Failed:\s+(?<failed>\d+),\s+Passed:\s+(?<passed>\d+),\s+Skipped:\s+(?<skipped>\d+),")]
     private static partial Regex SummaryLine();
+
+    [GeneratedRegex(@"^Total tests:\s+\d+\s*$")]
+    private static partial Regex TotalLine();
+
+    [GeneratedRegex(@"^\s+(?<kind>Passed|Failed|Skipped):\s+(?<n>\d+)\s*$")]
+    private static partial Regex CountLine();
 }
