@@ -179,3 +179,22 @@ public sealed class PolicyTests
         Assert.Contains("cannot read the policy file", e.Message);
     }
 }
+
+public sealed class PolicyExampleTests
+{
+    [Fact]
+    public void The_shipped_example_policy_parses_and_means_what_its_comments_say()
+    {
+        string root = AppContext.BaseDirectory;
+        while (!File.Exists(Path.Combine(root, "MIS.sln")))
+            root = Path.GetDirectoryName(root) ?? throw new InvalidOperationException("MIS.sln not found above the test binary");
+        var policy = PolicyFile.Load(Path.Combine(root, "config", "policy.example.toml"));
+        Assert.Equal("example", policy.Name);
+        Assert.Equal(Verdict.Deny, policy.Decide(new FileRequest(FileOp.Read, "/srv/task/secret/key.txt", 0, 0), 5));
+        Assert.Equal(Verdict.Allow, policy.Decide(new FileRequest(FileOp.Read, "/srv/task/input/a.csv", 0, 0), 2));
+        Assert.Equal(Verdict.Allow, policy.Decide(new FileRequest(FileOp.Exec, "/usr/bin/python3.11", 0, 0), 3));
+        Assert.Equal(Verdict.Deny, policy.Decide(new FileRequest(FileOp.Exec, "/usr/bin/curl", 0, 0), 3));
+        Assert.Equal(Verdict.Deny, policy.Decide(new FileRequest(FileOp.Read, "/etc/shadow", 0, 0), 5));
+        Assert.Equal(2, policy.NetRules.Count);
+    }
+}
