@@ -14,6 +14,7 @@ internal static class Program
         {
             QuickstartCommand.Create(),
             DoctorCommand.Create(),
+            RunCommand.Create(),
             ConfigCommand.Create(),
             TestCommand.Create(),
         };

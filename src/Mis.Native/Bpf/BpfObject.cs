@@ -68,6 +68,15 @@ public sealed unsafe class BpfObject : IDisposable
             : throw new KeyNotFoundException($"BPF object '{Name}' has no program named '{name}'");
     }
 
+    /// <summary>The map named <paramref name="name"/> (its C variable name).</summary>
+    /// <exception cref="KeyNotFoundException">No such map in the object.</exception>
+    public BpfMap Map(string name)
+    {
+        nint m = Libbpf.ObjectFindMapByName(Handle, name);
+        return m != 0 ? new BpfMap(this, m, name)
+            : throw new KeyNotFoundException($"BPF object '{Name}' has no map named '{name}'");
+    }
+
     /// <summary>Loads only the named programs: every other program of the object is skipped.</summary>
     public void LoadOnly(params string[] programNames)
     {
@@ -125,6 +134,22 @@ public sealed unsafe class BpfProgram
     /// <summary>The program's kernel file descriptor, or a negative number before loading.</summary>
     public int Fd => Libbpf.ProgramFd(_program);
 
+    /// <summary>The kernel's id of the loaded program (what <c>bpftool prog/link show</c> print), 0 before loading.</summary>
+    public uint Id
+    {
+        get
+        {
+            int fd = Fd;
+            if (fd < 0)
+                return 0;
+            // struct bpf_prog_info begins { __u32 type; __u32 id; ... }; the kernel fills only
+            // as much as the caller's length allows.
+            uint* info = stackalloc uint[2];
+            uint length = 8;
+            return Libbpf.ObjGetInfoByFd(fd, info, &length) == 0 ? info[1] : 0;
+        }
+    }
+
     /// <summary>Attaches to the hook named by the section (tracepoints, LSM, fentry, …).</summary>
     /// <exception cref="BpfAttachException">The kernel refused the attachment.</exception>
     public BpfLink Attach()
@@ -153,6 +178,29 @@ public sealed unsafe class BpfProgram
     /// </summary>
     /// <exception cref="BpfLoadException">The kernel refused the test run.</exception>
     public uint TestRun(ReadOnlySpan<byte> context = default)
+    {
+        fixed (byte* ctx = context)
+        {
+            var opts = new BpfTestRunOpts
+            {
+                Size = (nuint)sizeof(BpfTestRunOpts),
+                CtxIn = (nint)ctx,
+                CtxSizeIn = (uint)context.Length,
+            };
+            int rc = Libbpf.ProgTestRunOpts(Fd, &opts);
+            if (rc < 0)
+                throw new BpfLoadException($"BPF_PROG_TEST_RUN of '{Name}' failed", -rc, "");
+            return opts.Retval;
+        }
+    }
+
+    /// <summary>
+    /// Runs a <c>syscall</c> program once with BPF_PROG_TEST_RUN and lets it write results into
+    /// <paramref name="context"/>: for that program type the kernel copies the (possibly
+    /// modified) context back into the caller's input buffer. Returns the program's return value.
+    /// </summary>
+    /// <exception cref="BpfLoadException">The kernel refused the test run.</exception>
+    public uint TestRunInOut(Span<byte> context)
     {
         fixed (byte* ctx = context)
         {

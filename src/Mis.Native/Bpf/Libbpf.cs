@@ -65,6 +65,54 @@ internal static unsafe partial class Libbpf
     [LibraryImport(Library, EntryPoint = "btf__free")]
     internal static partial void BtfFree(nint btf);
 
+    [LibraryImport(Library, EntryPoint = "bpf_map__set_max_entries")]
+    internal static partial int MapSetMaxEntries(nint map, uint maxEntries);
+
+    [LibraryImport(Library, EntryPoint = "bpf_map__name")]
+    internal static partial nint MapName(nint map);
+
+    [LibraryImport(Library, EntryPoint = "bpf_map_update_elem", SetLastError = true)]
+    internal static partial int MapUpdateElem(int fd, void* key, void* value, ulong flags);
+
+    [LibraryImport(Library, EntryPoint = "bpf_map_lookup_elem", SetLastError = true)]
+    internal static partial int MapLookupElem(int fd, void* key, void* value);
+
+    [LibraryImport(Library, EntryPoint = "bpf_map_delete_elem", SetLastError = true)]
+    internal static partial int MapDeleteElem(int fd, void* key);
+
+    [LibraryImport(Library, EntryPoint = "bpf_map_get_next_key", SetLastError = true)]
+    internal static partial int MapGetNextKey(int fd, void* key, void* nextKey);
+
+    [LibraryImport(Library, EntryPoint = "libbpf_num_possible_cpus")]
+    internal static partial int NumPossibleCpus();
+
+    [LibraryImport(Library, EntryPoint = "ring_buffer__new", SetLastError = true)]
+    internal static partial nint RingBufferNew(int mapFd, delegate* unmanaged<nint, nint, nuint, int> sampleCb, nint ctx, nint opts);
+
+    [LibraryImport(Library, EntryPoint = "ring_buffer__poll", SetLastError = true)]
+    internal static partial int RingBufferPoll(nint rb, int timeoutMs);
+
+    [LibraryImport(Library, EntryPoint = "ring_buffer__free")]
+    internal static partial void RingBufferFree(nint rb);
+
+    [LibraryImport(Library, EntryPoint = "bpf_object__btf")]
+    internal static partial nint ObjectBtf(nint obj);
+
+    [LibraryImport(Library, EntryPoint = "btf__find_by_name_kind")]
+    internal static partial int BtfFindByNameKind(nint btf, [MarshalAs(UnmanagedType.LPUTF8Str)] string name, uint kind);
+
+    [LibraryImport(Library, EntryPoint = "btf__type_by_id")]
+    internal static partial nint BtfTypeById(nint btf, uint id);
+
+    [LibraryImport(Library, EntryPoint = "btf__name_by_offset")]
+    internal static partial nint BtfNameByOffset(nint btf, uint offset);
+
+    [LibraryImport(Library, EntryPoint = "btf__resolve_size")]
+    internal static partial long BtfResolveSize(nint btf, uint typeId);
+
+    [LibraryImport(Library, EntryPoint = "bpf_obj_get_info_by_fd", SetLastError = true)]
+    internal static partial int ObjGetInfoByFd(int fd, void* info, uint* infoLength);
+
     [LibraryImport(Library, EntryPoint = "libbpf_major_version")]
     internal static partial uint MajorVersion();
 

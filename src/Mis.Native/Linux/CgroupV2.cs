@@ -46,6 +46,13 @@ public static class CgroupV2
         return null;
     }
 
+    /// <summary>
+    /// The id of the cgroup whose directory is <paramref name="cgroupPath"/>: on cgroup v2 it is
+    /// the directory's inode number, the value <c>bpf_get_current_cgroup_id()</c> returns.
+    /// </summary>
+    /// <exception cref="IOException">The directory cannot be stat'ed.</exception>
+    public static ulong IdOf(string cgroupPath) => Libc.InodeOf(cgroupPath);
+
     // mountinfo escapes space, tab, newline and backslash as \ooo octal.
     private static string UnescapeMountPath(string path)
     {

@@ -1,0 +1,244 @@
+// SPDX-License-Identifier: GPL-2.0
+// The enforcer's programs: the per-syscall hook (slowdown, learning-mode stream, kernel-side
+// kill), the per-cgroup network deny points, the exec backstop, and mis_report, through which
+// user-space deny points reach the same DEFCON state machine (include/mis_defcon.h).
+// Loaded by src/Mis.Enforcer/Kernel/KernelEnforcer.cs.
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
+#include "mis_net.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define MIS_IPPROTO_TCP 6
+#define MIS_IPPROTO_UDP 17
+// bpf_loop's own ceiling; each iteration reads the clock, so this bounds one busy-wait to
+// roughly 100-200 ms whatever the configuration asks.
+#define MIS_SPIN_MAX_LOOPS (1 << 23)
+// A SLOWDOWN_TOTAL event every time a cgroup's total crosses a multiple of this (100 ms):
+// the reward signal stays fresh without one event per slowed syscall.
+#define MIS_SLOWDOWN_REPORT_NS 100000000ULL
+
+struct mis_spin {
+	__u64 until;
+};
+
+static long mis_spin_step(__u64 index, void *ctx)
+{
+	struct mis_spin *spin = ctx;
+
+	return bpf_ktime_get_ns() >= spin->until; // 1 stops the loop
+}
+
+// Hook: every syscall entry of every task on the host (BTF-typed raw tracepoint). Attached
+// only while at least one cgroup is managed. Not sleepable, runs in the task's context with
+// RCU held: may busy-wait (bounded by bpf_loop) and signal the current task, may not block.
+// Unmanaged tasks leave after one helper call that compares cgroup ancestry (no hash lookup).
+SEC("tp_btf/sys_enter")
+int BPF_PROG(mis_sys_enter, struct pt_regs *regs, long id)
+{
+	struct mis_cgroup_state *s;
+	struct mis_actor actor;
+	__u64 cgroup_id, now, wait, spent, total;
+	__u32 level;
+
+	if (bpf_current_task_under_cgroup(&mis_root, 0) != 1)
+		return 0;
+	cgroup_id = bpf_get_current_cgroup_id();
+	s = bpf_map_lookup_elem(&mis_cgroups, &cgroup_id);
+	if (!s)
+		return 0;
+
+	now = bpf_ktime_get_ns();
+	mis_actor_current(&actor);
+	__sync_fetch_and_add(&s->syscalls, 1);
+	mis_decay(s, now, &actor);
+
+	if (mis_must_kill(s)) {
+		// DEFCON 1: user space writes cgroup.kill on the KILL event; this catches every task
+		// of the cgroup at its next syscall even before that, and any task that raced it.
+		mis_kill_current();
+		return 0;
+	}
+
+	level = mis_level(s);
+	if (READ_ONCE(s->flags) & MIS_CG_LEARNING)
+		mis_emit_small(MIS_EV_SYSCALL, now, s, &actor, READ_ONCE(s->violations),
+			       level, level, (__u64)id);
+
+	wait = mis_slowdown_ns(s, level);
+	if (!wait)
+		return 0;
+	struct mis_spin spin = { .until = now + wait };
+
+	bpf_loop(MIS_SPIN_MAX_LOOPS, mis_spin_step, &spin, 0);
+	spent = bpf_ktime_get_ns() - now;
+	total = __sync_fetch_and_add(&s->slowdown_ns_total, spent) + spent;
+	if (total / MIS_SLOWDOWN_REPORT_NS != (total - spent) / MIS_SLOWDOWN_REPORT_NS)
+		mis_emit_small(MIS_EV_SLOWDOWN_TOTAL, now, s, &actor, READ_ONCE(s->violations),
+			       level, level, total);
+	return 0;
+}
+
+// Hook: connect() on an AF_INET socket created in a managed cgroup (attached per managed
+// cgroup, so no other process runs it). Process context, not sleepable; returning 0 makes
+// connect() fail with EPERM. May signal the current task (bpf_send_signal is offered to
+// cgroup socket programs on the kernels MIS targets).
+SEC("cgroup/connect4")
+int mis_connect4(struct bpf_sock_addr *ctx)
+{
+	struct mis_dest d = { .family = MIS_AF_INET };
+	__u32 ip4 = ctx->user_ip4;
+
+	d.protocol = ctx->protocol;
+	d.port = bpf_ntohs((__u16)ctx->user_port);
+	__builtin_memcpy(d.addr, &ip4, 4);
+	return mis_net_decide(&d, MIS_OP_CONNECT);
+}
+
+// Reads an IPv6 destination, folding IPv4-mapped addresses into IPv4 (see mis_net.h).
+static __always_inline void mis_dest_v6(struct bpf_sock_addr *ctx, struct mis_dest *d)
+{
+	__u32 w0 = ctx->user_ip6[0], w1 = ctx->user_ip6[1], w2 = ctx->user_ip6[2], w3 = ctx->user_ip6[3];
+
+	d->protocol = ctx->protocol;
+	d->port = bpf_ntohs((__u16)ctx->user_port);
+	if (w0 == 0 && w1 == 0 && w2 == bpf_htonl(0xffff)) {
+		d->family = MIS_AF_INET;
+		__builtin_memcpy(d->addr, &w3, 4);
+		return;
+	}
+	d->family = MIS_AF_INET6;
+	__builtin_memcpy(d->addr, &w0, 4);
+	__builtin_memcpy(d->addr + 4, &w1, 4);
+	__builtin_memcpy(d->addr + 8, &w2, 4);
+	__builtin_memcpy(d->addr + 12, &w3, 4);
+}
+
+// Hook: connect() on an AF_INET6 socket of a managed cgroup. Same context as connect4.
+SEC("cgroup/connect6")
+int mis_connect6(struct bpf_sock_addr *ctx)
+{
+	struct mis_dest d = {};
+
+	mis_dest_v6(ctx, &d);
+	return mis_net_decide(&d, MIS_OP_CONNECT);
+}
+
+// Hook: sendto()/sendmsg() with a destination on an unconnected UDP (or raw) AF_INET socket of
+// a managed cgroup; connected sockets were decided at connect. Returning 0 fails with EPERM.
+SEC("cgroup/sendmsg4")
+int mis_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	struct mis_dest d = { .family = MIS_AF_INET };
+	__u32 ip4 = ctx->user_ip4;
+
+	d.protocol = ctx->protocol;
+	d.port = bpf_ntohs((__u16)ctx->user_port);
+	__builtin_memcpy(d.addr, &ip4, 4);
+	return mis_net_decide(&d, MIS_OP_SEND);
+}
+
+// Hook: as sendmsg4, for AF_INET6 sockets.
+SEC("cgroup/sendmsg6")
+int mis_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	struct mis_dest d = {};
+
+	mis_dest_v6(ctx, &d);
+	return mis_net_decide(&d, MIS_OP_SEND);
+}
+
+// Hook: after a successful exec, in the new program's task, before it runs a user
+// instruction (global; attached together with sys_enter). Not sleepable. A backstop for path
+// checks decided elsewhere that a racing rename could have fooled: the file that was actually
+// mapped is judged by (dev, inode), and a forbidden one is a violation and a SIGKILL.
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(mis_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
+{
+	struct mis_exec_key key = {};
+	struct mis_cgroup_state *s;
+	struct mis_actor actor;
+	struct mis_event *e;
+	struct inode *inode;
+	__u64 cgroup_id;
+
+	if (bpf_current_task_under_cgroup(&mis_root, 0) != 1)
+		return 0;
+	cgroup_id = bpf_get_current_cgroup_id();
+	s = bpf_map_lookup_elem(&mis_cgroups, &cgroup_id);
+	if (!s)
+		return 0;
+	inode = bprm->file->f_inode;
+	key.dev = inode->i_sb->s_dev;
+	key.ino = inode->i_ino;
+	key.policy_id = s->policy_id;
+	if (!bpf_map_lookup_elem(&mis_exec_deny, &key))
+		return 0;
+
+	mis_actor_current(&actor);
+	e = mis_event_reserve_full();
+	if (e)
+		bpf_probe_read_kernel_str(e->target, sizeof(e->target), bprm->filename);
+	mis_violation(s, bpf_ktime_get_ns(), &actor, MIS_OP_EXEC, e);
+	mis_kill_current();
+	return 0;
+}
+
+// Program: run by user space with BPF_PROG_TEST_RUN, never attached. Sleepable, in the
+// enforcer's own context: "current" is the enforcer, so this program never signals and takes
+// the reported task from the context; user space kills the cgroup when told DEFCON 1.
+SEC("syscall")
+int mis_report(struct mis_report_ctx *ctx)
+{
+	__u64 cgroup_id = ctx->cgroup_id;
+	struct mis_cgroup_state *s = bpf_map_lookup_elem(&mis_cgroups, &cgroup_id);
+	struct mis_actor actor = {};
+	struct mis_outcome out;
+	struct mis_event *e;
+	__u64 now = ctx->now_ns ? ctx->now_ns : bpf_ktime_get_ns();
+
+	if (!s) {
+		ctx->result = MIS_RESULT_NO_CGROUP;
+		return 0;
+	}
+	actor.pid = ctx->pid;
+	actor.tid = ctx->tid;
+	__builtin_memcpy(actor.comm, ctx->comm, sizeof(actor.comm));
+	actor.comm[sizeof(actor.comm) - 1] = 0;
+
+	mis_decay(s, now, &actor);
+	ctx->defcon_before = mis_level(s);
+	ctx->result = MIS_RESULT_OK;
+	switch (ctx->command) {
+	case MIS_CMD_QUERY:
+		break;
+	case MIS_CMD_VIOLATION:
+		e = mis_event_reserve_full();
+		if (e) {
+			__builtin_memcpy(e->target, ctx->target, sizeof(e->target));
+			e->target[sizeof(e->target) - 1] = 0;
+		}
+		out = mis_violation(s, now, &actor, ctx->op, e);
+		ctx->defcon_before = out.before;
+		break;
+	case MIS_CMD_SET_LEARNING:
+		if (ctx->arg)
+			__sync_fetch_and_or(&s->flags, (__u64)MIS_CG_LEARNING);
+		else
+			__sync_fetch_and_and(&s->flags, ~(__u64)MIS_CG_LEARNING);
+		break;
+	default:
+		ctx->result = MIS_RESULT_BAD_COMMAND;
+		break;
+	}
+	ctx->violations = READ_ONCE(s->violations);
+	ctx->defcon_after = mis_level(s);
+	ctx->learning_violations = READ_ONCE(s->learning_violations);
+	ctx->slowdown_ns_total = READ_ONCE(s->slowdown_ns_total);
+	ctx->syscalls = READ_ONCE(s->syscalls);
+	ctx->flags = READ_ONCE(s->flags);
+	ctx->policy_id = s->policy_id;
+	return 0;
+}

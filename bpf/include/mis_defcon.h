@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The DEFCON state machine: the one implementation every deny point calls (the cgroup socket
+ * hooks, the exec backstop, and the mis_report program through which user-space deny points
+ * report). Its C# twin is src/Mis.Enforcer/Defcon/DefconStateMachine.cs; a differential test
+ * holds the two to identical trajectories.
+ *
+ * Concurrency without locks (tracing programs historically cannot take bpf_spin_lock, and a
+ * lock on every syscall of a managed cgroup would serialise its CPUs):
+ * - The level is never stored: it is a pure function of the violation count and the cgroup's
+ *   thresholds, so every CPU derives the same level from the same count.
+ * - A violation is one __sync_fetch_and_add. Each CPU sees a distinct old value, so exactly one
+ *   CPU's increment crosses each threshold, and that CPU emits the transition (and the kill).
+ * - Decay is lazy (applied on the next syscall, violation, or query, so it needs no timer) and
+ *   claimed by a compare-and-swap of the decay anchor: of several CPUs noticing the same elapsed
+ *   intervals, only the one whose CAS succeeds subtracts, with a bounded CAS loop on the count.
+ *   A violation moves the anchor to "now", which makes a concurrent decay's CAS fail: the
+ *   interval was not violation-free after all.
+ */
+#ifndef MIS_DEFCON_H
+#define MIS_DEFCON_H
+
+#include "mis_events.h"
+
+#define MIS_DECAY_CAS_TRIES 8
+
+/* DEFCON level for a violation count: 5 minus the number of thresholds reached. */
+static __always_inline __u32 mis_level_for(const struct mis_defcon_config *c, __u64 violations)
+{
+	__u32 level = MIS_DEFCON_NORMAL;
+
+	for (int i = 0; i < MIS_DEFCON_THRESHOLDS; i++)
+		if (violations >= c->thresholds[i])
+			level--;
+	return level < MIS_DEFCON_MIN ? MIS_DEFCON_MIN : level;
+}
+
+static __always_inline __u32 mis_level(const struct mis_cgroup_state *s)
+{
+	return mis_level_for(&s->config, READ_ONCE(s->violations));
+}
+
+/* Busy-wait per syscall at a level: none at 5, the configured one at 4/3/2, level 2's at 1
+ * (which only lasts until the kill, or for good when kill_at_level_1 is off). */
+static __always_inline __u64 mis_slowdown_ns(const struct mis_cgroup_state *s, __u32 level)
+{
+	if (level >= MIS_DEFCON_NORMAL)
+		return 0;
+	if (level == 4)
+		return s->config.slowdown_ns[0];
+	if (level == 3)
+		return s->config.slowdown_ns[1];
+	return s->config.slowdown_ns[2];
+}
+
+/*
+ * Forgives decay_amount violations for every full decay_interval since the anchor. A killed
+ * cgroup does not decay: DEFCON 1 is final. Emits a DEFCON event when the level rises.
+ */
+static __always_inline void mis_decay(struct mis_cgroup_state *s, __u64 now, const struct mis_actor *a)
+{
+	__u64 interval = s->config.decay_interval_ns;
+	__u64 anchor, steps, amount, ceil, v, nv;
+
+	if (!interval || (READ_ONCE(s->flags) & MIS_CG_KILLED))
+		return;
+	anchor = READ_ONCE(s->decay_anchor_ns);
+	/* now < anchor happens when a caller supplies its own clock (mis_report's now_ns). */
+	if (now <= anchor || now - anchor < interval)
+		return;
+	steps = (now - anchor) / interval;
+	if (__sync_val_compare_and_swap(&s->decay_anchor_ns, anchor, anchor + steps * interval) != anchor)
+		return; /* another CPU claimed these intervals, or a violation just arrived */
+	amount = s->config.decay_amount;
+	if (!amount)
+		return;
+
+	for (int i = 0; i < MIS_DECAY_CAS_TRIES; i++) {
+		v = READ_ONCE(s->violations);
+		if (!v)
+			return;
+		/* v - steps * amount, floored at 0, without ever overflowing the product:
+		 * steps < ceil(v / amount) implies steps * amount < v. */
+		ceil = v / amount + (v % amount ? 1 : 0);
+		nv = steps >= ceil ? 0 : v - steps * amount;
+		if (__sync_val_compare_and_swap(&s->violations, v, nv) == v) {
+			__u32 before = mis_level_for(&s->config, v);
+			__u32 after = mis_level_for(&s->config, nv);
+
+			if (before != after)
+				mis_emit_small(MIS_EV_DEFCON, now, s, a, nv, before, after, 0);
+			return;
+		}
+	}
+	/* Lost the count to MIS_DECAY_CAS_TRIES concurrent violations in a row: those violations
+	 * are fresher evidence than the decay, so dropping it is the right call. */
+}
+
+struct mis_outcome {
+	__u64 violations;
+	__u32 before;
+	__u32 after;
+};
+
+/*
+ * Counts one violation for the cgroup (decay applied first) and emits, in this order: the
+ * violation record `e` (reserved and target-filled by the caller; may be NULL when the ring
+ * buffer is full, the drop is already counted), a DEFCON record if a threshold was crossed,
+ * and a KILL record if DEFCON 1 was entered with kill_at_level_1. In learning mode the
+ * violation is recorded (and counted in learning_violations) but does not escalate.
+ * The caller still decides what to do to the task (deny, SIGKILL where the helper exists).
+ */
+static __always_inline struct mis_outcome mis_violation(struct mis_cgroup_state *s, __u64 now,
+							const struct mis_actor *a, __u32 op,
+							struct mis_event *e)
+{
+	struct mis_outcome out;
+	__u64 old;
+
+	mis_decay(s, now, a);
+	if (READ_ONCE(s->flags) & MIS_CG_LEARNING) {
+		__sync_fetch_and_add(&s->learning_violations, 1);
+		out.violations = READ_ONCE(s->violations);
+		out.before = out.after = mis_level_for(&s->config, out.violations);
+	} else {
+		WRITE_ONCE(s->decay_anchor_ns, now);
+		WRITE_ONCE(s->last_violation_ns, now);
+		old = __sync_fetch_and_add(&s->violations, 1);
+		out.violations = old + 1;
+		out.before = mis_level_for(&s->config, old);
+		out.after = mis_level_for(&s->config, old + 1);
+		if (out.after == MIS_DEFCON_MIN && out.before != MIS_DEFCON_MIN && s->config.kill_at_level_1)
+			__sync_fetch_and_or(&s->flags, (__u64)MIS_CG_KILLED);
+	}
+
+	if (e) {
+		mis_event_fill(e, MIS_EV_VIOLATION, now, s, a, out.violations, out.before, out.after);
+		e->op = op;
+		e->decision = MIS_DECISION_DENY;
+		bpf_ringbuf_submit(e, 0);
+	}
+	if (out.before != out.after) {
+		mis_emit_small(MIS_EV_DEFCON, now, s, a, out.violations, out.before, out.after, 0);
+		if (out.after == MIS_DEFCON_MIN && s->config.kill_at_level_1)
+			mis_emit_small(MIS_EV_KILL, now, s, a, out.violations, out.before, out.after, 0);
+	}
+	return out;
+}
+
+/* Whether the cgroup's tasks must die: DEFCON 1 entered with kill_at_level_1. */
+static __always_inline bool mis_must_kill(const struct mis_cgroup_state *s)
+{
+	return READ_ONCE(s->flags) & MIS_CG_KILLED;
+}
+
+#define MIS_SIGKILL 9
+
+/* SIGKILL to the current task's process. Only from hooks running in a managed task's
+ * context (never from mis_report, where "current" is the enforcer). */
+static __always_inline void mis_kill_current(void)
+{
+	bpf_send_signal(MIS_SIGKILL);
+	mis_stat_inc(MIS_STAT_KILL_SIGNALS);
+}
+
+#endif /* MIS_DEFCON_H */

@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The enforcer's maps. Included by exactly one .bpf.c (enforcer.bpf.c): every program that
+ * shares state must live in the same object, so they see the same maps.
+ */
+#ifndef MIS_MAPS_H
+#define MIS_MAPS_H
+
+#include "mis_shared.h"
+
+/* Plain loads and stores of fields other CPUs change concurrently, never torn or cached. */
+#ifndef READ_ONCE
+#define READ_ONCE(x) (*(const volatile typeof(x) *)&(x))
+#endif
+#ifndef WRITE_ONCE
+#define WRITE_ONCE(x, v) (*(volatile typeof(x) *)&(x) = (v))
+#endif
+
+#define MIS_MAX_CGROUPS 4096
+#define MIS_MAX_NET_RULES 16384
+#define MIS_MAX_EXEC_DENY 16384
+
+/* Managed cgroups: cgroup id -> state. Only user space inserts and deletes (the hooks only look
+ * up and update fields in place), so nothing allocates in a hook. Not preallocated on purpose: a
+ * deleted element is freed after an RCU grace period, so a hook still holding it while the
+ * cgroup is unmanaged writes to memory no other cgroup can have been given yet. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MIS_MAX_CGROUPS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u64);
+	__type(value, struct mis_cgroup_state);
+} mis_cgroups SEC(".maps");
+
+/* Slot 0 holds MIS's own cgroup ("<cgroup2 mount>/mis"). Every managed cgroup lives below
+ * it, so bpf_current_task_under_cgroup() is a first filter that rejects unmanaged tasks
+ * with a pointer comparison instead of a hash lookup. */
+struct {
+	__uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} mis_root SEC(".maps");
+
+/* Events for user space; the size is set by the loader before load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20);
+} mis_events SEC(".maps");
+
+/* enum mis_stat counters, per CPU so counting never contends. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MIS_STAT_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} mis_stats SEC(".maps");
+
+/* Network rules (see struct mis_net_key). LPM tries must not be preallocated. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, MIS_MAX_NET_RULES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct mis_net_key);
+	__type(value, struct mis_net_value);
+} mis_net_rules SEC(".maps");
+
+/* Exec backstop set: (dev, inode, policy) -> rule id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MIS_MAX_EXEC_DENY);
+	__type(key, struct mis_exec_key);
+	__type(value, __u32);
+} mis_exec_deny SEC(".maps");
+
+/* Puts the contract types that are no map's key or value into the object's BTF, so the layout
+ * test can find them by name and compare them with the C# mirrors. Never read. */
+struct mis_event *mis_btf_event __attribute__((unused));
+struct mis_report_ctx *mis_btf_report_ctx __attribute__((unused));
+enum mis_op *mis_btf_op __attribute__((unused));
+enum mis_decision *mis_btf_decision __attribute__((unused));
+enum mis_cgroup_flags *mis_btf_cgroup_flags __attribute__((unused));
+enum mis_event_type *mis_btf_event_type __attribute__((unused));
+enum mis_command *mis_btf_command __attribute__((unused));
+enum mis_result *mis_btf_result __attribute__((unused));
+enum mis_stat *mis_btf_stat __attribute__((unused));
+
+#endif /* MIS_MAPS_H */

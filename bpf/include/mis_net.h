@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Network decisions for the cgroup socket hooks (connect4/6, sendmsg4/6).
+ *
+ * Order: an explicit rule decides (allow, deny, or trace = allow and report). Without a rule,
+ * the operation is allowed above the cgroup's net_lockdown_level (default 3) and denied at or
+ * below it. Loopback counts as outbound: a workload reaching 127.0.0.1 reaches the host's
+ * services (databases, container daemons, MIS's own control plane), which is exactly what a
+ * locked-down workload must not do; allow it with an explicit rule where wanted.
+ * IPv4-mapped IPv6 destinations (::ffff:a.b.c.d) are matched as the IPv4 address, so a
+ * dual-stack socket cannot dodge an IPv4 rule.
+ */
+#ifndef MIS_NET_H
+#define MIS_NET_H
+
+#include "mis_defcon.h"
+
+/* The destination of a connect/sendmsg, normalised for rule lookups. */
+struct mis_dest {
+	__u8 family;   /* MIS_AF_* */
+	__u8 protocol; /* IPPROTO_* from the socket */
+	__u16 port;    /* host order */
+	__u8 addr[16];
+};
+
+static const char mis_fmt_v4[] = "%pI4:%u";
+static const char mis_fmt_v6[] = "[%pI6]:%u";
+
+static __always_inline const struct mis_net_value *
+mis_net_lookup_one(__u32 policy_id, const struct mis_dest *d, __u8 protocol, __u16 port)
+{
+	struct mis_net_key key = {
+		.prefixlen = MIS_NET_FIXED_PREFIX + 128,
+		.policy_id = policy_id,
+		.family = d->family,
+		.protocol = protocol,
+		.port = port,
+	};
+
+	__builtin_memcpy(key.addr, d->addr, sizeof(key.addr));
+	return bpf_map_lookup_elem(&mis_net_rules, &key);
+}
+
+/* The most specific rule: exact protocol and port first, wildcards last. NULL: no rule. */
+static __always_inline const struct mis_net_value *mis_net_lookup(__u32 policy_id, const struct mis_dest *d)
+{
+	const struct mis_net_value *v;
+
+	v = mis_net_lookup_one(policy_id, d, d->protocol, d->port);
+	if (!v)
+		v = mis_net_lookup_one(policy_id, d, d->protocol, 0);
+	if (!v)
+		v = mis_net_lookup_one(policy_id, d, 0, d->port);
+	if (!v)
+		v = mis_net_lookup_one(policy_id, d, 0, 0);
+	return v;
+}
+
+static __always_inline void mis_net_format(char *target, const struct mis_dest *d)
+{
+	__u64 args[2] = { (__u64)(unsigned long)d->addr, d->port };
+
+	if (d->family == MIS_AF_INET)
+		bpf_snprintf(target, 256, mis_fmt_v4, args, sizeof(args));
+	else
+		bpf_snprintf(target, 256, mis_fmt_v6, args, sizeof(args));
+}
+
+/*
+ * Decides one outbound operation of the current task. Returns 1 to allow, 0 to deny (the
+ * syscall fails with EPERM). Tasks of unmanaged cgroups are allowed untouched (the hook is
+ * attached only to managed cgroups; this covers a cgroup being unmanaged right now).
+ */
+static __always_inline int mis_net_decide(const struct mis_dest *d, __u32 op)
+{
+	__u64 cgroup_id = bpf_get_current_cgroup_id();
+	struct mis_cgroup_state *s = bpf_map_lookup_elem(&mis_cgroups, &cgroup_id);
+	const struct mis_net_value *rule;
+	struct mis_actor actor;
+	struct mis_event *e;
+	__u32 action, level, lockdown;
+	__u64 now;
+
+	if (!s)
+		return 1;
+	now = bpf_ktime_get_ns();
+	mis_actor_current(&actor);
+	mis_decay(s, now, &actor);
+
+	rule = mis_net_lookup(s->policy_id, d);
+	action = rule ? rule->action : MIS_DECISION_ALLOW;
+	if (!rule) {
+		level = mis_level(s);
+		lockdown = s->config.net_lockdown_level;
+		if (level <= lockdown)
+			action = MIS_DECISION_DENY;
+	}
+
+	if (action == MIS_DECISION_TRACE) {
+		e = mis_event_reserve_full();
+		if (e) {
+			__u64 v = READ_ONCE(s->violations);
+
+			level = mis_level_for(&s->config, v);
+			mis_event_fill(e, MIS_EV_TRACE, now, s, &actor, v, level, level);
+			e->op = op;
+			e->decision = MIS_DECISION_TRACE;
+			mis_net_format(e->target, d);
+			bpf_ringbuf_submit(e, 0);
+		}
+		return 1;
+	}
+	if (action != MIS_DECISION_DENY)
+		return 1;
+
+	e = mis_event_reserve_full();
+	if (e)
+		mis_net_format(e->target, d);
+	mis_violation(s, now, &actor, op, e);
+	/* DEFCON 1: this task dies now; user space kills the rest of the cgroup on the KILL event,
+	 * and sys_enter catches any task at its next syscall before that. */
+	if (mis_must_kill(s))
+		mis_kill_current();
+	return 0;
+}
+
+#endif /* MIS_NET_H */

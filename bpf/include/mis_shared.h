@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The contract between MIS's BPF programs and user space: the single definition of every struct
+ * and constant that crosses the kernel boundary. Fixed-width types only, no pointers, explicit
+ * padding, every struct a multiple of 8 bytes, so the C# mirrors in src/Mis.Enforcer/Kernel/
+ * ([StructLayout(LayoutKind.Sequential)]) get the same layout without packing tricks.
+ * KernelStructLayoutTests compares each struct's size and field offsets, read from the compiled
+ * object's BTF, with the mirrors: change a struct here and that test names the drifted field.
+ */
+#ifndef MIS_SHARED_H
+#define MIS_SHARED_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h> /* user-space C consumers; BPF code gets the types from vmlinux.h */
+#endif
+
+/* DEFCON levels: 5 is normal, 1 the most severe (the cgroup is killed when kill_at_level_1). */
+#define MIS_DEFCON_NORMAL     5
+#define MIS_DEFCON_MIN        1
+#define MIS_DEFCON_THRESHOLDS 4 /* violation counts entering DEFCON 4, 3, 2, 1 */
+#define MIS_DEFCON_SLOWDOWNS  3 /* per-syscall delay at DEFCON 4, 3, 2 (level 1 uses the level-2 one) */
+
+/* What a violation was about; mirrors ViolationOp in src/Mis.Enforcer/Policy/Contracts.cs. */
+enum mis_op {
+	MIS_OP_NONE = 0,
+	MIS_OP_FILE_READ = 1,
+	MIS_OP_FILE_WRITE = 2,
+	MIS_OP_EXEC = 3,
+	MIS_OP_CONNECT = 4,
+	MIS_OP_SEND = 5,
+	MIS_OP_ESCAPE_SYSCALL = 6,
+};
+
+/* A rule's or a hook's answer; the numbers are the seed's AddRule actions (Verdict in C#). */
+enum mis_decision {
+	MIS_DECISION_ALLOW = 0,
+	MIS_DECISION_DENY = 1,
+	MIS_DECISION_TRACE = 2,
+};
+
+/* mis_cgroup_state.flags and mis_event.flags. */
+enum mis_cgroup_flags {
+	MIS_CG_LEARNING = 1 << 0, /* violations are reported but do not escalate */
+	MIS_CG_KILLED = 1 << 1,   /* DEFCON 1 reached with kill_at_level_1: the cgroup is being killed */
+};
+
+/* mis_event.type */
+enum mis_event_type {
+	MIS_EV_VIOLATION = 1,        /* a denied operation (op, target, decision, violations after it) */
+	MIS_EV_DEFCON = 2,           /* level change: prev_defcon -> defcon (escalation or decay) */
+	MIS_EV_KILL = 3,             /* DEFCON 1 reached: user space writes cgroup.kill */
+	MIS_EV_SYSCALL = 4,          /* learning-mode syscall stream: value = syscall number */
+	MIS_EV_SLOWDOWN_TOTAL = 5,   /* value = slowdown_ns_total, every MIS_SLOWDOWN_REPORT_NS of it */
+	MIS_EV_TRACE = 6,            /* an operation a trace rule let through (op, target) */
+};
+
+/*
+ * Per-cgroup DEFCON configuration, copied into each cgroup's state so different cgroups can run
+ * different configurations. thresholds must be strictly increasing and at least 1.
+ */
+struct mis_defcon_config {
+	__u64 thresholds[MIS_DEFCON_THRESHOLDS]; /* violations entering DEFCON 4, 3, 2, 1 */
+	__u64 slowdown_ns[MIS_DEFCON_SLOWDOWNS]; /* busy-wait per syscall at DEFCON 4, 3, 2 */
+	__u64 decay_interval_ns;                 /* 0 = no decay */
+	__u64 decay_amount;                      /* violations forgiven per full interval */
+	__u32 kill_at_level_1;                   /* 1: DEFCON 1 kills the cgroup */
+	__u32 net_lockdown_level;                /* at or below this level, unlisted network is denied; 0 = never */
+};
+
+/*
+ * Per-cgroup state, value of the mis_cgroups hash (key: cgroup id = inode of the cgroup
+ * directory). Counters change only through atomics in the kernel; user space creates the entry
+ * and then only reads it or changes it through the mis_report program, never by overwriting it.
+ */
+struct mis_cgroup_state {
+	__u64 cgroup_id;
+	__u64 violations;          /* counted violations, decay applied; the level derives from it */
+	__u64 learning_violations; /* denials seen in learning mode (not counted) */
+	__u64 slowdown_ns_total;   /* busy-wait actually spent in this cgroup's syscalls */
+	__u64 syscalls;            /* syscalls entered by the cgroup's tasks while sys_enter was attached */
+	__u64 last_violation_ns;   /* ktime of the last counted violation, 0 if none */
+	__u64 decay_anchor_ns;     /* last counted violation or last decay step: decay measures from here */
+	__u64 flags;               /* MIS_CG_*; 64-bit because BPF's atomic or/and need 64 bits before -mcpu=v3 */
+	__u32 policy_id;           /* selects the network and exec rules */
+	__u32 pad;
+	struct mis_defcon_config config;
+};
+
+/*
+ * One ring-buffer record. Only MIS_EV_VIOLATION and MIS_EV_TRACE records carry a target and are
+ * sizeof(struct mis_event) bytes long; every other type is MIS_EVENT_HEADER_SIZE bytes (the
+ * learning-mode stream is one record per syscall, so it stays small).
+ */
+struct mis_event {
+	__u64 timestamp_ns; /* bpf_ktime_get_ns (CLOCK_MONOTONIC) */
+	__u64 cgroup_id;
+	__u64 violations;   /* the cgroup's counted violations after this event */
+	__u64 value;        /* syscall number (SYSCALL), slowdown_ns_total (SLOWDOWN_TOTAL), 0 otherwise */
+	__u32 type;         /* MIS_EV_* */
+	__u32 pid;          /* tgid of the task, 0 when not known */
+	__u32 tid;
+	__u32 op;           /* MIS_OP_* */
+	__u32 decision;     /* MIS_DECISION_* */
+	__u32 defcon;       /* level after the event */
+	__u32 prev_defcon;  /* level before the event */
+	__u32 flags;        /* the cgroup's MIS_CG_* at the time */
+	char comm[16];
+	char target[256];   /* path, or "addr:port" ("[v6]:port") for network operations */
+};
+
+#define MIS_EVENT_HEADER_SIZE 80 /* offsetof(struct mis_event, target) */
+
+/* mis_report_ctx.command */
+enum mis_command {
+	MIS_CMD_QUERY = 0,        /* apply decay, return the state */
+	MIS_CMD_VIOLATION = 1,    /* count one violation of type op, then return the state */
+	MIS_CMD_SET_LEARNING = 2, /* arg = 1 enables learning mode, 0 disables it */
+};
+
+/* mis_report_ctx.result */
+enum mis_result {
+	MIS_RESULT_OK = 0,
+	MIS_RESULT_NO_CGROUP = 1, /* the cgroup is not managed */
+	MIS_RESULT_BAD_COMMAND = 2,
+};
+
+/*
+ * Context of the mis_report `syscall` program, run by user space with BPF_PROG_TEST_RUN. The
+ * kernel copies the context back into the caller's buffer after the run (syscall programs
+ * have no separate ctx_out), so the "out" fields are read from the same buffer.
+ */
+struct mis_report_ctx {
+	__u64 cgroup_id;           /* in */
+	__u64 now_ns;              /* in: the clock for this call; 0 = bpf_ktime_get_ns() */
+	__u32 command;             /* in: MIS_CMD_* */
+	__u32 op;                  /* in: MIS_OP_* (MIS_CMD_VIOLATION) */
+	__u32 pid;                 /* in */
+	__u32 tid;                 /* in */
+	__u32 arg;                 /* in: command argument */
+	__u32 result;              /* out: MIS_RESULT_* */
+	__u64 violations;          /* out */
+	__u64 learning_violations; /* out */
+	__u64 slowdown_ns_total;   /* out */
+	__u64 syscalls;            /* out */
+	__u32 defcon_before;       /* out: level before the command (decay applied) */
+	__u32 defcon_after;        /* out */
+	__u32 flags;               /* out: MIS_CG_* */
+	__u32 policy_id;           /* out */
+	char comm[16];             /* in: the reporting task's comm, for the event */
+	char target[256];          /* in: path or "addr:port", for the event */
+};
+
+/*
+ * Network rules: an LPM trie keyed by everything below. The prefix always covers policy_id,
+ * family, protocol and port (64 bits) and then addr_prefix bits of the address, so
+ * prefixlen = MIS_NET_FIXED_PREFIX + addr_prefix. protocol 0 and port 0 are wildcards: the
+ * hook looks up (protocol, port), (protocol, any), (any, port), (any, any) in that order and
+ * the first hit wins; within one lookup the longest address prefix wins.
+ */
+#define MIS_NET_FIXED_PREFIX 64
+#define MIS_AF_INET  2  /* AF_INET; IPv4-mapped IPv6 addresses are matched as IPv4 */
+#define MIS_AF_INET6 10 /* AF_INET6 */
+
+struct mis_net_key {
+	__u32 prefixlen;
+	__u32 policy_id;
+	__u8 family;    /* MIS_AF_* */
+	__u8 protocol;  /* IPPROTO_TCP (6), IPPROTO_UDP (17), 0 = any */
+	__u16 port;     /* host byte order, 0 = any */
+	__u8 addr[16];  /* network byte order; IPv4 in the first 4 bytes */
+};
+
+struct mis_net_value {
+	__u32 action;   /* MIS_DECISION_* */
+	__u32 rule_id;  /* user space's identifier, for audit */
+};
+
+/*
+ * Exec backstop: (dev, inode) of files a policy forbids executing, checked after the exec
+ * committed (tp_btf/sched_process_exec) in case a path check upstream raced. dev is the kernel's
+ * internal encoding (MAJOR << 20 | MINOR), not stat's st_dev.
+ */
+struct mis_exec_key {
+	__u64 dev;
+	__u64 ino;
+	__u32 policy_id;
+	__u32 pad; /* must be 0 */
+};
+
+/* Per-CPU counters (mis_stats array index). */
+enum mis_stat {
+	MIS_STAT_RINGBUF_DROPS = 0, /* events lost because the ring buffer was full */
+	MIS_STAT_KILL_SIGNALS = 1,  /* SIGKILLs sent from the kernel */
+	MIS_STAT_COUNT = 4,
+};
+
+#endif /* MIS_SHARED_H */

@@ -1,0 +1,156 @@
+/*
+ * The workload's seccomp program (classic BPF, evaluated on every syscall of the workload and
+ * all its descendants, inherited across fork and exec, irremovable).
+ *
+ *   - foreign architectures (i386 via int 0x80) are killed, x32 syscalls fail with ENOSYS:
+ *     the syscall numbers below are only meaningful for the x86-64 ABI;
+ *   - opens, execs, the escape class and cross-process operations go to the enforcer's
+ *     supervisor (SECCOMP_RET_USER_NOTIF), which decides them on what the kernel would act on;
+ *   - clone3 fails with ENOSYS: its arguments live in user memory that a filter cannot read,
+ *     so CLONE_INTO_CGROUP and namespace flags could not be checked (glibc falls back to clone);
+ *   - clone with any CLONE_NEW* flag fails with EPERM (flags are a register, so checkable here);
+ *   - everything else is allowed.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/sched.h>
+#include <linux/seccomp.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+
+#include "launch.h"
+
+#ifndef __X32_SYSCALL_BIT
+#define __X32_SYSCALL_BIT 0x40000000
+#endif
+#ifndef F_SETOWN_EX
+#define F_SETOWN_EX 15
+#endif
+
+#define NR_OFF offsetof(struct seccomp_data, nr)
+#define ARCH_OFF offsetof(struct seccomp_data, arch)
+/* Low 32 bits of argument i (x86-64 is little-endian); every argument checked here is an int. */
+#define ARG_LO(i) (offsetof(struct seccomp_data, args) + 8 * (i))
+
+/* All CLONE_NEW* flags valid for clone(2) (CLONE_NEWTIME shares the exit-signal byte there). */
+#define CLONE_NEW_ANY (CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | \
+                       CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET)
+
+/* Decided by the supervisor: files, exec, the escape class and signals. */
+static const int notified[] = {
+    SYS_open, SYS_openat, SYS_openat2, SYS_creat, SYS_execve, SYS_execveat,
+    SYS_ptrace, SYS_mount, SYS_umount2, SYS_pivot_root, SYS_chroot, SYS_bpf,
+    SYS_perf_event_open, SYS_io_uring_setup, SYS_io_uring_enter, SYS_io_uring_register,
+    SYS_kexec_load, SYS_kexec_file_load, SYS_init_module, SYS_finit_module,
+    SYS_delete_module, SYS_unshare, SYS_setns, SYS_process_vm_readv, SYS_process_vm_writev,
+    SYS_open_by_handle_at, SYS_name_to_handle_at,
+    /* opens a library by path, bypassing open(2) (deprecated; ENOSYS on most kernels) */
+    SYS_uselib,
+    /* the new mount API reaches the same places as mount(2) */
+    SYS_fsopen, SYS_fsconfig, SYS_fsmount, SYS_fspick, SYS_move_mount, SYS_open_tree,
+    SYS_mount_setattr,
+    SYS_kill, SYS_tkill, SYS_tgkill, SYS_rt_sigqueueinfo, SYS_rt_tgsigqueueinfo,
+    SYS_pidfd_open, SYS_pidfd_send_signal, SYS_pidfd_getfd,
+};
+
+/* Act on another process when the pid argument (arg 0) is not 0 (= the caller itself):
+ * a uid-0 workload without capabilities may still do these to any uid-0 process. */
+static const int pid_arg0[] = {
+    SYS_prlimit64, SYS_sched_setaffinity, SYS_sched_setscheduler, SYS_sched_setparam,
+    SYS_sched_setattr,
+};
+
+struct builder {
+    struct sock_filter *out;
+    size_t cap, len;
+};
+
+static void emit(struct builder *b, struct sock_filter insn)
+{
+    if (b->len >= b->cap)
+        mis_die("internal error: seccomp program longer than %zu instructions", b->cap);
+    b->out[b->len++] = insn;
+}
+
+#define STMT(code, k) ((struct sock_filter)BPF_STMT(code, k))
+#define JUMP(code, k, jt, jf) ((struct sock_filter)BPF_JUMP(code, k, jt, jf))
+#define RET(k) STMT(BPF_RET | BPF_K, k)
+#define LOAD(off) STMT(BPF_LD | BPF_W | BPF_ABS, off)
+/* "if A == k fall through, else skip `skip` instructions" */
+#define UNLESS_EQ(k, skip) JUMP(BPF_JMP | BPF_JEQ | BPF_K, k, 0, skip)
+
+size_t mis_build_filter(struct sock_filter *out, size_t cap)
+{
+    struct builder b = {out, cap, 0};
+
+    emit(&b, LOAD(ARCH_OFF));
+    emit(&b, UNLESS_EQ(AUDIT_ARCH_X86_64, 1));
+    emit(&b, JUMP(BPF_JMP | BPF_JA, 1, 0, 0));
+    emit(&b, RET(SECCOMP_RET_KILL_PROCESS));
+    emit(&b, LOAD(NR_OFF));
+    emit(&b, JUMP(BPF_JMP | BPF_JGE | BPF_K, __X32_SYSCALL_BIT, 0, 1));
+    emit(&b, RET(SECCOMP_RET_ERRNO | ENOSYS));
+
+    for (size_t i = 0; i < sizeof notified / sizeof notified[0]; i++) {
+        emit(&b, UNLESS_EQ((unsigned)notified[i], 1));
+        emit(&b, RET(SECCOMP_RET_USER_NOTIF));
+    }
+
+    emit(&b, UNLESS_EQ(SYS_clone3, 1));
+    emit(&b, RET(SECCOMP_RET_ERRNO | ENOSYS));
+
+    /* clone: namespace flags -> EPERM. Each block below ends in returns only, so clobbering
+     * the accumulator with an argument needs no reload of the syscall number. */
+    emit(&b, UNLESS_EQ(SYS_clone, 4));
+    emit(&b, LOAD(ARG_LO(0)));
+    emit(&b, JUMP(BPF_JMP | BPF_JSET | BPF_K, CLONE_NEW_ANY, 0, 1));
+    emit(&b, RET(SECCOMP_RET_ERRNO | EPERM));
+    emit(&b, RET(SECCOMP_RET_ALLOW));
+
+    /* fcntl(F_SETOWN/F_SETOWN_EX) makes the kernel signal another process on I/O. */
+    emit(&b, UNLESS_EQ(SYS_fcntl, 5));
+    emit(&b, LOAD(ARG_LO(1)));
+    emit(&b, JUMP(BPF_JMP | BPF_JEQ | BPF_K, F_SETOWN, 2, 0));
+    emit(&b, JUMP(BPF_JMP | BPF_JEQ | BPF_K, F_SETOWN_EX, 1, 0));
+    emit(&b, RET(SECCOMP_RET_ALLOW));
+    emit(&b, RET(SECCOMP_RET_USER_NOTIF));
+
+    /* ioctl(FIOSETOWN/SIOCSPGRP): the same through ioctl. */
+    emit(&b, UNLESS_EQ(SYS_ioctl, 5));
+    emit(&b, LOAD(ARG_LO(1)));
+    emit(&b, JUMP(BPF_JMP | BPF_JEQ | BPF_K, FIOSETOWN, 2, 0));
+    emit(&b, JUMP(BPF_JMP | BPF_JEQ | BPF_K, SIOCSPGRP, 1, 0));
+    emit(&b, RET(SECCOMP_RET_ALLOW));
+    emit(&b, RET(SECCOMP_RET_USER_NOTIF));
+
+    for (size_t i = 0; i < sizeof pid_arg0 / sizeof pid_arg0[0]; i++) {
+        emit(&b, UNLESS_EQ((unsigned)pid_arg0[i], 4));
+        emit(&b, LOAD(ARG_LO(0)));
+        emit(&b, JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 1));
+        emit(&b, RET(SECCOMP_RET_ALLOW));
+        emit(&b, RET(SECCOMP_RET_USER_NOTIF));
+    }
+
+    /* setpriority(which, who) / ioprio_set(which, who, prio): only "this process" is free. */
+    emit(&b, UNLESS_EQ(SYS_setpriority, 6));
+    emit(&b, LOAD(ARG_LO(0)));
+    emit(&b, JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0 /* PRIO_PROCESS */, 0, 3));
+    emit(&b, LOAD(ARG_LO(1)));
+    emit(&b, JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 1));
+    emit(&b, RET(SECCOMP_RET_ALLOW));
+    emit(&b, RET(SECCOMP_RET_USER_NOTIF));
+
+    emit(&b, UNLESS_EQ(SYS_ioprio_set, 6));
+    emit(&b, LOAD(ARG_LO(0)));
+    emit(&b, JUMP(BPF_JMP | BPF_JEQ | BPF_K, 1 /* IOPRIO_WHO_PROCESS */, 0, 3));
+    emit(&b, LOAD(ARG_LO(1)));
+    emit(&b, JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 1));
+    emit(&b, RET(SECCOMP_RET_ALLOW));
+    emit(&b, RET(SECCOMP_RET_USER_NOTIF));
+
+    emit(&b, RET(SECCOMP_RET_ALLOW));
+    return b.len;
+}

@@ -1,0 +1,125 @@
+using System.CommandLine;
+using Microsoft.Win32.SafeHandles;
+using Mis.Enforcer.Configuration;
+using Mis.Enforcer.Confinement;
+using Mis.Enforcer.Kernel;
+using Mis.Enforcer.Policy;
+using Mis.Enforcer.Run;
+using Mis.Native.Bpf;
+
+namespace Mis.Cli.Commands;
+
+/// <summary><c>mis run</c>: one command under real kernel enforcement.</summary>
+internal static class RunCommand
+{
+    /// <summary>Exit status when MIS itself could not run the command (as docker run uses it).</summary>
+    internal const int MisFailed = 125;
+
+    internal static Command Create()
+    {
+        var policy = new Option<FileInfo?>("--policy") { Description = "Policy TOML (see config/policy.example.toml); default: the built-in policy." };
+        var config = ConfigOption.Create();
+        var events = new Option<FileInfo?>("--events") { Description = "Write every enforcement event as a JSON line to this file (schema in README)." };
+        var user = new Option<string?>("--user") { Description = $"Run the command as this unprivileged account (default: {WorkloadIdentity.DefaultUserName})." };
+        var asRoot = new Option<bool>("--as-root") { Description = "Keep uid 0, still without any capability. Weaker: root-owned files stay writable." };
+        var learn = new Option<bool>("--learn") { Description = "Learning mode: violations are denied and recorded but do not escalate DEFCON; the syscall stream is recorded." };
+        var cwd = new Option<DirectoryInfo?>("--cwd") { Description = "Working directory of the command, entered as its user (default: the current directory)." };
+        var env = new Option<string[]>("--env") { Description = "NAME=VALUE to add to the command's minimal environment (repeatable).", AllowMultipleArgumentsPerToken = false };
+        var command = new Argument<string[]>("CMD") { Description = "The command and its arguments, after --.", Arity = ArgumentArity.OneOrMore };
+        var run = new Command("run",
+            "Run CMD in a fresh MIS-managed cgroup under the kernel enforcer: denied operations fail with EPERM and count as " +
+            "violations; at DEFCON 4/3/2 every syscall is slowed, at DEFCON 1 the cgroup is killed. Prints a summary on stderr " +
+            "and exits with CMD's status (137 when MIS killed it, 125 when MIS could not run it). Needs root.")
+        {
+            policy, config, events, user, asRoot, learn, cwd, env, command,
+        };
+        run.SetAction(result =>
+        {
+            var loaded = ConfigOption.Load(result.GetValue(config));
+            if (loaded is null)
+                return MisFailed;
+            if (result.GetValue(user) is not null && result.GetValue(asRoot))
+                return Fail("--user and --as-root exclude each other");
+            WorkloadPolicy workloadPolicy;
+            try
+            {
+                workloadPolicy = result.GetValue(policy) is { } file
+                    ? PolicyFile.Load(file.FullName, loaded.Value.Config.Policy.MaxRuleTtlSecs)
+                    : BuiltinPolicy.Create();
+            }
+            catch (ConfigException e)
+            {
+                return Fail(e.Message);
+            }
+
+            var cmd = result.GetValue(command)!;
+            var request = new RunRequest
+            {
+                Command = cmd,
+                Config = loaded.Value.Config,
+                Policy = workloadPolicy,
+                Learn = result.GetValue(learn),
+                EventsPath = result.GetValue(events)?.FullName,
+                WorkingDirectory = result.GetValue(cwd)?.FullName ?? Environment.CurrentDirectory,
+                Environment = [.. LaunchSpec.DefaultEnvironment.Where(e => !(result.GetValue(env) ?? []).Any(x => SameName(x, e))),
+                               .. result.GetValue(env) ?? []],
+                Stdin = new SafeFileHandle(0, ownsHandle: false),
+                Stdout = new SafeFileHandle(1, ownsHandle: false),
+                Stderr = new SafeFileHandle(2, ownsHandle: false),
+            };
+            try
+            {
+                request = request with
+                {
+                    Identity = result.GetValue(asRoot) ? WorkloadIdentity.Root
+                        : result.GetValue(user) is { } name ? WorkloadIdentity.User(name) : WorkloadIdentity.Default,
+                };
+                using var interrupt = new CancellationTokenSource();
+                using var sigint = System.Runtime.InteropServices.PosixSignalRegistration.Create(
+                    System.Runtime.InteropServices.PosixSignal.SIGINT, ctx => { ctx.Cancel = true; interrupt.Cancel(); });
+                using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(
+                    System.Runtime.InteropServices.PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; interrupt.Cancel(); });
+                var outcome = WorkloadRunner.Run(request, interrupt.Token);
+                Console.Error.Write(Summary(cmd, outcome, request.EventsPath));
+                return outcome.ExitStatus;
+            }
+            catch (Exception e) when (e is KernelUnavailableException or BpfException or WorkloadLaunchException or ArgumentException or InvalidOperationException)
+            {
+                return Fail(e.Message + (e is KernelUnavailableException or BpfException ? " (see ./mis doctor)" : ""));
+            }
+        });
+        return run;
+    }
+
+    private static bool SameName(string a, string b) =>
+        a.IndexOf('=') is int i and > 0 && b.StartsWith(a[..(i + 1)], StringComparison.Ordinal);
+
+    private static int Fail(string message)
+    {
+        Console.Error.WriteLine($"mis run: {message}");
+        return MisFailed;
+    }
+
+    /// <summary>The one-screen summary printed after the command ends.</summary>
+    internal static string Summary(IReadOnlyList<string> command, RunResult r, string? eventsPath)
+    {
+        var w = new StringWriter();
+        w.WriteLine();
+        w.WriteLine($"mis run: {string.Join(' ', command)}");
+        string outcome = r.KilledByMis ? $"killed by MIS at DEFCON 1 (exit status {r.ExitStatus})"
+            : r.Exit.Signal is int s ? $"killed by signal {s} (exit status {r.ExitStatus})"
+            : $"exited with status {r.ExitStatus}";
+        w.WriteLine($"  result      {outcome}");
+        string byOp = r.ViolationsByOperation.Count == 0 ? ""
+            : " (" + string.Join(", ", r.ViolationsByOperation.OrderByDescending(kv => kv.Value).Select(kv => $"{kv.Key} {kv.Value}")) + ")";
+        w.WriteLine($"  violations  {r.Violations}{byOp}");
+        string ladder = r.Transitions.Count == 0 ? $"{r.Defcon} throughout"
+            : "5" + string.Concat(r.Transitions.Select(t => $" -> {t.To} at violation {t.Violations}"));
+        w.WriteLine($"  defcon      {ladder}");
+        w.WriteLine($"  slowdown    {r.Slowdown.TotalMilliseconds:0.###} ms over {r.Syscalls:N0} syscalls");
+        if (eventsPath is not null)
+            w.WriteLine($"  events      {r.EventsWritten} written to {eventsPath}{(r.EventsDropped > 0 ? $" ({r.EventsDropped} lost: ring buffer full)" : "")}");
+        w.WriteLine($"  duration    {r.Duration.TotalSeconds:0.00} s; cgroup {r.CgroupId} removed, BPF programs detached");
+        return w.ToString();
+    }
+}

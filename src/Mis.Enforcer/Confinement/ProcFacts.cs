@@ -1,0 +1,141 @@
+using System.Globalization;
+using Mis.Native;
+
+namespace Mis.Enforcer.Confinement;
+
+/// <summary>
+/// What the supervisor reads about a task from /proc: its memory (the syscall's path and
+/// open_how), its thread group, umask, credentials and cgroup. All of it can change the moment
+/// after it was read; callers re-check the notification (SECCOMP_IOCTL_NOTIF_ID_VALID) after
+/// reading, which proves the task was still the one blocked in the syscall.
+/// </summary>
+internal static unsafe class ProcFacts
+{
+    /// <summary>PATH_MAX, including the terminating NUL (the kernel's getname limit).</summary>
+    internal const int PathMax = 4096;
+
+    /// <summary>
+    /// Reads the NUL-terminated string at <paramref name="address"/> in task <paramref name="tid"/>
+    /// through /proc/TID/mem into <paramref name="buffer"/> (at least <see cref="PathMax"/> bytes).
+    /// Returns 0 and the length, or the errno the kernel would give the workload for it: EFAULT
+    /// (unreadable), ENAMETOOLONG (no NUL within PATH_MAX), ESRCH (task gone).
+    /// </summary>
+    internal static int ReadString(int tid, ulong address, byte[] buffer, out int length)
+    {
+        length = 0;
+        int fd = OpenMemory(tid);
+        if (fd < 0)
+            return Errno.ESRCH;
+        try
+        {
+            nint n;
+            // One pread: /proc/PID/mem copies page by page and returns what it got before an
+            // unmapped page, so a short read means the string ran into unmapped memory.
+            fixed (byte* b = buffer)
+                n = Libc.PRead(fd, b, PathMax, (long)address);
+            if (n <= 0)
+                return EFAULT;
+            int nul = Array.IndexOf(buffer, (byte)0, 0, (int)n);
+            if (nul >= 0)
+            {
+                length = nul;
+                return 0;
+            }
+            return n < PathMax ? EFAULT : ENAMETOOLONG;
+        }
+        finally
+        {
+            Libc.Close(fd);
+        }
+    }
+
+    /// <summary>Reads exactly <paramref name="destination"/>.Length bytes; 0 or EFAULT/ESRCH.</summary>
+    internal static int ReadBytes(int tid, ulong address, Span<byte> destination)
+    {
+        int fd = OpenMemory(tid);
+        if (fd < 0)
+            return Errno.ESRCH;
+        try
+        {
+            fixed (byte* b = destination)
+                return Libc.PRead(fd, b, destination.Length, (long)address) == destination.Length ? 0 : EFAULT;
+        }
+        finally
+        {
+            Libc.Close(fd);
+        }
+    }
+
+    private static int OpenMemory(int tid)
+    {
+        Span<byte> path = stackalloc byte[32];
+        int len = Ascii($"/proc/{tid}/mem", path);
+        fixed (byte* p = path[..(len + 1)])
+            return Libc.Open(p, Libc.O_RDONLY | Libc.O_CLOEXEC, 0);
+    }
+
+    /// <summary>The thread group (process) id of thread <paramref name="tid"/>, or null when it is gone.</summary>
+    internal static int? Tgid(int tid) => StatusField(tid, "Tgid:") is string s ? int.Parse(s, CultureInfo.InvariantCulture) : null;
+
+    /// <summary>The umask of <paramref name="tid"/>'s process, or null when it is gone.</summary>
+    internal static uint? Umask(int tid) => StatusField(tid, "Umask:") is string s ? Convert.ToUInt32(s, 8) : null;
+
+    /// <summary>The filesystem credentials of <paramref name="pid"/> (the fs ids, the groups).</summary>
+    internal static WorkloadCredentials Credentials(int pid)
+    {
+        string uid = StatusField(pid, "Uid:") ?? throw new InvalidOperationException($"process {pid} is gone");
+        string gid = StatusField(pid, "Gid:") ?? throw new InvalidOperationException($"process {pid} is gone");
+        string groups = StatusField(pid, "Groups:") ?? "";
+        static uint Fs(string ids) => uint.Parse(ids.Split('\t', StringSplitOptions.RemoveEmptyEntries)[3], CultureInfo.InvariantCulture);
+        return new WorkloadCredentials(Fs(uid), Fs(gid),
+            [.. groups.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries).Select(g => uint.Parse(g, CultureInfo.InvariantCulture))]);
+    }
+
+    /// <summary>
+    /// The cgroup v2 path of <paramref name="pid"/> ("0::" line of /proc/PID/cgroup, e.g.
+    /// "/mis/job-1"), or null when there is no such process. Works for thread ids too.
+    /// </summary>
+    internal static string? CgroupOf(int pid)
+    {
+        if (pid <= 0)
+            return null;
+        try
+        {
+            foreach (var line in File.ReadLines($"/proc/{pid}/cgroup"))
+                if (line.StartsWith("0::", StringComparison.Ordinal))
+                    return line[3..];
+            return null;
+        }
+        catch (IOException)
+        {
+            return null; // ENOENT/ESRCH: gone
+        }
+    }
+
+    private static string? StatusField(int pid, string name)
+    {
+        try
+        {
+            foreach (var line in File.ReadLines($"/proc/{pid}/status"))
+                if (line.StartsWith(name, StringComparison.Ordinal))
+                    return line[name.Length..].Trim();
+            return null;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Writes an ASCII string plus NUL into <paramref name="destination"/>; returns the length without the NUL.</summary>
+    internal static int Ascii(ReadOnlySpan<char> text, Span<byte> destination)
+    {
+        for (int i = 0; i < text.Length; i++)
+            destination[i] = (byte)text[i];
+        destination[text.Length] = 0;
+        return text.Length;
+    }
+
+    private const int EFAULT = 14;
+    private const int ENAMETOOLONG = 36;
+}

@@ -1,0 +1,304 @@
+using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
+using Mis.Enforcer.Policy;
+using Mis.Native;
+
+namespace Mis.Enforcer.Confinement;
+
+/// <summary>Counters of one supervisor (read while it runs; exact once <see cref="SeccompSupervisor.Completion"/> is done).</summary>
+internal sealed class SupervisorStats
+{
+    internal long Notifications;
+    internal long Allowed;
+    internal long Denied;
+    internal long Errors;
+}
+
+/// <summary>
+/// Decides a workload's notified syscalls (see native/launcher/filter.c for which) on one
+/// dedicated thread: files are opened by the supervisor itself, as the workload, and the fd is
+/// injected (SECCOMP_ADDFD_FLAG_SEND), so the decision is on the object the workload receives;
+/// execs are decided on the resolved inode and continued; the escape class is refused; signals and
+/// other cross-process calls are allowed only toward the workload's own cgroup. Every refusal is a
+/// violation reported to the <see cref="IViolationSink"/> before the workload learns of it.
+/// A notification that cannot be handled is logged and answered EPERM; the thread ends when no
+/// process of the workload is left (the listener hangs up) or on <see cref="Dispose"/>.
+/// </summary>
+internal sealed unsafe partial class SeccompSupervisor : IDisposable
+{
+    private const uint AuditArchX86_64 = 0xC000003E;
+    private const int EINTR = 4;
+    private const int ENOENT = 2;
+
+    private readonly SafeFileHandle _listenerHandle;
+    private readonly int _listener;
+    private readonly int _notificationSize;
+    private readonly int _responseSize;
+    private readonly int _stopEvent;
+    private readonly int _rootFd;
+    private readonly int _selfFdDir;
+    private readonly ulong _procDev;
+    private readonly string _cgroupName;
+    private readonly ulong _cgroupId;
+    private readonly IFileDecider _decider;
+    private readonly IViolationSink _sink;
+    private readonly Action<string> _log;
+    private readonly ThreadCredentials _credentials;
+    private readonly PathResolver _resolver;
+    private readonly FifoOpens _fifos;
+    private readonly byte[] _path = new byte[ProcFacts.PathMax];
+    private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Thread _thread;
+    private bool _umaskPrivate;
+    private int _disposed;
+
+    private SeccompSupervisor(Workload workload, IFileDecider decider, IViolationSink sink, Action<string>? log)
+    {
+        _decider = decider;
+        _sink = sink;
+        _log = log ?? (message => Console.Error.WriteLine(message));
+        _cgroupName = workload.CgroupName;
+        _cgroupId = workload.CgroupId;
+        _credentials = new ThreadCredentials(workload.Credentials);
+        (_notificationSize, _responseSize) = SeccompNotify.KernelSizes();
+        _notificationSize = Math.Max(_notificationSize, sizeof(SeccompNotify.Notification));
+        _responseSize = Math.Max(_responseSize, sizeof(SeccompNotify.Response));
+
+        bool added = false;
+        workload.Listener.DangerousAddRef(ref added); // the thread uses the fd until it ends
+        _listenerHandle = workload.Listener;
+        _listener = (int)workload.Listener.DangerousGetHandle();
+        _stopEvent = Libc.EventFd(0, Libc.EFD_CLOEXEC);
+        fixed (byte* root = "/\0"u8)
+            _rootFd = Libc.Open(root, Libc.O_PATH | Libc.O_DIRECTORY | Libc.O_CLOEXEC, 0);
+        fixed (byte* selfFd = "/proc/self/fd\0"u8)
+            _selfFdDir = Libc.Open(selfFd, Libc.O_PATH | Libc.O_DIRECTORY | Libc.O_CLOEXEC, 0);
+        Libc.Stat proc;
+        int procRc;
+        fixed (byte* p = "/proc\0"u8)
+            procRc = Libc.StatPath(p, &proc);
+        if (_stopEvent < 0 || _rootFd < 0 || _selfFdDir < 0 || procRc != 0)
+        {
+            int errno = Libc.LastErrno;
+            Cleanup();
+            throw new IOException($"cannot set up the seccomp supervisor: {Errno.Describe(errno)}");
+        }
+        _procDev = proc.Dev;
+        _resolver = new PathResolver(_rootFd, _selfFdDir, _procDev, InWorkload);
+        _fifos = new FifoOpens(this);
+        // The workload blocks until answered and the answer (ADDFD) blocks until the workload took
+        // the fd: with synchronous wake-ups the kernel hands the CPU over directly both ways
+        // (Linux 6.6+; older kernels just keep the ordinary wake-ups).
+        SeccompNotify.SetSyncWakeUp(_listener);
+        _thread = new Thread(Run) { IsBackground = true, Name = $"mis-seccomp-{workload.Pid}" };
+    }
+
+    /// <summary>Starts supervising <paramref name="workload"/> (before its <see cref="Workload.Go"/>: until then it waits).</summary>
+    internal static SeccompSupervisor Start(Workload workload, IFileDecider decider, IViolationSink sink, Action<string>? log = null)
+    {
+        ArgumentNullException.ThrowIfNull(workload);
+        var supervisor = new SeccompSupervisor(workload, decider, sink, log);
+        supervisor._thread.Start();
+        return supervisor;
+    }
+
+    /// <summary>Completes when the supervisor thread has ended (workload gone, disposed, or failed: then faulted).</summary>
+    internal Task Completion => _completion.Task;
+
+    /// <summary>What the supervisor has done so far.</summary>
+    internal SupervisorStats Stats { get; } = new();
+
+    private void Run()
+    {
+        // A private fs_struct for this thread, so setting the workload's umask before a create
+        // does not change the enforcer's.
+        _umaskPrivate = Libc.Syscall(Libc.SYS_unshare, Libc.CLONE_FS, 0, 0) == 0;
+        if (!_umaskPrivate)
+            _log($"mis-seccomp: unshare(CLONE_FS) failed ({Errno.Describe(Libc.LastErrno)}); files are created with the enforcer's umask");
+        byte* buffer = (byte*)NativeMemory.AllocZeroed((nuint)_notificationSize);
+        Exception? failure = null;
+        try
+        {
+            var fds = stackalloc Libc.PollFd[2];
+            while (true)
+            {
+                fds[0] = new Libc.PollFd { Fd = _listener, Events = Libc.POLLIN };
+                fds[1] = new Libc.PollFd { Fd = _stopEvent, Events = Libc.POLLIN };
+                // Blocking RECV behind poll: poll also reports the hang-up when the workload's
+                // last process is gone, and lets Dispose wake the thread; the timeout only runs
+                // while a FIFO open waits, to release it if its caller went away.
+                int ready = Libc.Poll(fds, 2, _fifos.Count > 0 ? 250 : -1);
+                if (ready < 0 && Libc.LastErrno == EINTR)
+                    continue;
+                if (ready < 0)
+                    throw new IOException($"poll on the seccomp listener: {Errno.Describe(Libc.LastErrno)}");
+                _fifos.Sweep();
+                if (fds[1].Revents != 0)
+                    break;
+                if ((fds[0].Revents & Libc.POLLIN) != 0)
+                {
+                    int rc = SeccompNotify.Receive(_listener, buffer, _notificationSize);
+                    if (rc == 0)
+                        Handle(MemoryMarshal.Read<SeccompNotify.Notification>(new ReadOnlySpan<byte>(buffer, sizeof(SeccompNotify.Notification))));
+                    else if (rc != ENOENT && rc != EINTR) // ENOENT: the caller died between poll and recv
+                        throw new IOException($"SECCOMP_IOCTL_NOTIF_RECV: {Errno.Describe(rc)}");
+                }
+                else if ((fds[0].Revents & (Libc.POLLHUP | Libc.POLLERR | Libc.POLLNVAL)) != 0)
+                {
+                    break; // no process of the workload is left
+                }
+            }
+        }
+        catch (Exception e)
+        {
+            failure = e;
+            _log($"mis-seccomp: supervisor of cgroup {_cgroupName} stopped: {e.Message}; its workload's notified syscalls now fail (ENOSYS)");
+        }
+        finally
+        {
+            NativeMemory.Free(buffer);
+            _fifos.Dispose();
+            // Closing the listener fails every pending and future notified syscall of the
+            // workload with ENOSYS: without a supervisor nothing of the class is allowed.
+            _listenerHandle.Dispose();
+            _listenerHandle.DangerousRelease();
+            Libc.Close(_rootFd);
+            Libc.Close(_selfFdDir);
+            if (failure is null)
+                _completion.TrySetResult();
+            else
+                _completion.TrySetException(failure);
+        }
+    }
+
+    private void Handle(in SeccompNotify.Notification n)
+    {
+        Interlocked.Increment(ref Stats.Notifications);
+        var task = new WorkloadTask((int)n.Pid);
+        try
+        {
+            if (n.Arch != AuditArchX86_64) // the filter kills foreign ABIs; never trust that here
+            {
+                Fail(n.Id, Errno.EPERM);
+                return;
+            }
+            switch (n.Nr)
+            {
+                case Syscalls.Open or Syscalls.Openat or Syscalls.Openat2 or Syscalls.Creat:
+                    HandleOpen(n, task);
+                    break;
+                case Syscalls.Execve or Syscalls.Execveat:
+                    HandleExec(n, task);
+                    break;
+                case Syscalls.Kill or Syscalls.Tkill or Syscalls.Tgkill or Syscalls.RtSigqueueinfo
+                    or Syscalls.RtTgsigqueueinfo or Syscalls.PidfdOpen or Syscalls.Prlimit64
+                    or Syscalls.SchedSetaffinity or Syscalls.SchedSetscheduler or Syscalls.SchedSetparam
+                    or Syscalls.SchedSetattr or Syscalls.Setpriority or Syscalls.IoprioSet
+                    or Syscalls.Fcntl or Syscalls.Ioctl:
+                    HandleProcessTarget(n, task);
+                    break;
+                default:
+                    Deny(n.Id, ViolationOp.EscapeSyscall, task, Syscalls.Name(n.Nr));
+                    break;
+            }
+        }
+        catch (CredentialSwitchException)
+        {
+            Fail(n.Id, Errno.EPERM);
+            throw; // this thread's credentials are no longer known to be its own: stop
+        }
+        catch (Exception e)
+        {
+            _log($"mis-seccomp: {Syscalls.Name(n.Nr)} from tid {n.Pid} in {_cgroupName}: {e.GetType().Name}: {e.Message}; answered EPERM");
+            Fail(n.Id, Errno.EPERM);
+        }
+    }
+
+    /// <summary>The policy's verdict, at the cgroup's current DEFCON level.</summary>
+    private Verdict Decide(FileRequest request) => _decider.Decide(request, _sink.Defcon(_cgroupId));
+
+    /// <summary>Reports the violation, then refuses with EPERM: the state machine counts it before the workload can react.</summary>
+    private void Deny(ulong id, ViolationOp op, WorkloadTask task, string target)
+    {
+        Interlocked.Increment(ref Stats.Denied);
+        try
+        {
+            _sink.Report(new ViolationReport(_cgroupId, op, task.Tgid ?? task.Tid, task.Tid, target));
+        }
+        catch (Exception e)
+        {
+            _log($"mis-seccomp: reporting {op} {target} for {_cgroupName} failed: {e.Message}");
+        }
+        Reply(id, Errno.EPERM);
+    }
+
+    /// <summary>An error answer that is no violation (ENOENT, EACCES, ...: what the kernel would have said).</summary>
+    private void Fail(ulong id, int errno)
+    {
+        Interlocked.Increment(ref Stats.Errors);
+        Reply(id, errno);
+    }
+
+    internal void Reply(ulong id, int errno)
+    {
+        byte* buffer = stackalloc byte[_responseSize];
+        SeccompNotify.Respond(_listener, buffer, _responseSize, new SeccompNotify.Response { Id = id, Error = -errno });
+    }
+
+    private void Continue(ulong id)
+    {
+        Interlocked.Increment(ref Stats.Allowed);
+        byte* buffer = stackalloc byte[_responseSize];
+        SeccompNotify.Respond(_listener, buffer, _responseSize, new SeccompNotify.Response { Id = id, Flags = SeccompNotify.FlagContinue });
+    }
+
+    /// <summary>Installs <paramref name="fd"/> as the syscall's result and closes ours.</summary>
+    internal void ReplyFd(ulong id, int fd, bool closeOnExec)
+    {
+        int rc = SeccompNotify.AddFdAndSend(_listener, id, fd, closeOnExec);
+        Libc.Close(fd);
+        if (rc >= 0)
+            Interlocked.Increment(ref Stats.Allowed);
+        else if (rc != -ENOENT) // ENOENT: the caller is gone; EMFILE etc. are the caller's answer
+            Fail(id, -rc);
+    }
+
+    internal bool IdValid(ulong id) => SeccompNotify.IdValid(_listener, id);
+
+    internal ThreadCredentials Credentials => _credentials;
+
+    /// <summary>Whether <paramref name="pid"/> (or tid) is a process of this workload's cgroup.</summary>
+    private bool InWorkload(int pid) => ProcFacts.CgroupOf(pid) == _cgroupName;
+
+    /// <summary>Stops the thread (the workload's notified syscalls then fail with ENOSYS) and waits for it.</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+            return;
+        if (_thread.IsAlive)
+        {
+            ulong one = 1;
+            Libc.Write(_stopEvent, (byte*)&one, sizeof(ulong));
+            if (Thread.CurrentThread != _thread)
+                _thread.Join(TimeSpan.FromSeconds(10));
+        }
+        else if (_thread.ThreadState == ThreadState.Unstarted)
+        {
+            _listenerHandle.DangerousRelease();
+            Libc.Close(_rootFd);
+            Libc.Close(_selfFdDir);
+        }
+        Libc.Close(_stopEvent);
+    }
+
+    private void Cleanup()
+    {
+        if (_stopEvent >= 0)
+            Libc.Close(_stopEvent);
+        if (_rootFd >= 0)
+            Libc.Close(_rootFd);
+        if (_selfFdDir >= 0)
+            Libc.Close(_selfFdDir);
+        _listenerHandle.DangerousRelease();
+    }
+}

@@ -1,0 +1,199 @@
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace Mis.Enforcer.Kernel;
+
+// C# mirrors of bpf/include/mis_shared.h, the kernel contract. Field order, types and names
+// follow the C structs (snake_case becomes PascalCase); KernelStructLayoutTests checks every
+// size, offset and enumerator against the compiled object's BTF. Change both sides together.
+
+/// <summary>Mirror of <c>struct mis_defcon_config</c>.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct MisDefconConfig
+{
+    internal fixed ulong Thresholds[4];
+    internal fixed ulong SlowdownNs[3];
+    internal ulong DecayIntervalNs;
+    internal ulong DecayAmount;
+    internal uint KillAtLevel1;
+    internal uint NetLockdownLevel;
+}
+
+/// <summary>Mirror of <c>struct mis_cgroup_state</c>, the value of the <c>mis_cgroups</c> map.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct MisCgroupState
+{
+    internal ulong CgroupId;
+    internal ulong Violations;
+    internal ulong LearningViolations;
+    internal ulong SlowdownNsTotal;
+    internal ulong Syscalls;
+    internal ulong LastViolationNs;
+    internal ulong DecayAnchorNs;
+    internal ulong Flags;
+    internal uint PolicyId;
+    internal uint Pad;
+    internal MisDefconConfig Config;
+}
+
+/// <summary>Mirror of <c>struct mis_event</c>, one ring-buffer record.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct MisEvent
+{
+    internal ulong TimestampNs;
+    internal ulong CgroupId;
+    internal ulong Violations;
+    internal ulong Value;
+    internal uint Type;
+    internal uint Pid;
+    internal uint Tid;
+    internal uint Op;
+    internal uint Decision;
+    internal uint Defcon;
+    internal uint PrevDefcon;
+    internal uint Flags;
+    internal fixed byte Comm[16];
+    internal fixed byte Target[256];
+
+    /// <summary>MIS_EVENT_HEADER_SIZE: the length of records without a target.</summary>
+    internal const int HeaderSize = 80;
+}
+
+/// <summary>Mirror of <c>struct mis_report_ctx</c>, the context of the <c>mis_report</c> program.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct MisReportCtx
+{
+    internal ulong CgroupId;
+    internal ulong NowNs;
+    internal uint Command;
+    internal uint Op;
+    internal uint Pid;
+    internal uint Tid;
+    internal uint Arg;
+    internal uint Result;
+    internal ulong Violations;
+    internal ulong LearningViolations;
+    internal ulong SlowdownNsTotal;
+    internal ulong Syscalls;
+    internal uint DefconBefore;
+    internal uint DefconAfter;
+    internal uint Flags;
+    internal uint PolicyId;
+    internal fixed byte Comm[16];
+    internal fixed byte Target[256];
+}
+
+/// <summary>Mirror of <c>struct mis_net_key</c>, the key of the <c>mis_net_rules</c> LPM trie.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct MisNetKey
+{
+    internal uint Prefixlen;
+    internal uint PolicyId;
+    internal byte Family;
+    internal byte Protocol;
+    internal ushort Port;
+    internal fixed byte Addr[16];
+
+    /// <summary>MIS_NET_FIXED_PREFIX: bits of policy, family, protocol and port before the address.</summary>
+    internal const uint FixedPrefix = 64;
+}
+
+/// <summary>Mirror of <c>struct mis_net_value</c>.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct MisNetValue
+{
+    internal uint Action;
+    internal uint RuleId;
+}
+
+/// <summary>Mirror of <c>struct mis_exec_key</c>, the key of the <c>mis_exec_deny</c> set.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct MisExecKey
+{
+    internal ulong Dev;
+    internal ulong Ino;
+    internal uint PolicyId;
+    internal uint Pad;
+}
+
+/// <summary><c>enum mis_event_type</c>: what a ring-buffer record reports.</summary>
+internal enum KernelEventType
+{
+    /// <summary>A denied operation.</summary>
+    Violation = 1,
+    /// <summary>A DEFCON level change (escalation or decay).</summary>
+    Defcon = 2,
+    /// <summary>DEFCON 1 entered with kill_at_level_1: the cgroup is being killed.</summary>
+    Kill = 3,
+    /// <summary>A syscall of a cgroup in learning mode (Value = syscall number).</summary>
+    Syscall = 4,
+    /// <summary>The cgroup's cumulative slowdown crossed another 100 ms (Value = total ns).</summary>
+    SlowdownTotal = 5,
+    /// <summary>An operation a trace rule let through.</summary>
+    Trace = 6,
+}
+
+/// <summary><c>enum mis_cgroup_flags</c>.</summary>
+[Flags]
+internal enum MisCgroupFlags : uint
+{
+    /// <summary>No flag.</summary>
+    None = 0,
+    /// <summary>Learning mode: violations are reported but do not escalate.</summary>
+    Learning = 1,
+    /// <summary>DEFCON 1 reached with kill_at_level_1.</summary>
+    Killed = 2,
+}
+
+/// <summary><c>enum mis_command</c>: what a <c>mis_report</c> run does.</summary>
+internal enum MisCommand : uint
+{
+    /// <summary>Apply decay and return the state.</summary>
+    Query = 0,
+    /// <summary>Count one violation.</summary>
+    Violation = 1,
+    /// <summary>Set (Arg = 1) or clear (Arg = 0) learning mode.</summary>
+    SetLearning = 2,
+}
+
+/// <summary><c>enum mis_result</c>.</summary>
+internal enum MisResult : uint
+{
+    /// <summary>Done.</summary>
+    Ok = 0,
+    /// <summary>The cgroup is not managed.</summary>
+    NoCgroup = 1,
+    /// <summary>Unknown command.</summary>
+    BadCommand = 2,
+}
+
+/// <summary><c>enum mis_stat</c>: indices of the per-CPU <c>mis_stats</c> array.</summary>
+internal enum MisStat : uint
+{
+    /// <summary>Events lost because the ring buffer was full.</summary>
+    RingbufDrops = 0,
+    /// <summary>SIGKILLs sent by the kernel programs.</summary>
+    KillSignals = 1,
+    /// <summary>Number of slots.</summary>
+    Count = 4,
+}
+
+/// <summary>Helpers for the fixed-size C strings in the mirrors.</summary>
+internal static class KernelStrings
+{
+    /// <summary>Decodes a NUL-terminated (or full-length) UTF-8 field.</summary>
+    internal static string Decode(ReadOnlySpan<byte> field)
+    {
+        int end = field.IndexOf((byte)0);
+        return Encoding.UTF8.GetString(end < 0 ? field : field[..end]);
+    }
+
+    /// <summary>Encodes <paramref name="text"/> into a field, truncated to leave room for the NUL.</summary>
+    internal static void Encode(string text, Span<byte> field)
+    {
+        field.Clear();
+        int max = field.Length - 1;
+        var bytes = Encoding.UTF8.GetBytes(text);
+        bytes.AsSpan(0, Math.Min(max, bytes.Length)).CopyTo(field);
+    }
+}

@@ -1,0 +1,190 @@
+using System.Runtime.InteropServices;
+using Mis.Enforcer.Policy;
+using Mis.Native.Bpf;
+
+namespace Mis.Enforcer.Kernel;
+
+// The control surface: everything that reads or changes a cgroup's DEFCON state goes through
+// the mis_report program (BPF_PROG_TEST_RUN), so the kernel's state machine is the only code
+// that ever touches the counters.
+internal sealed partial class KernelEnforcer
+{
+    /// <summary>
+    /// Counts a violation decided in user space (e.g. by the seccomp supervisor) in the kernel's
+    /// state machine. When it takes the cgroup to DEFCON 1 with kill, the cgroup is killed
+    /// (<c>cgroup.kill</c>) before this returns.
+    /// </summary>
+    /// <exception cref="KeyNotFoundException">The cgroup is not managed.</exception>
+    public ViolationOutcome Report(ViolationReport report) => ReportAt(report, 0);
+
+    /// <summary>
+    /// <see cref="Report"/> with the kernel's clock replaced by <paramref name="nowNs"/> (0: the real
+    /// CLOCK_MONOTONIC), for deterministic tests of decay and for replaying traces.
+    /// </summary>
+    internal ViolationOutcome ReportAt(ViolationReport report, ulong nowNs)
+    {
+        ArgumentNullException.ThrowIfNull(report);
+        var ctx = new MisReportCtx
+        {
+            CgroupId = report.CgroupId,
+            NowNs = nowNs,
+            Command = (uint)MisCommand.Violation,
+            Op = (uint)report.Op,
+            Pid = (uint)report.Pid,
+            Tid = (uint)report.Tid,
+        };
+        unsafe
+        {
+            KernelStrings.Encode(CommOf(report.Pid), new Span<byte>(ctx.Comm, 16));
+            KernelStrings.Encode(report.Target, new Span<byte>(ctx.Target, 256));
+        }
+        Run(ref ctx);
+        if ((MisResult)ctx.Result == MisResult.NoCgroup)
+            throw new KeyNotFoundException($"cgroup {report.CgroupId} is not managed by this enforcer");
+        // The kernel also emits a KILL event, which the event thread acts on; killing here too
+        // means the caller's next step already sees a dead cgroup. Both writes are idempotent.
+        if (ctx.DefconAfter == 1 && ctx.DefconBefore != 1 && (ctx.Flags & (uint)MisCgroupFlags.Killed) != 0)
+            KillCgroup(report.CgroupId);
+        return new ViolationOutcome(ctx.Violations, (int)ctx.DefconBefore, (int)ctx.DefconAfter);
+    }
+
+    /// <summary>The cgroup's state with decay applied, or null when it is not managed.</summary>
+    public CgroupState? State(ulong cgroupId) => StateAt(cgroupId, 0);
+
+    /// <summary><see cref="State"/> at an explicit clock reading (see <see cref="ReportAt"/>).</summary>
+    internal CgroupState? StateAt(ulong cgroupId, ulong nowNs)
+    {
+        var ctx = new MisReportCtx { CgroupId = cgroupId, NowNs = nowNs, Command = (uint)MisCommand.Query };
+        Run(ref ctx);
+        return (MisResult)ctx.Result == MisResult.NoCgroup ? null : ToState(ctx);
+    }
+
+    /// <summary>The cgroup's DEFCON level (decay applied); 5 for a cgroup MIS does not manage, to which nothing applies.</summary>
+    public int Defcon(ulong cgroupId) => State(cgroupId)?.Defcon ?? 5;
+
+    /// <summary>Turns learning mode on or off for a managed cgroup.</summary>
+    /// <exception cref="KeyNotFoundException">The cgroup is not managed.</exception>
+    public void SetLearningMode(ulong cgroupId, bool enabled) => SetLearningModeAt(cgroupId, enabled, 0);
+
+    /// <summary><see cref="SetLearningMode"/> at an explicit clock reading (decay is applied first; see <see cref="ReportAt"/>).</summary>
+    internal void SetLearningModeAt(ulong cgroupId, bool enabled, ulong nowNs)
+    {
+        var ctx = new MisReportCtx { CgroupId = cgroupId, NowNs = nowNs, Command = (uint)MisCommand.SetLearning, Arg = enabled ? 1u : 0u };
+        Run(ref ctx);
+        if ((MisResult)ctx.Result == MisResult.NoCgroup)
+            throw new KeyNotFoundException($"cgroup {cgroupId} is not managed by this enforcer");
+    }
+
+    /// <summary>
+    /// Replaces the network rules of <paramref name="policyId"/> (see <see cref="NetRuleKeys"/> for
+    /// how they match). New rules are written before the stale ones are removed, so a rule present
+    /// in both sets never disappears in between. Each rule's kernel rule id is its index here.
+    /// </summary>
+    /// <exception cref="ArgumentException">A rule does not fit the kernel's rule key.</exception>
+    public void SetNetRules(uint policyId, IEnumerable<NetRule> rules)
+    {
+        ArgumentNullException.ThrowIfNull(rules);
+        var entries = rules.Select((r, i) => NetRuleKeys.ToKernel(r, policyId, (uint)i)).ToList();
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed != 0, this);
+            var keep = new HashSet<string>();
+            foreach (var (key, value) in entries)
+            {
+                var k = key;
+                var v = value;
+                _netRules.Update(BpfMap.Bytes(ref k), BpfMap.Bytes(ref v));
+                keep.Add(Convert.ToHexString(BpfMap.Bytes(ref k)));
+            }
+            foreach (var stale in _netRules.Keys(Marshal.SizeOf<MisNetKey>()))
+            {
+                var key = MemoryMarshal.Read<MisNetKey>(stale);
+                if (key.PolicyId == policyId && !keep.Contains(Convert.ToHexString(stale)))
+                    _netRules.Delete(stale);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Replaces the exec backstop set of <paramref name="policyId"/>: files (by <c>stat</c>'s
+    /// st_dev and st_ino) whose exec by a managed task counts a violation and kills the task.
+    /// </summary>
+    public void SetExecDeny(uint policyId, IEnumerable<(ulong Device, ulong Inode)> files)
+    {
+        ArgumentNullException.ThrowIfNull(files);
+        var keys = files.Select(f => new MisExecKey { Dev = KernelDev(f.Device), Ino = f.Inode, PolicyId = policyId }).ToList();
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed != 0, this);
+            var keep = new HashSet<(ulong, ulong)>();
+            uint one = 1;
+            foreach (var key in keys)
+            {
+                var k = key;
+                _execDeny.Update(BpfMap.Bytes(ref k), BpfMap.Bytes(ref one));
+                keep.Add((k.Dev, k.Ino));
+            }
+            foreach (var stale in _execDeny.Keys(Marshal.SizeOf<MisExecKey>()))
+            {
+                var key = MemoryMarshal.Read<MisExecKey>(stale);
+                if (key.PolicyId == policyId && !keep.Contains((key.Dev, key.Ino)))
+                    _execDeny.Delete(stale);
+            }
+        }
+    }
+
+    // glibc's dev_t (what stat returns) to the kernel's internal MAJOR << 20 | MINOR, which
+    // is what inode->i_sb->s_dev holds.
+    internal static ulong KernelDev(ulong userDev)
+    {
+        ulong major = ((userDev >> 8) & 0xfff) | ((userDev >> 32) & ~0xfffUL);
+        ulong minor = (userDev & 0xff) | ((userDev >> 12) & ~0xffUL);
+        return (major << 20) | (minor & 0xfffff);
+    }
+
+    private void Run(ref MisReportCtx ctx)
+    {
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        _report.TestRunInOut(MemoryMarshal.AsBytes(new Span<MisReportCtx>(ref ctx)));
+        if ((MisResult)ctx.Result == MisResult.BadCommand)
+            throw new InvalidOperationException($"mis_report refused command {ctx.Command}: the BPF object and this build disagree");
+    }
+
+    private static CgroupState ToState(in MisReportCtx ctx) => new(
+        ctx.CgroupId, ctx.Violations, (int)ctx.DefconAfter, ctx.SlowdownNsTotal, ctx.Syscalls,
+        (ctx.Flags & (uint)MisCgroupFlags.Learning) != 0, (ctx.Flags & (uint)MisCgroupFlags.Killed) != 0,
+        ctx.LearningViolations, ctx.PolicyId);
+
+    // Runs on the event thread, before the event reaches the channel: a kill must not wait
+    // behind a slow reader.
+    private void OnEvent(KernelEvent e)
+    {
+        if (e.Type == KernelEventType.Kill)
+            KillCgroup(e.CgroupId);
+    }
+
+    private void KillCgroup(ulong cgroupId)
+    {
+        string? path;
+        lock (_gate)
+            path = _managed.TryGetValue(cgroupId, out var managed) ? managed.Path : null;
+        // Only a cgroup we manage, by its directory: never a PID remembered from earlier.
+        if (path is not null && CgroupKiller.Kill(path))
+            Interlocked.Increment(ref _cgroupKills);
+    }
+
+    // The reported task's name, for the event. Best effort: the task may be gone already.
+    private static string CommOf(int pid)
+    {
+        if (pid <= 0)
+            return "";
+        try
+        {
+            return File.ReadAllText($"/proc/{pid}/comm").TrimEnd('\n');
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return "";
+        }
+    }
+}

@@ -1,0 +1,268 @@
+using System.Threading.Channels;
+using Mis.Enforcer.Bpf;
+using Mis.Enforcer.Configuration;
+using Mis.Enforcer.Policy;
+using Mis.Native;
+using Mis.Native.Bpf;
+
+namespace Mis.Enforcer.Kernel;
+
+/// <summary>The kernel backend cannot run here; the message says why (missing object, no cgroup v2, ...).</summary>
+internal sealed class KernelUnavailableException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>
+/// Owns the enforcer's BPF object (<c>bpf/enforcer.bpf.c</c>) and the cgroups under it. Each
+/// managed cgroup gets its own attachment of the network hooks; the syscall and exec hooks are
+/// global and stay attached only while at least one cgroup is managed, because they tax every
+/// syscall on the host. The DEFCON state lives in the kernel; user space reaches it only through
+/// the <c>mis_report</c> program, so every counter changes by kernel atomics and never by a
+/// read-modify-write from here. Dispose detaches everything; it is safe to call twice.
+/// </summary>
+internal sealed partial class KernelEnforcer : IViolationSink, IDisposable
+{
+    internal const string ObjectName = "enforcer.bpf.o";
+
+    private static readonly string[] CgroupPrograms = ["mis_connect4", "mis_connect6", "mis_sendmsg4", "mis_sendmsg6"];
+
+    private readonly Lock _gate = new();
+    private readonly BpfObject _object;
+    private readonly BpfMap _cgroups;
+    private readonly BpfMap _stats;
+    private readonly BpfMap _netRules;
+    private readonly BpfMap _execDeny;
+    private readonly BpfProgram _report;
+    private readonly Dictionary<ulong, ManagedCgroup> _managed = [];
+    private readonly KernelEventPump _pump;
+    private readonly int _netLockdownLevel;
+    private BpfLink? _sysEnterLink;
+    private BpfLink? _execLink;
+    private long _cgroupKills;
+    private int _disposed;
+
+    private KernelEnforcer(BpfObject obj, DefconConfig defaults, string misRoot, KernelEnforcerOptions options)
+    {
+        _object = obj;
+        Defaults = defaults;
+        MisRoot = misRoot;
+        _netLockdownLevel = options.NetLockdownLevel;
+        _cgroups = obj.Map("mis_cgroups");
+        _stats = obj.Map("mis_stats");
+        _netRules = obj.Map("mis_net_rules");
+        _execDeny = obj.Map("mis_exec_deny");
+        _report = obj.Program("mis_report");
+        _pump = new KernelEventPump(obj.Map("mis_events"), options.EventCapacity, OnEvent);
+    }
+
+    /// <summary>The DEFCON configuration for cgroups managed without one of their own.</summary>
+    public DefconConfig Defaults { get; }
+
+    /// <summary>MIS's own cgroup, <c>&lt;cgroup2 mount&gt;/mis</c>: every managed cgroup lives below it.</summary>
+    public string MisRoot { get; }
+
+    /// <summary>Decoded kernel events (violations, DEFCON transitions, kills, syscalls in learning mode, ...).</summary>
+    public ChannelReader<KernelEvent> Events => _pump.Reader;
+
+    /// <summary>Events the kernel lost because the ring buffer was full (summed over CPUs).</summary>
+    public ulong RingbufDrops => StatCounter(MisStat.RingbufDrops);
+
+    /// <summary>Events decoded but dropped because nobody drained <see cref="Events"/> fast enough.</summary>
+    public long EventChannelDrops => _pump.ChannelDrops;
+
+    /// <summary>SIGKILLs the kernel programs sent to tasks of managed cgroups.</summary>
+    public ulong KernelKillSignals => StatCounter(MisStat.KillSignals);
+
+    /// <summary>Times a whole cgroup was killed from user space (cgroup.kill).</summary>
+    public long CgroupKills => Interlocked.Read(ref _cgroupKills);
+
+    /// <summary>Whether the global syscall hook is attached (exactly while a cgroup is managed).</summary>
+    public bool SyscallHookAttached
+    {
+        get
+        {
+            lock (_gate)
+                return _sysEnterLink is not null;
+        }
+    }
+
+    /// <summary>The cgroups currently managed.</summary>
+    public IReadOnlyList<ManagedCgroup> Managed
+    {
+        get
+        {
+            lock (_gate)
+                return [.. _managed.Values];
+        }
+    }
+
+    /// <summary>Loads the enforcer's BPF object and starts draining its events. Attaches nothing yet.</summary>
+    /// <exception cref="KernelUnavailableException">The object is not in this build, or cgroup v2 is missing.</exception>
+    /// <exception cref="BpfException">libbpf or the kernel refused the object.</exception>
+    public static KernelEnforcer Open(DefconConfig defaults, KernelEnforcerOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(defaults);
+        options ??= new KernelEnforcerOptions();
+        _ = KernelConfig.ToKernel(defaults, options.NetLockdownLevel); // validate before loading
+        if (!EmbeddedBpf.TryLoad(ObjectName, out var elf, out var whyMissing))
+            throw new KernelUnavailableException($"the kernel enforcer is unavailable: {whyMissing}");
+        string mount = options.CgroupMount ?? CgroupV2.FindMount()
+            ?? throw new KernelUnavailableException("the kernel enforcer is unavailable: cgroup v2 is not mounted");
+        string misRoot = Path.Combine(mount, "mis");
+        try
+        {
+            Directory.CreateDirectory(misRoot);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new KernelUnavailableException($"the kernel enforcer is unavailable: cannot create {misRoot}: {e.Message}", e);
+        }
+
+        var obj = BpfObject.Open(elf, "mis_enforcer");
+        try
+        {
+            obj.Map("mis_events").SetMaxEntries(options.RingBufferBytes);
+            obj.Load();
+            // The map keeps its own reference to the cgroup, so the fd can close right away.
+            using (var rootFd = Libc.OpenDirectory(misRoot))
+            {
+                uint slot = 0, fd = (uint)rootFd.DangerousGetHandle();
+                obj.Map("mis_root").Update(BpfMap.Bytes(ref slot), BpfMap.Bytes(ref fd));
+            }
+            return new KernelEnforcer(obj, defaults, misRoot, options);
+        }
+        catch
+        {
+            obj.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Puts the cgroup at <paramref name="cgroupPath"/> (an existing directory below
+    /// <see cref="MisRoot"/>) under enforcement: its state starts at DEFCON 5 with no violations,
+    /// the network hooks attach to it, and the syscall hook attaches if it is the first.
+    /// </summary>
+    /// <param name="cgroupPath">The cgroup directory.</param>
+    /// <param name="learning">Start in learning mode (violations recorded, no escalation, syscall stream on).</param>
+    /// <param name="policyId">Selects the network and exec rules.</param>
+    /// <param name="config">DEFCON settings for this cgroup; null uses <see cref="Defaults"/>.</param>
+    /// <exception cref="ArgumentException">The path is not a cgroup below MIS's root, or contains the enforcer.</exception>
+    /// <exception cref="InvalidOperationException">The cgroup is already managed.</exception>
+    public ManagedCgroup Manage(string cgroupPath, bool learning, uint policyId = 0, DefconConfig? config = null)
+    {
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        string path = CheckManageable(cgroupPath);
+        config ??= Defaults;
+        var state = new MisCgroupState
+        {
+            CgroupId = CgroupV2.IdOf(path),
+            Flags = learning ? (ulong)MisCgroupFlags.Learning : 0,
+            PolicyId = policyId,
+            Config = KernelConfig.ToKernel(config, _netLockdownLevel),
+        };
+        ulong id = state.CgroupId;
+
+        lock (_gate)
+        {
+            if (_managed.ContainsKey(id))
+                throw new InvalidOperationException($"cgroup {path} (id {id}) is already managed");
+            var fd = Libc.OpenDirectory(path);
+            var links = new List<BpfLink>();
+            bool inserted = false;
+            try
+            {
+                // State first: a hook that fires before it exists lets the task through.
+                _cgroups.Update(BpfMap.Bytes(ref id), BpfMap.Bytes(ref state), BpfMap.NoExist);
+                inserted = true;
+                foreach (string program in CgroupPrograms)
+                    links.Add(_object.Program(program).AttachCgroup(fd));
+                _sysEnterLink ??= _object.Program("mis_sys_enter").Attach();
+                _execLink ??= _object.Program("mis_exec").Attach();
+            }
+            catch
+            {
+                foreach (var link in links)
+                    link.Dispose();
+                if (inserted)
+                    _cgroups.Delete(BpfMap.Bytes(ref id));
+                fd.Dispose();
+                if (_managed.Count == 0)
+                    DetachGlobalHooks();
+                throw;
+            }
+            var managed = new ManagedCgroup(id, path, policyId, config, fd, links);
+            _managed.Add(id, managed);
+            return managed;
+        }
+    }
+
+    /// <summary>
+    /// Ends enforcement of a cgroup: detaches its hooks, forgets its state, and detaches the
+    /// syscall hook if it was the last. False when the cgroup was not managed.
+    /// </summary>
+    public bool Unmanage(ulong cgroupId)
+    {
+        lock (_gate)
+        {
+            if (_disposed != 0 || !_managed.Remove(cgroupId, out var managed))
+                return false;
+            managed.Release();
+            _cgroups.Delete(BpfMap.Bytes(ref cgroupId));
+            if (_managed.Count == 0)
+                DetachGlobalHooks();
+            return true;
+        }
+    }
+
+    /// <summary>Detaches every hook and unloads the object. Safe to call twice.</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+            return;
+        lock (_gate)
+        {
+            foreach (var managed in _managed.Values)
+                managed.Release();
+            _managed.Clear();
+            DetachGlobalHooks();
+        }
+        _pump.Dispose();
+        _object.Dispose();
+    }
+
+    private void DetachGlobalHooks()
+    {
+        _sysEnterLink?.Dispose();
+        _sysEnterLink = null;
+        _execLink?.Dispose();
+        _execLink = null;
+    }
+
+    // Only cgroups below MIS's root: the syscall hook's first filter is "is the task below
+    // MIS's root", and MIS never touches anything outside its own subtree. Never the
+    // enforcer's own cgroup or an ancestor of it.
+    private string CheckManageable(string cgroupPath)
+    {
+        string path = Path.TrimEndingDirectorySeparator(Path.GetFullPath(cgroupPath));
+        if (!path.StartsWith(MisRoot + "/", StringComparison.Ordinal))
+            throw new ArgumentException($"{path} is not below MIS's cgroup {MisRoot}", nameof(cgroupPath));
+        if (!File.Exists(Path.Combine(path, "cgroup.procs")))
+            throw new ArgumentException($"{path} is not a cgroup directory", nameof(cgroupPath));
+        string mount = Path.GetDirectoryName(MisRoot)!;
+        string? own = CgroupV2.PathOf(Environment.ProcessId);
+        if (own is not null)
+        {
+            string ownPath = Path.TrimEndingDirectorySeparator(mount + own);
+            if (ownPath == path || ownPath.StartsWith(path + "/", StringComparison.Ordinal))
+                throw new ArgumentException($"{path} contains the enforcer itself ({ownPath})", nameof(cgroupPath));
+        }
+        return path;
+    }
+
+    private ulong StatCounter(MisStat stat)
+    {
+        if (_disposed != 0)
+            return 0;
+        uint key = (uint)stat;
+        return _stats.SumPerCpuUInt64(BpfMap.Bytes(ref key));
+    }
+}

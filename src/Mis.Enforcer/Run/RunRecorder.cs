@@ -1,0 +1,139 @@
+using Mis.Enforcer.Confinement;
+using Mis.Enforcer.Events;
+using Mis.Enforcer.Kernel;
+using Mis.Enforcer.Policy;
+
+namespace Mis.Enforcer.Run;
+
+/// <summary>
+/// Turns one cgroup's kernel events into <see cref="EnforcementEvent"/> lines and remembers what
+/// the run summary needs (level changes, violations per operation).
+/// </summary>
+internal sealed class RunRecorder(ulong cgroupId, EventLog log, WorkloadRunner.KernelClock clock)
+{
+    private readonly List<(int From, int To, ulong Violations)> _transitions = [];
+    private readonly Dictionary<string, int> _byOperation = [];
+    private readonly Lock _gate = new();
+    private long _lastEventTicks = Environment.TickCount64;
+
+    internal async Task Pump(KernelEnforcer kernel, CancellationToken stop)
+    {
+        try
+        {
+            await foreach (var e in kernel.Events.ReadAllAsync(stop))
+            {
+                Interlocked.Exchange(ref _lastEventTicks, Environment.TickCount64);
+                if (e.CgroupId == cgroupId)
+                    Record(e);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    /// <summary>Waits until no event has arrived for a moment (at most <paramref name="limit"/>).</summary>
+    internal void WaitQuiet(KernelEnforcer kernel, TimeSpan limit)
+    {
+        long deadline = Environment.TickCount64 + (long)limit.TotalMilliseconds;
+        while (Environment.TickCount64 < deadline &&
+               (kernel.Events.Count > 0 || Environment.TickCount64 - Interlocked.Read(ref _lastEventTicks) < 50))
+            Thread.Sleep(10);
+    }
+
+    internal void Record(KernelEvent e)
+    {
+        var line = ToEvent(e, clock.ToWall(e.TimestampNs));
+        lock (_gate)
+        {
+            if (e.Type == KernelEventType.Defcon)
+                _transitions.Add((e.PrevDefcon, e.Defcon, e.Violations));
+            if (e.Type == KernelEventType.Violation)
+                _byOperation[line.Operation] = _byOperation.GetValueOrDefault(line.Operation) + 1;
+        }
+        log.Write(line);
+    }
+
+    /// <summary>The event line for a kernel record.</summary>
+    internal static EnforcementEvent ToEvent(KernelEvent e, DateTimeOffset when) => new()
+    {
+        Event = e.Type switch
+        {
+            KernelEventType.Violation => "violation",
+            KernelEventType.Defcon => "defcon_transition",
+            KernelEventType.Kill => "kill",
+            KernelEventType.Syscall => "syscall",
+            KernelEventType.SlowdownTotal => "slowdown",
+            KernelEventType.Trace => "trace",
+            _ => $"unknown_{(int)e.Type}",
+        },
+        Timestamp = when,
+        CgroupId = e.CgroupId,
+        Pid = e.Pid,
+        Tid = e.Tid,
+        Comm = e.Comm,
+        Operation = e.Type == KernelEventType.Syscall ? "syscall" : OperationName(e.Op),
+        Target = e.Target,
+        Decision = e.Type switch
+        {
+            KernelEventType.Violation => "deny",
+            KernelEventType.Trace => "trace",
+            KernelEventType.Kill => "kill",
+            _ => "",
+        },
+        Defcon = e.Defcon,
+        Violations = e.Violations,
+        PrevDefcon = e.Type == KernelEventType.Defcon ? e.PrevDefcon : null,
+        SlowdownNs = e.Type == KernelEventType.SlowdownTotal ? e.Value : null,
+        SyscallNr = e.Type == KernelEventType.Syscall ? (int)e.Value : null,
+        Reason = e.Type == KernelEventType.Violation && e.Learning ? "learning mode: recorded, not counted" : null,
+    };
+
+    internal static string OperationName(ViolationOp? op) => op switch
+    {
+        ViolationOp.FileRead => "file_read",
+        ViolationOp.FileWrite => "file_write",
+        ViolationOp.Exec => "exec",
+        ViolationOp.Connect => "connect",
+        ViolationOp.Send => "send",
+        ViolationOp.EscapeSyscall => "escape_syscall",
+        _ => "",
+    };
+
+    /// <summary>Writes the closing events and builds the result.</summary>
+    internal RunResult Finish(WorkloadExit exit, CgroupState? state, ulong dropped, TimeSpan duration)
+    {
+        var now = DateTimeOffset.UtcNow;
+        ulong slowdownNs = state?.SlowdownNsTotal ?? 0;
+        int defcon = state?.Defcon ?? 5;
+        ulong violations = state?.Violations ?? 0;
+        int status = exit.Signal is int s ? 128 + s : exit.ExitCode ?? 0;
+        if (dropped > 0)
+            log.Write(new EnforcementEvent { Event = "ringbuf_drop", Timestamp = now, CgroupId = cgroupId, Defcon = defcon, Violations = violations, Dropped = dropped });
+        log.Write(new EnforcementEvent { Event = "slowdown", Timestamp = now, CgroupId = cgroupId, Defcon = defcon, Violations = violations, SlowdownNs = slowdownNs });
+        log.Write(new EnforcementEvent
+        {
+            Event = "exit", Timestamp = now, CgroupId = cgroupId, Defcon = defcon, Violations = violations,
+            SlowdownNs = slowdownNs, ExitStatus = status, Signal = exit.Signal,
+            Decision = state?.Killed == true ? "kill" : "",
+        });
+        lock (_gate)
+        {
+            return new RunResult
+            {
+                Exit = exit,
+                CgroupId = cgroupId,
+                Violations = violations,
+                Defcon = defcon,
+                KilledByMis = state?.Killed == true,
+                Slowdown = TimeSpan.FromTicks((long)(slowdownNs / 100)),
+                Syscalls = state?.Syscalls ?? 0,
+                Transitions = [.. _transitions],
+                ViolationsByOperation = new Dictionary<string, int>(_byOperation),
+                EventsWritten = log.Count,
+                EventsDropped = dropped,
+                Duration = duration,
+            };
+        }
+    }
+}

@@ -1,0 +1,225 @@
+using Mis.Enforcer.Confinement;
+using Mis.Enforcer.Policy;
+using Mis.Testing;
+
+namespace Mis.Enforcer.Tests;
+
+/// <summary>File decisions: on what is actually opened, whatever name reached it, without a TOCTOU window.</summary>
+public sealed class ConfinementFileTests(ITestOutputHelper output)
+{
+    [Fact]
+    public void Allowed_file_is_read_normally()
+    {
+        using var h = new ConfinementHarness();
+        var run = h.Run(["cat", h.Allowed]);
+        Assert.Equal(0, run.Exit.ExitCode);
+        Assert.Equal("hello from the allowed file\n", run.Stdout);
+        Assert.Empty(h.Sink.Reports);
+    }
+
+    [Fact]
+    public void Denied_file_fails_with_EPERM_no_byte_leaks_and_each_attempt_is_one_violation()
+    {
+        using var h = new ConfinementHarness();
+        var run = h.Sh($"cat {h.Secret}; echo rc=$?; cat {h.Secret}; echo rc=$?; cat /etc/shadow; echo rc=$?");
+        Assert.DoesNotContain(ConfinementHarness.SecretMarker, run.Stdout);
+        Assert.Equal(3, run.Stdout.Split("rc=1").Length - 1);
+        Assert.Equal(3, run.Stderr.Split("Operation not permitted").Length - 1);
+        Assert.Equal(3, h.Sink.Reports.Count);
+        Assert.Equal(2, h.Sink.Reports.Count(r => r.Target == h.Secret && r.Op == ViolationOp.FileRead));
+        Assert.Single(h.Sink.Reports, r => r.Target == "/etc/shadow");
+        Assert.All(h.Sink.Reports, r => Assert.True(r.Pid > 0 && r.Tid > 0 && r.CgroupId != 0));
+    }
+
+    [Theory]
+    [InlineData("symlink")]
+    [InlineData("hardlink")]
+    [InlineData("proc-self-root")]
+    [InlineData("relative-after-chdir")]
+    [InlineData("dot-dot")]
+    [InlineData("symlinked-directory")]
+    [InlineData("dev-fd-of-a-denied-open")]
+    [InlineData("proc-self-cwd")]
+    public void Every_other_name_of_the_denied_file_is_denied_too(string alias)
+    {
+        using var h = new ConfinementHarness();
+        string link = Path.Combine(h.Dir, "link");
+        string script = alias switch
+        {
+            "symlink" => Setup(() => File.CreateSymbolicLink(link, h.Secret), $"cat {link}"),
+            "hardlink" => Setup(() => Ln(h.Secret, link), $"cat {link}"),
+            "proc-self-root" => $"cat /proc/self/root{h.Secret}",
+            "relative-after-chdir" => $"cd {h.Dir} && cat ./secret.txt",
+            "dot-dot" => $"cat {h.Writable}/../secret.txt",
+            "symlinked-directory" => Setup(() => File.CreateSymbolicLink(link, h.Dir), $"cat {link}/secret.txt"),
+            "dev-fd-of-a-denied-open" => $"cat /dev/fd/3 3<{h.Secret}",
+            "proc-self-cwd" => $"cd {h.Dir} && cat /proc/self/cwd/secret.txt",
+            _ => throw new ArgumentOutOfRangeException(nameof(alias)),
+        };
+        var run = h.Sh(script);
+        Assert.DoesNotContain(ConfinementHarness.SecretMarker, run.Stdout);
+        Assert.NotEqual(0, run.Exit.ExitCode);
+        Assert.Single(h.Sink.Reports);
+        // The decision is on the file actually opened: its canonical path (a hard link is a name of its own; the inode is the secret's).
+        Assert.Equal(alias == "hardlink" ? link : h.Secret, h.Sink.Reports.Single().Target);
+    }
+
+    [Fact]
+    public void Openat2_is_decided_with_its_own_how_struct()
+    {
+        using var h = new ConfinementHarness();
+        string link = Path.Combine(h.Dir, "link");
+        File.CreateSymbolicLink(link, h.Allowed);
+        // openat2(AT_FDCWD, path, {flags, mode, resolve}, 24) through ctypes.
+        string code = $$"""
+            import ctypes, os
+            libc = ctypes.CDLL(None, use_errno=True)
+            class How(ctypes.Structure):
+                _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+            def openat2(path, resolve=0):
+                how = How(0, 0, resolve)
+                fd = libc.syscall(437, -100, path.encode(), ctypes.byref(how), ctypes.sizeof(how))
+                if fd < 0:
+                    return "errno=%d" % ctypes.get_errno()
+                data = os.read(fd, 100).decode()
+                os.close(fd)
+                return "read=" + data.split()[0]
+            print("secret", openat2("{{h.Secret}}"))
+            print("allowed", openat2("{{h.Allowed}}"))
+            print("nosymlinks", openat2("{{link}}", 4))
+            print("symlink", openat2("{{link}}"))
+            """;
+        var run = h.Python(code);
+        Assert.Contains("secret errno=1\n", run.Stdout);
+        Assert.Contains("allowed read=hello\n", run.Stdout);
+        Assert.Contains("nosymlinks errno=40\n", run.Stdout); // RESOLVE_NO_SYMLINKS kept: ELOOP, as the kernel says
+        Assert.Contains("symlink read=hello\n", run.Stdout);
+        Assert.Single(h.Sink.Reports);
+    }
+
+    [Fact]
+    public void Racing_thread_never_gets_the_denied_file()
+    {
+        using var h = new ConfinementHarness();
+        string race = h.Compile("race_open");
+        var run = h.Run([race, h.Allowed, h.Secret, "5000", ConfinementHarness.SecretMarker]);
+        output.WriteLine(run.Stdout);
+        Assert.Equal(0, run.Exit.ExitCode);
+        var counts = run.Stdout.Trim().Split(' ').Select(kv => kv.Split('=')).ToDictionary(kv => kv[0], kv => int.Parse(kv[1], System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(0, counts["denied"]);
+        Assert.True(counts["allowed"] > 0, run.Stdout);
+        Assert.True(h.Violations(ViolationOp.FileRead) > 0, "the flipper never hit the secret: the race was not exercised");
+    }
+
+    [Fact]
+    public void Self_means_the_workload_through_every_symlink()
+    {
+        using var h = new ConfinementHarness();
+        const string script = "echo via-dev-stdout > /dev/stdout; echo via-proc-self-fd > /proc/self/fd/1; cat /dev/stdin < ";
+        // The output pipe is the test's (root's, mode 0600): reopening it through /dev/stdout is the
+        // owner's right, so uid 0 (even without capabilities) may...
+        var root = h.Sh(script + h.Allowed, WorkloadIdentity.Root);
+        Assert.Equal("via-dev-stdout\nvia-proc-self-fd\nhello from the allowed file\n", root.Stdout);
+        // ...and nobody may not: EACCES, exactly what the kernel says to nobody without a supervisor.
+        var nobody = h.Sh(script + h.Allowed);
+        Assert.Equal("hello from the allowed file\n", nobody.Stdout);
+        Assert.Equal(2, nobody.Stderr.Split("Permission denied").Length - 1);
+        // /proc/mounts is a symlink to self/mounts: the workload's own (same mount namespace).
+        Assert.Contains("cgroup2", h.Run(["cat", "/proc/mounts"]).Stdout);
+        Assert.Empty(h.Sink.Reports);
+    }
+
+    [Fact]
+    public void Enforcers_own_proc_entries_are_not_lent_to_the_workload()
+    {
+        using var h = new ConfinementHarness();
+        int me = Environment.ProcessId;
+        var run = h.Sh($"cat /proc/{me}/environ; echo rc=$?; ls /proc/{me}/fd/; echo rc=$?; cat /proc/{me}/status | head -1");
+        Assert.Contains("rc=1", run.Stdout);
+        Assert.Contains("rc=2", run.Stdout); // ls: cannot open directory
+        Assert.Contains("Name:", run.Stdout); // what ps reads stays readable
+        Assert.Equal(2, h.Sink.Reports.Count);
+    }
+
+    [Fact]
+    public void Named_fifo_opens_do_not_stall_the_supervisor()
+    {
+        using var h = new ConfinementHarness();
+        var run = h.Sh("mkfifo p && (echo through-the-fifo > p &) && cat p && cat p < /dev/null & sleep 0.2; echo unblocked > p; wait", cwd: h.Writable);
+        Assert.Contains("through-the-fifo\n", run.Stdout);
+        Assert.Contains("unblocked\n", run.Stdout);
+    }
+
+    [Fact]
+    public void Create_is_decided_before_the_file_exists_and_made_as_the_workload()
+    {
+        using var h = new ConfinementHarness();
+        string forbidden = Path.Combine(h.Writable, "forbidden-new");
+        h.Decider.DeniedWritePrefixes.Add(forbidden);
+        var run = h.Sh("echo x > forbidden-new; echo rc=$?; umask 077; echo y > ok-new; echo rc=$?", cwd: h.Writable);
+        Assert.Contains("rc=2\nrc=0\n", run.Stdout); // dash: a failed redirection is status 2
+        Assert.Contains("Operation not permitted", run.Stderr);
+        Assert.False(File.Exists(forbidden));
+        var write = Assert.Single(h.Sink.Reports);
+        Assert.Equal((ViolationOp.FileWrite, forbidden), (write.Op, write.Target));
+        var decided = h.Decider.Seen.First(r => r.Path == forbidden);
+        Assert.Equal((0UL, 0UL), (decided.Device, decided.Inode));
+        string ok = Path.Combine(h.Writable, "ok-new");
+        Assert.Equal("y\n", File.ReadAllText(ok));
+        if (OperatingSystem.IsLinux())
+            Assert.Equal((UnixFileMode)0x180, File.GetUnixFileMode(ok)); // 0600: the workload's umask 077
+        Assert.Equal("65534", Stat(ok, "%u"));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Workload_cannot_move_itself_out_of_its_cgroup(bool asRoot)
+    {
+        using var h = new ConfinementHarness();
+        var run = h.Sh($"echo $$ > {h.Mount}/cgroup.procs; echo rc=$?; cat /proc/self/cgroup", asRoot ? WorkloadIdentity.Root : null);
+        Assert.Contains("rc=2", run.Stdout);
+        Assert.Contains("Operation not permitted", run.Stderr);
+        Assert.Contains($"0::{h.Cgroup[h.Mount.Length..]}\n", run.Stdout);
+        var write = Assert.Single(h.Sink.Reports);
+        Assert.Equal((ViolationOp.FileWrite, $"{h.Mount}/cgroup.procs"), (write.Op, write.Target));
+    }
+
+    [Fact]
+    public void A_bad_notification_is_answered_and_the_supervisor_carries_on()
+    {
+        using var h = new ConfinementHarness();
+        var run = h.Python("""
+            import ctypes
+            libc = ctypes.CDLL(None, use_errno=True)
+            r = libc.syscall(257, -100, ctypes.c_void_p(16), 0)
+            print("bad-pointer", r, ctypes.get_errno())
+            r = libc.syscall(257, 12345, b"relative", 0)
+            print("bad-dirfd", r, ctypes.get_errno())
+            print(open("/proc/self/comm").read().strip())
+            """);
+        Assert.Contains("bad-pointer -1 14\n", run.Stdout); // EFAULT, as the kernel would
+        Assert.Contains("bad-dirfd -1 9\n", run.Stdout); // EBADF
+        Assert.Contains("python3\n", run.Stdout);
+    }
+
+    private static string Setup(Action action, string script)
+    {
+        action();
+        return script;
+    }
+
+    private static void Ln(string target, string link) => Exec("ln", target, link);
+
+    private static string Stat(string path, string format) => Exec("stat", "-c", format, path).Trim();
+
+    private static string Exec(params string[] argv)
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo(argv[0], argv[1..]) { RedirectStandardOutput = true };
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        string text = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        Assert.Equal(0, p.ExitCode);
+        return text;
+    }
+}
