@@ -9,14 +9,55 @@ internal static class CliRunner
 
     internal static Result Run(params string[] args) => Run(null, args);
 
-    internal static Result Run(IDictionary<string, string>? environment, params string[] args)
+    /// <summary>
+    /// Runs mis as another (unprivileged) account via runuser; the caller must be root. When that
+    /// account cannot reach the build output (a checkout under /root, say), the output is first
+    /// hard-linked into a world-readable temporary directory.
+    /// </summary>
+    internal static Result RunAs(string user, params string[] args)
     {
-        var psi = new ProcessStartInfo("dotnet")
+        string dir = AppContext.BaseDirectory;
+        string? copy = null;
+        if (Exec("runuser", "-u", user, "--", "test", "-r", Path.Combine(dir, "mis.dll")) != 0)
         {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            ArgumentList = { Path.Combine(AppContext.BaseDirectory, "mis.dll") },
-        };
+            copy = Path.Combine(Path.GetTempPath(), $"mis-as-{user}-{Guid.NewGuid():N}");
+            Assert.True(Exec("cp", "-al", dir.TrimEnd('/'), copy) == 0, $"cannot hard-link {dir} to {copy} for user {user}");
+            Exec("chmod", "-R", "o+rX", copy);
+            dir = copy;
+        }
+        try
+        {
+            return Start(new ProcessStartInfo("runuser") { ArgumentList = { "-u", user, "--", Dotnet } }, dir, args,
+                new Dictionary<string, string> { ["HOME"] = "/tmp", ["DOTNET_CLI_HOME"] = "/tmp" });
+        }
+        finally
+        {
+            if (copy is not null)
+                Directory.Delete(copy, recursive: true);
+        }
+    }
+
+    internal static Result Run(IDictionary<string, string>? environment, params string[] args) =>
+        Start(new ProcessStartInfo(Dotnet), AppContext.BaseDirectory, args, environment);
+
+    private static int Exec(string file, params string[] args)
+    {
+        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in args)
+            psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        p.WaitForExit();
+        return p.ExitCode;
+    }
+
+    private static string Dotnet =>
+        Environment.ProcessPath is { } p && Path.GetFileNameWithoutExtension(p) == "dotnet" ? p : "dotnet";
+
+    private static Result Start(ProcessStartInfo psi, string binDir, string[] args, IDictionary<string, string>? environment)
+    {
+        psi.RedirectStandardOutput = true;
+        psi.RedirectStandardError = true;
+        psi.ArgumentList.Add(Path.Combine(binDir, "mis.dll"));
         foreach (var arg in args)
             psi.ArgumentList.Add(arg);
         psi.Environment.Remove("MIS_CONFIG");

@@ -54,23 +54,9 @@ public sealed class CliTests
     public void Doctor_without_root_reports_not_probed_instead_of_failing()
     {
         HostRequirements.Root(); // needs root to become someone else
-        HostRequirements.That(File.Exists("/usr/sbin/runuser") || File.Exists("/sbin/runuser"), "runuser (util-linux) is not installed");
-        string dotnet = Environment.ProcessPath is { } p && Path.GetFileNameWithoutExtension(p) == "dotnet" ? p : "dotnet";
-        var psi = new System.Diagnostics.ProcessStartInfo("runuser")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            ArgumentList = { "-u", "nobody", "--", dotnet, Path.Combine(AppContext.BaseDirectory, "mis.dll"), "doctor", "--json" },
-        };
-        psi.Environment["DOTNET_CLI_HOME"] = "/tmp";
-        psi.Environment["HOME"] = "/tmp";
-        using var process = System.Diagnostics.Process.Start(psi)!;
-        string stdout = process.StandardOutput.ReadToEnd();
-        string stderr = process.StandardError.ReadToEnd();
-        process.WaitForExit();
-        HostRequirements.That(!stderr.Contains("Permission denied") || process.ExitCode == 0,
-            $"user nobody cannot run the test binaries here: {stderr}");
-        Assert.True(process.ExitCode == 0, stderr);
+        var result = CliRunner.RunAs("nobody", "doctor", "--json");
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        string stdout = result.Stdout;
 
         var report = HostReport.FromJson(stdout);
         Assert.False(report.Privileges.Root);

@@ -56,6 +56,18 @@ public sealed class ConfinementEscapeTests(ITestOutputHelper output)
         Assert.Contains("done", h.Python("import threading, subprocess; t = threading.Thread(target=print); t.start(); t.join(); subprocess.run(['true']); print('done')").Stdout);
     }
 
+    [Fact]
+    public void Foreign_syscall_abis_are_refused()
+    {
+        using var h = new ConfinementHarness();
+        string probe = h.Compile("abi_probe");
+        Assert.Contains("x32 r=-1 errno=38\n", h.Run([probe]).Stdout); // ENOSYS
+        // int 0x80: killed by the filter (SIGSYS) where the kernel has IA-32 emulation, SIGSEGV where it has none.
+        var i386 = h.Run([probe, "i386"]);
+        Assert.DoesNotContain("i386 r=", i386.Stdout);
+        Assert.Contains(i386.Exit.Signal, new int?[] { 31, 11 });
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]

@@ -296,6 +296,24 @@ public sealed class ConfinementTests
     }
 
     [Fact]
+    public void Workload_outlives_the_thread_that_launched_it()
+    {
+        // PDEATHSIG follows the parent *thread*: launching from a thread that then exits must not kill the workload.
+        using var h = new ConfinementHarness();
+        Workload? workload = null;
+        var thread = new Thread(() => workload = h.Launcher.Launch(new LaunchSpec { CgroupPath = h.Cgroup, Command = ["sh", "-c", "sleep 0.5; exit 4"] }));
+        thread.Start();
+        thread.Join();
+        Assert.NotNull(workload);
+        using (workload)
+        using (SeccompSupervisor.Start(workload, h.Decider, h.Sink, h.Log.Enqueue))
+        {
+            workload.Go();
+            Assert.Equal(new WorkloadExit(4, null), workload.WaitForExit(TimeSpan.FromSeconds(30)));
+        }
+    }
+
+    [Fact]
     public void Setup_failure_carries_the_launchers_message()
     {
         using var h = new ConfinementHarness();
