@@ -8,7 +8,8 @@
  * services (databases, container daemons, MIS's own control plane), which is exactly what a
  * locked-down workload must not do; allow it with an explicit rule where wanted.
  * IPv4-mapped IPv6 destinations (::ffff:a.b.c.d) are matched as the IPv4 address, so a
- * dual-stack socket cannot dodge an IPv4 rule.
+ * dual-stack socket cannot dodge an IPv4 rule. Learning mode does not open the network: a
+ * denied operation is still denied, it only does not escalate (see mis_violation).
  */
 #ifndef MIS_NET_H
 #define MIS_NET_H

@@ -74,6 +74,11 @@ public sealed class CliTests
         Assert.Contains("backend:", result.Stdout);
         Assert.Contains("violation  3: DEFCON 5 -> 4", result.Stdout);
         Assert.Contains("violation 15: DEFCON 2 -> 1, the whole cgroup is killed", result.Stdout);
+        // Then the same workload for real, where the host allows it (it must, in CI).
+        if (HostRequirements.InCi || result.Stdout.Contains("backend: kernel", StringComparison.Ordinal))
+            Assert.Contains("the kernel followed the configured ladder: yes", result.Stdout);
+        else
+            Assert.Contains("skipped:", result.Stdout);
     }
 
     [Fact]

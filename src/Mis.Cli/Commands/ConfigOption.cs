@@ -8,6 +8,7 @@ internal static class ConfigOption
 {
     internal static Option<FileInfo?> Create() => new("--config")
     {
+        HelpName = "FILE",
         Description = "config.toml to use (default: $MIS_CONFIG if set, else built-in defaults; config/config.toml documents every key).",
     };
 

@@ -17,14 +17,14 @@ internal static class RunCommand
 
     internal static Command Create()
     {
-        var policy = new Option<FileInfo?>("--policy") { Description = "Policy TOML (see config/policy.example.toml); default: the built-in policy." };
+        var policy = new Option<FileInfo?>("--policy") { HelpName = "FILE", Description = "Policy TOML (see config/policy.example.toml); default: the built-in policy." };
         var config = ConfigOption.Create();
-        var events = new Option<FileInfo?>("--events") { Description = "Write every enforcement event as a JSON line to this file (schema in README)." };
-        var user = new Option<string?>("--user") { Description = $"Run the command as this unprivileged account (default: {WorkloadIdentity.DefaultUserName})." };
+        var events = new Option<FileInfo?>("--events") { HelpName = "FILE.jsonl", Description = "Write every enforcement event as a JSON line to this file (schema in README)." };
+        var user = new Option<string?>("--user") { HelpName = "NAME", Description = $"Run the command as this unprivileged account (default: {WorkloadIdentity.DefaultUserName})." };
         var asRoot = new Option<bool>("--as-root") { Description = "Keep uid 0, still without any capability. Weaker: root-owned files stay writable." };
         var learn = new Option<bool>("--learn") { Description = "Learning mode: violations are denied and recorded but do not escalate DEFCON; the syscall stream is recorded." };
-        var cwd = new Option<DirectoryInfo?>("--cwd") { Description = "Working directory of the command, entered as its user (default: the current directory)." };
-        var env = new Option<string[]>("--env") { Description = "NAME=VALUE to add to the command's minimal environment (repeatable).", AllowMultipleArgumentsPerToken = false };
+        var cwd = new Option<DirectoryInfo?>("--cwd") { HelpName = "DIR", Description = "Working directory of the command, entered as its user (default: the current directory)." };
+        var env = new Option<string[]>("--env") { HelpName = "NAME=VALUE", Description = "NAME=VALUE to add to the command's minimal environment (repeatable).", AllowMultipleArgumentsPerToken = false };
         var command = new Argument<string[]>("CMD") { Description = "The command and its arguments, after --.", Arity = ArgumentArity.OneOrMore };
         var run = new Command("run",
             "Run CMD in a fresh MIS-managed cgroup under the kernel enforcer: denied operations fail with EPERM and count as " +

@@ -9,7 +9,7 @@ internal static partial class TestCommand
 {
     internal static Command Create()
     {
-        var filter = new Option<string?>("--filter") { Description = "Run only the tests matching this expression (dotnet test --filter syntax, e.g. FullyQualifiedName~Config)." };
+        var filter = new Option<string?>("--filter") { HelpName = "EXPR", Description = "Run only the tests matching this expression (dotnet test --filter syntax, e.g. FullyQualifiedName~Config)." };
         var command = new Command("test",
             "Build and run every test suite (tests/*), then print 'tests: N passed, N failed, N skipped'. " +
             "Kernel tests need root; they skip with the reason printed, except under CI=true, where a test that cannot run fails " +
