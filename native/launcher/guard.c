@@ -144,5 +144,10 @@ int mis_guard(const char *dir)
             failed |= remove_tree(parent, e->d_name);
     closedir(d);
     close(parent);
+    /* The directory belonged to this enforcer alone: with its children gone, it goes too. */
+    if (!failed && rmdir(dir) != 0 && errno != ENOENT) {
+        warn("rmdir", dir);
+        failed = 1;
+    }
     return failed ? 1 : 0;
 }

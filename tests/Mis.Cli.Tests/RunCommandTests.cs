@@ -150,6 +150,38 @@ public sealed class RunCommandTests : IDisposable
     }
 
     [Fact]
+    public void If_the_enforcer_dies_its_workload_dies_with_it()
+    {
+        RequireKernel();
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            ArgumentList = { Path.Combine(AppContext.BaseDirectory, "mis.dll"), "run", "--", "sh", "-c", "sleep 45.678 & sleep 45.679" },
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        using var mis = Process.Start(psi)!;
+        try
+        {
+            Assert.True(SpinWait.SpinUntil(() => SleepPids().Count == 2, TimeSpan.FromSeconds(30)), "the workload did not start");
+            mis.Kill(); // SIGKILL: no cleanup code of the enforcer runs
+            mis.WaitForExit();
+            Assert.True(SpinWait.SpinUntil(() => SleepPids().Count == 0, TimeSpan.FromSeconds(10)),
+                $"workload processes outlived the enforcer: {string.Join(", ", SleepPids())}");
+            string misRoot = Path.Combine(CgroupV2.FindMount()!, "mis");
+            Assert.True(SpinWait.SpinUntil(() => !Directory.Exists(Path.Combine(misRoot, $"enforcer-{mis.Id}")), TimeSpan.FromSeconds(10)),
+                "the dead enforcer's cgroups were not removed");
+        }
+        finally
+        {
+            if (!mis.HasExited)
+                mis.Kill(entireProcessTree: true);
+        }
+    }
+
+    private static List<int> SleepPids() =>
+        Process.GetProcessesByName("sleep").Where(p => CommandLine(p.Id).Contains("45.67", StringComparison.Ordinal)).Select(p => p.Id).ToList();
+
+    [Fact]
     public void A_broken_policy_is_an_error_naming_file_line_and_key()
     {
         string policy = Path.Combine(_dir, "bad.toml");

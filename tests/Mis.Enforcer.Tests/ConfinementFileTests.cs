@@ -98,6 +98,85 @@ public sealed class ConfinementFileTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Open_semantics_match_the_kernels_without_a_supervisor()
+    {
+        // Differential: the same probes as nobody, once unconfined (setpriv) and once confined;
+        // every answer (errno, cloexec, fd type) must be identical. Nothing here is policy-denied.
+        using var h = new ConfinementHarness();
+        string link = Path.Combine(h.Dir, "link");
+        File.CreateSymbolicLink(link, h.Allowed);
+        File.CreateSymbolicLink(Path.Combine(h.Dir, "dangling"), Path.Combine(h.Writable, "made-through-dangling"));
+        string script = $$"""
+            import ctypes, errno, os, fcntl
+            libc = ctypes.CDLL(None, use_errno=True)
+            def t(name, flags, path, mode=0o644):
+                fd = libc.open(path.encode(), flags, mode)
+                if fd < 0:
+                    print(name, errno.errorcode[ctypes.get_errno()]); return
+                st = os.fstat(fd)
+                print(name, "ok", "cloexec=%d" % (fcntl.fcntl(fd, fcntl.F_GETFD) & 1), "fl=%o" % (fcntl.fcntl(fd, fcntl.F_GETFL) & ~0o100000), oct(st.st_mode))
+                os.close(fd)
+            t("read", os.O_RDONLY, "{{h.Allowed}}")
+            t("read-cloexec", os.O_RDONLY | os.O_CLOEXEC, "{{h.Allowed}}")
+            t("excl-existing", os.O_CREAT | os.O_EXCL | os.O_WRONLY, "{{h.Allowed}}")
+            t("write-readonly-file", os.O_WRONLY, "{{h.Allowed}}")
+            t("nofollow-symlink", os.O_RDONLY | os.O_NOFOLLOW, "{{link}}")
+            t("opath-nofollow-symlink", os.O_PATH | os.O_NOFOLLOW, "{{link}}")
+            t("directory-on-file", os.O_RDONLY | os.O_DIRECTORY, "{{h.Allowed}}")
+            t("write-dir", os.O_WRONLY, "{{h.Dir}}")
+            t("creat-dir", os.O_RDONLY | os.O_CREAT, "{{h.Dir}}")
+            t("creat-directory-flag", os.O_CREAT | os.O_DIRECTORY | os.O_WRONLY, "{{h.Writable}}/x")
+            t("tmpfile", os.O_TMPFILE | os.O_WRONLY, "{{h.Writable}}", 0o600)
+            t("tmpfile-readonly", os.O_TMPFILE | os.O_RDONLY, "{{h.Writable}}", 0o600)
+            t("missing", os.O_RDONLY, "{{h.Dir}}/nope")
+            t("notdir", os.O_RDONLY, "{{h.Allowed}}/x")
+            t("trailing-slash-file", os.O_RDONLY, "{{h.Allowed}}/")
+            t("create-in-readonly-dir", os.O_CREAT | os.O_WRONLY, "{{h.Dir}}/new")
+            t("create-through-dangling-symlink", os.O_CREAT | os.O_WRONLY, "{{h.Dir}}/dangling")
+            t("append-nonblock", os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK | os.O_CREAT, "{{h.Writable}}/appended")
+            t("dotdot-past-root", os.O_RDONLY, "/../../etc/hostname")
+            t("proc-self-status", os.O_RDONLY, "/proc/self/status")
+            t("dev-null-rw", os.O_RDWR, "/dev/null")
+            t("noatime-not-owner", os.O_RDONLY | os.O_NOATIME, "{{h.Allowed}}")
+            t("name-too-long", os.O_RDONLY, "/" + "a" * 5000)
+            t("symlink-loop", os.O_RDONLY, "{{h.Dir}}/loop-a")
+            t("fifo-nonblock-write-no-reader", os.O_WRONLY | os.O_NONBLOCK, "{{h.Dir}}/fifo")
+            t("fifo-nonblock-read", os.O_RDONLY | os.O_NONBLOCK, "{{h.Dir}}/fifo")
+            class How(ctypes.Structure):
+                _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+            def at(name, dirpath, path, resolve=None):
+                dfd = os.open(dirpath, os.O_RDONLY | os.O_DIRECTORY)
+                if resolve is None:
+                    fd = libc.openat(dfd, path.encode(), os.O_RDONLY)
+                else:
+                    how = How(os.O_RDONLY, 0, resolve)
+                    fd = libc.syscall(437, dfd, path.encode(), ctypes.byref(how), ctypes.sizeof(how))
+                print(name, errno.errorcode.get(ctypes.get_errno(), "-") if fd < 0 else "ok " + os.readlink("/proc/self/fd/%d" % fd).replace("/%d/" % os.getpid(), "/SELF/"))
+                os.close(dfd)
+            at("openat-dirfd", "{{h.Dir}}", "public.txt")
+            at("openat-proc-self", "/proc", "self/comm")
+            at("openat-proc-dir-thread-self", "/proc", "thread-self/comm")
+            at("beneath-escape", "{{h.Dir}}", "../../etc/hostname", 0x08)
+            at("beneath-inside", "{{h.Dir}}", "pub/../public.txt", 0x08)
+            at("in-root-absolute", "{{h.Dir}}", "/public.txt", 0x10)
+            at("no-magiclinks", "/proc/self/fd", "0", 0x02)
+            at("no-xdev", "/", "proc/self/comm", 0x01)
+            """;
+        File.CreateSymbolicLink(Path.Combine(h.Dir, "loop-a"), Path.Combine(h.Dir, "loop-b"));
+        File.CreateSymbolicLink(Path.Combine(h.Dir, "loop-b"), Path.Combine(h.Dir, "loop-a"));
+        Exec("mkfifo", "-m", "0666", Path.Combine(h.Dir, "fifo"));
+        string file = Path.Combine(h.Dir, "probe.py");
+        File.WriteAllText(file, script);
+        string bare = Bare("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", file);
+        foreach (string made in new[] { "made-through-dangling", "appended" })
+            File.Delete(Path.Combine(h.Writable, made));
+        var confined = h.Run(["/usr/bin/python3", file]);
+        output.WriteLine(confined.Stdout);
+        Assert.Equal(bare, confined.Stdout);
+        Assert.Empty(h.Sink.Reports);
+    }
+
+    [Fact]
     public void Racing_thread_never_gets_the_denied_file()
     {
         using var h = new ConfinementHarness();
@@ -212,6 +291,15 @@ public sealed class ConfinementFileTests(ITestOutputHelper output)
     private static void Ln(string target, string link) => Exec("ln", target, link);
 
     private static string Stat(string path, string format) => Exec("stat", "-c", format, path).Trim();
+
+    private static string Bare(params string[] argv)
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo(argv[0], argv[1..]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        string text = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        return text;
+    }
 
     private static string Exec(params string[] argv)
     {

@@ -4,26 +4,13 @@ using Mis.Native;
 
 namespace Mis.Enforcer.Confinement;
 
-/// <summary>open, openat, openat2, creat, execve, execveat.</summary>
+/// <summary>open, openat, openat2, creat: resolved, decided and opened by the supervisor, the fd injected.</summary>
 internal sealed unsafe partial class SeccompSupervisor
 {
-    private const int EBADF = 9;
     private const int EEXIST = 17;
     private const int EISDIR = 21;
-    private const int EINVAL = 22;
-    private const int E2BIG = 7;
     private const int ELOOP = 40;
-    private const int AT_SYMLINK_NOFOLLOW = 0x100;
-    private const int AT_EMPTY_PATH = 0x1000;
     private const int CreateRetries = 8;
-
-    /// <summary>VALID_OPEN_FLAGS (include/linux/fcntl.h): what open/openat keep of their flags.</summary>
-    private const int ValidOpenFlags = Libc.O_ACCMODE | Libc.O_CREAT | Libc.O_EXCL | Libc.O_NOCTTY | Libc.O_TRUNC
-        | Libc.O_APPEND | Libc.O_NONBLOCK | Libc.O_SYNC_BIT | Libc.O_DSYNC | Libc.FASYNC | Libc.O_DIRECT
-        | Libc.O_LARGEFILE | Libc.O_DIRECTORY | Libc.O_NOFOLLOW | Libc.O_NOATIME | Libc.O_CLOEXEC | Libc.O_PATH
-        | Libc.O_TMPFILE_BIT;
-
-    private const int OPathFlags = Libc.O_DIRECTORY | Libc.O_NOFOLLOW | Libc.O_PATH | Libc.O_CLOEXEC;
     private const int WriteFlags = Libc.O_WRONLY | Libc.O_RDWR | Libc.O_CREAT | Libc.O_TRUNC | Libc.O_TMPFILE_BIT;
 
     private void HandleOpen(in SeccompNotify.Notification n, WorkloadTask task)
@@ -38,17 +25,17 @@ internal sealed unsafe partial class SeccompSupervisor
         switch (n.Nr)
         {
             case Syscalls.Open:
-                (pathAddress, how) = (a[0], LegacyHow((int)a[1], (uint)a[2]));
+                (pathAddress, how) = (a[0], OpenArguments.LegacyHow((int)a[1], (uint)a[2]));
                 break;
             case Syscalls.Creat:
-                (pathAddress, how) = (a[0], LegacyHow(Libc.O_CREAT | Libc.O_WRONLY | Libc.O_TRUNC, (uint)a[1]));
+                (pathAddress, how) = (a[0], OpenArguments.LegacyHow(Libc.O_CREAT | Libc.O_WRONLY | Libc.O_TRUNC, (uint)a[1]));
                 break;
             case Syscalls.Openat:
-                (dirFd, pathAddress, how) = ((int)a[0], a[1], LegacyHow((int)a[2], (uint)a[3]));
+                (dirFd, pathAddress, how) = ((int)a[0], a[1], OpenArguments.LegacyHow((int)a[2], (uint)a[3]));
                 break;
             default:
                 (dirFd, pathAddress) = ((int)a[0], a[1]);
-                if ((errno = ReadOpenHow(task.Tid, a[2], a[3], out how)) != 0)
+                if ((errno = OpenArguments.ReadOpenHow(task.Tid, a[2], a[3], out how)) != 0)
                 {
                     FailIfValid(n.Id, errno);
                     return;
@@ -63,7 +50,7 @@ internal sealed unsafe partial class SeccompSupervisor
         int flags = (int)how.Flags;
         // open/openat flags were sanitised like build_open_how; only creating ones can still be
         // invalid (O_TMPFILE without write access, O_CREAT|O_DIRECTORY). openat2 is checked fully.
-        if ((n.Nr == Syscalls.Openat2 || (flags & (Libc.O_CREAT | Libc.O_TMPFILE_BIT)) != 0) && (errno = Validate(how)) != 0)
+        if ((n.Nr == Syscalls.Openat2 || (flags & (Libc.O_CREAT | Libc.O_TMPFILE_BIT)) != 0) && (errno = OpenArguments.Validate(how)) != 0)
         {
             Fail(n.Id, errno);
             return;
@@ -75,7 +62,7 @@ internal sealed unsafe partial class SeccompSupervisor
         int finalFlags = Libc.O_PATH | Libc.O_CLOEXEC | (flags & Libc.O_DIRECTORY)
             | ((flags & Libc.O_NOFOLLOW) != 0 || exclusive ? Libc.O_NOFOLLOW : 0);
 
-        byte[] path = RewriteProcSelf(_path, length, task);
+        byte[] path = OpenArguments.RewriteProcSelf(_path, length, task);
         for (int attempt = 0; ; attempt++)
         {
             var early = new EarlyOpen(op == FileOp.Read && !exclusive && (flags & Libc.O_PATH) == 0 ? ReopenFlags(flags) : -1);
@@ -186,8 +173,11 @@ internal sealed unsafe partial class SeccompSupervisor
             }
             if ((flags & Libc.O_PATH) != 0)
             {
-                ReplyFd(id, opath, closeOnExec); // the O_PATH fd is what was asked for
-                opath = -1;
+                // ADDFD cannot carry an O_PATH file (the kernel's fget refuses them), so the kernel
+                // opens it again itself. The race this leaves is harmless: an O_PATH fd gives no
+                // access to data, and every way to get some through it (reopen via /proc/self/fd,
+                // openat relative to it, execveat) is notified and decided on its own.
+                ContinueIfValid(id);
                 return;
             }
             if (type == Libc.S_IFLNK) // reached with O_NOFOLLOW: open(2) refuses a symlink
@@ -201,11 +191,16 @@ internal sealed unsafe partial class SeccompSupervisor
                 opath = -1;
                 return;
             }
-            int fd;
+            if (tmpFile)
+                SetUmask(task);
+            int fd, errno;
             using (_credentials.Assume())
+            {
                 fd = Reopen(opath, ReopenFlags(flags), mode);
+                errno = Libc.LastErrno; // now: restoring the credentials makes calls of its own
+            }
             if (fd < 0)
-                Fail(id, Libc.LastErrno);
+                Fail(id, errno);
             else
                 ReplyFd(id, fd, closeOnExec);
         }
@@ -235,10 +230,16 @@ internal sealed unsafe partial class SeccompSupervisor
     private static int ReopenFlags(int flags) =>
         (flags & ~(Libc.O_CREAT | Libc.O_EXCL | Libc.O_NOFOLLOW)) | Libc.O_NOCTTY | Libc.O_CLOEXEC;
 
-    private int CreateAsWorkload(WorkloadTask task, int parent, byte[] name, int flags, in Libc.OpenHow how, out int errno)
+    /// <summary>New files get the workload's umask: this thread's fs_struct is its own (unshare(CLONE_FS) in Run).</summary>
+    private void SetUmask(WorkloadTask task)
     {
         if (_umaskPrivate && ProcFacts.Umask(task.Tid) is uint umask)
             Libc.Umask(umask);
+    }
+
+    private int CreateAsWorkload(WorkloadTask task, int parent, byte[] name, int flags, in Libc.OpenHow how, out int errno)
+    {
+        SetUmask(task);
         var create = new Libc.OpenHow
         {
             Flags = (ulong)(flags | Libc.O_EXCL | Libc.O_NOCTTY | Libc.O_CLOEXEC),
@@ -253,235 +254,5 @@ internal sealed unsafe partial class SeccompSupervisor
             errno = fd < 0 ? Libc.LastErrno : 0;
         }
         return fd;
-    }
-
-    private void HandleExec(in SeccompNotify.Notification n, WorkloadTask task)
-    {
-        bool at = n.Nr == Syscalls.Execveat;
-        int dirFd = at ? (int)n.Args[0] : Libc.AT_FDCWD;
-        int atFlags = at ? (int)n.Args[4] : 0;
-        int errno = ReadPath(task.Tid, at ? n.Args[1] : n.Args[0], out int length);
-        if (errno != 0 || !IdValid(n.Id))
-        {
-            FailIfValid(n.Id, errno);
-            return;
-        }
-        int finalFlags = Libc.O_PATH | Libc.O_CLOEXEC | ((atFlags & AT_SYMLINK_NOFOLLOW) != 0 ? Libc.O_NOFOLLOW : 0);
-        byte[] path = RewriteProcSelf(_path, length, task);
-        var none = new EarlyOpen(-1);
-        if (ResolveAsWorkload(n.Id, task, dirFd, path, finalFlags, 0, create: false, emptyPathAllowed: (atFlags & AT_EMPTY_PATH) != 0, ref none) is not Resolution r)
-            return;
-        if (r.Status == ResolveStatus.Failed)
-        {
-            Fail(n.Id, r.Errno);
-            return;
-        }
-        if (r.Status == ResolveStatus.ProcDenied)
-        {
-            Deny(n.Id, ViolationOp.Exec, task, r.Denied!);
-            return;
-        }
-        try
-        {
-            Libc.Stat st;
-            if (Libc.FStat(r.Fd, &st) != 0)
-            {
-                Fail(n.Id, Libc.LastErrno);
-                return;
-            }
-            string canonical = _resolver.CanonicalPath(r.Fd);
-            if (Decide(new FileRequest(FileOp.Exec, canonical, st.Dev, st.Ino) { SyscallNr = n.Nr }) == Verdict.Deny)
-            {
-                Deny(n.Id, ViolationOp.Exec, task, canonical);
-                return;
-            }
-            // Residual race: CONTINUE lets the kernel resolve the path again, so a file swapped in
-            // between this check and the kernel's lookup runs undecided. A kernel backstop
-            // (sched_process_exec comparing the exec'd inode with this decision) closes it.
-            if (IdValid(n.Id))
-                Continue(n.Id);
-        }
-        finally
-        {
-            Libc.Close(r.Fd);
-        }
-    }
-
-    /// <summary>
-    /// The start directory as the workload has it (its cwd, or its dirfd duplicated with
-    /// pidfd_getfd), then the resolution under the workload's credentials. Null when the
-    /// notification was answered (or its caller is gone).
-    /// </summary>
-    private Resolution? ResolveAsWorkload(ulong id, WorkloadTask task, int dirFd, byte[] path, int finalFlags, ulong resolve, bool create, bool emptyPathAllowed, ref EarlyOpen early)
-    {
-        bool empty = path[0] == 0;
-        if (empty && !emptyPathAllowed)
-        {
-            Fail(id, ENOENT);
-            return null;
-        }
-        int start = -1;
-        // RESOLVE_IN_ROOT makes even an absolute path start at the dirfd.
-        if (path[0] != '/' || (resolve & Libc.RESOLVE_IN_ROOT) != 0)
-        {
-            start = dirFd == Libc.AT_FDCWD ? OpenCwd(task.Tid) : DupWorkloadFd(task.Tid, dirFd);
-            if (start < 0)
-            {
-                FailIfValid(id, -start);
-                return null;
-            }
-            if (empty) // AT_EMPTY_PATH: the dirfd itself is the object
-                return new Resolution(ResolveStatus.Existing, start);
-        }
-        try
-        {
-            using (_credentials.Assume())
-            {
-                var r = _resolver.Resolve(start < 0 ? _rootFd : start, path, finalFlags, resolve, create, task);
-                if (early.Flags >= 0 && r.Status == ResolveStatus.Existing)
-                {
-                    fixed (Libc.Stat* st = &early.Stat)
-                        early.HaveStat = Libc.FStat(r.Fd, st) == 0;
-                    uint type = early.Stat.Mode & Libc.S_IFMT;
-                    if (early.HaveStat && (type == Libc.S_IFREG || type == Libc.S_IFDIR))
-                    {
-                        early.Fd = Reopen(r.Fd, early.Flags, 0);
-                        early.Errno = early.Fd < 0 ? Libc.LastErrno : 0;
-                    }
-                }
-                return r;
-            }
-        }
-        finally
-        {
-            if (start >= 0)
-                Libc.Close(start);
-        }
-    }
-
-    private static int OpenCwd(int tid)
-    {
-        byte* path = stackalloc byte[32];
-        ProcFacts.Ascii($"/proc/{tid}/cwd", new Span<byte>(path, 32));
-        int fd = Libc.Open(path, Libc.O_PATH | Libc.O_CLOEXEC, 0);
-        return fd >= 0 ? fd : -Errno.ESRCH;
-    }
-
-    /// <summary>The workload's fd <paramref name="fd"/> as ours (pidfd_getfd), or -errno (EBADF as the kernel would say).</summary>
-    private static int DupWorkloadFd(int tid, int fd)
-    {
-        if (fd < 0)
-            return -EBADF;
-        int pidfd = (int)Libc.Syscall(Libc.SYS_pidfd_open, tid, Libc.PIDFD_THREAD, 0);
-        if (pidfd < 0)
-            return -Errno.ESRCH;
-        try
-        {
-            int ours = (int)Libc.Syscall(Libc.SYS_pidfd_getfd, pidfd, fd, 0);
-            return ours >= 0 ? ours : -Libc.LastErrno;
-        }
-        finally
-        {
-            Libc.Close(pidfd);
-        }
-    }
-
-    private int ReadPath(int tid, ulong address, out int length) => ProcFacts.ReadString(tid, address, _path, out length);
-
-    /// <summary>Answers with errno, unless the caller is already gone (then nobody is waiting).</summary>
-    private void FailIfValid(ulong id, int errno)
-    {
-        if (IdValid(id))
-            Fail(id, errno == 0 ? Errno.ESRCH : errno);
-    }
-
-    /// <summary>build_open_how (fs/open.c): what open/openat/creat hand to the common open path.</summary>
-    private static Libc.OpenHow LegacyHow(int flags, uint mode)
-    {
-        ulong f = (ulong)(flags & ValidOpenFlags);
-        if ((f & Libc.O_PATH) != 0)
-            f &= OPathFlags;
-        else
-            f |= Libc.O_LARGEFILE; // force_o_largefile() on 64-bit
-        bool creates = (f & (Libc.O_CREAT | Libc.O_TMPFILE_BIT)) != 0;
-        return new Libc.OpenHow { Flags = f, Mode = creates ? mode & 0xFFF : 0 };
-    }
-
-    /// <summary>Copies openat2's struct open_how like copy_struct_from_user: larger structs must be zero-padded.</summary>
-    private static int ReadOpenHow(int tid, ulong address, ulong size, out Libc.OpenHow how)
-    {
-        how = default;
-        if (size < (ulong)sizeof(Libc.OpenHow))
-            return EINVAL;
-        if (size > 4096)
-            return E2BIG;
-        Span<byte> bytes = stackalloc byte[(int)size];
-        int errno = ProcFacts.ReadBytes(tid, address, bytes);
-        if (errno != 0)
-            return errno;
-        if (bytes[sizeof(Libc.OpenHow)..].ContainsAnyExcept((byte)0))
-            return E2BIG;
-        how = System.Runtime.InteropServices.MemoryMarshal.Read<Libc.OpenHow>(bytes);
-        if ((how.Flags & Libc.O_PATH) == 0)
-            how.Flags |= Libc.O_LARGEFILE;
-        return 0;
-    }
-
-    /// <summary>
-    /// Lets the kernel validate the flags, mode and resolve combination exactly as it would have
-    /// (EINVAL, EAGAIN for RESOLVE_CACHED with O_CREAT, ...): it checks them before it looks at the
-    /// dirfd, so a relative open from fd -1 answers EBADF for every valid combination.
-    /// </summary>
-    private static int Validate(in Libc.OpenHow how)
-    {
-        fixed (byte* x = "x\0"u8)
-        {
-            int fd = Libc.OpenAt2(-1, x, how);
-            if (fd >= 0)
-            {
-                Libc.Close(fd);
-                return 0;
-            }
-            int errno = Libc.LastErrno;
-            return errno == EBADF ? 0 : errno;
-        }
-    }
-
-    /// <summary>"/proc/self[/...]" and "/proc/thread-self[/...]" → the workload's own entries (fast path; the resolver handles the rest).</summary>
-    private static byte[] RewriteProcSelf(byte[] path, int length, WorkloadTask task)
-    {
-        var span = path.AsSpan(0, length);
-        int prefix = Prefix(span, "/proc/self"u8) ? 10 : Prefix(span, "/proc/thread-self"u8) ? 17 : 0;
-        if (prefix == 0 || task.Tgid is not int tgid)
-            return path;
-        string replacement = prefix == 10 ? $"/proc/{tgid}" : $"/proc/{tgid}/task/{task.Tid}";
-        return [.. Encoding.ASCII.GetBytes(replacement), .. span[prefix..], 0];
-    }
-
-    private static bool Prefix(ReadOnlySpan<byte> path, ReadOnlySpan<byte> prefix) =>
-        path.StartsWith(prefix) && (path.Length == prefix.Length || path[prefix.Length] == '/');
-
-    /// <summary>
-    /// The supervisor opens /proc entries as a thread of the enforcer: the kernel's same-thread-group
-    /// exemptions then apply to the enforcer's own entries, and its ptrace relationship (parent of
-    /// every workload) to other processes'. Refuse what that would lend the workload: anything of
-    /// the enforcer beyond what `ps` reads, and another cgroup's process memory or writable entries.
-    /// </summary>
-    private string? ProcRefusal(string canonical, FileOp op)
-    {
-        int pid = PathResolver.ProcPid(canonical, out string rest);
-        if (pid == 0)
-            return null;
-        int self = Environment.ProcessId;
-        if (pid == self || Directory.Exists($"/proc/{self}/task/{pid}"))
-        {
-            string entry = rest.StartsWith("task/", StringComparison.Ordinal) && rest.IndexOf('/', 5) is int slash and > 0 ? rest[(slash + 1)..] : rest;
-            return op == FileOp.Read && entry is "" or "task" or "stat" or "status" or "statm" or "cmdline" or "comm" or "cgroup"
-                ? null : "the enforcer's own /proc entry";
-        }
-        if (InWorkload(pid))
-            return null;
-        return op == FileOp.Write || rest == "mem" || rest.EndsWith("/mem", StringComparison.Ordinal)
-            ? "another cgroup's process" : null;
     }
 }

@@ -119,6 +119,7 @@ internal sealed unsafe partial class SeccompSupervisor : IDisposable
         Exception? failure = null;
         try
         {
+            _credentials.AdoptGroups();
             var fds = stackalloc Libc.PollFd[2];
             while (true)
             {
@@ -241,6 +242,12 @@ internal sealed unsafe partial class SeccompSupervisor : IDisposable
 
     internal void Reply(ulong id, int errno)
     {
+        if (errno <= 0)
+        {
+            // An error answer of 0 would be a successful syscall returning 0 (for an open: fd 0).
+            _log($"mis-seccomp: internal error: answering errno {errno} for {_cgroupName}; EPERM instead");
+            errno = Errno.EPERM;
+        }
         byte* buffer = stackalloc byte[_responseSize];
         SeccompNotify.Respond(_listener, buffer, _responseSize, new SeccompNotify.Response { Id = id, Error = -errno });
     }

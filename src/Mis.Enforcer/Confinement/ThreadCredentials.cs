@@ -40,8 +40,9 @@ internal sealed unsafe class ThreadCredentials
         var saved = t_saved ??= Saved.Capture();
         try
         {
-            fixed (uint* groups = _groups)
-                Check(Libc.Syscall(Libc.SYS_setgroups, _groups.Length, (long)groups, 0), "setgroups");
+            if (!saved.HasGroups(_groups))
+                fixed (uint* groups = _groups)
+                    Check(Libc.Syscall(Libc.SYS_setgroups, _groups.Length, (long)groups, 0), "setgroups");
             Libc.Syscall(Libc.SYS_setfsgid, _gid, 0, 0);
             // setfsuid/setfsgid report the previous id; an invalid id (-1) changes nothing, so
             // calling it again reads back what is in force now.
@@ -54,21 +55,39 @@ internal sealed unsafe class ThreadCredentials
         }
         catch
         {
-            saved.Restore();
+            saved.Restore([]);
             throw;
         }
-        return new Scope(saved);
+        return new Scope(saved, _groups);
+    }
+
+    /// <summary>
+    /// Gives the calling thread the workload's supplementary groups for good (a thread that keeps
+    /// every capability does not need its own), so each <see cref="Assume"/> on it saves two
+    /// credential commits (setgroups there and back; each costs about as much as an open).
+    /// Call once, first thing, on a thread dedicated to this workload.
+    /// </summary>
+    internal void AdoptGroups()
+    {
+        fixed (uint* groups = _groups)
+            Check(Libc.Syscall(Libc.SYS_setgroups, _groups.Length, (long)groups, 0), "setgroups");
+        t_saved = Saved.Capture();
     }
 
     /// <summary>Restores the thread's own credentials when disposed.</summary>
     internal readonly ref struct Scope
     {
         private readonly Saved _saved;
+        private readonly uint[] _assumed;
 
-        internal Scope(Saved saved) => _saved = saved;
+        internal Scope(Saved saved, uint[] assumed)
+        {
+            _saved = saved;
+            _assumed = assumed;
+        }
 
         /// <summary>Back to the thread's own credentials.</summary>
-        public void Dispose() => _saved.Restore();
+        public void Dispose() => _saved.Restore(_assumed);
     }
 
     private static void Check(long rc, string what)
@@ -133,19 +152,22 @@ internal sealed unsafe class ThreadCredentials
             };
         }
 
+        internal bool HasGroups(uint[] groups) => Groups.AsSpan().SequenceEqual(groups);
+
         /// <summary>
         /// Capabilities first: raising effective back from permitted needs none, and setgroups /
-        /// setfsuid need CAP_SETGID / CAP_SETUID back in the effective set.
+        /// setfsuid need CAP_SETGID / CAP_SETUID back in the effective set. Not read back: a
+        /// restore that failed leaves the thread with less privilege, never more (what Assume
+        /// verifies is the direction that matters).
         /// </summary>
-        internal void Restore()
+        internal void Restore(uint[] assumed)
         {
             SetCapabilities(Effective, Permitted, Inheritable);
             Libc.Syscall(Libc.SYS_setfsuid, FsUid, 0, 0);
             Libc.Syscall(Libc.SYS_setfsgid, FsGid, 0, 0);
-            fixed (uint* g = Groups)
-                Check(Libc.Syscall(Libc.SYS_setgroups, Groups.Length, (long)g, 0), "setgroups (restore)");
-            if ((uint)Libc.Syscall(Libc.SYS_setfsuid, -1, 0, 0) != FsUid || (uint)Libc.Syscall(Libc.SYS_setfsgid, -1, 0, 0) != FsGid)
-                throw new CredentialSwitchException("the thread's own fsuid/fsgid did not come back");
+            if (!HasGroups(assumed))
+                fixed (uint* g = Groups)
+                    Check(Libc.Syscall(Libc.SYS_setgroups, Groups.Length, (long)g, 0), "setgroups (restore)");
         }
     }
 }
