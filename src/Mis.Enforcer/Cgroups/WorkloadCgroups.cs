@@ -1,3 +1,4 @@
+using Mis.Enforcer.Kernel;
 using Mis.Native;
 
 namespace Mis.Enforcer.Cgroups;
@@ -73,7 +74,7 @@ internal sealed class WorkloadCgroup : IDisposable
     internal WorkloadCgroup(string path)
     {
         Path = path;
-        Id = FileIdentity.Of(path)?.Inode ?? throw new IOException($"cgroup {path} does not exist");
+        Id = CgroupV2.IdOf(path);
     }
 
     /// <summary>The cgroup directory.</summary>
@@ -95,26 +96,8 @@ internal sealed class WorkloadCgroup : IDisposable
         }
     }
 
-    /// <summary>
-    /// Kills every process in the cgroup at once with <c>cgroup.kill</c>; where that file is missing
-    /// (kernels before 5.14), SIGKILLs each pid listed in <c>cgroup.procs</c>, repeated until empty
-    /// (a pid read from cgroup.procs is in this cgroup at that moment, and a killed process cannot fork).
-    /// </summary>
-    internal void Kill()
-    {
-        string killFile = System.IO.Path.Combine(Path, "cgroup.kill");
-        if (File.Exists(killFile))
-        {
-            File.WriteAllText(killFile, "1");
-            return;
-        }
-        for (int round = 0; round < 100 && Pids() is { Count: > 0 } pids; round++)
-        {
-            foreach (int pid in pids)
-                _ = Kill(pid, 9);
-            Thread.Sleep(1);
-        }
-    }
+    /// <summary>Kills every process in the cgroup (see <see cref="CgroupKiller"/>).</summary>
+    internal void Kill() => CgroupKiller.Kill(Path);
 
     /// <summary>Waits until the cgroup holds no process (cgroup.events populated 0).</summary>
     internal bool WaitEmpty(TimeSpan timeout)
@@ -142,13 +125,7 @@ internal sealed class WorkloadCgroup : IDisposable
     {
         if (!Directory.Exists(Path))
             return;
-        try
-        {
-            Kill();
-        }
-        catch (IOException)
-        {
-        }
+        Kill();
         WaitEmpty(TimeSpan.FromSeconds(5));
         RemoveDirectory(Path);
     }
@@ -173,7 +150,4 @@ internal sealed class WorkloadCgroup : IDisposable
             }
         }
     }
-
-    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
-    private static extern int Kill(int pid, int signal);
 }

@@ -51,7 +51,8 @@ public static class CgroupV2
     /// the directory's inode number, the value <c>bpf_get_current_cgroup_id()</c> returns.
     /// </summary>
     /// <exception cref="IOException">The directory cannot be stat'ed.</exception>
-    public static ulong IdOf(string cgroupPath) => Libc.InodeOf(cgroupPath);
+    public static ulong IdOf(string cgroupPath) =>
+        FileIdentity.Of(cgroupPath)?.Inode ?? throw new IOException($"cannot stat the cgroup {cgroupPath}: it does not exist");
 
     // mountinfo escapes space, tab, newline and backslash as \ooo octal.
     private static string UnescapeMountPath(string path)
