@@ -19,6 +19,10 @@ public sealed class PolicyTests
     [InlineData("/sys/fs/cgroup/unified/cgroup.procs", "Write")]
     [InlineData("/sys/fs/bpf/mis/map", "Write")]
     [InlineData("/proc/sys/kernel/modprobe", "Write")]
+    [InlineData("/sys/power/state", "Write")]
+    [InlineData("/dev/sda", "Read")]
+    [InlineData("/dev/vda1", "Write")]
+    [InlineData("/dev/mem", "Read")]
     public void Builtin_denies_credentials_and_control_surfaces(string path, string op)
     {
         Assert.Equal(Verdict.Deny, BuiltinPolicy.Create().Decide(new FileRequest(Enum.Parse<FileOp>(op), path, 0, 0), defcon: 5));
@@ -31,6 +35,10 @@ public sealed class PolicyTests
     [InlineData("/usr/bin/cat", "Exec")]
     [InlineData("/sys/fs/cgroup/unified/cgroup.procs", "Read")]
     [InlineData("/proc/sys/kernel/osrelease", "Read")]
+    [InlineData("/dev/null", "Write")]
+    [InlineData("/dev/urandom", "Read")]
+    [InlineData("/dev/pts/3", "Write")]
+    [InlineData("/dev/shm/buffer", "Write")]
     public void Builtin_allows_ordinary_work(string path, string op)
     {
         Assert.Equal(Verdict.Allow, BuiltinPolicy.Create().Decide(new FileRequest(Enum.Parse<FileOp>(op), path, 0, 0), defcon: 5));

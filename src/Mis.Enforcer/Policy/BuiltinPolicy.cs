@@ -24,11 +24,24 @@ internal static class BuiltinPolicy
         ("/etc/ssh/ssh_host_*_key", FileOps.All, Verdict.Deny),
         ("/**/.ssh/id_*", FileOps.All, Verdict.Deny),
         ("/**/.ssh/authorized_keys", FileOps.Write, Verdict.Deny),
-        ("/sys/fs/cgroup/**", FileOps.Write, Verdict.Deny),
-        ("/sys/fs/bpf/**", FileOps.Write, Verdict.Deny),
+        // The kernel's control surfaces. sysfs and /proc/sys files check only file permissions,
+        // so a uid-0 workload without capabilities (--as-root) could otherwise write them.
+        ("/sys/**", FileOps.Write, Verdict.Deny),
         ("/proc/sys/**", FileOps.Write, Verdict.Deny),
         ("/proc/sysrq-trigger", FileOps.Write, Verdict.Deny),
-        ("/sys/kernel/**", FileOps.Write, Verdict.Deny),
+        // Device nodes: the harmless ones are explicitly allowed (so they stay usable at DEFCON 2),
+        // everything else is denied: raw disks would bypass every file rule, and uid 0 owns them.
+        ("/dev/null", FileOps.Read | FileOps.Write, Verdict.Allow),
+        ("/dev/zero", FileOps.Read | FileOps.Write, Verdict.Allow),
+        ("/dev/full", FileOps.Read | FileOps.Write, Verdict.Allow),
+        ("/dev/random", FileOps.Read, Verdict.Allow),
+        ("/dev/urandom", FileOps.Read, Verdict.Allow),
+        ("/dev/tty", FileOps.Read | FileOps.Write, Verdict.Allow),
+        ("/dev/ptmx", FileOps.Read | FileOps.Write, Verdict.Allow),
+        ("/dev/pts/*", FileOps.Read | FileOps.Write, Verdict.Allow),
+        ("/dev/shm/**", FileOps.Read | FileOps.Write, Verdict.Allow),
+        ("/dev/mqueue/**", FileOps.Read | FileOps.Write, Verdict.Allow),
+        ("/dev/**", FileOps.All, Verdict.Deny),
     ];
 
     internal static IEnumerable<FileRule> Rules() =>
