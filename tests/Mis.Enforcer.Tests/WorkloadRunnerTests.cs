@@ -25,6 +25,36 @@ public sealed class WorkloadRunnerTests
     }
 
     [Fact]
+    public void A_configured_cgroup_root_is_used_and_cleaned()
+    {
+        HostRequirements.Root();
+        string root = Path.Combine(CgroupV2.FindMount()!, $"mis-test-root-{Environment.ProcessId}");
+        var config = Configuration.MisConfig.Default with { Paths = Configuration.MisConfig.Default.Paths with { CgroupRoot = root } };
+        try
+        {
+            var result = WorkloadRunner.Run(new RunRequest { Command = ["sh", "-c", "grep -q mis-test-root /proc/self/cgroup"], Config = config },
+                TestContext.Current.CancellationToken);
+            Assert.Equal(0, result.ExitStatus);
+            Assert.Empty(Directory.GetDirectories(root));
+        }
+        finally
+        {
+            if (Directory.Exists(root))
+                Directory.Delete(root);
+        }
+    }
+
+    [Fact]
+    public void A_cgroup_root_outside_the_cgroup_mount_is_refused()
+    {
+        HostRequirements.Root();
+        var config = Configuration.MisConfig.Default with { Paths = Configuration.MisConfig.Default.Paths with { CgroupRoot = "/tmp/not-a-cgroup" } };
+        var e = Assert.Throws<Kernel.KernelUnavailableException>(() =>
+            WorkloadRunner.Run(new RunRequest { Command = ["true"], Config = config }, TestContext.Current.CancellationToken));
+        Assert.Contains("cgroup_root", e.Message);
+    }
+
+    [Fact]
     public void The_bpf_descriptor_count_sees_an_open_enforcer()
     {
         HostRequirements.Root();

@@ -25,7 +25,7 @@ internal sealed class WorkloadCgroups : IDisposable
     /// <summary>This process's directory of workload cgroups.</summary>
     internal string Root { get; }
 
-    /// <summary>Creates this process's directory under <c>&lt;mount&gt;/mis</c>.</summary>
+    /// <summary>Creates this process's directory under <paramref name="cgroupRoot"/> (default <c>&lt;mount&gt;/mis</c>).</summary>
     /// <exception cref="InvalidOperationException">cgroup v2 is missing or the directory cannot be created (with why).</exception>
     internal static WorkloadCgroups Create(string? cgroupRoot = null)
     {

@@ -106,7 +106,9 @@ internal sealed partial class KernelEnforcer : IViolationSink, IDisposable
             throw new KernelUnavailableException($"the kernel enforcer is unavailable: {whyMissing}");
         string mount = options.CgroupMount ?? CgroupV2.FindMount()
             ?? throw new KernelUnavailableException("the kernel enforcer is unavailable: cgroup v2 is not mounted");
-        string misRoot = Path.Combine(mount, "mis");
+        string misRoot = options.CgroupRoot is { Length: > 0 } root ? Path.GetFullPath(root) : Path.Combine(mount, "mis");
+        if (!misRoot.StartsWith(mount.TrimEnd('/') + "/", StringComparison.Ordinal))
+            throw new KernelUnavailableException($"the MIS cgroup root {misRoot} is not inside the cgroup v2 mount {mount} ([paths] cgroup_root)");
         try
         {
             Directory.CreateDirectory(misRoot);

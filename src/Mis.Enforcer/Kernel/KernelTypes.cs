@@ -19,6 +19,9 @@ internal sealed record KernelEnforcerOptions
 
     /// <summary>The cgroup v2 mount; null finds it in /proc/self/mountinfo.</summary>
     public string? CgroupMount { get; init; }
+
+    /// <summary>MIS's own cgroup, below which every managed cgroup lives ([paths] cgroup_root); null is <c>&lt;mount&gt;/mis</c>.</summary>
+    public string? CgroupRoot { get; init; }
 }
 
 /// <summary>A cgroup's enforcement state as the kernel holds it, decay applied.</summary>

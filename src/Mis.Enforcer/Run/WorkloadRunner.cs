@@ -23,9 +23,9 @@ internal static class WorkloadRunner
     {
         var started = Stopwatch.StartNew();
         var clock = new KernelClock();
-        using var cgroups = WorkloadCgroups.Create();
+        using var kernel = KernelEnforcer.Open(request.Config.Defcon, new KernelEnforcerOptions { CgroupRoot = request.Config.Paths.CgroupRoot });
+        using var cgroups = WorkloadCgroups.Create(kernel.MisRoot);
         using var guard = CgroupGuard.Start(cgroups.Root);
-        using var kernel = KernelEnforcer.Open(request.Config.Defcon);
         using var events = new EventLog(request.EventsPath);
 
         kernel.SetNetRules(PolicyId, request.Policy.NetRules);
