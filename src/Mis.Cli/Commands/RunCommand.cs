@@ -85,7 +85,14 @@ internal static class RunCommand
             }
             catch (Exception e) when (e is KernelUnavailableException or BpfException or WorkloadLaunchException or ArgumentException or InvalidOperationException)
             {
-                return Fail(e.Message + (e is KernelUnavailableException or BpfException ? " (see ./mis doctor)" : ""));
+                string hint = e switch
+                {
+                    KernelUnavailableException or BpfException => " (see ./mis doctor)",
+                    WorkloadLaunchException when e.Message.Contains("chdir", StringComparison.Ordinal) =>
+                        $" (the command runs as {request.Identity?.Name ?? WorkloadIdentity.DefaultUserName}: pass --cwd DIR with a directory it may enter)",
+                    _ => "",
+                };
+                return Fail(e.Message + hint);
             }
         });
         return run;
