@@ -15,6 +15,7 @@ internal sealed class RunRecorder(ulong cgroupId, EventLog log, WorkloadRunner.K
     private readonly Dictionary<string, int> _byOperation = [];
     private readonly Lock _gate = new();
     private long _lastEventTicks = Environment.TickCount64;
+    private ulong _dropsReported;
 
     internal async Task Pump(KernelEnforcer kernel, CancellationToken stop)
     {
@@ -30,6 +31,39 @@ internal sealed class RunRecorder(ulong cgroupId, EventLog log, WorkloadRunner.K
         catch (OperationCanceledException)
         {
         }
+    }
+
+    /// <summary>
+    /// Writes a <c>ringbuf_drop</c> event each second in which events were lost (kernel ring
+    /// buffer full, or the decoded-event channel full), so a gap in the file is never silent.
+    /// </summary>
+    internal async Task WatchDrops(KernelEnforcer kernel, CancellationToken stop)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stop))
+                ReportDrops(kernel.RingbufDrops + (ulong)kernel.EventChannelDrops, kernel.State(cgroupId));
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    internal void ReportDrops(ulong totalDropped, CgroupState? state)
+    {
+        ulong fresh;
+        lock (_gate)
+        {
+            fresh = totalDropped - Math.Min(totalDropped, _dropsReported);
+            _dropsReported = Math.Max(_dropsReported, totalDropped);
+        }
+        if (fresh > 0)
+            log.Write(new EnforcementEvent
+            {
+                Event = "ringbuf_drop", Timestamp = DateTimeOffset.UtcNow, CgroupId = cgroupId,
+                Defcon = state?.Defcon ?? 5, Violations = state?.Violations ?? 0, Dropped = fresh,
+            });
     }
 
     /// <summary>Waits until no event has arrived for a moment (at most <paramref name="limit"/>).</summary>
@@ -108,8 +142,7 @@ internal sealed class RunRecorder(ulong cgroupId, EventLog log, WorkloadRunner.K
         int defcon = state?.Defcon ?? 5;
         ulong violations = state?.Violations ?? 0;
         int status = exit.Signal is int s ? 128 + s : exit.ExitCode ?? 0;
-        if (dropped > 0)
-            log.Write(new EnforcementEvent { Event = "ringbuf_drop", Timestamp = now, CgroupId = cgroupId, Defcon = defcon, Violations = violations, Dropped = dropped });
+        ReportDrops(dropped, state);
         log.Write(new EnforcementEvent { Event = "slowdown", Timestamp = now, CgroupId = cgroupId, Defcon = defcon, Violations = violations, SlowdownNs = slowdownNs });
         log.Write(new EnforcementEvent
         {

@@ -35,7 +35,9 @@ internal static class WorkloadRunner
         kernel.Manage(cgroup.Path, request.Learn, PolicyId);
         var record = new RunRecorder(cgroup.Id, events, clock);
         using var pumpStop = new CancellationTokenSource();
-        var pump = Task.Run(() => record.Pump(kernel, pumpStop.Token));
+        var pump = Task.WhenAll(
+            Task.Run(() => record.Pump(kernel, pumpStop.Token)),
+            Task.Run(() => record.WatchDrops(kernel, pumpStop.Token)));
         try
         {
             using var workload = new WorkloadLauncher().Launch(new LaunchSpec
