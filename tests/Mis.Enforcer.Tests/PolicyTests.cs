@@ -133,6 +133,13 @@ public sealed class PolicyTests
     }
 
     [Fact]
+    public void Any_address_means_every_IPv4_and_every_IPv6_destination()
+    {
+        var policy = PolicyFile.Parse("[[network]]\naddress = \"any\"\nport = 53\naction = \"deny\"\n", "p.toml");
+        Assert.Equal(["0.0.0.0/0 port 53 any deny", "::/0 port 53 any deny"], policy.NetRules.Select(r => r.ToString()));
+    }
+
+    [Fact]
     public void Seed_shaped_rules_match_by_inode_and_syscall_and_expire()
     {
         var clock = new FakeTimeProvider(DateTimeOffset.UnixEpoch);
@@ -203,6 +210,6 @@ public sealed class PolicyExampleTests
         Assert.Equal(Verdict.Allow, policy.Decide(new FileRequest(FileOp.Exec, "/usr/bin/python3.11", 0, 0), 3));
         Assert.Equal(Verdict.Deny, policy.Decide(new FileRequest(FileOp.Exec, "/usr/bin/curl", 0, 0), 3));
         Assert.Equal(Verdict.Deny, policy.Decide(new FileRequest(FileOp.Read, "/etc/shadow", 0, 0), 5));
-        Assert.Equal(2, policy.NetRules.Count);
+        Assert.Equal(3, policy.NetRules.Count); // the allow, and the "any" deny for each family
     }
 }

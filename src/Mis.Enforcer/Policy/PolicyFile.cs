@@ -101,7 +101,7 @@ internal static class PolicyFile
                     files.Add(FileRuleFrom(file, table, values, source));
                     break;
                 case "network":
-                    nets.Add(NetRuleFrom(file, table, values, source));
+                    nets.AddRange(NetRulesFrom(file, table, values, source));
                     break;
                 default:
                     inodes.Add(InodeRuleFrom(file, table, values, source, maxTtlSecs, clock));
@@ -153,15 +153,26 @@ internal static class PolicyFile
         return new FileRule(glob!, ops, action, $"{source}: {glob!.Pattern}");
     }
 
-    private static NetRule NetRuleFrom(string file, TableSyntaxBase table, Dictionary<string, ConfigValue> values, string source)
+    // "any" is one rule per address family: the kernel matches IPv4 and IPv6 destinations
+    // (IPv4-mapped IPv6 ones included) against rules of their own family only.
+    private static IEnumerable<NetRule> NetRulesFrom(string file, TableSyntaxBase table, Dictionary<string, ConfigValue> values, string source)
     {
         var addressValue = Required(file, table, values, "network", "address");
+        if (addressValue.String() != "any")
+            return [NetRuleFrom(file, table, values, source, addressValue)];
+        var v4 = NetRuleFrom(file, table, values, source, addressValue, (IPAddress.Any, 0));
+        return [v4, v4 with { Address = IPAddress.IPv6Any }];
+    }
+
+    private static NetRule NetRuleFrom(string file, TableSyntaxBase table, Dictionary<string, ConfigValue> values, string source,
+        ConfigValue addressValue, (IPAddress Address, int Prefix)? any = null)
+    {
         string text = addressValue.String();
         IPAddress address;
         int prefix;
-        if (text == "any")
+        if (any is { } both)
         {
-            (address, prefix) = (IPAddress.IPv6Any, 0);
+            (address, prefix) = both;
         }
         else if (IPNetwork.TryParse(text, out var network))
         {
