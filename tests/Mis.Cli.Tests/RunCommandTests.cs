@@ -123,6 +123,30 @@ public sealed class RunCommandTests : IDisposable
     }
 
     [Fact]
+    public void A_deny_any_rule_blocks_IPv4_and_IPv6_destinations()
+    {
+        RequireKernel();
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        int port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        string policy = Path.Combine(_dir, "any.toml");
+        File.WriteAllText(policy, "[[network]]\naddress = \"any\"\naction = \"deny\"\n");
+        string script = $$"""
+            import socket, errno
+            for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+                s = socket.socket(family)
+                try:
+                    s.connect((host, {{port}})); print(host, "ok")
+                except OSError as e:
+                    print(host, errno.errorcode[e.errno])
+            """;
+        var result = CliRunner.Run("run", "--policy", policy, "--", "/usr/bin/python3", "-c", script);
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        Assert.Contains("127.0.0.1 EPERM", result.Stdout);
+        Assert.Contains("::1 EPERM", result.Stdout);
+    }
+
+    [Fact]
     public void The_workload_cannot_signal_the_enforcer()
     {
         RequireKernel();
