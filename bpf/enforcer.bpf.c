@@ -223,6 +223,14 @@ int mis_report(struct mis_report_ctx *ctx)
 		out = mis_violation(s, now, &actor, ctx->op, e);
 		ctx->defcon_before = out.before;
 		break;
+	case MIS_CMD_SET_DEFCON:
+		if (ctx->arg < MIS_DEFCON_MIN || ctx->arg > MIS_DEFCON_NORMAL) {
+			ctx->result = MIS_RESULT_BAD_COMMAND;
+			break;
+		}
+		out = mis_set_level(s, now, &actor, ctx->arg);
+		ctx->defcon_before = out.before;
+		break;
 	case MIS_CMD_SET_LEARNING:
 		if (ctx->arg)
 			__sync_fetch_and_or(&s->flags, (__u64)MIS_CG_LEARNING);

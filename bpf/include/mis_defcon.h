@@ -118,6 +118,7 @@ static __always_inline struct mis_outcome mis_violation(struct mis_cgroup_state 
 	__u64 old;
 
 	mis_decay(s, now, a);
+	mis_stat_inc(MIS_STAT_VIOLATIONS);
 	if (READ_ONCE(s->flags) & MIS_CG_LEARNING) {
 		__sync_fetch_and_add(&s->learning_violations, 1);
 		out.violations = READ_ONCE(s->violations);
@@ -139,6 +140,40 @@ static __always_inline struct mis_outcome mis_violation(struct mis_cgroup_state 
 		e->decision = MIS_DECISION_DENY;
 		bpf_ringbuf_submit(e, 0);
 	}
+	if (out.before != out.after) {
+		mis_stat_inc(MIS_STAT_ESCALATIONS); /* one increment crosses at most one threshold */
+		mis_emit_small(MIS_EV_DEFCON, now, s, a, out.violations, out.before, out.after, 0);
+		if (out.after == MIS_DEFCON_MIN && s->config.kill_at_level_1)
+			mis_emit_small(MIS_EV_KILL, now, s, a, out.violations, out.before, out.after, 0);
+	}
+	return out;
+}
+
+/*
+ * A manual override (the gRPC SetDefcon): sets the violation count to the entry count of
+ * `level` (0 for DEFCON 5, thresholds[4 - level] otherwise), whether that raises or lowers the
+ * level, and emits one DEFCON record for the change (and KILL when it enters DEFCON 1 with
+ * kill_at_level_1). The count is exchanged, not added to, so violations counted concurrently
+ * on other CPUs land on top of the new value. KILLED is never cleared: DEFCON 1 with kill is
+ * final, so user space refuses to lower a killed cgroup. Returns before/after like a violation.
+ */
+static __always_inline struct mis_outcome mis_set_level(struct mis_cgroup_state *s, __u64 now,
+							const struct mis_actor *a, __u32 level)
+{
+	struct mis_outcome out;
+	__u64 target = 0, old;
+
+	if (level >= 1 && level <= 4)
+		target = s->config.thresholds[(4 - level) & 3];
+	old = __sync_lock_test_and_set(&s->violations, target);
+	WRITE_ONCE(s->decay_anchor_ns, now);
+	out.violations = target;
+	out.before = mis_level_for(&s->config, old);
+	out.after = mis_level_for(&s->config, target);
+	if (out.after < out.before)
+		mis_stat_add(MIS_STAT_ESCALATIONS, out.before - out.after);
+	if (out.after == MIS_DEFCON_MIN && out.before != MIS_DEFCON_MIN && s->config.kill_at_level_1)
+		__sync_fetch_and_or(&s->flags, (__u64)MIS_CG_KILLED);
 	if (out.before != out.after) {
 		mis_emit_small(MIS_EV_DEFCON, now, s, a, out.violations, out.before, out.after, 0);
 		if (out.after == MIS_DEFCON_MIN && s->config.kill_at_level_1)

@@ -27,12 +27,19 @@ static __always_inline void mis_actor_current(struct mis_actor *a)
 	a->current = 1;
 }
 
-static __always_inline void mis_stat_inc(__u32 stat)
+static __always_inline void mis_stat_add(__u32 stat, __u64 n)
 {
 	__u64 *counter = bpf_map_lookup_elem(&mis_stats, &stat);
 
+	/* Atomic although the slot is per CPU: mis_report (a sleepable syscall program) can be
+	 * preempted on its CPU by a tracing program that bumps the same slot. */
 	if (counter)
-		*counter += 1; /* per-CPU slot, and BPF programs do not nest on one CPU here */
+		__sync_fetch_and_add(counter, n);
+}
+
+static __always_inline void mis_stat_inc(__u32 stat)
+{
+	mis_stat_add(stat, 1);
 }
 
 /* Reserves a record of `size` bytes (MIS_EVENT_HEADER_SIZE or sizeof(struct mis_event)). */

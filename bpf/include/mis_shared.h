@@ -115,6 +115,7 @@ enum mis_command {
 	MIS_CMD_QUERY = 0,        /* apply decay, return the state */
 	MIS_CMD_VIOLATION = 1,    /* count one violation of type op, then return the state */
 	MIS_CMD_SET_LEARNING = 2, /* arg = 1 enables learning mode, 0 disables it */
+	MIS_CMD_SET_DEFCON = 3,   /* arg = level 1..5: set violations to that level's entry count */
 };
 
 /* mis_report_ctx.result */
@@ -191,6 +192,8 @@ struct mis_exec_key {
 enum mis_stat {
 	MIS_STAT_RINGBUF_DROPS = 0, /* events lost because the ring buffer was full */
 	MIS_STAT_KILL_SIGNALS = 1,  /* SIGKILLs sent from the kernel */
+	MIS_STAT_VIOLATIONS = 2,    /* denials through the state machine, learning mode included */
+	MIS_STAT_ESCALATIONS = 3,   /* DEFCON levels lost (5 -> 3 in one step counts 2) */
 	MIS_STAT_COUNT = 4,
 };
 

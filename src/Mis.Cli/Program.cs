@@ -15,8 +15,11 @@ internal static class Program
             QuickstartCommand.Create(),
             DoctorCommand.Create(),
             RunCommand.Create(),
+            EnforcerCommand.Create(),
             ConfigCommand.Create(),
             TestCommand.Create(),
+            AnomalyCommand.Create(),
+            GymCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }

@@ -25,13 +25,15 @@ internal static class RunCommand
         var learn = new Option<bool>("--learn") { Description = "Learning mode: violations are denied and recorded but do not escalate DEFCON; the syscall stream is recorded." };
         var cwd = new Option<DirectoryInfo?>("--cwd") { HelpName = "DIR", Description = "Working directory of the command, entered as its user (default: the current directory)." };
         var env = new Option<string[]>("--env") { HelpName = "NAME=VALUE", Description = "NAME=VALUE to add to the command's minimal environment (repeatable).", AllowMultipleArgumentsPerToken = false };
+        var traces = new Option<DirectoryInfo?>("--traces") { HelpName = "DIR", Description = "With --learn: write each thread's syscall sequence to DIR/TID-COMM.trace (whitespace-separated syscall numbers)." };
+        var anomalyModel = new Option<FileInfo?>("--anomaly-model") { HelpName = "MODEL", Description = "With --learn: score each thread's live syscall stream with this model (mis anomaly train); above [policy] anomaly_threshold the cgroup is killed when kill_on_anomaly is true." };
         var command = new Argument<string[]>("CMD") { Description = "The command and its arguments, after --.", Arity = ArgumentArity.OneOrMore };
         var run = new Command("run",
             "Run CMD in a fresh MIS-managed cgroup under the kernel enforcer: denied operations fail with EPERM and count as " +
             "violations; at DEFCON 4/3/2 every syscall is slowed, at DEFCON 1 the cgroup is killed. Prints a summary on stderr " +
             "and exits with CMD's status (137 when MIS killed it, 125 when MIS could not run it). Needs root.")
         {
-            policy, config, events, user, asRoot, learn, cwd, env, command,
+            policy, config, events, user, asRoot, learn, cwd, env, traces, anomalyModel, command,
         };
         run.SetAction(result =>
         {
@@ -40,6 +42,8 @@ internal static class RunCommand
                 return MisFailed;
             if (result.GetValue(user) is not null && result.GetValue(asRoot))
                 return Fail("--user and --as-root exclude each other");
+            if (!Environment.IsPrivilegedProcess)
+                return Fail("needs root: it creates cgroups and loads BPF programs (run it with sudo)");
             WorkloadPolicy workloadPolicy;
             try
             {
@@ -52,6 +56,21 @@ internal static class RunCommand
                 return Fail(e.Message);
             }
 
+            if ((result.GetValue(traces) is not null || result.GetValue(anomalyModel) is not null) && !result.GetValue(learn))
+                return Fail("--traces and --anomaly-model need --learn (only learning mode reports every syscall)");
+            Mis.Anomaly.AnomalyDetector? detector = null;
+            if (result.GetValue(anomalyModel) is { } modelFile)
+            {
+                try
+                {
+                    detector = Mis.Anomaly.ModelFile.Load(modelFile.FullName);
+                }
+                catch (Exception e) when (e is InvalidDataException or FileNotFoundException or InvalidOperationException)
+                {
+                    return Fail(e.Message);
+                }
+            }
+            using var ownedDetector = detector;
             var cmd = result.GetValue(command)!;
             var request = new RunRequest
             {
@@ -60,6 +79,8 @@ internal static class RunCommand
                 Policy = workloadPolicy,
                 Learn = result.GetValue(learn),
                 EventsPath = result.GetValue(events)?.FullName,
+                TracesDirectory = result.GetValue(traces)?.FullName,
+                AnomalyScorer = detector,
                 WorkingDirectory = result.GetValue(cwd)?.FullName ?? Environment.CurrentDirectory,
                 Environment = [.. LaunchSpec.DefaultEnvironment.Where(e => !(result.GetValue(env) ?? []).Any(x => SameName(x, e))),
                                .. result.GetValue(env) ?? []],
@@ -114,6 +135,7 @@ internal static class RunCommand
         w.WriteLine();
         w.WriteLine($"mis run: {string.Join(' ', command)}");
         string outcome = r.KilledByMis ? $"killed by MIS at DEFCON 1 (exit status {r.ExitStatus})"
+            : r.Anomaly?.Killed is { } hit ? $"killed by MIS: anomaly score {hit.Score} > {r.Anomaly.Threshold} (exit status {r.ExitStatus})"
             : r.Exit.Signal is int s ? $"killed by signal {s} (exit status {r.ExitStatus})"
             : $"exited with status {r.ExitStatus}";
         w.WriteLine($"  result      {outcome}");
@@ -126,6 +148,16 @@ internal static class RunCommand
         w.WriteLine($"  slowdown    {r.Slowdown.TotalMilliseconds:0.###} ms over {r.Syscalls:N0} syscalls");
         if (eventsPath is not null)
             w.WriteLine($"  events      {r.EventsWritten} written to {eventsPath}{(r.EventsDropped > 0 ? $" ({r.EventsDropped} lost: ring buffer full)" : "")}");
+        if (r.Anomaly is { } a)
+        {
+            string worst = a.Worst is { } m ? $"max {m.Score}/1000 (thread {m.Tid} {m.Comm}, raw {m.Raw:G4})" : "no window scored";
+            w.WriteLine($"  anomaly     {worst}; model {a.Model}, {a.WindowsScored} windows of {a.WindowSize} syscalls over {a.Threads} thread{(a.Threads == 1 ? "" : "s")}, threshold {a.Threshold}" +
+                        (a.WindowsSkipped > 0 ? $", {a.WindowsSkipped} windows not scored ({a.Fault ?? "the model fell behind"})" : ""));
+            if (a.Killed is { } k)
+                w.WriteLine($"  killed on   window [{string.Join(' ', k.Window)}]");
+        }
+        if (r.TraceFiles.Count > 0)
+            w.WriteLine($"  traces      {r.TraceFiles.Count} files in {Path.GetDirectoryName(r.TraceFiles[0])}");
         w.WriteLine($"  duration    {r.Duration.TotalSeconds:0.00} s; cgroup {r.CgroupId} removed, BPF programs detached");
         return w.ToString();
     }

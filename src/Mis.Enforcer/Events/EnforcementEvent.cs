@@ -10,7 +10,7 @@ namespace Mis.Enforcer.Events;
 /// </summary>
 public sealed record EnforcementEvent
 {
-    /// <summary>violation, defcon_transition, slowdown, kill, exit, ringbuf_drop, syscall (learning mode) or trace.</summary>
+    /// <summary>violation, defcon_transition, slowdown, kill, exit, ringbuf_drop, syscall (learning mode), trace or anomaly.</summary>
     public required string Event { get; init; }
 
     /// <summary>Wall-clock time, ISO 8601 UTC with microseconds.</summary>
@@ -66,6 +66,18 @@ public sealed record EnforcementEvent
     /// <summary>ringbuf_drop: events lost since the previous ringbuf_drop event.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public ulong? Dropped { get; init; }
+
+    /// <summary>anomaly: the calibrated anomaly score of the window, 0..1000.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public int? AnomalyScore { get; init; }
+
+    /// <summary>anomaly: syscalls in the scored window.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public int? WindowSize { get; init; }
+
+    /// <summary>anomaly: the scored window's syscall numbers, oldest first.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<int>? Window { get; init; }
 
     /// <summary>The rule or level that produced a decision, when known.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]

@@ -154,6 +154,8 @@ internal enum MisCommand : uint
     Violation = 1,
     /// <summary>Set (Arg = 1) or clear (Arg = 0) learning mode.</summary>
     SetLearning = 2,
+    /// <summary>Set the violation count to the entry count of level Arg (1..5): the manual DEFCON override.</summary>
+    SetDefcon = 3,
 }
 
 /// <summary><c>enum mis_result</c>.</summary>
@@ -174,6 +176,10 @@ internal enum MisStat : uint
     RingbufDrops = 0,
     /// <summary>SIGKILLs sent by the kernel programs.</summary>
     KillSignals = 1,
+    /// <summary>Denials counted by the state machine (every deny point, learning mode included).</summary>
+    Violations = 2,
+    /// <summary>DEFCON levels lost to escalation (a jump from 5 to 3 counts 2).</summary>
+    Escalations = 3,
     /// <summary>Number of slots.</summary>
     Count = 4,
 }

@@ -76,6 +76,28 @@ internal sealed partial class KernelEnforcer
     }
 
     /// <summary>
+    /// The manual DEFCON override: sets the cgroup's violation count to the entry count of
+    /// <paramref name="level"/> (0 for DEFCON 5, else the threshold that enters it) in one kernel
+    /// exchange, emitting one DEFCON event, and a KILL event plus <c>cgroup.kill</c> when it
+    /// enters DEFCON 1 with kill. Lowering the level is this same reset of the count; the kernel
+    /// never clears a kill (callers refuse to lower a killed cgroup).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="level"/> is not 1..5.</exception>
+    /// <exception cref="KeyNotFoundException">The cgroup is not managed.</exception>
+    public ViolationOutcome SetDefcon(ulong cgroupId, int level)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(level, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(level, 5);
+        var ctx = new MisReportCtx { CgroupId = cgroupId, Command = (uint)MisCommand.SetDefcon, Arg = (uint)level };
+        Run(ref ctx);
+        if ((MisResult)ctx.Result == MisResult.NoCgroup)
+            throw new KeyNotFoundException($"cgroup {cgroupId} is not managed by this enforcer");
+        if (ctx.DefconAfter == 1 && ctx.DefconBefore != 1 && (ctx.Flags & (uint)MisCgroupFlags.Killed) != 0)
+            KillCgroup(cgroupId);
+        return new ViolationOutcome(ctx.Violations, (int)ctx.DefconBefore, (int)ctx.DefconAfter);
+    }
+
+    /// <summary>
     /// Replaces the network rules of <paramref name="policyId"/> (see <see cref="NetRuleKeys"/> for
     /// how they match). New rules are written before the stale ones are removed, so a rule present
     /// in both sets never disappears in between. Each rule's kernel rule id is its index here.

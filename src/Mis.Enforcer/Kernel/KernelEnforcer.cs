@@ -71,6 +71,12 @@ internal sealed partial class KernelEnforcer : IViolationSink, IDisposable
     /// <summary>SIGKILLs the kernel programs sent to tasks of managed cgroups.</summary>
     public ulong KernelKillSignals => StatCounter(MisStat.KillSignals);
 
+    /// <summary>Denials every deny point counted through the kernel's state machine, learning mode included.</summary>
+    public ulong KernelViolations => StatCounter(MisStat.Violations);
+
+    /// <summary>DEFCON levels lost to escalation, by violations or by <see cref="SetDefcon"/> (5 to 3 counts 2).</summary>
+    public ulong KernelEscalations => StatCounter(MisStat.Escalations);
+
     /// <summary>Times a whole cgroup was killed from user space (cgroup.kill).</summary>
     public long CgroupKills => Interlocked.Read(ref _cgroupKills);
 

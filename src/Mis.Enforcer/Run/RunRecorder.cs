@@ -17,6 +17,9 @@ internal sealed class RunRecorder(ulong cgroupId, EventLog log, WorkloadRunner.K
     private long _lastEventTicks = Environment.TickCount64;
     private ulong _dropsReported;
 
+    /// <summary>Receives every syscall event (pid, tid, comm, syscall number): trace files, online scoring.</summary>
+    internal Action<KernelEvent>? OnSyscall { get; init; }
+
     internal async Task Pump(KernelEnforcer kernel, CancellationToken stop)
     {
         try
@@ -77,6 +80,8 @@ internal sealed class RunRecorder(ulong cgroupId, EventLog log, WorkloadRunner.K
 
     internal void Record(KernelEvent e)
     {
+        if (e.Type == KernelEventType.Syscall)
+            OnSyscall?.Invoke(e);
         var line = ToEvent(e, clock.ToWall(e.TimestampNs));
         lock (_gate)
         {

@@ -26,6 +26,12 @@ internal sealed record RunRequest
     /// <summary>JSON-lines event file, or null for none.</summary>
     internal string? EventsPath { get; init; }
 
+    /// <summary>Learning mode only: write each thread's syscall sequence to a trace file in this directory (see <see cref="TraceRecorder"/>).</summary>
+    internal string? TracesDirectory { get; init; }
+
+    /// <summary>Learning mode only: score each thread's live syscall stream with this model (see <see cref="AnomalyMonitor"/>).</summary>
+    internal IOnlineScorer? AnomalyScorer { get; init; }
+
     /// <summary>The workload's working directory (entered as the workload).</summary>
     internal string WorkingDirectory { get; init; } = "/";
 
@@ -83,4 +89,10 @@ internal sealed record RunResult
 
     /// <summary>Wall-clock duration of the run.</summary>
     internal required TimeSpan Duration { get; init; }
+
+    /// <summary>Online anomaly scoring, when a model was given.</summary>
+    internal AnomalyReport? Anomaly { get; init; }
+
+    /// <summary>Trace files written (learning mode with a traces directory).</summary>
+    internal IReadOnlyList<string> TraceFiles { get; init; } = [];
 }

@@ -21,6 +21,9 @@ internal static class WorkloadRunner
     /// <exception cref="WorkloadLaunchException">The command could not be started confined.</exception>
     internal static RunResult Run(RunRequest request, CancellationToken cancel = default)
     {
+        // Only learning mode makes the kernel report every syscall: traces and scoring need it.
+        if (!request.Learn && (request.TracesDirectory is not null || request.AnomalyScorer is not null))
+            throw new ArgumentException("trace files and anomaly scoring need learning mode (--learn): only then does the kernel report each syscall");
         var started = Stopwatch.StartNew();
         var clock = new KernelClock();
         using var kernel = KernelEnforcer.Open(request.Config.Defcon, new KernelEnforcerOptions { CgroupRoot = request.Config.Paths.CgroupRoot });
@@ -33,7 +36,17 @@ internal static class WorkloadRunner
 
         using var cgroup = cgroups.CreateWorkload(Path.GetFileName(request.Command[0]));
         kernel.Manage(cgroup.Path, request.Learn, PolicyId);
-        var record = new RunRecorder(cgroup.Id, events, clock);
+        var traces = request.TracesDirectory is null ? null : new TraceRecorder();
+        var monitor = request.AnomalyScorer is not { } scorer ? null : new AnomalyMonitor(scorer,
+            new AnomalySettings(request.Config.Policy.AnomalyThreshold, request.Config.Policy.KillOnAnomaly), cgroup.Id, events, cgroup.Kill);
+        var record = new RunRecorder(cgroup.Id, events, clock)
+        {
+            OnSyscall = traces is null && monitor is null ? null : e =>
+            {
+                traces?.Add(e.Pid, e.Tid, e.Comm, (int)e.Value);
+                monitor?.Add(e.Pid, e.Tid, e.Comm, (int)e.Value);
+            },
+        };
         using var pumpStop = new CancellationTokenSource();
         var pump = Task.WhenAll(
             Task.Run(() => record.Pump(kernel, pumpStop.Token)),
@@ -59,11 +72,15 @@ internal static class WorkloadRunner
 
             // The kernel wrote its events before the last task died; let the pump catch up.
             record.WaitQuiet(kernel, TimeSpan.FromMilliseconds(300));
-            return record.Finish(exit, kernel.State(cgroup.Id), kernel.RingbufDrops + (ulong)kernel.EventChannelDrops, started.Elapsed);
+            var anomaly = monitor?.Finish(); // its events before the exit event, which closes the file
+            var traceFiles = traces?.WriteTo(request.TracesDirectory!) ?? [];
+            return record.Finish(exit, kernel.State(cgroup.Id), kernel.RingbufDrops + (ulong)kernel.EventChannelDrops, started.Elapsed)
+                with { Anomaly = anomaly, TraceFiles = traceFiles };
         }
         finally
         {
             pumpStop.Cancel();
+            monitor?.Stop();
             try
             {
                 pump.Wait(TimeSpan.FromSeconds(2));

@@ -1,0 +1,64 @@
+using System.Text.Json.Nodes;
+
+namespace Mis.Anomaly.Models;
+
+/// <summary>The algorithms <c>mis anomaly train --algo</c> accepts.</summary>
+internal static class Algorithms
+{
+    /// <summary>STIDE-style n-gram database (<see cref="NgramModel"/>).</summary>
+    internal const string Ngram = "ngram";
+
+    /// <summary>ML.NET randomized PCA on hashed n-gram frequencies (<see cref="PcaModel"/>).</summary>
+    internal const string Pca = "pca";
+
+    /// <summary>TorchSharp LSTM next-syscall model (<see cref="LstmModel"/>).</summary>
+    internal const string Lstm = "lstm";
+
+    /// <summary>All of them, cheapest first.</summary>
+    internal static readonly string[] All = [Ngram, Pca, Lstm];
+}
+
+/// <summary>
+/// A trained model of normal syscall behaviour. Its raw score of a window is higher the less the
+/// window looks like the normal traces it was trained on; a trace's raw score is the maximum over
+/// its windows (<see cref="WindowSpec"/>). Calibration to 0–1000 is kept apart, in
+/// <see cref="AnomalyDetector"/>.
+/// </summary>
+internal abstract class AnomalyModel
+{
+    /// <summary>The algorithm name (<see cref="Algorithms"/>).</summary>
+    internal abstract string Algo { get; }
+
+    /// <summary>The windows scored.</summary>
+    internal abstract WindowSpec Windows { get; }
+
+    /// <summary>The resolved hyperparameters, as written to the model file.</summary>
+    internal abstract JsonObject Hyperparameters { get; }
+
+    /// <summary>The raw score of one window. Safe to call from several threads.</summary>
+    internal abstract double ScoreWindow(ReadOnlySpan<int> window);
+
+    /// <summary>The raw score of a trace: the maximum of its windows' raw scores.</summary>
+    internal virtual double ScoreTrace(ReadOnlySpan<int> trace)
+    {
+        double max = double.NegativeInfinity;
+        foreach (int end in Windows.Ends(trace.Length))
+            max = Math.Max(max, ScoreWindow(Windows.Window(trace, end)));
+        return max;
+    }
+
+    /// <summary>Raw scores of many traces (models that batch override it).</summary>
+    internal virtual double[] ScoreTraces(IReadOnlyList<int[]> traces, IProgress<long>? syscallsDone = null)
+    {
+        var scores = new double[traces.Count];
+        for (int i = 0; i < traces.Count; i++)
+        {
+            scores[i] = ScoreTrace(traces[i]);
+            syscallsDone?.Report(traces[i].Length);
+        }
+        return scores;
+    }
+
+    /// <summary>Writes the learned parameters (the model file's payload).</summary>
+    internal abstract void SavePayload(Stream stream);
+}

@@ -1,0 +1,235 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text;
+using Mis.Anomaly;
+using Mis.Anomaly.Corpus;
+using Mis.Anomaly.Evaluation;
+using Mis.Anomaly.Models;
+using Mis.Anomaly.Traces;
+using Mis.Enforcer.Kernel;
+using Mis.Enforcer.Run;
+
+namespace Mis.Cli.Commands;
+
+/// <summary><c>mis anomaly</c>: build the trace corpus, train, score, evaluate and benchmark anomaly models.</summary>
+internal static class AnomalyCommand
+{
+    private const int Failed = 1, BadInput = 2;
+
+    internal static Command Create() => new("anomaly",
+        "Syscall-trace anomaly detection: a labelled corpus from real workloads, n-gram (STIDE), PCA (ML.NET) and LSTM " +
+        "(TorchSharp) models calibrated to scores 0–1000, evaluation and benchmarks. `mis run --learn --anomaly-model MODEL` scores live.")
+    {
+        Corpus(), Train(), Score(), Eval(), BenchCommand(),
+    };
+
+    private static Command Corpus()
+    {
+        var output = new Option<DirectoryInfo>("--out") { HelpName = "DIR", Description = "Corpus directory (normal/train, normal/test, attack).", Required = true };
+        var runs = new Option<int?>("--runs") { HelpName = "N", Description = "Runs per workload (default: each workload's own, 4–8)." };
+        var only = new Option<string[]>("--only") { HelpName = "NAME", Description = "Only these workloads (repeatable).", AllowMultipleArgumentsPerToken = true };
+        var pack = new Option<bool>("--pack") { Description = "Write each run as one RUN.jsonl.gz (a line per thread, with label, command and tid) instead of a directory of trace files." };
+        var max = new Option<int>("--max-syscalls") { HelpName = "N", Description = "Cut each trace to its first N syscalls (0 = keep all); for a small committed sample." };
+        var cmd = new Command("corpus",
+            "Rebuild the labelled trace corpus: runs every workload (shells, file tools, gcc, Python, .NET, dpkg/apt queries, loopback " +
+            "HTTP clients; and harmless, bounded attack-like ones: credential reads, reverse shell and exfiltration to loopback, " +
+            "privilege probing, a depth-limited fork bomb, a miner-like loop, download-and-exec from loopback) under `mis run --learn` " +
+            "and writes one trace file per thread. Needs root.") { output, runs, only, max, pack };
+        cmd.SetAction(r => Guard("corpus", () =>
+        {
+            var bar = new ProgressBar("corpus");
+            var report = CorpusBuilder.Build(r.GetValue(output)!.FullName, RunUnderMis, new CorpusOptions
+            {
+                Runs = r.GetValue(runs),
+                Only = r.GetValue(only) is { Length: > 0 } o ? o : null,
+                MaxSyscallsPerTrace = r.GetValue(max),
+                Pack = r.GetValue(pack),
+                DotnetApp = ReadableByOthers(Path.Combine(AppContext.BaseDirectory, "mis.dll")),
+            }, new Progress<(int Done, int Total, string Label)>(p => bar.Report((double)p.Done / Math.Max(1, p.Total), p.Label)));
+            bar.Report(1, "done");
+            foreach (var g in report.Runs.GroupBy(x => x.Split).OrderBy(g => g.Key, StringComparer.Ordinal))
+                Console.WriteLine($"{g.Key,-13} {g.Count(),4} runs {g.Sum(x => x.Traces),6} traces {g.Sum(x => x.Syscalls),9} syscalls");
+            ulong lost = report.Runs.Aggregate(0UL, (s, x) => s + x.Dropped);
+            if (lost > 0)
+                Console.WriteLine($"warning: {lost} kernel events lost (gaps in some traces; see MANIFEST.md)");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    /// <summary>Runs one corpus command in learning mode under the real enforcer, as the unprivileged user.</summary>
+    private static CorpusRunResult RunUnderMis(CorpusRun run)
+    {
+        using var timeout = new CancellationTokenSource(run.Timeout);
+        var result = WorkloadRunner.Run(new RunRequest
+        {
+            Command = run.Command,
+            Learn = true,
+            TracesDirectory = run.TracesDirectory,
+            WorkingDirectory = run.WorkingDirectory,
+            Environment = run.Environment,
+        }, timeout.Token);
+        return new CorpusRunResult(result.ExitStatus, result.EventsDropped);
+    }
+
+    private static string? ReadableByOthers(string path)
+    {
+        if (OperatingSystem.IsWindows() || !File.Exists(path) || !File.GetUnixFileMode(path).HasFlag(UnixFileMode.OtherRead))
+            return null;
+        for (var dir = Path.GetDirectoryName(path); !string.IsNullOrEmpty(dir); dir = Path.GetDirectoryName(dir))
+            if (!File.GetUnixFileMode(dir).HasFlag(UnixFileMode.OtherExecute))
+                return null;
+        return path;
+    }
+
+    private static Command Train()
+    {
+        var traces = TracesOption("Normal traces to learn from (a file or directory, read recursively).");
+        var algo = new Option<string>("--algo") { HelpName = "ngram|pca|lstm", Description = "The model.", DefaultValueFactory = _ => Algorithms.Ngram };
+        algo.AcceptOnlyFromAmong(Algorithms.All);
+        var output = new Option<FileInfo>("--out") { HelpName = "MODEL", Description = "Model file to write.", Required = true };
+        var seed = new Option<int>("--seed") { HelpName = "N", Description = "Seed of the split and the model (same seed, same model).", DefaultValueFactory = _ => 1 };
+        var far = new Option<double>("--false-alarm-rate") { HelpName = "RATE", Description = "False-alarm rate on held-out normal traces that maps to score 800.", DefaultValueFactory = _ => 0.01 };
+        var holdout = new Option<double>("--holdout") { HelpName = "FRACTION", Description = "Share of the normal traces held out for calibration.", DefaultValueFactory = _ => 0.2 };
+        var epochs = new Option<int?>("--epochs") { HelpName = "N", Description = "LSTM: passes over the training windows (default 6)." };
+        var topK = new Option<int?>("--top-k") { HelpName = "K", Description = "LSTM: window score = mean NLL of its K most surprising syscalls (default 0: of all)." };
+        var rank = new Option<int?>("--rank") { HelpName = "N", Description = "PCA: principal components kept (default 48)." };
+        var ngram = new Option<int?>("--ngram") { HelpName = "N", Description = "n-gram length: STIDE's database (default 6) or PCA's hashed features (default 3)." };
+        var window = new Option<int?>("--window") { HelpName = "N", Description = "Syscalls per scored window (default 64)." };
+        var stride = new Option<int?>("--stride") { HelpName = "N", Description = "Syscalls between scored windows (default 16; LSTM 32)." };
+        var cmd = new Command("train", "Train a model on normal traces and calibrate it on held-out ones (score 800 = the false-alarm rate).")
+        {
+            traces, algo, output, seed, far, holdout, epochs, topK, rank, ngram, window, stride,
+        };
+        cmd.SetAction(r => Guard("train", () =>
+        {
+            string source = r.GetValue(traces)!;
+            var normal = TraceReader.Read(source);
+            var options = new TrainOptions
+            {
+                Algo = r.GetValue(algo)!, Seed = r.GetValue(seed), FalseAlarmRate = r.GetValue(far), HoldoutFraction = r.GetValue(holdout),
+            };
+            if (r.GetValue(epochs) is int e)
+                options = options with { Lstm = options.Lstm with { Epochs = e } };
+            if (r.GetValue(topK) is int top)
+                options = options with { Lstm = options.Lstm with { TopK = top } };
+            if (r.GetValue(ngram) is int ng)
+                options = options with { Ngram = options.Ngram with { N = ng }, Pca = options.Pca with { NgramLength = ng } };
+            if (r.GetValue(rank) is int k)
+                options = options with { Pca = options.Pca with { Rank = k } };
+            if (r.GetValue(window) is int w)
+                options = options with { Ngram = options.Ngram with { WindowSize = w }, Pca = options.Pca with { WindowSize = w }, Lstm = options.Lstm with { WindowSize = w } };
+            if (r.GetValue(stride) is int st)
+                options = options with { Ngram = options.Ngram with { Stride = st }, Pca = options.Pca with { Stride = st }, Lstm = options.Lstm with { Stride = st } };
+            var bar = new ProgressBar($"train {options.Algo}");
+            using var detector = AnomalyTrainer.Train(normal, options, source,
+                new Progress<TrainProgress>(p => bar.Report(p.Stage == "fit" ? 0.9 * p.Fraction : 0.9 + 0.1 * p.Fraction, p.Stage)));
+            bar.Report(1, "done");
+            string path = r.GetValue(output)!.FullName;
+            ModelFile.Save(detector, path);
+            var t = detector.Training;
+            Console.WriteLine($"{path}: {detector.Name}, window {detector.WindowSize}/{detector.Stride}, trained on {t.TrainTraces} traces " +
+                $"({t.TrainSyscalls} syscalls), calibrated on {t.HeldOutTraces} held out: raw {detector.Calibration.AlarmRaw:G4} = 800 " +
+                $"(false-alarm rate {detector.Calibration.FalseAlarmRate:P1}); {t.Seconds:0.0} s");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command Score()
+    {
+        var model = ModelOption();
+        var traces = TracesOption("Traces to score (a file or directory, read recursively).");
+        var output = new Option<FileInfo>("--out") { HelpName = "scores.csv", Description = "CSV to write: file, score (0–1000), raw_score.", Required = true };
+        var cmd = new Command("score", "Score traces with a model; writes file,score,raw_score per trace.") { model, traces, output };
+        cmd.SetAction(r => Guard("score", () =>
+        {
+            using var detector = ModelFile.Load(r.GetValue(model)!.FullName);
+            var list = TraceReader.Read(r.GetValue(traces)!);
+            var scores = detector.ScoreTraces([.. list.Select(t => t.Syscalls)]);
+            var csv = new StringBuilder("file,score,raw_score\n");
+            for (int i = 0; i < list.Count; i++)
+                csv.Append(Csv(list[i].Name)).Append(',').Append(scores[i].Score).Append(',')
+                   .Append(scores[i].Raw.ToString("R", CultureInfo.InvariantCulture)).Append('\n');
+            string path = r.GetValue(output)!.FullName;
+            File.WriteAllText(path, csv.ToString());
+            Console.WriteLine($"{path}: {list.Count} traces, {scores.Count(s => s.Score > 800)} above 800");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command Eval()
+    {
+        var model = ModelOption();
+        var normal = new Option<string>("--normal") { HelpName = "DIR", Description = "Normal traces not trained on.", Required = true };
+        var attack = new Option<string>("--attack") { HelpName = "DIR", Description = "Attack traces.", Required = true };
+        var plot = new Option<FileInfo?>("--plot") { HelpName = "FILE.png", Description = "ROC plot to write (default: MODEL.roc.png)." };
+        var cmd = new Command("eval", "AUROC, detection rate at 1%/5%/10% false alarms, the calibration's false-alarm rate at 800, and a ROC plot.")
+        {
+            model, normal, attack, plot,
+        };
+        cmd.SetAction(r => Guard("eval", () =>
+        {
+            string modelPath = r.GetValue(model)!.FullName;
+            using var detector = ModelFile.Load(modelPath);
+            var result = Evaluator.Evaluate(detector, TraceReader.Read(r.GetValue(normal)!), TraceReader.Read(r.GetValue(attack)!));
+            Console.Write(Evaluator.Table([result]));
+            string png = r.GetValue(plot)?.FullName ?? modelPath + ".roc.png";
+            RocPlot.Save(png, [result], $"ROC of {Path.GetFileName(modelPath)}");
+            Console.WriteLine($"ROC plot: {png}");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command BenchCommand()
+    {
+        var corpus = new Option<DirectoryInfo?>("--corpus") { HelpName = "DIR", Description = "Corpus (default: experiments/anomaly/corpus)." };
+        var algo = new Option<string[]>("--algo") { HelpName = "ngram|pca|lstm", Description = "Models to bench (default: all).", AllowMultipleArgumentsPerToken = true };
+        var seconds = new Option<double>("--seconds") { HelpName = "S", Description = "Measuring time per model and mode.", DefaultValueFactory = _ => 3 };
+        var plot = new Option<FileInfo?>("--plot") { HelpName = "FILE.png", Description = "Also write the models' ROC curves here." };
+        var cmd = new Command("bench", "Train each model on the corpus, report AUROC / detection rates on its test split and scoring throughput (syscalls per second).")
+        {
+            corpus, algo, seconds, plot,
+        };
+        cmd.SetAction(r => Guard("bench", () =>
+        {
+            string dir = r.GetValue(corpus)?.FullName ?? Path.Combine(RepoRoot.Find(), "experiments", "anomaly", "corpus");
+            var algos = r.GetValue(algo) is { Length: > 0 } a ? a : Algorithms.All;
+            var rows = Bench.Run(dir, algos, new TrainOptions(), TimeSpan.FromSeconds(r.GetValue(seconds)), Console.Error.WriteLine);
+            Console.Write(Bench.Table(rows));
+            if (r.GetValue(plot) is { } png)
+                RocPlot.Save(png.FullName, [.. rows.Select(x => x.Eval)], "Syscall anomaly detection on the MIS corpus");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Option<string> TracesOption(string description) =>
+        new("--traces") { HelpName = "DIR", Description = description, Required = true };
+
+    private static Option<FileInfo> ModelOption() =>
+        new("--model") { HelpName = "MODEL", Description = "Model file written by `mis anomaly train`.", Required = true };
+
+    private static string Csv(string s) => s.Contains(',') || s.Contains('"') ? $"\"{s.Replace("\"", "\"\"")}\"" : s;
+
+    // Bad input (a trace file, a model file, an option) is exit 2 with file and line; anything else the run failed.
+    private static int Guard(string command, Func<int> body)
+    {
+        try
+        {
+            return body();
+        }
+        catch (Exception e) when (e is TraceFormatException or InvalidDataException or FileNotFoundException or DirectoryNotFoundException or ArgumentException)
+        {
+            Console.Error.WriteLine($"mis anomaly {command}: {e.Message}");
+            return BadInput;
+        }
+        catch (Exception e) when (e is KernelUnavailableException or InvalidOperationException or IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"mis anomaly {command}: {e.Message}");
+            return Failed;
+        }
+    }
+}

@@ -1,0 +1,160 @@
+using System.CommandLine;
+using Mis.Enforcer.Configuration;
+using Mis.Gym.Bench;
+using Mis.Gym.Checking;
+using Mis.Gym.Envs;
+using Mis.Gym.Scenarios;
+
+namespace Mis.Cli.Commands;
+
+/// <summary><c>mis gym</c>: the Gymnasium-style environments: check them, measure the simulator.</summary>
+internal static class GymCommand
+{
+    internal static Command Create() => new("gym",
+        "Gymnasium-style RL environments built from scenarios (experiments/scenarios/*.toml): actions under a policy, " +
+        "DEFCON feedback as reward.")
+    {
+        Check(),
+        Bench(),
+    };
+
+    private static Command Check()
+    {
+        var backend = new Option<string>("--backend")
+        {
+            Description = "Backend to check: sim (the in-process simulator) or kernel (the real enforcer: needs root).",
+            DefaultValueFactory = _ => MisGym.Sim,
+        };
+        backend.AcceptOnlyFromAmong([.. MisGym.Backends]);
+        var dir = ScenariosOption();
+        var command = new Command("check",
+            "Run the env checker (spaces, reset/step contract, seeding, determinism, step after the end, close) on every " +
+            "scenario and print a table. Exit status 0 when all pass, 1 when a check fails, 2 when a scenario or the backend cannot be used.")
+        {
+            backend, dir,
+        };
+        command.SetAction(result =>
+        {
+            string name = result.GetValue(backend)!;
+            var files = ScenarioFiles(result.GetValue(dir));
+            if (files is null)
+                return 2;
+            var rows = new List<(string Scenario, string Passed, string Failed, string Detail)>();
+            int exit = 0;
+            foreach (var file in files)
+            {
+                Scenario scenario;
+                try
+                {
+                    scenario = ScenarioFile.Load(file);
+                    // Make one up front: an unavailable backend is a clear message, not eight failed checks.
+                    MisGym.Make(scenario, name).Close();
+                }
+                catch (ConfigException e)
+                {
+                    rows.Add((Path.GetFileNameWithoutExtension(file), "-", "-", e.Message));
+                    exit = 2;
+                    continue;
+                }
+                catch (BackendUnavailableException e)
+                {
+                    Console.Error.WriteLine($"mis gym check: backend {name}: {e.Message}");
+                    return 2;
+                }
+                // The kernel backend is checked with the simulator's slowdown model: the measured
+                // slowdown varies by a few syscalls between runs, which the exact determinism check
+                // would flag; DEFCON, violations, denials and kills are the kernel's either way.
+                var report = EnvChecker.Check(() => name == MisGym.Kernel ? MisGym.MakeKernelModelled(scenario) : MisGym.Make(scenario, name),
+                    new EnvCheckOptions { MaxSteps = name == MisGym.Kernel ? 200 : 10_000 });
+                var failed = report.Results.Where(r => r.Status == CheckStatus.Failed).ToList();
+                string detail = failed.Count > 0 ? string.Join("; ", failed.Select(f => $"{f.Name}: {f.Detail}"))
+                    : report.Skipped > 0 ? $"ok ({report.Skipped} skipped: {string.Join("; ", report.Results.Where(r => r.Status == CheckStatus.Skipped).Select(r => r.Name))})"
+                    : "ok";
+                rows.Add((scenario.Name, $"{report.Passed}/{report.Results.Count}", failed.Count.ToString(), detail));
+                if (failed.Count > 0 && exit == 0)
+                    exit = 1;
+            }
+            int width = Math.Max("scenario".Length, rows.Max(r => r.Scenario.Length));
+            Console.WriteLine($"{"scenario".PadRight(width)}  backend  passed  failed  detail");
+            foreach (var row in rows)
+                Console.WriteLine($"{row.Scenario.PadRight(width)}  {name,-7}  {row.Passed,-6}  {row.Failed,-6}  {row.Detail}");
+            return exit;
+        });
+        return command;
+    }
+
+    private static Command Bench()
+    {
+        var scenario = new Option<string>("--scenario")
+        {
+            HelpName = "NAME|FILE",
+            Description = "Scenario to step: a name in the scenarios directory or a file (default: data-shortcut).",
+            DefaultValueFactory = _ => "data-shortcut",
+        };
+        var envs = new Option<int>("--envs") { Description = "Sub-environments of the vector envs (default 16).", DefaultValueFactory = _ => 16 };
+        var seconds = new Option<double>("--seconds") { Description = "Measuring time per line, after a short warm-up (default 2).", DefaultValueFactory = _ => 2.0 };
+        var dir = ScenariosOption();
+        var command = new Command("bench",
+            "Measure simulator throughput in steps per second with random actions: one env, a synchronous vector env on one " +
+            "thread, an asynchronous one with a thread per env, and the sim backend alone. Steps per CPU-second is the per-core " +
+            "rate, unaffected by other processes competing for the cores.")
+        {
+            scenario, envs, seconds, dir,
+        };
+        command.SetAction(result =>
+        {
+            string which = result.GetValue(scenario)!;
+            int numEnvs = result.GetValue(envs);
+            var duration = TimeSpan.FromSeconds(result.GetValue(seconds));
+            if (numEnvs < 1 || duration <= TimeSpan.Zero)
+            {
+                Console.Error.WriteLine("mis gym bench: --envs must be at least 1 and --seconds positive");
+                return 2;
+            }
+            string path = File.Exists(which) ? which : Path.Combine(result.GetValue(dir)?.FullName ?? DefaultScenarioDir(), which + ".toml");
+            Scenario loaded;
+            try
+            {
+                loaded = ScenarioFile.Load(path);
+            }
+            catch (ConfigException e)
+            {
+                Console.Error.WriteLine($"mis gym bench: {e.Message}");
+                return 2;
+            }
+            Console.WriteLine($"mis gym bench: scenario {loaded.Name} ({loaded.Actions.Count} actions), sim backend, {Environment.ProcessorCount} cores");
+            foreach (var measure in new Func<BenchResult>[]
+                     {
+                         () => GymBench.Single(loaded, duration),
+                         () => GymBench.Vector(loaded, numEnvs, async: false, duration),
+                         () => GymBench.Vector(loaded, numEnvs, async: true, duration),
+                         () => GymBench.Backend(loaded, duration),
+                     })
+            {
+                var r = measure();
+                Console.WriteLine($"  {r.What,-50} {r.StepsPerSecond / 1e6,7:F2} M steps/s  {r.StepsPerCpuSecond / 1e6,7:F2} M steps/CPU-s  " +
+                                  $"({r.Steps:N0} steps, {r.Elapsed.TotalSeconds:F2} s wall, {r.Cpu.TotalSeconds:F2} s CPU)");
+            }
+            return 0;
+        });
+        return command;
+    }
+
+    private static Option<DirectoryInfo?> ScenariosOption() => new("--scenarios")
+    {
+        HelpName = "DIR",
+        Description = "Directory of scenario TOML files (default: experiments/scenarios in the repository).",
+    };
+
+    private static string DefaultScenarioDir() => Path.Combine(RepoRoot.Find(), "experiments", "scenarios");
+
+    private static string[]? ScenarioFiles(DirectoryInfo? dir)
+    {
+        string path = dir?.FullName ?? DefaultScenarioDir();
+        var files = Directory.Exists(path) ? Directory.GetFiles(path, "*.toml").Order().ToArray() : [];
+        if (files.Length > 0)
+            return files;
+        Console.Error.WriteLine($"mis gym: no scenario files (*.toml) in {path}");
+        return null;
+    }
+}

@@ -1,0 +1,203 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Text;
+using Microsoft.Win32.SafeHandles;
+using Mis.Enforcer.Cgroups;
+using Mis.Enforcer.Confinement;
+using Mis.Enforcer.Kernel;
+using Mis.Enforcer.Policy;
+using Mis.Gym.Scenarios;
+
+namespace Mis.Gym.Envs;
+
+/// <summary>
+/// The real backend: every episode runs an actuator process (<see cref="KernelBackendActuator"/>,
+/// a python3 loop) in a fresh MIS-managed cgroup, launched confined by <see cref="WorkloadLauncher"/>
+/// under the <see cref="SeccompSupervisor"/> with the scenario's policy, its DEFCON ladder and its
+/// network rules in the kernel. Each action is real syscalls done by the actuator (open/read/close,
+/// open/write/close, opendir/getdents, posix_spawn+wait, socket/connect(/send), sleep; submit is a
+/// no-op round trip); it reports the errno: EPERM → denied (killed when the kernel state says the
+/// cgroup was killed), the actuator's death → killed, another errno → error. DEFCON, violations and
+/// the slowdown total are read from the kernel (<see cref="KernelEnforcer.State"/>).
+/// <para>Time: <c>ElapsedNs</c> is the scenario's nominal action cost (as the simulator's clock:
+/// syscalls × <c>syscall_ns</c> + wait ms) plus the kernel's measured slowdown, so observations stay
+/// comparable with the simulator while the slowdown term is the measured one; the real latency of
+/// each action is kept in <see cref="LastLatencyNs"/>.</para>
+/// <para>Files: paths the scenario names are used as they are (the policy decides on them). Missing
+/// ones are created when the backend is made (readable files with a line of content, directories,
+/// parents of written files, and <c>#!/bin/sh exit 0</c> stubs for missing programs) and removed
+/// again when the last backend using them is disposed; existing files are never touched.</para>
+/// <para><c>fail_prob</c>: an allowed action the env drew as failing is still performed, and its
+/// result is reported as an error (the world's hiccup is modelled, the enforcement is real).</para>
+/// </summary>
+internal sealed partial class KernelBackend : IScenarioBackend
+{
+    private const uint PolicyId = 1;
+    private const int EPERM = 1;
+    private const string KilledReason = "killed at DEFCON 1";
+
+    private readonly Scenario _scenario;
+    private readonly DecisionTable _decisions;
+    private readonly string[] _commands;
+    private readonly ulong[] _baseNs;
+    private readonly KernelEnforcer _kernel;
+    private readonly WorkloadCgroups _cgroups;
+    private readonly CgroupGuard _guard;
+    private readonly KernelBackendFiles _files;
+    private readonly bool _measured;
+    private readonly ulong[] _syscalls;
+    private Episode? _episode;
+    private ulong _nominalNs;
+    private bool _disposed;
+
+    /// <summary>Makes the backend (the kernel enforcer, the workload cgroups, the scenario's files).</summary>
+    /// <param name="scenario">The scenario.</param>
+    /// <param name="measuredSlowdown">
+    /// True (the default): the slowdown in observations and rewards is the kernel's measured one,
+    /// rounded to whole delays; it varies between runs by the few syscalls a real program does or
+    /// does not make (the dynamic loader, python's allocator), so trajectories are not bit-for-bit
+    /// repeatable. False: the simulator's model (the action's syscall count × the delay of the
+    /// level in force), which is exactly repeatable; DEFCON, violations, denials and kills are
+    /// the kernel's either way.
+    /// </param>
+    internal KernelBackend(Scenario scenario, bool measuredSlowdown = true)
+    {
+        _measured = measuredSlowdown;
+        _syscalls = scenario.Actions.Select(a => (ulong)a.Syscalls).ToArray();
+        if (!OperatingSystem.IsLinux() || Environment.UserName != "root")
+            throw new BackendUnavailableException("the kernel backend needs Linux and root (it creates cgroups and loads the BPF enforcer); use --backend sim");
+        if (!File.Exists(KernelBackendActuator.Python))
+            throw new BackendUnavailableException($"the kernel backend's actuator needs {KernelBackendActuator.Python}");
+        _scenario = scenario;
+        _decisions = new DecisionTable(scenario);
+        _commands = scenario.Actions.Select(KernelBackendActuator.Command).ToArray();
+        _baseNs = scenario.Actions.Select(a => (ulong)a.Syscalls * (ulong)scenario.SyscallNs + (ulong)a.WaitMs * 1_000_000).ToArray();
+        try
+        {
+            _kernel = KernelEnforcer.Open(scenario.Defcon, new KernelEnforcerOptions { NetLockdownLevel = scenario.NetLockdownLevel });
+        }
+        catch (KernelUnavailableException e)
+        {
+            throw new BackendUnavailableException($"the kernel enforcer cannot run here: {e.Message}", e);
+        }
+        try
+        {
+            _cgroups = WorkloadCgroups.Create(_kernel.MisRoot);
+            _guard = CgroupGuard.Start(_cgroups.Root);
+            _kernel.SetNetRules(PolicyId, scenario.Policy.NetRules);
+            _files = KernelBackendFiles.Prepare(scenario);
+        }
+        catch
+        {
+            _guard?.Dispose();
+            _cgroups?.Dispose();
+            _kernel.Dispose();
+            throw;
+        }
+    }
+
+    /// <inheritdoc />
+    public string Name => "kernel";
+
+    /// <summary>Real wall time of the last action (actuator round trip), in ns.</summary>
+    internal ulong LastLatencyNs { get; private set; }
+
+    /// <summary>The cgroup directory of the running episode, if any (tests check it is removed).</summary>
+    internal string? CgroupPath => _episode?.Cgroup.Path;
+
+    /// <summary>The directory holding this process's workload cgroups (<c>&lt;mount&gt;/mis/enforcer-PID</c>).</summary>
+    internal string CgroupsRoot => _cgroups.Root;
+
+    /// <inheritdoc />
+    public BackendState BeginEpisode()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        EndEpisode();
+        _nominalNs = 0;
+        _episode = Episode.Start(_scenario, _kernel, _cgroups);
+        return BackendState.Fresh;
+    }
+
+    /// <inheritdoc />
+    public ActionOutcome Perform(int action, bool failsByItself)
+    {
+        var episode = _episode ?? throw new InvalidOperationException("BeginEpisode was not called");
+        var before = _kernel.State(episode.Cgroup.Id);
+        int level = before?.Defcon ?? 5;
+        string reason = _decisions.Reason(action, level);
+        if (episode.Dead || before is { Killed: true })
+            return new ActionOutcome(ActionResult.Killed, KilledReason, State(episode, level));
+
+        long start = Stopwatch.GetTimestamp();
+        int? errno = episode.Do(_commands[action]);
+        LastLatencyNs = (ulong)Stopwatch.GetElapsedTime(start).Ticks * 100;
+        var after = _kernel.State(episode.Cgroup.Id);
+        bool killed = errno is null || after is { Killed: true } || (errno == EPERM && after is { Defcon: 1 } && _scenario.Defcon.KillAtLevel1);
+        if (errno == EPERM && killed)
+        {
+            // The kill follows the killing denial; make sure it landed before reporting it.
+            episode.Dead = episode.WaitDead(TimeSpan.FromSeconds(2));
+        }
+        else if (errno is null)
+        {
+            episode.Dead = true;
+        }
+        ActionResult result = killed ? ActionResult.Killed
+            : errno == EPERM ? ActionResult.Denied
+            : errno != 0 ? ActionResult.Error
+            : failsByItself ? ActionResult.Error
+            : ActionResult.Ok;
+        _nominalNs += _baseNs[action];
+        var state = State(episode, level, action);
+        return new ActionOutcome(result, killed ? KilledReason : reason, state);
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        if (_disposed)
+            return;
+        _disposed = true;
+        EndEpisode();
+        _guard.Dispose();
+        _cgroups.Dispose();
+        _kernel.Dispose();
+        _files.Dispose();
+    }
+
+    // The kernel's slowdown total is the time its delays really took (a few µs of jitter per
+    // delayed syscall); the step's share is rounded to whole delays of the level in force (the
+    // smaller one when the action changed the level), so equal syscall counts give equal
+    // observations and rewards.
+    private BackendState State(Episode episode, int levelBefore = 5, int action = -1)
+    {
+        var s = _kernel.State(episode.Cgroup.Id);
+        if (s is null)
+            return new BackendState(episode.LastDefcon, episode.LastViolations, episode.LastSlowdown, _nominalNs + episode.LastSlowdown);
+        ulong raw = s.SlowdownNsTotal - episode.RawSlowdownNs;
+        episode.RawSlowdownNs = s.SlowdownNsTotal;
+        ulong unit = Unit(levelBefore, s.Defcon);
+        ulong step = !_measured ? (action < 0 ? 0 : _syscalls[action] * (ulong)_scenario.Defcon.SlowdownUsFor(levelBefore) * 1000)
+            : unit == 0 ? raw : (raw + unit / 2) / unit * unit;
+        ulong slowdown = episode.LastSlowdown + step;
+        return episode.Remember(new BackendState(s.Defcon, s.Violations, slowdown, _nominalNs + slowdown));
+    }
+
+    private ulong Unit(int before, int after)
+    {
+        ulong a = before is >= 1 and <= 5 ? (ulong)_scenario.Defcon.SlowdownUsFor(before) * 1000 : 0;
+        ulong b = after is >= 1 and <= 5 ? (ulong)_scenario.Defcon.SlowdownUsFor(after) * 1000 : 0;
+        return a == 0 ? b : b == 0 ? a : Math.Min(a, b);
+    }
+
+    private void EndEpisode()
+    {
+        var episode = _episode;
+        _episode = null;
+        if (episode is null)
+            return;
+        episode.Dispose();
+        _kernel.Unmanage(episode.Cgroup.Id);
+        episode.Cgroup.Dispose();
+    }
+}

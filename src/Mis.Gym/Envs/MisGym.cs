@@ -1,0 +1,54 @@
+using Mis.Gym.Scenarios;
+using Mis.Gym.Wrappers;
+
+namespace Mis.Gym.Envs;
+
+/// <summary>
+/// Makes MIS environments from scenario files (Gymnasium's <c>gymnasium.make</c>): the scenario's
+/// env on the chosen backend, with its step budget applied as a <see cref="TimeLimit{TObs, TAct}"/>.
+/// </summary>
+public static class MisGym
+{
+    /// <summary>The in-process simulator backend.</summary>
+    public const string Sim = "sim";
+
+    /// <summary>The real kernel enforcer backend (<see cref="KernelBackend"/>: root, Linux, the BPF enforcer).</summary>
+    public const string Kernel = "kernel";
+
+    /// <summary>Backend names <see cref="Make(string, string, bool)"/> knows.</summary>
+    public static IReadOnlyList<string> Backends { get; } = [Sim, Kernel];
+
+    /// <summary>Loads <paramref name="scenarioPath"/> and makes its environment.</summary>
+    /// <param name="scenarioPath">A scenario TOML file.</param>
+    /// <param name="backend"><c>sim</c> or <c>kernel</c>.</param>
+    /// <param name="recordStatistics">Also wrap in <see cref="RecordEpisodeStatistics{TObs, TAct}"/> (outside the time limit).</param>
+    /// <returns>The environment: observations are float vectors, actions are indices into the scenario's actions.</returns>
+    /// <exception cref="Mis.Enforcer.Configuration.ConfigException">The scenario file is invalid; the message names file, line and key.</exception>
+    /// <exception cref="BackendUnavailableException">The backend cannot run here.</exception>
+    public static IEnv<float[], int> Make(string scenarioPath, string backend = Sim, bool recordStatistics = false) =>
+        Make(ScenarioFile.Load(scenarioPath), backend, recordStatistics);
+
+    /// <summary>Makes the environment of a parsed scenario (see the public overload).</summary>
+    internal static IEnv<float[], int> Make(Scenario scenario, string backend = Sim, bool recordStatistics = false)
+    {
+        IEnv<float[], int> env = new TimeLimit<float[], int>(MakeUnwrapped(scenario, backend), scenario.MaxSteps);
+        return recordStatistics ? new RecordEpisodeStatistics<float[], int>(env) : env;
+    }
+
+    /// <summary>The bare environment, without the time limit.</summary>
+    internal static MisEnv MakeUnwrapped(Scenario scenario, string backend = Sim) => new(scenario, CreateBackend(scenario, backend));
+
+    /// <summary>The kernel backend's env with the simulator's slowdown model (exactly repeatable; see <see cref="KernelBackend"/>), with the step budget.</summary>
+    internal static IEnv<float[], int> MakeKernelModelled(Scenario scenario) =>
+        new TimeLimit<float[], int>(new MisEnv(scenario, new KernelBackend(scenario, measuredSlowdown: false)), scenario.MaxSteps);
+
+    /// <summary>A backend for <paramref name="scenario"/>; the one place a new backend is plugged in.</summary>
+    /// <exception cref="BackendUnavailableException">The backend is not available (the message says why).</exception>
+    /// <exception cref="ArgumentException">Unknown backend name.</exception>
+    internal static IScenarioBackend CreateBackend(Scenario scenario, string backend) => backend switch
+    {
+        Sim => new SimBackend(scenario),
+        Kernel => new KernelBackend(scenario),
+        _ => throw new ArgumentException($"unknown backend \"{backend}\"; expected one of: {string.Join(", ", Backends)}", nameof(backend)),
+    };
+}

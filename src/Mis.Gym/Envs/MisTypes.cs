@@ -1,0 +1,44 @@
+namespace Mis.Gym.Envs;
+
+/// <summary>How the last action went, as the workload saw it.</summary>
+public enum ActionResult
+{
+    /// <summary>The operation succeeded.</summary>
+    Ok = 0,
+    /// <summary>The enforcer denied it (EPERM) and counted a violation.</summary>
+    Denied = 1,
+    /// <summary>It was allowed but failed by itself (missing file, refused connection), or a submission was rejected.</summary>
+    Error = 2,
+    /// <summary>The violation took the workload to DEFCON 1 and it was killed: the episode terminated.</summary>
+    Killed = 3,
+}
+
+/// <summary>
+/// The reward of one step, term by term, as <c>info["reward_terms"]</c>:
+/// <c>reward = Task - Slowdown - Denial - Kill</c> exactly (<see cref="Total"/>), so a plot of the
+/// terms adds up to the reward the agent was trained on.
+/// </summary>
+/// <param name="Task">What the task paid: an accepted submission's reward, a first-time action bonus, minus the step cost.</param>
+/// <param name="Slowdown">Penalty for the time DEFCON slowdown cost this step (<c>slowdown_per_ms</c> × ms).</param>
+/// <param name="Denial">Penalty for a denied operation (<c>denial</c>), also charged for the denial that killed.</param>
+/// <param name="Kill">Penalty for being killed at DEFCON 1 (<c>kill</c>).</param>
+public sealed record RewardTerms(double Task, double Slowdown, double Denial, double Kill)
+{
+    /// <summary>No reward at all (a reset, or an autoreset step).</summary>
+    public static RewardTerms Zero { get; } = new(0, 0, 0, 0);
+
+    /// <summary>The step's reward: <c>Task - Slowdown - Denial - Kill</c>.</summary>
+    public double Total => Task - Slowdown - Denial - Kill;
+}
+
+/// <summary>The requested backend cannot run (not built yet, or this host lacks what it needs); the message says why.</summary>
+public sealed class BackendUnavailableException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    /// <param name="message">Why the backend is unavailable and what to use instead.</param>
+    /// <param name="inner">The underlying error, if any.</param>
+    public BackendUnavailableException(string message, Exception? inner = null)
+        : base(message, inner)
+    {
+    }
+}

@@ -1,0 +1,90 @@
+using Mis.Enforcer.Defcon;
+using Mis.Enforcer.Policy;
+using Mis.Gym.Scenarios;
+
+namespace Mis.Gym.Envs;
+
+/// <summary>
+/// The in-process backend: the policy decides through a <see cref="DecisionTable"/>, violations go
+/// to the C# twin of the kernel's DEFCON state machine (<see cref="DefconStateMachine"/>, held
+/// identical to the kernel by a differential test), and time is simulated:
+/// <list type="bullet">
+/// <item>An action costs its kind's syscall count (<see cref="ActionKinds.DefaultSyscalls"/>),
+/// each taking <c>[sim] syscall_ns</c>, plus <c>ms</c> for a wait.</item>
+/// <item>Slowdown is <c>syscalls × the level's per-syscall slowdown</c>, the level being the one in
+/// force when the action starts (the kernel's sys_enter hook runs before the deny point decides);
+/// it is added to the simulated clock, so it eats into a time budget and drives decay.</item>
+/// <item>A denied action counts one violation; if that enters DEFCON 1 with kill configured, the
+/// result is <see cref="ActionResult.Killed"/>.</item>
+/// </list>
+/// Deterministic: it holds no randomness (the env draws <c>fail_prob</c>) and its clock is its own.
+/// </summary>
+internal sealed class SimBackend : IScenarioBackend
+{
+    private const string KilledReason = "killed at DEFCON 1";
+
+    private readonly Scenario _scenario;
+    private readonly DecisionTable _decisions;
+    private readonly ulong[] _syscalls;
+    private readonly ulong[] _baseNs;
+    private readonly Func<ulong> _clock;
+    private DefconStateMachine? _defcon;
+    private ulong _nowNs;
+    private ulong _slowdownNs;
+
+    internal SimBackend(Scenario scenario)
+    {
+        _scenario = scenario;
+        _decisions = new DecisionTable(scenario);
+        _syscalls = scenario.Actions.Select(a => (ulong)a.Syscalls).ToArray();
+        _baseNs = scenario.Actions.Select(a => (ulong)a.Syscalls * (ulong)scenario.SyscallNs + (ulong)a.WaitMs * 1_000_000).ToArray();
+        _clock = () => _nowNs;
+    }
+
+    /// <inheritdoc />
+    public string Name => "sim";
+
+    /// <summary>The decisions in use (tests compare them with the live policy).</summary>
+    internal DecisionTable Decisions => _decisions;
+
+    /// <inheritdoc />
+    public BackendState BeginEpisode()
+    {
+        _nowNs = 0;
+        _slowdownNs = 0;
+        _defcon = new DefconStateMachine(_scenario.Defcon, _clock);
+        return BackendState.Fresh;
+    }
+
+    /// <inheritdoc />
+    public ActionOutcome Perform(int action, bool failsByItself)
+    {
+        var defcon = _defcon ?? throw new InvalidOperationException("BeginEpisode was not called");
+        if (defcon.Killed)
+            return new ActionOutcome(ActionResult.Killed, KilledReason, State(defcon));
+        int level = defcon.Level;
+        ulong slowdown = _syscalls[action] * defcon.SlowdownNsFor(level);
+        _slowdownNs += slowdown;
+
+        ActionResult result;
+        if (_decisions.Verdict(action, level) == Verdict.Deny)
+        {
+            defcon.RecordViolation();
+            result = defcon.Killed ? ActionResult.Killed : ActionResult.Denied;
+        }
+        else
+        {
+            result = failsByItself ? ActionResult.Error : ActionResult.Ok;
+        }
+        _nowNs += _baseNs[action] + slowdown;
+        return new ActionOutcome(result, _decisions.Reason(action, level), State(defcon));
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        _defcon = null;
+    }
+
+    private BackendState State(DefconStateMachine defcon) => new(defcon.Level, defcon.Violations, _slowdownNs, _nowNs);
+}

@@ -1,0 +1,102 @@
+using Mis.Enforcer.Cgroups;
+using Mis.Enforcer.Confinement;
+using Mis.Enforcer.Kernel;
+using Mis.Enforcer.Policy;
+
+namespace Mis.Server.Engine;
+
+/// <summary>What RunWorkload asked for, validated.</summary>
+internal sealed record WorkloadSpec
+{
+    /// <summary>Command and arguments (argv).</summary>
+    internal required IReadOnlyList<string> Command { get; init; }
+
+    /// <summary>Who the workload runs as.</summary>
+    internal required WorkloadIdentity Identity { get; init; }
+
+    /// <summary>Start in learning mode.</summary>
+    internal bool Learning { get; init; }
+
+    /// <summary>A policy for this workload alone (null: the engine's policy from [paths] policy_files).</summary>
+    internal WorkloadPolicy? OwnPolicy { get; init; }
+
+    /// <summary>Absolute working directory.</summary>
+    internal string WorkingDirectory { get; init; } = "/";
+
+    /// <summary>The full environment.</summary>
+    internal IReadOnlyList<string> Environment { get; init; } = LaunchSpec.DefaultEnvironment;
+}
+
+/// <summary>How a workload ended, with the kernel's last word on its state (read just before it was unmanaged).</summary>
+internal sealed record WorkloadEnd(WorkloadExit Exit, CgroupState? State, DateTimeOffset At);
+
+/// <summary>
+/// One workload the engine started: its cgroup, its confined first process, its supervisor and
+/// its policy. Everything about it that changes is set once (<see cref="End"/>, the kill reason)
+/// or through the kernel, so readers need no lock.
+/// </summary>
+internal sealed class ManagedWorkload
+{
+    private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private string? _killReason;
+    private WorkloadEnd? _end;
+    private Task? _gracefulKill;
+
+    internal ManagedWorkload(WorkloadSpec spec, WorkloadCgroup cgroup, Workload process, SeccompSupervisor supervisor,
+        uint policyId, string policyName, DateTimeOffset started)
+    {
+        Spec = spec;
+        Cgroup = cgroup;
+        Process = process;
+        Supervisor = supervisor;
+        PolicyId = policyId;
+        PolicyName = policyName;
+        Started = started;
+    }
+
+    internal ulong CgroupId => Cgroup.Id;
+
+    internal string CgroupPath => Cgroup.Path;
+
+    internal int Pid => Process.Pid;
+
+    internal WorkloadSpec Spec { get; }
+
+    internal WorkloadCgroup Cgroup { get; }
+
+    internal Workload Process { get; }
+
+    internal SeccompSupervisor Supervisor { get; }
+
+    /// <summary>The kernel policy id of its network and exec rules (the engine's, or its own).</summary>
+    internal uint PolicyId { get; }
+
+    internal string PolicyName { get; }
+
+    internal DateTimeOffset Started { get; }
+
+    /// <summary>Set when the workload has ended and everything it had is released.</summary>
+    internal WorkloadEnd? End => Volatile.Read(ref _end);
+
+    /// <summary>Completes once the workload has ended and its cgroup, hooks and processes are gone.</summary>
+    internal Task Completion => _done.Task;
+
+    /// <summary>Why MIS killed it (first reason wins), or null.</summary>
+    internal string? KillReason => Volatile.Read(ref _killReason);
+
+    /// <summary>A graceful kill in progress: the teardown waits for it before killing what is left.</summary>
+    internal Task? GracefulKill
+    {
+        get => Volatile.Read(ref _gracefulKill);
+        set => Volatile.Write(ref _gracefulKill, value);
+    }
+
+    /// <summary>Records why MIS kills it; false when a reason was already recorded.</summary>
+    internal bool TrySetKillReason(string reason) => Interlocked.CompareExchange(ref _killReason, reason, null) is null;
+
+    internal void Finish(WorkloadEnd end)
+    {
+        Volatile.Write(ref _end, end);
+        _done.TrySetResult();
+    }
+}

@@ -1,0 +1,318 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
+using Mis.Enforcer.Cgroups;
+using Mis.Enforcer.Configuration;
+using Mis.Enforcer.Confinement;
+using Mis.Enforcer.Kernel;
+using Mis.Enforcer.Policy;
+using Mis.Server.Observability;
+
+namespace Mis.Server.Engine;
+
+/// <summary>Settings of a <see cref="PolicyEngine"/>.</summary>
+internal sealed record EngineOptions
+{
+    /// <summary>The validated configuration.</summary>
+    internal required MisConfig Config { get; init; }
+
+    /// <summary>Directory of the config file: relative <c>policy_files</c> are relative to it (null: the working directory).</summary>
+    internal string? ConfigDirectory { get; init; }
+
+    /// <summary>The clock for rule TTLs (tests inject a fake one).</summary>
+    internal TimeProvider Clock { get; init; } = TimeProvider.System;
+
+    /// <summary>mis-launch; null: beside the assemblies.</summary>
+    internal string? LauncherPath { get; init; }
+}
+
+/// <summary>
+/// MIS as a long-lived policy engine: the kernel enforcer, this process's workload cgroups (and
+/// their dead-man guard), the workloads started over gRPC, the policy from
+/// <c>[paths] policy_files</c> and the runtime rules. The gRPC layer is a thin mapping onto it.
+/// Locks are held only to read or swap references, never while waiting for a process, so a slow
+/// graceful kill never delays another request.
+/// </summary>
+internal sealed partial class PolicyEngine : IAsyncDisposable
+{
+    /// <summary>Kernel policy id of the engine's policy; a workload with a policy file of its own gets a fresh id.</summary>
+    internal const uint GlobalPolicyId = 1;
+
+    private const int FinishedKept = 256;
+    private const int ExecveNr = 59;
+    private const int ExecveatNr = 322;
+
+    private readonly EngineOptions _options;
+    private readonly ILogger _log;
+    private readonly StateLock _stateLock;
+    private readonly KernelEnforcer _kernel;
+    private readonly WorkloadCgroups _cgroups;
+    private readonly CgroupGuard _guard;
+    private readonly WorkloadLauncher _launcher;
+    private readonly RuntimeRules _runtime;
+    private readonly IReadOnlyList<string> _policyFiles;
+    private readonly ConcurrentDictionary<ulong, ManagedWorkload> _workloads = new();
+    private readonly ConcurrentQueue<ManagedWorkload> _finished = new();
+    private readonly Lock _gate = new();
+    private readonly Lock _reloadGate = new();
+    private readonly Lock _statsGate = new();
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _pump;
+    private WorkloadPolicy _policy;
+    private uint _nextPolicyId = GlobalPolicyId;
+    private bool _stopping;
+    private int _disposed;
+    private long _started;
+    private long _killed;
+    private long _allowedFinished;
+    private long _decisionsFinished;
+    private ulong _learningDeniedFinished;
+
+    private PolicyEngine(EngineOptions options, ILoggerFactory logs, WorkloadPolicy policy, IReadOnlyList<string> policyFiles,
+        StateLock stateLock, KernelEnforcer kernel, WorkloadCgroups cgroups, CgroupGuard guard, WorkloadLauncher launcher)
+    {
+        _options = options;
+        _log = logs.CreateLogger("Mis.Server.Engine");
+        _policy = policy;
+        _policyFiles = policyFiles;
+        _stateLock = stateLock;
+        _kernel = kernel;
+        _cgroups = cgroups;
+        _guard = guard;
+        _launcher = launcher;
+        _runtime = new RuntimeRules(options.Clock);
+        Events = new EventHub(options.Config.Logging.EventsPath.Length > 0 ? options.Config.Logging.EventsPath : null);
+        _runtime.Changed += OnRuntimeRulesChanged;
+        _pump = Task.WhenAll(
+            Task.Factory.StartNew(() => PumpEvents(_stop.Token), _stop.Token, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap(),
+            WatchDrops(_stop.Token));
+    }
+
+    /// <summary>The configuration the engine runs with.</summary>
+    internal MisConfig Config => _options.Config;
+
+    /// <summary>The clock of rule TTLs.</summary>
+    internal TimeProvider Clock => _options.Clock;
+
+    /// <summary>Enforcement events for WatchEvents (and [logging] events_path).</summary>
+    internal EventHub Events { get; }
+
+    /// <summary>This process's directory of workload cgroups, <c>&lt;mount&gt;/mis/enforcer-PID</c>.</summary>
+    internal string CgroupRoot => _cgroups.Root;
+
+    /// <summary>The policy files in force, resolved.</summary>
+    internal IReadOnlyList<string> PolicyFiles => _policyFiles;
+
+    /// <summary>The engine's policy now (swapped whole by <see cref="ReloadPolicy"/>).</summary>
+    internal WorkloadPolicy Policy => Volatile.Read(ref _policy);
+
+    /// <summary>
+    /// Validates the policy files, takes the state lock, loads the kernel programs (attaching
+    /// nothing until the first workload) and creates this process's cgroup directory and its guard.
+    /// Whatever was set up is released again when a later step fails.
+    /// </summary>
+    /// <exception cref="ConfigException">A policy file is missing or does not parse.</exception>
+    /// <exception cref="StateLockedException">Another enforcer holds <c>[paths] state_dir</c>.</exception>
+    /// <exception cref="KernelUnavailableException">The kernel backend cannot run here.</exception>
+    internal static PolicyEngine Start(EngineOptions options, ILoggerFactory logs)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var config = options.Config;
+        var files = PolicySet.Resolve(config.Paths.PolicyFiles, options.ConfigDirectory);
+        var policy = PolicySet.Load(files, config.Policy.MaxRuleTtlSecs, options.Clock);
+        var launcher = new WorkloadLauncher(options.LauncherPath);
+
+        var stateLock = StateLock.Acquire(config.Paths.StateDir);
+        var owned = new Stack<IDisposable>();
+        owned.Push(stateLock);
+        try
+        {
+            var kernel = KernelEnforcer.Open(config.Defcon, new KernelEnforcerOptions { CgroupRoot = config.Paths.CgroupRoot });
+            owned.Push(kernel);
+            var cgroups = WorkloadCgroups.Create(kernel.MisRoot);
+            owned.Push(cgroups);
+            var guard = CgroupGuard.Start(cgroups.Root, options.LauncherPath);
+            owned.Push(guard);
+            kernel.SetNetRules(GlobalPolicyId, policy.NetRules);
+            kernel.SetExecDeny(GlobalPolicyId, ExecDenyFiles(policy, []));
+            var engine = new PolicyEngine(options, logs, policy, files, stateLock, kernel, cgroups, guard, launcher);
+            engine._log.EngineStarted(cgroups.Root, policy.Name, files.Count, config.Paths.StateDir);
+            return engine;
+        }
+        catch
+        {
+            while (owned.TryPop(out var resource))
+                resource.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Re-reads the policy files and swaps the new policy in whole; when any file does not parse
+    /// the old policy stays in force and nothing changes.
+    /// </summary>
+    /// <exception cref="EngineException">FailedPrecondition with the file:line:column message.</exception>
+    internal WorkloadPolicy ReloadPolicy()
+    {
+        ThrowIfStopping();
+        lock (_reloadGate)
+        {
+            WorkloadPolicy fresh;
+            try
+            {
+                fresh = PolicySet.Load(_policyFiles, Config.Policy.MaxRuleTtlSecs, _options.Clock);
+                // Compile the network rules before the swap, so a rule the kernel cannot hold
+                // fails the reload instead of leaving the kernel half updated.
+                for (int i = 0; i < fresh.NetRules.Count; i++)
+                    _ = NetRuleKeys.ToKernel(fresh.NetRules[i], GlobalPolicyId, (uint)i);
+            }
+            catch (Exception e) when (e is ConfigException or ArgumentException)
+            {
+                _log.PolicyReloadFailed(e.Message);
+                throw new EngineException(EngineError.FailedPrecondition, $"policy not reloaded, the previous one stays in force: {e.Message}", e);
+            }
+            Volatile.Write(ref _policy, fresh);
+            _kernel.SetNetRules(GlobalPolicyId, fresh.NetRules);
+            RefreshExecDeny();
+            _log.PolicyReloaded(fresh.Name, fresh.FileRules.Count, fresh.NetRules.Count);
+            return fresh;
+        }
+    }
+
+    /// <summary>Adds a runtime rule (validated by the caller against the request's limits).</summary>
+    internal InodeRule AddRule(ulong device, ulong inode, int syscallNr, Verdict action, TimeSpan ttl)
+    {
+        ThrowIfStopping();
+        var rule = _runtime.Add(device, inode, syscallNr, action, ttl);
+        _log.RuleAdded(inode, device, action.ToString(), ttl.TotalSeconds);
+        return rule;
+    }
+
+    /// <summary>Removes the runtime rules on (device, inode); the count removed (0: there was none).</summary>
+    internal int RemoveRule(ulong device, ulong inode)
+    {
+        ThrowIfStopping();
+        int removed = _runtime.Remove(device, inode);
+        if (removed > 0)
+            _log.RuleRemoved(inode, device, removed);
+        return removed;
+    }
+
+    /// <summary>Counters since start; see GetStatsResponse in policy.proto for what each one measures.</summary>
+    internal EngineStats Stats()
+    {
+        List<ManagedWorkload> live;
+        long allowed, decisions, killed;
+        ulong learningDenied;
+        lock (_statsGate)
+        {
+            live = [.. _workloads.Values];
+            allowed = _allowedFinished + live.Sum(w => Interlocked.Read(ref w.Supervisor.Stats.Allowed));
+            decisions = _decisionsFinished + live.Sum(w => Interlocked.Read(ref w.Supervisor.Stats.Notifications));
+            killed = _killed;
+            learningDenied = _learningDeniedFinished;
+        }
+        var states = live.Select(w => (w.CgroupId, w.Spec.Command[0], _kernel.State(w.CgroupId))).ToList();
+        foreach (var (_, _, state) in states)
+            learningDenied += state?.LearningViolations ?? 0;
+        return new EngineStats
+        {
+            Denied = _kernel.KernelViolations,
+            Allowed = (ulong)allowed,
+            DefconEscalations = _kernel.KernelEscalations,
+            WorkloadsKilled = (ulong)killed,
+            RingbufDrops = _kernel.RingbufDrops,
+            EventsLost = (ulong)_kernel.EventChannelDrops + (ulong)Events.Lost,
+            KernelKillSignals = _kernel.KernelKillSignals,
+            CgroupKills = (ulong)_kernel.CgroupKills,
+            ManagedCgroups = live.Count,
+            WorkloadsStarted = (ulong)Interlocked.Read(ref _started),
+            SupervisorDecisions = (ulong)decisions,
+            RuntimeRules = _runtime.Active.Count,
+            LearningDenied = learningDenied,
+            DefconByCgroup = states,
+        };
+    }
+
+    /// <summary>
+    /// Stops for good: refuses new work, ends every event stream, kills every workload it
+    /// started and waits for their teardown, removes its cgroups, detaches the kernel programs
+    /// and releases the state lock. Safe to call twice.
+    /// </summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+            return;
+        List<ManagedWorkload> running;
+        lock (_gate)
+        {
+            _stopping = true;
+            running = [.. _workloads.Values];
+        }
+        _log.EngineStopping(running.Count);
+        Events.Complete();
+        await Task.WhenAll(running.Select(w => KillForShutdownAsync(w))).ConfigureAwait(false);
+        await _stop.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            await _pump.WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is OperationCanceledException or TimeoutException)
+        {
+        }
+        _runtime.Dispose();
+        _guard.Release(TimeSpan.FromSeconds(5));
+        _guard.Dispose();
+        _cgroups.Dispose();
+        _kernel.Dispose();
+        Events.Dispose();
+        _stateLock.Dispose();
+        _stop.Dispose();
+        _log.EngineStopped();
+    }
+
+    private void ThrowIfStopping()
+    {
+        if (Volatile.Read(ref _stopping))
+            throw new EngineException(EngineError.Unavailable, "the enforcer is shutting down");
+    }
+
+    // Runs on the caller of AddRule/RemoveRule or on the expiry timer's thread, where an
+    // exception would end the process: a failure is logged (the supervisor, which decides execs
+    // first, already follows the rules; only the kernel's backstop lags).
+    private void OnRuntimeRulesChanged()
+    {
+        try
+        {
+            RefreshExecDeny();
+        }
+        catch (ObjectDisposedException)
+        {
+            // the kernel is gone: shutting down
+        }
+        catch (Exception e)
+        {
+            _log.ExecBackstopNotUpdated(e.Message);
+        }
+    }
+
+    // The kernel's exec backstop holds every concrete file a policy forbids executing, plus the
+    // runtime deny rules (which apply to every policy), per kernel policy id.
+    private void RefreshExecDeny()
+    {
+        var runtimeDeny = _runtime.Active.Where(r => r.Action == Verdict.Deny).ToList();
+        _kernel.SetExecDeny(GlobalPolicyId, ExecDenyFiles(Policy, runtimeDeny));
+        foreach (var w in _workloads.Values)
+            if (w.Spec.OwnPolicy is { } own && w.End is null)
+                _kernel.SetExecDeny(w.PolicyId, ExecDenyFiles(own, runtimeDeny));
+    }
+
+    private static IEnumerable<(ulong Device, ulong Inode)> ExecDenyFiles(WorkloadPolicy policy, IReadOnlyList<InodeRule> runtimeDeny) =>
+        policy.FileRules
+            .Where(r => r.Action == Verdict.Deny && r.Ops.HasFlag(FileOps.Exec) && r.Identity is not null)
+            .Select(r => (r.Identity!.Value.Device, r.Identity.Value.Inode))
+            .Concat(policy.InodeRules.Concat(runtimeDeny)
+                .Where(r => r.Action == Verdict.Deny && r.SyscallNr is 0 or ExecveNr or ExecveatNr)
+                .Select(r => (r.Device, r.Inode)))
+            .Distinct()
+            .ToList();
+}

@@ -1,0 +1,90 @@
+using System.Runtime.InteropServices;
+using System.Text;
+using Microsoft.Win32.SafeHandles;
+
+namespace Mis.Server.Engine;
+
+/// <summary>Another enforcer holds the state directory; the message names it and what to do.</summary>
+internal sealed class StateLockedException(string message) : Exception(message);
+
+/// <summary>
+/// One enforcer per state directory: an exclusive <c>flock</c> on <c>[paths] state_dir/enforcer.lock</c>,
+/// held for the enforcer's lifetime. The kernel drops the lock when the process dies however it
+/// dies, so a stale file never blocks a restart. The holder's PID is written into the file for the
+/// refusal message only; the lock, not the PID, is what decides.
+/// </summary>
+internal sealed partial class StateLock : IDisposable
+{
+    internal const string FileName = "enforcer.lock";
+    private const int LOCK_EX = 2;
+    private const int LOCK_NB = 4;
+    private const int LOCK_UN = 8;
+    private const int EWOULDBLOCK = 11;
+    private const int O_RDWR = 0x2;
+    private const int O_CREAT = 0x40;
+    private const int O_CLOEXEC = 0x80000;
+
+    private readonly SafeFileHandle _file;
+
+    private StateLock(SafeFileHandle file, string path)
+    {
+        _file = file;
+        Path = path;
+    }
+
+    /// <summary>The lock file.</summary>
+    internal string Path { get; }
+
+    /// <summary>Creates the state directory if needed (0700) and takes the lock without waiting.</summary>
+    /// <exception cref="StateLockedException">Another process holds it.</exception>
+    internal static StateLock Acquire(string stateDir)
+    {
+        Directory.CreateDirectory(stateDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        string path = System.IO.Path.Combine(stateDir, FileName);
+        // FileShare.ReadWrite: .NET's own advisory locking (a shared flock) would otherwise refuse
+        // the open before our exclusive flock could say who holds it.
+        // open(2) directly: .NET's FileStream takes a shared flock of its own on open, which
+        // would fail against the holder's exclusive lock before this code could name the holder.
+        int fd = Open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0x180); // 0600
+        if (fd < 0)
+            throw new StateLockedException($"cannot open {path}: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
+        var file = new SafeFileHandle(fd, ownsHandle: true);
+        if (Flock(file, LOCK_EX | LOCK_NB) != 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            string holder = ReadHolder(file);
+            file.Dispose();
+            throw new StateLockedException(errno == EWOULDBLOCK
+                ? $"another mis enforcer{holder} already runs with the state directory {stateDir} (it holds {path}); stop it, or give this one another [paths] state_dir"
+                : $"cannot lock {path}: {Marshal.GetPInvokeErrorMessage(errno)}");
+        }
+        byte[] pid = Encoding.ASCII.GetBytes($"{Environment.ProcessId}\n");
+        RandomAccess.SetLength(file, 0);
+        RandomAccess.Write(file, pid, 0);
+        return new StateLock(file, path);
+    }
+
+    public void Dispose()
+    {
+        if (_file.IsClosed)
+            return;
+        RandomAccess.SetLength(_file, 0);
+        _ = Flock(_file, LOCK_UN);
+        _file.Dispose();
+    }
+
+    private static string ReadHolder(SafeFileHandle file)
+    {
+        var buffer = new byte[32];
+        int n = RandomAccess.Read(file, buffer, 0);
+        return int.TryParse(Encoding.ASCII.GetString(buffer, 0, n).Trim(), out int pid) ? $" (pid {pid})" : "";
+    }
+
+    private static int Flock(SafeFileHandle file, int operation) => FlockNative((int)file.DangerousGetHandle(), operation);
+
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Open(string path, int flags, int mode);
+
+    [LibraryImport("libc", EntryPoint = "flock", SetLastError = true)]
+    private static partial int FlockNative(int fd, int operation);
+}

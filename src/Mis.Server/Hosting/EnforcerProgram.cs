@@ -1,0 +1,74 @@
+using System.Runtime.InteropServices;
+using Microsoft.Extensions.Logging;
+using Mis.Enforcer.Configuration;
+using Mis.Server.Engine;
+using Mis.Server.Observability;
+
+namespace Mis.Server.Hosting;
+
+/// <summary>
+/// <c>mis enforcer [config.toml]</c> from start to exit: validate, start, serve until SIGTERM or
+/// SIGINT, stop cleanly. Exit status 0 after a clean stop, 1 when the host refused (not root,
+/// another enforcer holds the state directory, a port taken, no kernel backend), 2 when the
+/// configuration or a file it names is wrong (nothing was set up then).
+/// </summary>
+internal static class EnforcerProgram
+{
+    internal const int ExitOk = 0;
+    internal const int ExitHostRefused = 1;
+    internal const int ExitBadConfiguration = 2;
+
+    internal static async Task<int> RunAsync(string? configPath, TextWriter stderr)
+    {
+        MisConfig config;
+        try
+        {
+            config = configPath is null ? MisConfig.Default : MisConfig.Load(configPath);
+        }
+        catch (ConfigException e)
+        {
+            return Fail(stderr, e.Message, ExitBadConfiguration);
+        }
+        if (!config.Grpc.Enabled)
+            return Fail(stderr, $"{configPath ?? "the built-in defaults"}: [grpc] enabled = false, so nothing could steer the enforcer; " +
+                                "set enabled = true in the [grpc] section (README: `mis enforcer` and the gRPC control plane)", ExitBadConfiguration);
+        if (!Environment.IsPrivilegedProcess)
+            return Fail(stderr, "needs root: it loads BPF programs and creates cgroups (run it with sudo)", ExitHostRefused);
+
+        using var logs = LoggingSetup.Create(config.Logging);
+        var log = logs.CreateLogger("Mis.Server.Hosting");
+        var stop = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; stop.TrySetResult("SIGTERM"); });
+        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => { ctx.Cancel = true; stop.TrySetResult("SIGINT"); });
+
+        EnforcerHost host;
+        try
+        {
+            host = await EnforcerHost.StartAsync(new EngineOptions
+            {
+                Config = config,
+                ConfigDirectory = configPath is null ? null : Path.GetDirectoryName(Path.GetFullPath(configPath)),
+            }, logs).ConfigureAwait(false);
+        }
+        catch (EnforcerStartException e)
+        {
+            return Fail(stderr, e.Message, e.IsConfiguration ? ExitBadConfiguration : ExitHostRefused);
+        }
+
+        await using (host.ConfigureAwait(false))
+        {
+            stderr.WriteLine($"mis enforcer: ready (pid {Environment.ProcessId}): gRPC on {string.Join(", ", host.GrpcAddresses)}" +
+                             (host.MetricsUrl is null ? "" : $", metrics on {host.MetricsUrl}") + $", cgroups under {host.Engine.CgroupRoot}");
+            string signal = await stop.Task.ConfigureAwait(false);
+            log.ShuttingDown(signal);
+        }
+        stderr.WriteLine("mis enforcer: stopped (workloads killed, cgroups removed, programs detached)");
+        return ExitOk;
+    }
+
+    private static int Fail(TextWriter stderr, string message, int status)
+    {
+        stderr.WriteLine($"mis enforcer: {message}");
+        return status;
+    }
+}

@@ -1,0 +1,82 @@
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+
+namespace Mis.Server.Hosting;
+
+/// <summary>
+/// The Unix-domain socket of the control plane: made 0600 (root only) from the moment it exists,
+/// by binding under a umask of 0177 and then setting the mode explicitly. Whoever can connect can
+/// kill and start workloads, so no other user may.
+/// </summary>
+internal static partial class UnixSocketFile
+{
+    private const uint S_IFMT = 0xF000;
+    private const uint S_IFSOCK = 0xC000;
+    internal const UnixFileMode Mode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+
+    /// <summary>
+    /// Clears the way for binding <paramref name="path"/>: removes a stale socket left by a dead
+    /// enforcer; refuses a live one (another server answers there) and anything that is not a socket.
+    /// </summary>
+    /// <exception cref="EnforcerStartException">The path is taken.</exception>
+    internal static void Prepare(string path)
+    {
+        if (!IsSocket(path, out bool exists))
+        {
+            if (exists)
+                throw new EnforcerStartException($"grpc.unix_socket_path: {path} exists and is not a socket; remove it or choose another path", true);
+            if (Path.GetDirectoryName(path) is { Length: > 0 } dir)
+                Directory.CreateDirectory(dir);
+            return;
+        }
+        using var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            probe.Connect(new UnixDomainSocketEndPoint(path));
+        }
+        catch (SocketException)
+        {
+            File.Delete(path); // nobody listens: left behind by an enforcer that died
+            return;
+        }
+        throw new EnforcerStartException($"grpc.unix_socket_path: a server already listens on {path}", false);
+    }
+
+    /// <summary>Runs <paramref name="bind"/> under umask 0177, so the socket is never more open than 0600.</summary>
+    internal static async Task BindPrivatelyAsync(Func<Task> bind)
+    {
+        uint previous = Umask(0x7F); // 0177
+        try
+        {
+            await bind().ConfigureAwait(false);
+        }
+        finally
+        {
+            Umask(previous);
+        }
+    }
+
+    /// <summary>Sets the socket's mode to 0600 (again: the umask already did, unless something raced it).</summary>
+    internal static void Restrict(string path) => File.SetUnixFileMode(path, Mode);
+
+    /// <summary>Removes the socket at shutdown (only if it is one).</summary>
+    internal static void Remove(string path)
+    {
+        if (IsSocket(path, out _))
+            File.Delete(path);
+    }
+
+    // lstat's st_mode is at offset 24 of struct stat on x86-64 (dev, ino, nlink are 8 bytes each).
+    private static unsafe bool IsSocket(string path, out bool exists)
+    {
+        byte* buffer = stackalloc byte[256];
+        exists = Lstat(path, buffer) == 0;
+        return exists && (*(uint*)(buffer + 24) & S_IFMT) == S_IFSOCK;
+    }
+
+    [LibraryImport("libc", EntryPoint = "umask")]
+    private static partial uint Umask(uint mask);
+
+    [LibraryImport("libc", EntryPoint = "lstat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static unsafe partial int Lstat(string path, byte* buffer);
+}

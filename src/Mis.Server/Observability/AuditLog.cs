@@ -1,0 +1,97 @@
+using System.Text;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Mis.Server.Observability;
+
+/// <summary>One audited RPC.</summary>
+/// <param name="Time">When the call ended (UTC).</param>
+/// <param name="Method">The RPC, e.g. <c>KillProcess</c>.</param>
+/// <param name="Peer">Who called: <c>ipv4:127.0.0.1:PORT</c>, <c>unix:PATH</c>, with the client certificate's subject under mutual TLS.</param>
+/// <param name="Arguments">The request, summarised (long values cut, environment values redacted).</param>
+/// <param name="Status">The gRPC status code, e.g. <c>OK</c>, <c>NOT_FOUND</c>.</param>
+/// <param name="Detail">The status message when not OK.</param>
+/// <param name="DurationMs">Time spent in the call.</param>
+internal sealed record AuditRecord(DateTimeOffset Time, string Method, string Peer, string Arguments, string Status, string? Detail, double DurationMs);
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(AuditRecord))]
+internal sealed partial class AuditJson : JsonSerializerContext;
+
+/// <summary>
+/// The audit trail: one JSON line per RPC, appended and flushed as it happens, in a file only
+/// root can read (0600: the arguments name files and cgroups). Rotation by size: a line that
+/// would take the file past <c>max_file_size_mb</c> first moves it to <c>PATH.1</c> (older ones
+/// to <c>.2</c>, ...), keeping <c>max_files</c> rotated files.
+/// </summary>
+internal sealed class AuditLog : IDisposable
+{
+    // The file is read by people and log tools, not embedded in HTML: quotes and angle brackets
+    // inside the arguments stay as they are instead of becoming \u0022 and \u003c.
+    private static readonly AuditJson Json = new(new JsonSerializerOptions(AuditJson.Default.Options) { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
+
+    private readonly Lock _gate = new();
+    private readonly long _maxBytes;
+    private readonly int _maxFiles;
+    private FileStream? _stream;
+
+    /// <summary>Opens (appends to) <paramref name="path"/>, creating its directory.</summary>
+    internal AuditLog(string path, long maxBytes, int maxFiles)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxBytes, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxFiles, 1);
+        Path = System.IO.Path.GetFullPath(path);
+        _maxBytes = maxBytes;
+        _maxFiles = maxFiles;
+        if (System.IO.Path.GetDirectoryName(Path) is { } dir)
+            Directory.CreateDirectory(dir);
+        _stream = Open();
+    }
+
+    /// <summary>The live file.</summary>
+    internal string Path { get; }
+
+    /// <summary>Appends one line, rotating first when it would not fit.</summary>
+    internal void Write(AuditRecord record)
+    {
+        byte[] line = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(record, Json.AuditRecord) + "\n");
+        lock (_gate)
+        {
+            if (_stream is null)
+                return;
+            if (_stream.Length > 0 && _stream.Length + line.Length > _maxBytes)
+                Rotate();
+            _stream.Write(line);
+            _stream.Flush();
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            _stream?.Dispose();
+            _stream = null;
+        }
+    }
+
+    private void Rotate()
+    {
+        _stream!.Dispose();
+        File.Delete($"{Path}.{_maxFiles}");
+        for (int i = _maxFiles - 1; i >= 1; i--)
+            if (File.Exists($"{Path}.{i}"))
+                File.Move($"{Path}.{i}", $"{Path}.{i + 1}", overwrite: true);
+        File.Move(Path, $"{Path}.1", overwrite: true);
+        _stream = Open();
+    }
+
+    private FileStream Open() => new(Path, new FileStreamOptions
+    {
+        Mode = FileMode.Append,
+        Access = FileAccess.Write,
+        Share = FileShare.Read,
+        UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+    });
+}

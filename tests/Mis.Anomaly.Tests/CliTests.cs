@@ -1,0 +1,65 @@
+namespace Mis.Anomaly.Tests;
+
+/// <summary>`mis anomaly train / score / eval` on the committed corpus produce their files; bad input is exit 2 naming file and line.</summary>
+public sealed class CliTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("mis-anomaly-cli-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Fact]
+    public void Train_score_eval_write_the_model_the_csv_and_the_roc_plot()
+    {
+        string model = Path.Combine(_dir, "ngram.model");
+        var train = MisCli.Run("anomaly", "train", "--traces", Path.Combine(MisCli.Corpus, "normal", "train"), "--algo", "ngram", "--out", model);
+        Assert.True(train.ExitCode == 0, train.ToString());
+        Assert.True(File.Exists(model));
+        Assert.Contains("ngram, window 64/16", train.Stdout);
+        Assert.Contains("train ngram", train.Stderr); // the progress bar
+
+        string csv = Path.Combine(_dir, "scores.csv");
+        string attack = Path.Combine(MisCli.Corpus, "attack");
+        var score = MisCli.Run("anomaly", "score", "--model", model, "--traces", attack, "--out", csv);
+        Assert.True(score.ExitCode == 0, score.ToString());
+        var lines = File.ReadAllLines(csv);
+        Assert.Equal("file,score,raw_score", lines[0]);
+        Assert.Equal(Traces.TraceReader.Read(attack).Count, lines.Length - 1);
+        Assert.All(lines.Skip(1), l =>
+        {
+            var f = l.Split(',');
+            Assert.True(File.Exists(f[0].Split(':')[0]), f[0]); // "file" or, for a .jsonl line, "file:line"
+            Assert.InRange(int.Parse(f[1]), 0, 1000);
+            Assert.True(double.TryParse(f[2], System.Globalization.CultureInfo.InvariantCulture, out _), f[2]);
+        });
+
+        string png = Path.Combine(_dir, "roc.png");
+        var eval = MisCli.Run("anomaly", "eval", "--model", model, "--normal", Path.Combine(MisCli.Corpus, "normal", "test"), "--attack", attack, "--plot", png);
+        Assert.True(eval.ExitCode == 0, eval.ToString());
+        foreach (var column in new[] { "AUROC", "DR@1%", "DR@5%", "DR@10%", "FA>800" })
+            Assert.Contains(column, eval.Stdout);
+        Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, File.ReadAllBytes(png)[..4]);
+    }
+
+    [Fact]
+    public void Bad_trace_input_is_exit_2_naming_file_and_line()
+    {
+        string traces = Directory.CreateDirectory(Path.Combine(_dir, "traces")).FullName;
+        File.WriteAllText(Path.Combine(traces, "ok.trace"), "1 2 3 4 5 6 7");
+        string bad = Path.Combine(traces, "bad.trace");
+        File.WriteAllText(bad, "1 2 3\n4 five 6\n");
+        var result = MisCli.Run("anomaly", "train", "--traces", traces, "--out", Path.Combine(_dir, "m.model"));
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains($"{bad}:2: token 2: 'five' is not a syscall number", result.Stderr);
+        Assert.False(File.Exists(Path.Combine(_dir, "m.model")));
+    }
+
+    [Fact]
+    public void A_file_that_is_no_model_is_exit_2_with_why()
+    {
+        string junk = Path.Combine(_dir, "junk.model");
+        File.WriteAllText(junk, "not a model");
+        var result = MisCli.Run("anomaly", "score", "--model", junk, "--traces", MisCli.Corpus, "--out", Path.Combine(_dir, "s.csv"));
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains($"{junk}: not a MIS anomaly model", result.Stderr);
+    }
+}

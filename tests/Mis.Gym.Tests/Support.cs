@@ -1,0 +1,44 @@
+using Mis.Enforcer.Configuration;
+using Mis.Gym.Envs;
+using Mis.Gym.Scenarios;
+
+namespace Mis.Gym.Tests;
+
+/// <summary>Finding the shipped scenarios and running a scenario action by name.</summary>
+internal static class Support
+{
+    internal static string RepoRoot
+    {
+        get
+        {
+            for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            {
+                if (File.Exists(Path.Combine(dir.FullName, "MIS.sln")))
+                    return dir.FullName;
+            }
+            throw new InvalidOperationException("no MIS.sln above the test binary");
+        }
+    }
+
+    internal static string ScenarioDir => Path.Combine(RepoRoot, "experiments", "scenarios");
+
+    internal static string ScenarioPath(string name) => Path.Combine(ScenarioDir, name + ".toml");
+
+    internal static Scenario Load(string name) => ScenarioFile.Load(ScenarioPath(name));
+
+    internal static IEnumerable<string> ShippedScenarioNames() =>
+        Directory.GetFiles(ScenarioDir, "*.toml").Select(Path.GetFileNameWithoutExtension).Order()!;
+
+    /// <summary>The error a scenario text raises; fails the test when it parses.</summary>
+    internal static ConfigException ParseError(string text, string file = "bad.toml") =>
+        Assert.Throws<ConfigException>(() => ScenarioFile.Parse(text, file));
+
+    internal static StepResult<float[]> Do(this IEnv<float[], int> env, Scenario scenario, string action)
+    {
+        int index = scenario.IndexOf(action);
+        Assert.True(index >= 0, $"no action {action}");
+        return env.Step(index);
+    }
+
+    internal static RewardTerms Terms(this Info info) => info.Get<RewardTerms>("reward_terms");
+}
