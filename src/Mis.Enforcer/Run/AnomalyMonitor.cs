@@ -108,7 +108,7 @@ internal sealed class AnomalyMonitor
             {
                 scores = _scorer.ScoreBatch([.. batch.Select(b => b.Window)]);
             }
-            catch (Exception e)
+            catch (Exception e) when (e is not OutOfMemoryException)
             {
                 // A failing model must not take the run (or the enforcer) down: count and report it.
                 Fail(e, batch.Count);
