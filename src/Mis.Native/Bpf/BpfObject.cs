@@ -180,18 +180,7 @@ public sealed unsafe class BpfProgram
     public uint TestRun(ReadOnlySpan<byte> context = default)
     {
         fixed (byte* ctx = context)
-        {
-            var opts = new BpfTestRunOpts
-            {
-                Size = (nuint)sizeof(BpfTestRunOpts),
-                CtxIn = (nint)ctx,
-                CtxSizeIn = (uint)context.Length,
-            };
-            int rc = Libbpf.ProgTestRunOpts(Fd, &opts);
-            if (rc < 0)
-                throw new BpfLoadException($"BPF_PROG_TEST_RUN of '{Name}' failed", -rc, "");
-            return opts.Retval;
-        }
+            return TestRunCore(ctx, context.Length);
     }
 
     /// <summary>
@@ -203,18 +192,21 @@ public sealed unsafe class BpfProgram
     public uint TestRunInOut(Span<byte> context)
     {
         fixed (byte* ctx = context)
+            return TestRunCore(ctx, context.Length);
+    }
+
+    private uint TestRunCore(byte* ctx, int length)
+    {
+        var opts = new BpfTestRunOpts
         {
-            var opts = new BpfTestRunOpts
-            {
-                Size = (nuint)sizeof(BpfTestRunOpts),
-                CtxIn = (nint)ctx,
-                CtxSizeIn = (uint)context.Length,
-            };
-            int rc = Libbpf.ProgTestRunOpts(Fd, &opts);
-            if (rc < 0)
-                throw new BpfLoadException($"BPF_PROG_TEST_RUN of '{Name}' failed", -rc, "");
-            return opts.Retval;
-        }
+            Size = (nuint)sizeof(BpfTestRunOpts),
+            CtxIn = (nint)ctx,
+            CtxSizeIn = (uint)length,
+        };
+        int rc = Libbpf.ProgTestRunOpts(Fd, &opts);
+        if (rc < 0)
+            throw new BpfLoadException($"BPF_PROG_TEST_RUN of '{Name}' failed", -rc, "");
+        return opts.Retval;
     }
 }
 
