@@ -81,6 +81,17 @@ int BPF_PROG(mis_sys_enter, struct pt_regs *regs, long id)
 	return 0;
 }
 
+// Reads an IPv4 destination (connect4 and sendmsg4 contexts).
+static __always_inline void mis_dest_v4(struct bpf_sock_addr *ctx, struct mis_dest *d)
+{
+	__u32 ip4 = ctx->user_ip4;
+
+	d->family = MIS_AF_INET;
+	d->protocol = ctx->protocol;
+	d->port = bpf_ntohs((__u16)ctx->user_port);
+	__builtin_memcpy(d->addr, &ip4, 4);
+}
+
 // Hook: connect() on an AF_INET socket created in a managed cgroup (attached per managed
 // cgroup, so no other process runs it). Process context, not sleepable; returning 0 makes
 // connect() fail with EPERM. May signal the current task (bpf_send_signal is offered to
@@ -88,12 +99,9 @@ int BPF_PROG(mis_sys_enter, struct pt_regs *regs, long id)
 SEC("cgroup/connect4")
 int mis_connect4(struct bpf_sock_addr *ctx)
 {
-	struct mis_dest d = { .family = MIS_AF_INET };
-	__u32 ip4 = ctx->user_ip4;
+	struct mis_dest d = {};
 
-	d.protocol = ctx->protocol;
-	d.port = bpf_ntohs((__u16)ctx->user_port);
-	__builtin_memcpy(d.addr, &ip4, 4);
+	mis_dest_v4(ctx, &d);
 	return mis_net_decide(&d, MIS_OP_CONNECT);
 }
 
@@ -131,12 +139,9 @@ int mis_connect6(struct bpf_sock_addr *ctx)
 SEC("cgroup/sendmsg4")
 int mis_sendmsg4(struct bpf_sock_addr *ctx)
 {
-	struct mis_dest d = { .family = MIS_AF_INET };
-	__u32 ip4 = ctx->user_ip4;
+	struct mis_dest d = {};
 
-	d.protocol = ctx->protocol;
-	d.port = bpf_ntohs((__u16)ctx->user_port);
-	__builtin_memcpy(d.addr, &ip4, 4);
+	mis_dest_v4(ctx, &d);
 	return mis_net_decide(&d, MIS_OP_SEND);
 }
 
