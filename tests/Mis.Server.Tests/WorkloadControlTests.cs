@@ -212,11 +212,13 @@ public sealed class WorkloadControlTests(EnforcerFixture fixture) : IClassFixtur
         await TestEnforcer.WaitCommAsync(sleeper.Pid, "sleep");
         using var one = mis.Client.WatchEvents(new WatchEventsRequest { CgroupId = sleeper.CgroupId, Kinds = { "defcon_transition" } }, cancellationToken: cancel.Token);
         await one.ResponseHeadersAsync;
-        await mis.RunAsync("sh", "-c", "cat /etc/shadow; cat /etc/shadow; cat /etc/shadow");
+        var other = await mis.RunAsync("sh", "-c", "cat /etc/shadow; cat /etc/shadow; cat /etc/shadow");
         await mis.Client.SetDefconAsync(new SetDefconRequest { CgroupId = sleeper.CgroupId, Level = 2 }, cancellationToken: Ct);
         Assert.True(await one.ResponseStream.MoveNext(cancel.Token));
         Assert.Equal((sleeper.CgroupId, "defcon_transition", 5, 2), (one.ResponseStream.Current.CgroupId, one.ResponseStream.Current.Event_,
             one.ResponseStream.Current.PrevDefcon, one.ResponseStream.Current.Defcon));
         await mis.Client.KillProcessAsync(new KillProcessRequest { CgroupId = sleeper.CgroupId }, cancellationToken: Ct);
+        // Its denials count in the enforcer-wide counters that the next test reads.
+        await mis.WaitExitedAsync(other.CgroupId);
     }
 }
