@@ -1,0 +1,67 @@
+namespace Mis.Gym.Agents;
+
+/// <summary>Makes agents by algorithm name, with hyperparameters given as the experiment file's key/value pairs.</summary>
+internal static class AgentFactory
+{
+    /// <summary>Algorithm names <see cref="Create"/> knows.</summary>
+    internal static IReadOnlyList<string> Algorithms { get; } = ["ppo", "dqn", "q", "random"];
+
+    /// <summary>Makes an agent.</summary>
+    /// <param name="algorithm">One of <see cref="Algorithms"/>.</param>
+    /// <param name="observationSize">Length of the observation vector.</param>
+    /// <param name="actionCount">Number of discrete actions.</param>
+    /// <param name="seed">Seeds every random choice the agent makes (initial weights, exploration, minibatches).</param>
+    /// <param name="hyperparameters">Overrides of the algorithm's defaults; values are <see cref="long"/>, <see cref="double"/>, <see cref="bool"/> or <see cref="string"/>, as TOML gives them.</param>
+    /// <exception cref="ArgumentException">Unknown algorithm, unknown hyperparameter, or a value of the wrong type or out of range; the message names it and what is expected.</exception>
+    internal static IAgent Create(string algorithm, int observationSize, int actionCount, int seed, IReadOnlyDictionary<string, object> hyperparameters) => algorithm switch
+    {
+        "random" => RandomAgent.Create(actionCount, seed, hyperparameters),
+        "ppo" or "dqn" or "q" => throw new NotImplementedException($"agent \"{algorithm}\" is not implemented yet"),
+        _ => throw new ArgumentException($"unknown agent algorithm \"{algorithm}\"; expected one of: {string.Join(", ", Algorithms)}", nameof(algorithm)),
+    };
+}
+
+/// <summary>The baseline that learns nothing: uniform random actions, seeded.</summary>
+internal sealed class RandomAgent : IAgent
+{
+    private readonly Random _random;
+    private readonly int _actionCount;
+
+    private RandomAgent(int actionCount, int seed) => (_actionCount, _random) = (actionCount, new Random(seed));
+
+    internal static RandomAgent Create(int actionCount, int seed, IReadOnlyDictionary<string, object> hyperparameters)
+    {
+        if (hyperparameters.Count > 0)
+            throw new ArgumentException($"unknown hyperparameter \"{hyperparameters.Keys.First()}\" for random; it has none", nameof(hyperparameters));
+        return new RandomAgent(actionCount, seed);
+    }
+
+    /// <inheritdoc />
+    public string Algorithm => "random";
+
+    /// <inheritdoc />
+    public int Act(float[] observation) => _random.Next(_actionCount);
+
+    /// <inheritdoc />
+    public int ActGreedy(float[] observation) => _random.Next(_actionCount);
+
+    /// <inheritdoc />
+    public void Observe(in Transition transition)
+    {
+    }
+
+    /// <inheritdoc />
+    public void Save(string directory)
+    {
+    }
+
+    /// <inheritdoc />
+    public void Load(string directory)
+    {
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+    }
+}
