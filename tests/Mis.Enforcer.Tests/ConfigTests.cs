@@ -144,6 +144,8 @@ public sealed class ConfigTests
             learning_mode = true
             kill_on_anomaly = false
             anomaly_threshold = 650
+            anomaly_model = "/var/lib/mis/ngram.model"
+            anomaly_monitor_by_default = false
             max_rule_ttl_secs = 3600
             decision_cache_size = 0
 
@@ -202,6 +204,8 @@ public sealed class ConfigTests
                 LearningMode = true,
                 KillOnAnomaly = false,
                 AnomalyThreshold = 650,
+                AnomalyModel = "/var/lib/mis/ngram.model",
+                AnomalyMonitorByDefault = false,
                 MaxRuleTtlSecs = 3600,
                 DecisionCacheSize = 0,
             },

@@ -22,7 +22,31 @@ internal sealed class ConfigBinder
     private readonly record struct Segment(string Name, SyntaxNodeBase Node);
 
     /// <summary>Parses, binds and validates; throws <see cref="ConfigException"/> on the first problem.</summary>
-    internal static MisConfig Bind(string text, string file)
+    internal static MisConfig Bind(string text, string file) => BindDocument(text, file)._config;
+
+    /// <summary>
+    /// An error about a value that bound fine but proved unusable when put to use (a model file that
+    /// does not load): placed at the value of <paramref name="dottedKey"/> when the file
+    /// <paramref name="file"/> sets it, else naming the file and key only.
+    /// </summary>
+    internal static ConfigException ErrorAtKey(string file, string dottedKey, string detail, Exception? innerException = null)
+    {
+        ValueSyntax? at = null;
+        try
+        {
+            BindDocument(System.IO.File.ReadAllText(file), file)._bound.TryGetValue(dottedKey, out at);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ConfigException)
+        {
+            // The file changed or vanished since it was loaded: the key and file still say what to fix.
+        }
+        var start = at?.Span.Start;
+        return start is { } s
+            ? new ConfigException(file, s.Line + 1, s.Column + 1, dottedKey, detail, innerException)
+            : new ConfigException(file, 0, 0, dottedKey, detail, innerException);
+    }
+
+    private static ConfigBinder BindDocument(string text, string file)
     {
         DocumentSyntax document;
         try
@@ -54,7 +78,7 @@ internal sealed class ConfigBinder
             binder.BindTable(table);
         }
         binder.CheckAcrossKeys();
-        return binder._config;
+        return binder;
     }
 
     /// <summary>An error at <paramref name="at"/>'s start (1-based line and column).</summary>

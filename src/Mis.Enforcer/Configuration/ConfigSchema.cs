@@ -27,6 +27,8 @@ internal static class ConfigSchema
             new("learning_mode", (v, c) => c with { Policy = c.Policy with { LearningMode = v.Bool() } }),
             new("kill_on_anomaly", (v, c) => c with { Policy = c.Policy with { KillOnAnomaly = v.Bool() } }),
             new("anomaly_threshold", (v, c) => c with { Policy = c.Policy with { AnomalyThreshold = v.Int(0, 1000) } }),
+            new("anomaly_model", (v, c) => c with { Policy = c.Policy with { AnomalyModel = v.String() } }),
+            new("anomaly_monitor_by_default", (v, c) => c with { Policy = c.Policy with { AnomalyMonitorByDefault = v.Bool() } }),
             new("max_rule_ttl_secs", (v, c) => c with { Policy = c.Policy with { MaxRuleTtlSecs = v.Long(1) } }),
             new("decision_cache_size", (v, c) => c with { Policy = c.Policy with { DecisionCacheSize = v.Int(0) } }),
         ]),

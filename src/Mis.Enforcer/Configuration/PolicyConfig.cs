@@ -27,6 +27,19 @@ public sealed record PolicyConfig
     public int AnomalyThreshold { get; init; } = 800;
 
     /// <summary>
+    /// <c>anomaly_model</c>: model file (<c>mis anomaly train</c>) with which <c>mis enforcer</c> scores
+    /// its workloads' live syscall streams; a relative path is relative to the configuration file.
+    /// Empty turns online scoring off. Default <c>""</c>.
+    /// </summary>
+    public string AnomalyModel { get; init; } = "";
+
+    /// <summary>
+    /// <c>anomaly_monitor_by_default</c>: with an <see cref="AnomalyModel"/>, score a workload whose
+    /// RunWorkload request leaves <c>anomaly_monitoring</c> unset. Default <c>true</c>.
+    /// </summary>
+    public bool AnomalyMonitorByDefault { get; init; } = true;
+
+    /// <summary>
     /// <c>max_rule_ttl_secs</c>: longest lifetime, in seconds, a temporary rule may have (at least 1).
     /// Default <c>86400</c> (one day).
     /// </summary>
