@@ -71,6 +71,10 @@ public sealed record EnforcementEvent
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public int? AnomalyScore { get; init; }
 
+    /// <summary>anomaly: the model's raw statistic for the window, before calibration (higher is more anomalous).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? AnomalyRaw { get; init; }
+
     /// <summary>anomaly: syscalls in the scored window.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public int? WindowSize { get; init; }

@@ -25,7 +25,7 @@ internal sealed class AnomalyMonitor
     private readonly IOnlineScorer _scorer;
     private readonly AnomalySettings _settings;
     private readonly ulong _cgroupId;
-    private readonly EventLog _log;
+    private readonly Action<EnforcementEvent> _publish;
     private readonly Action _kill;
     private readonly Dictionary<int, ThreadWindow> _threads = [];
     private readonly Channel<(ThreadWindow Thread, int[] Window)> _queue;
@@ -36,12 +36,20 @@ internal sealed class AnomalyMonitor
     private long _skipped;
     private long _scored;
     private AnomalyHit? _killHit;
+    private AnomalyHit? _peak;
+    private AnomalyHit? _last;
 
     internal AnomalyMonitor(IOnlineScorer scorer, AnomalySettings settings, ulong cgroupId, EventLog log, Action kill)
+        : this(scorer, settings, cgroupId, log.Write, kill)
+    {
+    }
+
+    /// <summary>A monitor whose events go to <paramref name="publish"/> (the policy engine's event hub).</summary>
+    internal AnomalyMonitor(IOnlineScorer scorer, AnomalySettings settings, ulong cgroupId, Action<EnforcementEvent> publish, Action kill)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(scorer.WindowSize, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(scorer.Stride, 1);
-        (_scorer, _settings, _cgroupId, _log, _kill) = (scorer, settings, cgroupId, log, kill);
+        (_scorer, _settings, _cgroupId, _publish, _kill) = (scorer, settings, cgroupId, publish, kill);
         _queue = Channel.CreateBounded<(ThreadWindow, int[])>(new BoundedChannelOptions(QueueCapacity) { SingleReader = true, SingleWriter = true });
         _worker = Task.Run(Work);
     }
@@ -55,6 +63,7 @@ internal sealed class AnomalyMonitor
         internal long Count { get; set; }
         internal long ScoredAt { get; set; }
         internal AnomalyHit? Max { get; set; }
+        internal bool Reported { get; set; }
 
         /// <summary>The last min(Count, size) syscalls, oldest first.</summary>
         internal int[] Snapshot()
@@ -141,23 +150,44 @@ internal sealed class AnomalyMonitor
     {
         Interlocked.Increment(ref _scored);
         var hit = new AnomalyHit(thread.Pid, thread.Tid, thread.Comm, s.Score, s.Raw, window);
-        bool killNow = false;
+        bool above = s.Score > _settings.Threshold && live;
+        // Asked outside the lock (it may read kernel state), and only about a window that could kill.
+        string? veto = above && _settings.KillOnAnomaly ? _settings.KillVeto?.Invoke() : null;
+        bool killNow = false, reportNow = false;
         lock (_gate)
         {
+            _last = hit;
             if (thread.Max is null || s.Score > thread.Max.Score)
                 thread.Max = hit;
-            if (s.Score > _settings.Threshold && _killHit is null && live && _settings.KillOnAnomaly)
+            if (_peak is null || s.Score > _peak.Score)
+                _peak = hit;
+            if (above && _killHit is null && _settings.KillOnAnomaly && veto is null)
             {
                 _killHit = hit;
                 killNow = true;
             }
+            else if (above && _killHit is null && _settings.ReportCrossings && !thread.Reported)
+            {
+                thread.Reported = true;
+                reportNow = true;
+            }
         }
+        if (reportNow)
+            _publish(ToEvent(hit, "", $"anomaly score {hit.Score} > anomaly_threshold {_settings.Threshold} (model {_scorer.Name}, raw {hit.Raw:G4}): " +
+                                      (veto ?? "not killed (kill_on_anomaly = false)")));
         if (!killNow)
             return;
         // Event first: the kill ends the workload, and its exit follows this line in the file.
-        _log.Write(ToEvent(hit, "kill",
+        _publish(ToEvent(hit, "kill",
             $"anomaly score {hit.Score} > anomaly_threshold {_settings.Threshold} (model {_scorer.Name}, raw {hit.Raw:G4}): cgroup killed (kill_on_anomaly)"));
         _kill();
+    }
+
+    /// <summary>The scores so far, for a live view of the cgroup (safe from any thread).</summary>
+    internal AnomalyProgress Progress()
+    {
+        lock (_gate)
+            return new AnomalyProgress(_peak, _last, _killHit, Interlocked.Read(ref _scored), Interlocked.Read(ref _skipped));
     }
 
     /// <summary>
@@ -179,7 +209,7 @@ internal sealed class AnomalyMonitor
         {
             var m = t.Max!;
             bool above = m.Score > _settings.Threshold;
-            _log.Write(ToEvent(m, above && ReferenceEquals(_killHit, m) ? "kill" : "",
+            _publish(ToEvent(m, above && ReferenceEquals(_killHit, m) ? "kill" : "",
                 $"thread's highest anomaly score over {t.Count} syscalls (model {_scorer.Name}, raw {m.Raw:G4}, threshold {_settings.Threshold})"));
         }
         var worst = _threads.Values.Select(t => t.Max).Where(m => m is not null).MaxBy(m => m!.Score);
@@ -207,6 +237,7 @@ internal sealed class AnomalyMonitor
         Decision = decision,
         Defcon = 5,
         AnomalyScore = hit.Score,
+        AnomalyRaw = double.IsFinite(hit.Raw) ? hit.Raw : null, // JSON has no NaN or infinity
         WindowSize = hit.Window.Length,
         Window = hit.Window,
         Reason = reason,
@@ -216,7 +247,28 @@ internal sealed class AnomalyMonitor
 /// <summary>What online scoring does with a score: <c>[policy] anomaly_threshold</c> and <c>kill_on_anomaly</c>.</summary>
 /// <param name="Threshold">Scores above it are anomalous (0..1000).</param>
 /// <param name="KillOnAnomaly">Kill the cgroup at the first anomalous window.</param>
-internal sealed record AnomalySettings(int Threshold, bool KillOnAnomaly);
+internal sealed record AnomalySettings(int Threshold, bool KillOnAnomaly)
+{
+    /// <summary>
+    /// Asked when a window crosses the threshold with killing on: a reason not to kill now (the policy
+    /// engine's: the cgroup has left learning mode), or null to kill. Null: always kill.
+    /// </summary>
+    internal Func<string?>? KillVeto { get; init; }
+
+    /// <summary>
+    /// Also write an <c>anomaly</c> event when a thread's window first crosses the threshold without a
+    /// kill (the policy engine's live view); <c>mis run</c> reports each thread's highest score at the end only.
+    /// </summary>
+    internal bool ReportCrossings { get; init; }
+}
+
+/// <summary>A cgroup's online scoring so far.</summary>
+/// <param name="Peak">The highest-scoring window yet (the cgroup's score, as a trace's is its highest window's).</param>
+/// <param name="Last">The window scored last.</param>
+/// <param name="Killed">The window that got the cgroup killed, if one did.</param>
+/// <param name="WindowsScored">Windows scored.</param>
+/// <param name="WindowsSkipped">Windows not scored (the model fell behind or failed).</param>
+internal sealed record AnomalyProgress(AnomalyHit? Peak, AnomalyHit? Last, AnomalyHit? Killed, long WindowsScored, long WindowsSkipped);
 
 /// <summary>One scored window.</summary>
 /// <param name="Pid">Process of the thread.</param>
