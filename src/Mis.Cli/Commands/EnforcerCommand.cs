@@ -13,7 +13,8 @@ internal static class EnforcerCommand
             Arity = ArgumentArity.ZeroOrOne,
             Description = "config.toml to run with: [grpc] (enabled = true is required; bind_address, port, unix_socket_path, TLS and mutual TLS, " +
                           "max_message_bytes), [metrics], [paths] state_dir and policy_files, [logging] level, format and audit_log_path, " +
-                          "[watchdog] kill_grace_ms, [policy] max_rule_ttl_secs, [defcon]. Default: $MIS_CONFIG if set, else the built-in defaults " +
+                          "[watchdog] kill_grace_ms, [policy] max_rule_ttl_secs and the online anomaly scorer (anomaly_model, anomaly_threshold, " +
+                          "kill_on_anomaly, anomaly_monitor_by_default), [defcon]. Default: $MIS_CONFIG if set, else the built-in defaults " +
                           "(which leave gRPC off). config/config.toml documents every key.",
         };
         var command = new Command("enforcer",
@@ -36,7 +37,8 @@ internal static class EnforcerCommand
             }
             string? env = Environment.GetEnvironmentVariable("MIS_CONFIG");
             string? path = result.GetValue(config)?.FullName ?? (string.IsNullOrEmpty(env) ? null : env);
-            return EnforcerProgram.RunAsync(path, Console.Error);
+            // The model libraries (TorchSharp, ML.NET) stay out of the server: the CLI hands it the loader.
+            return EnforcerProgram.RunAsync(path, Console.Error, modelPath => Mis.Anomaly.ModelFile.Load(modelPath));
         });
         return command;
     }

@@ -1,4 +1,5 @@
 using Mis.Enforcer.Kernel;
+using Mis.Enforcer.Run;
 
 namespace Mis.Server.Engine;
 
@@ -33,4 +34,13 @@ internal sealed record EngineStats
 
     /// <summary>Each running workload's cgroup id, command and kernel state (null if it ended meanwhile), for the per-cgroup gauges.</summary>
     internal IReadOnlyList<(ulong CgroupId, string Command, CgroupState? State)> DefconByCgroup { get; init; } = [];
+
+    internal ulong AnomalyKills { get; init; }
+
+    internal ulong AnomalyWindows { get; init; }
+
+    internal ulong AnomalyWindowsSkipped { get; init; }
+
+    /// <summary>Each running monitored workload's cgroup id, command and scores so far, for the anomaly gauges.</summary>
+    internal IReadOnlyList<(ulong CgroupId, string Command, AnomalyProgress Progress)> AnomalyByCgroup { get; init; } = [];
 }

@@ -2,6 +2,7 @@ using Mis.Enforcer.Cgroups;
 using Mis.Enforcer.Confinement;
 using Mis.Enforcer.Kernel;
 using Mis.Enforcer.Policy;
+using Mis.Enforcer.Run;
 
 namespace Mis.Server.Engine;
 
@@ -25,6 +26,9 @@ internal sealed record WorkloadSpec
 
     /// <summary>The full environment.</summary>
     internal IReadOnlyList<string> Environment { get; init; } = LaunchSpec.DefaultEnvironment;
+
+    /// <summary>Score its syscall stream with the enforcer's anomaly model (resolved from the request and the configuration).</summary>
+    internal bool AnomalyMonitoring { get; init; }
 }
 
 /// <summary>How a workload ended, with the kernel's last word on its state (read just before it was unmanaged).</summary>
@@ -41,6 +45,7 @@ internal sealed class ManagedWorkload
     private string? _killReason;
     private WorkloadEnd? _end;
     private Task? _gracefulKill;
+    private AnomalyMonitor? _anomaly;
 
     internal ManagedWorkload(WorkloadSpec spec, WorkloadCgroup cgroup, Workload process, SeccompSupervisor supervisor,
         uint policyId, string policyName, DateTimeOffset started)
@@ -89,6 +94,13 @@ internal sealed class ManagedWorkload
     {
         get => Volatile.Read(ref _gracefulKill);
         set => Volatile.Write(ref _gracefulKill, value);
+    }
+
+    /// <summary>Its online anomaly scoring (null: not monitored); set once, before the workload runs.</summary>
+    internal AnomalyMonitor? Anomaly
+    {
+        get => Volatile.Read(ref _anomaly);
+        set => Volatile.Write(ref _anomaly, value);
     }
 
     /// <summary>Records why MIS kills it; false when a reason was already recorded.</summary>

@@ -24,11 +24,14 @@ internal sealed partial class PolicyEngine
     private ManagedWorkload RunWorkload(WorkloadSpec spec)
     {
         ThrowIfStopping();
+        if (spec.AnomalyMonitoring && _scorer is null)
+            throw NoAnomalyModel();
         var cgroup = _cgroups.CreateWorkload(Path.GetFileName(spec.Command[0]));
         uint policyId = GlobalPolicyId;
         bool managed = false;
         Workload? process = null;
         SeccompSupervisor? supervisor = null;
+        AnomalyMonitor? monitor = null;
         try
         {
             if (spec.OwnPolicy is { } own)
@@ -51,6 +54,8 @@ internal sealed partial class PolicyEngine
             supervisor = SeccompSupervisor.Start(process, decider, _kernel, message => _log.SupervisorMessage(cgroup.Id, message));
             var workload = new ManagedWorkload(spec, cgroup, process, supervisor, policyId,
                 spec.OwnPolicy?.Name ?? Policy.Name, DateTimeOffset.UtcNow);
+            monitor = StartAnomalyMonitor(workload);
+            workload.Anomaly = monitor;
             lock (_gate)
             {
                 // Checked again under the lock: a shutdown that began during the launch has
@@ -67,6 +72,7 @@ internal sealed partial class PolicyEngine
         catch (Exception e)
         {
             _workloads.TryRemove(cgroup.Id, out _);
+            monitor?.Stop();
             supervisor?.Dispose();
             process?.Dispose();
             if (managed)
@@ -103,6 +109,14 @@ internal sealed partial class PolicyEngine
         }
         try
         {
+            FinishAnomalyMonitor(w); // its events come before the exit event
+        }
+        catch (Exception e)
+        {
+            _log.TeardownFailed(w.CgroupId, $"anomaly scoring: {e.Message}");
+        }
+        try
+        {
             w.Supervisor.Dispose();
             state = _kernel.State(w.CgroupId);
             _kernel.Unmanage(w.CgroupId);
@@ -129,6 +143,11 @@ internal sealed partial class PolicyEngine
                 _allowedFinished += Interlocked.Read(ref w.Supervisor.Stats.Allowed);
                 _decisionsFinished += Interlocked.Read(ref w.Supervisor.Stats.Notifications);
                 _learningDeniedFinished += state?.LearningViolations ?? 0;
+                if (w.Anomaly?.Progress() is { } anomaly)
+                {
+                    _anomalyWindowsFinished += anomaly.WindowsScored;
+                    _anomalySkippedFinished += anomaly.WindowsSkipped;
+                }
                 _finished.Enqueue(w);
                 _workloads.TryRemove(w.CgroupId, out _);
             }
@@ -188,6 +207,7 @@ internal sealed partial class PolicyEngine
             {
                 if (e.Type == KernelEventType.Kill && _workloads.TryGetValue(e.CgroupId, out var w))
                     w.TrySetKillReason("DEFCON 1");
+                FeedAnomalyMonitor(e);
                 Events.Publish(RunRecorder.ToEvent(e, _clock.ToWall(e.TimestampNs)));
             }
         }

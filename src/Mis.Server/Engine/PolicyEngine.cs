@@ -5,6 +5,7 @@ using Mis.Enforcer.Configuration;
 using Mis.Enforcer.Confinement;
 using Mis.Enforcer.Kernel;
 using Mis.Enforcer.Policy;
+using Mis.Enforcer.Run;
 using Mis.Server.Observability;
 
 namespace Mis.Server.Engine;
@@ -23,6 +24,16 @@ internal sealed record EngineOptions
 
     /// <summary>mis-launch; null: beside the assemblies.</summary>
     internal string? LauncherPath { get; init; }
+
+    /// <summary>The configuration file, named in errors about its values (null: the built-in defaults).</summary>
+    internal string? ConfigPath { get; init; }
+
+    /// <summary>
+    /// Loads <c>[policy] anomaly_model</c> (the CLI passes Mis.Anomaly's loader, so the server never
+    /// depends on the model libraries); it throws when the file is unreadable or not a model. Null:
+    /// a configured model is a configuration error.
+    /// </summary>
+    internal Func<string, IOnlineScorer>? AnomalyModelLoader { get; init; }
 }
 
 /// <summary>
@@ -68,8 +79,9 @@ internal sealed partial class PolicyEngine : IAsyncDisposable
     private ulong _learningDeniedFinished;
 
     private PolicyEngine(EngineOptions options, ILoggerFactory logs, WorkloadPolicy policy, IReadOnlyList<string> policyFiles,
-        StateLock stateLock, KernelEnforcer kernel, WorkloadCgroups cgroups, CgroupGuard guard, WorkloadLauncher launcher)
+        StateLock stateLock, KernelEnforcer kernel, WorkloadCgroups cgroups, CgroupGuard guard, WorkloadLauncher launcher, IOnlineScorer? scorer)
     {
+        _scorer = scorer;
         _options = options;
         _log = logs.CreateLogger("Mis.Server.Engine");
         _policy = policy;
@@ -110,7 +122,7 @@ internal sealed partial class PolicyEngine : IAsyncDisposable
     /// nothing until the first workload) and creates this process's cgroup directory and its guard.
     /// Whatever was set up is released again when a later step fails.
     /// </summary>
-    /// <exception cref="ConfigException">A policy file is missing or does not parse.</exception>
+    /// <exception cref="ConfigException">A policy file is missing or does not parse, or <c>[policy] anomaly_model</c> does not load.</exception>
     /// <exception cref="StateLockedException">Another enforcer holds <c>[paths] state_dir</c>.</exception>
     /// <exception cref="KernelUnavailableException">The kernel backend cannot run here.</exception>
     internal static PolicyEngine Start(EngineOptions options, ILoggerFactory logs)
@@ -120,12 +132,15 @@ internal sealed partial class PolicyEngine : IAsyncDisposable
         var files = PolicySet.Resolve(config.Paths.PolicyFiles, options.ConfigDirectory);
         var policy = PolicySet.Load(files, config.Policy.MaxRuleTtlSecs, options.Clock);
         var launcher = new WorkloadLauncher(options.LauncherPath);
+        var scorer = LoadAnomalyModel(options);
 
-        var stateLock = StateLock.Acquire(config.Paths.StateDir);
         var owned = new Stack<IDisposable>();
-        owned.Push(stateLock);
+        if (scorer is IDisposable disposableScorer)
+            owned.Push(disposableScorer);
         try
         {
+            var stateLock = StateLock.Acquire(config.Paths.StateDir);
+            owned.Push(stateLock);
             var kernel = KernelEnforcer.Open(config.Defcon, new KernelEnforcerOptions { CgroupRoot = config.Paths.CgroupRoot });
             owned.Push(kernel);
             var cgroups = WorkloadCgroups.Create(kernel.MisRoot);
@@ -134,8 +149,10 @@ internal sealed partial class PolicyEngine : IAsyncDisposable
             owned.Push(guard);
             kernel.SetNetRules(GlobalPolicyId, policy.NetRules);
             kernel.SetExecDeny(GlobalPolicyId, ExecDenyFiles(policy, []));
-            var engine = new PolicyEngine(options, logs, policy, files, stateLock, kernel, cgroups, guard, launcher);
+            var engine = new PolicyEngine(options, logs, policy, files, stateLock, kernel, cgroups, guard, launcher, scorer);
             engine._log.EngineStarted(cgroups.Root, policy.Name, files.Count, config.Paths.StateDir);
+            if (scorer is not null)
+                engine._log.AnomalyModelLoaded(scorer.Name, scorer.WindowSize, scorer.Stride, config.Policy.AnomalyThreshold, config.Policy.KillOnAnomaly);
             return engine;
         }
         catch
@@ -201,8 +218,9 @@ internal sealed partial class PolicyEngine : IAsyncDisposable
     internal EngineStats Stats()
     {
         List<ManagedWorkload> live;
-        long allowed, decisions, killed;
+        long allowed, decisions, killed, anomalyWindows, anomalySkipped;
         ulong learningDenied;
+        var liveAnomaly = new List<(ulong CgroupId, string Command, AnomalyProgress Progress)>();
         lock (_statsGate)
         {
             live = [.. _workloads.Values];
@@ -210,6 +228,11 @@ internal sealed partial class PolicyEngine : IAsyncDisposable
             decisions = _decisionsFinished + live.Sum(w => Interlocked.Read(ref w.Supervisor.Stats.Notifications));
             killed = _killed;
             learningDenied = _learningDeniedFinished;
+            anomalyWindows = _anomalyWindowsFinished;
+            anomalySkipped = _anomalySkippedFinished;
+            foreach (var w in live)
+                if (w.Anomaly?.Progress() is { } progress)
+                    liveAnomaly.Add((w.CgroupId, w.Spec.Command[0], progress));
         }
         var states = live.Select(w => (w.CgroupId, w.Spec.Command[0], _kernel.State(w.CgroupId))).ToList();
         foreach (var (_, _, state) in states)
@@ -230,6 +253,10 @@ internal sealed partial class PolicyEngine : IAsyncDisposable
             RuntimeRules = _runtime.Active.Count,
             LearningDenied = learningDenied,
             DefconByCgroup = states,
+            AnomalyKills = (ulong)Interlocked.Read(ref _anomalyKills),
+            AnomalyWindows = (ulong)(anomalyWindows + liveAnomaly.Sum(a => a.Progress.WindowsScored)),
+            AnomalyWindowsSkipped = (ulong)(anomalySkipped + liveAnomaly.Sum(a => a.Progress.WindowsSkipped)),
+            AnomalyByCgroup = liveAnomaly,
         };
     }
 
@@ -267,6 +294,7 @@ internal sealed partial class PolicyEngine : IAsyncDisposable
         Events.Dispose();
         _stateLock.Dispose();
         _stop.Dispose();
+        (_scorer as IDisposable)?.Dispose();
         _log.EngineStopped();
     }
 

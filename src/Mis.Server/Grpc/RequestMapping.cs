@@ -15,7 +15,7 @@ internal static class RequestMapping
 
     /// <summary>The event kinds of the schema (README, "Events"), for WatchEvents filters.</summary>
     internal static readonly IReadOnlyList<string> EventKinds =
-        ["violation", "defcon_transition", "slowdown", "kill", "exit", "ringbuf_drop", "syscall", "trace"];
+        ["violation", "defcon_transition", "slowdown", "kill", "exit", "ringbuf_drop", "syscall", "trace", "anomaly"];
 
     internal static void RequireId(ulong value, string field)
     {
@@ -81,6 +81,13 @@ internal static class RequestMapping
             }
         }
 
+        // Monitoring needs the enforcer's model; unset follows the configuration (and is off without a model).
+        bool hasModel = config.Policy.AnomalyModel.Length > 0;
+        if (request.HasAnomalyMonitoring && request.AnomalyMonitoring && !hasModel)
+            throw new EngineException(EngineError.FailedPrecondition,
+                "anomaly_monitoring = true, but this enforcer has no anomaly model: set [policy] anomaly_model in its configuration");
+        bool monitor = request.HasAnomalyMonitoring ? request.AnomalyMonitoring : hasModel && config.Policy.AnomalyMonitorByDefault;
+
         var names = request.Env.Select(e => e[..(e.IndexOf('=', StringComparison.Ordinal) + 1)]).ToHashSet(StringComparer.Ordinal);
         return new WorkloadSpec
         {
@@ -88,6 +95,7 @@ internal static class RequestMapping
             Identity = identity,
             Learning = request.Learning,
             OwnPolicy = own,
+            AnomalyMonitoring = monitor,
             WorkingDirectory = cwd,
             Environment = [.. LaunchSpec.DefaultEnvironment.Where(e => !names.Any(n => e.StartsWith(n, StringComparison.Ordinal))), .. request.Env],
         };
@@ -97,13 +105,19 @@ internal static class RequestMapping
     {
         var end = w.End;
         var state = end is null ? engine.KernelState(w) : end.State;
+        var anomaly = w.Anomaly?.Progress();
         var info = new CgroupInfo
         {
             CgroupId = w.CgroupId,
             Defcon = state?.Defcon ?? 5,
             Violations = state?.Violations ?? 0,
             SlowdownNs = state?.SlowdownNsTotal ?? 0,
-            AnomalyScore = 0, // no anomaly scorer yet (Mis.Anomaly): 0 is "nothing scored", not "normal"
+            AnomalyScore = (uint)(anomaly?.Peak?.Score ?? 0),
+            AnomalyLastScore = (uint)(anomaly?.Last?.Score ?? 0),
+            AnomalyWindows = (ulong)(anomaly?.WindowsScored ?? 0),
+            AnomalyWindowsSkipped = (ulong)(anomaly?.WindowsSkipped ?? 0),
+            AnomalyMonitoring = w.Anomaly is not null,
+            AnomalyModel = w.Anomaly is null ? "" : engine.AnomalyScorer?.Name ?? "",
             Learning = state?.Learning ?? w.Spec.Learning,
             Killed = w.KillReason is not null || state?.Killed == true,
             Pid = w.Pid,
@@ -142,6 +156,10 @@ internal static class RequestMapping
         Signal = e.Signal ?? 0,
         Dropped = e.Dropped ?? 0,
         Reason = e.Reason ?? "",
+        AnomalyScore = (uint)Math.Max(0, e.AnomalyScore ?? 0),
+        AnomalyRaw = e.AnomalyRaw ?? 0,
+        WindowSize = e.WindowSize ?? 0,
+        Window = { e.Window ?? [] },
     };
 
     internal static GetStatsResponse ToProto(EngineStats s) => new()
@@ -161,5 +179,8 @@ internal static class RequestMapping
         SupervisorDecisions = s.SupervisorDecisions,
         RuntimeRules = (uint)s.RuntimeRules,
         LearningDenied = s.LearningDenied,
+        AnomalyKills = s.AnomalyKills,
+        AnomalyWindows = s.AnomalyWindows,
+        AnomalyWindowsSkipped = s.AnomalyWindowsSkipped,
     };
 }

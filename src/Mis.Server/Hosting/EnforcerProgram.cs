@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 using Mis.Enforcer.Configuration;
+using Mis.Enforcer.Run;
 using Mis.Server.Engine;
 using Mis.Server.Observability;
 
@@ -18,7 +19,10 @@ internal static class EnforcerProgram
     internal const int ExitHostRefused = 1;
     internal const int ExitBadConfiguration = 2;
 
-    internal static async Task<int> RunAsync(string? configPath, TextWriter stderr)
+    /// <param name="configPath">config.toml, or null for the built-in defaults.</param>
+    /// <param name="stderr">Where the one-line status messages go.</param>
+    /// <param name="anomalyModelLoader">Loads <c>[policy] anomaly_model</c> (the CLI passes Mis.Anomaly's loader).</param>
+    internal static async Task<int> RunAsync(string? configPath, TextWriter stderr, Func<string, IOnlineScorer>? anomalyModelLoader = null)
     {
         MisConfig config;
         try
@@ -48,6 +52,8 @@ internal static class EnforcerProgram
             {
                 Config = config,
                 ConfigDirectory = configPath is null ? null : Path.GetDirectoryName(Path.GetFullPath(configPath)),
+                ConfigPath = configPath,
+                AnomalyModelLoader = anomalyModelLoader,
             }, logs).ConfigureAwait(false);
         }
         catch (EnforcerStartException e)

@@ -35,6 +35,12 @@ internal static partial class Log
     [LoggerMessage(16, LogLevel.Warning, "DEFCON of cgroup {CgroupId} set by hand: {Before} -> {After}")]
     internal static partial void DefconSet(this ILogger logger, ulong cgroupId, int before, int after);
 
+    [LoggerMessage(17, LogLevel.Information, "Anomaly model loaded: {Model}, windows of {WindowSize} syscalls every {Stride}; threshold {Threshold}, kill_on_anomaly {KillOnAnomaly}")]
+    internal static partial void AnomalyModelLoaded(this ILogger logger, string model, int windowSize, int stride, int threshold, bool killOnAnomaly);
+
+    [LoggerMessage(18, LogLevel.Warning, "Anomaly kill: cgroup {CgroupId} scored {Score} > {Threshold} (model {Model}, raw {Raw}) on thread {Tid}, window [{Window}]")]
+    internal static partial void AnomalyKill(this ILogger logger, ulong cgroupId, int score, int threshold, string model, double raw, int tid, string window);
+
     [LoggerMessage(20, LogLevel.Information, "Runtime rule added: inode {Inode} dev {Device} {Action}, TTL {TtlSecs} s (0: none)")]
     internal static partial void RuleAdded(this ILogger logger, ulong inode, ulong device, string action, double ttlSecs);
 

@@ -27,6 +27,11 @@ internal static class MetricsText
         Counter(w, "mis_ringbuf_drops_total", "Events the kernel lost because its ring buffer was full.", stats.RingbufDrops);
         Counter(w, "mis_events_lost_total", "Events decoded but dropped on the way to a reader (queue full).", stats.EventsLost);
         Counter(w, "mis_supervisor_decisions_total", "Syscalls the seccomp supervisor was asked to decide.", stats.SupervisorDecisions);
+        Counter(w, "mis_anomaly_kills_total", "Workloads killed for their anomaly score (learning mode, kill_on_anomaly).", stats.AnomalyKills);
+        Counter(w, "mis_anomaly_windows_scored_total", "Syscall windows the anomaly model scored.", stats.AnomalyWindows);
+        Counter(w, "mis_anomaly_windows_skipped_total", "Syscall windows not scored (the model fell behind or failed).", stats.AnomalyWindowsSkipped);
+        Gauge(w, "mis_anomaly_score_max", "Highest anomaly score (0..1000) among running monitored workloads; 0 when none.",
+            stats.AnomalyByCgroup.Select(a => a.Progress.Peak?.Score ?? 0).DefaultIfEmpty(0).Max());
         Gauge(w, "mis_managed_cgroups", "Workloads running now.", stats.ManagedCgroups);
         Gauge(w, "mis_runtime_rules", "AddRule rules in force.", stats.RuntimeRules);
 
@@ -40,6 +45,10 @@ internal static class MetricsText
         Header(w, "mis_cgroup_slowdown_seconds_total", "counter", "Time each running workload's syscalls were slowed.");
         foreach (var (id, command, state) in cgroups)
             Sample(w, "mis_cgroup_slowdown_seconds_total", CgroupLabels(id, command), state!.SlowdownNsTotal / 1e9);
+
+        Header(w, "mis_cgroup_anomaly_score", "gauge", "Highest anomaly score so far (0..1000) of each running monitored workload.");
+        foreach (var (id, command, progress) in stats.AnomalyByCgroup)
+            Sample(w, "mis_cgroup_anomaly_score", CgroupLabels(id, command), progress.Peak?.Score ?? 0);
 
         Header(w, "mis_rpc_requests_total", "counter", "gRPC calls by method and status code.");
         foreach (var (method, code, count) in rpc.Calls)
