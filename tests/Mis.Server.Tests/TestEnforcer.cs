@@ -49,7 +49,11 @@ internal sealed class TestEnforcer : IAsyncDisposable
     };
 
     /// <summary>Needs root and the kernel backend (skips locally without them, fails under CI=true).</summary>
-    internal static async Task<TestEnforcer> StartAsync(Func<MisConfig, MisConfig>? configure = null, string policy = "")
+    /// <param name="configure">Changes to <see cref="BaseConfig"/>.</param>
+    /// <param name="policy">Text of the policy file.</param>
+    /// <param name="anomalyModelLoader">Loads <c>[policy] anomaly_model</c>, as the CLI's does.</param>
+    internal static async Task<TestEnforcer> StartAsync(Func<MisConfig, MisConfig>? configure = null, string policy = "",
+        Func<string, Mis.Enforcer.Run.IOnlineScorer>? anomalyModelLoader = null)
     {
         HostRequirements.Root();
         HostRequirements.That(File.Exists("/sys/kernel/btf/vmlinux"), "no kernel BTF");
@@ -60,7 +64,16 @@ internal sealed class TestEnforcer : IAsyncDisposable
         var config = BaseConfig(dir);
         if (configure is not null)
             config = configure(config);
-        var host = await EnforcerHost.StartAsync(new EngineOptions { Config = config }, NullLoggerFactory.Instance);
+        EnforcerHost host;
+        try
+        {
+            host = await EnforcerHost.StartAsync(new EngineOptions { Config = config, AnomalyModelLoader = anomalyModelLoader }, NullLoggerFactory.Instance);
+        }
+        catch
+        {
+            Directory.Delete(dir, recursive: true);
+            throw;
+        }
         var channel = host.GrpcTcpAddress is { } address ? GrpcChannel.ForAddress(address) : GrpcChannel.ForAddress("http://unused");
         return new TestEnforcer(dir, host, channel);
     }
