@@ -66,7 +66,7 @@ public sealed class AnomalyScoringTests(AnomalyModelFixture model) : IClassFixtu
         var request = new RunWorkloadRequest { Command = argv[0], Learning = learning, WorkingDirectory = "/tmp" };
         request.Args.AddRange(argv.Skip(1));
         if (monitoring is bool on)
-            request.AnomalyMonitoring = on;
+            request.AnomalyMonitoring = on ? AnomalyMonitoring.On : AnomalyMonitoring.Off;
         return request;
     }
 
@@ -158,7 +158,8 @@ public sealed class AnomalyScoringTests(AnomalyModelFixture model) : IClassFixtu
             // The loop would have ended by itself with status 0: the kill is the score's.
             Assert.Equal((true, "anomaly", 137), (info.Killed, info.KillReason, info.ExitStatus));
             Assert.InRange(info.AnomalyScore, 801u, 1000u);
-            var kill = Assert.Single(events, e => e.Event_ == "anomaly" && e.Decision == "kill");
+            // The kill's own event; the thread's summary at the end may name the same window.
+            var kill = Assert.Single(events, e => e.Event_ == "anomaly" && e.Decision == "kill" && e.Reason.Contains("cgroup killed", StringComparison.Ordinal));
             Assert.InRange(kill.AnomalyScore, 801u, 1000u);
             Assert.True(kill.AnomalyScore <= info.AnomalyScore);
             Assert.Equal(("ngram", "anomaly"), (kill.Target, kill.Operation));
@@ -177,7 +178,7 @@ public sealed class AnomalyScoringTests(AnomalyModelFixture model) : IClassFixtu
 
             // The event log holds the same kill line, with the raw score and the window.
             var logged = File.ReadLines(eventsPath).Select(EnforcementEvent.FromJsonLine)
-                .Single(e => e.Event == "anomaly" && e.Decision == "kill" && e.CgroupId == started.CgroupId);
+                .Single(e => e.Event == "anomaly" && e.Decision == "kill" && e.CgroupId == started.CgroupId && e.Reason!.Contains("cgroup killed", StringComparison.Ordinal));
             Assert.Equal((kill.AnomalyScore, kill.AnomalyRaw), ((uint)logged.AnomalyScore!.Value, logged.AnomalyRaw!.Value));
             Assert.Equal(kill.Window, logged.Window!);
         }
@@ -226,13 +227,17 @@ public sealed class AnomalyScoringTests(AnomalyModelFixture model) : IClassFixtu
     }
 
     [Fact]
-    public async Task Monitoring_on_an_enforcer_without_a_model_is_refused_and_off_by_default()
+    public async Task Monitoring_on_an_enforcer_without_a_model_is_refused_an_unknown_value_is_invalid_and_the_default_is_off()
     {
         await using var mis = await TestEnforcer.StartAsync();
 
         var e = await TestEnforcer.FailsAsync(StatusCode.FailedPrecondition,
             () => mis.Client.RunWorkloadAsync(Request(true, true, "true"), cancellationToken: Ct).ResponseAsync);
         Assert.Contains("[policy] anomaly_model", e.Status.Detail);
+        var unknown = Request(true, null, "true");
+        unknown.AnomalyMonitoring = (AnomalyMonitoring)7;
+        e = await TestEnforcer.FailsAsync(StatusCode.InvalidArgument, () => mis.Client.RunWorkloadAsync(unknown, cancellationToken: Ct).ResponseAsync);
+        Assert.Contains("anomaly_monitoring 7 is unknown", e.Status.Detail);
 
         var started = await mis.Client.RunWorkloadAsync(Request(true, null, "true"), cancellationToken: Ct);
         var info = await mis.WaitExitedAsync(started.CgroupId);

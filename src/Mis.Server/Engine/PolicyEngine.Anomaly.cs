@@ -81,7 +81,7 @@ internal sealed partial class PolicyEngine
     }
 
     private static EngineException NoAnomalyModel() => new(EngineError.FailedPrecondition,
-        "anomaly_monitoring = true, but this enforcer has no anomaly model: set [policy] anomaly_model in its configuration");
+        "anomaly_monitoring is ON, but this enforcer has no anomaly model: set [policy] anomaly_model in its configuration");
 
     // On the monitor's worker thread, where an exception would fault the monitor: failures are logged.
     private void KillForAnomaly(ManagedWorkload w)

@@ -81,12 +81,14 @@ internal static class RequestMapping
             }
         }
 
-        // Monitoring needs the enforcer's model; unset follows the configuration (and is off without a model).
-        bool hasModel = config.Policy.AnomalyModel.Length > 0;
-        if (request.HasAnomalyMonitoring && request.AnomalyMonitoring && !hasModel)
-            throw new EngineException(EngineError.FailedPrecondition,
-                "anomaly_monitoring = true, but this enforcer has no anomaly model: set [policy] anomaly_model in its configuration");
-        bool monitor = request.HasAnomalyMonitoring ? request.AnomalyMonitoring : hasModel && config.Policy.AnomalyMonitorByDefault;
+        // Unspecified follows the configuration, and is off without a model (on without one: the engine refuses it).
+        bool monitor = request.AnomalyMonitoring switch
+        {
+            AnomalyMonitoring.On => true,
+            AnomalyMonitoring.Off => false,
+            AnomalyMonitoring.Unspecified => config.Policy.AnomalyModel.Length > 0 && config.Policy.AnomalyMonitorByDefault,
+            _ => throw EngineException.Invalid($"anomaly_monitoring {(int)request.AnomalyMonitoring} is unknown; expected 0 (unspecified), 1 (on) or 2 (off)"),
+        };
 
         var names = request.Env.Select(e => e[..(e.IndexOf('=', StringComparison.Ordinal) + 1)]).ToHashSet(StringComparer.Ordinal);
         return new WorkloadSpec
