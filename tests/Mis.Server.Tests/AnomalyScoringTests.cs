@@ -227,6 +227,21 @@ public sealed class AnomalyScoringTests(AnomalyModelFixture model) : IClassFixtu
     }
 
     [Fact]
+    public async Task Learning_mode_turned_on_later_starts_the_scoring_and_the_kill()
+    {
+        await using var mis = await StartAsync();
+        var started = await mis.Client.RunWorkloadAsync(Request(false, null, "/usr/bin/python3", "-c", MinerLoop), cancellationToken: Ct);
+        await TestEnforcer.WaitCommAsync(started.Pid, "python3");
+        Assert.Equal(0UL, (await GetAsync(mis, started.CgroupId)).AnomalyWindows);
+
+        await mis.Client.SetLearningModeAsync(new SetLearningModeRequest { CgroupId = started.CgroupId, Enabled = true }, cancellationToken: Ct);
+        var info = await mis.WaitExitedAsync(started.CgroupId);
+
+        Assert.Equal((true, "anomaly", 137), (info.Killed, info.KillReason, info.ExitStatus));
+        Assert.InRange(info.AnomalyScore, 801u, 1000u);
+    }
+
+    [Fact]
     public async Task Monitoring_on_an_enforcer_without_a_model_is_refused_an_unknown_value_is_invalid_and_the_default_is_off()
     {
         await using var mis = await TestEnforcer.StartAsync();

@@ -36,6 +36,22 @@ public sealed class UnitTests : IDisposable
         Assert.NotNull(rules.Match(access with { Inode = 43 }));
     }
 
+    [Theory]
+    [InlineData("[grpc]\nenabled = true\n[policy]\nanomaly_model = \"m.model\"\n", 4, 17)]
+    [InlineData("policy.anomaly_model = \"m.model\"\n", 1, 24)]
+    [InlineData("policy = { anomaly_model = \"m.model\" }\n", 1, 28)]
+    [InlineData("[grpc]\nenabled = true\n", 0, 0)] // not in the file (set in code): file and key only
+    public void An_error_found_when_a_value_is_put_to_use_points_at_the_key_in_the_file(string text, int line, int column)
+    {
+        string path = Path.Combine(_dir, "config.toml");
+        File.WriteAllText(path, text);
+
+        var e = Mis.Enforcer.Configuration.ConfigBinder.ErrorAtKey(path, "policy.anomaly_model", "cannot load");
+
+        Assert.Equal((line, column, "policy.anomaly_model"), (e.Line, e.Column, e.Key));
+        Assert.Equal(line > 0 ? $"{path}:{line}:{column}: policy.anomaly_model: cannot load" : $"{path}: policy.anomaly_model: cannot load", e.Message);
+    }
+
     [Fact]
     public void A_runtime_rule_naming_a_syscall_applies_to_that_syscall_only()
     {
