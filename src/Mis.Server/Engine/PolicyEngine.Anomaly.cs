@@ -74,10 +74,24 @@ internal sealed partial class PolicyEngine
         {
             // Killing by score is learning mode's rule: a window scored after SetLearningMode(false)
             // (or after the teardown unmanaged the cgroup) is reported instead.
-            KillVeto = () => _kernel.State(w.CgroupId) is { Learning: true } ? null : "not killed: the cgroup is not in learning mode",
+            KillVeto = () => StillLearning(w) ? null : "not killed: the cgroup is not in learning mode",
             ReportCrossings = true,
         };
         return new AnomalyMonitor(scorer, settings, w.CgroupId, Events.Publish, () => KillForAnomaly(w));
+    }
+
+    // Asked on the monitor's worker thread, which must not fault: a kernel already closed (a
+    // teardown that outlasted the shutdown's wait) is no learning mode.
+    private bool StillLearning(ManagedWorkload w)
+    {
+        try
+        {
+            return _kernel.State(w.CgroupId) is { Learning: true };
+        }
+        catch (ObjectDisposedException)
+        {
+            return false;
+        }
     }
 
     private static EngineException NoAnomalyModel() => new(EngineError.FailedPrecondition,
