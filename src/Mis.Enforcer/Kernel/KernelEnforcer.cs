@@ -62,6 +62,13 @@ internal sealed partial class KernelEnforcer : IViolationSink, IDisposable
     /// <summary>Decoded kernel events (violations, DEFCON transitions, kills, syscalls in learning mode, ...).</summary>
     public ChannelReader<KernelEvent> Events => _pump.Reader;
 
+    /// <summary>
+    /// The barrier before a workload's exit event: waits until every event the kernel had written
+    /// is in <see cref="Events"/>, and returns how many events have been put there since the start.
+    /// The reader of <see cref="Events"/> has seen them all once it has read that many.
+    /// </summary>
+    public long FlushEvents(TimeSpan limit) => _pump.Flush(limit);
+
     /// <summary>Events the kernel lost because the ring buffer was full (summed over CPUs).</summary>
     public ulong RingbufDrops => StatCounter(MisStat.RingbufDrops);
 

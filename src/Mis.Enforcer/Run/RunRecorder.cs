@@ -14,7 +14,7 @@ internal sealed class RunRecorder(ulong cgroupId, EventLog log, WorkloadRunner.K
     private readonly List<(int From, int To, ulong Violations)> _transitions = [];
     private readonly Dictionary<string, int> _byOperation = [];
     private readonly Lock _gate = new();
-    private long _lastEventTicks = Environment.TickCount64;
+    private long _eventsRead;
     private ulong _dropsReported;
 
     /// <summary>Receives every syscall event (pid, tid, comm, syscall number): trace files, online scoring.</summary>
@@ -26,9 +26,9 @@ internal sealed class RunRecorder(ulong cgroupId, EventLog log, WorkloadRunner.K
         {
             await foreach (var e in kernel.Events.ReadAllAsync(stop))
             {
-                Interlocked.Exchange(ref _lastEventTicks, Environment.TickCount64);
                 if (e.CgroupId == cgroupId)
                     Record(e);
+                Interlocked.Increment(ref _eventsRead);
             }
         }
         catch (OperationCanceledException)
@@ -69,13 +69,17 @@ internal sealed class RunRecorder(ulong cgroupId, EventLog log, WorkloadRunner.K
             });
     }
 
-    /// <summary>Waits until no event has arrived for a moment (at most <paramref name="limit"/>).</summary>
-    internal void WaitQuiet(KernelEnforcer kernel, TimeSpan limit)
+    /// <summary>
+    /// Waits (at most <paramref name="limit"/>) until every event the kernel wrote before this call
+    /// has been recorded: called once the workload's last task is gone, so its events all come
+    /// before the exit event.
+    /// </summary>
+    internal void WaitForKernelEvents(KernelEnforcer kernel, TimeSpan limit)
     {
         long deadline = Environment.TickCount64 + (long)limit.TotalMilliseconds;
-        while (Environment.TickCount64 < deadline &&
-               (kernel.Events.Count > 0 || Environment.TickCount64 - Interlocked.Read(ref _lastEventTicks) < 50))
-            Thread.Sleep(10);
+        long target = kernel.FlushEvents(limit);
+        while (Interlocked.Read(ref _eventsRead) < target && Environment.TickCount64 < deadline)
+            Thread.Sleep(1);
     }
 
     internal void Record(KernelEvent e)

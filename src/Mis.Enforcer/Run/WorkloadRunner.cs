@@ -70,8 +70,8 @@ internal static class WorkloadRunner
             using (cancel.Register(cgroup.Kill))
                 exit = workload.WaitForExit();
 
-            // The kernel wrote its events before the last task died; let the pump catch up.
-            record.WaitQuiet(kernel, TimeSpan.FromMilliseconds(300));
+            // The kernel wrote its events before the last task died: all of them before the exit event.
+            record.WaitForKernelEvents(kernel, TimeSpan.FromSeconds(5));
             var anomaly = monitor?.Finish(); // its events before the exit event, which closes the file
             var traceFiles = traces?.WriteTo(request.TracesDirectory!) ?? [];
             return record.Finish(exit, kernel.State(cgroup.Id), kernel.RingbufDrops + (ulong)kernel.EventChannelDrops, started.Elapsed)

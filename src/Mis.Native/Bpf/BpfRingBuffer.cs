@@ -51,6 +51,19 @@ public sealed unsafe class BpfRingBuffer : IDisposable
         return rc;
     }
 
+    /// <summary>
+    /// Hands every record already in the buffer to the handler, without waiting; called on the
+    /// polling thread. Returns how many were consumed.
+    /// </summary>
+    public int Consume()
+    {
+        nint ring = _ring != 0 ? _ring : throw new ObjectDisposedException(nameof(BpfRingBuffer));
+        int rc = Libbpf.RingBufferConsume(ring);
+        if (rc < 0)
+            throw new BpfLoadException("ring buffer consume failed", -rc, "");
+        return rc;
+    }
+
     /// <summary>Frees the consumer.</summary>
     public void Dispose()
     {

@@ -92,6 +92,9 @@ internal static unsafe partial class Libbpf
     [LibraryImport(Library, EntryPoint = "ring_buffer__poll", SetLastError = true)]
     internal static partial int RingBufferPoll(nint rb, int timeoutMs);
 
+    [LibraryImport(Library, EntryPoint = "ring_buffer__consume", SetLastError = true)]
+    internal static partial int RingBufferConsume(nint rb);
+
     [LibraryImport(Library, EntryPoint = "ring_buffer__free")]
     internal static partial void RingBufferFree(nint rb);
 

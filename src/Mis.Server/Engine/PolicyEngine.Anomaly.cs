@@ -18,7 +18,6 @@ internal sealed partial class PolicyEngine
     internal const string AnomalyKillReason = "anomaly";
 
     // Waiting for the pump to hand over a finished workload's last syscalls before its last window is scored.
-    private static readonly TimeSpan AnomalyDrainLimit = TimeSpan.FromMilliseconds(300);
 
     private readonly IOnlineScorer? _scorer;
     private long _anomalyKills;
@@ -122,15 +121,7 @@ internal sealed partial class PolicyEngine
             monitor.Add(e.Pid, e.Tid, e.Comm, (int)e.Value);
     }
 
-    // At the workload's end, before its exit event: scores each thread's last window and reports each
-    // thread's highest one. The pump may still hold its last syscalls: they are given a moment.
-    private void FinishAnomalyMonitor(ManagedWorkload w)
-    {
-        if (w.Anomaly is not { } monitor)
-            return;
-        long deadline = Environment.TickCount64 + (long)AnomalyDrainLimit.TotalMilliseconds;
-        while (_kernel.Events.Count > 0 && Environment.TickCount64 < deadline)
-            Thread.Sleep(5);
-        monitor.Finish();
-    }
+    // At the workload's end, before its exit event (and after WaitForKernelEvents, so it has every
+    // syscall): scores each thread's last window and reports each thread's highest one.
+    private static void FinishAnomalyMonitor(ManagedWorkload w) => w.Anomaly?.Finish();
 }

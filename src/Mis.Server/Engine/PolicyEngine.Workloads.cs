@@ -109,7 +109,8 @@ internal sealed partial class PolicyEngine
         }
         try
         {
-            FinishAnomalyMonitor(w); // its events come before the exit event
+            WaitForKernelEvents(); // the workload's events come before its exit event
+            FinishAnomalyMonitor(w); // so do its anomaly scores
         }
         catch (Exception e)
         {
@@ -209,11 +210,22 @@ internal sealed partial class PolicyEngine
                     w.TrySetKillReason("DEFCON 1");
                 FeedAnomalyMonitor(e);
                 Events.Publish(RunRecorder.ToEvent(e, _clock.ToWall(e.TimestampNs)));
+                Interlocked.Increment(ref _kernelEventsRead);
             }
         }
         catch (OperationCanceledException)
         {
         }
+    }
+
+    // Called once the workload's cgroup is empty: its tasks wrote all their events, and this waits
+    // until the pump above has published every one of them.
+    private void WaitForKernelEvents()
+    {
+        long deadline = Environment.TickCount64 + (long)EventFlushLimit.TotalMilliseconds;
+        long target = _kernel.FlushEvents(EventFlushLimit);
+        while (Interlocked.Read(ref _kernelEventsRead) < target && Environment.TickCount64 < deadline)
+            Thread.Sleep(1);
     }
 
     // Lost events are reported as they happen (as deltas, once a second), never silently.

@@ -77,6 +77,9 @@ internal sealed partial class PolicyEngine : IAsyncDisposable
     private long _allowedFinished;
     private long _decisionsFinished;
     private ulong _learningDeniedFinished;
+    // Kernel events the pump has published; the barrier before an exit event waits for it.
+    private long _kernelEventsRead;
+    private static readonly TimeSpan EventFlushLimit = TimeSpan.FromSeconds(5);
 
     private PolicyEngine(EngineOptions options, ILoggerFactory logs, WorkloadPolicy policy, IReadOnlyList<string> policyFiles,
         StateLock stateLock, KernelEnforcer kernel, WorkloadCgroups cgroups, CgroupGuard guard, WorkloadLauncher launcher, IOnlineScorer? scorer)
