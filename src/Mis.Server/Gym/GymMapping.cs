@@ -40,10 +40,10 @@ internal static class GymMapping
     /// <summary>The seed of a reset request, checked to fit the environment's <see cref="int"/> seed.</summary>
     internal static int? ToSeed(Wire.ResetRequest request)
     {
-        if (!request.HasSeed)
+        if (request.Seed is not { } seed)
             return null;
-        return request.Seed is >= int.MinValue and <= int.MaxValue ? (int)request.Seed
-            : throw Invalid($"seed {request.Seed} does not fit in int32 ({int.MinValue}..{int.MaxValue})");
+        return seed is >= int.MinValue and <= int.MaxValue ? (int)seed
+            : throw Invalid($"seed {seed} does not fit in int32 ({int.MinValue}..{int.MaxValue})");
     }
 
     /// <summary>Reset options as the dictionary <see cref="IEnv{TObs, TAct}.Reset"/> takes (numbers are doubles, maps and lists nested).</summary>
