@@ -31,11 +31,26 @@ internal sealed partial class ScenarioCatalog
 
     /// <summary>The scenario names, sorted (files that resolve outside the directory are left out).</summary>
     internal IReadOnlyList<string> Names() =>
-        System.IO.Directory.EnumerateFiles(Directory, "*" + Extension, SearchOption.AllDirectories)
+        Files(Directory)
             .Where(f => Inside(RealPath(f)))
             .Select(f => Path.GetRelativePath(Directory, f)[..^Extension.Length].Replace(Path.DirectorySeparatorChar, '/'))
             .Order(StringComparer.Ordinal)
             .ToList();
+
+    // The *.toml files below dir. Linked directories are not entered: one may point outside or
+    // back up the tree (a loop); files reached through them are refused by Resolve anyway.
+    private static IEnumerable<string> Files(string dir)
+    {
+        var flat = new EnumerationOptions { RecurseSubdirectories = false, IgnoreInaccessible = true, AttributesToSkip = 0 };
+        var subdirs = new EnumerationOptions { RecurseSubdirectories = false, IgnoreInaccessible = true, AttributesToSkip = FileAttributes.ReparsePoint };
+        foreach (string file in System.IO.Directory.EnumerateFiles(dir, "*" + Extension, flat))
+            yield return file;
+        foreach (string sub in System.IO.Directory.EnumerateDirectories(dir, "*", subdirs))
+        {
+            foreach (string file in Files(sub))
+                yield return file;
+        }
+    }
 
     /// <summary>The file of scenario <paramref name="name"/> (<c>.toml</c> optional).</summary>
     /// <returns>The file's path and the name without the extension.</returns>
