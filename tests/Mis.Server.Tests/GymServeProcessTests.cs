@@ -20,7 +20,7 @@ public sealed partial class GymServeProcessTests : IDisposable
     {
         var (exit, stdout, _) = RunToEnd("gym", "serve", "--help");
         Assert.Equal(0, exit);
-        foreach (string text in new[] { "--listen", "unix:PATH", "--scenarios", "--backend-allow", "--max-envs", "mis.gym.v1.GymService", "no autoreset", "SIGTERM" })
+        foreach (string text in new[] { "--listen", "unix:PATH", "--scenarios", "--backend-allow", "--max-envs", "--idle-timeout", "mis.gym.v1.GymService", "no autoreset", "SIGTERM" })
             Assert.Contains(text, stdout);
     }
 
@@ -34,6 +34,10 @@ public sealed partial class GymServeProcessTests : IDisposable
         (exit, _, stderr) = RunToEnd("gym", "serve", "--listen", "127.0.0.1:0", "--scenarios", Path.Combine(_dir, "absent"));
         Assert.Equal(2, exit);
         Assert.Contains($"--scenarios: the scenarios directory {Path.Combine(_dir, "absent")} does not exist", stderr);
+
+        (exit, _, stderr) = RunToEnd("gym", "serve", "--listen", "127.0.0.1:0", "--idle-timeout", "-5");
+        Assert.Equal(2, exit);
+        Assert.Contains("--idle-timeout -5", stderr);
 
         (exit, _, stderr) = RunToEnd("gym", "serve", "--listen", "127.0.0.1:0", "--backend-allow", "sim,gpu");
         Assert.Equal(2, exit);

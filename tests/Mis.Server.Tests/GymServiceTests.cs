@@ -342,6 +342,26 @@ public sealed class GymServiceTests : IDisposable
     }
 
     [Fact]
+    public async Task Envs_no_call_used_for_the_idle_timeout_are_closed_and_their_ids_say_why()
+    {
+        var clock = new ManualClock();
+        await using var gym = await GymTestServer.StartAsync(o => o with { IdleTimeout = TimeSpan.FromHours(1), Clock = clock });
+        var idle = await gym.MakeAsync();
+        var used = await gym.MakeAsync();
+        clock.Advance(TimeSpan.FromMinutes(40));
+        await gym.ResetAsync(used.EnvId);
+        clock.Advance(TimeSpan.FromMinutes(30)); // idle: 70 min unused; used: 30 min since its reset
+
+        var closed = await gym.Host.Envs.CloseIdleAsync(TimeSpan.FromHours(1));
+
+        Assert.Equal([(idle.EnvId, (Exception?)null)], closed);
+        var e = await Assert.ThrowsAsync<RpcException>(() => gym.ResetAsync(idle.EnvId));
+        Assert.Equal(StatusCode.NotFound, e.StatusCode);
+        Assert.Contains("--idle-timeout", e.Status.Detail);
+        Assert.Equal("wait", (await gym.StepAsync(used.EnvId, Wait)).Info.Action);
+    }
+
+    [Fact]
     public async Task Stopping_the_server_closes_every_env_still_open()
     {
         var made = new List<ProbeEnv>();
@@ -423,6 +443,18 @@ public sealed class GymServiceTests : IDisposable
         lock (list)
             list.Add(env);
         return env;
+    }
+
+    /// <summary>A clock that moves only when told to.</summary>
+    private sealed class ManualClock : TimeProvider
+    {
+        private long _now;
+
+        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
+
+        public override long GetTimestamp() => Interlocked.Read(ref _now);
+
+        internal void Advance(TimeSpan by) => Interlocked.Add(ref _now, by.Ticks);
     }
 
     /// <summary>An env passing calls through while counting closes and the most steps ever inside at once.</summary>

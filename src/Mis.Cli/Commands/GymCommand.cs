@@ -167,6 +167,14 @@ internal static class GymCommand
             Description = "Open environments at most, over all clients; a Make beyond it fails with RESOURCE_EXHAUSTED.",
             DefaultValueFactory = _ => GymServerOptions.DefaultMaxEnvs,
         };
+        var idle = new Option<int>("--idle-timeout")
+        {
+            HelpName = "SECONDS",
+            Description = "Close an environment no call has used for this long (a client that died without Close would otherwise " +
+                          "hold it, and for the kernel backend a cgroup and a process, until the server stops); its id is then " +
+                          "NOT_FOUND, saying why. 0 keeps environments until Close or shutdown.",
+            DefaultValueFactory = _ => (int)GymServerOptions.DefaultIdleTimeout.TotalSeconds,
+        };
         var command = new Command("serve",
             "Serve MIS environments over gRPC (mis.gym.v1.GymService in proto/mis/gym/v1/gym.proto, server reflection on), so RL code " +
             "in any language can make, reset, step and close them; clients/python/mis_gym.py is a Python client shaped like a " +
@@ -174,7 +182,7 @@ internal static class GymCommand
             "SIGTERM or SIGINT stops it: calls in flight finish, every open environment is closed, exit 0. Exit 1 when the address " +
             "cannot be used, 2 when an option is wrong.")
         {
-            listen, dir, allow, maxEnvs,
+            listen, dir, allow, maxEnvs, idle,
         };
         command.SetAction((result, cancel) =>
         {
@@ -194,8 +202,15 @@ internal static class GymCommand
                 Console.Error.WriteLine($"mis gym serve: --max-envs {max}: allow at least 1 environment");
                 return Task.FromResult(2);
             }
+            int idleSeconds = result.GetValue(idle);
+            if (idleSeconds < 0)
+            {
+                Console.Error.WriteLine($"mis gym serve: --idle-timeout {idleSeconds}: give seconds, or 0 for no limit");
+                return Task.FromResult(2);
+            }
             var options = new GymServerOptions
             {
+                IdleTimeout = TimeSpan.FromSeconds(idleSeconds),
                 Listen = address,
                 ScenarioDirectory = result.GetValue(dir)?.FullName ?? DefaultScenarioDir(),
                 AllowedBackends = [.. result.GetValue(allow)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Distinct()],

@@ -11,16 +11,19 @@ namespace Mis.Server.Gym;
 internal sealed class GymEnvSlot
 {
     private readonly IEnv<float[], int> _env;
+    private readonly TimeProvider _clock;
     private readonly SemaphoreSlim _gate = new(1, 1);
+    private long _lastUsed;
     private Episode _episode = Episode.NotStarted;
     private int _steps;
     private bool _closed;
 
     private enum Episode { NotStarted, Running, Ended }
 
-    internal GymEnvSlot(string id, IEnv<float[], int> env, string scenario, string backend)
+    internal GymEnvSlot(string id, IEnv<float[], int> env, string scenario, string backend, TimeProvider clock)
     {
-        (Id, _env, Scenario, Backend) = (id, env, scenario, backend);
+        (Id, _env, Scenario, Backend, _clock) = (id, env, scenario, backend, clock);
+        _lastUsed = clock.GetTimestamp();
         ObservationSpace = GymMapping.ToProto(env.ObservationSpace);
         ActionSpaceMessage = GymMapping.ToProto(env.ActionSpace);
     }
@@ -35,6 +38,9 @@ internal sealed class GymEnvSlot
     internal Mis.Gym.Spaces.Space<int> ActionSpace => _env.ActionSpace;
 
     internal Mis.Gym.V1.Space ObservationSpace { get; }
+
+    /// <summary>How long since a call on this environment last began or ended; zero while one runs.</summary>
+    internal TimeSpan Idle => _gate.CurrentCount == 0 ? TimeSpan.Zero : _clock.GetElapsedTime(Interlocked.Read(ref _lastUsed));
 
     internal Mis.Gym.V1.Space ActionSpaceMessage { get; }
 
@@ -86,6 +92,7 @@ internal sealed class GymEnvSlot
     private async Task<T> RunAsync<T>(Func<IEnv<float[], int>, T> call, string what, CancellationToken cancel)
     {
         await _gate.WaitAsync(cancel).ConfigureAwait(false);
+        Interlocked.Exchange(ref _lastUsed, _clock.GetTimestamp());
         try
         {
             if (_closed)
@@ -103,6 +110,7 @@ internal sealed class GymEnvSlot
         }
         finally
         {
+            Interlocked.Exchange(ref _lastUsed, _clock.GetTimestamp());
             _gate.Release();
         }
     }

@@ -18,11 +18,16 @@ internal sealed class GymEnvTable
     // never silently someone else's environment.
     private readonly string _instance = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3));
     private readonly int _max;
+    private readonly TimeProvider _clock;
+    // Ids closed for idleness, so a client coming back learns why its id is unknown (the most recent ones).
+    private readonly Queue<string> _expiredOrder = new();
+    private readonly HashSet<string> _expired = new(StringComparer.Ordinal);
+    private const int ExpiredRemembered = 1024;
     private int _reserved;
     private long _next;
     private bool _closed;
 
-    internal GymEnvTable(int max) => _max = max;
+    internal GymEnvTable(int max, TimeProvider? clock = null) => (_max, _clock) = (max, clock ?? TimeProvider.System);
 
     /// <summary>Environments open now.</summary>
     internal int Count
@@ -63,7 +68,7 @@ internal sealed class GymEnvTable
             _reserved--;
             if (!_closed)
             {
-                var slot = new GymEnvSlot($"{_instance}-{++_next}", env, scenario, backend);
+                var slot = new GymEnvSlot($"{_instance}-{++_next}", env, scenario, backend, _clock);
                 _envs.Add(slot.Id, slot);
                 return slot;
             }
@@ -80,8 +85,7 @@ internal sealed class GymEnvTable
             throw new RpcException(new Status(StatusCode.InvalidArgument, "env_id is empty: pass the id Make returned"));
         lock (_lock)
         {
-            return _envs.TryGetValue(id, out var slot) ? slot
-                : throw new RpcException(new Status(StatusCode.NotFound, $"no environment \"{id}\" on this server (never made, or closed)"));
+            return _envs.TryGetValue(id, out var slot) ? slot : throw NotFound(id);
         }
     }
 
@@ -93,14 +97,38 @@ internal sealed class GymEnvTable
         lock (_lock)
         {
             if (!_envs.Remove(id))
-                throw new RpcException(new Status(StatusCode.NotFound, $"no environment \"{id}\" on this server (never made, or closed)"));
+                throw NotFound(id);
         }
         await slot.CloseAsync().ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Closes the environments no call has used for <paramref name="limit"/> or longer (a client
+    /// that went away without Close would otherwise hold them, and for the kernel backend a cgroup
+    /// and a process, until the server stops). One in the middle of a call is never idle.
+    /// </summary>
+    /// <returns>The ids closed, each with the error its close raised, if any.</returns>
+    internal async Task<IReadOnlyList<(string Id, Exception? Error)>> CloseIdleAsync(TimeSpan limit)
+    {
+        List<GymEnvSlot> idle;
+        lock (_lock)
+        {
+            idle = [.. _envs.Values.Where(s => s.Idle >= limit)];
+            foreach (var slot in idle)
+            {
+                _envs.Remove(slot.Id);
+                _expired.Add(slot.Id);
+                _expiredOrder.Enqueue(slot.Id);
+                if (_expiredOrder.Count > ExpiredRemembered)
+                    _expired.Remove(_expiredOrder.Dequeue());
+            }
+        }
+        return await CloseEachAsync(idle).ConfigureAwait(false);
+    }
+
     /// <summary>Refuses new environments and closes every open one.</summary>
-    /// <returns>How many were closed.</returns>
-    internal async Task<int> CloseAllAsync()
+    /// <returns>The ids closed, each with the error its close raised, if any.</returns>
+    internal async Task<IReadOnlyList<(string Id, Exception? Error)>> CloseAllAsync()
     {
         List<GymEnvSlot> slots;
         lock (_lock)
@@ -109,9 +137,27 @@ internal sealed class GymEnvTable
             slots = [.. _envs.Values];
             _envs.Clear();
         }
+        return await CloseEachAsync(slots).ConfigureAwait(false);
+    }
+
+    // Every one is closed even when one fails (a kernel backend whose cleanup hit an error must
+    // not keep the others' cgroups and processes alive).
+    private static async Task<IReadOnlyList<(string Id, Exception? Error)>> CloseEachAsync(IEnumerable<GymEnvSlot> slots)
+    {
+        var closed = new List<(string, Exception?)>();
         foreach (var slot in slots)
-            await slot.CloseAsync().ConfigureAwait(false);
-        return slots.Count;
+        {
+            try
+            {
+                await slot.CloseAsync().ConfigureAwait(false);
+                closed.Add((slot.Id, null));
+            }
+            catch (Exception e)
+            {
+                closed.Add((slot.Id, e));
+            }
+        }
+        return closed;
     }
 
     private void ThrowIfClosed()
@@ -119,6 +165,11 @@ internal sealed class GymEnvTable
         if (_closed)
             throw ShuttingDown();
     }
+
+    // Called under the lock.
+    private RpcException NotFound(string id) => new(new Status(StatusCode.NotFound, _expired.Contains(id)
+        ? $"environment \"{id}\" was closed by the server after no call used it for the idle limit (mis gym serve --idle-timeout): make a new one"
+        : $"no environment \"{id}\" on this server (never made, or closed)"));
 
     private static RpcException ShuttingDown() => new(new Status(StatusCode.Unavailable, "the Gym server is shutting down"));
 }

@@ -21,12 +21,15 @@ internal sealed class GymHost : IAsyncDisposable
     private readonly WebApplication _app;
     private readonly GymServerOptions _options;
     private readonly ILogger _log;
+    private readonly CancellationTokenSource _stopSweeping = new();
+    private readonly Task _sweeper;
     private int _disposed;
 
     private GymHost(WebApplication app, GymServerOptions options, GymEnvTable envs, ILogger log)
     {
         (_app, _options, Envs, _log) = (app, options, envs, log);
         Addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.ToList() ?? [];
+        _sweeper = options.IdleTimeout > TimeSpan.Zero ? SweepIdleAsync(options.IdleTimeout, _stopSweeping.Token) : Task.CompletedTask;
     }
 
     /// <summary>The open environments.</summary>
@@ -68,7 +71,7 @@ internal sealed class GymHost : IAsyncDisposable
             }
         }
 
-        var envs = new GymEnvTable(options.MaxEnvs);
+        var envs = new GymEnvTable(options.MaxEnvs, options.Clock);
         var app = Build(options, catalog, envs, logs);
         try
         {
@@ -98,13 +101,44 @@ internal sealed class GymHost : IAsyncDisposable
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
             return;
+        await _stopSweeping.CancelAsync().ConfigureAwait(false);
+        await _sweeper.ConfigureAwait(false);
+        _stopSweeping.Dispose();
         using (var drain = new CancellationTokenSource(TimeSpan.FromSeconds(5)))
             await _app.StopAsync(drain.Token).ConfigureAwait(false);
-        int closed = await Envs.CloseAllAsync().ConfigureAwait(false);
+        var closed = await Envs.CloseAllAsync().ConfigureAwait(false);
+        foreach (var (id, error) in closed)
+        {
+            if (error is not null)
+                _log.GymEnvCloseFailed(id, $"{error.GetType().Name}: {error.Message}");
+        }
         await _app.DisposeAsync().ConfigureAwait(false);
         if (_options.Listen.UnixPath is { } socket)
             UnixSocketFile.Remove(socket);
-        _log.GymStopped(closed);
+        _log.GymStopped(closed.Count);
+    }
+
+    // Looks for idle environments a few times per timeout (at least every 30 s), so one is closed
+    // at most about a quarter of the timeout late.
+    private async Task SweepIdleAsync(TimeSpan limit, CancellationToken stop)
+    {
+        var period = TimeSpan.FromTicks(Math.Clamp(limit.Ticks / 4, TimeSpan.TicksPerMillisecond, TimeSpan.FromSeconds(30).Ticks));
+        using var timer = new PeriodicTimer(period, _options.Clock);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stop).ConfigureAwait(false))
+            {
+                foreach (var (id, error) in await Envs.CloseIdleAsync(limit).ConfigureAwait(false))
+                {
+                    _log.GymEnvIdleClosed(id, (long)limit.TotalSeconds);
+                    if (error is not null)
+                        _log.GymEnvCloseFailed(id, $"{error.GetType().Name}: {error.Message}");
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+        }
     }
 
     private static WebApplication Build(GymServerOptions options, ScenarioCatalog catalog, GymEnvTable envs, ILoggerFactory logs)

@@ -14,6 +14,12 @@ internal static partial class GymLog
     [LoggerMessage(102, LogLevel.Information, "Environment {EnvId} closed")]
     internal static partial void GymEnvClosed(this ILogger logger, string envId);
 
+    [LoggerMessage(104, LogLevel.Warning, "Environment {EnvId} closed: no call used it for {IdleSeconds} s (--idle-timeout)")]
+    internal static partial void GymEnvIdleClosed(this ILogger logger, string envId, long idleSeconds);
+
+    [LoggerMessage(105, LogLevel.Error, "Environment {EnvId}: closing it failed: {Message}")]
+    internal static partial void GymEnvCloseFailed(this ILogger logger, string envId, string message);
+
     [LoggerMessage(103, LogLevel.Information, "GymService stopped: {Closed} open environment(s) closed")]
     internal static partial void GymStopped(this ILogger logger, int closed);
 }

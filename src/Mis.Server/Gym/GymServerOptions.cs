@@ -31,6 +31,22 @@ internal sealed record GymServerOptions
         init => field = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(MaxEnvs), value, "the cap on open environments must be at least 1");
     } = DefaultMaxEnvs;
 
+    /// <summary>Default <see cref="IdleTimeout"/>.</summary>
+    internal static readonly TimeSpan DefaultIdleTimeout = TimeSpan.FromMinutes(30);
+
+    /// <summary>
+    /// An environment no call used for this long is closed by the server (its id is then NOT_FOUND,
+    /// saying so); <see cref="TimeSpan.Zero"/> keeps environments until Close or shutdown.
+    /// </summary>
+    internal TimeSpan IdleTimeout
+    {
+        get;
+        init => field = value >= TimeSpan.Zero ? value : throw new ArgumentOutOfRangeException(nameof(IdleTimeout), value, "the idle timeout cannot be negative");
+    } = DefaultIdleTimeout;
+
+    /// <summary>The clock idleness is measured on (tests substitute one).</summary>
+    internal TimeProvider Clock { get; init; } = TimeProvider.System;
+
     /// <summary>How environments are made (tests substitute one; default <see cref="MisGym.Make(string, string, bool)"/>).</summary>
     internal GymEnvFactory MakeEnv { get; init; } = MisGym.Make;
 }

@@ -68,7 +68,16 @@ internal sealed class GymServiceImpl(GymServerOptions options, ScenarioCatalog c
 
     public override async Task<Wire.CloseResponse> Close(Wire.CloseRequest request, ServerCallContext context)
     {
-        await envs.CloseAsync(request.EnvId).ConfigureAwait(false);
+        try
+        {
+            await envs.CloseAsync(request.EnvId).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not RpcException)
+        {
+            // It is out of the table either way: the id is unknown from now on.
+            log.GymEnvCloseFailed(request.EnvId, $"{e.GetType().Name}: {e.Message}");
+            throw Refuse(StatusCode.Internal, $"environment {request.EnvId} was removed, but closing it failed: {e.GetType().Name}: {e.Message}");
+        }
         log.GymEnvClosed(request.EnvId);
         return new Wire.CloseResponse();
     }
