@@ -104,6 +104,12 @@ internal sealed class GymServiceImpl(GymServerOptions options, ScenarioCatalog c
         {
             throw Refuse(StatusCode.FailedPrecondition, $"the {backend} backend cannot run on this host: {e.Message}");
         }
+        catch (Exception e) when (e is not RpcException)
+        {
+            // Anything else is the host failing (a cgroup or scenario file the backend could not
+            // set up): the client sees what, not gRPC's bare "exception was thrown by handler".
+            throw Refuse(StatusCode.Internal, $"making a {backend} environment of {path} failed: {e.GetType().Name}: {e.Message}");
+        }
     }
 
     // A scenario's entry: its spaces and action names from a simulator env (cheap, and the same
