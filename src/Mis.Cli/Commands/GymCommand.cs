@@ -4,6 +4,7 @@ using Mis.Gym.Bench;
 using Mis.Gym.Checking;
 using Mis.Gym.Envs;
 using Mis.Gym.Scenarios;
+using Mis.Server.Gym;
 
 namespace Mis.Cli.Commands;
 
@@ -16,6 +17,7 @@ internal static class GymCommand
     {
         Check(),
         Bench(),
+        Serve(),
     };
 
     private static Command Check()
@@ -136,6 +138,85 @@ internal static class GymCommand
                                   $"({r.Steps:N0} steps, {r.Elapsed.TotalSeconds:F2} s wall, {r.Cpu.TotalSeconds:F2} s CPU)");
             }
             return 0;
+        });
+        return command;
+    }
+
+    private static Command Serve()
+    {
+        var listen = new Option<string>("--listen")
+        {
+            HelpName = "HOST:PORT|unix:PATH",
+            Description = "Where to listen: an IP address and port (IPv6 in brackets; port 0 picks a free one, printed when ready) or a " +
+                          "Unix socket, created 0600. The default listens on this machine only.",
+            DefaultValueFactory = _ => GymListenAddress.Default,
+        };
+        var dir = ScenariosOption();
+        dir.Description = "Directory of scenario TOML files clients may name (default: experiments/scenarios in the repository). " +
+                          "A client names a scenario by its path under it without .toml; nothing outside it can be named.";
+        var allow = new Option<string>("--backend-allow")
+        {
+            HelpName = "sim,kernel",
+            Description = "Backends clients may ask for, comma-separated. kernel runs each episode's actions as a real " +
+                          "process in a MIS-managed cgroup under the BPF enforcer: it needs root, and a client can then start such processes.",
+            DefaultValueFactory = _ => MisGym.Sim,
+        };
+        var maxEnvs = new Option<int>("--max-envs")
+        {
+            HelpName = "N",
+            Description = "Open environments at most, over all clients; a Make beyond it fails with RESOURCE_EXHAUSTED.",
+            DefaultValueFactory = _ => GymServerOptions.DefaultMaxEnvs,
+        };
+        var idle = new Option<int>("--idle-timeout")
+        {
+            HelpName = "SECONDS",
+            Description = "Close an environment no call has used for this long (a client that died without Close would otherwise " +
+                          "hold it, and for the kernel backend a cgroup and a process, until the server stops); its id is then " +
+                          "NOT_FOUND, saying why. 0 keeps environments until Close or shutdown.",
+            DefaultValueFactory = _ => (int)GymServerOptions.DefaultIdleTimeout.TotalSeconds,
+        };
+        var command = new Command("serve",
+            "Serve MIS environments over gRPC (mis.gym.v1.GymService in proto/mis/gym/v1/gym.proto, server reflection on), so RL code " +
+            "in any language can make, reset, step and close them; clients/python/mis_gym.py is a Python client shaped like a " +
+            "Gymnasium env. The Gymnasium contract holds: terminated and truncated kept apart, no autoreset (the client resets). " +
+            "SIGTERM or SIGINT stops it: calls in flight finish, every open environment is closed, exit 0. Exit 1 when the address " +
+            "cannot be used, 2 when an option is wrong.")
+        {
+            listen, dir, allow, maxEnvs, idle,
+        };
+        command.SetAction((result, cancel) =>
+        {
+            GymListenAddress address;
+            try
+            {
+                address = GymListenAddress.Parse(result.GetValue(listen)!);
+            }
+            catch (FormatException e)
+            {
+                Console.Error.WriteLine($"mis gym serve: --listen {e.Message}");
+                return Task.FromResult(2);
+            }
+            int max = result.GetValue(maxEnvs);
+            if (max < 1)
+            {
+                Console.Error.WriteLine($"mis gym serve: --max-envs {max}: allow at least 1 environment");
+                return Task.FromResult(2);
+            }
+            int idleSeconds = result.GetValue(idle);
+            if (idleSeconds < 0)
+            {
+                Console.Error.WriteLine($"mis gym serve: --idle-timeout {idleSeconds}: give seconds, or 0 for no limit");
+                return Task.FromResult(2);
+            }
+            var options = new GymServerOptions
+            {
+                IdleTimeout = TimeSpan.FromSeconds(idleSeconds),
+                Listen = address,
+                ScenarioDirectory = result.GetValue(dir)?.FullName ?? DefaultScenarioDir(),
+                AllowedBackends = [.. result.GetValue(allow)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Distinct()],
+                MaxEnvs = max,
+            };
+            return GymServeProgram.RunAsync(options, Console.Error);
         });
         return command;
     }

@@ -1,0 +1,106 @@
+using System.Runtime.InteropServices;
+using Grpc.Core;
+
+namespace Mis.Server.Gym;
+
+/// <summary>
+/// The scenarios a Gym server offers: the <c>*.toml</c> files under one directory, named by their
+/// path below it without the extension (<c>data-shortcut</c>, <c>sub/name</c>). A client names a
+/// scenario, never a file: a name that is absolute, or that leaves the directory by <c>..</c> or
+/// through a symbolic link, is refused, so a client cannot make the server read files it did not
+/// choose to offer.
+/// </summary>
+internal sealed partial class ScenarioCatalog
+{
+    private const string Extension = ".toml";
+    private readonly string _root;
+
+    /// <summary>A catalog of <paramref name="directory"/>.</summary>
+    /// <exception cref="DirectoryNotFoundException">The directory does not exist.</exception>
+    internal ScenarioCatalog(string directory)
+    {
+        string full = Path.GetFullPath(directory);
+        if (!System.IO.Directory.Exists(full))
+            throw new DirectoryNotFoundException($"the scenarios directory {full} does not exist");
+        Directory = full;
+        _root = RealPath(full) ?? full;
+    }
+
+    /// <summary>The directory, as given (absolute).</summary>
+    internal string Directory { get; }
+
+    /// <summary>The scenario names, sorted (files that resolve outside the directory are left out).</summary>
+    internal IReadOnlyList<string> Names() =>
+        Files(Directory)
+            .Where(f => Inside(RealPath(f)))
+            .Select(f => Path.GetRelativePath(Directory, f)[..^Extension.Length].Replace(Path.DirectorySeparatorChar, '/'))
+            .Order(StringComparer.Ordinal)
+            .ToList();
+
+    // The *.toml files below dir. Linked directories are not entered: one may point outside or
+    // back up the tree (a loop); files reached through them are refused by Resolve anyway.
+    private static IEnumerable<string> Files(string dir)
+    {
+        var flat = new EnumerationOptions { RecurseSubdirectories = false, IgnoreInaccessible = true, AttributesToSkip = 0 };
+        var subdirs = new EnumerationOptions { RecurseSubdirectories = false, IgnoreInaccessible = true, AttributesToSkip = FileAttributes.ReparsePoint };
+        foreach (string file in System.IO.Directory.EnumerateFiles(dir, "*" + Extension, flat))
+            yield return file;
+        foreach (string sub in System.IO.Directory.EnumerateDirectories(dir, "*", subdirs))
+        {
+            foreach (string file in Files(sub))
+                yield return file;
+        }
+    }
+
+    /// <summary>The file of scenario <paramref name="name"/> (<c>.toml</c> optional).</summary>
+    /// <returns>The file's path and the name without the extension.</returns>
+    /// <exception cref="RpcException">INVALID_ARGUMENT for an empty, absolute or escaping name; NOT_FOUND when there is no such file.</exception>
+    internal (string Path, string Name) Resolve(string name)
+    {
+        if (string.IsNullOrWhiteSpace(name))
+            throw Invalid($"scenario is empty: name one of {Known()}");
+        if (name.Contains('\0', StringComparison.Ordinal) || Path.IsPathRooted(name))
+            throw Invalid($"scenario \"{name}\" is a path; name a scenario under the server's scenarios directory: {Known()}");
+        string bare = name.EndsWith(Extension, StringComparison.Ordinal) ? name[..^Extension.Length] : name;
+        string file = Path.GetFullPath(Path.Combine(Directory, bare + Extension));
+        if (!file.StartsWith(Directory + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+            throw Invalid($"scenario \"{name}\" leaves the scenarios directory; name one of {Known()}");
+        if (!File.Exists(file))
+            throw new RpcException(new Status(StatusCode.NotFound, $"no scenario \"{bare}\" in {Directory}; known: {Known()}"));
+        if (!Inside(RealPath(file)))
+            throw Invalid($"scenario \"{name}\" is a link to a file outside the scenarios directory; name one of {Known()}");
+        return (file, bare);
+    }
+
+    private bool Inside(string? real) => real is not null && real.StartsWith(_root + Path.DirectorySeparatorChar, StringComparison.Ordinal);
+
+    private string Known()
+    {
+        var names = Names();
+        return names.Count == 0 ? $"(none: {Directory} has no *{Extension} files)" : string.Join(", ", names);
+    }
+
+    private static RpcException Invalid(string message) => new(new Status(StatusCode.InvalidArgument, message));
+
+    // Every component resolved (symbolic links included), as the kernel will open it; null when it does not exist.
+    private static string? RealPath(string path)
+    {
+        nint resolved = RealPathNative(path, 0);
+        if (resolved == 0)
+            return null;
+        try
+        {
+            return Marshal.PtrToStringUTF8(resolved);
+        }
+        finally
+        {
+            Free(resolved);
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "realpath", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial nint RealPathNative(string path, nint resolved);
+
+    [LibraryImport("libc", EntryPoint = "free")]
+    private static partial void Free(nint pointer);
+}
