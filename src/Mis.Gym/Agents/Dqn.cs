@@ -44,6 +44,15 @@ internal sealed record DqnConfig
     /// <summary><c>train_frequency</c>: steps between gradient steps. Default 2.</summary>
     public int TrainFrequency { get; init; } = 2;
 
+    /// <summary><c>huber_loss</c>: regress with the Huber loss (quadratic within 1 of the target, linear beyond) instead of the squared error, so one surprising return cannot throw the network far. Default true.</summary>
+    public bool HuberLoss { get; init; } = true;
+
+    /// <summary><c>max_grad_norm</c>: global gradient-norm clip. Default 10.</summary>
+    public double MaxGradNorm { get; init; } = 10;
+
+    /// <summary><c>double_q</c>: Double DQN: the online network picks the next action, the target network values it, which curbs the max's overestimation. Default true.</summary>
+    public bool DoubleQ { get; init; } = true;
+
     /// <summary><c>hidden_size</c>: units per hidden layer of the Q-network. Default 64.</summary>
     public int HiddenSize { get; init; } = 64;
 
@@ -66,6 +75,9 @@ internal sealed record DqnConfig
         .Int("exploration_steps", c => c.ExplorationSteps, (c, v) => c with { ExplorationSteps = v }, 0)
         .Int("learning_starts", c => c.LearningStarts, (c, v) => c with { LearningStarts = v }, 0)
         .Int("train_frequency", c => c.TrainFrequency, (c, v) => c with { TrainFrequency = v }, 1)
+        .Flag("huber_loss", c => c.HuberLoss, (c, v) => c with { HuberLoss = v })
+        .Number("max_grad_norm", c => c.MaxGradNorm, (c, v) => c with { MaxGradNorm = v }, 0, 1e6, minExclusive: true)
+        .Flag("double_q", c => c.DoubleQ, (c, v) => c with { DoubleQ = v })
         .Int("hidden_size", c => c.HiddenSize, (c, v) => c with { HiddenSize = v }, 1, 4096)
         .Int("hidden_layers", c => c.HiddenLayers, (c, v) => c with { HiddenLayers = v }, 1, 8)
         .Int("torch_threads", c => c.TorchThreads, (c, v) => c with { TorchThreads = v }, 1, 256);
@@ -76,8 +88,12 @@ internal sealed record DqnConfig
 /// <see cref="AgentMath.Symlog"/> of the observation, ε-greedy acting with a linear ε schedule
 /// (<see cref="AgentMath.LinearSchedule"/>), a uniform replay buffer, and a target network updated
 /// every <see cref="DqnConfig.TargetNetworkFrequency"/> steps. The regression target is
-/// <c>r + γ·maxₐ Q_target(s′, a)·(1 − terminated)</c>: a truncated step still bootstraps. The loss is
-/// the mean squared TD error, minimised by Adam.
+/// <c>r + γ·Q_target(s′, a′)·(1 − terminated)</c>, a truncated step still bootstrapping, where
+/// <c>a′</c> maximises the online network's value (Double DQN; the target network's own max with
+/// <c>double_q = false</c>, as CleanRL). The loss is the Huber loss of the TD error (the squared
+/// error, as CleanRL, with <c>huber_loss = false</c>), minimised by Adam with a gradient-norm clip.
+/// Double DQN and the Huber loss are on by default because plain DQN, on data-shortcut, sometimes
+/// unlearned the honest path late in training (its greedy policy went back to the denied shortcut).
 /// <para>
 /// Acting runs on a managed copy of the Q-network (<see cref="MlpMirror"/>), refreshed after every
 /// gradient step. Deterministic: initial weights, ε draws, random actions and minibatch indices
@@ -98,6 +114,7 @@ internal sealed class Dqn : IAgent
     private readonly Mlp _q, _target;
     private readonly MlpMirror _qMirror;
     private readonly TorchSharp.Modules.Adam _optimizer;
+    private readonly TorchSharp.Modules.Parameter[] _parameters;
     private readonly ReplayBuffer _buffer;
     private readonly float[] _input;
     private Random _random;
@@ -121,7 +138,8 @@ internal sealed class Dqn : IAgent
         _target = new Mlp("q", sizes, Activation.Relu, _random, outputGain: 1.0);
         _target.Blend(_q, 1.0);
         _qMirror = new MlpMirror(_q);
-        _optimizer = optim.Adam(_q.parameters(), lr: config.LearningRate);
+        _parameters = [.. _q.parameters()];
+        _optimizer = optim.Adam(_parameters, lr: config.LearningRate);
         _buffer = new ReplayBuffer(config.BufferSize, observationSize);
         _input = new float[observationSize];
 
@@ -205,13 +223,17 @@ internal sealed class Dqn : IAgent
         Tensor tdTarget;
         using (no_grad())
         {
-            var (nextMax, _) = _target.call(next).max(1);
-            tdTarget = tensor(_batchRewards) + _config.Gamma * nextMax * tensor(_batchNotTerminated);
+            var nextTarget = _target.call(next);
+            var nextValue = _config.DoubleQ
+                ? nextTarget.gather(1, _q.call(next).argmax(1, keepdim: true)).squeeze(1)
+                : nextTarget.max(1).values;
+            tdTarget = tensor(_batchRewards) + _config.Gamma * nextValue * tensor(_batchNotTerminated);
         }
         var predicted = _q.call(obs).gather(1, tensor(_batchActions, [b, 1])).squeeze(1);
-        var loss = (predicted - tdTarget).square().mean();
+        var loss = _config.HuberLoss ? nn.functional.smooth_l1_loss(predicted, tdTarget) : (predicted - tdTarget).square().mean();
         _optimizer.zero_grad();
         loss.backward();
+        nn.utils.clip_grad_norm_(_parameters, _config.MaxGradNorm);
         _optimizer.step();
         LastLoss = loss.item<float>();
         Updates++;

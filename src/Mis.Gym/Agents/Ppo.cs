@@ -112,6 +112,7 @@ internal sealed class Ppo : IAgent
     private readonly Mlp _actor, _critic;
     private readonly MlpMirror _actorMirror;
     private readonly TorchSharp.Modules.Adam _optimizer;
+    private readonly TorchSharp.Modules.Parameter[] _parameters;
     private readonly float[] _input;
     private readonly double[] _probabilities;
     private Random _random;
@@ -137,7 +138,8 @@ internal sealed class Ppo : IAgent
         _actor = new Mlp("actor", [observationSize, .. hidden, actionCount], Activation.Tanh, _random, outputGain: 0.01);
         _critic = new Mlp("critic", [observationSize, .. hidden, 1], Activation.Tanh, _random, outputGain: 1.0);
         _actorMirror = new MlpMirror(_actor);
-        _optimizer = optim.Adam(_actor.parameters().Concat(_critic.parameters()), lr: config.LearningRate, eps: 1e-5);
+        _parameters = [.. _actor.parameters(), .. _critic.parameters()];
+        _optimizer = optim.Adam(_parameters, lr: config.LearningRate, eps: 1e-5);
 
         _input = new float[observationSize];
         _probabilities = new double[actionCount];
@@ -309,7 +311,7 @@ internal sealed class Ppo : IAgent
                 var loss = policyLoss - _config.EntCoef * entropy + _config.VfCoef * valueLoss;
                 _optimizer.zero_grad();
                 loss.backward();
-                nn.utils.clip_grad_norm_(_actor.parameters().Concat(_critic.parameters()), _config.MaxGradNorm);
+                nn.utils.clip_grad_norm_(_parameters, _config.MaxGradNorm);
                 _optimizer.step();
 
                 using (no_grad())

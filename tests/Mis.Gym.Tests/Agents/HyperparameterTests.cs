@@ -59,7 +59,7 @@ public sealed class HyperparameterTests
 
     [Theory]
     [InlineData("ppo", 16)]
-    [InlineData("dqn", 14)]
+    [InlineData("dqn", 17)]
     [InlineData("q", 8)]
     public void Resolve_lists_every_hyperparameter_with_its_default(string algorithm, int count)
     {
