@@ -272,15 +272,17 @@ internal sealed class Ppo : IAgent
         var returns = adv + oldValues;
 
         var order = Enumerable.Range(0, n).Select(i => (long)i).ToArray();
-        int minibatch = (n + _config.NumMinibatches - 1) / _config.NumMinibatches;
+        int minibatches = _config.NumMinibatches;
         for (int epoch = 0; epoch < _config.UpdateEpochs; epoch++)
         {
             _random.Shuffle(order);
             double approxKl = 0;
-            foreach (var chunk in order.Chunk(minibatch))
+            for (int m = 0; m < minibatches; m++)
             {
+                // Near-equal slices of the shuffled order: each has at least ⌊n / minibatches⌋ ≥ 2 transitions.
+                int start = m * n / minibatches, end = (m + 1) * n / minibatches;
                 using var inner = NewDisposeScope();
-                var idx = tensor(chunk);
+                var idx = tensor(order[start..end]);
                 var mbObs = obs.index_select(0, idx);
 
                 var logpAll = _actor.call(mbObs).log_softmax(1);

@@ -114,6 +114,18 @@ public sealed class AgentLearningTests
         }
     }
 
+    [Fact]
+    public void Ppo_splits_a_rollout_into_minibatches_of_at_least_two_so_advantages_normalise()
+    {
+        using var env = AgentRuns.MakeTiny();
+        // 10 transitions in 4 minibatches: slices of 2, 3, 2, 3 (a slice of 1 would make the advantage's std NaN).
+        using var agent = (Ppo)AgentFactory.Create("ppo", 10, 4, 1, new Dictionary<string, object> { ["num_steps"] = 10L, ["num_minibatches"] = 4L });
+        AgentRuns.Train(agent, env, 30);
+        Assert.True(agent.Updates > 0);
+        var (policy, value, entropy, kl) = agent.LastLosses;
+        Assert.All(new[] { policy, value, entropy, kl }, x => Assert.True(float.IsFinite(x), $"loss {x}"));
+    }
+
     private static long Steps(IAgent agent) => agent switch
     {
         Ppo p => p.Steps,
