@@ -16,9 +16,29 @@ internal static class AgentFactory
     internal static IAgent Create(string algorithm, int observationSize, int actionCount, int seed, IReadOnlyDictionary<string, object> hyperparameters) => algorithm switch
     {
         "random" => RandomAgent.Create(actionCount, seed, hyperparameters),
-        "ppo" or "dqn" or "q" => throw new NotImplementedException($"agent \"{algorithm}\" is not implemented yet"),
-        _ => throw new ArgumentException($"unknown agent algorithm \"{algorithm}\"; expected one of: {string.Join(", ", Algorithms)}", nameof(algorithm)),
+        "ppo" => Ppo.Create(observationSize, actionCount, seed, hyperparameters),
+        "dqn" => Dqn.Create(observationSize, actionCount, seed, hyperparameters),
+        "q" => TabularQ.Create(observationSize, actionCount, seed, hyperparameters),
+        _ => throw Unknown(algorithm),
     };
+
+    /// <summary>
+    /// Every hyperparameter of <paramref name="algorithm"/> as <see cref="Create"/> would use it: the
+    /// defaults with <paramref name="hyperparameters"/> applied, by key, in the algorithm's order.
+    /// For the run log, which records the resolved values and the seed at the start of every run.
+    /// </summary>
+    /// <exception cref="ArgumentException">As <see cref="Create"/>.</exception>
+    internal static IReadOnlyList<KeyValuePair<string, object>> Resolve(string algorithm, IReadOnlyDictionary<string, object> hyperparameters) => algorithm switch
+    {
+        "random" => RandomAgent.Resolve(hyperparameters),
+        "ppo" => PpoConfig.Keys.Resolved(PpoConfig.Keys.Bind(new PpoConfig(), hyperparameters)),
+        "dqn" => DqnConfig.Keys.Resolved(DqnConfig.Keys.Bind(new DqnConfig(), hyperparameters)),
+        "q" => TabularQConfig.Keys.Resolved(TabularQConfig.Keys.Bind(new TabularQConfig(), hyperparameters)),
+        _ => throw Unknown(algorithm),
+    };
+
+    private static ArgumentException Unknown(string algorithm) =>
+        new($"unknown agent algorithm \"{algorithm}\"; expected one of: {string.Join(", ", Algorithms)}", nameof(algorithm));
 }
 
 /// <summary>The baseline that learns nothing: uniform random actions, seeded.</summary>
@@ -31,9 +51,16 @@ internal sealed class RandomAgent : IAgent
 
     internal static RandomAgent Create(int actionCount, int seed, IReadOnlyDictionary<string, object> hyperparameters)
     {
+        Resolve(hyperparameters);
+        return new RandomAgent(actionCount, seed);
+    }
+
+    /// <summary>The resolved hyperparameters: none, and none accepted.</summary>
+    internal static IReadOnlyList<KeyValuePair<string, object>> Resolve(IReadOnlyDictionary<string, object> hyperparameters)
+    {
         if (hyperparameters.Count > 0)
             throw new ArgumentException($"unknown hyperparameter \"{hyperparameters.Keys.First()}\" for random; it has none", nameof(hyperparameters));
-        return new RandomAgent(actionCount, seed);
+        return [];
     }
 
     /// <inheritdoc />
