@@ -97,10 +97,9 @@ internal static class ExperimentFile
         }
         if (!tables.TryGetValue("experiment", out var experimentTable))
             throw new ConfigException(file, 1, 1, "experiment", "no [experiment] table; it names the scenario, the backend and the episodes");
+        var head = TomlTables.Read(file, "experiment", experimentTable, Keys["experiment"]);
         if (!tables.TryGetValue("agent", out var agentTable))
             throw new ConfigException(file, 1, 1, "agent", "no [agent] table; it names the algorithm (algorithm = \"ppo\", \"dqn\", \"q\" or \"random\")");
-
-        var head = TomlTables.Read(file, "experiment", experimentTable, Keys["experiment"]);
         var report = tables.TryGetValue("report", out var reportTable) ? ReportFrom(file, TomlTables.Read(file, "report", reportTable, Keys["report"])) : new ReportSettings();
 
         ConfigValue Required(string key) => head.TryGetValue(key, out var v) ? v
