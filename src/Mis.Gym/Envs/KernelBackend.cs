@@ -136,8 +136,12 @@ internal sealed partial class KernelBackend : IScenarioBackend
         if (episode.Dead || before is { Killed: true })
             return new ActionOutcome(ActionResult.Killed, KilledReason, State(episode, level));
 
-        if (_learning && _scenario.Actions[action].Kind.IsNetwork() && _decisions.Verdict(action, level) == Verdict.Deny)
-            _kernel.Report(new ViolationReport(episode.Cgroup.Id, _scenario.Actions[action].Kind == ActionKind.Send ? ViolationOp.Send : ViolationOp.Connect, 0, 0, _scenario.Actions[action].Target));
+        if (_learning && _decisions.Verdict(action, level) == Verdict.Deny)
+        {
+            reason = SimBackend.RecordedReason + reason;
+            if (_scenario.Actions[action].Kind.IsNetwork())
+                _kernel.Report(new ViolationReport(episode.Cgroup.Id, _scenario.Actions[action].Kind == ActionKind.Send ? ViolationOp.Send : ViolationOp.Connect, 0, 0, _scenario.Actions[action].Target));
+        }
         long start = Stopwatch.GetTimestamp();
         int? errno = episode.Do(_commands[action]);
         LastLatencyNs = (ulong)Stopwatch.GetElapsedTime(start).Ticks * 100;

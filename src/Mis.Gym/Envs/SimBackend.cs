@@ -24,7 +24,8 @@ namespace Mis.Gym.Envs;
 internal sealed class SimBackend : IScenarioBackend
 {
     private const string KilledReason = "killed at DEFCON 1";
-    private const string RecordedReason = "learning mode: recorded, not denied: ";
+    /// <summary>The reason's prefix for a violation learning mode recorded and let through.</summary>
+    internal const string RecordedReason = "learning mode: recorded, not denied: ";
 
     private readonly Scenario _scenario;
     private readonly DecisionTable _decisions;
