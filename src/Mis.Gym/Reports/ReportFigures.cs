@@ -116,7 +116,7 @@ internal static class ReportFigures
         plot.Axes.Bottom.TickGenerator = ticks;
         plot.Title("Reward decomposition: mean per episode");
         plot.YLabel("reward per episode");
-        plot.ShowLegend(Alignment.LowerRight);
+        plot.ShowLegend(Alignment.UpperRight);
         plot.SavePng(Path.Combine(dir, file), Width, Height);
         return new Figure(file, "Reward decomposition",
             "Mean per-episode reward terms over all episodes (task minus the slowdown, denial and kill penalties), mean over seeds with 95% t-interval error bars.");
