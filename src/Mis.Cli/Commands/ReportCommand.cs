@@ -84,13 +84,13 @@ internal static class ExperimentConsole
             }
         }
         var runner = new ExperimentRunner(experiment, outDir);
+        IReadOnlyList<RunOutcome> outcomes;
         log.WriteLine($"{command}: {experiment.Name}: {experiment.Configs.Count} config(s) × {experiment.Seeds.Count} seed(s), " +
                       $"{experiment.TotalEpisodes:N0} episodes on {string.Join(", ", experiment.Configs.Select(c => c.Backend).Distinct())}, into {runner.OutDirectory}");
         using var interrupt = new CancellationTokenSource();
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => { ctx.Cancel = true; interrupt.Cancel(); });
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; interrupt.Cancel(); });
         var bar = new ProgressBar(log, !Console.IsOutputRedirected && ReferenceEquals(log, Console.Out));
-        IReadOnlyList<RunOutcome> outcomes;
         try
         {
             outcomes = runner.Run(bar.Update, interrupt.Token);
@@ -101,6 +101,11 @@ internal static class ExperimentConsole
             bar.Finish();
             log.WriteLine($"{command}: interrupted; finished episodes are kept (checkpointed). Rerun the same command to resume.");
             return Interrupted;
+        }
+        catch (InvalidOperationException e)
+        {
+            Console.Error.WriteLine($"{command}: {e.Message}");
+            return BadInput;
         }
         var failed = outcomes.Where(o => o.Status == RunStatus.Failed).ToList();
         foreach (var f in failed)

@@ -86,8 +86,10 @@ internal sealed class ExperimentRunner
     /// <param name="cancel">Stops the experiment; rerun to resume.</param>
     /// <returns>One outcome per (config, seed), in grid order.</returns>
     /// <exception cref="OperationCanceledException">Cancelled; what finished is on disk.</exception>
+    /// <exception cref="InvalidOperationException">The directory holds runs of a config that differs from this experiment's (resuming would mix them).</exception>
     internal IReadOnlyList<RunOutcome> Run(Action<ExperimentProgress>? progress = null, CancellationToken cancel = default)
     {
+        CheckSameConfigs();
         Directory.CreateDirectory(_outDirectory);
         File.WriteAllText(Path.Combine(_outDirectory, RunFiles.ExperimentCopy), _experiment.Text);
         RunFiles.WriteJsonAtomic(Path.Combine(_outDirectory, RunFiles.ExperimentJson), ExperimentJson(_experiment));
@@ -140,6 +142,26 @@ internal sealed class ExperimentRunner
             }
         }
         return outcomes;
+    }
+
+    // Resuming continues checkpoints; one made under other settings (another scenario, agent or
+    // hyperparameters) must not be continued as if it were this config's. The episode count may
+    // change: more episodes extend a run.
+    private void CheckSameConfigs()
+    {
+        foreach (var config in _experiment.Configs)
+        {
+            string path = Path.Combine(_outDirectory, config.DirectoryName, RunFiles.Config);
+            if (RunFiles.ReadJson(path) is not { } existing)
+                continue;
+            var wanted = ConfigJson(config);
+            existing.Remove("episodes");
+            wanted.Remove("episodes");
+            if (!JsonNode.DeepEquals(existing, wanted))
+                throw new InvalidOperationException(
+                    $"{path} describes another configuration than the experiment's \"{config.Label}\" ({existing.ToJsonString()} vs {wanted.ToJsonString()}); " +
+                    "resuming would mix their runs: use another --out, or delete the directory to start over");
+        }
     }
 
     private RunOutcome RunOne(ExperimentConfig config, int seed, string dir, Action<int> episodeDone, CancellationToken cancel)

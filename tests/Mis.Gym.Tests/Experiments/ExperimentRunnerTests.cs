@@ -122,6 +122,23 @@ public sealed class ExperimentRunnerTests
     }
 
     [Fact]
+    public void A_directory_holding_another_configuration_is_not_resumed_into()
+    {
+        using var dir = new TempDir();
+        new ExperimentRunner(ExperimentSupport.Parse(ExperimentSupport.Text(algorithm: "scripted", agentExtra: "stop_after = 2")), dir.Path, ExperimentSupport.Maker)
+            .Run(null, TestContext.Current.CancellationToken);
+        // More episodes extend the same configuration...
+        new ExperimentRunner(ExperimentSupport.Parse(ExperimentSupport.Text(algorithm: "scripted", episodes: 20, agentExtra: "stop_after = 2")), dir.Path, ExperimentSupport.Maker)
+            .Run(null, TestContext.Current.CancellationToken);
+        Assert.Equal(20, RunFiles.ReadEpisodes(Path.Combine(dir.Path, "default", "seed-0", RunFiles.Episodes)).Count);
+        // ...another hyperparameter is another configuration.
+        var other = new ExperimentRunner(ExperimentSupport.Parse(ExperimentSupport.Text(algorithm: "scripted", agentExtra: "stop_after = 3")), dir.Path, ExperimentSupport.Maker);
+        var e = Assert.Throws<InvalidOperationException>(() => other.Run(null, TestContext.Current.CancellationToken));
+        Assert.Contains("another configuration", e.Message);
+        Assert.Contains("stop_after", e.Message);
+    }
+
+    [Fact]
     public void Episode_seeds_differ_across_seeds_and_episodes()
     {
         var seeds = new HashSet<int>();
