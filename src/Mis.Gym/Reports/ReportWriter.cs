@@ -71,6 +71,12 @@ internal static class ReportWriter
             return lines;
         }
         var best = ranked[0];
+        var tied = ranked.Where(c => c.EpisodesToStopInterval.Mean == best.EpisodesToStopInterval.Mean).ToList();
+        if (tied.Count > 1)
+        {
+            lines.Add($"Answer: no configuration was faster: {string.Join(", ", tied.Select(c => $"**{c.Label}**"))} tie at {F(best.EpisodesToStopInterval.Mean)} episodes on average.");
+            return lines;
+        }
         string verdict = ranked.Count == 1 ? "it is the only configuration whose agents stopped violating"
             : best.EpisodesToStopInterval.Overlaps(ranked[1].EpisodesToStopInterval)
                 ? $"its interval overlaps that of the next, {ranked[1].Label} ({F(ranked[1].EpisodesToStopInterval.Mean)} episodes), so the difference is not significant at 95%"
