@@ -18,7 +18,52 @@ internal static class GymCommand
         Check(),
         Bench(),
         Serve(),
+        RunExperiment(),
     };
+
+    // `mis gym run FILE`: an experiment (the runner, resume and report are in Mis.Gym.Experiments/Reports).
+    private static Command RunExperiment()
+    {
+        var file = new Argument<FileInfo>("FILE") { Description = "An experiment file (experiments/*.toml)." };
+        var outDir = new Option<DirectoryInfo?>("--out") { HelpName = "DIR", Description = "Run directory (default: runs/NAME). Rerunning into it resumes: complete runs are skipped, partial ones continue from their checkpoint." };
+        var episodes = new Option<int?>("--episodes") { HelpName = "N", Description = "Episodes per (config, seed), overriding the file." };
+        var seeds = new Option<int?>("--seeds") { HelpName = "N", Description = "Run seeds 0..N-1, overriding the file." };
+        var command = new Command("run",
+            "Run an experiment: every config of its sweep grid with every seed, each step written to trajectory.csv/.jsonl, " +
+            "each episode to episodes.csv, then summary.json and the report (report.md, report.html, figures/). Ctrl+C stops " +
+            "at the next episode; rerun to resume. Exit status 0 when all runs completed, 1 when some failed, 2 for a bad " +
+            "file or backend, 130 when interrupted.")
+        {
+            file, outDir, episodes, seeds,
+        };
+        command.SetAction(result =>
+        {
+            var experiment = ExperimentConsole.Load("mis gym run", result.GetValue(file)!.FullName);
+            if (experiment is null)
+                return ExperimentConsole.BadInput;
+            if (result.GetValue(episodes) is { } n)
+            {
+                if (n < 1)
+                    return Usage("--episodes must be at least 1");
+                experiment = experiment.WithEpisodes(n);
+            }
+            if (result.GetValue(seeds) is { } k)
+            {
+                if (k < 1)
+                    return Usage("--seeds must be at least 1");
+                experiment = experiment.WithSeedCount(k);
+            }
+            string dir = result.GetValue(outDir)?.FullName ?? Path.Combine("runs", experiment.Name);
+            return ExperimentConsole.Run("mis gym run", experiment, dir, Console.Out);
+        });
+        return command;
+
+        static int Usage(string message)
+        {
+            Console.Error.WriteLine($"mis gym run: {message}");
+            return ExperimentConsole.BadInput;
+        }
+    }
 
     private static Command Check()
     {

@@ -2,23 +2,29 @@ using System.CommandLine;
 using Mis.Enforcer.Configuration;
 using Mis.Enforcer.Host;
 using Mis.Enforcer.Run;
+using Mis.Gym.Envs;
 
 namespace Mis.Cli.Commands;
 
 /// <summary>
 /// <c>mis quickstart</c>: the first thing to run on a new machine. Probes the host, then shows the
-/// DEFCON ladder the enforcer applies under the active configuration.
+/// DEFCON ladder the enforcer applies under the active configuration, runs the seed's example
+/// workload, and ends with a short experiment (<c>experiments/quickstart.toml</c>) whose report
+/// path it prints last.
 /// </summary>
 internal static class QuickstartCommand
 {
     internal static Command Create()
     {
         var config = ConfigOption.Create();
+        var outDir = new Option<DirectoryInfo?>("--out") { HelpName = "DIR", Description = "Run directory of the short experiment (default: runs/quickstart; a previous quickstart run there is replaced)." };
         var command = new Command("quickstart",
-            "Probe this host (as `mis doctor`), show the DEFCON ladder of the active configuration, then run the seed's " +
-            "example workload (`cat /etc/shadow` 20 times) under the real kernel enforcer and compare what happened with the ladder.")
+            "Probe this host (as `mis doctor`), show the DEFCON ladder of the active configuration, run the seed's " +
+            "example workload (`cat /etc/shadow` 20 times) under the real kernel enforcer and compare what happened with the ladder, " +
+            "then run a short experiment (experiments/quickstart.toml: on the kernel backend where the host allows it, else the " +
+            "simulator) and print the path of its report.")
         {
-            config,
+            config, outDir,
         };
         command.SetAction(result =>
         {
@@ -26,7 +32,7 @@ internal static class QuickstartCommand
             if (loaded is null)
                 return 2;
 
-            Console.WriteLine("[1/3] Probing this host (full report: ./mis doctor)...");
+            Console.WriteLine("[1/4] Probing this host (full report: ./mis doctor)...");
             var report = HostProbe.Run();
             foreach (var p in report.Programs)
                 Console.WriteLine($"      {p.Kind,-19} {p.Status,-11} {p.Detail}");
@@ -34,14 +40,16 @@ internal static class QuickstartCommand
             Console.WriteLine();
 
             var defcon = loaded.Value.Config.Defcon;
-            Console.WriteLine($"[2/3] The DEFCON ladder ({loaded.Value.Source}) for a workload whose every `cat /etc/shadow` is denied:");
+            Console.WriteLine($"[2/4] The DEFCON ladder ({loaded.Value.Source}) for a workload whose every `cat /etc/shadow` is denied:");
             Console.WriteLine(Ladder(defcon));
 
-            Console.WriteLine($"[3/3] Running it for real: mis run -- sh -c '{SeedExample}'");
-            if (report.Backend.Name != "kernel")
+            Console.WriteLine($"[3/4] Running it for real: mis run -- sh -c '{SeedExample}'");
+            bool kernel = report.Backend.Name == "kernel";
+            if (!kernel)
             {
                 Console.WriteLine($"      skipped: {report.Backend.Reason}");
-                return 0;
+                Console.WriteLine();
+                return Experiment(MisGym.Sim, $"the simulator, because {report.Backend.Reason}", result.GetValue(outDir)?.FullName);
             }
             var run = WorkloadRunner.Run(new RunRequest { Command = ["sh", "-c", SeedExample], Config = loaded.Value.Config });
             foreach (var t in run.Transitions)
@@ -51,10 +59,28 @@ internal static class QuickstartCommand
             bool asConfigured = run.Transitions.All(t => defcon.LevelFor((long)t.Violations) == t.To);
             Console.WriteLine($"      the kernel followed the configured ladder: {(asConfigured ? "yes" : "NO")}");
             Console.WriteLine();
-            Console.WriteLine("Next: ./mis run --events events.jsonl -- CMD to run your own workload; README lists every command.");
-            return asConfigured ? 0 : 1;
+            int experiment = Experiment(MisGym.Kernel, "the kernel backend (real cgroups, BPF and seccomp)", result.GetValue(outDir)?.FullName);
+            return asConfigured ? experiment : 1;
         });
         return command;
+    }
+
+    // [4/4]: the short experiment; its report path is the last line printed.
+    private static int Experiment(string backend, string why, string? outDir)
+    {
+        string file = Path.Combine(RepoRoot.Find(), "experiments", "quickstart.toml");
+        Console.WriteLine($"[4/4] A short experiment ({Path.GetRelativePath(Environment.CurrentDirectory, file)}) on {why}:");
+        var experiment = ExperimentConsole.Load("mis quickstart", file);
+        if (experiment is null)
+            return ExperimentConsole.BadInput;
+        string dir = outDir ?? Path.GetFullPath(Path.Combine("runs", "quickstart"));
+        // A fresh run each time (the runner would otherwise resume the finished one), but only
+        // over a previous quickstart run: never delete a directory MIS did not make.
+        var previous = Mis.Gym.Experiments.RunFiles.ReadJson(Path.Combine(dir, Mis.Gym.Experiments.RunFiles.ExperimentJson));
+        if (previous?["name"]?.GetValue<string>() == experiment.Name)
+            Directory.Delete(dir, recursive: true);
+        Console.WriteLine("Next: ./mis gym run experiments/feedback-modes.toml for the flagship experiment; ./mis run -- CMD for your own workload; README lists every command.");
+        return ExperimentConsole.Run("mis quickstart", experiment.WithBackend(backend), dir, Console.Out);
     }
 
     /// <summary>The seed's example workload: reads a credential file until MIS kills it.</summary>

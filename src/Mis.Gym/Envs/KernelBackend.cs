@@ -27,6 +27,11 @@ namespace Mis.Gym.Envs;
 /// ones are created when the backend is made (readable files with a line of content, directories,
 /// parents of written files, and <c>#!/bin/sh exit 0</c> stubs for missing programs) and removed
 /// again when the last backend using them is disposed; existing files are never touched.</para>
+/// <para>Learning mode (feedback mode <c>none</c>): the cgroup is managed in the kernel's learning
+/// mode and nothing is denied: a file or exec the policy denies is reported by
+/// <see cref="LearningFileDecider"/> and allowed, a network rule's deny becomes trace and the
+/// backend reports the violation; the kernel records each as a learning violation (no escalation),
+/// reported as <see cref="BackendState.Violations"/>.</para>
 /// <para><c>fail_prob</c>: an allowed action the env drew as failing is still performed, and its
 /// result is reported as an error (the world's hiccup is modelled, the enforcement is real).</para>
 /// </summary>
@@ -46,6 +51,7 @@ internal sealed partial class KernelBackend : IScenarioBackend
     private readonly KernelBackendFiles _files;
     private readonly bool _measured;
     private readonly ulong[] _syscalls;
+    private readonly bool _learning;
     private Episode? _episode;
     private ulong _nominalNs;
     private bool _disposed;
@@ -60,9 +66,11 @@ internal sealed partial class KernelBackend : IScenarioBackend
     /// level in force), which is exactly repeatable; DEFCON, violations, denials and kills are
     /// the kernel's either way.
     /// </param>
-    internal KernelBackend(Scenario scenario, bool measuredSlowdown = true)
+    /// <param name="learning">Learning mode: violations are recorded, nothing is denied, slowed or killed.</param>
+    internal KernelBackend(Scenario scenario, bool measuredSlowdown = true, bool learning = false)
     {
         _measured = measuredSlowdown;
+        _learning = learning;
         _syscalls = scenario.Actions.Select(a => (ulong)a.Syscalls).ToArray();
         if (!OperatingSystem.IsLinux() || Environment.UserName != "root")
             throw new BackendUnavailableException("the kernel backend needs Linux and root (it creates cgroups and loads the BPF enforcer); use --backend sim");
@@ -84,7 +92,7 @@ internal sealed partial class KernelBackend : IScenarioBackend
         {
             _cgroups = WorkloadCgroups.Create(_kernel.MisRoot);
             _guard = CgroupGuard.Start(_cgroups.Root);
-            _kernel.SetNetRules(PolicyId, scenario.Policy.NetRules);
+            _kernel.SetNetRules(PolicyId, learning ? FeedbackModes.LearningNetRules(scenario.Policy.NetRules) : scenario.Policy.NetRules);
             _files = KernelBackendFiles.Prepare(scenario);
         }
         catch
@@ -114,7 +122,7 @@ internal sealed partial class KernelBackend : IScenarioBackend
         ObjectDisposedException.ThrowIf(_disposed, this);
         EndEpisode();
         _nominalNs = 0;
-        _episode = Episode.Start(_scenario, _kernel, _cgroups);
+        _episode = Episode.Start(_scenario, _kernel, _cgroups, _learning);
         return BackendState.Fresh;
     }
 
@@ -128,6 +136,12 @@ internal sealed partial class KernelBackend : IScenarioBackend
         if (episode.Dead || before is { Killed: true })
             return new ActionOutcome(ActionResult.Killed, KilledReason, State(episode, level));
 
+        if (_learning && _decisions.Verdict(action, level) == Verdict.Deny)
+        {
+            reason = SimBackend.RecordedReason + reason;
+            if (_scenario.Actions[action].Kind.IsNetwork())
+                _kernel.Report(new ViolationReport(episode.Cgroup.Id, _scenario.Actions[action].Kind == ActionKind.Send ? ViolationOp.Send : ViolationOp.Connect, 0, 0, _scenario.Actions[action].Target));
+        }
         long start = Stopwatch.GetTimestamp();
         int? errno = episode.Do(_commands[action]);
         LastLatencyNs = (ulong)Stopwatch.GetElapsedTime(start).Ticks * 100;
@@ -180,7 +194,7 @@ internal sealed partial class KernelBackend : IScenarioBackend
         ulong step = !_measured ? (action < 0 ? 0 : _syscalls[action] * (ulong)_scenario.Defcon.SlowdownUsFor(levelBefore) * 1000)
             : unit == 0 ? raw : (raw + unit / 2) / unit * unit;
         ulong slowdown = episode.LastSlowdown + step;
-        return episode.Remember(new BackendState(s.Defcon, s.Violations, slowdown, _nominalNs + slowdown));
+        return episode.Remember(new BackendState(s.Defcon, _learning ? s.LearningViolations : s.Violations, slowdown, _nominalNs + slowdown));
     }
 
     private ulong Unit(int before, int after)

@@ -42,7 +42,7 @@ internal sealed partial class KernelBackend
         /// <summary>The kernel's slowdown total at the last reading.</summary>
         internal ulong RawSlowdownNs { get; set; }
 
-        internal static Episode Start(Scenario scenario, KernelEnforcer kernel, WorkloadCgroups cgroups)
+        internal static Episode Start(Scenario scenario, KernelEnforcer kernel, WorkloadCgroups cgroups, bool learning = false)
         {
             var cgroup = cgroups.CreateWorkload("gym-" + scenario.Name);
             Workload? workload = null;
@@ -51,7 +51,7 @@ internal sealed partial class KernelBackend
             {
                 (childIn, parentIn) = Pipe();   // the actuator reads commands from childIn
                 (parentOut, childOut) = Pipe(); // and writes results to childOut
-                kernel.Manage(cgroup.Path, false, PolicyId, scenario.Defcon);
+                kernel.Manage(cgroup.Path, learning, PolicyId, scenario.Defcon);
                 workload = new WorkloadLauncher().Launch(new LaunchSpec
                 {
                     CgroupPath = cgroup.Path,
@@ -62,7 +62,7 @@ internal sealed partial class KernelBackend
                 });
                 childIn.Dispose();
                 childOut.Dispose();
-                var supervisor = SeccompSupervisor.Start(workload, scenario.Policy, kernel);
+                var supervisor = SeccompSupervisor.Start(workload, learning ? new LearningFileDecider(scenario.Policy, kernel, cgroup.Id) : scenario.Policy, kernel);
                 workload.Go();
                 var input = new StreamWriter(new FileStream(parentIn, FileAccess.Write, 1), new UTF8Encoding(false)) { AutoFlush = true, NewLine = "\n" };
                 var output = new StreamReader(new FileStream(parentOut, FileAccess.Read, 1), Encoding.UTF8);

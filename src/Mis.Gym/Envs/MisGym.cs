@@ -35,6 +35,17 @@ public static class MisGym
         return recordStatistics ? new RecordEpisodeStatistics<float[], int>(env) : env;
     }
 
+    /// <summary>
+    /// Makes the environment of <paramref name="scenario"/> under a feedback mode
+    /// (<see cref="FeedbackModes.Apply"/> to the scenario, learning mode on the backend for
+    /// <see cref="FeedbackMode.None"/>), with the step budget.
+    /// </summary>
+    internal static IEnv<float[], int> Make(Scenario scenario, string backend, FeedbackMode feedback)
+    {
+        var applied = FeedbackModes.Apply(scenario, feedback);
+        return new TimeLimit<float[], int>(new MisEnv(applied, CreateBackend(applied, backend, feedback.Learning())), applied.MaxSteps);
+    }
+
     /// <summary>The bare environment, without the time limit.</summary>
     internal static MisEnv MakeUnwrapped(Scenario scenario, string backend = Sim) => new(scenario, CreateBackend(scenario, backend));
 
@@ -45,10 +56,10 @@ public static class MisGym
     /// <summary>A backend for <paramref name="scenario"/>; the one place a new backend is plugged in.</summary>
     /// <exception cref="BackendUnavailableException">The backend is not available (the message says why).</exception>
     /// <exception cref="ArgumentException">Unknown backend name.</exception>
-    internal static IScenarioBackend CreateBackend(Scenario scenario, string backend) => backend switch
+    internal static IScenarioBackend CreateBackend(Scenario scenario, string backend, bool learning = false) => backend switch
     {
-        Sim => new SimBackend(scenario),
-        Kernel => new KernelBackend(scenario),
+        Sim => new SimBackend(scenario, learning),
+        Kernel => new KernelBackend(scenario, learning: learning),
         _ => throw new ArgumentException($"unknown backend \"{backend}\"; expected one of: {string.Join(", ", Backends)}", nameof(backend)),
     };
 }

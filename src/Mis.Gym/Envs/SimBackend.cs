@@ -17,23 +17,31 @@ namespace Mis.Gym.Envs;
 /// <item>A denied action counts one violation; if that enters DEFCON 1 with kill configured, the
 /// result is <see cref="ActionResult.Killed"/>.</item>
 /// </list>
+/// In learning mode (feedback mode <c>none</c>), a violation is recorded (the state machine's
+/// learning count, reported as <see cref="BackendState.Violations"/>) and the action goes through.
 /// Deterministic: it holds no randomness (the env draws <c>fail_prob</c>) and its clock is its own.
 /// </summary>
 internal sealed class SimBackend : IScenarioBackend
 {
     private const string KilledReason = "killed at DEFCON 1";
+    /// <summary>The reason's prefix for a violation learning mode recorded and let through.</summary>
+    internal const string RecordedReason = "learning mode: recorded, not denied: ";
 
     private readonly Scenario _scenario;
     private readonly DecisionTable _decisions;
     private readonly ulong[] _syscalls;
     private readonly ulong[] _baseNs;
     private readonly Func<ulong> _clock;
+    private readonly bool _learning;
     private DefconStateMachine? _defcon;
     private ulong _nowNs;
     private ulong _slowdownNs;
 
-    internal SimBackend(Scenario scenario)
+    /// <param name="scenario">The scenario.</param>
+    /// <param name="learning">Learning mode: violations are recorded, nothing is denied, slowed or killed.</param>
+    internal SimBackend(Scenario scenario, bool learning = false)
     {
+        _learning = learning;
         _scenario = scenario;
         _decisions = new DecisionTable(scenario);
         _syscalls = scenario.Actions.Select(a => (ulong)a.Syscalls).ToArray();
@@ -52,7 +60,7 @@ internal sealed class SimBackend : IScenarioBackend
     {
         _nowNs = 0;
         _slowdownNs = 0;
-        _defcon = new DefconStateMachine(_scenario.Defcon, _clock);
+        _defcon = new DefconStateMachine(_scenario.Defcon, _clock, _learning);
         return BackendState.Fresh;
     }
 
@@ -67,6 +75,12 @@ internal sealed class SimBackend : IScenarioBackend
         _slowdownNs += slowdown;
 
         ActionResult result;
+        if (_decisions.Verdict(action, level) == Verdict.Deny && _learning)
+        {
+            defcon.RecordViolation();
+            _nowNs += _baseNs[action] + slowdown;
+            return new ActionOutcome(failsByItself ? ActionResult.Error : ActionResult.Ok, RecordedReason + _decisions.Reason(action, level), State(defcon));
+        }
         if (_decisions.Verdict(action, level) == Verdict.Deny)
         {
             defcon.RecordViolation();
@@ -86,5 +100,6 @@ internal sealed class SimBackend : IScenarioBackend
         _defcon = null;
     }
 
-    private BackendState State(DefconStateMachine defcon) => new(defcon.Level, defcon.Violations, _slowdownNs, _nowNs);
+    private BackendState State(DefconStateMachine defcon) =>
+        new(defcon.Level, _learning ? defcon.LearningViolations : defcon.Violations, _slowdownNs, _nowNs);
 }

@@ -1,0 +1,174 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using Mis.Enforcer.Configuration;
+using Mis.Gym.Envs;
+using Mis.Gym.Experiments;
+using Mis.Gym.Reports;
+
+namespace Mis.Cli.Commands;
+
+/// <summary><c>mis report RUN_DIR</c>: rebuilds an experiment's report from its run directory's files.</summary>
+internal static class ReportCommand
+{
+    internal static Command Create()
+    {
+        var dir = new Argument<DirectoryInfo>("RUN_DIR") { Description = "A run directory made by `mis gym run` (e.g. runs/feedback-modes)." };
+        var command = new Command("report",
+            "Rebuild an experiment's report (summary.json, report.md, self-contained report.html, figures/*.png) from the " +
+            "trajectory and episode files of its run directory. Exit status 0 on success, 2 when the directory is not a run directory.")
+        {
+            dir,
+        };
+        command.SetAction(result =>
+        {
+            var path = result.GetValue(dir)!.FullName;
+            try
+            {
+                var files = ReportWriter.Build(path);
+                Console.WriteLine($"mis report: {files.Figures.Count} figures, {files.Markdown}");
+                Console.WriteLine($"report: {files.Html}");
+                return 0;
+            }
+            catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
+            {
+                Console.Error.WriteLine($"mis report: {e.Message}");
+                return 2;
+            }
+        });
+        return command;
+    }
+}
+
+/// <summary>Runs an experiment from the command line: the progress bar, Ctrl+C, the report at the end.</summary>
+internal static class ExperimentConsole
+{
+    /// <summary>Exit status when some (config, seed) runs failed (the others completed).</summary>
+    internal const int SomeRunsFailed = 1;
+
+    /// <summary>Exit status for an unusable experiment file or backend.</summary>
+    internal const int BadInput = 2;
+
+    /// <summary>Exit status after Ctrl+C (as a shell reports SIGINT); rerun to resume.</summary>
+    internal const int Interrupted = 130;
+
+    /// <summary>Loads the experiment file, or prints the error (file:line:col key) and returns null.</summary>
+    internal static Experiment? Load(string command, string file)
+    {
+        try
+        {
+            return ExperimentFile.Load(file);
+        }
+        catch (ConfigException e)
+        {
+            Console.Error.WriteLine($"{command}: {e.Message}");
+            return null;
+        }
+    }
+
+    /// <summary>Runs <paramref name="experiment"/> into <paramref name="outDir"/> and builds the report; the exit status.</summary>
+    internal static int Run(string command, Experiment experiment, string outDir, TextWriter log)
+    {
+        foreach (var backend in experiment.Configs.Select(c => c.Backend).Distinct())
+        {
+            // An unavailable backend is one clear message, not every run recorded as failed.
+            try
+            {
+                var first = experiment.Configs.First(c => c.Backend == backend);
+                MisGym.Make(first.Scenario, backend, first.Feedback).Dispose();
+            }
+            catch (BackendUnavailableException e)
+            {
+                Console.Error.WriteLine($"{command}: backend {backend}: {e.Message}");
+                return BadInput;
+            }
+        }
+        var runner = new ExperimentRunner(experiment, outDir);
+        IReadOnlyList<RunOutcome> outcomes;
+        log.WriteLine($"{command}: {experiment.Name}: {experiment.Configs.Count} config(s) × {experiment.Seeds.Count} seed(s), " +
+                      $"{experiment.TotalEpisodes:N0} episodes on {string.Join(", ", experiment.Configs.Select(c => c.Backend).Distinct())}, into {runner.OutDirectory}");
+        using var interrupt = new CancellationTokenSource();
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => { ctx.Cancel = true; interrupt.Cancel(); });
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; interrupt.Cancel(); });
+        var bar = new ProgressBar(log, !Console.IsOutputRedirected && ReferenceEquals(log, Console.Out));
+        try
+        {
+            outcomes = runner.Run(bar.Update, interrupt.Token);
+            bar.Finish();
+        }
+        catch (OperationCanceledException)
+        {
+            bar.Finish();
+            log.WriteLine($"{command}: interrupted; finished episodes are kept (checkpointed). Rerun the same command to resume.");
+            return Interrupted;
+        }
+        catch (InvalidOperationException e)
+        {
+            Console.Error.WriteLine($"{command}: {e.Message}");
+            return BadInput;
+        }
+        var failed = outcomes.Where(o => o.Status == RunStatus.Failed).ToList();
+        foreach (var f in failed)
+            Console.Error.WriteLine($"{command}: {f.Config.Label} / seed {f.Seed} failed: {f.Error} (the others went on; rerun to retry it)");
+        int skipped = outcomes.Count(o => o.Status == RunStatus.Skipped);
+        if (skipped > 0)
+            log.WriteLine($"{command}: {skipped} run(s) were already complete in {runner.OutDirectory}");
+        var files = ReportWriter.Build(runner.OutDirectory);
+        foreach (var line in ReportWriter.Answer(RunAnalysis.Load(runner.OutDirectory)))
+            log.WriteLine("  " + line.Replace("**", "", StringComparison.Ordinal));
+        log.WriteLine($"report: {files.Html}");
+        return failed.Count > 0 ? SomeRunsFailed : 0;
+    }
+
+    /// <summary>One line: a bar with episodes done/total, rate and ETA, redrawn in place on a terminal; plain lines otherwise.</summary>
+    private sealed class ProgressBar(TextWriter log, bool terminal)
+    {
+        private const int Width = 30;
+        private readonly Stopwatch _sinceDraw = Stopwatch.StartNew();
+        private long _lastPlainPercent = -1;
+        private ExperimentProgress _last;
+        private bool _drawn;
+
+        internal void Update(ExperimentProgress p)
+        {
+            _last = p;
+            if (terminal)
+            {
+                if (_drawn && _sinceDraw.ElapsedMilliseconds < 100 && p.Done < p.Total)
+                    return;
+                log.Write("\r" + Line(p) + "\u001b[K");
+                _drawn = true;
+                _sinceDraw.Restart();
+                return;
+            }
+            // Not a terminal (a log file, CI): a line every 10%, or every 10 s.
+            long percent = p.Total == 0 ? 100 : p.Done * 100 / p.Total;
+            if (percent / 10 != _lastPlainPercent / 10 || _sinceDraw.Elapsed.TotalSeconds >= 10)
+            {
+                log.WriteLine(Line(p));
+                _lastPlainPercent = percent;
+                _sinceDraw.Restart();
+            }
+        }
+
+        internal void Finish()
+        {
+            if (terminal && _drawn)
+            {
+                log.Write("\r" + Line(_last) + "\u001b[K");
+                log.WriteLine();
+            }
+        }
+
+        private static string Line(ExperimentProgress p)
+        {
+            double fraction = p.Total == 0 ? 1 : (double)p.Done / p.Total;
+            int filled = (int)Math.Round(fraction * Width);
+            string eta = p.Done >= p.Total ? $"done in {Time(p.Elapsed)}" : p.Eta is { } e ? $"ETA {Time(e)}" : "ETA --:--";
+            string rate = p.Rate > 0 ? $"{p.Rate:0.#} ep/s" : "- ep/s";
+            return $"[{new string('#', filled)}{new string('.', Width - filled)}] {p.Done}/{p.Total} episodes  {rate}  {eta}  {p.Current}";
+        }
+
+        private static string Time(TimeSpan t) => t.TotalHours >= 1 ? $"{(int)t.TotalHours}:{t.Minutes:00}:{t.Seconds:00}" : $"{t.Minutes}:{t.Seconds:00}";
+    }
+}

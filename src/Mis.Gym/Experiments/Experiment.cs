@@ -1,0 +1,118 @@
+using System.Globalization;
+using Mis.Gym.Scenarios;
+
+namespace Mis.Gym.Experiments;
+
+/// <summary>One point of an experiment's sweep grid: everything a run needs except its seed.</summary>
+internal sealed record ExperimentConfig
+{
+    /// <summary>For people and directory names: the swept values (<c>deny+slowdown</c>; <c>feedback=deny, agent.lr=0.001</c>), or <c>default</c> without a sweep.</summary>
+    public required string Label { get; init; }
+
+    /// <summary>The run directory's name for this config (the label made safe for a path).</summary>
+    public required string DirectoryName { get; init; }
+
+    /// <summary>The scenario file, as resolved against the experiment file.</summary>
+    public required string ScenarioPath { get; init; }
+
+    /// <summary>The parsed scenario (before the feedback mode is applied).</summary>
+    public required Scenario Scenario { get; init; }
+
+    /// <summary><c>sim</c> or <c>kernel</c>.</summary>
+    public required string Backend { get; init; }
+
+    /// <summary>How much of the enforcer's response the workload feels.</summary>
+    public required FeedbackMode Feedback { get; init; }
+
+    /// <summary>The agent's algorithm, as <see cref="Agents.AgentFactory"/> names it.</summary>
+    public required string Algorithm { get; init; }
+
+    /// <summary>Hyperparameters for the agent (TOML values: long, double, bool, string).</summary>
+    public required IReadOnlyDictionary<string, object> Hyperparameters { get; init; }
+
+    /// <summary>Training episodes per seed.</summary>
+    public required int Episodes { get; init; }
+
+    /// <summary>The swept keys and their values for this point, in file order (empty without a sweep).</summary>
+    public IReadOnlyList<KeyValuePair<string, string>> SweepValues { get; init; } = [];
+}
+
+/// <summary>What the report computes (<c>[report]</c>).</summary>
+internal sealed record ReportSettings
+{
+    /// <summary><c>violation_threshold</c>: "stopped violating" means the moving average of violations per episode fell below this. Default 0.5.</summary>
+    public double ViolationThreshold { get; init; } = 0.5;
+
+    /// <summary><c>window</c>: episodes in the moving averages of the learning curves. Default 20.</summary>
+    public int Window { get; init; } = 20;
+
+    /// <summary><c>final_fraction</c>: the share of last episodes whose mean is the "final" figure (success rate, return). Default 0.1.</summary>
+    public double FinalFraction { get; init; } = 0.1;
+}
+
+/// <summary>A parsed experiment file (format in <see cref="ExperimentFile"/>): a grid of configs, each run once per seed.</summary>
+internal sealed record Experiment
+{
+    /// <summary>Name (default: the file name without extension); the default run directory is <c>runs/NAME</c>.</summary>
+    public required string Name { get; init; }
+
+    /// <summary>The file it was read from.</summary>
+    public required string File { get; init; }
+
+    /// <summary>The file's text, copied into the run directory.</summary>
+    public required string Text { get; init; }
+
+    /// <summary>Free text for people.</summary>
+    public string Description { get; init; } = "";
+
+    /// <summary>The question the experiment answers, for the report.</summary>
+    public string Question { get; init; } = "";
+
+    /// <summary>The seeds each config runs with.</summary>
+    public required IReadOnlyList<int> Seeds { get; init; }
+
+    /// <summary><c>checkpoint_every</c>: episodes between checkpoints (agent saved, files marked). Default 25.</summary>
+    public int CheckpointEvery { get; init; } = 25;
+
+    /// <summary>The sweep's keys, in file order (empty without a sweep).</summary>
+    public IReadOnlyList<string> SweepKeys { get; init; } = [];
+
+    /// <summary>The grid: every combination of the swept values, in file order (the last key varies fastest).</summary>
+    public required IReadOnlyList<ExperimentConfig> Configs { get; init; }
+
+    /// <summary>Report settings.</summary>
+    public ReportSettings Report { get; init; } = new();
+
+    /// <summary>The total number of training episodes over every config and seed.</summary>
+    public long TotalEpisodes => Configs.Sum(c => (long)c.Episodes) * Seeds.Count;
+
+    /// <summary>The experiment with every config's episode count replaced (the command line's <c>--episodes</c>).</summary>
+    public Experiment WithEpisodes(int episodes) => this with { Configs = Configs.Select(c => c with { Episodes = episodes }).ToList() };
+
+    /// <summary>The experiment with seeds 0..<paramref name="count"/>-1 (the command line's <c>--seeds</c>).</summary>
+    public Experiment WithSeedCount(int count) => this with { Seeds = Enumerable.Range(0, count).ToList() };
+
+    /// <summary>The experiment on another backend (quickstart: the kernel where the host allows it).</summary>
+    public Experiment WithBackend(string backend) => this with { Configs = Configs.Select(c => c with { Backend = backend }).ToList() };
+}
+
+/// <summary>Formatting shared by the experiment files and run files.</summary>
+internal static class ExperimentText
+{
+    /// <summary>A TOML value as text: numbers invariant and round-trippable, booleans lower case.</summary>
+    internal static string Format(object value) => value switch
+    {
+        double d => d.ToString("R", CultureInfo.InvariantCulture),
+        long l => l.ToString(CultureInfo.InvariantCulture),
+        bool b => b ? "true" : "false",
+        _ => value.ToString() ?? "",
+    };
+
+    /// <summary>A label turned into a directory name: letters, digits and <c>.+=-_</c> kept, the rest <c>_</c>.</summary>
+    internal static string SafeName(string label)
+    {
+        var chars = label.Select(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '+' or '=' or '-' or '_' ? c : '_').ToArray();
+        var name = new string(chars);
+        return name.Length == 0 || name is "." or ".." ? "_" : name;
+    }
+}

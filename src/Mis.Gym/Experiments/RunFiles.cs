@@ -1,0 +1,161 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Mis.Gym.Envs;
+
+namespace Mis.Gym.Experiments;
+
+/// <summary>One recorded environment step (a row of <c>trajectory.csv</c> and a line of <c>trajectory.jsonl</c>).</summary>
+internal readonly record struct StepRecord(
+    int Episode, int Step, int Action, string ActionName, ActionResult Result, double Reward, RewardTerms Terms,
+    int Defcon, long Violations, bool Violation, double SlowdownMs, double TimeMs, bool Terminated, bool Truncated);
+
+/// <summary>One finished episode (a row of <c>episodes.csv</c>).</summary>
+internal readonly record struct EpisodeRecord(
+    int Episode, double Return, double Task, double Slowdown, double Denial, double Kill,
+    long Violations, int MinDefcon, bool Killed, bool Success, int Steps, double SlowdownMs);
+
+/// <summary>
+/// The names and formats of a run directory's files: <c>trajectory.csv</c>, <c>trajectory.jsonl</c>,
+/// <c>episodes.csv</c> (plain RFC 4180 CSV with a header row; numbers invariant; booleans 0/1, so
+/// pandas reads them as integers), <c>checkpoint.json</c> and <c>status.json</c>.
+/// </summary>
+internal static class RunFiles
+{
+    internal const string Trajectory = "trajectory.csv";
+    internal const string TrajectoryJson = "trajectory.jsonl";
+    internal const string Episodes = "episodes.csv";
+    internal const string Checkpoint = "checkpoint.json";
+    internal const string Status = "status.json";
+    internal const string Config = "config.json";
+    internal const string ExperimentCopy = "experiment.toml";
+    internal const string ExperimentJson = "experiment.json";
+
+    internal const string TrajectoryHeader =
+        "episode,step,action,action_name,result,reward,task,slowdown,denial,kill,defcon,violations,violation,slowdown_ms,time_ms,terminated,truncated";
+
+    internal const string EpisodesHeader =
+        "episode,return,task,slowdown,denial,kill,violations,min_defcon,killed,success,steps,slowdown_ms";
+
+    internal static readonly string[] ResultWords = ["ok", "denied", "error", "killed"];
+
+    /// <summary>The directory of seed <paramref name="seed"/> inside a config's directory.</summary>
+    internal static string SeedDirectory(string configDirectory, int seed) => Path.Combine(configDirectory, $"seed-{seed}");
+
+    internal static string Csv(in StepRecord r)
+    {
+        var b = new StringBuilder(160);
+        b.Append(r.Episode).Append(',').Append(r.Step).Append(',').Append(r.Action).Append(',').Append(CsvText(r.ActionName)).Append(',')
+         .Append(ResultWords[(int)r.Result]).Append(',').Append(Num(r.Reward)).Append(',')
+         .Append(Num(r.Terms.Task)).Append(',').Append(Num(r.Terms.Slowdown)).Append(',').Append(Num(r.Terms.Denial)).Append(',').Append(Num(r.Terms.Kill)).Append(',')
+         .Append(r.Defcon).Append(',').Append(r.Violations).Append(',').Append(r.Violation ? '1' : '0').Append(',')
+         .Append(Num(r.SlowdownMs)).Append(',').Append(Num(r.TimeMs)).Append(',')
+         .Append(r.Terminated ? '1' : '0').Append(',').Append(r.Truncated ? '1' : '0');
+        return b.ToString();
+    }
+
+    internal static string Json(in StepRecord r)
+    {
+        var b = new StringBuilder(256);
+        b.Append("{\"episode\":").Append(r.Episode).Append(",\"step\":").Append(r.Step).Append(",\"action\":").Append(r.Action)
+         .Append(",\"action_name\":").Append(JsonSerializer.Serialize(r.ActionName))
+         .Append(",\"result\":\"").Append(ResultWords[(int)r.Result]).Append("\",\"reward\":").Append(Num(r.Reward))
+         .Append(",\"reward_terms\":{\"task\":").Append(Num(r.Terms.Task)).Append(",\"slowdown\":").Append(Num(r.Terms.Slowdown))
+         .Append(",\"denial\":").Append(Num(r.Terms.Denial)).Append(",\"kill\":").Append(Num(r.Terms.Kill))
+         .Append("},\"defcon\":").Append(r.Defcon).Append(",\"violations\":").Append(r.Violations)
+         .Append(",\"violation\":").Append(r.Violation ? "true" : "false")
+         .Append(",\"slowdown_ms\":").Append(Num(r.SlowdownMs)).Append(",\"time_ms\":").Append(Num(r.TimeMs))
+         .Append(",\"terminated\":").Append(r.Terminated ? "true" : "false").Append(",\"truncated\":").Append(r.Truncated ? "true" : "false").Append('}');
+        return b.ToString();
+    }
+
+    internal static string Csv(in EpisodeRecord e) => string.Join(',',
+        e.Episode.ToString(CultureInfo.InvariantCulture), Num(e.Return), Num(e.Task), Num(e.Slowdown), Num(e.Denial), Num(e.Kill),
+        e.Violations.ToString(CultureInfo.InvariantCulture), e.MinDefcon.ToString(CultureInfo.InvariantCulture),
+        e.Killed ? "1" : "0", e.Success ? "1" : "0", e.Steps.ToString(CultureInfo.InvariantCulture), Num(e.SlowdownMs));
+
+    /// <summary>Reads <c>episodes.csv</c> back (the report's input).</summary>
+    /// <exception cref="InvalidDataException">The file's header or a row is not what this writer writes; the message names file and line.</exception>
+    internal static List<EpisodeRecord> ReadEpisodes(string path)
+    {
+        var rows = new List<EpisodeRecord>();
+        using var reader = new StreamReader(path);
+        string? header = reader.ReadLine();
+        if (header != EpisodesHeader)
+            throw new InvalidDataException($"{path}:1: unexpected header \"{header}\"; expected \"{EpisodesHeader}\"");
+        int line = 1;
+        while (reader.ReadLine() is { } text)
+        {
+            line++;
+            if (text.Length == 0)
+                continue;
+            var f = text.Split(',');
+            try
+            {
+                if (f.Length != 12)
+                    throw new FormatException($"{f.Length} fields, expected 12");
+                rows.Add(new EpisodeRecord(Int(f[0]), Dbl(f[1]), Dbl(f[2]), Dbl(f[3]), Dbl(f[4]), Dbl(f[5]), long.Parse(f[6], CultureInfo.InvariantCulture),
+                    Int(f[7]), f[8] == "1", f[9] == "1", Int(f[10]), Dbl(f[11])));
+            }
+            catch (FormatException e)
+            {
+                throw new InvalidDataException($"{path}:{line}: {e.Message}", e);
+            }
+        }
+        return rows;
+    }
+
+    /// <summary>Reads the (episode, step, DEFCON) columns of <c>trajectory.csv</c>: the heat map's input.</summary>
+    internal static List<(int Episode, int Step, int Defcon)> ReadDefcon(string path)
+    {
+        var rows = new List<(int, int, int)>();
+        using var reader = new StreamReader(path);
+        string? header = reader.ReadLine();
+        if (header != TrajectoryHeader)
+            throw new InvalidDataException($"{path}:1: unexpected header \"{header}\"; expected \"{TrajectoryHeader}\"");
+        int line = 1;
+        while (reader.ReadLine() is { } text)
+        {
+            line++;
+            if (text.Length == 0)
+                continue;
+            // action_name is a plain name (letters, digits, _-.), so commas only separate fields.
+            var f = text.Split(',');
+            if (f.Length != 17)
+                throw new InvalidDataException($"{path}:{line}: {f.Length} fields, expected 17");
+            rows.Add((Int(f[0]), Int(f[1]), Int(f[10])));
+        }
+        return rows;
+    }
+
+    /// <summary>Writes JSON to <paramref name="path"/> atomically (a temporary file renamed over it).</summary>
+    internal static void WriteJsonAtomic(string path, JsonNode node)
+    {
+        string temp = path + ".tmp";
+        File.WriteAllText(temp, node.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        File.Move(temp, path, overwrite: true);
+    }
+
+    /// <summary>Reads a JSON object file, or null when it is missing or unreadable (a run that never got that far).</summary>
+    internal static JsonObject? ReadJson(string path)
+    {
+        try
+        {
+            return File.Exists(path) ? JsonNode.Parse(File.ReadAllText(path)) as JsonObject : null;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    internal static string Num(double value) => value.ToString("R", CultureInfo.InvariantCulture);
+
+    private static int Int(string s) => int.Parse(s, CultureInfo.InvariantCulture);
+
+    private static double Dbl(string s) => double.Parse(s, CultureInfo.InvariantCulture);
+
+    private static string CsvText(string text) =>
+        text.AsSpan().IndexOfAny(",\"\n\r") < 0 ? text : "\"" + text.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
+}

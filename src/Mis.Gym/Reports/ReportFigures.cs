@@ -1,0 +1,190 @@
+using Mis.Gym.Experiments;
+using ScottPlot;
+
+namespace Mis.Gym.Reports;
+
+/// <summary>A figure of the report: its file name under <c>figures/</c>, a title and a caption.</summary>
+internal sealed record Figure(string File, string Title, string Caption);
+
+/// <summary>Draws the report's figures with ScottPlot into <c>RUN_DIR/figures/*.png</c>.</summary>
+internal static class ReportFigures
+{
+    private const int Width = 900;
+    private const int Height = 480;
+
+    /// <summary>Draws every figure; returns them in report order.</summary>
+    internal static IReadOnlyList<Figure> Draw(RunAnalysis analysis, string figuresDirectory)
+    {
+        Directory.CreateDirectory(figuresDirectory);
+        var figures = new List<Figure>();
+        var palette = new ScottPlot.Palettes.Category10();
+        int window = analysis.Settings.Window;
+
+        figures.Add(CurveFigure(analysis, figuresDirectory, palette, "learning-return.png", "Learning curve: return",
+            "return per episode", c => c.ReturnCurve,
+            $"Episode return, moving average over {window} episodes, mean over seeds with 95% t-band."));
+        figures.Add(CurveFigure(analysis, figuresDirectory, palette, "learning-violations.png", "Learning curve: violations per episode",
+            "violations per episode", c => c.ViolationCurve,
+            $"Violations per episode (denied operations; in feedback mode none, the recorded ones), moving average over {window} episodes, " +
+            $"mean over seeds with 95% t-band. The dashed line is the threshold {analysis.Settings.ViolationThreshold:0.###}.",
+            analysis.Settings.ViolationThreshold));
+        figures.Add(CurveFigure(analysis, figuresDirectory, palette, "learning-success.png", "Learning curve: success rate",
+            "success rate", c => c.SuccessCurve,
+            $"Share of episodes ending in an accepted submission, moving average over {window} episodes, mean over seeds with 95% t-band."));
+        figures.Add(CurveFigure(analysis, figuresDirectory, palette, "kills.png", "Kills: kill rate per episode",
+            "killed episodes (share)", c => c.KillCurve,
+            $"Share of episodes in which the workload was killed at DEFCON 1, moving average over {window} episodes, mean over seeds with 95% t-band."));
+        figures.Add(RewardTerms(analysis, figuresDirectory, palette));
+        foreach (var config in analysis.Configs)
+        {
+            var run = config.WithData.FirstOrDefault();
+            if (run is null)
+                continue;
+            var defcon = RunFiles.ReadDefcon(Path.Combine(run.Directory, RunFiles.Trajectory));
+            figures.Add(DefconSteps(config, run, defcon, figuresDirectory));
+            figures.Add(DefconHeatmap(config, run, defcon, figuresDirectory));
+        }
+        return figures;
+    }
+
+    private static Figure CurveFigure(RunAnalysis analysis, string dir, IPalette palette, string file, string title, string yLabel,
+        Func<ConfigAnalysis, Curve> select, string caption, double? threshold = null)
+    {
+        var plot = new Plot();
+        for (int i = 0; i < analysis.Configs.Count; i++)
+        {
+            var curve = select(analysis.Configs[i]);
+            if (curve.Episode.Length == 0)
+                continue;
+            var color = palette.GetColor(i);
+            if (analysis.Configs[i].WithData.Count() > 1)
+            {
+                var band = plot.Add.FillY(curve.Episode, curve.Low, curve.High);
+                band.FillColor = color.WithAlpha(0.2);
+                band.LineWidth = 0;
+            }
+            var line = plot.Add.ScatterLine(curve.Episode, curve.Mean);
+            line.Color = color;
+            line.LineWidth = 2;
+            line.LegendText = analysis.Configs[i].Label;
+        }
+        if (threshold is { } t)
+        {
+            var h = plot.Add.HorizontalLine(t);
+            h.LinePattern = LinePattern.Dashed;
+            h.Color = Colors.Gray;
+        }
+        plot.Title(title);
+        plot.XLabel("episode");
+        plot.YLabel(yLabel);
+        plot.ShowLegend(Alignment.UpperRight);
+        plot.SavePng(Path.Combine(dir, file), Width, Height);
+        return new Figure(file, title, caption);
+    }
+
+    private static Figure RewardTerms(RunAnalysis analysis, string dir, IPalette palette)
+    {
+        const string file = "reward-terms.png";
+        var plot = new Plot();
+        string[] terms = ["task", "-slowdown", "-denial", "-kill"];
+        var bars = new List<Bar>();
+        var ticks = new ScottPlot.TickGenerators.NumericManual();
+        int groups = analysis.Configs.Count;
+        for (int g = 0; g < groups; g++)
+        {
+            var c = analysis.Configs[g];
+            double[] values = [c.TaskTerm.Mean, -c.SlowdownTerm.Mean, -c.DenialTerm.Mean, -c.KillTerm.Mean];
+            double[] errors = [c.TaskTerm.HalfWidth, c.SlowdownTerm.HalfWidth, c.DenialTerm.HalfWidth, c.KillTerm.HalfWidth];
+            for (int t = 0; t < terms.Length; t++)
+            {
+                double position = g * (terms.Length + 1) + t;
+                bars.Add(new Bar
+                {
+                    Position = position,
+                    Value = double.IsFinite(values[t]) ? values[t] : 0,
+                    Error = double.IsFinite(errors[t]) ? errors[t] : 0,
+                    FillColor = palette.GetColor(t),
+                });
+            }
+            ticks.AddMajor(g * (terms.Length + 1) + (terms.Length - 1) / 2.0, c.Label);
+        }
+        plot.Add.Bars(bars);
+        for (int t = 0; t < terms.Length; t++)
+        {
+            plot.Legend.ManualItems.Add(new LegendItem { LabelText = terms[t], FillColor = palette.GetColor(t) });
+        }
+        plot.Axes.Bottom.TickGenerator = ticks;
+        plot.Title("Reward decomposition: mean per episode");
+        plot.YLabel("reward per episode");
+        plot.ShowLegend(Alignment.UpperRight);
+        plot.SavePng(Path.Combine(dir, file), Width, Height);
+        return new Figure(file, "Reward decomposition",
+            "Mean per-episode reward terms over all episodes (task minus the slowdown, denial and kill penalties), mean over seeds with 95% t-interval error bars.");
+    }
+
+    private static Figure DefconSteps(ConfigAnalysis config, SeedRun run, List<(int Episode, int Step, int Defcon)> defcon, string dir)
+    {
+        string file = $"defcon-steps-{config.DirectoryName}.png";
+        var plot = new Plot();
+        int episodes = run.Episodes.Count;
+        var chosen = new[] { 0, episodes / 4, episodes / 2, 3 * episodes / 4, episodes - 1 }.Distinct().Where(e => e >= 0).ToList();
+        var palette = new ScottPlot.Palettes.Category10();
+        var byEpisode = defcon.GroupBy(d => d.Episode).ToDictionary(g => g.Key, g => g.OrderBy(d => d.Step).ToList());
+        for (int i = 0; i < chosen.Count; i++)
+        {
+            if (!byEpisode.TryGetValue(chosen[i], out var steps))
+                continue;
+            // Step 0 is the reset (DEFCON 5); step k the level after the k-th action.
+            double[] xs = [0, .. steps.Select(s => (double)s.Step + 1)];
+            double[] ys = [5, .. steps.Select(s => (double)s.Defcon)];
+            var line = plot.Add.Scatter(xs, ys);
+            line.ConnectStyle = ConnectStyle.StepHorizontal;
+            line.Color = palette.GetColor(i);
+            line.LineWidth = 2;
+            line.MarkerSize = 4;
+            line.LegendText = $"episode {chosen[i] + 1}";
+        }
+        plot.Axes.SetLimitsY(0.5, 5.5);
+        plot.Title($"DEFCON over the steps of an episode: {config.Label}, seed {run.Seed}");
+        plot.XLabel("step");
+        plot.YLabel("DEFCON level (5 normal, 1 kill)");
+        plot.ShowLegend(Alignment.LowerLeft);
+        plot.SavePng(Path.Combine(dir, file), Width, Height);
+        return new Figure(file, $"DEFCON over steps: {config.Label}",
+            $"DEFCON level after each step of episodes 1, ¼, ½, ¾ and last of the training run (seed {run.Seed}).");
+    }
+
+    private static Figure DefconHeatmap(ConfigAnalysis config, SeedRun run, List<(int Episode, int Step, int Defcon)> defcon, string dir)
+    {
+        string file = $"defcon-heatmap-{config.DirectoryName}.png";
+        int episodes = run.Episodes.Count;
+        int steps = Math.Max(1, run.Episodes.Max(e => e.Steps));
+        // At most 300 rows: longer runs show every k-th episode.
+        int every = Math.Max(1, (int)Math.Ceiling(episodes / 300.0));
+        int rows = (episodes + every - 1) / every;
+        var cells = new double[rows, steps];
+        for (int r = 0; r < rows; r++)
+            for (int s = 0; s < steps; s++)
+                cells[r, s] = double.NaN;
+        foreach (var (episode, step, level) in defcon)
+        {
+            if (episode % every == 0 && episode / every < rows && step < steps)
+                cells[episode / every, step] = level;
+        }
+        var plot = new Plot();
+        var heatmap = plot.Add.Heatmap(cells);
+        heatmap.Colormap = new ScottPlot.Colormaps.Turbo();
+        heatmap.ManualRange = new ScottPlot.Range(1, 5);
+        heatmap.FlipVertically = true; // row 0, the first episode, at the bottom
+        // Cell centres at x = action number (1..steps) and y = episode number.
+        heatmap.Position = new CoordinateRect(1, Math.Max(2, steps), 1, Math.Max(2, 1 + (rows - 1) * every));
+        plot.Add.ColorBar(heatmap);
+        plot.Title($"DEFCON heat map: {config.Label}, seed {run.Seed}");
+        plot.XLabel("step");
+        plot.YLabel(every == 1 ? "episode" : $"episode (1 in {every} shown)");
+        plot.SavePng(Path.Combine(dir, file), Width, Height);
+        return new Figure(file, $"DEFCON heat map: {config.Label}",
+            $"DEFCON level (colour, 5 normal to 1 kill) after each action (x) of each episode (y, {(every == 1 ? "every episode" : $"1 episode in {every}")}) " +
+            $"of the training run with seed {run.Seed}; blank after the episode ended.");
+    }
+}

@@ -1,0 +1,35 @@
+using System.Text.Json.Nodes;
+using Mis.Testing;
+
+namespace Mis.Cli.Tests;
+
+/// <summary><c>mis quickstart</c> ends with a short experiment and the path of its report.</summary>
+public sealed class QuickstartExperimentTests
+{
+    [Fact]
+    public void Quickstart_runs_a_short_experiment_says_on_which_backend_and_prints_the_report_path_last()
+    {
+        string outDir = Path.Combine(Path.GetTempPath(), "mis-quickstart-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            var result = CliRunner.Run("quickstart", "--out", outDir);
+            Assert.True(result.ExitCode == 0, result.Stderr + result.Stdout);
+            var lines = result.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            // Doctor's output comes first.
+            Assert.StartsWith("[1/4] Probing this host", lines[0]);
+            Assert.Equal($"report: {Path.Combine(outDir, "report.html")}", lines[^1]);
+            bool kernel = result.Stdout.Contains("backend: kernel", StringComparison.Ordinal);
+            Assert.Contains(kernel ? "on the kernel backend" : "on the simulator, because", result.Stdout);
+            if (HostRequirements.InCi)
+                Assert.True(kernel, "CI hosts run the kernel backend");
+            var experiment = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "summary.json")))!;
+            Assert.All(experiment["configs"]!.AsArray(), c => Assert.Equal(kernel ? "kernel" : "sim", c!["config"]!["backend"]!.GetValue<string>()));
+            Assert.True(File.Exists(Path.Combine(outDir, "report.html")));
+        }
+        finally
+        {
+            if (Directory.Exists(outDir))
+                Directory.Delete(outDir, recursive: true);
+        }
+    }
+}
