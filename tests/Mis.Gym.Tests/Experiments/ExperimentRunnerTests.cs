@@ -148,7 +148,7 @@ public sealed class ExperimentRunnerTests
         Assert.All(seeds, s => Assert.True(s >= 0));
     }
 
-    private sealed class ThrowingAgent : Agents.IAgent
+    private sealed class ThrowingAgent : Mis.Gym.Agents.IAgent
     {
         private int _steps;
 
@@ -158,7 +158,7 @@ public sealed class ExperimentRunnerTests
 
         public int ActGreedy(float[] observation) => 0;
 
-        public void Observe(in Agents.Transition transition)
+        public void Observe(in Mis.Gym.Agents.Transition transition)
         {
             if (++_steps == 5)
                 throw new InvalidOperationException("the agent broke");
