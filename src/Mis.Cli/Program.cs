@@ -20,6 +20,7 @@ internal static class Program
             TestCommand.Create(),
             AnomalyCommand.Create(),
             GymCommand.Create(),
+            BenchCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }
