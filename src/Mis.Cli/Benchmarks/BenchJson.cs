@@ -33,8 +33,13 @@ internal static class BenchJson
         ["decisions"] = r.Decisions,
         ["allowed"] = r.Allowed,
         ["denied"] = r.Denied,
-        // No decision cache: every decision is made afresh (see the README, "mis bench").
-        ["decision_cache"] = new JsonObject { ["enabled"] = false, ["hits"] = 0, ["misses"] = 0, ["hit_rate"] = null },
+        ["decision_cache"] = new JsonObject
+        {
+            ["size"] = r.DecisionCacheSize,
+            ["hits"] = r.CacheHits,
+            ["misses"] = r.CacheMisses,
+            ["hit_rate"] = r.CacheHits + r.CacheMisses == 0 ? null : Math.Round((double)r.CacheHits / (r.CacheHits + r.CacheMisses), 4),
+        },
         ["decision"] = Latency(r.Decision),
         ["defcon_read"] = Latency(r.DefconRead),
         ["policy_verdict"] = Latency(r.PolicyVerdict),

@@ -25,6 +25,12 @@ internal sealed record OpsBenchOptions
     /// <summary>The ladder used when none is given.</summary>
     internal static DefconConfig BenchLadder { get; } = new() { SlowdownUs = [10, 100, 1000] };
 
+    /// <summary>Operations of a warm-up workload run first and left out of every figure (JIT, caches of the kernel and the runtime).</summary>
+    internal int WarmupOperations { get; init; } = 200;
+
+    /// <summary>Entries of the policy's decision cache (<c>[policy] decision_cache_size</c>); 0 turns it off.</summary>
+    internal int DecisionCacheSize { get; init; } = WorkloadPolicy.DefaultDecisionCacheSize;
+
     /// <summary>Told after every workload: operations done so far, of the total.</summary>
     internal Action<int, int>? Progress { get; init; }
 }
@@ -46,6 +52,15 @@ internal sealed record OpsBenchResult
 
     /// <summary>Of <see cref="Decisions"/>, those that denied.</summary>
     internal required long Denied { get; init; }
+
+    /// <summary>Entries of the decision cache (0: off).</summary>
+    internal required int DecisionCacheSize { get; init; }
+
+    /// <summary>Decisions the policy answered from its cache.</summary>
+    internal required long CacheHits { get; init; }
+
+    /// <summary>Decisions the policy computed.</summary>
+    internal required long CacheMisses { get; init; }
 
     /// <summary>A decision: reading the cgroup's DEFCON level from the kernel, then the policy's verdict at it.</summary>
     internal required LatencySummary Decision { get; init; }
@@ -117,13 +132,14 @@ internal static class OpsBench
                 .Where(r => r.Action == Verdict.Deny && r.Ops.HasFlag(FileOps.Exec) && r.Identity is not null)
                 .Select(r => (r.Identity!.Value.Device, r.Identity.Value.Inode)));
 
+            policy.DecisionCacheSize = options.DecisionCacheSize;
             var sink = new TimedSink(kernel);
             var decider = new TimedDecider(policy, sink);
             long transitions = 0, violations = 0, kills = 0, workloads = 0;
             using var stats = BpfRunStats.Enable();
-            var netBefore = NetCounters(kernel);
-            int done = 0, stalled = 0;
-            while (done < options.Operations)
+
+            // One workload performing ops [start, end): returns the first one it did not finish.
+            int RunWorkload(int start, int end, ulong seed)
             {
                 workloads++;
                 string progress = Path.Combine(dir, $"progress-{workloads}.txt");
@@ -135,7 +151,7 @@ internal static class OpsBench
                     using (var workload = new WorkloadLauncher().Launch(new LaunchSpec
                     {
                         CgroupPath = cgroup.Path,
-                        Command = [load, "ops", done.ToString(), options.Operations.ToString(), options.Seed.ToString(), dir],
+                        Command = [load, "ops", start.ToString(), end.ToString(), seed.ToString(), dir],
                         Identity = WorkloadIdentity.Root,
                         Stdout = stdout,
                     }))
@@ -154,13 +170,28 @@ internal static class OpsBench
                     kernel.Unmanage(cgroup.Id);
                 }
                 transitions += DrainTransitions(kernel);
-                int reached = LastOperation(progress) + 1;
+                return LastOperation(progress) + 1;
+            }
+
+            if (options.WarmupOperations > 0)
+            {
+                RunWorkload(0, options.WarmupOperations, options.Seed + 1);
+                decider.Clear();
+                (transitions, violations, kills, workloads) = (0, 0, 0, 0);
+            }
+            var cacheBefore = policy.DecisionCacheStats;
+            var netBefore = NetCounters(kernel);
+            int done = 0, stalled = 0;
+            while (done < options.Operations)
+            {
+                int reached = RunWorkload(done, options.Operations, options.Seed);
                 stalled = reached > done ? 0 : stalled + 1;
                 if (stalled >= 3)
-                    throw new InvalidOperationException($"three workloads in a row performed no operation of the mix (stuck at {done}); see {progress}");
+                    throw new InvalidOperationException($"three workloads in a row performed no operation of the mix (stuck at operation {done})");
                 done = Math.Max(done, reached);
                 options.Progress?.Invoke(done, options.Operations);
             }
+            var cache = policy.DecisionCacheStats;
             var net = NetCounters(kernel).Since(netBefore);
             return new OpsBenchResult
             {
@@ -169,6 +200,9 @@ internal static class OpsBench
                 Decisions = decider.Count,
                 Allowed = decider.Count - decider.Denied,
                 Denied = decider.Denied,
+                DecisionCacheSize = policy.DecisionCacheSize,
+                CacheHits = cache.Hits - cacheBefore.Hits,
+                CacheMisses = cache.Misses - cacheBefore.Misses,
                 Decision = decider.Decisions(),
                 DefconRead = decider.DefconReads(),
                 PolicyVerdict = decider.Verdicts(),
@@ -265,6 +299,13 @@ internal static class OpsBench
         internal long Count => _samples.Count;
 
         internal long Denied { get; private set; }
+
+        /// <summary>Forgets every sample (after the warm-up).</summary>
+        internal void Clear()
+        {
+            _samples.Clear();
+            Denied = 0;
+        }
 
         /// <inheritdoc />
         public Verdict Decide(FileRequest access, int defcon)
