@@ -21,6 +21,7 @@ internal static class Program
             AnomalyCommand.Create(),
             GymCommand.Create(),
             ReportCommand.Create(),
+            BenchCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }

@@ -273,6 +273,9 @@ internal sealed partial class KernelEnforcer : IViolationSink, IDisposable
         return path;
     }
 
+    /// <summary>The kernel fd of one of the enforcer's programs (for its BPF run statistics: <c>mis bench</c>).</summary>
+    internal int ProgramFd(string name) => _object.Program(name).Fd;
+
     private ulong StatCounter(MisStat stat)
     {
         if (_disposed != 0)

@@ -18,6 +18,11 @@ internal sealed class WorkloadPolicy : IFileDecider
     private readonly TimeProvider _clock;
     private readonly object _gate = new();
     private List<InodeRule> _inodeRules;
+    private DecisionCache? _cache;
+    // Bumped (under _gate) whenever the inode rules in force change; part of every cache key.
+    private long _generation;
+    // When the next inode rule expires (ticks of _clock's UTC time); long.MaxValue: none does.
+    private long _nextExpiryTicks = long.MaxValue;
 
     internal WorkloadPolicy(string name, Verdict defaultAction, IReadOnlyList<FileRule> fileRules,
         IReadOnlyList<NetRule> netRules, IReadOnlyList<InodeRule> inodeRules, TimeProvider? clock = null)
@@ -29,7 +34,29 @@ internal sealed class WorkloadPolicy : IFileDecider
         NetRules = netRules;
         _inodeRules = [.. inodeRules];
         _clock = clock ?? TimeProvider.System;
+        _nextExpiryTicks = NextExpiry(_inodeRules);
+        _cache = new DecisionCache(DefaultDecisionCacheSize);
     }
+
+    /// <summary>The decision cache's size unless configured (the default of <c>[policy] decision_cache_size</c>).</summary>
+    internal const int DefaultDecisionCacheSize = 65536;
+
+    /// <summary>
+    /// Entries of the decision cache (<c>[policy] decision_cache_size</c>); 0 turns it off.
+    /// Default <see cref="DefaultDecisionCacheSize"/>. Setting it empties the cache.
+    /// </summary>
+    internal int DecisionCacheSize
+    {
+        get => _cache?.Capacity ?? 0;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(value);
+            _cache = value == 0 ? null : new DecisionCache(value);
+        }
+    }
+
+    /// <summary>Hits and misses of the decision cache (zero while it is off).</summary>
+    internal DecisionCacheStats DecisionCacheStats => _cache?.Stats ?? default;
 
     /// <summary>The policy's name (file name or "builtin").</summary>
     internal string Name { get; }
@@ -57,18 +84,61 @@ internal sealed class WorkloadPolicy : IFileDecider
     internal void AddInodeRule(InodeRule rule)
     {
         lock (_gate)
+        {
             _inodeRules.Insert(0, rule);
+            _nextExpiryTicks = NextExpiry(_inodeRules);
+            _generation++;
+        }
     }
 
     /// <summary>Removes seed-shaped rules on (device, inode); returns how many were removed.</summary>
     internal int RemoveInodeRules(ulong device, ulong inode)
     {
         lock (_gate)
-            return _inodeRules.RemoveAll(r => r.Device == device && r.Inode == inode);
+        {
+            int removed = _inodeRules.RemoveAll(r => r.Device == device && r.Inode == inode);
+            _nextExpiryTicks = NextExpiry(_inodeRules);
+            _generation++;
+            return removed;
+        }
     }
 
     /// <inheritdoc />
-    public Verdict Decide(FileRequest access, int defcon) => Explain(access, defcon).Verdict;
+    /// <remarks>Answered from the decision cache when the same request was decided under the same rules at the same level.</remarks>
+    public Verdict Decide(FileRequest access, int defcon)
+    {
+        if (_cache is not { } cache)
+            return Explain(access, defcon).Verdict;
+        long generation = Generation();
+        if (cache.TryGet(access, defcon, generation, out var verdict))
+            return verdict;
+        // The generation was read before the rules: a change racing this decision bumps it, so
+        // what this computes is filed under the old one and never found again.
+        verdict = Explain(access, defcon).Verdict;
+        cache.Add(access, defcon, generation, verdict);
+        return verdict;
+    }
+
+    /// <summary>The current rule generation, first retiring every inode rule whose time is up.</summary>
+    private long Generation()
+    {
+        if (_clock.GetUtcNow().UtcTicks < Volatile.Read(ref _nextExpiryTicks))
+            return Volatile.Read(ref _generation);
+        lock (_gate)
+        {
+            long now = _clock.GetUtcNow().UtcTicks;
+            if (now >= _nextExpiryTicks)
+            {
+                _inodeRules.RemoveAll(Expired);
+                _nextExpiryTicks = NextExpiry(_inodeRules);
+                _generation++;
+            }
+            return _generation;
+        }
+    }
+
+    private static long NextExpiry(List<InodeRule> rules) =>
+        rules.Count == 0 ? long.MaxValue : rules.Min(r => r.Expires?.UtcTicks ?? long.MaxValue);
 
     /// <summary>The verdict and the rule (or level) that produced it, for events and tests.</summary>
     internal (Verdict Verdict, string Reason) Explain(FileRequest access, int defcon)

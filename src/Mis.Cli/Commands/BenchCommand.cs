@@ -1,0 +1,210 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using Mis.Cli.Benchmarks;
+using Mis.Enforcer.Bench;
+using Mis.Enforcer.Kernel;
+using Mis.Enforcer.Policy;
+
+namespace Mis.Cli.Commands;
+
+/// <summary><c>mis bench</c>: MIS's performance, measured for real on this machine.</summary>
+internal static class BenchCommand
+{
+    internal static Command Create()
+    {
+        var ops = new Option<int>("--ops")
+        {
+            Description = "Operations of the mix (allowed and denied opens, connects, execs) to run through the real enforcer.",
+            DefaultValueFactory = _ => BenchSizes.Full.Operations,
+        };
+        ops.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() <= 0)
+                r.AddError($"--ops must be a positive number of operations, got {r.GetValueOrDefault<int>()}");
+        });
+        var seed = new Option<ulong>("--seed") { Description = "Seeds the mix (which operation comes when).", DefaultValueFactory = _ => 1 };
+        var cacheSize = new Option<int>("--decision-cache-size")
+        {
+            Description = "Entries of the policy's decision cache ([policy] decision_cache_size); 0 measures without it.",
+            DefaultValueFactory = _ => WorkloadPolicy.DefaultDecisionCacheSize,
+        };
+        cacheSize.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() < 0)
+                r.AddError($"--decision-cache-size must be 0 (off) or positive, got {r.GetValueOrDefault<int>()}");
+        });
+        var kernel = new Option<bool>("--kernel") { Description = "Measure the kernel overhead per syscall instead (getppid: bare, empty-program floor, MIS unmanaged, managed)." };
+        var all = new Option<bool>("--all") { Description = "Measure everything, write bench/results.json and the README's benchmark table (a few minutes)." };
+        var quick = new Option<bool>("--quick") { Description = "With --all or --kernel: small samples, to check that everything works (figures are not meaningful)." };
+        var output = new Option<string?>("--out") { Description = "With --all: where to write the results (default bench/results.json of the repository)." };
+        var readme = new Option<string?>("--readme") { Description = "With --all: the README whose benchmark table to replace (default README.md of the repository)." };
+        var json = new Option<bool>("--json") { Description = "Print the results as JSON (snake_case, schema_version 1) instead of a table." };
+        var command = new Command("bench",
+            "Measure MIS for real. Default: N policy-checked operations through the real enforcer in a managed cgroup (decision " +
+            "latency where the decision is made, cache hit rate, DEFCON transitions, kills). --kernel: the cost per syscall against " +
+            "a baseline measured in the same run. --all: everything, into bench/results.json and the README. Needs root.")
+        {
+            ops, seed, cacheSize, kernel, all, quick, output, readme, json,
+        };
+        command.SetAction(result =>
+        {
+            if (!Environment.IsPrivilegedProcess)
+            {
+                Console.Error.WriteLine("mis bench: needs root (it runs workloads under the real kernel enforcer); run it with sudo");
+                return 2;
+            }
+            var progress = new BenchProgress();
+            var sizes = result.GetValue(quick) ? BenchSizes.Quick : BenchSizes.Full;
+            try
+            {
+                if (result.GetValue(all))
+                    return All(sizes, result.GetValue(quick), result.GetValue(output), result.GetValue(readme), result.GetValue(json), progress);
+                if (result.GetValue(kernel))
+                {
+                    var k = Kernel(sizes, progress);
+                    Print(result.GetValue(json), "kernel", BenchReport.Kernel(k), () => RenderKernel(k));
+                    return 0;
+                }
+                var r = Ops(result.GetValue(ops), result.GetValue(seed), result.GetValue(cacheSize), progress);
+                Print(result.GetValue(json), "ops", BenchJson.Ops(r), () => RenderOps(r));
+                return 0;
+            }
+            catch (KernelUnavailableException e)
+            {
+                progress.Done();
+                Console.Error.WriteLine($"mis bench: {e.Message}");
+                return 2;
+            }
+        });
+        return command;
+    }
+
+    private static void Print(bool asJson, string key, JsonObject figures, Func<string> render)
+    {
+        if (asJson)
+            Console.Write(BenchReport.ToJsonText(new JsonObject { ["schema_version"] = BenchJson.SchemaVersion, [key] = figures }));
+        else
+            Console.Write(render());
+    }
+
+    private static OpsBenchResult Ops(int operations, ulong seed, int cacheSize, BenchProgress progress)
+    {
+        progress.Stage($"{operations} operations through the enforcer");
+        var r = OpsBench.Run(new OpsBenchOptions
+        {
+            Operations = operations,
+            Seed = seed,
+            DecisionCacheSize = cacheSize,
+            Progress = (done, total) => progress.Update($"{done}/{total}"),
+        });
+        progress.Done();
+        return r;
+    }
+
+    private static KernelOverheadResult Kernel(BenchSizes sizes, BenchProgress progress)
+    {
+        progress.Stage("kernel overhead");
+        var k = KernelOverheadBench.Run(new KernelOverheadOptions
+        {
+            Iterations = sizes.OverheadIterations,
+            Rounds = sizes.OverheadRounds,
+            TransitionCycles = sizes.TransitionCycles,
+            Progress = progress.Update,
+        });
+        progress.Done();
+        return k;
+    }
+
+    private static int All(BenchSizes sizes, bool quick, string? output, string? readme, bool asJson, BenchProgress progress)
+    {
+        var clock = Stopwatch.StartNew();
+        var when = DateTimeOffset.UtcNow;
+        var machine = BenchReport.Machine(); // the load average before the benchmark adds its own
+        string root = RepoRoot.Find();
+        string scenario = Path.Combine(root, "experiments", "scenarios", "data-shortcut.toml");
+        // The kernel figures first, from a process that has done nothing yet: after the operations
+        // run, the runtime's background work (GC, tiering) competes for the cores and shows up in
+        // the sleepable mis_report program's run time.
+        var kernelResult = Kernel(sizes, progress);
+        var opsResult = Ops(sizes.Operations, 1, WorkloadPolicy.DefaultDecisionCacheSize, progress);
+        progress.Stage("enforcement end to end");
+        var enforcement = EnforcementBench.Run(sizes.KillRepetitions, sizes.EventSyscalls, progress.Update);
+        progress.Stage("gRPC GetStats");
+        var grpc = ServiceBench.GrpcAsync(sizes.GrpcCalls, sizes.GrpcSeconds).GetAwaiter().GetResult();
+        progress.Stage("real environment steps");
+        var realEnv = ServiceBench.RealEnv(scenario, sizes.RealEnvSteps);
+        progress.Stage("simulator");
+        var sim = ServiceBench.Sim(scenario, sizes.SimSeconds);
+        progress.Stage("anomaly scoring");
+        var anomaly = ServiceBench.Anomaly(Path.Combine(root, "experiments", "anomaly", "corpus"), sizes.AnomalySeconds);
+        progress.Done();
+
+        var b = new BenchAll(opsResult, kernelResult, enforcement, grpc, realEnv, sim, anomaly, clock.Elapsed, quick);
+        var json = BenchReport.Json(b, machine, when);
+        output ??= Path.Combine(root, "bench", "results.json");
+        readme ??= Path.Combine(root, "README.md");
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
+        File.WriteAllText(output, BenchReport.ToJsonText(json));
+        string section = BenchReport.Markdown(b, machine, when);
+        File.WriteAllText(readme, BenchReport.ReplaceSection(File.Exists(readme) ? File.ReadAllText(readme) : "", section));
+        if (asJson)
+        {
+            Console.Write(BenchReport.ToJsonText(json));
+        }
+        else
+        {
+            Console.Write(section);
+            Console.WriteLine($"mis bench: wrote {output} and the table in {readme} ({clock.Elapsed.TotalSeconds:0} s)");
+        }
+        return 0;
+    }
+
+    /// <summary>The seed's table, measured, for people.</summary>
+    internal static string RenderOps(OpsBenchResult r)
+    {
+        var w = new StringWriter();
+        w.WriteLine($"MIS bench: {r.Operations} operations of the mix in {r.Workloads} workloads, {r.Elapsed.TotalSeconds:0.0} s " +
+                    $"({r.Decisions} file/exec decisions: {r.Allowed} allowed, {r.Denied} denied; {r.KernelNetDecisions} network decisions in the kernel)");
+        w.WriteLine();
+        w.Write(BenchFormat.Table(["metric", "seed (claimed, never measured)", "MIS (measured here)"],
+        [
+            ["decision cache hit rate", "-", r.DecisionCacheSize == 0 ? "n/a: cache off" : r.CacheHits + r.CacheMisses == 0 ? "n/a: no decision"
+                : $"{100.0 * r.CacheHits / (r.CacheHits + r.CacheMisses):0.0}% ({r.CacheHits} hits, {r.CacheMisses} misses)"],
+            ["decision latency p50", "3.1 µs", BenchFormat.Duration(r.Decision.P50Ns)],
+            ["decision latency p99", "8.7 µs", BenchFormat.Duration(r.Decision.P99Ns)],
+            ["  of which DEFCON read p50 / p99", "-", $"{BenchFormat.Duration(r.DefconRead.P50Ns)} / {BenchFormat.Duration(r.DefconRead.P99Ns)}"],
+            ["  of which policy verdict p50 / p99", "-", $"{BenchFormat.Duration(r.PolicyVerdict.P50Ns)} / {BenchFormat.Duration(r.PolicyVerdict.P99Ns)}"],
+            ["kernel network decision (mean)", "-", BenchFormat.Duration(r.KernelNetDecisionMeanNs)],
+            ["violations", "-", r.Violations.ToString()],
+            ["DEFCON transitions", "-", r.DefconTransitions.ToString()],
+            ["kills", "-", r.Kills.ToString()],
+        ], markdown: false));
+        w.WriteLine();
+        w.WriteLine($"Ladder: thresholds [{string.Join(", ", r.Ladder.Thresholds)}], slowdown [{string.Join(", ", r.Ladder.SlowdownUs)}] µs. " +
+                    "A decision is timed in the seccomp supervisor: the cgroup's DEFCON read from the kernel plus the policy's verdict.");
+        return w.ToString();
+    }
+
+    /// <summary>The kernel overhead table for people.</summary>
+    internal static string RenderKernel(KernelOverheadResult k)
+    {
+        var w = new StringWriter();
+        w.WriteLine($"MIS bench --kernel: getppid() × {k.Iterations}, median of {k.Rounds} interleaved rounds, the loop thread's CPU time");
+        w.WriteLine();
+        w.Write(BenchFormat.Table(["configuration", "ns per call", "ratio to bare", "over the floor", "wall ns"],
+            k.Syscall.Select(c => (IReadOnlyList<string>)[c.Name, $"{c.CpuNs:0.0}", BenchFormat.Ratio(k.Ratio(c.Name)),
+                c.Name is KernelOverheadBench.Bare or KernelOverheadBench.Floor ? "" : $"{k.OverFloorNs(c.Name):+0.0;-0.0} ns", $"{c.WallNs:0.0}"]),
+            markdown: false));
+        w.WriteLine();
+        w.Write(BenchFormat.Table(["program (BPF statistics)", "while", "runs", "mean per run"],
+            k.Programs.Select(p => (IReadOnlyList<string>)[p.Program, p.Phase, p.Runs.ToString(), BenchFormat.Duration(p.MeanNs)]), markdown: false));
+        w.WriteLine();
+        w.WriteLine($"DEFCON transition in the kernel (mis_report run time): p50 {BenchFormat.Duration(k.TransitionKernel.P50Ns)}, p99 {BenchFormat.Duration(k.TransitionKernel.P99Ns)} " +
+                    $"({k.TransitionKernel.Count} transitions); a violation without one p50 {BenchFormat.Duration(k.ViolationKernel.P50Ns)}; a DEFCON query p50 {BenchFormat.Duration(k.QueryKernel.P50Ns)}; " +
+                    $"the whole call from user space p50 {BenchFormat.Duration(k.TransitionCall.P50Ns)}.");
+        foreach (var c in k.Syscall)
+            w.WriteLine($"  {c.Name}: {c.Description}");
+        return w.ToString();
+    }
+}
