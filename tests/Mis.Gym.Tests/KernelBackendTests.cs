@@ -24,6 +24,19 @@ public sealed class KernelBackendTests
         Assert.True(report.Ok, string.Join("\n", report.Results));
     }
 
+    public static TheoryData<string> CommandScenarios => new(Support.ShippedCommandScenarioNames());
+
+    [Theory]
+    [MemberData(nameof(CommandScenarios))]
+    public void Every_shipped_command_scenario_passes_the_checker_but_determinism(string name)
+    {
+        HostRequirements.Root();
+        var scenario = Support.Load(name);
+        var report = EnvChecker.Check(() => MisGym.MakeKernelModelled(scenario), new EnvCheckOptions { MaxSteps = 400, Nondeterministic = true });
+        Assert.True(report.Ok, string.Join("\n", report.Results));
+        Assert.Equal(["determinism"], report.Results.Where(r => r.Status == CheckStatus.Skipped).Select(r => r.Name));
+    }
+
     [Fact]
     public void An_episode_s_cleanup_leaves_no_cgroup_and_no_process()
     {

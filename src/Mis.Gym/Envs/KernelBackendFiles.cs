@@ -10,11 +10,13 @@ namespace Mis.Gym.Envs;
 /// tmpfs on top), and the missing files are made there. The host's files and mount table never
 /// change; nothing outlives the episode, not even after a crash (the namespace dies with its last
 /// process); any number of envs of one scenario can live at once.
-/// <para>What is made: a read target gets a line of content, a listed directory is made, a written
-/// file's directory becomes private (so writes never reach the host, existing directory or not), a
-/// missing program gets a <c>#!/bin/sh exit 0</c> stub; existing files are used as they are. A
-/// command workload's <c>[workload.files]</c> are made with their content even where the host has
-/// a file of that name (the private one hides it), and its directories are private.</para>
+/// <para>What is made: a read target is the scenario's own file with a line of content, whatever
+/// the host has at that path (so an episode's world does not depend on the host's, which may
+/// change under it); a listed directory and a written file's directory are private (made where
+/// missing; writes never reach the host); a missing program gets a <c>#!/bin/sh exit 0</c> stub,
+/// an existing one is used as it is. A command workload's <c>[workload.files]</c> are made with
+/// their content, and its directories are private. The layers are planned again at each episode's
+/// start, against the host as it is then.</para>
 /// <para>Each overlay sits on the deepest existing directory above what it adds, so a scenario
 /// cannot add a top-level directory (its overlay would be <c>/</c>): that is refused when the
 /// backend is made.</para>
@@ -27,12 +29,12 @@ internal sealed class KernelBackendFiles
     private const string Input = "mis gym: scenario input\n";
     private const string Stub = "#!/bin/sh\nexit 0\n";
 
-    private readonly IReadOnlyList<Layer> _layers;
+    private readonly IReadOnlyList<Need> _needs;
 
-    private KernelBackendFiles(IReadOnlyList<Layer> layers) => _layers = layers;
+    private KernelBackendFiles(IReadOnlyList<Need> needs) => _needs = needs;
 
-    /// <summary>The directories each episode overlays (for messages and tests).</summary>
-    internal IReadOnlyList<string> Directories => _layers.Select(l => l.Directory).ToList();
+    /// <summary>The directories an episode starting now would overlay (for messages and tests).</summary>
+    internal IReadOnlyList<string> Directories => Layers(_needs).Select(l => l.Directory).ToList();
 
     /// <summary>One thing to be there: a file (with content; a program is executable) or a directory.</summary>
     /// <param name="Path">Absolute path.</param>
@@ -49,9 +51,19 @@ internal sealed class KernelBackendFiles
     /// <summary>What <paramref name="scenario"/>'s actions (and command workload, if any) need.</summary>
     internal static KernelBackendFiles Plan(Scenario scenario) => Plan(Needs(scenario));
 
-    /// <summary>Plans the layers for <paramref name="needs"/> against the host as it is now.</summary>
+    /// <summary>
+    /// The files for <paramref name="needs"/>, checked against the host as it is now. Each episode
+    /// plans its layers again when it starts (the host may have gained or lost a directory since).
+    /// </summary>
     /// <exception cref="BackendUnavailableException">A need cannot be met in a private view (named in the message).</exception>
     internal static KernelBackendFiles Plan(IEnumerable<Need> needs)
+    {
+        var list = needs.ToList();
+        Layers(list);
+        return new KernelBackendFiles(list);
+    }
+
+    private static List<Layer> Layers(IReadOnlyList<Need> needs)
     {
         var wanted = new List<(string Directory, Entry? Entry)>();
         foreach (var need in needs)
@@ -85,7 +97,7 @@ internal sealed class KernelBackendFiles
             if (!layer.Entries.Any(e => e.Relative == relative))
                 layer.Entries.Add(entry with { Relative = relative });
         }
-        return new KernelBackendFiles(layers);
+        return layers;
     }
 
     /// <summary>
@@ -94,7 +106,7 @@ internal sealed class KernelBackendFiles
     /// </summary>
     internal MountNamespace CreateNamespace() => MountNamespace.Create(() =>
     {
-        foreach (var layer in _layers)
+        foreach (var layer in Layers(_needs))
         {
             MountNamespace.Overlay(layer.Directory, LayerBytes, (upper, lower) =>
             {
@@ -112,10 +124,10 @@ internal sealed class KernelBackendFiles
             switch (action.Kind)
             {
                 case ActionKind.Read:
-                    yield return new Need(path, Input);
+                    yield return new Need(path, Input, Replace: true);
                     break;
                 case ActionKind.List:
-                    yield return new Need(path, null);
+                    yield return new Need(path, null, Private: true);
                     break;
                 case ActionKind.Write:
                     yield return new Need(Path.GetDirectoryName(path) ?? "/", null, Private: true);
