@@ -141,15 +141,27 @@ public sealed class KernelFilesTests
     }
 
     [Fact]
-    public void Nested_needs_share_one_overlay_on_the_deepest_existing_directory()
+    public void Needs_share_one_overlay_per_top_level_directory()
     {
         string root = $"/srv/mis-gym-plan-{Guid.NewGuid():N}";
         var files = KernelBackendFiles.Plan([
             new KernelBackendFiles.Need($"{root}/input/a.csv", "a"),
             new KernelBackendFiles.Need($"{root}/output", null, Private: true),
             new KernelBackendFiles.Need("/etc/hostname", "exists: used as it is"),
+            new KernelBackendFiles.Need($"/usr/local/bin/mis-gym-plan-{Guid.NewGuid():N}", "#!/bin/sh\n", Program: true),
+            new KernelBackendFiles.Need($"/usr/bin/mis-gym-plan-{Guid.NewGuid():N}", "#!/bin/sh\n", Program: true),
             new KernelBackendFiles.Need("/tmp", null, Private: true),
         ]);
-        Assert.Equal(["/srv", "/tmp"], files.Directories.Order());
+        Assert.Equal(["/srv", "/tmp", "/usr"], files.Directories.Order());
+    }
+
+    [Theory]
+    [InlineData("/proc/mis-gym/x", "the kernel's")]
+    [InlineData("/mis-gym-file", "directly in /")]
+    public void Paths_no_private_view_can_hold_are_refused_with_the_reason(string path, string reason)
+    {
+        var e = Assert.Throws<BackendUnavailableException>(() => KernelBackendFiles.Plan([new KernelBackendFiles.Need(path, "x")]));
+        Assert.Contains(path, e.Message);
+        Assert.Contains(reason, e.Message);
     }
 }

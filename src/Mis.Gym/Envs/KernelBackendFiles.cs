@@ -17,9 +17,12 @@ namespace Mis.Gym.Envs;
 /// an existing one is used as it is. A command workload's <c>[workload.files]</c> are made with
 /// their content, and its directories are private. The layers are planned again at each episode's
 /// start, against the host as it is then.</para>
-/// <para>Each overlay sits on the deepest existing directory above what it adds, so a scenario
-/// cannot add a top-level directory (its overlay would be <c>/</c>): that is refused when the
-/// backend is made.</para>
+/// <para>Each overlay sits on a top-level directory (<c>/srv</c>, <c>/usr</c>, ...), which the host
+/// does not remove while an episode runs; everything a scenario adds below it is the episode's,
+/// and so are its writes anywhere below it. A scenario cannot add a top-level directory (that
+/// would overlay <c>/</c>), name a file through a top-level symlink (<c>/bin</c> on merged-/usr
+/// systems: use <c>/usr/bin</c>), or put files in <c>/proc</c>, <c>/sys</c> or <c>/dev</c>: that
+/// is refused when the backend is made.</para>
 /// </summary>
 internal sealed class KernelBackendFiles
 {
@@ -65,39 +68,24 @@ internal sealed class KernelBackendFiles
 
     private static List<Layer> Layers(IReadOnlyList<Need> needs)
     {
-        var wanted = new List<(string Directory, Entry? Entry)>();
+        var layers = new Dictionary<string, Layer>(StringComparer.Ordinal);
         foreach (var need in needs)
         {
             string path = Normalize(need.Path);
-            bool exists = File.Exists(path) || Directory.Exists(path);
             bool directory = need.Content is null;
-            if (exists && !need.Replace && !(directory && need.Private))
+            // Only where missing: an existing program, or a directory nobody writes, is used as it is.
+            if (!need.Replace && !(directory && need.Private) && (File.Exists(path) || Directory.Exists(path)))
                 continue;
-            if (exists && directory && Directory.Exists(path))
-            {
-                wanted.Add((path, null)); // private as it is
-                continue;
-            }
-            if (File.Exists(path) && directory)
-                throw new BackendUnavailableException($"the kernel backend cannot make directory {path}: the host has a file there");
-            string parent = Path.GetDirectoryName(path) ?? "/";
-            string layer = DeepestExistingDirectory(parent, path);
-            wanted.Add((layer, new Entry(Path.GetRelativePath(layer, path), need.Content, need.Program)));
-        }
-        // One overlay per outermost directory: one below another is part of it.
-        var roots = wanted.Select(w => w.Directory).Distinct(StringComparer.Ordinal).OrderBy(d => d.Length).ToList();
-        roots = roots.Where(d => !roots.Any(r => r != d && d.StartsWith(r + "/", StringComparison.Ordinal))).ToList();
-        var layers = roots.Select(r => new Layer(r, [])).ToList();
-        foreach (var (dir, entry) in wanted)
-        {
-            if (entry is null)
-                continue;
-            var layer = layers.First(l => dir == l.Directory || dir.StartsWith(l.Directory + "/", StringComparison.Ordinal));
-            string relative = Path.GetRelativePath(layer.Directory, Path.Combine(dir, entry.Relative));
+            string top = TopLevel(path, directory);
+            if (!layers.TryGetValue(top, out var layer))
+                layers[top] = layer = new Layer(top, []);
+            if (path == top)
+                continue; // the whole directory private: the overlay itself
+            string relative = Path.GetRelativePath(top, path);
             if (!layer.Entries.Any(e => e.Relative == relative))
-                layer.Entries.Add(entry with { Relative = relative });
+                layer.Entries.Add(new Entry(relative, need.Content, need.Program));
         }
-        return layers;
+        return [.. layers.Values];
     }
 
     /// <summary>
@@ -173,19 +161,26 @@ internal sealed class KernelBackendFiles
             File.SetUnixFileMode(file, mode);
     }
 
-    private static string DeepestExistingDirectory(string start, string forPath)
+    // The overlay goes on the top-level directory (/srv, /usr, /etc, ...): a deeper one could be
+    // made or removed on the host while an episode runs (a directory removed under an overlay
+    // breaks it), a top-level one is not.
+    private static string TopLevel(string path, bool directory)
     {
-        string dir = start;
-        while (!Directory.Exists(dir))
+        string name = path.Split('/', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault() ?? "";
+        string top = "/" + name;
+        string why = name switch
         {
-            if (File.Exists(dir))
-                throw new BackendUnavailableException($"the kernel backend cannot make {forPath}: {dir} is a file on the host");
-            dir = Path.GetDirectoryName(dir) ?? "/";
-        }
-        if (dir == "/")
+            "" => "/ itself cannot be overlaid",
+            "proc" or "sys" or "dev" => $"{top} is the kernel's, not a place for scenario files",
+            _ when path == top && !directory => "a file directly in / would need / overlaid",
+            _ when new DirectoryInfo(top) is { Exists: true, LinkTarget: { } target } => $"{top} is a symlink (to {target}); name the file by its real path",
+            _ when !Directory.Exists(top) => $"it would add the top-level directory {top}, and / cannot be overlaid",
+            _ => "",
+        };
+        if (why.Length > 0)
             throw new BackendUnavailableException(
-                $"the kernel backend cannot make {forPath}: it would add a top-level directory, and / cannot be overlaid; put the scenario's files below an existing directory (e.g. /srv or /opt)");
-        return dir;
+                $"the kernel backend cannot make {path} in the episode's private view: {why}; put the scenario's files below an existing directory such as /srv or /opt");
+        return top;
     }
 
     private static string Normalize(string path)
