@@ -116,7 +116,8 @@ internal sealed class ConfinementHarness : IDisposable
 
     internal int Violations(ViolationOp op) => Sink.Reports.Count(r => r.Op == op);
 
-    internal RunResult Run(IReadOnlyList<string> command, WorkloadIdentity? identity = null, string? cwd = null, TimeSpan? timeout = null)
+    internal RunResult Run(IReadOnlyList<string> command, WorkloadIdentity? identity = null, string? cwd = null, TimeSpan? timeout = null,
+        MountNamespace? mountNamespace = null)
     {
         var (outRead, outWrite) = Pipe();
         var (errRead, errWrite) = Pipe();
@@ -126,7 +127,7 @@ internal sealed class ConfinementHarness : IDisposable
             workload = Launcher.Launch(new LaunchSpec
             {
                 CgroupPath = Cgroup, Command = command, Identity = identity, WorkingDirectory = cwd ?? Dir,
-                Stdout = outWrite, Stderr = errWrite,
+                Stdout = outWrite, Stderr = errWrite, MountNamespace = mountNamespace,
             });
         using (workload)
         using (var supervisor = SeccompSupervisor.Start(workload, Decider, Sink, Log.Enqueue))

@@ -26,7 +26,13 @@ internal static class Support
 
     internal static Scenario Load(string name) => ScenarioFile.Load(ScenarioPath(name));
 
-    internal static IEnumerable<string> ShippedScenarioNames() =>
+    /// <summary>The shipped action scenarios (every backend runs them).</summary>
+    internal static IEnumerable<string> ShippedScenarioNames() => AllShipped().Where(n => Load(n).Workload is null);
+
+    /// <summary>The shipped command ([workload]) scenarios (kernel only).</summary>
+    internal static IEnumerable<string> ShippedCommandScenarioNames() => AllShipped().Where(n => Load(n).Workload is not null);
+
+    private static IEnumerable<string> AllShipped() =>
         Directory.GetFiles(ScenarioDir, "*.toml").Select(Path.GetFileNameWithoutExtension).Order()!;
 
     /// <summary>The error a scenario text raises; fails the test when it parses.</summary>

@@ -112,6 +112,14 @@ internal sealed record LaunchSpec
     /// <summary>The workload's stderr (also where the launcher writes setup errors); null means /dev/null.</summary>
     internal SafeFileHandle? Stderr { get; init; }
 
+    /// <summary>
+    /// A private mount namespace to start the workload in (null: the enforcer's own). The workload
+    /// cannot leave it (setns, unshare and mount are refused), and the supervisor resolves the
+    /// workload's paths in it (through the workload's /proc/PID/root). The caller may dispose it
+    /// once <see cref="WorkloadLauncher.Launch"/> returned: the workload keeps it alive.
+    /// </summary>
+    internal MountNamespace? MountNamespace { get; init; }
+
     /// <summary>How long the launcher may take to hand its seccomp listener over.</summary>
     internal TimeSpan HandoffTimeout { get; init; } = TimeSpan.FromSeconds(10);
 }

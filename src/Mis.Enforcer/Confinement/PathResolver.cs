@@ -56,6 +56,8 @@ internal sealed unsafe class PathResolver
     private const int ELOOP = 40;
     private const int ENOENT = 2;
     private const int ENAMETOOLONG = 36;
+    private const int EAGAIN = 11;
+    private const ulong ResolveCached = 0x20; // its EAGAIN is the answer, not a race
 
     private static readonly byte[] Dot = ".\0"u8.ToArray();
     private static readonly byte[] Task = "task\0"u8.ToArray();
@@ -65,7 +67,7 @@ internal sealed unsafe class PathResolver
     private readonly ulong _procDev;
     private readonly Func<int, bool> _inWorkload;
 
-    /// <param name="rootFd">O_PATH fd of "/": the workload's root (it cannot chroot: chroot and pivot_root are denied).</param>
+    /// <param name="rootFd">O_PATH fd of the workload's root, its /proc/PID/root (it cannot chroot: chroot and pivot_root are denied).</param>
     /// <param name="selfFdDir">O_PATH fd of the enforcer's /proc/self/fd (names of our own fds, without walking /proc/self each time).</param>
     /// <param name="procDev">st_dev of /proc.</param>
     /// <param name="inWorkload">Whether a pid belongs to the workload's cgroup.</param>
@@ -90,12 +92,27 @@ internal sealed unsafe class PathResolver
         if (confined != 0)
             return ResolveConfined(startFd, path, finalFlags, resolve, create);
 
-        int fd;
-        fixed (byte* p = path)
-            fd = Libc.OpenAt2(startFd, p, new Libc.OpenHow { Flags = (ulong)finalFlags, Resolve = resolve | Libc.RESOLVE_NO_SYMLINKS });
+        int fd, e;
+        // An absolute path starts at the workload's root, which is not ours when the workload has a
+        // mount namespace of its own: the kernel would start it at the enforcer's root whatever the
+        // dirfd, so it is resolved beneath the root fd instead (RESOLVE_IN_ROOT: "/" and ".." stop
+        // there, as they do for the workload). EAGAIN: a rename or mount raced a "..", try again.
+        bool absolute = path[0] == '/';
+        var how = new Libc.OpenHow
+        {
+            Flags = (ulong)finalFlags,
+            Resolve = resolve | Libc.RESOLVE_NO_SYMLINKS | (absolute ? Libc.RESOLVE_IN_ROOT : 0),
+        };
+        int tries = 0;
+        do
+        {
+            fixed (byte* p = path)
+                fd = Libc.OpenAt2(absolute ? _rootFd : startFd, p, how);
+            e = fd >= 0 ? 0 : Libc.LastErrno;
+        }
+        while (e == EAGAIN && absolute && (resolve & ResolveCached) == 0 && ++tries < 8);
         if (fd >= 0)
             return new Resolution(ResolveStatus.Existing, fd);
-        int e = Libc.LastErrno;
         bool symlinkOnTheWay = e == ELOOP && (resolve & Libc.RESOLVE_NO_SYMLINKS) == 0;
         if (!symlinkOnTheWay && !(e == ENOENT && create))
             return new Resolution(ResolveStatus.Failed, Errno: e);

@@ -69,7 +69,11 @@ internal sealed unsafe partial class SeccompSupervisor : IDisposable
         _listenerHandle = workload.Listener;
         _listener = (int)workload.Listener.DangerousGetHandle();
         _stopEvent = Libc.EventFd(0, Libc.EFD_CLOEXEC);
-        fixed (byte* root = "/\0"u8)
+        // The workload's root, not ours: in a mount namespace of its own (LaunchSpec.MountNamespace)
+        // "/" names other mounts, and a path decided and opened from our root would be the host's
+        // file — the wrong decision on the wrong object. It cannot change: chroot, pivot_root,
+        // unshare and setns are refused to the workload.
+        fixed (byte* root = System.Text.Encoding.ASCII.GetBytes($"/proc/{workload.Pid}/root\0"))
             _rootFd = Libc.Open(root, Libc.O_PATH | Libc.O_DIRECTORY | Libc.O_CLOEXEC, 0);
         fixed (byte* selfFd = "/proc/self/fd\0"u8)
             _selfFdDir = Libc.Open(selfFd, Libc.O_PATH | Libc.O_DIRECTORY | Libc.O_CLOEXEC, 0);

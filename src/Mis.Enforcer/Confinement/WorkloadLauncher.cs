@@ -66,7 +66,7 @@ internal sealed unsafe class WorkloadLauncher
                 {
                     SafeFileHandle[] stdio = [spec.Stdin ?? devNull, spec.Stdout ?? devNull, spec.Stderr ?? devNull];
                     int theirs = pair[1];
-                    pid = SpawnThread.Run(() => Spawn(argv, spec.Environment, stdio, theirs));
+                    pid = SpawnThread.Run(() => MountNamespace.SpawnIn(spec.MountNamespace?.Handle, () => Spawn(argv, spec.Environment, stdio, theirs)));
                 }
                 finally
                 {

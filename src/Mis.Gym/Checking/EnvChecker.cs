@@ -43,6 +43,13 @@ public sealed record EnvCheckOptions
     /// <summary>Steps a rollout may take before the checker gives up waiting for the episode to end. Default 10,000.</summary>
     public int MaxSteps { get; init; } = 10_000;
 
+    /// <summary>
+    /// The environment is not expected to repeat a trajectory (Gymnasium's
+    /// <c>EnvSpec.nondeterministic</c>): a real external program, whose timing is real. The
+    /// determinism check is then skipped, saying why. Default false.
+    /// </summary>
+    public bool Nondeterministic { get; init; }
+
     /// <summary>Samples drawn from each space to check they are its elements. Default 100.</summary>
     public int SpaceSamples { get; init; } = 100;
 }
@@ -91,6 +98,11 @@ public static class EnvChecker
         var results = new List<CheckResult>();
         foreach (var (name, run) in checks)
         {
+            if (name == "determinism" && o.Nondeterministic)
+            {
+                results.Add(new CheckResult(name, CheckStatus.Skipped, "the environment is declared nondeterministic (a real program's timing)"));
+                continue;
+            }
             IEnv<TObs, TAct>? env = null;
             try
             {

@@ -24,9 +24,9 @@ namespace Mis.Gym.Envs;
 /// comparable with the simulator while the slowdown term is the measured one; the real latency of
 /// each action is kept in <see cref="LastLatencyNs"/>.</para>
 /// <para>Files: paths the scenario names are used as they are (the policy decides on them). Missing
-/// ones are created when the backend is made (readable files with a line of content, directories,
-/// parents of written files, and <c>#!/bin/sh exit 0</c> stubs for missing programs) and removed
-/// again when the last backend using them is disposed; existing files are never touched.</para>
+/// ones (readable files with a line of content, directories, <c>#!/bin/sh exit 0</c> stubs for
+/// missing programs) and the directories written to exist only in the episode's private view
+/// (<see cref="KernelBackendFiles"/>: its own mount namespace); the host's files never change.</para>
 /// <para>Learning mode (feedback mode <c>none</c>): the cgroup is managed in the kernel's learning
 /// mode and nothing is denied: a file or exec the policy denies is reported by
 /// <see cref="LearningFileDecider"/> and allowed, a network rule's deny becomes trace and the
@@ -46,6 +46,9 @@ internal sealed partial class KernelBackend : IScenarioBackend
     private readonly string[] _commands;
     private readonly ulong[] _baseNs;
     private readonly KernelEnforcer _kernel;
+    private static int s_instances;
+
+    private readonly string _cgroupParent;
     private readonly WorkloadCgroups _cgroups;
     private readonly CgroupGuard _guard;
     private readonly KernelBackendFiles _files;
@@ -69,6 +72,8 @@ internal sealed partial class KernelBackend : IScenarioBackend
     /// <param name="learning">Learning mode: violations are recorded, nothing is denied, slowed or killed.</param>
     internal KernelBackend(Scenario scenario, bool measuredSlowdown = true, bool learning = false)
     {
+        if (scenario.Workload is not null)
+            throw new ArgumentException($"{scenario.Name} runs a command ([workload]); its env is a CommandEnv, not an action backend", nameof(scenario));
         _measured = measuredSlowdown;
         _learning = learning;
         _syscalls = scenario.Actions.Select(a => (ulong)a.Syscalls).ToArray();
@@ -90,15 +95,20 @@ internal sealed partial class KernelBackend : IScenarioBackend
         }
         try
         {
-            _cgroups = WorkloadCgroups.Create(_kernel.MisRoot);
+            // A cgroup directory per backend: WorkloadCgroups names its workloads w1, w2, ... and
+            // kills everything below its root when disposed, so two backends of one process must
+            // not share <mis>/enforcer-PID.
+            _cgroupParent = Path.Combine(_kernel.MisRoot, $"gym-{Environment.ProcessId}-{Interlocked.Increment(ref s_instances)}");
+            _cgroups = WorkloadCgroups.Create(_cgroupParent);
             _guard = CgroupGuard.Start(_cgroups.Root);
             _kernel.SetNetRules(PolicyId, learning ? FeedbackModes.LearningNetRules(scenario.Policy.NetRules) : scenario.Policy.NetRules);
-            _files = KernelBackendFiles.Prepare(scenario);
+            _files = KernelBackendFiles.Plan(scenario);
         }
         catch
         {
             _guard?.Dispose();
             _cgroups?.Dispose();
+            RemoveCgroupParent();
             _kernel.Dispose();
             throw;
         }
@@ -113,7 +123,7 @@ internal sealed partial class KernelBackend : IScenarioBackend
     /// <summary>The cgroup directory of the running episode, if any (tests check it is removed).</summary>
     internal string? CgroupPath => _episode?.Cgroup.Path;
 
-    /// <summary>The directory holding this process's workload cgroups (<c>&lt;mount&gt;/mis/enforcer-PID</c>).</summary>
+    /// <summary>The directory holding this backend's workload cgroups (<c>&lt;mount&gt;/mis/gym-PID-N/enforcer-PID</c>).</summary>
     internal string CgroupsRoot => _cgroups.Root;
 
     /// <inheritdoc />
@@ -122,7 +132,7 @@ internal sealed partial class KernelBackend : IScenarioBackend
         ObjectDisposedException.ThrowIf(_disposed, this);
         EndEpisode();
         _nominalNs = 0;
-        _episode = Episode.Start(_scenario, _kernel, _cgroups, _learning);
+        _episode = Episode.Start(_scenario, _kernel, _cgroups, _files, _learning);
         return BackendState.Fresh;
     }
 
@@ -175,8 +185,14 @@ internal sealed partial class KernelBackend : IScenarioBackend
         EndEpisode();
         _guard.Dispose();
         _cgroups.Dispose();
+        RemoveCgroupParent();
         _kernel.Dispose();
-        _files.Dispose();
+    }
+
+    private void RemoveCgroupParent()
+    {
+        if (_cgroupParent is not null && Directory.Exists(_cgroupParent))
+            WorkloadCgroup.RemoveDirectory(_cgroupParent);
     }
 
     // The kernel's slowdown total is the time its delays really took (a few µs of jitter per

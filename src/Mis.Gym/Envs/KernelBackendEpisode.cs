@@ -19,10 +19,12 @@ internal sealed partial class KernelBackend
         private readonly SeccompSupervisor _supervisor;
         private readonly StreamWriter _input;
         private readonly StreamReader _output;
+        private readonly MountNamespace _files;
 
-        private Episode(WorkloadCgroup cgroup, Workload workload, SeccompSupervisor supervisor, StreamWriter input, StreamReader output)
+        private Episode(WorkloadCgroup cgroup, Workload workload, SeccompSupervisor supervisor, StreamWriter input, StreamReader output, MountNamespace files)
         {
             Cgroup = cgroup;
+            _files = files;
             _workload = workload;
             _supervisor = supervisor;
             _input = input;
@@ -42,19 +44,22 @@ internal sealed partial class KernelBackend
         /// <summary>The kernel's slowdown total at the last reading.</summary>
         internal ulong RawSlowdownNs { get; set; }
 
-        internal static Episode Start(Scenario scenario, KernelEnforcer kernel, WorkloadCgroups cgroups, bool learning = false)
+        internal static Episode Start(Scenario scenario, KernelEnforcer kernel, WorkloadCgroups cgroups, KernelBackendFiles files, bool learning = false)
         {
             var cgroup = cgroups.CreateWorkload("gym-" + scenario.Name);
             Workload? workload = null;
+            MountNamespace? view = null;
             SafeFileHandle? childIn = null, childOut = null, parentIn = null, parentOut = null;
             try
             {
                 (childIn, parentIn) = Pipe();   // the actuator reads commands from childIn
                 (parentOut, childOut) = Pipe(); // and writes results to childOut
+                view = files.CreateNamespace();
                 kernel.Manage(cgroup.Path, learning, PolicyId, scenario.Defcon);
                 workload = new WorkloadLauncher().Launch(new LaunchSpec
                 {
                     CgroupPath = cgroup.Path,
+                    MountNamespace = view,
                     Command = [KernelBackendActuator.Python, "-I", "-S", "-u", "-c", KernelBackendActuator.Script],
                     Identity = WorkloadIdentity.Root,
                     Stdin = childIn,
@@ -66,7 +71,7 @@ internal sealed partial class KernelBackend
                 workload.Go();
                 var input = new StreamWriter(new FileStream(parentIn, FileAccess.Write, 1), new UTF8Encoding(false)) { AutoFlush = true, NewLine = "\n" };
                 var output = new StreamReader(new FileStream(parentOut, FileAccess.Read, 1), Encoding.UTF8);
-                var episode = new Episode(cgroup, workload, supervisor, input, output);
+                var episode = new Episode(cgroup, workload, supervisor, input, output, view);
                 // One round trip: the actuator has started and is waiting for commands.
                 if (episode.Do("n") != 0)
                     throw new InvalidOperationException("the kernel backend's actuator did not start (see its stderr)");
@@ -79,6 +84,7 @@ internal sealed partial class KernelBackend
                 parentIn?.Dispose();
                 parentOut?.Dispose();
                 workload?.Dispose();
+                view?.Dispose();
                 kernel.Unmanage(cgroup.Id);
                 cgroup.Dispose();
                 throw;
@@ -151,6 +157,7 @@ internal sealed partial class KernelBackend
             _workload.Dispose(); // kills it if it still runs, and reaps it
             _supervisor.Dispose();
             _output.Dispose();
+            _files.Dispose();
         }
 
         private static (SafeFileHandle Read, SafeFileHandle Write) Pipe()

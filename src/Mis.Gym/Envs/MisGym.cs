@@ -31,7 +31,8 @@ public static class MisGym
     /// <summary>Makes the environment of a parsed scenario (see the public overload).</summary>
     internal static IEnv<float[], int> Make(Scenario scenario, string backend = Sim, bool recordStatistics = false)
     {
-        IEnv<float[], int> env = new TimeLimit<float[], int>(MakeUnwrapped(scenario, backend), scenario.MaxSteps);
+        IEnv<float[], int> bare = scenario.Workload is null ? MakeUnwrapped(scenario, backend) : MakeCommand(scenario, backend);
+        IEnv<float[], int> env = new TimeLimit<float[], int>(bare, scenario.MaxSteps);
         return recordStatistics ? new RecordEpisodeStatistics<float[], int>(env) : env;
     }
 
@@ -49,15 +50,40 @@ public static class MisGym
     /// <summary>The bare environment, without the time limit.</summary>
     internal static MisEnv MakeUnwrapped(Scenario scenario, string backend = Sim) => new(scenario, CreateBackend(scenario, backend));
 
-    /// <summary>The kernel backend's env with the simulator's slowdown model (exactly repeatable; see <see cref="KernelBackend"/>), with the step budget.</summary>
-    internal static IEnv<float[], int> MakeKernelModelled(Scenario scenario) =>
-        new TimeLimit<float[], int>(new MisEnv(scenario, new KernelBackend(scenario, measuredSlowdown: false)), scenario.MaxSteps);
+    /// <summary>
+    /// The kernel backend's env with the simulator's slowdown model (exactly repeatable; see
+    /// <see cref="KernelBackend"/>), with the step budget. A command scenario has no model: its
+    /// <see cref="CommandEnv"/> as it is.
+    /// </summary>
+    internal static IEnv<float[], int> MakeKernelModelled(Scenario scenario) => scenario.Workload is null
+        ? new TimeLimit<float[], int>(new MisEnv(scenario, new KernelBackend(scenario, measuredSlowdown: false)), scenario.MaxSteps)
+        : Make(scenario, Kernel);
+
+    /// <summary>The env of a <c>[workload]</c> scenario: <see cref="CommandEnv"/>, kernel only.</summary>
+    /// <exception cref="BackendUnavailableException">Another backend was asked for, or the kernel one cannot run here.</exception>
+    internal static CommandEnv MakeCommand(Scenario scenario, string backend = Kernel)
+    {
+        if (backend != Kernel)
+        {
+            if (!Backends.Contains(backend))
+                throw new ArgumentException($"unknown backend \"{backend}\"; expected one of: {string.Join(", ", Backends)}", nameof(backend));
+            throw new BackendUnavailableException(CommandNeedsKernel(scenario));
+        }
+        return new CommandEnv(scenario);
+    }
+
+    /// <summary>What to say when a command scenario is asked for on the simulator.</summary>
+    internal static string CommandNeedsKernel(Scenario scenario) =>
+        $"scenario {scenario.Name} runs a command ([workload] at {scenario.Workload!.Source}): a command workload needs the kernel backend " +
+        "(--backend kernel); the simulator has no program to run";
 
     /// <summary>A backend for <paramref name="scenario"/>; the one place a new backend is plugged in.</summary>
     /// <exception cref="BackendUnavailableException">The backend is not available (the message says why).</exception>
     /// <exception cref="ArgumentException">Unknown backend name.</exception>
     internal static IScenarioBackend CreateBackend(Scenario scenario, string backend, bool learning = false) => backend switch
     {
+        _ when scenario.Workload is not null && backend == Sim => throw new BackendUnavailableException(CommandNeedsKernel(scenario)),
+        _ when scenario.Workload is not null => throw new ArgumentException($"scenario {scenario.Name} runs a command ([workload]): make its env with MisGym.Make, not an action backend", nameof(scenario)),
         Sim => new SimBackend(scenario, learning),
         Kernel => new KernelBackend(scenario, learning: learning),
         _ => throw new ArgumentException($"unknown backend \"{backend}\"; expected one of: {string.Join(", ", Backends)}", nameof(backend)),

@@ -179,6 +179,9 @@ internal sealed record Scenario
     /// <summary>Where the policy came from: <c>inline</c> or the referenced file's path.</summary>
     public required string PolicySource { get; init; }
 
+    /// <summary><c>[workload]</c>: the episode runs this external program instead of offering actions (kernel backend only); null for an action scenario.</summary>
+    public WorkloadSpec? Workload { get; init; }
+
     /// <summary>The index of the action called <paramref name="name"/>, or -1.</summary>
     public int IndexOf(string name)
     {

@@ -45,6 +45,9 @@ namespace Mis.Gym.Scenarios;
 /// satisfies = ["read_input"]      # its success also meets these requirements
 /// bonus = 5.0                     # paid the first time it succeeds
 /// </code>
+/// Instead of actions, a scenario may run an external program: a <c>[workload]</c> table (and its
+/// <c>[workload.files]</c>), see <see cref="WorkloadSpec"/>; it has no <c>[[action]]</c> and no
+/// <c>requires</c>, and its <c>max_steps</c> defaults to enough steps for <c>timeout_ms</c>.
 /// Kind-specific keys: <c>path</c> (read, write, list, exec), <c>args</c> (exec), <c>address</c>,
 /// <c>port</c>, <c>protocol</c> (connect, send), <c>ms</c> (wait). Any action may set
 /// <c>syscalls</c>, <c>fail_prob</c>, <c>bonus</c>, <c>satisfies</c>, <c>description</c>.
@@ -59,6 +62,7 @@ internal static class ScenarioFile
         ["task"] = ["reward", "requires", "step_cost"],
         ["reward"] = ["slowdown_per_ms", "denial", "kill"],
         ["sim"] = ["syscall_ns"],
+        ["workload"] = ["command", "reward", "reward_command", "timeout_ms", "step_ms"],
         ["action"] = ["name", "kind", "description", "path", "args", "address", "port", "protocol", "ms",
                       "syscalls", "fail_prob", "bonus", "satisfies"],
     };
@@ -95,10 +99,18 @@ internal static class ScenarioFile
         var actionTables = new List<(TableSyntaxBase Table, Dictionary<string, ConfigValue> Values)>();
         var policyTables = new List<TableSyntaxBase>();
         var defconTables = new List<TableSyntaxBase>();
+        TableSyntaxBase? workloadFiles = null;
         foreach (var table in document.Tables)
         {
             string kind = TomlTables.NameOf(table);
             bool isArray = table is TableArraySyntax;
+            if (kind == "workload.files")
+            {
+                if (isArray)
+                    throw ConfigBinder.Error(file, table, kind, "write [workload.files], not [[workload.files]]");
+                workloadFiles = table;
+                continue;
+            }
             if (Array.IndexOf(PolicyTables, kind) >= 0)
             {
                 policyTables.Add(table);
@@ -114,7 +126,7 @@ internal static class ScenarioFile
                 var all = Keys.Keys.Concat(PolicyTables).Append("defcon");
                 string hint = ConfigBinder.Closest(kind, all) is { } close ? $" (did you mean '{close}'?)" : "";
                 throw ConfigBinder.Error(file, table, kind,
-                    $"unknown table; expected [scenario], [task], [reward], [defcon], [sim], [[action]], or policy rules ([policy], [[file]], [[network]]){hint}");
+                    $"unknown table; expected [scenario], [task], [reward], [defcon], [sim], [[action]], [workload], or policy rules ([policy], [[file]], [[network]]){hint}");
             }
             if (isArray != (kind == "action"))
                 throw ConfigBinder.Error(file, table, kind, kind == "action" ? "write [[action]] (one per action), not [action]" : $"write [{kind}], not [[{kind}]]");
@@ -134,12 +146,16 @@ internal static class ScenarioFile
         var (policy, policySource) = ReadPolicy(text, file, header, policyTables);
         var defcon = defconTables.Count == 0 ? new DefconConfig() : MisConfig.Parse(TomlTables.Slice(text, defconTables), file).Defcon;
         var actions = actionTables.Select(a => ActionFrom(file, a.Table, a.Values)).ToList();
+        if (workloadFiles is not null && !own.ContainsKey("workload"))
+            throw ConfigBinder.Error(file, workloadFiles, "workload.files", "files for a [workload], but the scenario has no [workload] table");
+        var workload = own.TryGetValue("workload", out var w) ? WorkloadFrom(file, ownTables["workload"], w, workloadFiles) : null;
+        int defaultSteps = workload is null ? 100 : (workload.TimeoutMs + workload.StepMs - 1) / workload.StepMs + 1;
         var scenario = new Scenario
         {
             Name = header.TryGetValue("name", out var n) ? n.NonEmptyString() : Path.GetFileNameWithoutExtension(file),
             File = file,
             Description = header.TryGetValue("description", out var desc) ? desc.String() : "",
-            MaxSteps = header.TryGetValue("max_steps", out var ms) ? ms.Int(1) : 100,
+            MaxSteps = header.TryGetValue("max_steps", out var ms) ? ms.Int(1) : defaultSteps,
             TimeBudgetMs = header.TryGetValue("time_budget_ms", out var tb) ? tb.Long(0) : 0,
             NetLockdownLevel = header.TryGetValue("net_lockdown_level", out var nl) ? nl.Int(0, 5) : 3,
             SyscallNs = own.GetValueOrDefault("sim")?.GetValueOrDefault("syscall_ns")?.Long(0) ?? 1000,
@@ -149,9 +165,88 @@ internal static class ScenarioFile
             Defcon = defcon,
             Policy = policy,
             PolicySource = policySource,
+            Workload = workload,
         };
-        Check(file, scenario, actionTables, own.GetValueOrDefault("task"));
+        if (workload is null)
+            Check(file, scenario, actionTables, own.GetValueOrDefault("task"));
+        else
+            CheckWorkload(file, scenario, actionTables, own.GetValueOrDefault("task"), ownTables["workload"]);
         return scenario;
+    }
+
+    private static WorkloadSpec WorkloadFrom(string file, TableSyntaxBase table, Dictionary<string, ConfigValue> v, TableSyntaxBase? filesTable)
+    {
+        if (!v.TryGetValue("command", out var commandValue))
+            throw ConfigBinder.Error(file, table, "workload.command", "missing; a [workload] needs the command to run, e.g. command = [\"/bin/sh\", \"agent.sh\"]");
+        var command = NonEmptyStrings(file, commandValue, "the program to run");
+        var reward = v.TryGetValue("reward", out var r) ? r.OneOf(["exit", "command"]) : null;
+        IReadOnlyList<string> rewardCommand = [];
+        if (v.TryGetValue("reward_command", out var rc))
+        {
+            if (reward == "exit")
+                throw ConfigBinder.Error(file, rc.Node, rc.Key, "given, but reward = \"exit\" pays from the exit status; drop one of them");
+            rewardCommand = NonEmptyStrings(file, rc, "the command that prints the reward");
+        }
+        else if (reward == "command")
+        {
+            throw ConfigBinder.Error(file, r!.Node, r.Key, "reward = \"command\" needs reward_command = [...], the command that prints the reward");
+        }
+        int timeout = v.TryGetValue("timeout_ms", out var t) ? t.Int(1, 3_600_000) : 10_000;
+        int step = v.TryGetValue("step_ms", out var s) ? s.Int(1, 60_000) : 100;
+        if (step > timeout)
+            throw ConfigBinder.Error(file, (s ?? t)!.Node, (s ?? t)!.Key, $"step_ms {step} is longer than timeout_ms {timeout}; a step observes a slice of the run");
+        return new WorkloadSpec
+        {
+            Command = command,
+            WorkingDirectory = Path.GetDirectoryName(Path.GetFullPath(file)) ?? "/",
+            Source = $"{Path.GetFileName(file)}:{table.Span.Start.Line + 1}",
+            Reward = rewardCommand.Count > 0 ? WorkloadReward.Command : WorkloadReward.Exit,
+            RewardCommand = rewardCommand,
+            TimeoutMs = timeout,
+            StepMs = step,
+            Files = filesTable is null ? [] : WorkloadFiles(file, filesTable),
+        };
+    }
+
+    private static IReadOnlyList<string> NonEmptyStrings(string file, ConfigValue value, string what)
+    {
+        var list = value.StringArray();
+        if (list.Count == 0 || list[0].Length == 0)
+            throw ConfigBinder.Error(file, value.Node, value.Key, $"empty; expected [\"program\", \"arg\", ...] starting with {what}");
+        return list;
+    }
+
+    private static List<(string Path, string? Content)> WorkloadFiles(string file, TableSyntaxBase table)
+    {
+        var files = new List<(string, string?)>();
+        foreach (var kv in table.Items)
+        {
+            string raw = kv.Key?.ToString().Trim() ?? "";
+            string? path = kv.Key is { DotKeys.ChildrenCount: 0, Key: StringValueSyntax quoted } ? quoted.Value : null;
+            string key = $"workload.files.{raw}";
+            if (path is null)
+                throw ConfigBinder.Error(file, kv, key, "write the path as a quoted key: \"/srv/task/input.csv\" = \"content\"");
+            if (!path.StartsWith('/') || path == "/")
+                throw ConfigBinder.Error(file, kv, key, $"\"{path}\": expected an absolute path below / (a file, or a directory ending in '/')");
+            if (kv.Value is not StringValueSyntax content)
+                throw ConfigBinder.Error(file, kv, key, $"expected the file's content as a string, found {(kv.Value is null ? "nothing" : ConfigValue.Describe(kv.Value))}");
+            bool directory = path.EndsWith('/');
+            if (directory && !string.IsNullOrEmpty(content.Value))
+                throw ConfigBinder.Error(file, kv, key, "a directory (the path ends in '/') takes \"\", not content");
+            files.Add((directory ? path.TrimEnd('/') : path, directory ? null : content.Value ?? ""));
+        }
+        return files;
+    }
+
+    private static void CheckWorkload(string file, Scenario scenario, List<(TableSyntaxBase Table, Dictionary<string, ConfigValue> Values)> actions,
+        Dictionary<string, ConfigValue>? task, TableSyntaxBase workload)
+    {
+        if (actions.Count > 0)
+            throw ConfigBinder.Error(file, actions[0].Table, "action",
+                $"a scenario with a [workload] (line {workload.Span.Start.Line + 1}) has no [[action]]: the program is the agent; drop one or the other");
+        if (scenario.Task.Requires.Count > 0)
+            throw ConfigBinder.Error(file, task!["requires"].Node, "task.requires",
+                "a [workload] scenario has no actions to require; its reward comes from the exit status or reward_command");
     }
 
     private static (WorkloadPolicy Policy, string Source) ReadPolicy(string text, string file,

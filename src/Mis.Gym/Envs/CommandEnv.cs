@@ -1,0 +1,242 @@
+using System.Diagnostics;
+using Mis.Enforcer.Cgroups;
+using Mis.Enforcer.Confinement;
+using Mis.Enforcer.Kernel;
+using Mis.Gym.Scenarios;
+using Mis.Gym.Spaces;
+
+namespace Mis.Gym.Envs;
+
+/// <summary>
+/// A scenario's <c>[workload]</c> (<see cref="WorkloadSpec"/>) as a Gymnasium environment: each
+/// episode runs the scenario's command — an agent program — for real, in a fresh MIS cgroup under
+/// the kernel enforcer and the seccomp supervisor with the scenario's policy and DEFCON ladder, in
+/// a private view of the scenario's files (<see cref="KernelBackendFiles"/>). The program is the
+/// one acting; the env measures what enforcement did to it. Kernel only: the simulator has no
+/// program to run.
+/// <list type="bullet">
+/// <item>Action space: <c>Discrete(1)</c>, action 0 = "continue": let the program run one more
+/// <c>step_ms</c> slice. (One action keeps the <c>IEnv&lt;float[], int&gt;</c> of every MIS env,
+/// so wrappers, vector envs, the checker and the runners take it as it is; a learning agent
+/// belongs inside the program.)</item>
+/// <item>Observation (<see cref="ObservationNames"/>): <c>running</c> (1 while the program runs),
+/// <c>defcon</c>, <c>violations</c>, <c>denials</c> (this episode), <c>slowdown_ms</c>
+/// (this episode, the kernel's measured busy-wait), <c>time_ms</c> (wall time since the start; 0 at reset).</item>
+/// <item>Reward: <c>task − slowdown − denial − kill</c>, each term in <c>info["reward_terms"]</c>
+/// as in the action scenarios. Slowdown: <c>slowdown_per_ms</c> × the ms the slice lost to
+/// slowdown. Denial: <c>denial</c> × the slice's denials (the rise of the kernel's violation
+/// count: every denied file, exec, escape-class or network operation is one; with <c>[defcon]</c>
+/// decay, forgiveness within a slice nets out). Kill: <c>kill</c> on the step the program was
+/// killed at DEFCON 1. Task, on the step the program exits by itself: <c>reward = "exit"</c> pays
+/// <c>[task] reward</c> for exit status 0; <c>reward_command</c> pays the number it prints (run in
+/// the episode's view after the program ended). Killed or timed out: no task reward.</item>
+/// <item>Terminated: the program exited, or was killed (by the enforcer or a signal).
+/// Truncated: <c>timeout_ms</c> passed; the program is killed. The step budget
+/// (<c>max_steps</c>, by default enough for <c>timeout_ms</c>) is the usual time limit wrapper.</item>
+/// <item>Info: <c>result</c> (<c>running</c>, <c>exited</c>, <c>killed</c>, <c>timeout</c>),
+/// <c>exit_code</c> (the status, or −signal, or null while it runs), <c>reason</c>, <c>defcon</c>,
+/// <c>violations</c>, <c>denials</c>, <c>slowdown_ns</c>, <c>time_ns</c>, <c>reward_terms</c>,
+/// and at the end <c>stdout</c> and <c>stderr</c> (their last 4 KiB).</item>
+/// </list>
+/// Not deterministic: the program's timing is real, so the same seed need not give the same
+/// trajectory (check it with <c>EnvCheckOptions.Nondeterministic</c>); reset's seed is accepted
+/// and unused (the env draws nothing).
+/// </summary>
+internal sealed class CommandEnv : Env<float[], int>
+{
+    /// <summary>The observation's elements, in order.</summary>
+    internal static readonly IReadOnlyList<string> ObservationNames = ["running", "defcon", "violations", "denials", "slowdown_ms", "time_ms"];
+
+    private const uint PolicyId = 1;
+    private const int SIGKILL = 9;
+    private const double MsPerNs = 1e-6;
+
+    private readonly Scenario _scenario;
+    private readonly WorkloadSpec _spec;
+    private readonly KernelEnforcer _kernel;
+    private readonly string _cgroupParent;
+    private readonly WorkloadCgroups _cgroups;
+    private readonly CgroupGuard _guard;
+    private readonly KernelBackendFiles _files;
+    private readonly Box _observationSpace;
+    private readonly Discrete _actionSpace = new(1);
+    private static int s_instances;
+    private CommandRun? _run;
+    private Stopwatch _clock = new();
+    private ulong _violations, _denials, _slowdownNs, _rawSlowdownNs, _lastViolations;
+    private int _defcon = 5;
+
+    /// <summary>Opens the kernel enforcer and plans the files; episodes start at <see cref="Env{TObs, TAct}.Reset"/>.</summary>
+    /// <exception cref="BackendUnavailableException">Not root on Linux, or the kernel enforcer cannot run here.</exception>
+    internal CommandEnv(Scenario scenario)
+    {
+        _spec = scenario.Workload ?? throw new ArgumentException($"{scenario.Name} has no [workload]", nameof(scenario));
+        _scenario = scenario;
+        if (!OperatingSystem.IsLinux() || Environment.UserName != "root")
+            throw new BackendUnavailableException($"scenario {scenario.Name} runs a command ([workload] at {_spec.Source}): that needs the kernel backend, which needs Linux and root");
+        _files = KernelBackendFiles.Plan(scenario);
+        try
+        {
+            _kernel = KernelEnforcer.Open(scenario.Defcon, new KernelEnforcerOptions { NetLockdownLevel = scenario.NetLockdownLevel });
+        }
+        catch (KernelUnavailableException e)
+        {
+            throw new BackendUnavailableException($"the kernel enforcer cannot run here: {e.Message}", e);
+        }
+        // A cgroup directory per env, as KernelBackend: envs of one process must not share one.
+        _cgroupParent = Path.Combine(_kernel.MisRoot, $"gym-cmd-{Environment.ProcessId}-{Interlocked.Increment(ref s_instances)}");
+        try
+        {
+            _cgroups = WorkloadCgroups.Create(_cgroupParent);
+            _guard = CgroupGuard.Start(_cgroups.Root);
+            _kernel.SetNetRules(PolicyId, scenario.Policy.NetRules);
+        }
+        catch
+        {
+            _guard?.Dispose();
+            _cgroups?.Dispose();
+            RemoveCgroupParent();
+            _kernel.Dispose();
+            throw;
+        }
+        var high = new float[ObservationNames.Count];
+        Array.Fill(high, float.PositiveInfinity);
+        high[0] = 1f;
+        high[1] = 5f;
+        var low = new float[ObservationNames.Count];
+        low[1] = 1f;
+        _observationSpace = new Box(low, high);
+    }
+
+    /// <inheritdoc />
+    public override Space<float[]> ObservationSpace => _observationSpace;
+
+    /// <inheritdoc />
+    public override Space<int> ActionSpace => _actionSpace;
+
+    /// <summary>The scenario this env runs.</summary>
+    internal Scenario Scenario => _scenario;
+
+    /// <summary>The running episode's cgroup directory, if any (tests check it is removed).</summary>
+    internal string? CgroupPath => _run?.Cgroup.Path;
+
+    /// <summary>The directory holding this env's workload cgroups.</summary>
+    internal string CgroupsRoot => _cgroups.Root;
+
+    /// <inheritdoc />
+    protected override ResetResult<float[]> ResetCore(IReadOnlyDictionary<string, object>? options)
+    {
+        EndRun();
+        (_violations, _denials, _slowdownNs, _rawSlowdownNs, _lastViolations, _defcon) = (0, 0, 0, 0, 0, 5);
+        _run = CommandRun.Start(_scenario, PolicyId, _kernel, _cgroups, _files);
+        _clock = Stopwatch.StartNew();
+        var info = Info.Of(
+            ("scenario", _scenario.Name),
+            ("backend", MisGym.Kernel),
+            ("command", _spec.Command),
+            ("defcon", 5),
+            ("violations", 0L),
+            ("observation_names", ObservationNames));
+        return new ResetResult<float[]>(Observe(running: true, timeMs: 0), info);
+    }
+
+    /// <inheritdoc />
+    protected override StepResult<float[]> StepCore(int action)
+    {
+        var run = _run ?? throw new InvalidOperationException("Reset was not called");
+        long leftMs = _spec.TimeoutMs - _clock.ElapsedMilliseconds;
+        var exit = run.Wait(TimeSpan.FromMilliseconds(Math.Clamp(leftMs, 0, _spec.StepMs)));
+        bool timedOut = exit is null && _clock.ElapsedMilliseconds >= _spec.TimeoutMs;
+        if (timedOut)
+            exit = run.Kill();
+        var state = run.State();
+        bool killed = !timedOut && exit is { Signal: SIGKILL } && state is { } s && (s.Killed || (s.Defcon == 1 && _scenario.Defcon.KillAtLevel1));
+
+        // The slice's enforcement: measured by the kernel, as deltas of the cgroup's totals.
+        ulong slowdownNs = 0, denials = 0;
+        if (state is not null)
+        {
+            slowdownNs = state.SlowdownNsTotal - _rawSlowdownNs;
+            _rawSlowdownNs = state.SlowdownNsTotal;
+            denials = state.Violations > _lastViolations ? state.Violations - _lastViolations : 0;
+            _lastViolations = state.Violations;
+            (_violations, _defcon) = (state.Violations, state.Defcon);
+        }
+        _slowdownNs += slowdownNs;
+        _denials += denials;
+
+        string result = timedOut ? "timeout" : killed ? "killed" : exit is null ? "running" : "exited";
+        double task = 0;
+        string reason = result switch
+        {
+            "timeout" => $"timeout_ms {_spec.TimeoutMs} reached: the program was killed",
+            "killed" => "killed at DEFCON 1",
+            "running" => "running",
+            _ => exit!.ToString(),
+        };
+        if (result == "exited")
+        {
+            task = _spec.Reward == WorkloadReward.Command ? run.RunRewardCommand(_spec)
+                : exit!.ExitCode == 0 ? _scenario.Task.Reward : 0;
+            reason = $"{exit}; task reward {task.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
+        }
+        double slowdown = _scenario.Reward.SlowdownPerMs * (slowdownNs * MsPerNs);
+        double denial = _scenario.Reward.Denial * denials;
+        double kill = killed ? _scenario.Reward.Kill : 0;
+        double reward = task - slowdown - denial - kill;
+
+        var entries = new List<(string, object)>
+        {
+            ("result", result),
+            ("reason", reason),
+            ("defcon", _defcon),
+            ("violations", (long)_violations),
+            ("denials", (long)_denials),
+            ("slowdown_ns", (long)_slowdownNs),
+            ("time_ns", _clock.Elapsed.Ticks * 100),
+            ("reward_terms", new RewardTerms(task, slowdown, denial, kill)),
+        };
+        if (exit is not null)
+        {
+            entries.Add(("exit_code", exit.ExitCode ?? -exit.Signal!.Value));
+            var (stdout, stderr) = run.Output(TimeSpan.FromSeconds(1));
+            entries.Add(("stdout", stdout));
+            entries.Add(("stderr", stderr));
+        }
+        var info = Info.Of([.. entries]);
+        return new StepResult<float[]>(Observe(running: exit is null, (float)_clock.Elapsed.TotalMilliseconds), reward, Terminated: exit is not null && !timedOut, Truncated: timedOut, info);
+    }
+
+    /// <inheritdoc />
+    protected override void CloseCore()
+    {
+        EndRun();
+        _guard.Dispose();
+        _cgroups.Dispose();
+        RemoveCgroupParent();
+        _kernel.Dispose();
+    }
+
+    private float[] Observe(bool running, float timeMs) =>
+    [
+        running ? 1f : 0f,
+        _defcon,
+        _violations,
+        _denials,
+        (float)(_slowdownNs * MsPerNs),
+        timeMs,
+    ];
+
+    private void EndRun()
+    {
+        var run = _run;
+        _run = null;
+        run?.Dispose();
+    }
+
+    private void RemoveCgroupParent()
+    {
+        if (_cgroupParent is not null && Directory.Exists(_cgroupParent))
+            WorkloadCgroup.RemoveDirectory(_cgroupParent);
+    }
+}

@@ -1,0 +1,225 @@
+using System.Runtime.InteropServices;
+using System.Text;
+using Microsoft.Win32.SafeHandles;
+using Mis.Enforcer.Cgroups;
+using Mis.Enforcer.Confinement;
+using Mis.Enforcer.Kernel;
+using Mis.Enforcer.Policy;
+using Mis.Gym.Scenarios;
+
+namespace Mis.Gym.Envs;
+
+/// <summary>
+/// One episode of a <see cref="CommandEnv"/>: the scenario's program running confined in a fresh
+/// MIS cgroup (under the kernel enforcer with the scenario's DEFCON ladder and network rules, and
+/// the seccomp supervisor with its policy), inside the episode's private view of the files; its
+/// output kept (the last <see cref="OutputLimit"/> characters) for the final step's info.
+/// Disposing kills whatever is left of it and removes its cgroup and its view.
+/// </summary>
+internal sealed partial class CommandRun : IDisposable
+{
+    /// <summary>Characters of the program's stdout and stderr kept, each.</summary>
+    internal const int OutputLimit = 4096;
+
+    /// <summary>How long a reward command may run.</summary>
+    internal static readonly TimeSpan RewardCommandTimeout = TimeSpan.FromSeconds(30);
+
+    private const int OCloexec = 0x80000;
+
+    private readonly KernelEnforcer _kernel;
+    private readonly WorkloadCgroups _cgroups;
+    private readonly MountNamespace _view;
+    private readonly Workload _workload;
+    private readonly SeccompSupervisor _supervisor;
+    private readonly Task<string> _stdout, _stderr;
+    private bool _disposed;
+
+    private CommandRun(KernelEnforcer kernel, WorkloadCgroups cgroups, WorkloadCgroup cgroup, MountNamespace view,
+        Workload workload, SeccompSupervisor supervisor, Task<string> stdout, Task<string> stderr)
+    {
+        (_kernel, _cgroups, Cgroup, _view, _workload, _supervisor) = (kernel, cgroups, cgroup, view, workload, supervisor);
+        (_stdout, _stderr) = (stdout, stderr);
+    }
+
+    /// <summary>The program's cgroup.</summary>
+    internal WorkloadCgroup Cgroup { get; }
+
+    /// <summary>Starts <paramref name="scenario"/>'s program (it runs from here on).</summary>
+    internal static CommandRun Start(Scenario scenario, uint policyId, KernelEnforcer kernel, WorkloadCgroups cgroups, KernelBackendFiles files)
+    {
+        var spec = scenario.Workload!;
+        var cgroup = cgroups.CreateWorkload("gym-" + scenario.Name);
+        MountNamespace? view = null;
+        Workload? workload = null;
+        SafeFileHandle? outRead = null, outWrite = null, errRead = null, errWrite = null;
+        try
+        {
+            view = files.CreateNamespace();
+            (outRead, outWrite) = Pipe();
+            (errRead, errWrite) = Pipe();
+            kernel.Manage(cgroup.Path, false, policyId, scenario.Defcon);
+            workload = Launch(cgroup, view, spec.Command, spec.WorkingDirectory, outWrite, errWrite);
+            outWrite.Dispose();
+            errWrite.Dispose();
+            var supervisor = SeccompSupervisor.Start(workload, scenario.Policy, kernel);
+            var stdout = Collect(outRead);
+            var stderr = Collect(errRead);
+            workload.Go();
+            return new CommandRun(kernel, cgroups, cgroup, view, workload, supervisor, stdout, stderr);
+        }
+        catch
+        {
+            outRead?.Dispose();
+            outWrite?.Dispose();
+            errRead?.Dispose();
+            errWrite?.Dispose();
+            workload?.Dispose();
+            view?.Dispose();
+            kernel.Unmanage(cgroup.Id);
+            cgroup.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Waits up to <paramref name="timeout"/> for the program's end; null while it runs.</summary>
+    internal WorkloadExit? Wait(TimeSpan timeout) => _workload.WaitForExit(timeout);
+
+    /// <summary>The cgroup's enforcement state, or null when the kernel no longer has it.</summary>
+    internal CgroupState? State() => _kernel.State(Cgroup.Id);
+
+    /// <summary>Kills the program's whole cgroup (the timeout) and reaps it.</summary>
+    internal WorkloadExit Kill()
+    {
+        Cgroup.Kill();
+        return _workload.WaitForExit();
+    }
+
+    /// <summary>The tail of what the program wrote to stdout and stderr (complete once it and its children ended).</summary>
+    internal (string Stdout, string Stderr) Output(TimeSpan wait)
+    {
+        Task.WaitAll([_stdout, _stderr], wait);
+        return (_stdout.IsCompletedSuccessfully ? _stdout.Result : "", _stderr.IsCompletedSuccessfully ? _stderr.Result : "");
+    }
+
+    /// <summary>
+    /// Runs the reward command in the episode's view (so it sees what the program wrote), in a cgroup
+    /// of its own, confined but not policed, and returns the number it printed.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">It printed no number, or did not end in time (with its output).</exception>
+    internal double RunRewardCommand(WorkloadSpec spec)
+    {
+        var cgroup = _cgroups.CreateWorkload("gym-reward");
+        try
+        {
+            var (outRead, outWrite) = Pipe();
+            var (errRead, errWrite) = Pipe();
+            Workload workload;
+            using (outWrite)
+            using (errWrite)
+            {
+                try
+                {
+                    workload = Launch(cgroup, _view, spec.RewardCommand, spec.WorkingDirectory, outWrite, errWrite);
+                }
+                catch
+                {
+                    outRead.Dispose();
+                    errRead.Dispose();
+                    throw;
+                }
+            }
+            using (workload)
+            using (SeccompSupervisor.Start(workload, Unpoliced.Instance, Unpoliced.Instance))
+            {
+                var stdout = Collect(outRead);
+                var stderr = Collect(errRead);
+                workload.Go();
+                var exit = workload.WaitForExit(RewardCommandTimeout);
+                if (exit is null)
+                    cgroup.Kill();
+                Task.WaitAll([stdout, stderr], TimeSpan.FromSeconds(5));
+                string printed = stdout.IsCompletedSuccessfully ? stdout.Result.Trim() : "";
+                string errors = stderr.IsCompletedSuccessfully ? stderr.Result.Trim() : "";
+                string what = $"reward_command of [workload] ({spec.Source}) [{string.Join(", ", spec.RewardCommand.Select(a => $"\"{a}\""))}]";
+                if (exit is null)
+                    throw new InvalidOperationException($"{what} did not end within {RewardCommandTimeout.TotalSeconds:0} s; stderr: {errors}");
+                if (!double.TryParse(printed, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double reward)
+                    || !double.IsFinite(reward))
+                    throw new InvalidOperationException($"{what} printed \"{printed}\" ({exit}); expected one number, e.g. 7.5; stderr: {errors}");
+                return reward;
+            }
+        }
+        finally
+        {
+            cgroup.Dispose();
+        }
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        if (_disposed)
+            return;
+        _disposed = true;
+        _workload.Dispose(); // kills it if it still runs, and reaps it
+        Cgroup.Kill();       // and whatever it left running
+        _supervisor.Dispose();
+        Output(TimeSpan.FromSeconds(2));
+        _kernel.Unmanage(Cgroup.Id);
+        Cgroup.Dispose();
+        _view.Dispose();
+    }
+
+    private static Workload Launch(WorkloadCgroup cgroup, MountNamespace view, IReadOnlyList<string> command, string cwd,
+        SafeFileHandle stdout, SafeFileHandle stderr) =>
+        new WorkloadLauncher().Launch(new LaunchSpec
+        {
+            CgroupPath = cgroup.Path,
+            Command = command,
+            Identity = WorkloadIdentity.Root,
+            WorkingDirectory = cwd,
+            Stdout = stdout,
+            Stderr = stderr,
+            MountNamespace = view,
+        });
+
+    // Reads to the end (every writer gone), keeping the tail.
+    private static Task<string> Collect(SafeFileHandle read) => Task.Factory.StartNew(() =>
+    {
+        using var stream = new FileStream(read, FileAccess.Read, 1);
+        using var reader = new StreamReader(stream, Encoding.UTF8);
+        var tail = new StringBuilder();
+        var buffer = new char[4096];
+        int n;
+        while ((n = reader.Read(buffer, 0, buffer.Length)) > 0)
+        {
+            tail.Append(buffer, 0, n);
+            if (tail.Length > 2 * OutputLimit)
+                tail.Remove(0, tail.Length - OutputLimit);
+        }
+        return tail.Length > OutputLimit ? tail.ToString(tail.Length - OutputLimit, OutputLimit) : tail.ToString();
+    }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+
+    private static (SafeFileHandle Read, SafeFileHandle Write) Pipe()
+    {
+        var fds = new int[2];
+        if (Pipe2(fds, OCloexec) != 0)
+            throw new IOException($"pipe2 failed: errno {Marshal.GetLastPInvokeError()}");
+        return (new SafeFileHandle(fds[0], true), new SafeFileHandle(fds[1], true));
+    }
+
+    [LibraryImport("libc", EntryPoint = "pipe2", SetLastError = true)]
+    private static partial int Pipe2([Out] int[] fds, int flags);
+
+    /// <summary>The reward command's supervisor: every file allowed, nothing counted (it is the grader, not the agent).</summary>
+    private sealed class Unpoliced : IFileDecider, IViolationSink
+    {
+        internal static readonly Unpoliced Instance = new();
+
+        public Verdict Decide(FileRequest access, int defcon) => Verdict.Allow;
+
+        public ViolationOutcome Report(ViolationReport report) => new(0, 5, 5);
+
+        public int Defcon(ulong cgroupId) => 5;
+    }
+}
