@@ -66,7 +66,9 @@ public sealed class WorkloadControlTests(EnforcerFixture fixture) : IClassFixtur
         Assert.Equal(1UL, after.WorkloadsStarted - before.WorkloadsStarted);
         Assert.True(after.Allowed > before.Allowed, "the shell's own opens and execs were allowed by the supervisor");
         Assert.True(after.SupervisorDecisions >= after.Allowed - before.Allowed + 4);
-        Assert.Equal((0UL, 0UL), (after.CacheHits, after.CacheMisses));
+        // The second and third read of /etc/shadow, at DEFCON 5 like the first, are answered from the cache.
+        Assert.True(after.CacheHits - before.CacheHits >= 2, $"cache hits {before.CacheHits} -> {after.CacheHits}");
+        Assert.True(after.CacheMisses > before.CacheMisses);
         Assert.Equal(before.ProcessesKilled, after.ProcessesKilled);
     }
 

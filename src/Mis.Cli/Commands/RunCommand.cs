@@ -50,6 +50,7 @@ internal static class RunCommand
                 workloadPolicy = result.GetValue(policy) is { } file
                     ? PolicyFile.Load(file.FullName, loaded.Value.Config.Policy.MaxRuleTtlSecs)
                     : BuiltinPolicy.Create();
+                workloadPolicy.DecisionCacheSize = loaded.Value.Config.Policy.DecisionCacheSize;
             }
             catch (ConfigException e)
             {

@@ -9,6 +9,9 @@ internal readonly record struct DecisionCacheStats(long Hits, long Misses)
 {
     /// <summary>Hits over all lookups, or null before the first.</summary>
     internal double? HitRate => Hits + Misses == 0 ? null : (double)Hits / (Hits + Misses);
+
+    /// <summary>The counts of two caches together.</summary>
+    public static DecisionCacheStats operator +(DecisionCacheStats a, DecisionCacheStats b) => new(a.Hits + b.Hits, a.Misses + b.Misses);
 }
 
 /// <summary>

@@ -59,7 +59,7 @@ internal sealed class CommandEnv : Env<float[], int>
     private readonly CgroupGuard _guard;
     private readonly KernelBackendFiles _files;
     private readonly Box _observationSpace;
-    private readonly Discrete _actionSpace = new(1);
+    private readonly Discrete _actionSpace = new(ActionNames.Count);
     private static int s_instances;
     private CommandRun? _run;
     private Stopwatch _clock = new();
@@ -99,13 +99,22 @@ internal sealed class CommandEnv : Env<float[], int>
             _kernel.Dispose();
             throw;
         }
+        _observationSpace = Observations();
+    }
+
+    /// <summary>The one action's name.</summary>
+    internal static readonly IReadOnlyList<string> ActionNames = ["continue"];
+
+    /// <summary>The observation space of every command env: running 0..1, DEFCON 1..5, the rest unbounded above.</summary>
+    internal static Box Observations()
+    {
         var high = new float[ObservationNames.Count];
         Array.Fill(high, float.PositiveInfinity);
         high[0] = 1f;
         high[1] = 5f;
         var low = new float[ObservationNames.Count];
         low[1] = 1f;
-        _observationSpace = new Box(low, high);
+        return new Box(low, high);
     }
 
     /// <inheritdoc />
@@ -136,7 +145,8 @@ internal sealed class CommandEnv : Env<float[], int>
             ("command", _spec.Command),
             ("defcon", 5),
             ("violations", 0L),
-            ("observation_names", ObservationNames));
+            ("observation_names", ObservationNames),
+            ("action_names", ActionNames));
         return new ResetResult<float[]>(Observe(running: true, timeMs: 0), info);
     }
 

@@ -1,3 +1,4 @@
+using Mis.Enforcer.Policy;
 using Mis.Enforcer.Kernel;
 using Mis.Enforcer.Run;
 
@@ -7,6 +8,8 @@ namespace Mis.Server.Engine;
 internal sealed record EngineStats
 {
     internal ulong Denied { get; init; }
+
+    internal DecisionCacheStats DecisionCache { get; init; }
 
     internal ulong Allowed { get; init; }
 

@@ -144,6 +144,8 @@ internal sealed partial class PolicyEngine
                 _allowedFinished += Interlocked.Read(ref w.Supervisor.Stats.Allowed);
                 _decisionsFinished += Interlocked.Read(ref w.Supervisor.Stats.Notifications);
                 _learningDeniedFinished += state?.LearningViolations ?? 0;
+                if (w.Spec.OwnPolicy is { } own)
+                    _decisionCacheRetired += own.DecisionCacheStats;
                 if (w.Anomaly?.Progress() is { } anomaly)
                 {
                     _anomalyWindowsFinished += anomaly.WindowsScored;

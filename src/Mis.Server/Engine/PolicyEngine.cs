@@ -79,6 +79,8 @@ internal sealed partial class PolicyEngine : IAsyncDisposable
     private ulong _learningDeniedFinished;
     // Kernel events the pump has published; the barrier before an exit event waits for it.
     private long _kernelEventsRead;
+    // Hits and misses of the decision caches of policies no longer in use (reloaded, or a finished workload's own).
+    private DecisionCacheStats _decisionCacheRetired;
     private static readonly TimeSpan EventFlushLimit = TimeSpan.FromSeconds(5);
 
     private PolicyEngine(EngineOptions options, ILoggerFactory logs, WorkloadPolicy policy, IReadOnlyList<string> policyFiles,
@@ -134,6 +136,7 @@ internal sealed partial class PolicyEngine : IAsyncDisposable
         var config = options.Config;
         var files = PolicySet.Resolve(config.Paths.PolicyFiles, options.ConfigDirectory);
         var policy = PolicySet.Load(files, config.Policy.MaxRuleTtlSecs, options.Clock);
+        policy.DecisionCacheSize = config.Policy.DecisionCacheSize;
         var launcher = new WorkloadLauncher(options.LauncherPath);
         var scorer = LoadAnomalyModel(options);
 
@@ -180,6 +183,7 @@ internal sealed partial class PolicyEngine : IAsyncDisposable
             try
             {
                 fresh = PolicySet.Load(_policyFiles, Config.Policy.MaxRuleTtlSecs, _options.Clock);
+                fresh.DecisionCacheSize = Config.Policy.DecisionCacheSize;
                 // Compile the network rules before the swap, so a rule the kernel cannot hold
                 // fails the reload instead of leaving the kernel half updated.
                 for (int i = 0; i < fresh.NetRules.Count; i++)
@@ -190,7 +194,10 @@ internal sealed partial class PolicyEngine : IAsyncDisposable
                 _log.PolicyReloadFailed(e.Message);
                 throw new EngineException(EngineError.FailedPrecondition, $"policy not reloaded, the previous one stays in force: {e.Message}", e);
             }
-            Volatile.Write(ref _policy, fresh);
+            var retired = Interlocked.Exchange(ref _policy, fresh);
+            // Its cache's counts move to the totals (a decision still running on it is not counted).
+            lock (_statsGate)
+                _decisionCacheRetired += retired.DecisionCacheStats;
             _kernel.SetNetRules(GlobalPolicyId, fresh.NetRules);
             RefreshExecDeny();
             _log.PolicyReloaded(fresh.Name, fresh.FileRules.Count, fresh.NetRules.Count);
@@ -223,6 +230,7 @@ internal sealed partial class PolicyEngine : IAsyncDisposable
         List<ManagedWorkload> live;
         long allowed, decisions, killed, anomalyWindows, anomalySkipped;
         ulong learningDenied;
+        DecisionCacheStats cache;
         var liveAnomaly = new List<(ulong CgroupId, string Command, AnomalyProgress Progress)>();
         lock (_statsGate)
         {
@@ -231,6 +239,8 @@ internal sealed partial class PolicyEngine : IAsyncDisposable
             decisions = _decisionsFinished + live.Sum(w => Interlocked.Read(ref w.Supervisor.Stats.Notifications));
             killed = _killed;
             learningDenied = _learningDeniedFinished;
+            cache = live.Aggregate(_decisionCacheRetired + Policy.DecisionCacheStats,
+                (sum, w) => w.Spec.OwnPolicy is { } own ? sum + own.DecisionCacheStats : sum);
             anomalyWindows = _anomalyWindowsFinished;
             anomalySkipped = _anomalySkippedFinished;
             foreach (var w in live)
@@ -243,6 +253,7 @@ internal sealed partial class PolicyEngine : IAsyncDisposable
         return new EngineStats
         {
             Denied = _kernel.KernelViolations,
+            DecisionCache = cache,
             Allowed = (ulong)allowed,
             DefconEscalations = _kernel.KernelEscalations,
             WorkloadsKilled = (ulong)killed,

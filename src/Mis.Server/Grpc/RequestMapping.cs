@@ -74,6 +74,7 @@ internal static class RequestMapping
             try
             {
                 own = PolicyFile.Load(request.PolicyFile, config.Policy.MaxRuleTtlSecs, clock);
+                own.DecisionCacheSize = config.Policy.DecisionCacheSize;
             }
             catch (ConfigException e)
             {
@@ -166,8 +167,8 @@ internal static class RequestMapping
 
     internal static GetStatsResponse ToProto(EngineStats s) => new()
     {
-        CacheHits = 0,   // no decision cache exists (see policy.proto)
-        CacheMisses = 0,
+        CacheHits = (ulong)s.DecisionCache.Hits,
+        CacheMisses = (ulong)s.DecisionCache.Misses,
         Denied = s.Denied,
         Allowed = s.Allowed,
         DefconEscalations = s.DefconEscalations,

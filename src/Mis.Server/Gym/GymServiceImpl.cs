@@ -2,6 +2,8 @@ using Grpc.Core;
 using Microsoft.Extensions.Logging;
 using Mis.Enforcer.Configuration;
 using Mis.Gym.Envs;
+using Mis.Gym.Scenarios;
+using Mis.Gym.Spaces;
 using Wire = Mis.Gym.V1;
 
 namespace Mis.Server.Gym;
@@ -120,13 +122,21 @@ internal sealed class GymServiceImpl(GymServerOptions options, ScenarioCatalog c
         try
         {
             var (path, _) = catalog.Resolve(name);
+            entry.Description = ScenarioDescription(path);
+            if (ScenarioFile.Load(path).Workload is not null)
+            {
+                // A command workload runs only on the kernel backend: its spaces are fixed, no env needed.
+                entry.ObservationSpace = GymMapping.ToProto(CommandEnv.Observations());
+                entry.ActionSpace = GymMapping.ToProto(new Discrete(CommandEnv.ActionNames.Count));
+                entry.ActionNames.AddRange(CommandEnv.ActionNames);
+                return entry;
+            }
             using var env = options.MakeEnv(path, MisGym.Sim, false);
             var info = env.Reset(seed: 0).Info;
             entry.ObservationSpace = GymMapping.ToProto(env.ObservationSpace);
             entry.ActionSpace = GymMapping.ToProto(env.ActionSpace);
             if (info.TryGetValue("action_names", out var names) && names is IEnumerable<string> actionNames)
                 entry.ActionNames.AddRange(actionNames);
-            entry.Description = ScenarioDescription(path);
         }
         catch (ConfigException e)
         {

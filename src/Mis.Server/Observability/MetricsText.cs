@@ -16,6 +16,8 @@ internal static class MetricsText
     internal static string Render(EngineStats stats, RpcMetrics rpc)
     {
         var w = new StringBuilder();
+        Counter(w, "mis_decision_cache_hits_total", "File decisions answered from the policy's decision cache.", (ulong)stats.DecisionCache.Hits);
+        Counter(w, "mis_decision_cache_misses_total", "File decisions computed (and then cached).", (ulong)stats.DecisionCache.Misses);
         Counter(w, "mis_denied_total", "Operations denied, counted by the kernel's DEFCON state machine (every deny point).", stats.Denied);
         Counter(w, "mis_allowed_total", "Operations the seccomp supervisor decided to allow.", stats.Allowed);
         Counter(w, "mis_learning_denied_total", "Denials in cgroups in learning mode (recorded, not escalating).", stats.LearningDenied);

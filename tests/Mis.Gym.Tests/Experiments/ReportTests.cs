@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Mis.Gym.Experiments;
 using Mis.Gym.Reports;
+using Mis.Testing;
 using SkiaSharp;
 
 namespace Mis.Gym.Tests.Experiments;
@@ -111,7 +112,7 @@ public sealed class ReportTests
     }
 
     [Fact]
-    public void Every_csv_parses_with_a_uniform_number_of_fields_and_in_pandas_where_it_is_installed()
+    public void Every_csv_parses_with_a_uniform_number_of_fields_and_in_pandas()
     {
         using var dir = new TempDir();
         var experiment = ExperimentSupport.Parse(ExperimentSupport.Text(episodes: 15, seeds: "1", extra: "[sweep]\nfeedback = [\"none\", \"deny+slowdown+kill\"]"));
@@ -128,9 +129,8 @@ public sealed class ReportTests
         foreach (var jsonl in Directory.GetFiles(dir.Path, "*.jsonl", SearchOption.AllDirectories))
             Assert.All(File.ReadAllLines(jsonl), l => Assert.NotNull(JsonNode.Parse(l)!["reward_terms"]!["denial"]));
 
-        // The python3 with Debian's pandas (python3-pandas) is /usr/bin/python3.
-        if (!PandasAvailable())
-            return;
+        // The python3 with Debian's pandas (python3-pandas, which ./mis installs) is /usr/bin/python3.
+        HostRequirements.That(PandasAvailable(), "needs pandas for /usr/bin/python3 (apt-get install python3-pandas; ./mis installs it)");
         string script = "import sys, pandas as pd\nfor f in sys.argv[1:]:\n    d = pd.read_json(f, lines=True) if f.endswith('.jsonl') else pd.read_csv(f)\n    print(f, len(d), len(d.columns))\n";
         var psi = new ProcessStartInfo("/usr/bin/python3") { RedirectStandardOutput = true, RedirectStandardError = true };
         psi.ArgumentList.Add("-c");
