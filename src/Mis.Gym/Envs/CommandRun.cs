@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using System.Text;
 using Microsoft.Win32.SafeHandles;
 using Mis.Enforcer.Cgroups;
@@ -24,7 +23,6 @@ internal sealed partial class CommandRun : IDisposable
     /// <summary>How long a reward command may run.</summary>
     internal static readonly TimeSpan RewardCommandTimeout = TimeSpan.FromSeconds(30);
 
-    private const int OCloexec = 0x80000;
 
     private readonly KernelEnforcer _kernel;
     private readonly WorkloadCgroups _cgroups;
@@ -55,8 +53,8 @@ internal sealed partial class CommandRun : IDisposable
         try
         {
             view = files.CreateNamespace();
-            (outRead, outWrite) = Pipe();
-            (errRead, errWrite) = Pipe();
+            (outRead, outWrite) = CloexecPipe.Create();
+            (errRead, errWrite) = CloexecPipe.Create();
             kernel.Manage(cgroup.Path, false, policyId, scenario.Defcon);
             workload = Launch(cgroup, view, spec.Command, spec.WorkingDirectory, outWrite, errWrite);
             outWrite.Dispose();
@@ -111,8 +109,8 @@ internal sealed partial class CommandRun : IDisposable
         var cgroup = _cgroups.CreateWorkload("gym-reward");
         try
         {
-            var (outRead, outWrite) = Pipe();
-            var (errRead, errWrite) = Pipe();
+            var (outRead, outWrite) = CloexecPipe.Create();
+            var (errRead, errWrite) = CloexecPipe.Create();
             Workload workload;
             using (outWrite)
             using (errWrite)
@@ -200,16 +198,6 @@ internal sealed partial class CommandRun : IDisposable
         return tail.Length > OutputLimit ? tail.ToString(tail.Length - OutputLimit, OutputLimit) : tail.ToString();
     }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
-    private static (SafeFileHandle Read, SafeFileHandle Write) Pipe()
-    {
-        var fds = new int[2];
-        if (Pipe2(fds, OCloexec) != 0)
-            throw new IOException($"pipe2 failed: errno {Marshal.GetLastPInvokeError()}");
-        return (new SafeFileHandle(fds[0], true), new SafeFileHandle(fds[1], true));
-    }
-
-    [LibraryImport("libc", EntryPoint = "pipe2", SetLastError = true)]
-    private static partial int Pipe2([Out] int[] fds, int flags);
 
     /// <summary>The reward command's supervisor: every file allowed, nothing counted (it is the grader, not the agent).</summary>
     private sealed class Unpoliced : IFileDecider, IViolationSink

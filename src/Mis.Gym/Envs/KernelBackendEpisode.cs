@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using System.Text;
 using Microsoft.Win32.SafeHandles;
 using Mis.Enforcer.Cgroups;
@@ -13,7 +12,6 @@ internal sealed partial class KernelBackend
     /// <summary>One episode's workload: its cgroup, the confined actuator, its supervisor and pipes.</summary>
     private sealed partial class Episode : IDisposable
     {
-        private const int OCloexec = 0x80000;
 
         private readonly Workload _workload;
         private readonly SeccompSupervisor _supervisor;
@@ -52,8 +50,8 @@ internal sealed partial class KernelBackend
             SafeFileHandle? childIn = null, childOut = null, parentIn = null, parentOut = null;
             try
             {
-                (childIn, parentIn) = Pipe();   // the actuator reads commands from childIn
-                (parentOut, childOut) = Pipe(); // and writes results to childOut
+                (childIn, parentIn) = CloexecPipe.Create();   // the actuator reads commands from childIn
+                (parentOut, childOut) = CloexecPipe.Create(); // and writes results to childOut
                 view = files.CreateNamespace();
                 kernel.Manage(cgroup.Path, learning, PolicyId, scenario.Defcon);
                 workload = new WorkloadLauncher().Launch(new LaunchSpec
@@ -160,15 +158,5 @@ internal sealed partial class KernelBackend
             _files.Dispose();
         }
 
-        private static (SafeFileHandle Read, SafeFileHandle Write) Pipe()
-        {
-            var fds = new int[2];
-            if (Pipe2(fds, OCloexec) != 0)
-                throw new IOException($"pipe2 failed: errno {Marshal.GetLastPInvokeError()}");
-            return (new SafeFileHandle(fds[0], true), new SafeFileHandle(fds[1], true));
-        }
-
-        [LibraryImport("libc", EntryPoint = "pipe2", SetLastError = true)]
-        private static partial int Pipe2([Out] int[] fds, int flags);
     }
 }

@@ -16,7 +16,7 @@ public sealed class ExperimentFileTests
         Assert.Equal(["feedback"], experiment.SweepKeys);
         Assert.Equal(FeedbackModes.Words, experiment.Configs.Select(c => c.Label));
         Assert.Equal(Enum.GetValues<FeedbackMode>(), experiment.Configs.Select(c => c.Feedback));
-        Assert.All(experiment.Configs, c => Assert.Equal("data-shortcut", c.Scenario.Name));
+        Assert.All(experiment.Configs, c => Assert.Equal("privileged-tool", c.Scenario.Name));
         Assert.Contains("slowdown", experiment.Question);
     }
 
