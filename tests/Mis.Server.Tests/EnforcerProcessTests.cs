@@ -12,7 +12,6 @@ namespace Mis.Server.Tests;
 /// <summary>The real <c>mis enforcer</c> binary (mis.dll beside these tests) as its own process.</summary>
 public sealed partial class EnforcerProcessTests : IDisposable
 {
-    private const int SIGTERM = 15;
     private readonly string _dir = Directory.CreateTempSubdirectory("mis-enforcer-bin-").FullName;
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
@@ -57,7 +56,7 @@ public sealed partial class EnforcerProcessTests : IDisposable
         int grpcPort = FreePort(), metricsPort = FreePort();
         string socket = Path.Combine(_dir, "mis.sock");
         string config = WriteConfig("first.toml", grpcPort, metricsPort, $"unix_socket_path = \"{socket}\"");
-        using var first = Start("enforcer", config);
+        using var first = MisProcess.Start("enforcer", config);
         string misRoot = Path.Combine(TestEnforcer.CgroupMount, "mis", $"enforcer-{first.Process.Id}");
         try
         {
@@ -75,7 +74,7 @@ public sealed partial class EnforcerProcessTests : IDisposable
             Assert.Equal(1, exit);
             Assert.Contains($"another mis enforcer (pid {first.Process.Id}) already runs with the state directory {_dir}/state", stderr);
 
-            Assert.Equal(0, Kill(first.Process.Id, SIGTERM));
+            first.Terminate();
             Assert.True(first.Process.WaitForExit(TimeSpan.FromSeconds(30)), "mis enforcer did not stop on SIGTERM");
             Assert.Equal(0, first.Process.ExitCode);
             Assert.False(Directory.Exists(misRoot), $"{misRoot} left behind");
@@ -123,76 +122,9 @@ public sealed partial class EnforcerProcessTests : IDisposable
 
     private static (int Exit, string Stdout, string Stderr) RunToEnd(params string[] args)
     {
-        using var run = Start(args);
+        using var run = MisProcess.Start(args);
         Assert.True(run.Process.WaitForExit(TimeSpan.FromSeconds(60)), $"mis {string.Join(' ', args)} did not finish");
         run.Process.WaitForExit();
         return (run.Process.ExitCode, run.Stdout, run.Stderr);
     }
-
-    private static Running Start(params string[] args)
-    {
-        var psi = new ProcessStartInfo(Environment.ProcessPath is { } p && Path.GetFileNameWithoutExtension(p) == "dotnet" ? p : "dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "mis.dll"));
-        foreach (string a in args)
-            psi.ArgumentList.Add(a);
-        psi.Environment.Remove("MIS_CONFIG");
-        return new Running(Process.Start(psi)!);
-    }
-
-    /// <summary>A started mis process whose output is collected as it comes.</summary>
-    private sealed class Running : IDisposable
-    {
-        private readonly StringBuilder _stdout = new();
-        private readonly StringBuilder _stderr = new();
-
-        internal Running(Process process)
-        {
-            Process = process;
-            process.OutputDataReceived += (_, e) => { lock (_stdout) _stdout.AppendLine(e.Data); };
-            process.ErrorDataReceived += (_, e) => { lock (_stderr) _stderr.AppendLine(e.Data); };
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
-        }
-
-        internal Process Process { get; }
-
-        internal string Stdout
-        {
-            get
-            {
-                lock (_stdout)
-                    return _stdout.ToString();
-            }
-        }
-
-        internal string Stderr
-        {
-            get
-            {
-                lock (_stderr)
-                    return _stderr.ToString();
-            }
-        }
-
-        internal async Task WaitForAsync(string text, TimeSpan limit)
-        {
-            var watch = Stopwatch.StartNew();
-            while (!Stderr.Contains(text, StringComparison.Ordinal))
-            {
-                if (Process.HasExited)
-                    Assert.Fail($"mis exited ({Process.ExitCode}) before '{text}':\n{Stderr}");
-                Assert.True(watch.Elapsed < limit, $"no '{text}' within {limit}:\n{Stderr}");
-                await Task.Delay(50, Ct);
-            }
-        }
-
-        public void Dispose() => Process.Dispose();
-    }
-
-    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
-    private static partial int Kill(int pid, int signal);
 }
