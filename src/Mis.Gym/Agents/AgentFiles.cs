@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+
 namespace Mis.Gym.Agents;
 
 /// <summary>
@@ -29,61 +31,28 @@ internal static class AgentFiles
             throw new InvalidOperationException($"the agent saved in {directory} was made as\n  {saved}\nbut this agent is\n  {identity}\nCreate the agent with the same algorithm, sizes and hyperparameters before loading.");
     }
 
-    /// <summary>Writes a length-prefixed array.</summary>
-    internal static void Write(BinaryWriter writer, ReadOnlySpan<float> values)
+    /// <summary>Writes a length-prefixed array: the values' bytes as they are in memory (little-endian on x86-64, as <see cref="BinaryWriter"/> writes them one by one).</summary>
+    internal static void Write<T>(BinaryWriter writer, ReadOnlySpan<T> values) where T : unmanaged
     {
         writer.Write(values.Length);
-        foreach (float v in values)
-            writer.Write(v);
+        writer.Write(MemoryMarshal.AsBytes(values));
     }
 
     /// <summary>Reads a length-prefixed array into <paramref name="into"/>, which must have that length.</summary>
-    /// <exception cref="InvalidDataException">The saved length differs.</exception>
-    internal static void Read(BinaryReader reader, Span<float> into)
+    /// <exception cref="InvalidDataException">The saved length differs, or the file ends inside the array.</exception>
+    internal static void Read<T>(BinaryReader reader, Span<T> into) where T : unmanaged
     {
         int length = reader.ReadInt32();
         if (length != into.Length)
             throw new InvalidDataException($"saved array has {length} elements, expected {into.Length}");
-        for (int i = 0; i < length; i++)
-            into[i] = reader.ReadSingle();
-    }
-
-    /// <summary>Writes a length-prefixed array.</summary>
-    internal static void Write(BinaryWriter writer, ReadOnlySpan<long> values)
-    {
-        writer.Write(values.Length);
-        foreach (long v in values)
-            writer.Write(v);
-    }
-
-    /// <summary>Reads a length-prefixed array into <paramref name="into"/>, which must have that length.</summary>
-    /// <exception cref="InvalidDataException">The saved length differs.</exception>
-    internal static void Read(BinaryReader reader, Span<long> into)
-    {
-        int length = reader.ReadInt32();
-        if (length != into.Length)
-            throw new InvalidDataException($"saved array has {length} elements, expected {into.Length}");
-        for (int i = 0; i < length; i++)
-            into[i] = reader.ReadInt64();
-    }
-
-    /// <summary>Writes a length-prefixed array.</summary>
-    internal static void Write(BinaryWriter writer, ReadOnlySpan<bool> values)
-    {
-        writer.Write(values.Length);
-        foreach (bool v in values)
-            writer.Write(v);
-    }
-
-    /// <summary>Reads a length-prefixed array into <paramref name="into"/>, which must have that length.</summary>
-    /// <exception cref="InvalidDataException">The saved length differs.</exception>
-    internal static void Read(BinaryReader reader, Span<bool> into)
-    {
-        int length = reader.ReadInt32();
-        if (length != into.Length)
-            throw new InvalidDataException($"saved array has {length} elements, expected {into.Length}");
-        for (int i = 0; i < length; i++)
-            into[i] = reader.ReadBoolean();
+        var bytes = MemoryMarshal.AsBytes(into);
+        for (int done = 0; done < bytes.Length;)
+        {
+            int n = reader.Read(bytes[done..]);
+            if (n == 0)
+                throw new InvalidDataException($"saved array of {length} elements is cut short");
+            done += n;
+        }
     }
 
     /// <summary>
