@@ -69,10 +69,10 @@ internal static class EnforcementBench
             kernel.Manage(cgroup.Path, learning: false);
             try
             {
-                double baseline = Loop(load, iterations, cgroup.Path).Wall; // DEFCON 5: the loop as is
+                double baseline = KernelOverheadBench.Loop(load, iterations, cgroup.Path).Wall; // DEFCON 5: the loop as is
                 kernel.SetDefcon(cgroup.Id, level);
                 var before = kernel.State(cgroup.Id)!;
-                double slowed = Loop(load, iterations, cgroup.Path).Wall;
+                double slowed = KernelOverheadBench.Loop(load, iterations, cgroup.Path).Wall;
                 var after = kernel.State(cgroup.Id)!;
                 double accounted = (double)(after.SlowdownNsTotal - before.SlowdownNsTotal) / Math.Max(1, after.Syscalls - before.Syscalls);
                 slowdown.Add(new SlowdownAccuracy(level, ladder.SlowdownUsFor(level) * 1000.0, slowed - baseline, accounted));
@@ -172,7 +172,7 @@ internal static class EnforcementBench
                 }
             });
             var clock = Stopwatch.StartNew();
-            Loop(load, syscalls, cgroup.Path);
+            KernelOverheadBench.Loop(load, syscalls, cgroup.Path);
             double seconds = clock.Elapsed.TotalSeconds;
             var state = kernel.State(cgroup.Id)!;
             // Let the pump drain what is still in the ring buffer, then stop reading.
@@ -192,21 +192,5 @@ internal static class EnforcementBench
         {
             kernel.Unmanage(cgroup.Id);
         }
-    }
-
-    private static (double Cpu, double Wall) Loop(string load, int iterations, string cgroup)
-    {
-        var psi = new ProcessStartInfo(load) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add("getppid");
-        psi.ArgumentList.Add(iterations.ToString(CultureInfo.InvariantCulture));
-        psi.ArgumentList.Add(cgroup);
-        using var process = Process.Start(psi)!;
-        string output = process.StandardOutput.ReadToEnd();
-        string error = process.StandardError.ReadToEnd();
-        process.WaitForExit();
-        if (process.ExitCode != 0)
-            throw new InvalidOperationException($"mis-bench-load getppid failed (exit {process.ExitCode}): {error.Trim()}");
-        var parts = output.Trim().Split(' ');
-        return (double.Parse(parts[0], CultureInfo.InvariantCulture), double.Parse(parts[1], CultureInfo.InvariantCulture));
     }
 }

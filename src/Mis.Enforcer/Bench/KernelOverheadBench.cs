@@ -231,7 +231,7 @@ internal static class KernelOverheadBench
     }
 
     /// <summary>Runs the loop as a plain child process (joining <paramref name="cgroup"/> first when given).</summary>
-    private static (double Cpu, double Wall) Loop(string load, int iterations, string? cgroup)
+    internal static (double Cpu, double Wall) Loop(string load, int iterations, string? cgroup)
     {
         var psi = new ProcessStartInfo(load) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         psi.ArgumentList.Add("getppid");
