@@ -67,21 +67,6 @@ public sealed class CliTests
     }
 
     [Fact]
-    public void Quickstart_runs_and_walks_the_default_ladder()
-    {
-        var result = CliRunner.Run("quickstart");
-        Assert.Equal(0, result.ExitCode);
-        Assert.Contains("backend:", result.Stdout);
-        Assert.Contains("violation  3: DEFCON 5 -> 4", result.Stdout);
-        Assert.Contains("violation 15: DEFCON 2 -> 1, the whole cgroup is killed", result.Stdout);
-        // Then the same workload for real, where the host allows it (it must, in CI).
-        if (HostRequirements.InCi || result.Stdout.Contains("backend: kernel", StringComparison.Ordinal))
-            Assert.Contains("the kernel followed the configured ladder: yes", result.Stdout);
-        else
-            Assert.Contains("skipped:", result.Stdout);
-    }
-
-    [Fact]
     public void Ladder_follows_configured_thresholds_and_slowdowns()
     {
         var defcon = MisConfig.Default.Defcon with { Thresholds = [1, 2, 4, 8], SlowdownUs = [50, 500, 5000] };

@@ -67,7 +67,7 @@ internal static class ReportWriter
         if (ranked.Count == 0)
         {
             lines.Add($"Answer: in no configuration did the agents stop violating (violations per episode never fell below {F(s.ViolationThreshold)}); " +
-                      "with a learning agent and enough episodes this comparison becomes meaningful.");
+                      "the comparison needs a learning agent and more episodes.");
             return lines;
         }
         var best = ranked[0];
