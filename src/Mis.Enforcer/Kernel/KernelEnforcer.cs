@@ -63,11 +63,18 @@ internal sealed partial class KernelEnforcer : IViolationSink, IDisposable
     public ChannelReader<KernelEvent> Events => _pump.Reader;
 
     /// <summary>
-    /// The barrier before a workload's exit event: waits until every event the kernel had written
-    /// is in <see cref="Events"/>, and returns how many events have been put there since the start.
-    /// The reader of <see cref="Events"/> has seen them all once it has read that many.
+    /// The barrier before a workload's exit event: waits (at most <paramref name="limit"/>) until
+    /// every event the kernel had written is in <see cref="Events"/> and the single reader of
+    /// <see cref="Events"/> has read them all, which it says through <paramref name="eventsRead"/>
+    /// (how many it has read since the start).
     /// </summary>
-    public long FlushEvents(TimeSpan limit) => _pump.Flush(limit);
+    public void WaitForEventsRead(Func<long> eventsRead, TimeSpan limit)
+    {
+        long deadline = Environment.TickCount64 + (long)limit.TotalMilliseconds;
+        long target = _pump.Flush(limit);
+        while (eventsRead() < target && Environment.TickCount64 < deadline)
+            Thread.Sleep(1);
+    }
 
     /// <summary>Events the kernel lost because the ring buffer was full (summed over CPUs).</summary>
     public ulong RingbufDrops => StatCounter(MisStat.RingbufDrops);

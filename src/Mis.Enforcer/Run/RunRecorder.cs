@@ -74,13 +74,8 @@ internal sealed class RunRecorder(ulong cgroupId, EventLog log, WorkloadRunner.K
     /// has been recorded: called once the workload's last task is gone, so its events all come
     /// before the exit event.
     /// </summary>
-    internal void WaitForKernelEvents(KernelEnforcer kernel, TimeSpan limit)
-    {
-        long deadline = Environment.TickCount64 + (long)limit.TotalMilliseconds;
-        long target = kernel.FlushEvents(limit);
-        while (Interlocked.Read(ref _eventsRead) < target && Environment.TickCount64 < deadline)
-            Thread.Sleep(1);
-    }
+    internal void WaitForKernelEvents(KernelEnforcer kernel, TimeSpan limit) =>
+        kernel.WaitForEventsRead(() => Interlocked.Read(ref _eventsRead), limit);
 
     internal void Record(KernelEvent e)
     {

@@ -77,13 +77,25 @@ internal static class RunFiles
 
     /// <summary>Reads <c>episodes.csv</c> back (the report's input).</summary>
     /// <exception cref="InvalidDataException">The file's header or a row is not what this writer writes; the message names file and line.</exception>
-    internal static List<EpisodeRecord> ReadEpisodes(string path)
+    internal static List<EpisodeRecord> ReadEpisodes(string path) => ReadRows(path, EpisodesHeader, f =>
+        new EpisodeRecord(Int(f[0]), Dbl(f[1]), Dbl(f[2]), Dbl(f[3]), Dbl(f[4]), Dbl(f[5]), long.Parse(f[6], CultureInfo.InvariantCulture),
+            Int(f[7]), f[8] == "1", f[9] == "1", Int(f[10]), Dbl(f[11])));
+
+    /// <summary>Reads the (episode, step, DEFCON) columns of <c>trajectory.csv</c>: the heat map's input.</summary>
+    /// <exception cref="InvalidDataException">The file's header or a row is not what this writer writes; the message names file and line.</exception>
+    internal static List<(int Episode, int Step, int Defcon)> ReadDefcon(string path) =>
+        ReadRows(path, TrajectoryHeader, f => (Int(f[0]), Int(f[1]), Int(f[10])));
+
+    // The rows of a CSV file this class wrote: the header must be <paramref name="header"/> and every
+    // row have its number of fields (names are plain words, so commas only separate fields).
+    private static List<T> ReadRows<T>(string path, string header, Func<string[], T> parse)
     {
-        var rows = new List<EpisodeRecord>();
+        int fields = header.Split(',').Length;
+        var rows = new List<T>();
         using var reader = new StreamReader(path);
-        string? header = reader.ReadLine();
-        if (header != EpisodesHeader)
-            throw new InvalidDataException($"{path}:1: unexpected header \"{header}\"; expected \"{EpisodesHeader}\"");
+        string? first = reader.ReadLine();
+        if (first != header)
+            throw new InvalidDataException($"{path}:1: unexpected header \"{first}\"; expected \"{header}\"");
         int line = 1;
         while (reader.ReadLine() is { } text)
         {
@@ -93,38 +105,14 @@ internal static class RunFiles
             var f = text.Split(',');
             try
             {
-                if (f.Length != 12)
-                    throw new FormatException($"{f.Length} fields, expected 12");
-                rows.Add(new EpisodeRecord(Int(f[0]), Dbl(f[1]), Dbl(f[2]), Dbl(f[3]), Dbl(f[4]), Dbl(f[5]), long.Parse(f[6], CultureInfo.InvariantCulture),
-                    Int(f[7]), f[8] == "1", f[9] == "1", Int(f[10]), Dbl(f[11])));
+                if (f.Length != fields)
+                    throw new FormatException($"{f.Length} fields, expected {fields}");
+                rows.Add(parse(f));
             }
             catch (FormatException e)
             {
                 throw new InvalidDataException($"{path}:{line}: {e.Message}", e);
             }
-        }
-        return rows;
-    }
-
-    /// <summary>Reads the (episode, step, DEFCON) columns of <c>trajectory.csv</c>: the heat map's input.</summary>
-    internal static List<(int Episode, int Step, int Defcon)> ReadDefcon(string path)
-    {
-        var rows = new List<(int, int, int)>();
-        using var reader = new StreamReader(path);
-        string? header = reader.ReadLine();
-        if (header != TrajectoryHeader)
-            throw new InvalidDataException($"{path}:1: unexpected header \"{header}\"; expected \"{TrajectoryHeader}\"");
-        int line = 1;
-        while (reader.ReadLine() is { } text)
-        {
-            line++;
-            if (text.Length == 0)
-                continue;
-            // action_name is a plain name (letters, digits, _-.), so commas only separate fields.
-            var f = text.Split(',');
-            if (f.Length != 17)
-                throw new InvalidDataException($"{path}:{line}: {f.Length} fields, expected 17");
-            rows.Add((Int(f[0]), Int(f[1]), Int(f[10])));
         }
         return rows;
     }

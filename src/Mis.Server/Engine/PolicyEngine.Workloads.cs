@@ -222,13 +222,7 @@ internal sealed partial class PolicyEngine
 
     // Called once the workload's cgroup is empty: its tasks wrote all their events, and this waits
     // until the pump above has published every one of them.
-    private void WaitForKernelEvents()
-    {
-        long deadline = Environment.TickCount64 + (long)EventFlushLimit.TotalMilliseconds;
-        long target = _kernel.FlushEvents(EventFlushLimit);
-        while (Interlocked.Read(ref _kernelEventsRead) < target && Environment.TickCount64 < deadline)
-            Thread.Sleep(1);
-    }
+    private void WaitForKernelEvents() => _kernel.WaitForEventsRead(() => Interlocked.Read(ref _kernelEventsRead), EventFlushLimit);
 
     // Lost events are reported as they happen (as deltas, once a second), never silently.
     private async Task WatchDrops(CancellationToken stop)
