@@ -4,8 +4,9 @@
  *
  *   - foreign architectures (i386 via int 0x80) are killed, x32 syscalls fail with ENOSYS:
  *     the syscall numbers below are only meaningful for the x86-64 ABI;
- *   - opens, execs, the escape class and cross-process operations go to the enforcer's
- *     supervisor (SECCOMP_RET_USER_NOTIF), which decides them on what the kernel would act on;
+ *   - opens, execs, every syscall that creates, removes, renames, links or changes a file or its
+ *     metadata, the escape class and cross-process operations go to the enforcer's supervisor
+ *     (SECCOMP_RET_USER_NOTIF), which decides them on what the kernel would act on;
  *   - clone3 fails with ENOSYS: its arguments live in user memory that a filter cannot read,
  *     so CLONE_INTO_CGROUP and namespace flags could not be checked (glibc falls back to clone);
  *   - clone with any CLONE_NEW* flag fails with EPERM (flags are a register, so checkable here);
@@ -29,6 +30,22 @@
 #ifndef F_SETOWN_EX
 #define F_SETOWN_EX 15
 #endif
+/* Newer than Debian 12's kernel headers. */
+#ifndef SYS_fchmodat2
+#define SYS_fchmodat2 452
+#endif
+#ifndef SYS_setxattrat
+#define SYS_setxattrat 463
+#endif
+#ifndef SYS_removexattrat
+#define SYS_removexattrat 466
+#endif
+#ifndef SYS_file_setattr
+#define SYS_file_setattr 469
+#endif
+#define MIS_FS_IOC_SETFLAGS 0x40086602u
+#define MIS_FS_IOC32_SETFLAGS 0x40046602u
+#define MIS_FS_IOC_FSSETXATTR 0x401c5820u
 
 #define NR_OFF offsetof(struct seccomp_data, nr)
 #define ARCH_OFF offsetof(struct seccomp_data, arch)
@@ -54,6 +71,22 @@ static const int notified[] = {
     SYS_mount_setattr,
     SYS_kill, SYS_tkill, SYS_tgkill, SYS_rt_sigqueueinfo, SYS_rt_tgsigqueueinfo,
     SYS_pidfd_open, SYS_pidfd_send_signal, SYS_pidfd_getfd,
+    /* Changes to the file tree and to files' metadata (a rule protects against all of them,
+     * not only against opens): decided as writes on every name and object they touch. */
+    SYS_truncate, SYS_rename, SYS_renameat, SYS_renameat2, SYS_mkdir, SYS_mkdirat, SYS_rmdir,
+    SYS_link, SYS_linkat, SYS_unlink, SYS_unlinkat, SYS_symlink, SYS_symlinkat, SYS_mknod,
+    SYS_mknodat, SYS_chmod, SYS_fchmod, SYS_fchmodat, SYS_fchmodat2, SYS_chown, SYS_fchown,
+    SYS_lchown, SYS_fchownat, SYS_utime, SYS_utimes, SYS_futimesat, SYS_utimensat, SYS_setxattr,
+    SYS_lsetxattr, SYS_fsetxattr, SYS_removexattr, SYS_lremovexattr, SYS_fremovexattr,
+    SYS_setxattrat, SYS_removexattrat, SYS_file_setattr,
+    /* bind() of a Unix socket creates a file (the family is in user memory: all binds go). */
+    SYS_bind,
+};
+
+/* ioctl commands (arg 1) decided by the supervisor: acting on another process, or changing a
+ * file's attributes through any descriptor of it, even a read-only one. */
+static const unsigned ioctl_notified[] = {
+    FIOSETOWN, SIOCSPGRP, MIS_FS_IOC_SETFLAGS, MIS_FS_IOC32_SETFLAGS, MIS_FS_IOC_FSSETXATTR,
 };
 
 /* Act on another process when the pid argument (arg 0) is not 0 (= the caller itself):
@@ -118,11 +151,12 @@ size_t mis_build_filter(struct sock_filter *out, size_t cap)
     emit(&b, RET(SECCOMP_RET_ALLOW));
     emit(&b, RET(SECCOMP_RET_USER_NOTIF));
 
-    /* ioctl(FIOSETOWN/SIOCSPGRP): the same through ioctl. */
-    emit(&b, UNLESS_EQ(SYS_ioctl, 5));
+    /* ioctl: the commands above; every other one is allowed. */
+    size_t ioctls = sizeof ioctl_notified / sizeof ioctl_notified[0];
+    emit(&b, UNLESS_EQ(SYS_ioctl, (unsigned char)(ioctls + 3)));
     emit(&b, LOAD(ARG_LO(1)));
-    emit(&b, JUMP(BPF_JMP | BPF_JEQ | BPF_K, FIOSETOWN, 2, 0));
-    emit(&b, JUMP(BPF_JMP | BPF_JEQ | BPF_K, SIOCSPGRP, 1, 0));
+    for (size_t i = 0; i < ioctls; i++)
+        emit(&b, JUMP(BPF_JMP | BPF_JEQ | BPF_K, ioctl_notified[i], (unsigned char)(ioctls - i), 0));
     emit(&b, RET(SECCOMP_RET_ALLOW));
     emit(&b, RET(SECCOMP_RET_USER_NOTIF));
 

@@ -16,6 +16,9 @@ __attribute__((noreturn, format(printf, 1, 2))) void mis_die(const char *fmt, ..
 /* The socket to the enforcer, once known (mis_die reports through it too). */
 extern int mis_sock;
 
+/* Room for the seccomp program (the kernel's limit is 4096 instructions). */
+#define MIS_FILTER_MAX 512
+
 /* Builds the seccomp program into `out` (capacity `cap` instructions); returns the length. */
 size_t mis_build_filter(struct sock_filter *out, size_t cap);
 

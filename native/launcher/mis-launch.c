@@ -236,8 +236,8 @@ static void drop_capabilities(int last)
 
 static int install_filter(void)
 {
-    struct sock_filter insns[256];
-    struct sock_fprog prog = {(unsigned short)mis_build_filter(insns, 256), insns};
+    struct sock_filter insns[MIS_FILTER_MAX];
+    struct sock_fprog prog = {(unsigned short)mis_build_filter(insns, MIS_FILTER_MAX), insns};
     /* WAIT_KILLABLE_RECV: once the supervisor has received a notification, only a fatal
      * signal interrupts the waiting syscall, so a decided open is not restarted (and not
      * decided, or created, twice) because a signal arrived meanwhile. */

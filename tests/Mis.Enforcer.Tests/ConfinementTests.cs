@@ -82,6 +82,9 @@ internal sealed class ConfinementHarness : IDisposable
     internal readonly ConcurrentQueue<string> Log = new();
     internal readonly WorkloadLauncher Launcher = new();
 
+    /// <summary>Decides instead of <see cref="Decider"/> when set (a real policy).</summary>
+    internal IFileDecider? Policy { get; set; }
+
     internal ConfinementHarness()
     {
         HostRequirements.Root();
@@ -130,7 +133,7 @@ internal sealed class ConfinementHarness : IDisposable
                 Stdout = outWrite, Stderr = errWrite, MountNamespace = mountNamespace,
             });
         using (workload)
-        using (var supervisor = SeccompSupervisor.Start(workload, Decider, Sink, Log.Enqueue))
+        using (var supervisor = SeccompSupervisor.Start(workload, Policy ?? Decider, Sink, Log.Enqueue))
         {
             var stdout = ReadAll(outRead);
             var stderr = ReadAll(errRead);

@@ -151,7 +151,7 @@ internal sealed unsafe partial class SeccompSupervisor
                 Deny(id, violation, task, canonical);
                 return;
             }
-            if (Decide(new FileRequest(op, canonical, st.Dev, st.Ino) { SyscallNr = nr }) == Verdict.Deny)
+            if (Decide(new FileRequest(op, canonical, st.Dev, st.Ino) { SyscallNr = nr, Links = st.Nlink }) == Verdict.Deny)
             {
                 Deny(id, violation, task, canonical);
                 return;

@@ -45,7 +45,7 @@ internal sealed unsafe partial class SeccompSupervisor
                 return;
             }
             string canonical = _resolver.CanonicalPath(r.Fd);
-            if (Decide(new FileRequest(FileOp.Exec, canonical, st.Dev, st.Ino) { SyscallNr = n.Nr }) == Verdict.Deny)
+            if (Decide(new FileRequest(FileOp.Exec, canonical, st.Dev, st.Ino) { SyscallNr = n.Nr, Links = st.Nlink }) == Verdict.Deny)
             {
                 Deny(n.Id, ViolationOp.Exec, task, canonical);
                 return;

@@ -195,6 +195,10 @@ internal sealed unsafe partial class SeccompSupervisor : IDisposable
                 case Syscalls.Execve or Syscalls.Execveat:
                     HandleExec(n, task);
                     break;
+                case Syscalls.Ioctl when (uint)n.Args[1] is Syscalls.FsIocSetflags or Syscalls.FsIoc32Setflags or Syscalls.FsIocFssetxattr:
+                case var nr when Syscalls.FileChanges.ContainsKey(nr):
+                    HandleChange(n, task);
+                    break;
                 case Syscalls.Kill or Syscalls.Tkill or Syscalls.Tgkill or Syscalls.RtSigqueueinfo
                     or Syscalls.RtTgsigqueueinfo or Syscalls.PidfdOpen or Syscalls.Prlimit64
                     or Syscalls.SchedSetaffinity or Syscalls.SchedSetscheduler or Syscalls.SchedSetparam

@@ -30,6 +30,62 @@ internal static class Syscalls
     internal const int Openat2 = 437;
     internal const int PidfdGetfd = 438;
 
+    // Changes to the file tree and to files' metadata (SeccompSupervisor.Changes.cs).
+    internal const int Bind = 49;
+    internal const int Truncate = 76;
+    internal const int Rename = 82;
+    internal const int Mkdir = 83;
+    internal const int Rmdir = 84;
+    internal const int Link = 86;
+    internal const int Unlink = 87;
+    internal const int Symlink = 88;
+    internal const int Chmod = 90;
+    internal const int Fchmod = 91;
+    internal const int Chown = 92;
+    internal const int Fchown = 93;
+    internal const int Lchown = 94;
+    internal const int Utime = 132;
+    internal const int Mknod = 133;
+    internal const int Setxattr = 188;
+    internal const int Lsetxattr = 189;
+    internal const int Fsetxattr = 190;
+    internal const int Removexattr = 197;
+    internal const int Lremovexattr = 198;
+    internal const int Fremovexattr = 199;
+    internal const int Utimes = 235;
+    internal const int Mkdirat = 258;
+    internal const int Mknodat = 259;
+    internal const int Fchownat = 260;
+    internal const int Futimesat = 261;
+    internal const int Unlinkat = 263;
+    internal const int Renameat = 264;
+    internal const int Linkat = 265;
+    internal const int Symlinkat = 266;
+    internal const int Fchmodat = 268;
+    internal const int Utimensat = 280;
+    internal const int Renameat2 = 316;
+    internal const int Fchmodat2 = 452;
+    internal const int Setxattrat = 463;
+    internal const int Removexattrat = 466;
+    internal const int FileSetattr = 469;
+
+    /// <summary>ioctl commands that change a file's attributes (FS_IOC_SETFLAGS, its 32-bit twin, FS_IOC_FSSETXATTR).</summary>
+    internal const uint FsIocSetflags = 0x40086602, FsIoc32Setflags = 0x40046602, FsIocFssetxattr = 0x401c5820;
+
+    /// <summary>Syscalls that create, remove, rename, link or change a file or its metadata, by name.</summary>
+    internal static readonly IReadOnlyDictionary<int, string> FileChanges = new Dictionary<int, string>
+    {
+        [Bind] = "bind", [Truncate] = "truncate", [Rename] = "rename", [Mkdir] = "mkdir", [Rmdir] = "rmdir",
+        [Link] = "link", [Unlink] = "unlink", [Symlink] = "symlink", [Chmod] = "chmod", [Fchmod] = "fchmod",
+        [Chown] = "chown", [Fchown] = "fchown", [Lchown] = "lchown", [Utime] = "utime", [Mknod] = "mknod",
+        [Setxattr] = "setxattr", [Lsetxattr] = "lsetxattr", [Fsetxattr] = "fsetxattr", [Removexattr] = "removexattr",
+        [Lremovexattr] = "lremovexattr", [Fremovexattr] = "fremovexattr", [Utimes] = "utimes", [Mkdirat] = "mkdirat",
+        [Mknodat] = "mknodat", [Fchownat] = "fchownat", [Futimesat] = "futimesat", [Unlinkat] = "unlinkat",
+        [Renameat] = "renameat", [Linkat] = "linkat", [Symlinkat] = "symlinkat", [Fchmodat] = "fchmodat",
+        [Utimensat] = "utimensat", [Renameat2] = "renameat2", [Fchmodat2] = "fchmodat2", [Setxattrat] = "setxattrat",
+        [Removexattrat] = "removexattrat", [FileSetattr] = "file_setattr",
+    };
+
     /// <summary>Refused outright (EPERM and a violation): ways out of the confinement, by name.</summary>
     internal static readonly IReadOnlyDictionary<int, string> Escape = new Dictionary<int, string>
     {
@@ -54,6 +110,6 @@ internal static class Syscalls
         SchedSetscheduler => "sched_setscheduler", SchedSetparam => "sched_setparam",
         SchedSetattr => "sched_setattr", Setpriority => "setpriority", IoprioSet => "ioprio_set",
         Fcntl => "fcntl", Ioctl => "ioctl",
-        _ => Escape.TryGetValue(nr, out var name) ? name : $"syscall {nr}",
+        _ => Escape.TryGetValue(nr, out var name) || FileChanges.TryGetValue(nr, out name) ? name : $"syscall {nr}",
     };
 }

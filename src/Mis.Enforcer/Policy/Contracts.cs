@@ -5,7 +5,12 @@ internal enum FileOp
 {
     /// <summary>open for reading (O_RDONLY).</summary>
     Read = 1,
-    /// <summary>open for writing, creating or truncating (O_WRONLY, O_RDWR, O_CREAT, O_TRUNC), truncate, unlink, rename target.</summary>
+    /// <summary>
+    /// open for writing, creating or truncating (O_WRONLY, O_RDWR, O_CREAT, O_TRUNC), and every
+    /// change to the file tree or to a file's metadata: truncate, unlink, rmdir, mkdir, mknod,
+    /// symlink, link and rename (each name and object they touch), chmod, chown, utimes, xattrs,
+    /// file attributes, bind of a Unix socket.
+    /// </summary>
     Write = 2,
     /// <summary>execve / execveat of the file.</summary>
     Exec = 3,
@@ -32,6 +37,15 @@ internal sealed record FileRequest(FileOp Op, string Path, ulong Device, ulong I
 {
     /// <summary>The syscall number that asked (e.g. 257 for openat), or 0 when unknown; seed-shaped inode rules may name one.</summary>
     internal int SyscallNr { get; init; }
+
+    /// <summary>The file's hard-link count (st_nlink) when it exists: above 1 it has other names the path does not show.</summary>
+    internal ulong Links { get; init; }
+
+    /// <summary>
+    /// The operation gives the file another name (the source of a link or a rename, or a file
+    /// under a renamed directory): rules that match it by path must follow it to the new name.
+    /// </summary>
+    internal bool NewName { get; init; }
 }
 
 /// <summary>Decides file operations of a managed workload (implemented by the policy).</summary>

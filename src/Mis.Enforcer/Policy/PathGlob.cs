@@ -5,7 +5,7 @@ namespace Mis.Enforcer.Policy;
 
 /// <summary>
 /// A path pattern of a file rule. <c>*</c> matches within one path segment, <c>**</c> any number of
-/// segments (including none), <c>?</c> one character other than '/', <c>[abc]</c> a character class.
+/// segments (including none; a final <c>/**</c> also matches the directory it follows), <c>?</c> one character other than '/', <c>[abc]</c> a character class.
 /// A pattern without those is a concrete path and also matches by inode (see <see cref="WorkloadPolicy"/>).
 /// Patterns are absolute: the supervisor hands the policy the canonical path the kernel opened.
 /// </summary>
@@ -42,6 +42,12 @@ internal sealed class PathGlob
             char c = pattern[i];
             switch (c)
             {
+                case '/' when pattern.AsSpan(i) is "/**":
+                    // "dir/**" covers the directory itself too: a rule on a tree protects its root
+                    // (listing it, O_TMPFILE in it, renaming or removing it).
+                    regex.Append("(?:/.*)?");
+                    i += 2;
+                    break;
                 case '*' when i + 1 < pattern.Length && pattern[i + 1] == '*':
                     // "/**/" also matches "/", so "/a/**/b" matches "/a/b".
                     bool slashAfter = i + 2 < pattern.Length && pattern[i + 2] == '/';

@@ -23,6 +23,8 @@ internal sealed class WorkloadPolicy : IFileDecider
     private long _generation;
     // When the next inode rule expires (ticks of _clock's UTC time); long.MaxValue: none does.
     private long _nextExpiryTicks = long.MaxValue;
+    // The files file rules have met by name, by identity: the rule follows the object to its other names.
+    private readonly ProtectedObjects _objects = new();
 
     internal WorkloadPolicy(string name, Verdict defaultAction, IReadOnlyList<FileRule> fileRules,
         IReadOnlyList<NetRule> netRules, IReadOnlyList<InodeRule> inodeRules, TimeProvider? clock = null)
@@ -31,6 +33,9 @@ internal sealed class WorkloadPolicy : IFileDecider
         DefaultAction = defaultAction;
         // Concrete paths also match by (device, inode): a hard link to /etc/shadow is /etc/shadow.
         FileRules = fileRules.Select(r => r.Path.IsConcrete ? r with { Identity = FileIdentity.Of(r.Path.Pattern) } : r).ToList();
+        for (int i = 0; i < FileRules.Count; i++)
+            if (FileRules[i].Identity is { } identity)
+                _objects.Add(identity, FileRules[i].Path.Pattern, i);
         NetRules = netRules;
         _inodeRules = [.. inodeRules];
         _clock = clock ?? TimeProvider.System;
@@ -141,6 +146,13 @@ internal sealed class WorkloadPolicy : IFileDecider
         rules.Count == 0 ? long.MaxValue : rules.Min(r => r.Expires?.UtcTicks ?? long.MaxValue);
 
     /// <summary>The verdict and the rule (or level) that produced it, for events and tests.</summary>
+    /// <remarks>
+    /// A file rule matches by path, or by the identity of a file it matched by path before: a rule
+    /// protects the object, not one spelling of it. The identities are recorded (see
+    /// <see cref="ProtectedObjects"/>) whenever a file a rule names could be reached by another name
+    /// — it has other hard links, or this operation gives it one (link, rename) — and for concrete
+    /// paths whenever they are met, so a file replaced during the run is protected too.
+    /// </remarks>
     internal (Verdict Verdict, string Reason) Explain(FileRequest access, int defcon)
     {
         if (access.Inode != 0)
@@ -149,13 +161,19 @@ internal sealed class WorkloadPolicy : IFileDecider
                 if (rule.Device == access.Device && rule.Inode == access.Inode && (rule.SyscallNr == 0 || rule.SyscallNr == access.SyscallNr))
                     return (rule.Action, rule.Source);
         }
-        foreach (var rule in FileRules)
+        var identity = new FileIdentity(access.Device, access.Inode);
+        if (access.Inode != 0 && !Remember(access, identity))
+            return (Verdict.Deny, $"{Name}: {ProtectedObjects.Capacity} files followed by identity already; no more new names for named files");
+        var named = access.Inode != 0 ? _objects.RulesOf(identity) : null;
+        for (int i = 0; i < FileRules.Count; i++)
         {
+            var rule = FileRules[i];
             if (!rule.AppliesTo(access.Op))
                 continue;
-            bool sameFile = rule.Identity is { } id && access.Inode != 0 && id.Device == access.Device && id.Inode == access.Inode;
-            if (sameFile || rule.Path.Matches(access.Path))
+            if (rule.Path.Matches(access.Path))
                 return (rule.Action, rule.Source);
+            if (named is not null && named.Contains(i))
+                return (rule.Action, $"{rule.Source} (the same file as {_objects.NameOf(identity)})");
         }
         if (defcon <= 2)
             return (Verdict.Deny, $"DEFCON {defcon}: everything not explicitly allowed is denied");
@@ -165,4 +183,46 @@ internal sealed class WorkloadPolicy : IFileDecider
     }
 
     private bool Expired(InodeRule rule) => rule.Expires is { } at && _clock.GetUtcNow() >= at;
+
+    /// <summary>
+    /// Records the identity of a file that file rules match by path when it has, or is about to
+    /// get, another name; bumps the rule generation when that changes a decision (so no cached
+    /// verdict on another name of it survives). False when the record is full and the operation
+    /// gives the file a new name: then it must be refused, or the new name would be unprotected.
+    /// </summary>
+    /// <summary>Records what each exact-path rule's file is now.</summary>
+    private void RefreshConcrete()
+    {
+        for (int i = 0; i < FileRules.Count; i++)
+            if (FileRules[i].Path.IsConcrete && FileIdentity.Of(FileRules[i].Path.Pattern) is { } now
+                && _objects.Add(now, FileRules[i].Path.Pattern, i) == ProtectedObjects.Outcome.Added)
+            {
+                lock (_gate)
+                    _generation++;
+            }
+    }
+
+    private bool Remember(FileRequest access, FileIdentity identity)
+    {
+        bool concrete = false;
+        List<int>? matching = null;
+        for (int i = 0; i < FileRules.Count; i++)
+        {
+            if (!FileRules[i].Path.Matches(access.Path))
+                continue;
+            (matching ??= []).Add(i);
+            concrete |= FileRules[i].Path.IsConcrete;
+        }
+        if (matching is null && access.Links > 1)
+            RefreshConcrete(); // another name of a file an exact-path rule names now (replaced since the policy was built)?
+        if (matching is null || !(access.NewName || access.Links > 1 || concrete))
+            return true;
+        var added = _objects.Add(identity, access.Path, matching);
+        if (added == ProtectedObjects.Outcome.Added)
+        {
+            lock (_gate)
+                _generation++;
+        }
+        return added != ProtectedObjects.Outcome.Full || !access.NewName;
+    }
 }

@@ -58,6 +58,7 @@ internal static unsafe partial class Libc
     {
         [FieldOffset(0)] public ulong Dev;
         [FieldOffset(8)] public ulong Ino;
+        [FieldOffset(16)] public ulong Nlink;
         [FieldOffset(24)] public uint Mode;
     }
 
