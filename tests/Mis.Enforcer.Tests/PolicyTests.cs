@@ -44,6 +44,35 @@ public sealed class PolicyTests
         Assert.Equal(Verdict.Allow, BuiltinPolicy.Create().Decide(new FileRequest(Enum.Parse<FileOp>(op), path, 0, 0), defcon: 5));
     }
 
+    [Theory]
+    [InlineData("/srv/secret/**", "/srv/secret", true)]
+    [InlineData("/srv/secret/**", "/srv/secret/a/b", true)]
+    [InlineData("/srv/secret/**", "/srv/secrets", false)]
+    [InlineData("/srv/**/key", "/srv/key", true)]
+    [InlineData("/**", "/", true)]
+    public void A_tree_pattern_matches_its_root_too(string pattern, string path, bool matches)
+    {
+        Assert.True(PathGlob.TryParse(pattern, out var glob, out string error), error);
+        Assert.Equal(matches, glob!.Matches(path));
+    }
+
+    [Fact]
+    public void A_glob_rule_follows_a_file_to_the_names_a_link_or_rename_gives_it()
+    {
+        var policy = PolicyFile.Parse("[[file]]\npath = \"/srv/answers/**\"\nops = [\"read\"]\naction = \"deny\"\n", "p.toml");
+        var elsewhere = new FileRequest(FileOp.Read, "/tmp/copy", 7, 42);
+        Assert.Equal(Verdict.Allow, policy.Decide(elsewhere, 5));
+        // Renaming is a write, which the rule allows; it gives the file a new name, which the rule follows.
+        Assert.Equal(Verdict.Allow, policy.Decide(new FileRequest(FileOp.Write, "/srv/answers/key.csv", 7, 42) { NewName = true, SyscallNr = 82 }, 5));
+        Assert.Equal(Verdict.Deny, policy.Decide(elsewhere, 5));
+        // A file with other names is followed as soon as a rule meets it by name.
+        Assert.Equal(Verdict.Deny, policy.Decide(new FileRequest(FileOp.Read, "/srv/answers/b.csv", 7, 43) { Links = 2 }, 5));
+        Assert.Equal(Verdict.Deny, policy.Decide(new FileRequest(FileOp.Read, "/home/x/b-link.csv", 7, 43) { Links = 2 }, 5));
+        // An ordinary file met by name alone is not remembered (no unbounded growth).
+        Assert.Equal(Verdict.Deny, policy.Decide(new FileRequest(FileOp.Read, "/srv/answers/c.csv", 7, 44), 5));
+        Assert.Equal(Verdict.Allow, policy.Decide(new FileRequest(FileOp.Read, "/tmp/c.csv", 7, 44), 5));
+    }
+
     [Fact]
     public void A_hard_link_to_a_denied_file_is_denied_by_inode()
     {
