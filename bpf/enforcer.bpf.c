@@ -157,17 +157,23 @@ int mis_sendmsg6(struct bpf_sock_addr *ctx)
 
 // Hook: after a successful exec, in the new program's task, before it runs a user
 // instruction (global; attached together with sys_enter). Not sleepable. A backstop for path
-// checks decided elsewhere that a racing rename could have fooled: the file that was actually
-// mapped is judged by (dev, inode), and a forbidden one is a violation and a SIGKILL.
+// checks decided elsewhere that a racing rename or a rewritten path buffer could have fooled:
+// the file that was actually mapped (after every #! interpreter) is judged by (dev, inode). It
+// is a violation and a SIGKILL when it is in the policy's exec deny set, or when the supervisor
+// approved this thread's exec for another file. old_pid is the execing thread's id before exec
+// (a non-leader thread takes over the leader's pid), which is what the supervisor saw.
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(mis_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
+	struct mis_exec_approval *approved;
 	struct mis_exec_key key = {};
 	struct mis_cgroup_state *s;
 	struct mis_actor actor;
 	struct mis_event *e;
 	struct inode *inode;
+	__u32 tid = old_pid;
 	__u64 cgroup_id;
+	bool refused;
 
 	if (bpf_current_task_under_cgroup(&mis_root, 0) != 1)
 		return 0;
@@ -179,7 +185,13 @@ int BPF_PROG(mis_exec, struct task_struct *task, pid_t old_pid, struct linux_bin
 	key.dev = inode->i_sb->s_dev;
 	key.ino = inode->i_ino;
 	key.policy_id = s->policy_id;
-	if (!bpf_map_lookup_elem(&mis_exec_deny, &key))
+	refused = bpf_map_lookup_elem(&mis_exec_deny, &key) != NULL;
+	approved = bpf_map_lookup_elem(&mis_exec_approved, &tid);
+	if (approved && approved->cgroup_id == cgroup_id) {
+		refused |= approved->dev != key.dev || approved->ino != key.ino;
+		bpf_map_delete_elem(&mis_exec_approved, &tid);
+	}
+	if (!refused)
 		return 0;
 
 	mis_actor_current(&actor);

@@ -73,6 +73,16 @@ struct {
 	__type(value, __u32);
 } mis_exec_deny SEC(".maps");
 
+/* Execs the supervisor decided and continued, by tid (struct mis_exec_approval). LRU: an
+ * approval whose exec never happened (it failed) is evicted, never leaked; one evicted before
+ * its exec fails closed (the exec is killed). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MIS_MAX_EXEC_DENY);
+	__type(key, __u32);
+	__type(value, struct mis_exec_approval);
+} mis_exec_approved SEC(".maps");
+
 /* Puts the contract types that are no map's key or value into the object's BTF, so the layout
  * test can find them by name and compare them with the C# mirrors. Never read. */
 struct mis_event *mis_btf_event __attribute__((unused));

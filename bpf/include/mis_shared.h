@@ -188,6 +188,16 @@ struct mis_exec_key {
 	__u32 pad; /* must be 0 */
 };
 
+/* An exec the seccomp supervisor decided, by the thread that asked (mis_exec_approved, keyed by
+ * tid): what the kernel must end up running — the binary itself, or for a #! script the last
+ * interpreter in its chain. The supervisor answers CONTINUE, so the kernel resolves the path
+ * again; whatever it really executes is compared with this. */
+struct mis_exec_approval {
+	__u64 dev;       /* kernel dev_t (MAJOR << 20 | MINOR), as inode->i_sb->s_dev */
+	__u64 ino;
+	__u64 cgroup_id; /* whose approval it is: a reused tid in another cgroup is not bound by it */
+};
+
 /* Per-CPU counters (mis_stats array index). */
 enum mis_stat {
 	MIS_STAT_RINGBUF_DROPS = 0, /* events lost because the ring buffer was full */

@@ -282,6 +282,9 @@ internal static class OpsBench
         public ViolationOutcome Report(ViolationReport report) => inner.Report(report);
 
         /// <inheritdoc />
+        public void ApproveExec(ulong cgroupId, int tid, ulong device, ulong inode) => inner.ApproveExec(cgroupId, tid, device, inode);
+
+        /// <inheritdoc />
         public int Defcon(ulong cgroupId)
         {
             ReadStarted = Stopwatch.GetTimestamp();

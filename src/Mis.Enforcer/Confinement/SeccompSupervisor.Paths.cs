@@ -3,66 +3,12 @@ using Mis.Native;
 
 namespace Mis.Enforcer.Confinement;
 
-/// <summary>execve/execveat, and what opens and execs share: where a path starts, resolution as the workload, /proc limits.</summary>
+/// <summary>What opens, execs and file changes share: where a path starts, resolution as the workload, /proc limits.</summary>
 internal sealed unsafe partial class SeccompSupervisor
 {
     private const int EBADF = 9;
     private const int AT_SYMLINK_NOFOLLOW = 0x100;
     private const int AT_EMPTY_PATH = 0x1000;
-
-    private void HandleExec(in SeccompNotify.Notification n, WorkloadTask task)
-    {
-        bool at = n.Nr == Syscalls.Execveat;
-        int dirFd = at ? (int)n.Args[0] : Libc.AT_FDCWD;
-        int atFlags = at ? (int)n.Args[4] : 0;
-        int errno = ReadPath(task.Tid, at ? n.Args[1] : n.Args[0], out int length);
-        if (errno != 0 || !IdValid(n.Id))
-        {
-            FailIfValid(n.Id, errno);
-            return;
-        }
-        int finalFlags = Libc.O_PATH | Libc.O_CLOEXEC | ((atFlags & AT_SYMLINK_NOFOLLOW) != 0 ? Libc.O_NOFOLLOW : 0);
-        byte[] path = OpenArguments.RewriteProcSelf(_path, length, task);
-        var none = new EarlyOpen(-1);
-        if (ResolveAsWorkload(n.Id, task, dirFd, path, finalFlags, 0, create: false, emptyPathAllowed: (atFlags & AT_EMPTY_PATH) != 0, ref none) is not Resolution r)
-            return;
-        if (r.Status == ResolveStatus.Failed)
-        {
-            Fail(n.Id, r.Errno);
-            return;
-        }
-        if (r.Status == ResolveStatus.ProcDenied)
-        {
-            Deny(n.Id, ViolationOp.Exec, task, r.Denied!);
-            return;
-        }
-        try
-        {
-            Libc.Stat st;
-            if (Libc.FStat(r.Fd, &st) != 0)
-            {
-                Fail(n.Id, Libc.LastErrno);
-                return;
-            }
-            string canonical = _resolver.CanonicalPath(r.Fd);
-            if (Decide(new FileRequest(FileOp.Exec, canonical, st.Dev, st.Ino) { SyscallNr = n.Nr, Links = st.Nlink }) == Verdict.Deny)
-            {
-                Deny(n.Id, ViolationOp.Exec, task, canonical);
-                return;
-            }
-            // Residual race: CONTINUE lets the kernel resolve the path again, so a file swapped in
-            // (rename, symlink flip) between this check and the kernel's own lookup is exec'd
-            // undecided; exec cannot be done on the workload's behalf the way open is. The kernel
-            // side backstops it for inodes the policy denies by name (sched_process_exec kills a
-            // task that execs one); glob-only exec rules remain exposed to the race.
-            if (IdValid(n.Id))
-                Continue(n.Id);
-        }
-        finally
-        {
-            Libc.Close(r.Fd);
-        }
-    }
 
     /// <summary>
     /// The start directory as the workload has it (its cwd, or its dirfd duplicated with

@@ -116,6 +116,15 @@ internal struct MisExecKey
     internal uint Pad;
 }
 
+/// <summary>Mirror of <c>struct mis_exec_approval</c>, the value of the <c>mis_exec_approved</c> map (key: the thread id).</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct MisExecApproval
+{
+    internal ulong Dev;
+    internal ulong Ino;
+    internal ulong CgroupId;
+}
+
 /// <summary><c>enum mis_event_type</c>: what a ring-buffer record reports.</summary>
 internal enum KernelEventType
 {

@@ -155,6 +155,18 @@ internal sealed partial class KernelEnforcer
         }
     }
 
+    /// <inheritdoc />
+    public void ApproveExec(ulong cgroupId, int tid, ulong device, ulong inode)
+    {
+        var approval = new MisExecApproval { Dev = KernelDev(device), Ino = inode, CgroupId = cgroupId };
+        uint key = (uint)tid;
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed != 0, this);
+            _execApproved.Update(BpfMap.Bytes(ref key), BpfMap.Bytes(ref approval));
+        }
+    }
+
     // glibc's dev_t (what stat returns) to the kernel's internal MAJOR << 20 | MINOR, which
     // is what inode->i_sb->s_dev holds.
     internal static ulong KernelDev(ulong userDev)

@@ -30,6 +30,7 @@ internal sealed partial class KernelEnforcer : IViolationSink, IDisposable
     private readonly BpfMap _stats;
     private readonly BpfMap _netRules;
     private readonly BpfMap _execDeny;
+    private readonly BpfMap _execApproved;
     private readonly BpfProgram _report;
     private readonly Dictionary<ulong, ManagedCgroup> _managed = [];
     private readonly KernelEventPump _pump;
@@ -49,6 +50,7 @@ internal sealed partial class KernelEnforcer : IViolationSink, IDisposable
         _stats = obj.Map("mis_stats");
         _netRules = obj.Map("mis_net_rules");
         _execDeny = obj.Map("mis_exec_deny");
+        _execApproved = obj.Map("mis_exec_approved");
         _report = obj.Program("mis_report");
         _pump = new KernelEventPump(obj.Map("mis_events"), options.EventCapacity, OnEvent);
     }

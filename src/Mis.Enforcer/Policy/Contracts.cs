@@ -46,6 +46,12 @@ internal sealed record FileRequest(FileOp Op, string Path, ulong Device, ulong I
     /// under a renamed directory): rules that match it by path must follow it to the new name.
     /// </summary>
     internal bool NewName { get; init; }
+
+    /// <summary>An exec of this file as an ELF program's interpreter (PT_INTERP, e.g. ld.so), loaded by the kernel for a program that was itself decided.</summary>
+    internal bool Interpreter { get; init; }
+
+    /// <summary>An exec of a file changed since the workload started (its ctime), or of one with no name (memfd, O_TMPFILE, deleted).</summary>
+    internal bool WrittenDuringRun { get; init; }
 }
 
 /// <summary>Decides file operations of a managed workload (implemented by the policy).</summary>
@@ -89,4 +95,14 @@ internal interface IViolationSink
 
     /// <summary>The cgroup's current DEFCON level (5..1), decay applied.</summary>
     int Defcon(ulong cgroupId);
+
+    /// <summary>
+    /// Tells the kernel what thread <paramref name="tid"/>'s allowed exec must end up running (the
+    /// binary, or the last #! interpreter): the exec is then continued and the kernel resolves the
+    /// path again, so anything else it runs — a path rewritten by another thread meanwhile — is a
+    /// violation and a kill. Without a kernel (tests, simulators) there is nothing to tell.
+    /// </summary>
+    void ApproveExec(ulong cgroupId, int tid, ulong device, ulong inode)
+    {
+    }
 }

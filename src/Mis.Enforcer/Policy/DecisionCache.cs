@@ -19,7 +19,7 @@ internal readonly record struct DecisionCacheStats(long Hits, long Misses)
 /// depends on: the operation, the canonical path, the file's (device, inode) as opened, the
 /// syscall, the DEFCON level, and the policy's rule generation. The file rules of a policy never
 /// change (a reload builds a new policy, with a new cache); the generation changes whenever its
-/// inode rules do (added, removed, or one expired), so an entry computed under other rules is
+/// inode rules or the files it follows by identity do (added, removed, or one expired), so an entry computed under other rules is
 /// never found again, even one inserted by a decision that raced the change. A changed file has
 /// another inode, hence another key. Bounded: when full it is emptied and refilled.
 /// </summary>
@@ -56,10 +56,10 @@ internal sealed class DecisionCache(int capacity)
         _entries[new Key(access, defcon, generation)] = verdict;
     }
 
-    private readonly record struct Key(FileOp Op, string Path, ulong Device, ulong Inode, int SyscallNr, int Defcon, long Generation)
+    private readonly record struct Key(FileOp Op, string Path, ulong Device, ulong Inode, int SyscallNr, bool NewName, bool Interpreter, bool WrittenDuringRun, int Defcon, long Generation)
     {
         internal Key(FileRequest a, int defcon, long generation)
-            : this(a.Op, a.Path, a.Device, a.Inode, a.SyscallNr, defcon, generation)
+            : this(a.Op, a.Path, a.Device, a.Inode, a.SyscallNr, a.NewName, a.Interpreter, a.WrittenDuringRun, defcon, generation)
         {
         }
     }

@@ -12,6 +12,7 @@ namespace Mis.Enforcer.Policy;
 /// name = "data-task"             # default: the file name
 /// default = "allow"              # verdict when no rule matches (allow | deny)
 /// builtin = true                 # append the built-in rules after this file's own
+/// exec = "rules"                 # rules | allowlist (only explicitly allowed programs, nothing written during the run)
 ///
 /// [[file]]                       # path = "/exact" or a glob (*, **, ?, [..]); ops default to all
 /// path = "/srv/secret/**"
@@ -38,7 +39,7 @@ internal static class PolicyFile
     private static readonly string[] Actions = ["allow", "deny", "trace"];
     private static readonly Dictionary<string, string[]> Keys = new()
     {
-        ["policy"] = ["name", "default", "builtin"],
+        ["policy"] = ["name", "default", "builtin", "exec"],
         ["file"] = ["path", "ops", "action"],
         ["network"] = ["address", "port", "protocol", "action"],
         ["rule"] = ["inode", "dev_id", "syscall_nr", "action", "ttl_secs"],
@@ -74,6 +75,7 @@ internal static class PolicyFile
         string name = Path.GetFileNameWithoutExtension(file);
         Verdict defaultAction = Verdict.Allow;
         bool builtin = true;
+        bool execAllowList = false;
         var files = new List<FileRule>();
         var nets = new List<NetRule>();
         var inodes = new List<InodeRule>();
@@ -96,6 +98,7 @@ internal static class PolicyFile
                     if (values.TryGetValue("name", out var n)) name = n.NonEmptyString();
                     if (values.TryGetValue("default", out var d)) defaultAction = ToVerdict(d.OneOf(["allow", "deny"]));
                     if (values.TryGetValue("builtin", out var b)) builtin = b.Bool();
+                    if (values.TryGetValue("exec", out var x)) execAllowList = x.OneOf(["rules", "allowlist"]) == "allowlist";
                     break;
                 case "file":
                     files.Add(FileRuleFrom(file, table, values, source));
@@ -112,7 +115,7 @@ internal static class PolicyFile
             files.AddRange(BuiltinPolicy.Rules());
         // Newest seed-shaped rule first, as AddRule would have stacked them.
         inodes.Reverse();
-        return new WorkloadPolicy(name, defaultAction, files, nets, inodes, clock);
+        return new WorkloadPolicy(name, defaultAction, files, nets, inodes, clock) { ExecAllowList = execAllowList };
     }
 
     private static Dictionary<string, ConfigValue> Read(string file, string kind, TableSyntaxBase table, string[] known)

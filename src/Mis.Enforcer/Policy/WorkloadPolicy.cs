@@ -69,6 +69,14 @@ internal sealed class WorkloadPolicy : IFileDecider
     /// <summary>The verdict when no rule matches at DEFCON 5 and 4.</summary>
     internal Verdict DefaultAction { get; }
 
+    /// <summary>
+    /// <c>[policy] exec = "allowlist"</c>: only what an allow rule names may be run (as at DEFCON 3,
+    /// at every level), and nothing changed during the run or without a name (memfd, O_TMPFILE)
+    /// may be run at all. The mode an exec rule needs to hold: a deny rule on a program cannot stop
+    /// a copy of it, or ld.so reading it as a library, since neither is an exec of that file.
+    /// </summary>
+    internal bool ExecAllowList { get; init; }
+
     /// <summary>File rules in decision order.</summary>
     internal IReadOnlyList<FileRule> FileRules { get; }
 
@@ -161,6 +169,8 @@ internal sealed class WorkloadPolicy : IFileDecider
                 if (rule.Device == access.Device && rule.Inode == access.Inode && (rule.SyscallNr == 0 || rule.SyscallNr == access.SyscallNr))
                     return (rule.Action, rule.Source);
         }
+        if (access.Op == FileOp.Exec && access.WrittenDuringRun && ExecAllowList)
+            return (Verdict.Deny, $"{Name}: exec allow-list: nothing changed during the run, or without a name, may be run");
         var identity = new FileIdentity(access.Device, access.Inode);
         if (access.Inode != 0 && !Remember(access, identity))
             return (Verdict.Deny, $"{Name}: {ProtectedObjects.Capacity} files followed by identity already; no more new names for named files");
@@ -175,10 +185,16 @@ internal sealed class WorkloadPolicy : IFileDecider
             if (named is not null && named.Contains(i))
                 return (rule.Action, $"{rule.Source} (the same file as {_objects.NameOf(identity)})");
         }
+        // A program's interpreter (ld.so) is loaded as part of a program that was decided itself:
+        // only a rule that names it refuses it.
+        if (access.Interpreter)
+            return (Verdict.Allow, "the program interpreter of a decided program");
         if (defcon <= 2)
             return (Verdict.Deny, $"DEFCON {defcon}: everything not explicitly allowed is denied");
         if (defcon == 3 && access.Op == FileOp.Exec)
             return (Verdict.Deny, "DEFCON 3: exec of anything not explicitly allowed is denied");
+        if (ExecAllowList && access.Op == FileOp.Exec)
+            return (Verdict.Deny, $"{Name}: exec allow-list: exec of anything not explicitly allowed is denied");
         return (DefaultAction, $"{Name}: default {DefaultAction.ToString().ToLowerInvariant()}");
     }
 

@@ -60,6 +60,8 @@ internal static unsafe partial class Libc
         [FieldOffset(8)] public ulong Ino;
         [FieldOffset(16)] public ulong Nlink;
         [FieldOffset(24)] public uint Mode;
+        [FieldOffset(104)] public long CtimeSec;
+        [FieldOffset(112)] public long CtimeNsec;
     }
 
     internal const uint S_IFMT = 0xF000;
