@@ -46,6 +46,8 @@
 #define MIS_FS_IOC_SETFLAGS 0x40086602u
 #define MIS_FS_IOC32_SETFLAGS 0x40046602u
 #define MIS_FS_IOC_FSSETXATTR 0x401c5820u
+#define MIS_FS_IOC_SETVERSION 0x40087602u
+#define MIS_FS_IOC32_SETVERSION 0x40047602u
 
 #define NR_OFF offsetof(struct seccomp_data, nr)
 #define ARCH_OFF offsetof(struct seccomp_data, arch)
@@ -87,6 +89,7 @@ static const int notified[] = {
  * file's attributes through any descriptor of it, even a read-only one. */
 static const unsigned ioctl_notified[] = {
     FIOSETOWN, SIOCSPGRP, MIS_FS_IOC_SETFLAGS, MIS_FS_IOC32_SETFLAGS, MIS_FS_IOC_FSSETXATTR,
+    MIS_FS_IOC_SETVERSION, MIS_FS_IOC32_SETVERSION,
 };
 
 /* Act on another process when the pid argument (arg 0) is not 0 (= the caller itself):

@@ -180,7 +180,7 @@ internal sealed class ConfinementHarness : IDisposable
         return output;
     }
 
-    private static string RepoRoot()
+    internal static string RepoRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
             if (File.Exists(Path.Combine(dir.FullName, "MIS.sln")))

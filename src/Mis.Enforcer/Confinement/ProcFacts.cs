@@ -127,6 +127,57 @@ internal static unsafe class ProcFacts
         }
     }
 
+    /// <summary>
+    /// The mount id and inode number of our open file <paramref name="fd"/> as the kernel holds
+    /// them (/proc/self/fdinfo): on an overlay, stat reports the underlying file's device and
+    /// inode, while the kernel's file is the overlay's own inode.
+    /// </summary>
+    internal static (int MountId, ulong Inode)? FdInfo(int fd)
+    {
+        int? mount = null;
+        ulong? inode = null;
+        try
+        {
+            foreach (var line in File.ReadLines($"/proc/self/fdinfo/{fd}"))
+            {
+                if (line.StartsWith("mnt_id:", StringComparison.Ordinal))
+                    mount = int.Parse(line.AsSpan(7).Trim(), CultureInfo.InvariantCulture);
+                else if (line.StartsWith("ino:", StringComparison.Ordinal))
+                    inode = ulong.Parse(line.AsSpan(4).Trim(), CultureInfo.InvariantCulture);
+            }
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+        return mount is int m && inode is ulong i ? (m, i) : null;
+    }
+
+    /// <summary>
+    /// The device (st_dev encoding) of the superblock of mount <paramref name="mountId"/> in the
+    /// mount namespace of <paramref name="pid"/> (/proc/PID/mountinfo's major:minor), or null.
+    /// </summary>
+    internal static ulong? MountDevice(int pid, int mountId)
+    {
+        try
+        {
+            foreach (var line in File.ReadLines($"/proc/{pid}/mountinfo"))
+            {
+                var fields = line.Split(' ', 4);
+                if (fields.Length < 3 || fields[0] != mountId.ToString(CultureInfo.InvariantCulture))
+                    continue;
+                var mm = fields[2].Split(':');
+                ulong major = ulong.Parse(mm[0], CultureInfo.InvariantCulture), minor = ulong.Parse(mm[1], CultureInfo.InvariantCulture);
+                // glibc's makedev
+                return ((major & 0xfffff000UL) << 32) | ((major & 0xfffUL) << 8) | ((minor & 0xffffff00UL) << 12) | (minor & 0xffUL);
+            }
+        }
+        catch (IOException)
+        {
+        }
+        return null;
+    }
+
     /// <summary>Writes an ASCII string plus NUL into <paramref name="destination"/>; returns the length without the NUL.</summary>
     internal static int Ascii(ReadOnlySpan<char> text, Span<byte> destination)
     {

@@ -211,22 +211,26 @@ internal sealed unsafe partial class SeccompSupervisor
             int seen = 0;
             while (pending.TryPop(out var dir))
             {
-                string[] children;
-                try
+                // Lazily, so a huge directory costs no more than the bound before it is refused.
+                using var children = Directory.EnumerateFileSystemEntries(dir.Proc).GetEnumerator();
+                while (true)
                 {
-                    children = Directory.GetFileSystemEntries(dir.Proc);
-                }
-                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-                {
-                    Fail(id, EXDEV);
-                    return false;
-                }
-                foreach (string child in children)
-                {
-                    Libc.Stat st;
-                    if (++seen > MaxRenamedTree || LStat(child, &st) != 0)
+                    string? child = null;
+                    try
                     {
-                        _log($"mis-seccomp: {_cgroupName}: rename of {directory.Path} answered EXDEV ({(seen > MaxRenamedTree ? $"more than {MaxRenamedTree} files below it" : $"{child} cannot be examined")})");
+                        if (children.MoveNext())
+                            child = children.Current;
+                    }
+                    catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                    {
+                        child = "";
+                    }
+                    if (child is null)
+                        break;
+                    Libc.Stat st;
+                    if (++seen > MaxRenamedTree || child.Length == 0 || LStat(child, &st) != 0)
+                    {
+                        _log($"mis-seccomp: {_cgroupName}: rename of {directory.Path} answered EXDEV ({(seen > MaxRenamedTree ? $"more than {MaxRenamedTree} files below it" : $"{(child.Length == 0 ? dir.Canonical : child)} cannot be examined")})");
                         Fail(id, EXDEV);
                         return false;
                     }

@@ -52,7 +52,7 @@ internal sealed unsafe partial class SeccompSupervisor
         try
         {
             int current = r.Fd;
-            if (!MayExec(n.Id, n.Nr, task, current, interpreter: false, out var runs))
+            if (!MayExec(n.Id, n.Nr, task, current, interpreter: false, out _))
                 return;
             for (int depth = 0; ; depth++)
             {
@@ -77,13 +77,18 @@ internal sealed unsafe partial class SeccompSupervisor
                     return;
                 }
                 opened.Add(nr.Fd);
-                if (!MayExec(n.Id, n.Nr, task, nr.Fd, interpreter: isElf, out var st))
+                if (!MayExec(n.Id, n.Nr, task, nr.Fd, interpreter: isElf, out _))
                     return;
                 if (isElf)
                     break; // ld.so: mapped by the kernel beside the program, which stays what runs
-                (current, runs) = (nr.Fd, st);
+                current = nr.Fd;
             }
-            _sink.ApproveExec(_cgroupId, task.Tid, runs.Dev, runs.Ino);
+            if (KernelIdentity(task, current) is not var (device, inode))
+            {
+                Fail(n.Id, Errno.EPERM); // cannot say what the kernel must run: refuse, as an error
+                return;
+            }
+            _sink.ApproveExec(_cgroupId, task.Tid, device, inode);
             if (IdValid(n.Id))
                 Continue(n.Id);
         }
@@ -92,6 +97,28 @@ internal sealed unsafe partial class SeccompSupervisor
             foreach (int fd in opened)
                 Libc.Close(fd);
         }
+    }
+
+    /// <summary>Mount ids seen, and the device of each one's superblock (the kernel's s_dev, in st_dev encoding).</summary>
+    private readonly Dictionary<int, ulong> _mountDevices = [];
+
+    /// <summary>
+    /// The (device, inode) the kernel will see as the executed file's: its superblock's device and
+    /// its inode number. Not what stat says on an overlay (there stat reports the file below).
+    /// </summary>
+    private (ulong Device, ulong Inode)? KernelIdentity(WorkloadTask task, int fd)
+    {
+        if (ProcFacts.FdInfo(fd) is not var (mount, inode))
+            return null;
+        if (!_mountDevices.TryGetValue(mount, out ulong device))
+        {
+            if (ProcFacts.MountDevice(task.Tid, mount) is not ulong found)
+                return null;
+            if (_mountDevices.Count >= 4096)
+                _mountDevices.Clear(); // mount ids come and go; keep the cache bounded
+            _mountDevices[mount] = device = found;
+        }
+        return (device, inode);
     }
 
     /// <summary>The policy's verdict on running the file behind our fd; false when refused (answered, counted).</summary>

@@ -195,7 +195,7 @@ internal sealed unsafe partial class SeccompSupervisor : IDisposable
                 case Syscalls.Execve or Syscalls.Execveat:
                     HandleExec(n, task);
                     break;
-                case Syscalls.Ioctl when (uint)n.Args[1] is Syscalls.FsIocSetflags or Syscalls.FsIoc32Setflags or Syscalls.FsIocFssetxattr:
+                case Syscalls.Ioctl when Syscalls.ChangesFile((uint)n.Args[1]):
                 case var nr when Syscalls.FileChanges.ContainsKey(nr):
                     HandleChange(n, task);
                     break;

@@ -69,8 +69,13 @@ internal static class Syscalls
     internal const int Removexattrat = 466;
     internal const int FileSetattr = 469;
 
-    /// <summary>ioctl commands that change a file's attributes (FS_IOC_SETFLAGS, its 32-bit twin, FS_IOC_FSSETXATTR).</summary>
-    internal const uint FsIocSetflags = 0x40086602, FsIoc32Setflags = 0x40046602, FsIocFssetxattr = 0x401c5820;
+    /// <summary>ioctl commands that change a file's attributes through any descriptor of it (FS_IOC_SETFLAGS, FS_IOC_FSSETXATTR, FS_IOC_SETVERSION and 32-bit twins).</summary>
+    internal const uint FsIocSetflags = 0x40086602, FsIoc32Setflags = 0x40046602, FsIocFssetxattr = 0x401c5820,
+        FsIocSetversion = 0x40087602, FsIoc32Setversion = 0x40047602;
+
+    /// <summary>Whether an ioctl command is one of those.</summary>
+    internal static bool ChangesFile(uint ioctl) =>
+        ioctl is FsIocSetflags or FsIoc32Setflags or FsIocFssetxattr or FsIocSetversion or FsIoc32Setversion;
 
     /// <summary>Syscalls that create, remove, rename, link or change a file or its metadata, by name.</summary>
     internal static readonly IReadOnlyDictionary<int, string> FileChanges = new Dictionary<int, string>
