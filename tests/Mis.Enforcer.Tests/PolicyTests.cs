@@ -57,6 +57,19 @@ public sealed class PolicyTests
     }
 
     [Fact]
+    public void An_exec_allow_list_runs_only_named_programs_never_one_written_during_the_run()
+    {
+        var policy = PolicyFile.Parse("[policy]\nexec = \"allowlist\"\n[[file]]\npath = \"/usr/bin/**\"\nops = [\"exec\"]\naction = \"allow\"\n", "p.toml");
+        Assert.True(policy.ExecAllowList);
+        Assert.Equal(Verdict.Allow, policy.Decide(new FileRequest(FileOp.Exec, "/usr/bin/true", 1, 2), 5));
+        Assert.Equal(Verdict.Deny, policy.Decide(new FileRequest(FileOp.Exec, "/usr/bin/true", 1, 2) { WrittenDuringRun = true }, 5));
+        Assert.Equal(Verdict.Deny, policy.Decide(new FileRequest(FileOp.Exec, "/tmp/tool", 1, 3), 5));
+        Assert.Equal(Verdict.Allow, policy.Decide(new FileRequest(FileOp.Exec, "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", 1, 4) { Interpreter = true }, 5));
+        Assert.Equal(Verdict.Deny, policy.Decide(new FileRequest(FileOp.Exec, "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", 1, 4), 5));
+        Assert.False(PolicyFile.Parse("", "p.toml").ExecAllowList);
+    }
+
+    [Fact]
     public void A_glob_rule_follows_a_file_to_the_names_a_link_or_rename_gives_it()
     {
         var policy = PolicyFile.Parse("[[file]]\npath = \"/srv/answers/**\"\nops = [\"read\"]\naction = \"deny\"\n", "p.toml");
@@ -205,6 +218,7 @@ public sealed class PolicyTests
     [InlineData("[[network]]\naddress = \"::1\"\nport = 70000\naction = \"deny\"\n", 3, "network.port", "out of range")]
     [InlineData("[[rule]]\ninode = 1\ndev_id = 1\naction = 5\n", 4, "rule.action", "out of range")]
     [InlineData("[[rule]]\ninode = 1\ndev_id = 1\naction = 1\nttl_secs = 99999999\n", 5, "rule.ttl_secs", "out of range")]
+    [InlineData("[policy]\nexec = \"whitelist\"\n", 2, "policy.exec", "allowlist")]
     [InlineData("action = \"deny\"\n", 1, null, "outside any table")]
     [InlineData("[[file]\n", 1, null, "syntax error")]
     public void Errors_name_line_and_key(string text, int line, string? key, string message)
