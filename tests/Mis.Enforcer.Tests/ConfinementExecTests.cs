@@ -103,6 +103,41 @@ public sealed class ConfinementExecTests
     }
 
     [Fact]
+    public void A_memfd_program_is_approved_as_the_kernel_holds_it_and_runs_under_the_default_exec_mode()
+    {
+        // The kernel's check compares the file it executed with the approval; a mismatch of
+        // identities would kill honest execs (memfd's mount is in no mountinfo; the overlay case,
+        // where stat shows the file below, is the gym's KernelFilesTests). Under the default exec
+        // mode a memfd program runs.
+        using var h = new ConfinementHarness();
+        var (read, write) = ConfinementHarness.Pipe();
+        Run.RunResult result;
+        string output;
+        using (read)
+        {
+            using (write)
+                result = WorkloadRunner.Run(new RunRequest
+                {
+                    Command = ["/usr/bin/python3", "-c", """
+                        import os
+                        fd = os.memfd_create("prog", 0)
+                        os.write(fd, open("/usr/bin/echo", "rb").read())
+                        pid = os.fork()
+                        if pid == 0:
+                            os.execv("/proc/self/fd/%d" % fd, ["echo", "from-memfd"])
+                        os.waitpid(pid, 0)
+                        """],
+                    Stdout = write,
+                }, TestContext.Current.CancellationToken);
+            using var reader = new StreamReader(new FileStream(read, FileAccess.Read));
+            output = reader.ReadToEnd();
+        }
+        Assert.Equal(0, result.ExitStatus);
+        Assert.Contains("from-memfd", output);
+        Assert.Equal(0UL, result.Violations);
+    }
+
+    [Fact]
     public void A_path_rewritten_after_the_decision_is_caught_by_the_kernel_and_never_runs()
     {
         // Glob-denied only (no inode is known when the policy is built): only the kernel's check of

@@ -112,8 +112,11 @@ internal sealed unsafe partial class SeccompSupervisor
             return null;
         if (!_mountDevices.TryGetValue(mount, out ulong device))
         {
+            // A kernel-internal mount (memfd's, pipes') is in no namespace's mountinfo: there
+            // stat's device is the superblock's own.
+            Libc.Stat st;
             if (ProcFacts.MountDevice(task.Tid, mount) is not ulong found)
-                return null;
+                return Libc.FStat(fd, &st) == 0 ? (st.Dev, inode) : null;
             if (_mountDevices.Count >= 4096)
                 _mountDevices.Clear(); // mount ids come and go; keep the cache bounded
             _mountDevices[mount] = device = found;
