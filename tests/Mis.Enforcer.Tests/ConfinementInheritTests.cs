@@ -1,5 +1,6 @@
 using System.Text;
 using Mis.Enforcer.Confinement;
+using Mis.Enforcer.Policy;
 using Mis.Native;
 
 namespace Mis.Enforcer.Tests;
@@ -118,6 +119,138 @@ public sealed class ConfinementInheritTests
         Assert.Empty(Directory.GetFileSystemEntries(protectedDir));
         Assert.DoesNotContain("raise=0", run.Stdout); // the hard limit is 0: no raising it
         Assert.Matches(@"Max core file size\s+0\s+0\s", run.Stdout);
+    }
+
+    [Theory]
+    [MemberData(nameof(BothIdentities))]
+    public void Dev_tty_fails_with_ENXIO_as_for_any_process_without_a_controlling_terminal(bool asRoot)
+    {
+        using var h = new ConfinementHarness();
+        var run = h.Python("""
+            import os
+            for flags in (os.O_RDWR, os.O_RDONLY, os.O_WRONLY | os.O_NOCTTY):
+                try:
+                    os.open("/dev/tty", flags); print("opened")
+                except OSError as e:
+                    print("errno", e.errno)
+            """, IdentityOf(asRoot));
+        Assert.True(run.Exit.ExitCode == 0, run.ToString());
+        Assert.Equal(3, run.Stdout.Split($"errno {Errno.ENXIO}").Length - 1);
+        Assert.DoesNotContain("opened", run.Stdout);
+        Assert.Empty(h.Sink.Reports); // the kernel's own answer, not a violation
+    }
+
+    [Theory]
+    [MemberData(nameof(BothIdentities))]
+    public void The_operators_pty_cannot_be_opened_and_what_was_typed_stays_unread(bool asRoot)
+    {
+        using var h = new ConfinementHarness();
+        using var operatorPty = OperatorPty.Open();
+        operatorPty.Type("OPERATOR-TYPED\n");
+        var run = h.Python($$"""
+            import os
+            try:
+                fd = os.open("{{operatorPty.SlavePath}}", os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+                print("opened", os.read(fd, 100))
+            except OSError as e:
+                print("errno", e.errno)
+            """, IdentityOf(asRoot));
+        Assert.True(run.Exit.ExitCode == 0, run.ToString());
+        Assert.Contains($"errno {Errno.EPERM}", run.Stdout);
+        var report = Assert.Single(h.Sink.Reports);
+        Assert.Equal((ViolationOp.FileWrite, operatorPty.SlavePath), (report.Op, report.Target));
+        Assert.Equal("OPERATOR-TYPED\n", operatorPty.ReadTyped()); // still there, unread
+    }
+
+    [Theory]
+    [MemberData(nameof(BothIdentities))]
+    public void The_workloads_own_ptys_work(bool asRoot)
+    {
+        using var h = new ConfinementHarness();
+        var run = h.Python("""
+            import os, fcntl, struct, pty
+            m = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY)
+            fcntl.ioctl(m, 0x40045431, struct.pack("i", 0))  # TIOCSPTLCK: unlock
+            n = struct.unpack("i", fcntl.ioctl(m, 0x80045430, b"\0" * 4))[0]  # TIOCGPTN
+            s = os.open(f"/dev/pts/{n}", os.O_RDWR | os.O_NOCTTY)
+            os.write(m, b"ping\n"); print("slave read", os.read(s, 100))
+            again = os.open(f"/proc/self/fd/{s}", os.O_RDWR | os.O_NOCTTY)
+            os.write(again, b"pong\n"); print("master read", os.read(m, 100))
+            a, b = os.openpty(); os.write(a, b"x\n"); print("openpty", os.read(b, 10))
+            pid, fd = pty.fork()  # the child: setsid, the slave as its controlling terminal
+            if pid == 0:
+                t = os.open("/dev/tty", os.O_RDWR); os.write(t, b"child-tty-ok\n"); os._exit(0)
+            out = b""
+            while True:
+                try:
+                    d = os.read(fd, 100)
+                except OSError:
+                    break
+                if not d:
+                    break
+                out += d
+            os.waitpid(pid, 0)
+            print("child", out)
+            """, IdentityOf(asRoot));
+        Assert.True(run.Exit.ExitCode == 0, run.ToString());
+        Assert.Contains("slave read b'ping\\n'", run.Stdout);
+        Assert.Contains("pong", run.Stdout);
+        Assert.Contains("openpty b'x\\n'", run.Stdout);
+        Assert.Contains("child-tty-ok", run.Stdout);
+        Assert.Empty(h.Sink.Reports);
+    }
+
+    /// <summary>A pty of the test's own, standing for the operator's terminal (root-owned, as under sudo).</summary>
+    private sealed unsafe class OperatorPty : IDisposable
+    {
+        private const ulong TIOCGPTN = 0x80045430;
+        private const ulong TIOCSPTLCK = 0x40045431;
+        private readonly int _master;
+        private readonly int _slave;
+
+        private OperatorPty(int master, int slave, string path) => (_master, _slave, SlavePath) = (master, slave, path);
+
+        internal string SlavePath { get; }
+
+        internal static OperatorPty Open()
+        {
+            int master;
+            fixed (byte* p = "/dev/ptmx\0"u8)
+                master = Libc.Open(p, Libc.O_RDWR | Libc.O_NOCTTY | Libc.O_CLOEXEC, 0);
+            Assert.True(master >= 0, $"open /dev/ptmx: {Errno.Describe(Libc.LastErrno)}");
+            int unlock = 0, index;
+            Assert.Equal(0, Libc.Ioctl(master, TIOCSPTLCK, &unlock));
+            Assert.Equal(0, Libc.Ioctl(master, TIOCGPTN, &index));
+            string path = $"/dev/pts/{index}";
+            byte[] name = Encoding.ASCII.GetBytes(path + "\0");
+            int slave;
+            fixed (byte* p = name)
+                slave = Libc.Open(p, Libc.O_RDWR | Libc.O_NOCTTY | Libc.O_NONBLOCK | Libc.O_CLOEXEC, 0);
+            Assert.True(slave >= 0, $"open {path}: {Errno.Describe(Libc.LastErrno)}");
+            return new OperatorPty(master, slave, path);
+        }
+
+        internal void Type(string text)
+        {
+            byte[] bytes = Encoding.ASCII.GetBytes(text);
+            fixed (byte* b = bytes)
+                Assert.Equal(bytes.Length, (int)Libc.Write(_master, b, bytes.Length));
+        }
+
+        internal string ReadTyped()
+        {
+            byte[] buffer = new byte[256];
+            nint n;
+            fixed (byte* b = buffer)
+                n = Libc.Read(_slave, b, buffer.Length);
+            return n > 0 ? Encoding.ASCII.GetString(buffer, 0, (int)n) : $"(nothing: {Errno.Describe(Libc.LastErrno)})";
+        }
+
+        public void Dispose()
+        {
+            Libc.Close(_slave);
+            Libc.Close(_master);
+        }
     }
 
     private static void AssertEveryKeyOperationRefused(string stdout)
