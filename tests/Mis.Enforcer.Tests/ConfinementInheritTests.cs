@@ -175,7 +175,10 @@ public sealed class ConfinementInheritTests
             s = os.open(f"/dev/pts/{n}", os.O_RDWR | os.O_NOCTTY)
             os.write(m, b"ping\n"); print("slave read", os.read(s, 100))
             again = os.open(f"/proc/self/fd/{s}", os.O_RDWR | os.O_NOCTTY)
-            os.write(again, b"pong\n"); print("master read", os.read(m, 100))
+            os.write(again, b"pong\n"); got = b""
+            while b"pong" not in got:  # after the echo of ping
+                got += os.read(m, 100)
+            print("master read", got)
             a, b = os.openpty(); os.write(a, b"x\n"); print("openpty", os.read(b, 10))
             pid, fd = pty.fork()  # the child: setsid, the slave as its controlling terminal
             if pid == 0:
