@@ -3,7 +3,8 @@
  *
  * The enforcer spawns this (as root) with a unix SOCK_SEQPACKET socket on --sock-fd. In this
  * order it: joins the workload's cgroup (so the workload is in it before its first
- * instruction); becomes a session leader (so it has no controlling terminal);
+ * instruction) and, when given, the cgroup v1 pids cgroup that caps its task count (hosts
+ * whose v2 has no pids controller); becomes a session leader (so it has no controlling terminal);
  * joins an anonymous session keyring of its own; forbids core dumps; drops the capability
  * bounding set and locks the securebits (both need CAP_SETPCAP, so they come before the identity
  * change); drops identity; clears every remaining capability set; sets no_new_privs; sets
@@ -69,13 +70,13 @@ static void usage(void)
 {
     dprintf(STDERR_FILENO,
             "usage: mis-launch --cgroup DIR (--user NAME | --uid N --gid N | --as-root)\n"
-            "                  --sock-fd N [--chdir DIR] -- COMMAND [ARG...]\n"
+            "                  --sock-fd N [--chdir DIR] [--pids-cgroup V1_DIR] -- COMMAND [ARG...]\n"
             "       mis-launch --guard CGROUP_PARENT_DIR\n");
     _exit(MIS_SETUP_FAILED);
 }
 
 struct options {
-    const char *cgroup, *user, *chdir_to;
+    const char *cgroup, *pids_cgroup, *user, *chdir_to;
     long uid, gid, sock;
     int as_root;
     char **command;
@@ -120,6 +121,8 @@ static struct options parse(int argc, char **argv)
             o.sock = parse_id("--sock-fd", v);
         else if (strcmp(a, "--chdir") == 0)
             o.chdir_to = v;
+        else if (strcmp(a, "--pids-cgroup") == 0)
+            o.pids_cgroup = v;
         else
             usage();
     }
@@ -135,7 +138,7 @@ static struct options parse(int argc, char **argv)
 }
 
 /* Writes our pid to <cgroup>/cgroup.procs: from here on everything we (and the workload we
- * become) do, fork and spend is the cgroup's. */
+ * become) do, fork and spend is the cgroup's. The same file joins a cgroup v1 hierarchy's cgroup. */
 static void join_cgroup(const char *cgroup)
 {
     char path[PATH_MAX], pid[24];
@@ -357,6 +360,8 @@ int main(int argc, char **argv)
         mis_die("close_range: %s", strerror(errno));
 
     join_cgroup(o.cgroup);
+    if (o.pids_cgroup)
+        join_cgroup(o.pids_cgroup);
     if (setsid() < 0)
         mis_die("setsid: %s", strerror(errno));
     own_session_keyring();

@@ -131,6 +131,7 @@ internal sealed class WorkloadCgroup : IDisposable
     }
 
     // A cgroup is removed with rmdir (its files are not files); it fails while processes remain.
+    // Its v1 pids mirror (PidsCap) goes with it.
     internal static void RemoveDirectory(string path)
     {
         for (int attempt = 0; attempt < 50; attempt++)
@@ -138,10 +139,12 @@ internal sealed class WorkloadCgroup : IDisposable
             try
             {
                 Directory.Delete(path);
+                PidsCap.RemoveMirror(path);
                 return;
             }
             catch (DirectoryNotFoundException)
             {
+                PidsCap.RemoveMirror(path);
                 return;
             }
             catch (IOException)
