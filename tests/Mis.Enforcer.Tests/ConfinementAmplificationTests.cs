@@ -125,6 +125,24 @@ public sealed class ConfinementAmplificationTests
         Assert.Equal("100", File.ReadAllText(file).Trim());
     }
 
+    [Fact]
+    public void Mirrors_whose_v2_cgroup_is_gone_are_swept_when_an_enforcer_starts()
+    {
+        using var h = new ConfinementHarness();
+        if (PidsCap.FindV1PidsMount() is not string v1)
+            return; // no mirrors on this host
+        // As after an enforcer's death: its guard removed the v2 cgroups, the mirrors stayed.
+        string dead = Path.Combine(h.Cgroup, "enforcer-dead"), workload = Path.Combine(dead, "w1-x");
+        Directory.CreateDirectory(workload);
+        string mirror = PidsCap.Apply(workload, 10).V1Path!;
+        Directory.Delete(workload);
+        Directory.Delete(dead);
+        Assert.True(Directory.Exists(mirror));
+        using (WorkloadCgroups.Create(h.Cgroup))
+            Assert.False(Directory.Exists(Path.GetDirectoryName(mirror)));
+        Assert.False(Directory.Exists(Path.Combine(v1, Path.GetRelativePath(h.Mount, h.Cgroup), $"enforcer-{Environment.ProcessId}")));
+    }
+
     [Theory]
     [MemberData(nameof(BothIdentities))]
     public void The_workload_cannot_leave_its_pids_cgroup(bool asRoot)

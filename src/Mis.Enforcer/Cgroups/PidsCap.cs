@@ -59,19 +59,50 @@ internal static class PidsCap
         return new PidsCapResult(PidsCapKind.None, null);
     }
 
-    /// <summary>Removes the v1 mirror of <paramref name="cgroupPath"/> (after the v2 cgroup is gone, so it is empty too).</summary>
+    /// <summary>
+    /// Removes the v1 mirror of <paramref name="cgroupPath"/> and every mirror below it, deepest
+    /// first (after the v2 cgroups are gone, so they are empty too: their tasks are the same).
+    /// </summary>
     internal static void RemoveMirror(string cgroupPath, string? v2Mount = null, string? v1PidsMount = null)
     {
         if ((v2Mount ?? CgroupV2.FindMount()) is not string v2 || (v1PidsMount ?? FindV1PidsMount()) is not string v1)
             return;
-        if (!IsUnder(cgroupPath, v2))
+        if (IsUnder(cgroupPath, v2))
+            RemoveTree(Mirror(v2, v1, cgroupPath));
+    }
+
+    /// <summary>
+    /// Removes the mirrors below <paramref name="parentPath"/>'s whose v2 cgroup no longer exists:
+    /// left behind when an enforcer died and its guard removed the v2 cgroups alone. A mirror still
+    /// holding tasks stays (rmdir refuses).
+    /// </summary>
+    internal static void SweepStaleMirrors(string parentPath, string? v2Mount = null, string? v1PidsMount = null)
+    {
+        if ((v2Mount ?? CgroupV2.FindMount()) is not string v2 || (v1PidsMount ?? FindV1PidsMount()) is not string v1)
             return;
-        string mirror = Mirror(v2, v1, cgroupPath);
-        for (int attempt = 0; attempt < 100 && Directory.Exists(mirror); attempt++)
+        if (!IsUnder(parentPath, v2) || Mirror(v2, v1, parentPath) is not string mirror || !Directory.Exists(mirror))
+            return;
+        foreach (string stale in Directory.GetDirectories(mirror))
+            if (!Directory.Exists(Path.Combine(parentPath, Path.GetFileName(stale))))
+                RemoveTree(stale, attempts: 1);
+    }
+
+    private static void RemoveTree(string dir, int attempts = 100)
+    {
+        try
+        {
+            foreach (string child in Directory.GetDirectories(dir))
+                RemoveTree(child, attempts);
+        }
+        catch (DirectoryNotFoundException)
+        {
+            return;
+        }
+        for (int attempt = 0; attempt < attempts && Directory.Exists(dir); attempt++)
         {
             try
             {
-                Directory.Delete(mirror); // rmdir: a cgroup's files are not files
+                Directory.Delete(dir); // rmdir: a cgroup's files are not files
             }
             catch (DirectoryNotFoundException)
             {
@@ -79,7 +110,8 @@ internal static class PidsCap
             }
             catch (IOException)
             {
-                Thread.Sleep(10); // EBUSY while its last tasks are still exiting
+                if (attempt + 1 < attempts)
+                    Thread.Sleep(10); // EBUSY while its last tasks are still exiting
             }
         }
     }

@@ -36,6 +36,7 @@ internal sealed class WorkloadCgroups : IDisposable
         try
         {
             Directory.CreateDirectory(root);
+            PidsCap.SweepStaleMirrors(parent);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -61,7 +62,10 @@ internal sealed class WorkloadCgroups : IDisposable
             return;
         _disposed = true;
         if (!Directory.Exists(Root))
+        {
+            PidsCap.RemoveMirror(Root);
             return;
+        }
         foreach (var child in Directory.GetDirectories(Root))
             new WorkloadCgroup(child).Dispose();
         WorkloadCgroup.RemoveDirectory(Root);
