@@ -170,8 +170,12 @@ public sealed class ConfinementInheritTests
         var run = h.Python("""
             import os, fcntl, struct, pty
             m = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY)
-            fcntl.ioctl(m, 0x40045431, struct.pack("i", 0))  # TIOCSPTLCK: unlock
             n = struct.unpack("i", fcntl.ioctl(m, 0x80045430, b"\0" * 4))[0]  # TIOCGPTN
+            try:
+                os.open(f"/dev/pts/{n}", os.O_RDWR | os.O_NOCTTY)
+            except OSError as e:
+                print("locked errno", e.errno)  # as the kernel says before unlockpt
+            fcntl.ioctl(m, 0x40045431, struct.pack("i", 0))  # TIOCSPTLCK: unlock
             s = os.open(f"/dev/pts/{n}", os.O_RDWR | os.O_NOCTTY)
             os.write(m, b"ping\n"); print("slave read", os.read(s, 100))
             again = os.open(f"/proc/self/fd/{s}", os.O_RDWR | os.O_NOCTTY)
@@ -196,6 +200,7 @@ public sealed class ConfinementInheritTests
             print("child", out)
             """, IdentityOf(asRoot));
         Assert.True(run.Exit.ExitCode == 0, run.ToString());
+        Assert.Contains("locked errno 5\n", run.Stdout); // EIO
         Assert.Contains("slave read b'ping\\n'", run.Stdout);
         Assert.Contains("pong", run.Stdout);
         Assert.Contains("openpty b'x\\n'", run.Stdout);

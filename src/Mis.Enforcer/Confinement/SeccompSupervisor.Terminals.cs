@@ -107,12 +107,8 @@ internal sealed unsafe partial class SeccompSupervisor
                     int opened = slave ? ReopenAsWorkload(ours, flags) : OpenPeer(ours, flags);
                     if (opened < 0)
                     {
-                        if (slave)
-                        {
-                            held = true;
-                            return opened;
-                        }
-                        continue;
+                        held = true; // its own, but the kernel refuses it (a master not unlocked yet: EIO)
+                        return opened;
                     }
                     Libc.Stat got;
                     if (Libc.FStat(opened, &got) == 0 && got.Rdev == rdev && (dev is null || got.Dev == dev))
