@@ -82,9 +82,16 @@ internal static class PidsCap
             return;
         if (!IsUnder(parentPath, v2) || Mirror(v2, v1, parentPath) is not string mirror || !Directory.Exists(mirror))
             return;
-        foreach (string stale in Directory.GetDirectories(mirror))
-            if (!Directory.Exists(Path.Combine(parentPath, Path.GetFileName(stale))))
-                RemoveTree(stale, attempts: 1);
+        try
+        {
+            foreach (string stale in Directory.GetDirectories(mirror))
+                if (!Directory.Exists(Path.Combine(parentPath, Path.GetFileName(stale))))
+                    RemoveTree(stale, attempts: 1);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Best effort: a leftover empty mirror costs a directory, nothing more.
+        }
     }
 
     private static void RemoveTree(string dir, int attempts = 100)

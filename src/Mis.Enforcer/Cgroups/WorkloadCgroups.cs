@@ -36,12 +36,12 @@ internal sealed class WorkloadCgroups : IDisposable
         try
         {
             Directory.CreateDirectory(root);
-            PidsCap.SweepStaleMirrors(parent);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new InvalidOperationException($"cannot create the cgroup {root}: {e.Message} (MIS must run as root)", e);
         }
+        PidsCap.SweepStaleMirrors(parent);
         return new WorkloadCgroups(mount, root);
     }
 
