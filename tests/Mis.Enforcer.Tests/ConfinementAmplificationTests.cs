@@ -32,7 +32,9 @@ public sealed class ConfinementAmplificationTests
             threads = [threading.Thread(target=reader) for _ in range({{opens}})]
             for t in threads:
                 t.start()
-            time.sleep(1.5)  # every open has reached the supervisor by now
+            deadline = time.time() + 30  # until the refused ones are answered: the rest wait in the enforcer
+            while len(results) < {{opens - FifoOpens.MaxWaiting}} and time.time() < deadline:
+                time.sleep(0.05)
             print("waiting", flush=True)
             sys.stdin.read(1)  # the test counts the enforcer's threads meanwhile
             w = os.open(p, os.O_WRONLY | os.O_NONBLOCK)  # releases the waiting ones
