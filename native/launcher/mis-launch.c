@@ -3,11 +3,14 @@
  *
  * The enforcer spawns this (as root) with a unix SOCK_SEQPACKET socket on --sock-fd. In this
  * order it: joins the workload's cgroup (so the workload is in it before its first
- * instruction); becomes a session leader; drops the capability bounding set and locks the
- * securebits (both need CAP_SETPCAP, so they come before the identity change); drops identity;
- * clears every remaining capability set; sets no_new_privs; sets PDEATHSIG (after the
- * credential change, which clears it); installs the seccomp filter with a user-notification
- * listener; sends the listener to the enforcer (SCM_RIGHTS); waits for a one-byte "go"; execs.
+ * instruction) and, when given, the cgroup v1 pids cgroup that caps its task count (hosts
+ * whose v2 has no pids controller); becomes a session leader (so it has no controlling terminal);
+ * joins an anonymous session keyring of its own; forbids core dumps; drops the capability
+ * bounding set and locks the securebits (both need CAP_SETPCAP, so they come before the identity
+ * change); drops identity; clears every remaining capability set; sets no_new_privs; sets
+ * PDEATHSIG (after the credential change, which clears it); installs the keyring filter, then the
+ * seccomp filter with a user-notification listener; sends the listener to the enforcer
+ * (SCM_RIGHTS); waits for a one-byte "go"; execs.
  *
  * Protocol on the socket: launcher -> enforcer one message, either "L" carrying the listener
  * fd, or "E<text>" describing a setup failure; enforcer -> launcher one byte "G" (go).
@@ -18,7 +21,9 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <linux/audit.h>
 #include <linux/capability.h>
+#include <linux/keyctl.h>
 #include <linux/seccomp.h>
 #include <linux/securebits.h>
 #include <pwd.h>
@@ -28,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -64,13 +70,13 @@ static void usage(void)
 {
     dprintf(STDERR_FILENO,
             "usage: mis-launch --cgroup DIR (--user NAME | --uid N --gid N | --as-root)\n"
-            "                  --sock-fd N [--chdir DIR] -- COMMAND [ARG...]\n"
+            "                  --sock-fd N [--chdir DIR] [--pids-cgroup V1_DIR] -- COMMAND [ARG...]\n"
             "       mis-launch --guard CGROUP_PARENT_DIR\n");
     _exit(MIS_SETUP_FAILED);
 }
 
 struct options {
-    const char *cgroup, *user, *chdir_to;
+    const char *cgroup, *pids_cgroup, *user, *chdir_to;
     long uid, gid, sock;
     int as_root;
     char **command;
@@ -115,6 +121,8 @@ static struct options parse(int argc, char **argv)
             o.sock = parse_id("--sock-fd", v);
         else if (strcmp(a, "--chdir") == 0)
             o.chdir_to = v;
+        else if (strcmp(a, "--pids-cgroup") == 0)
+            o.pids_cgroup = v;
         else
             usage();
     }
@@ -130,7 +138,7 @@ static struct options parse(int argc, char **argv)
 }
 
 /* Writes our pid to <cgroup>/cgroup.procs: from here on everything we (and the workload we
- * become) do, fork and spend is the cgroup's. */
+ * become) do, fork and spend is the cgroup's. The same file joins a cgroup v1 hierarchy's cgroup. */
 static void join_cgroup(const char *cgroup)
 {
     char path[PATH_MAX], pid[24];
@@ -144,6 +152,52 @@ static void join_cgroup(const char *cgroup)
         mis_die("join cgroup %s: %s", cgroup, strerror(errno));
     if (close(fd) != 0)
         mis_die("close %s: %s", path, strerror(errno));
+}
+
+/* The session keyring is inherited: without this the workload would possess the enforcer's
+ * (an operator's login keyring, its keys readable through @s even after the identity change).
+ * An anonymous one is empty; the kernel's own keyring users (request_key from filesystems) then
+ * search that on the workload's behalf. Joined while still root so the new keyring is charged to
+ * root's key quota, not to the workload user's 200 keys shared by every workload of that user. */
+static void own_session_keyring(void)
+{
+    if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0)
+        mis_die("keyctl(JOIN_SESSION_KEYRING): %s", strerror(errno));
+}
+
+/* The workload never touches a keyring itself: uid 0's user keyring (@u) is the host root's, and
+ * a capless uid-0 process still reaches it (by @u, or by linking it into its session keyring by
+ * serial), as a nobody workload reaches the @u every nobody process shares. A filter of its own,
+ * stacked under the main one (SECCOMP_RET_ERRNO takes precedence over USER_NOTIF and ALLOW).
+ * Stopgap: once filter.c notifies these three, the supervisor refuses them as escape-class
+ * syscalls (counted as violations) and this filter goes. */
+static void deny_keyrings(void)
+{
+    struct sock_filter insns[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW), /* the main filter kills foreign ABIs */
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_add_key, 3, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_request_key, 2, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_keyctl, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+    };
+    struct sock_fprog prog = {(unsigned short)(sizeof insns / sizeof insns[0]), insns};
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0)
+        mis_die("seccomp(keyring filter): %s", strerror(errno));
+}
+
+/* The kernel writes a core file into the crashing process's cwd on its behalf, bypassing the
+ * supervisor: with the hard limit at 0 (raising it needs CAP_SYS_RESOURCE) no workload process
+ * ever dumps one there. A core_pattern pipe helper (systemd-coredump) is not stopped by this; it
+ * writes where it is configured to, not into the workload's directories. */
+static void no_core_dumps(void)
+{
+    struct rlimit zero = {0, 0};
+    if (setrlimit(RLIMIT_CORE, &zero) != 0)
+        mis_die("setrlimit(RLIMIT_CORE, 0): %s", strerror(errno));
 }
 
 static int last_cap(void)
@@ -306,8 +360,12 @@ int main(int argc, char **argv)
         mis_die("close_range: %s", strerror(errno));
 
     join_cgroup(o.cgroup);
+    if (o.pids_cgroup)
+        join_cgroup(o.pids_cgroup);
     if (setsid() < 0)
         mis_die("setsid: %s", strerror(errno));
+    own_session_keyring();
+    no_core_dumps();
     int last = last_cap();
     drop_bounding_set(last);
     lock_securebits();
@@ -321,6 +379,7 @@ int main(int argc, char **argv)
         mis_die("PR_SET_PDEATHSIG: %s", strerror(errno));
     if (getppid() != enforcer) /* it died before PDEATHSIG was armed */
         mis_die("the enforcer died during setup");
+    deny_keyrings();
     send_listener(install_filter());
     wait_for_go();
     /* From here on errors go to stderr only: the enforcer no longer listens. */

@@ -108,6 +108,8 @@ internal sealed class ConfinementHarness : IDisposable
         Decider.DeniedFiles.Add(FakeDecider.IdOf(Secret));
         Decider.DeniedFiles.Add(FakeDecider.IdOf("/etc/shadow"));
         Decider.DeniedWritePrefixes.Add(Mount); // as policy would: no workload writes cgroupfs
+        if (Cgroups.PidsCap.FindV1PidsMount() is string pids)
+            Decider.DeniedWritePrefixes.Add(pids); // the v1 pids hierarchy holding the task cap: as /sys/** in policy
     }
 
     internal static void Chmod(string path, int mode)
@@ -120,7 +122,7 @@ internal sealed class ConfinementHarness : IDisposable
     internal int Violations(ViolationOp op) => Sink.Reports.Count(r => r.Op == op);
 
     internal RunResult Run(IReadOnlyList<string> command, WorkloadIdentity? identity = null, string? cwd = null, TimeSpan? timeout = null,
-        MountNamespace? mountNamespace = null)
+        MountNamespace? mountNamespace = null, int maxTasks = Cgroups.PidsCap.DefaultMaxTasks)
     {
         var (outRead, outWrite) = Pipe();
         var (errRead, errWrite) = Pipe();
@@ -130,7 +132,7 @@ internal sealed class ConfinementHarness : IDisposable
             workload = Launcher.Launch(new LaunchSpec
             {
                 CgroupPath = Cgroup, Command = command, Identity = identity, WorkingDirectory = cwd ?? Dir,
-                Stdout = outWrite, Stderr = errWrite, MountNamespace = mountNamespace,
+                Stdout = outWrite, Stderr = errWrite, MountNamespace = mountNamespace, MaxTasks = maxTasks,
             });
         using (workload)
         using (var supervisor = SeccompSupervisor.Start(workload, Policy ?? Decider, Sink, Log.Enqueue))
@@ -201,6 +203,18 @@ internal sealed class ConfinementHarness : IDisposable
     }
 
     internal static void RemoveCgroup(string cgroup)
+    {
+        try
+        {
+            RemoveV2Cgroup(cgroup);
+        }
+        finally
+        {
+            Cgroups.PidsCap.RemoveMirror(cgroup);
+        }
+    }
+
+    private static void RemoveV2Cgroup(string cgroup)
     {
         if (!Directory.Exists(cgroup))
             return;

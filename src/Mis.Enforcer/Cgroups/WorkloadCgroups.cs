@@ -41,6 +41,7 @@ internal sealed class WorkloadCgroups : IDisposable
         {
             throw new InvalidOperationException($"cannot create the cgroup {root}: {e.Message} (MIS must run as root)", e);
         }
+        PidsCap.SweepStaleMirrors(parent);
         return new WorkloadCgroups(mount, root);
     }
 
@@ -61,7 +62,10 @@ internal sealed class WorkloadCgroups : IDisposable
             return;
         _disposed = true;
         if (!Directory.Exists(Root))
+        {
+            PidsCap.RemoveMirror(Root);
             return;
+        }
         foreach (var child in Directory.GetDirectories(Root))
             new WorkloadCgroup(child).Dispose();
         WorkloadCgroup.RemoveDirectory(Root);
@@ -131,6 +135,7 @@ internal sealed class WorkloadCgroup : IDisposable
     }
 
     // A cgroup is removed with rmdir (its files are not files); it fails while processes remain.
+    // Its v1 pids mirror (PidsCap) goes with it.
     internal static void RemoveDirectory(string path)
     {
         for (int attempt = 0; attempt < 50; attempt++)
@@ -138,10 +143,12 @@ internal sealed class WorkloadCgroup : IDisposable
             try
             {
                 Directory.Delete(path);
+                PidsCap.RemoveMirror(path);
                 return;
             }
             catch (DirectoryNotFoundException)
             {
+                PidsCap.RemoveMirror(path);
                 return;
             }
             catch (IOException)

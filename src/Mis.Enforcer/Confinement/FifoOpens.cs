@@ -9,9 +9,18 @@ namespace Mis.Enforcer.Confinement;
 /// credentials, which are per thread) and answers its notification when it completes. If the
 /// caller goes away meanwhile (killed; its notification no longer valid), the supervisor opens the
 /// FIFO's other end once, non-blocking, which releases the waiting open.
+/// At most <see cref="MaxWaiting"/> opens wait at once: a thread each is the enforcer's memory and
+/// the host's threads, and a workload must not be able to make the enforcer allocate without bound.
+/// One more is answered EAGAIN at once (no violation: it is the enforcer's limit, not the policy's).
 /// </summary>
 internal sealed unsafe class FifoOpens : IDisposable
 {
+    /// <summary>
+    /// Waiting FIFO opens per workload. A pipeline of shells or a few worker processes rendezvousing
+    /// on FIFOs stays far below this; a thousand concurrent waiters is an attack on the enforcer.
+    /// </summary>
+    internal const int MaxWaiting = 16;
+
     private readonly SeccompSupervisor _supervisor;
     private readonly Dictionary<ulong, Pending> _pending = [];
     private readonly object _gate = new();
@@ -30,12 +39,20 @@ internal sealed unsafe class FifoOpens : IDisposable
         }
     }
 
-    /// <summary>Opens the FIFO behind <paramref name="opath"/> (ours from now on) with <paramref name="flags"/> and answers <paramref name="id"/> with the fd.</summary>
+    /// <summary>Opens the FIFO behind <paramref name="opath"/> (ours from now on) with <paramref name="flags"/> and answers <paramref name="id"/> with the fd (EAGAIN beyond <see cref="MaxWaiting"/>).</summary>
     internal void Start(ulong id, int opath, int flags, bool closeOnExec)
     {
         var worker = new Thread(() => Open(id, opath, flags, closeOnExec)) { IsBackground = true, Name = "mis-seccomp-fifo" };
         lock (_gate)
+        {
+            if (_pending.Count >= MaxWaiting)
+            {
+                Libc.Close(opath);
+                _supervisor.Reply(id, Errno.EAGAIN);
+                return;
+            }
             _pending[id] = new Pending(id, opath, flags, worker);
+        }
         worker.Start();
     }
 

@@ -120,6 +120,13 @@ internal sealed record LaunchSpec
     /// </summary>
     internal MountNamespace? MountNamespace { get; init; }
 
+    /// <summary>
+    /// The most tasks (processes and threads) the workload's cgroup may hold; a fork beyond fails
+    /// with EAGAIN. Enforced by a pids controller (see <see cref="Cgroups.PidsCap"/>: v2, or a v1
+    /// mirror cgroup on hybrid hosts); where the host has none, there is no cap.
+    /// </summary>
+    internal int MaxTasks { get; init; } = Cgroups.PidsCap.DefaultMaxTasks;
+
     /// <summary>How long the launcher may take to hand its seccomp listener over.</summary>
     internal TimeSpan HandoffTimeout { get; init; } = TimeSpan.FromSeconds(10);
 }

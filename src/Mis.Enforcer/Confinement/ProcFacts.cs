@@ -80,6 +80,25 @@ internal static unsafe class ProcFacts
     /// <summary>The umask of <paramref name="tid"/>'s process, or null when it is gone.</summary>
     internal static uint? Umask(int tid) => StatusField(tid, "Umask:") is string s ? Convert.ToUInt32(s, 8) : null;
 
+    /// <summary>
+    /// The controlling terminal of <paramref name="tid"/>'s process (tty_nr of /proc/TID/stat, encoded
+    /// as st_rdev), 0 when it has none, or null when it is gone.
+    /// </summary>
+    internal static ulong? ControllingTerminal(int tid)
+    {
+        try
+        {
+            string stat = File.ReadAllText($"/proc/{tid}/stat");
+            // "pid (comm) state ppid pgrp session tty_nr ...": comm may hold spaces and parentheses.
+            string[] fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return ulong.Parse(fields[4], CultureInfo.InvariantCulture);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>The filesystem credentials of <paramref name="pid"/> (the fs ids, the groups).</summary>
     internal static WorkloadCredentials Credentials(int pid)
     {

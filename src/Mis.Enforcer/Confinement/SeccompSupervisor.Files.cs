@@ -180,6 +180,8 @@ internal sealed unsafe partial class SeccompSupervisor
                 ContinueIfValid(id);
                 return;
             }
+            if (type == Libc.S_IFCHR && AnswerTerminalOpen(id, task, st, flags, op, canonical, closeOnExec))
+                return; // SeccompSupervisor.Terminals.cs: never the enforcer's terminal, nor the operator's
             if (type == Libc.S_IFLNK) // reached with O_NOFOLLOW: open(2) refuses a symlink
             {
                 Fail(id, ELOOP);

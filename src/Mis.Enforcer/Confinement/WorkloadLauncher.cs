@@ -49,7 +49,7 @@ internal sealed unsafe class WorkloadLauncher
         string[] argv =
         [
             LauncherPath, "--cgroup", spec.CgroupPath, .. identity.LauncherArguments(),
-            "--sock-fd", "3", "--chdir", spec.WorkingDirectory, "--", .. spec.Command,
+            "--sock-fd", "3", "--chdir", spec.WorkingDirectory, .. CapTasks(spec), "--", .. spec.Command,
         ];
 
         int* pair = stackalloc int[2];
@@ -107,6 +107,21 @@ internal sealed unsafe class WorkloadLauncher
             }
             throw;
         }
+    }
+
+    /// <summary>Caps the cgroup's tasks; the launcher's arguments that join the v1 mirror cgroup where that is how.</summary>
+    private static string[] CapTasks(LaunchSpec spec)
+    {
+        Cgroups.PidsCapResult cap;
+        try
+        {
+            cap = Cgroups.PidsCap.Apply(spec.CgroupPath, spec.MaxTasks);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)
+        {
+            throw new WorkloadLaunchException($"cannot cap the tasks of {spec.CgroupPath}: {e.Message}", inner: e);
+        }
+        return cap.V1Path is string v1 ? ["--pids-cgroup", v1] : [];
     }
 
     private static int Spawn(string[] argv, IReadOnlyList<string> environment, SafeFileHandle[] stdio, int socket)

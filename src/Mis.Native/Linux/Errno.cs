@@ -11,6 +11,10 @@ public static class Errno
     public const int ENOENT = 2;
     /// <summary>No such process.</summary>
     public const int ESRCH = 3;
+    /// <summary>No such device or address (e.g. /dev/tty without a controlling terminal).</summary>
+    public const int ENXIO = 6;
+    /// <summary>Resource temporarily unavailable.</summary>
+    public const int EAGAIN = 11;
     /// <summary>Permission denied.</summary>
     public const int EACCES = 13;
     /// <summary>Device or resource busy.</summary>
@@ -26,7 +30,7 @@ public static class Errno
 
     private static readonly Dictionary<int, string> Names = new()
     {
-        [EPERM] = "EPERM", [ENOENT] = "ENOENT", [ESRCH] = "ESRCH", [EACCES] = "EACCES",
+        [EPERM] = "EPERM", [ENOENT] = "ENOENT", [ESRCH] = "ESRCH", [ENXIO] = "ENXIO", [EAGAIN] = "EAGAIN", [EACCES] = "EACCES",
         [EBUSY] = "EBUSY", [EEXIST] = "EEXIST", [EINVAL] = "EINVAL", [ENOSYS] = "ENOSYS",
         [EOPNOTSUPP] = "EOPNOTSUPP", [7] = "E2BIG", [9] = "EBADF", [12] = "ENOMEM", [14] = "EFAULT",
         [19] = "ENODEV", [28] = "ENOSPC", [524] = "ENOTSUPP",

@@ -60,12 +60,15 @@ internal static unsafe partial class Libc
         [FieldOffset(8)] public ulong Ino;
         [FieldOffset(16)] public ulong Nlink;
         [FieldOffset(24)] public uint Mode;
+        /// <summary>The device a character or block special file stands for (major/minor as the kernel's new_encode_dev).</summary>
+        [FieldOffset(40)] public ulong Rdev;
         [FieldOffset(104)] public long CtimeSec;
         [FieldOffset(112)] public long CtimeNsec;
     }
 
     internal const uint S_IFMT = 0xF000;
     internal const uint S_IFIFO = 0x1000;
+    internal const uint S_IFCHR = 0x2000;
     internal const uint S_IFDIR = 0x4000;
     internal const uint S_IFREG = 0x8000;
     internal const uint S_IFLNK = 0xA000;
