@@ -73,6 +73,11 @@ static const int notified[] = {
     SYS_mount_setattr,
     SYS_kill, SYS_tkill, SYS_tgkill, SYS_rt_sigqueueinfo, SYS_rt_tgsigqueueinfo,
     SYS_pidfd_open, SYS_pidfd_send_signal, SYS_pidfd_getfd,
+    /* Keyrings: uid 0's user keyring (@u) is the host root's, and a capless uid-0 process still
+     * reaches it (by @u, or by linking it into its own session keyring by serial), as a nobody
+     * workload reaches the @u every nobody process shares. The workload has a session keyring of
+     * its own (mis-launch) and never touches one itself. */
+    SYS_add_key, SYS_request_key, SYS_keyctl,
     /* Changes to the file tree and to files' metadata (a rule protects against all of them,
      * not only against opens): decided as writes on every name and object they touch. */
     SYS_truncate, SYS_rename, SYS_renameat, SYS_renameat2, SYS_mkdir, SYS_mkdirat, SYS_rmdir,

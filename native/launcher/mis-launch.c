@@ -21,7 +21,6 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
-#include <linux/audit.h>
 #include <linux/capability.h>
 #include <linux/keyctl.h>
 #include <linux/seccomp.h>
@@ -163,30 +162,6 @@ static void own_session_keyring(void)
 {
     if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0)
         mis_die("keyctl(JOIN_SESSION_KEYRING): %s", strerror(errno));
-}
-
-/* The workload never touches a keyring itself: uid 0's user keyring (@u) is the host root's, and
- * a capless uid-0 process still reaches it (by @u, or by linking it into its session keyring by
- * serial), as a nobody workload reaches the @u every nobody process shares. A filter of its own,
- * stacked under the main one (SECCOMP_RET_ERRNO takes precedence over USER_NOTIF and ALLOW).
- * Stopgap: once filter.c notifies these three, the supervisor refuses them as escape-class
- * syscalls (counted as violations) and this filter goes. */
-static void deny_keyrings(void)
-{
-    struct sock_filter insns[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW), /* the main filter kills foreign ABIs */
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_add_key, 3, 0),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_request_key, 2, 0),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_keyctl, 1, 0),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
-    };
-    struct sock_fprog prog = {(unsigned short)(sizeof insns / sizeof insns[0]), insns};
-    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0)
-        mis_die("seccomp(keyring filter): %s", strerror(errno));
 }
 
 /* The kernel writes a core file into the crashing process's cwd on its behalf, bypassing the
@@ -379,7 +354,6 @@ int main(int argc, char **argv)
         mis_die("PR_SET_PDEATHSIG: %s", strerror(errno));
     if (getppid() != enforcer) /* it died before PDEATHSIG was armed */
         mis_die("the enforcer died during setup");
-    deny_keyrings();
     send_listener(install_filter());
     wait_for_go();
     /* From here on errors go to stderr only: the enforcer no longer listens. */

@@ -67,7 +67,7 @@ public sealed class ConfinementInheritTests
         {
             var run = h.Python(KeyThief(serial, description), IdentityOf(asRoot));
             Assert.True(run.Exit.ExitCode == 0, run.ToString());
-            AssertEveryKeyOperationRefused(run.Stdout);
+            AssertEveryKeyOperationRefused(h, run.Stdout);
             Assert.DoesNotContain(secret, run.Stdout);
             string? after = null;
             SpawnThread.Run(() => (after = ReadKey(serial)).Length); // only that thread possesses it
@@ -92,7 +92,7 @@ public sealed class ConfinementInheritTests
         {
             var run = h.Python(KeyThief(serial, description), WorkloadIdentity.Root);
             Assert.True(run.Exit.ExitCode == 0, run.ToString());
-            AssertEveryKeyOperationRefused(run.Stdout);
+            AssertEveryKeyOperationRefused(h, run.Stdout);
             Assert.DoesNotContain(secret, run.Stdout);
             Assert.Equal(secret, ReadKey(serial));
         }
@@ -261,12 +261,13 @@ public sealed class ConfinementInheritTests
         }
     }
 
-    private static void AssertEveryKeyOperationRefused(string stdout)
+    private static void AssertEveryKeyOperationRefused(ConfinementHarness h, string stdout)
     {
         foreach (var op in new[] { "search@s", "search@u", "read", "link@u", "search-after-link", "read-again" })
             Assert.Contains($"{op} -1 errno={Errno.EPERM}", stdout);
-        // Keyring syscalls are refused by the launcher's own static filter for now (no report);
-        // once filter.c notifies them the supervisor refuses them as escape-class, one violation each.
+        // Refused by the supervisor as escape-class syscalls: one violation per call (the script's 7 keyctl calls).
+        Assert.Equal(7, h.Violations(ViolationOp.EscapeSyscall));
+        Assert.All(h.Sink.Reports, r => Assert.Equal("keyctl", r.Target));
     }
 
     private static long AddKey(string description, string payload, int keyring)

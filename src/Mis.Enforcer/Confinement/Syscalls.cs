@@ -103,6 +103,7 @@ internal static class Syscalls
         [430] = "fsopen", [431] = "fsconfig", [432] = "fsmount", [433] = "fspick", [429] = "move_mount",
         [428] = "open_tree", [442] = "mount_setattr",
         [PidfdSendSignal] = "pidfd_send_signal", [PidfdGetfd] = "pidfd_getfd",
+        [248] = "add_key", [249] = "request_key", [250] = "keyctl",
     };
 
     /// <summary>A name for any notified syscall (reports and logs).</summary>
