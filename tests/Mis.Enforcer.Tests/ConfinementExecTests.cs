@@ -109,29 +109,19 @@ public sealed class ConfinementExecTests
         // identities would kill honest execs (memfd's mount is in no mountinfo; the overlay case,
         // where stat shows the file below, is the gym's KernelFilesTests). Under the default exec
         // mode a memfd program runs.
-        using var h = new ConfinementHarness();
-        var (read, write) = ConfinementHarness.Pipe();
-        Run.RunResult result;
-        string output;
-        using (read)
+        HostRequirements.Root();
+        var (result, output) = RunCapturing(new RunRequest
         {
-            using (write)
-                result = WorkloadRunner.Run(new RunRequest
-                {
-                    Command = ["/usr/bin/python3", "-c", """
-                        import os
-                        fd = os.memfd_create("prog", 0)
-                        os.write(fd, open("/usr/bin/echo", "rb").read())
-                        pid = os.fork()
-                        if pid == 0:
-                            os.execv("/proc/self/fd/%d" % fd, ["echo", "from-memfd"])
-                        os.waitpid(pid, 0)
-                        """],
-                    Stdout = write,
-                }, TestContext.Current.CancellationToken);
-            using var reader = new StreamReader(new FileStream(read, FileAccess.Read));
-            output = reader.ReadToEnd();
-        }
+            Command = ["/usr/bin/python3", "-c", """
+                import os
+                fd = os.memfd_create("prog", 0)
+                os.write(fd, open("/usr/bin/echo", "rb").read())
+                pid = os.fork()
+                if pid == 0:
+                    os.execv("/proc/self/fd/%d" % fd, ["echo", "from-memfd"])
+                os.waitpid(pid, 0)
+                """],
+        });
         Assert.Equal(0, result.ExitStatus);
         Assert.Contains("from-memfd", output);
         Assert.Equal(0UL, result.Violations);
@@ -148,17 +138,7 @@ public sealed class ConfinementExecTests
         string no = Copy(race, Path.Combine(h.Dir, "no"));
         var policy = new WorkloadPolicy("race", Verdict.Allow,
             [new FileRule(Glob($"{h.Dir}/n?"), FileOps.Exec, Verdict.Deny, "test: n?"), .. BuiltinPolicy.Rules()], [], []);
-        var (read, write) = ConfinementHarness.Pipe();
-        Run.RunResult result;
-        string output;
-        using (read)
-        {
-            using (write)
-                result = WorkloadRunner.Run(new RunRequest { Command = [race, ok, no, "40"], Policy = policy, Learn = true, Stdout = write },
-                    TestContext.Current.CancellationToken);
-            using var reader = new StreamReader(new FileStream(read, FileAccess.Read));
-            output = reader.ReadToEnd();
-        }
+        var (result, output) = RunCapturing(new RunRequest { Command = [race, ok, no, "40"], Policy = policy, Learn = true });
         Assert.Equal(0, result.ExitStatus);
         Assert.DoesNotContain("ran no", output);
         Assert.Contains("attempts=40", output);
@@ -168,6 +148,20 @@ public sealed class ConfinementExecTests
         // caught exec is still reported as an exec violation.
         int execs = result.ViolationsByOperation.GetValueOrDefault("exec");
         Assert.True(execs >= killed, $"each caught exec counts: {string.Join(", ", result.ViolationsByOperation)}; {killed} kills");
+    }
+
+    /// <summary>Runs the request under the real enforcer (<c>mis run</c>'s runner) and returns its result and stdout.</summary>
+    private static (Run.RunResult Result, string Stdout) RunCapturing(RunRequest request)
+    {
+        var (read, write) = ConfinementHarness.Pipe();
+        using (read)
+        {
+            Run.RunResult result;
+            using (write)
+                result = WorkloadRunner.Run(request with { Stdout = write }, TestContext.Current.CancellationToken);
+            using var reader = new StreamReader(new FileStream(read, FileAccess.Read));
+            return (result, reader.ReadToEnd());
+        }
     }
 
     private static PathGlob Glob(string pattern) => PathGlob.TryParse(pattern, out var glob, out var error) ? glob! : throw new ArgumentException(error);

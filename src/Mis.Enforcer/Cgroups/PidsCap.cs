@@ -154,23 +154,8 @@ internal static class PidsCap
     }
 
     /// <summary>The mount point of a cgroup v1 hierarchy with the pids controller, or null.</summary>
-    internal static string? FindV1PidsMount(string mountinfoPath = "/proc/self/mountinfo")
-    {
-        if (!File.Exists(mountinfoPath))
-            return null;
-        foreach (var line in File.ReadLines(mountinfoPath))
-        {
-            // "40 30 0:35 / /sys/fs/cgroup/pids rw,... shared:17 - cgroup cgroup rw,pids"
-            int separator = line.IndexOf(" - ", StringComparison.Ordinal);
-            if (separator < 0)
-                continue;
-            var after = line[(separator + 3)..].Split(' ');
-            if (after.Length >= 3 && after[0] == "cgroup" && after[2].Split(',').Contains("pids")
-                && line[..separator].Split(' ') is { Length: > 4 } fields && fields[3] == "/")
-                return fields[4].Replace("\\040", " ", StringComparison.Ordinal);
-        }
-        return null;
-    }
+    internal static string? FindV1PidsMount(string mountinfoPath = "/proc/self/mountinfo") =>
+        CgroupV2.FindHierarchy("cgroup", "pids", mountinfoPath);
 
     private static string Mirror(string v2Mount, string v1Mount, string cgroupPath) =>
         Path.Combine(v1Mount, Path.GetRelativePath(v2Mount, cgroupPath));

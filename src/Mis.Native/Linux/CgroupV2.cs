@@ -8,19 +8,32 @@ namespace Mis.Native;
 public static class CgroupV2
 {
     /// <summary>The cgroup2 mount point, or null when cgroup v2 is not mounted.</summary>
-    public static string? FindMount(string mountinfoPath = "/proc/self/mountinfo")
+    public static string? FindMount(string mountinfoPath = "/proc/self/mountinfo") =>
+        FindHierarchy("cgroup2", null, mountinfoPath);
+
+    /// <summary>
+    /// The mount point of a cgroup hierarchy: the first of filesystem type <paramref name="fsType"/>
+    /// (<c>cgroup2</c>, or <c>cgroup</c> for v1) whose mount options include
+    /// <paramref name="controller"/> (a v1 controller such as <c>pids</c>, mounted at the
+    /// hierarchy's root); null when there is none.
+    /// </summary>
+    public static string? FindHierarchy(string fsType, string? controller, string mountinfoPath = "/proc/self/mountinfo")
     {
         if (!File.Exists(mountinfoPath))
             return null;
         foreach (var line in File.ReadLines(mountinfoPath))
         {
             // "36 25 0:31 / /sys/fs/cgroup/unified rw,... shared:9 - cgroup2 cgroup2 rw"
+            // "40 30 0:35 / /sys/fs/cgroup/pids rw,... shared:17 - cgroup cgroup rw,pids"
             int separator = line.IndexOf(" - ", StringComparison.Ordinal);
             if (separator < 0)
                 continue;
             var after = line[(separator + 3)..].Split(' ');
-            if (after.Length > 0 && after[0] == "cgroup2")
-                return UnescapeMountPath(line[..separator].Split(' ')[4]);
+            var fields = line[..separator].Split(' ');
+            if (after.Length < 3 || after[0] != fsType || fields.Length < 5)
+                continue;
+            if (controller is null || (after[2].Split(',').Contains(controller) && fields[3] == "/"))
+                return UnescapeMountPath(fields[4]);
         }
         return null;
     }
