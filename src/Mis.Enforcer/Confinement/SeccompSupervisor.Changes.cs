@@ -21,7 +21,8 @@ internal sealed unsafe partial class SeccompSupervisor
     private const int RENAME_EXCHANGE = 2;
     private const int EXDEV = 18;
     private const int E2BIG = 7;
-    private const int EOPNOTSUPP = 95;
+    private const int ERANGE = 34;
+    private const int SO_DOMAIN = 39;
     private const long SYS_truncate = 76, SYS_fchdir = 81, SYS_fchmod = 91, SYS_fchown = 93, SYS_setxattr = 188,
         SYS_fsetxattr = 190, SYS_removexattr = 197, SYS_fremovexattr = 199, SYS_mkdirat = 258, SYS_mknodat = 259,
         SYS_fchownat = 260, SYS_newfstatat = 262, SYS_unlinkat = 263, SYS_linkat = 265, SYS_symlinkat = 266,
@@ -134,7 +135,7 @@ internal sealed unsafe partial class SeccompSupervisor
         try
         {
             using var entry = ReadEntry(n.Id, task, newDir, newAddress);
-            if (entry is null || !MayChange(n.Id, n.Nr, task, source, newName: true, out _))
+            if (entry is null || !MayChange(n.Id, n.Nr, task, source, newName: true))
                 return;
             if (!entry.Exists && !entry.Dots && !MayWrite(n.Id, n.Nr, task, entry.Path, null, newName: false))
                 return;
@@ -327,8 +328,6 @@ internal sealed unsafe partial class SeccompSupervisor
         }
     }
 
-    private const int SO_DOMAIN = 39;
-
     // ---- metadata: truncate, chmod, chown, utimes, xattrs, file attributes ------------------
 
     private void ChangeMetadata(in SeccompNotify.Notification n, WorkloadTask task, long[] a)
@@ -409,7 +408,7 @@ internal sealed unsafe partial class SeccompSupervisor
         }
         try
         {
-            if (!MayChange(n.Id, nr, task, target, newName: false, out _))
+            if (!MayChange(n.Id, nr, task, target, newName: false))
                 return;
             byte* procName = stackalloc byte[40];
             long rc;
@@ -535,15 +534,13 @@ internal sealed unsafe partial class SeccompSupervisor
     }
 
     /// <summary>Decides a write on the object behind our fd <paramref name="fd"/>; false when refused (answered, counted).</summary>
-    private bool MayChange(ulong id, int nr, WorkloadTask task, int fd, bool newName, out Libc.Stat st)
+    private bool MayChange(ulong id, int nr, WorkloadTask task, int fd, bool newName)
     {
-        fixed (Libc.Stat* s = &st)
+        Libc.Stat st;
+        if (Libc.FStat(fd, &st) != 0)
         {
-            if (Libc.FStat(fd, s) != 0)
-            {
-                Fail(id, Libc.LastErrno);
-                return false;
-            }
+            Fail(id, Libc.LastErrno);
+            return false;
         }
         return MayWrite(id, nr, task, _resolver.CanonicalPath(fd), st, newName);
     }
@@ -623,7 +620,7 @@ internal sealed unsafe partial class SeccompSupervisor
         if (errno != 0)
             return errno;
         if (length == 0 || length >= XattrNameMax)
-            return length == 0 ? Errno.EINVAL : 34; // ERANGE
+            return length == 0 ? Errno.EINVAL : ERANGE;
         name = buffer.AsSpan(0, length + 1).ToArray();
         if (size == 0 || valueAddress == 0)
             return 0;
