@@ -11,8 +11,6 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-#define MIS_IPPROTO_TCP 6
-#define MIS_IPPROTO_UDP 17
 // bpf_loop's own ceiling; each iteration reads the clock, so this bounds one busy-wait to
 // roughly 100-200 ms whatever the configuration asks.
 #define MIS_SPIN_MAX_LOOPS (1 << 23)
@@ -81,13 +79,23 @@ int BPF_PROG(mis_sys_enter, struct pt_regs *regs, long id)
 	return 0;
 }
 
+// Hook: socket() creating an AF_INET or AF_INET6 socket in a managed cgroup (attached per
+// managed cgroup; other families never reach this hook). Process context, after the protocol's
+// own init (so capability and ping_group_range checks came first), not sleepable; returning 0
+// makes socket() fail with EPERM. Refuses the protocols no rule can hold for (see mis_net.h).
+SEC("cgroup/sock_create")
+int mis_sock_create(struct bpf_sock *sk)
+{
+	return mis_net_decide_socket(sk->family, sk->type, sk->protocol);
+}
+
 // Reads an IPv4 destination (connect4 and sendmsg4 contexts).
 static __always_inline void mis_dest_v4(struct bpf_sock_addr *ctx, struct mis_dest *d)
 {
 	__u32 ip4 = ctx->user_ip4;
 
 	d->family = MIS_AF_INET;
-	d->protocol = ctx->protocol;
+	d->protocol = mis_rule_protocol(ctx->protocol);
 	d->port = bpf_ntohs((__u16)ctx->user_port);
 	__builtin_memcpy(d->addr, &ip4, 4);
 }
@@ -110,7 +118,7 @@ static __always_inline void mis_dest_v6(struct bpf_sock_addr *ctx, struct mis_de
 {
 	__u32 w0 = ctx->user_ip6[0], w1 = ctx->user_ip6[1], w2 = ctx->user_ip6[2], w3 = ctx->user_ip6[3];
 
-	d->protocol = ctx->protocol;
+	d->protocol = mis_rule_protocol(ctx->protocol);
 	d->port = bpf_ntohs((__u16)ctx->user_port);
 	if (w0 == 0 && w1 == 0 && w2 == bpf_htonl(0xffff)) {
 		d->family = MIS_AF_INET;

@@ -22,7 +22,7 @@ internal sealed partial class KernelEnforcer : IViolationSink, IDisposable
 {
     internal const string ObjectName = "enforcer.bpf.o";
 
-    private static readonly string[] CgroupPrograms = ["mis_connect4", "mis_connect6", "mis_sendmsg4", "mis_sendmsg6"];
+    private static readonly string[] CgroupPrograms = ["mis_sock_create", "mis_connect4", "mis_connect6", "mis_sendmsg4", "mis_sendmsg6"];
 
     private readonly Lock _gate = new();
     private readonly BpfObject _object;

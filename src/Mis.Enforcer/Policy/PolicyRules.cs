@@ -22,10 +22,35 @@ internal enum NetProtocol
 {
     /// <summary>TCP and UDP.</summary>
     Any = 0,
-    /// <summary>TCP (connect).</summary>
+    /// <summary>TCP and MPTCP (connect).</summary>
     Tcp = 6,
     /// <summary>UDP (connect and sendmsg).</summary>
     Udp = 17,
+}
+
+/// <summary>
+/// IP protocol numbers as the kernel's socket hooks see them, and the rule protocol each is decided
+/// as: a <c>tcp</c> rule holds for MPTCP too. Sockets of every other IP protocol are refused when
+/// created (UDP-Lite's connect skips the kernel's connect hooks, ping sockets have no sendmsg hook),
+/// so no rule is dodged through them. Twin of <c>mis_rule_protocol</c> in bpf/include/mis_net.h.
+/// </summary>
+internal static class NetProtocols
+{
+    internal const int Icmp = 1;
+    internal const int Tcp = 6;
+    internal const int Udp = 17;
+    internal const int IcmpV6 = 58;
+    internal const int Sctp = 132;
+    internal const int UdpLite = 136;
+    internal const int Mptcp = 262;
+
+    /// <summary>The rule protocol <paramref name="ipProtocol"/> is decided as; null when no rule can hold for it (the kernel refuses such sockets).</summary>
+    internal static NetProtocol? RuleProtocol(int ipProtocol) => ipProtocol switch
+    {
+        Tcp or Mptcp => NetProtocol.Tcp,
+        Udp => NetProtocol.Udp,
+        _ => null,
+    };
 }
 
 /// <summary>A rule on files by path or glob. <paramref name="Source"/> says where it was written ("policy.toml:12").</summary>

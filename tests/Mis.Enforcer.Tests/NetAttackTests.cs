@@ -1,0 +1,201 @@
+using System.Net;
+using System.Net.Sockets;
+using Mis.Enforcer.Confinement;
+using Mis.Enforcer.Policy;
+using Mis.Enforcer.Run;
+
+namespace Mis.Enforcer.Tests;
+
+/// <summary>
+/// Network attacks run as real workloads under <c>mis run</c>'s runner, for both identities (the
+/// default unprivileged user and <c>--as-root</c>, uid 0 without capabilities): each must fail with
+/// the kernel's deny errno and each denial MIS decides must count as exactly one violation.
+/// </summary>
+[Collection("kernel")]
+public sealed class NetAttackTests
+{
+    // Tries each "kind:host:port" once and prints "spec RESULT", RESULT being OK or the errno name.
+    // Kinds: tcp, mptcp (connect); udp, udplite (sendto); udpc, udplitec (connect, then send);
+    // ping (an ICMP echo socket, sendto); raw (SOCK_RAW ICMP); packet (AF_PACKET). A trailing 6
+    // means AF_INET6.
+    internal const string Probe = """
+        import errno, socket, sys
+        PROTO = {'tcp': 6, 'mptcp': 262, 'udp': 17, 'udpc': 17, 'udplite': 136, 'udplitec': 136}
+        for spec in sys.argv[1:]:
+            kind, rest = spec.split(':', 1)
+            host, port = rest.rsplit(':', 1)
+            v6 = kind.endswith('6')
+            base = kind[:-1] if kind[-1] in '46' else kind
+            family = socket.AF_INET6 if v6 else socket.AF_INET
+            s = None
+            try:
+                if base == 'packet':
+                    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+                elif base == 'raw':
+                    s = socket.socket(family, socket.SOCK_RAW, 58 if v6 else 1)
+                elif base == 'ping':
+                    s = socket.socket(family, socket.SOCK_DGRAM, 58 if v6 else 1)
+                    s.sendto(bytes([128 if v6 else 8, 0, 0, 0, 0, 0, 0, 1]) + b'exfil', (host, 0))
+                elif base in ('tcp', 'mptcp'):
+                    s = socket.socket(family, socket.SOCK_STREAM, PROTO[base])
+                    s.settimeout(3); s.connect((host, int(port)))
+                else:
+                    s = socket.socket(family, socket.SOCK_DGRAM, PROTO[base])
+                    if base.endswith('c'):
+                        s.connect((host, int(port))); s.send(b'exfil')
+                    else:
+                        s.sendto(b'exfil', (host, int(port)))
+                print(spec, 'OK', flush=True)
+            except OSError as e:
+                print(spec, errno.errorcode.get(e.errno, str(e.errno)), flush=True)
+            finally:
+                if s is not None:
+                    s.close()
+        """;
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void A_tcp_rule_holds_for_mptcp_and_udp_lite_cannot_dodge_a_udp_rule(bool asRoot)
+    {
+        KernelTest.Require();
+        using var denied = Listen();
+        using var open = Listen();
+        int tcp = Port(denied), other = Port(open);
+        const int Udp = 40_123;
+        var policy = PolicyFile.Parse($"""
+            [[network]]
+            address = "127.0.0.1"
+            port = {Udp}
+            protocol = "udp"
+            action = "deny"
+
+            [[network]]
+            address = "127.0.0.1"
+            port = {tcp}
+            protocol = "tcp"
+            action = "deny"
+            """, "net.toml");
+
+        var (results, run) = RunProbe(policy, asRoot,
+            $"mptcp4:127.0.0.1:{other}", $"udp4:127.0.0.1:{Udp + 1}", // allowed first: 6 denials reach the lockdown
+            $"mptcp4:127.0.0.1:{tcp}", $"mptcp6:::ffff:127.0.0.1:{tcp}",
+            // UDP-Lite's connect() skips the connect hooks (the attack: connect, then send), so
+            // its sockets are refused at socket() and counted, whatever the destination.
+            $"udplitec4:127.0.0.1:{Udp}", $"udplite4:127.0.0.1:{Udp}", $"udplitec6:::1:{Udp + 1}",
+            $"udp4:127.0.0.1:{Udp}", $"udpc4:127.0.0.1:{Udp}");
+
+        Assert.Equal(["OK", "OK", "EPERM", "EPERM", "EPERM", "EPERM", "EPERM", "EPERM", "EPERM"], results);
+        Assert.Equal(7UL, run.Violations);
+        Assert.Equal(1, run.ViolationsByOperation["send"]);
+        Assert.Equal(6, run.ViolationsByOperation["connect"]);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Sockets_of_ip_protocols_no_rule_can_hold_for_are_refused_and_counted(bool asRoot)
+    {
+        KernelTest.Require();
+        // Ping sockets need the group in net.ipv4.ping_group_range (empty by default here; many
+        // distributions open it to everyone). Opened for the test, so the refusal is MIS's.
+        using var ping = PingGroupRange.OpenToEveryone();
+
+        var (results, run) = RunProbe(BuiltinPolicy.Create(), asRoot,
+            "ping4:127.0.0.1:0", "ping6:::1:0", "raw4:127.0.0.1:0", "packet:-:0", "udp4:127.0.0.1:40124");
+
+        // ping: refused at socket() by cgroup/sock_create and counted; raw and packet sockets need
+        // CAP_NET_RAW, which neither identity has: the kernel refuses them before any hook runs.
+        Assert.Equal(["EPERM", "EPERM", "EPERM", "EPERM", "OK"], results);
+        Assert.Equal(2UL, run.Violations);
+        Assert.Equal(2, run.ViolationsByOperation["connect"]);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Ip_connects_sends_mapped_addresses_and_the_loopback_lockdown_still_hold(bool asRoot)
+    {
+        KernelTest.Require();
+        using var denied = Listen();
+        using var allowed = Listen();
+        using var unlisted = Listen();
+        int d = Port(denied), a = Port(allowed), u = Port(unlisted);
+        var policy = PolicyFile.Parse($"""
+            [[network]]
+            address = "127.0.0.1"
+            port = {d}
+            action = "deny"
+
+            [[network]]
+            address = "127.0.0.1"
+            port = {a}
+            protocol = "tcp"
+            action = "allow"
+            """, "net.toml");
+
+        var (results, run) = RunProbe(policy, asRoot,
+            $"tcp4:127.0.0.1:{u}", // DEFCON 5: unlisted loopback is allowed
+            $"tcp4:127.0.0.1:{d}", $"tcp6:::ffff:127.0.0.1:{d}", $"udp4:127.0.0.1:{d}", $"udpc4:127.0.0.1:{d}",
+            $"udp6:::ffff:127.0.0.1:{d}", $"tcp4:127.0.0.1:{d}", // 6 violations: DEFCON 3, the lockdown level
+            $"tcp4:127.0.0.1:{u}", $"udp4:127.0.0.1:{u}", $"tcp4:127.0.0.1:{a}");
+
+        Assert.Equal(["OK", "EPERM", "EPERM", "EPERM", "EPERM", "EPERM", "EPERM", "EPERM", "EPERM", "OK"], results);
+        Assert.Equal(8UL, run.Violations);
+        Assert.Equal(3, run.Defcon);
+    }
+
+    /// <summary>Runs the probe as a workload; its stdout goes to a file the enforcer opened.</summary>
+    internal static (List<string> Results, Run.RunResult Run) RunProbe(WorkloadPolicy policy, bool asRoot, params string[] specs)
+    {
+        string output = Path.Combine(Path.GetTempPath(), $"mis-net-{Environment.ProcessId}-{Guid.NewGuid():N}.out");
+        try
+        {
+            Run.RunResult run;
+            using (var stdout = File.OpenHandle(output, FileMode.CreateNew, FileAccess.Write))
+            {
+                run = WorkloadRunner.Run(new RunRequest
+                {
+                    Command = [KernelTest.Python, "-I", "-S", "-c", Probe, .. specs],
+                    Policy = policy,
+                    Identity = asRoot ? WorkloadIdentity.Root : null,
+                    Stdout = stdout,
+                }, TestContext.Current.CancellationToken);
+            }
+            var lines = File.ReadAllLines(output);
+            Assert.True(run.ExitStatus == 0 && lines.Length == specs.Length, $"probe exited {run.ExitStatus}: {string.Join(" | ", lines)}");
+            return (lines.Select(l => l.Split(' ')[^1]).ToList(), run);
+        }
+        finally
+        {
+            File.Delete(output);
+        }
+    }
+
+    internal static TcpListener Listen()
+    {
+        var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return listener;
+    }
+
+    internal static int Port(TcpListener listener) => ((IPEndPoint)listener.LocalEndpoint).Port;
+
+    /// <summary>Widens net.ipv4.ping_group_range (host-wide, restored on dispose; tests hold the kernel lock).</summary>
+    private sealed class PingGroupRange : IDisposable
+    {
+        private const string Path = "/proc/sys/net/ipv4/ping_group_range";
+        private readonly string _old;
+
+        private PingGroupRange(string old) => _old = old;
+
+        internal static PingGroupRange OpenToEveryone()
+        {
+            var range = new PingGroupRange(File.ReadAllText(Path).Trim());
+            File.WriteAllText(Path, "0 2147483647");
+            return range;
+        }
+
+        public void Dispose() => File.WriteAllText(Path, _old);
+    }
+}
