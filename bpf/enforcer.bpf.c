@@ -7,10 +7,17 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_endian.h>
+#include <bpf/bpf_core_read.h>
 #include "mis_net.h"
+#include "mis_unix.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
+#if defined(__TARGET_ARCH_x86)
+#define MIS_NR_LISTEN 50
+#elif defined(__TARGET_ARCH_arm64)
+#define MIS_NR_LISTEN 201
+#endif
 // bpf_loop's own ceiling; each iteration reads the clock, so this bounds one busy-wait to
 // roughly 100-200 ms whatever the configuration asks.
 #define MIS_SPIN_MAX_LOOPS (1 << 23)
@@ -51,6 +58,10 @@ int BPF_PROG(mis_sys_enter, struct pt_regs *regs, long id)
 	now = bpf_ktime_get_ns();
 	mis_actor_current(&actor);
 	__sync_fetch_and_add(&s->syscalls, 1);
+#ifdef MIS_NR_LISTEN
+	if (id == MIS_NR_LISTEN)
+		mis_unix_learn_listen(cgroup_id, (int)PT_REGS_PARM1_CORE_SYSCALL(regs));
+#endif
 	mis_decay(s, now, &actor);
 
 	if (mis_must_kill(s)) {
@@ -161,6 +172,26 @@ int mis_sendmsg6(struct bpf_sock_addr *ctx)
 
 	mis_dest_v6(ctx, &d);
 	return mis_net_decide(&d, MIS_OP_SEND);
+}
+
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+
+// Hook: connect() of an AF_UNIX socket of a managed cgroup to a name (Linux 6.7+; attached per
+// managed cgroup, only where the kernel has it). Process context, before the name is looked up,
+// not sleepable; returning 0 makes connect() fail with EPERM. The name is read from the kernel's
+// copy of the address (bpf_sock_addr_kern), never from user memory.
+SEC("cgroup/connect_unix")
+int mis_connect_unix(struct bpf_sock_addr *ctx)
+{
+	return mis_unix_decide(bpf_cast_to_kern_ctx(ctx), MIS_OP_CONNECT);
+}
+
+// Hook: sendto()/sendmsg() with a destination name on an AF_UNIX datagram socket of a managed
+// cgroup (connected sockets were decided at connect). Same context as connect_unix.
+SEC("cgroup/sendmsg_unix")
+int mis_sendmsg_unix(struct bpf_sock_addr *ctx)
+{
+	return mis_unix_decide(bpf_cast_to_kern_ctx(ctx), MIS_OP_SEND);
 }
 
 // Hook: after a successful exec, in the new program's task, before it runs a user

@@ -28,6 +28,7 @@ public sealed unsafe class KernelStructLayoutTests
         { "mis_net_key", typeof(MisNetKey) },
         { "mis_net_value", typeof(MisNetValue) },
         { "mis_exec_key", typeof(MisExecKey) },
+        { "mis_unix_key", typeof(MisUnixKey) },
     };
 
     public static TheoryData<string, Type, string> Enums => new()

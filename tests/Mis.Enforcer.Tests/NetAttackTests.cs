@@ -145,8 +145,102 @@ public sealed class NetAttackTests
         Assert.Equal(3, run.Defcon);
     }
 
-    /// <summary>Runs the probe as a workload; its stdout goes to a file the enforcer opened.</summary>
-    internal static (List<string> Results, Run.RunResult Run) RunProbe(WorkloadPolicy policy, bool asRoot, params string[] specs)
+    // Tries each "kind:name" once (name: a path, or "@name" for an abstract socket) and prints
+    // "spec RESULT". Kinds: stream (connect), dgram (sendto), own (listen on the name, then connect
+    // to it), pair (socketpair, name unused).
+    internal const string UnixProbe = """
+        import errno, os, socket, sys
+        def addr(n):
+            return '\0' + n[1:] if n.startswith('@') else n
+        for spec in sys.argv[1:]:
+            kind, name = spec.split(':', 1)
+            s = None
+            try:
+                if kind == 'stream':
+                    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.connect(addr(name)); s.send(b'exfil')
+                elif kind == 'dgram':
+                    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.sendto(b'exfil', addr(name))
+                elif kind == 'own':
+                    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); server.bind(addr(name)); server.listen(1)
+                    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.connect(addr(name))
+                    server.accept()[0].close(); server.close()
+                    if not name.startswith('@'):
+                        os.unlink(name)
+                else:
+                    a, b = socket.socketpair(); a.send(b'x'); b.recv(1); a.close(); b.close()
+                print(spec, 'OK', flush=True)
+            except OSError as e:
+                print(spec, errno.errorcode.get(e.errno, str(e.errno)), flush=True)
+            finally:
+                if s is not None:
+                    s.close()
+        """;
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Unix_sockets_outside_the_workloads_own_are_denied_and_counted(bool asRoot)
+    {
+        KernelTest.Require();
+        Assert.True(Kernel.KernelEnforcer.UnixHooksAvailable, "this kernel has no cgroup Unix socket hooks (6.7+)");
+        string tag = $"{Environment.ProcessId}-{Guid.NewGuid():N}"[..20];
+        string dir = Directory.CreateTempSubdirectory("mis-unix-").FullName;
+        ConfinementHarness.Chmod(dir, 0b111_111_111);
+        string hostPath = Path.Combine(dir, "host.sock"), allowedPath = Path.Combine(dir, "allowed.sock"), dgramPath = Path.Combine(dir, "dgram.sock");
+        try
+        {
+            // Host services a workload's file permissions let it reach (0666 path sockets, abstract names).
+            using var hostAbstract = UnixListener("\0mis-host-" + tag, SocketType.Stream);
+            using var hostPathSocket = UnixListener(hostPath, SocketType.Stream);
+            using var allowed = UnixListener(allowedPath, SocketType.Stream);
+            using var hostDgram = UnixListener(dgramPath, SocketType.Dgram);
+            using var hostAbstractDgram = UnixListener("\0mis-host-dgram-" + tag, SocketType.Dgram);
+            var policy = PolicyFile.Parse($"""
+                [[unix]]
+                path = "{allowedPath}"
+                action = "allow"
+                """, "unix.toml");
+
+            var (results, run) = RunScript(policy, asRoot, UnixProbe,
+                $"stream:@mis-host-{tag}", $"stream:{hostPath}", $"dgram:{dgramPath}", $"dgram:@mis-host-dgram-{tag}",
+                $"stream:{hostPath.TrimStart('/')}", // another spelling (relative to the workload's cwd, /) is no rule's name
+                $"stream:{allowedPath}", "stream:/var/run/nscd/socket", // the policy's rule; the built-in nscd rule (ENOENT: no nscd here)
+                $"own:@mis-own-{tag}", $"own:{Path.Combine(Path.GetTempPath(), $"mis-own-{tag}.sock")}", "pair:-");
+
+            Assert.Equal(["EPERM", "EPERM", "EPERM", "EPERM", "EPERM", "OK", "ENOENT", "OK", "OK", "OK"], results);
+            Assert.Equal(5UL, run.Violations);
+            Assert.Equal(3, run.ViolationsByOperation["connect"]);
+            Assert.Equal(2, run.ViolationsByOperation["send"]);
+            // Nothing reached the host's sockets.
+            Assert.False(hostAbstract.Poll(0, SelectMode.SelectRead));
+            Assert.False(hostPathSocket.Poll(0, SelectMode.SelectRead));
+            Assert.Equal(0, hostDgram.Available);
+            Assert.Equal(0, hostAbstractDgram.Available);
+            Assert.True(allowed.Poll(0, SelectMode.SelectRead)); // the allowed one did
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    private static Socket UnixListener(string name, SocketType type)
+    {
+        var socket = new Socket(AddressFamily.Unix, type, ProtocolType.Unspecified);
+        socket.Bind(new UnixDomainSocketEndPoint(name));
+        if (type == SocketType.Stream)
+            socket.Listen(4);
+        if (name[0] != '\0')
+            ConfinementHarness.Chmod(name, 0b110_110_110);
+        return socket;
+    }
+
+    /// <summary>Runs the IP probe as a workload.</summary>
+    internal static (List<string> Results, Run.RunResult Run) RunProbe(WorkloadPolicy policy, bool asRoot, params string[] specs) =>
+        RunScript(policy, asRoot, Probe, specs);
+
+    /// <summary>Runs a probe script as a workload; its stdout goes to a file the enforcer opened.</summary>
+    internal static (List<string> Results, Run.RunResult Run) RunScript(WorkloadPolicy policy, bool asRoot, string script, params string[] specs)
     {
         string output = Path.Combine(Path.GetTempPath(), $"mis-net-{Environment.ProcessId}-{Guid.NewGuid():N}.out");
         try
@@ -156,7 +250,7 @@ public sealed class NetAttackTests
             {
                 run = WorkloadRunner.Run(new RunRequest
                 {
-                    Command = [KernelTest.Python, "-I", "-S", "-c", Probe, .. specs],
+                    Command = [KernelTest.Python, "-I", "-S", "-c", script, .. specs],
                     Policy = policy,
                     Identity = asRoot ? WorkloadIdentity.Root : null,
                     Stdout = stdout,

@@ -24,12 +24,20 @@ internal sealed partial class KernelEnforcer : IViolationSink, IDisposable
 
     private static readonly string[] CgroupPrograms = ["mis_sock_create", "mis_connect4", "mis_connect6", "mis_sendmsg4", "mis_sendmsg6"];
 
+    // The Unix socket hooks (Linux 6.7+) and their kernel numbers: libbpf 1.1 predates their
+    // section names, so the loader sets BPF_PROG_TYPE_CGROUP_SOCK_ADDR and the attach type itself.
+    private const int ProgTypeCgroupSockAddr = 18;
+    private static readonly (string Program, int AttachType)[] UnixPrograms =
+        [("mis_connect_unix", 49 /* BPF_CGROUP_UNIX_CONNECT */), ("mis_sendmsg_unix", 50 /* BPF_CGROUP_UNIX_SENDMSG */)];
+
     private readonly Lock _gate = new();
     private readonly BpfObject _object;
     private readonly BpfMap _cgroups;
     private readonly BpfMap _stats;
     private readonly BpfMap _netRules;
     private readonly BpfMap _execDeny;
+    private readonly BpfMap _unixRules;
+    private readonly BpfMap _unixOwn;
     private readonly BpfProgram _report;
     private readonly Dictionary<ulong, ManagedCgroup> _managed = [];
     private readonly KernelEventPump _pump;
@@ -49,6 +57,9 @@ internal sealed partial class KernelEnforcer : IViolationSink, IDisposable
         _stats = obj.Map("mis_stats");
         _netRules = obj.Map("mis_net_rules");
         _execDeny = obj.Map("mis_exec_deny");
+        _unixRules = obj.Map("mis_unix_rules");
+        _unixOwn = obj.Map("mis_unix_own");
+        UnixHooks = options.UnixHooks ?? UnixHooksAvailable;
         _report = obj.Program("mis_report");
         _pump = new KernelEventPump(obj.Map("mis_events"), options.EventCapacity, OnEvent);
     }
@@ -58,6 +69,15 @@ internal sealed partial class KernelEnforcer : IViolationSink, IDisposable
 
     /// <summary>MIS's own cgroup, <c>&lt;cgroup2 mount&gt;/mis</c>: every managed cgroup lives below it.</summary>
     public string MisRoot { get; }
+
+    /// <summary>
+    /// Whether Unix socket connects and sends are decided (cgroup/connect_unix and sendmsg_unix,
+    /// Linux 6.7+). Without them a workload reaches every Unix socket its file permissions allow.
+    /// </summary>
+    public bool UnixHooks { get; }
+
+    /// <summary>Whether this kernel has the cgroup Unix socket hooks (added in Linux 6.7).</summary>
+    internal static bool UnixHooksAvailable => Environment.OSVersion.Version >= new Version(6, 7);
 
     /// <summary>Decoded kernel events (violations, DEFCON transitions, kills, syscalls in learning mode, ...).</summary>
     public ChannelReader<KernelEvent> Events => _pump.Reader;
@@ -142,6 +162,14 @@ internal sealed partial class KernelEnforcer : IViolationSink, IDisposable
         try
         {
             obj.Map("mis_events").SetMaxEntries(options.RingBufferBytes);
+            bool unix = options.UnixHooks ?? UnixHooksAvailable;
+            foreach (var (program, attachType) in UnixPrograms)
+            {
+                if (unix)
+                    obj.Program(program).SetType(ProgTypeCgroupSockAddr, attachType);
+                else
+                    obj.Program(program).Autoload = false;
+            }
             obj.Load();
             // The map keeps its own reference to the cgroup, so the fd can close right away.
             using (var rootFd = Libc.OpenDirectory(misRoot))
@@ -197,6 +225,9 @@ internal sealed partial class KernelEnforcer : IViolationSink, IDisposable
                 inserted = true;
                 foreach (string program in CgroupPrograms)
                     links.Add(_object.Program(program).AttachCgroup(fd));
+                if (UnixHooks)
+                    foreach (var (program, _) in UnixPrograms)
+                        links.Add(_object.Program(program).AttachCgroup(fd));
                 _sysEnterLink ??= _object.Program("mis_sys_enter").Attach();
                 _execLink ??= _object.Program("mis_exec").Attach();
             }
@@ -229,6 +260,7 @@ internal sealed partial class KernelEnforcer : IViolationSink, IDisposable
                 return false;
             managed.Release();
             _cgroups.Delete(BpfMap.Bytes(ref cgroupId));
+            ForgetUnixNames(cgroupId);
             if (_managed.Count == 0)
                 DetachGlobalHooks();
             return true;

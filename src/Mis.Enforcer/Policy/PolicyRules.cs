@@ -75,6 +75,35 @@ internal sealed record NetRule(IPAddress Address, int PrefixLength, int Port, Ne
 }
 
 /// <summary>
+/// A rule on connects and addressed sends to a Unix socket name: a path exactly as the workload
+/// spells it, or <c>@name</c> for an abstract socket. Unlisted names outside the workload's own
+/// (names its own sockets listen on) are denied.
+/// </summary>
+internal sealed record UnixRule(string Name, Verdict Action, string Source)
+{
+    /// <summary>Longest name: sockaddr_un's sun_path.</summary>
+    internal const int MaxBytes = 108;
+
+    /// <summary>The name as the kernel sees it: a path's bytes, or a NUL then an abstract name's bytes.</summary>
+    internal byte[] KernelName() => Name.StartsWith('@')
+        ? [0, .. System.Text.Encoding.UTF8.GetBytes(Name[1..])]
+        : System.Text.Encoding.UTF8.GetBytes(Name);
+
+    /// <summary>Why <paramref name="name"/> cannot be a rule's name, or null when it can.</summary>
+    internal static string? Invalid(string name)
+    {
+        if (name.Length == 0 || name == "@")
+            return "a Unix socket name must not be empty";
+        if (name.Contains('\0', StringComparison.Ordinal))
+            return "a Unix socket name must not contain NUL (write an abstract name as \"@name\")";
+        int bytes = new UnixRule(name, Verdict.Deny, "").KernelName().Length;
+        return bytes > MaxBytes ? $"a Unix socket name is at most {MaxBytes} bytes (sun_path), this one is {bytes}" : null;
+    }
+
+    public override string ToString() => $"unix {Name} {Action.ToString().ToLowerInvariant()}";
+}
+
+/// <summary>
 /// A rule of the seed's AddRule shape: a file by (device, inode), optionally only for one syscall
 /// number, with an optional lifetime. <see cref="Expires"/> is null for a rule that never expires.
 /// </summary>
