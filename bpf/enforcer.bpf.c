@@ -10,6 +10,7 @@
 #include <bpf/bpf_core_read.h>
 #include "mis_net.h"
 #include "mis_unix.h"
+#include "mis_egress.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -172,6 +173,16 @@ int mis_sendmsg6(struct bpf_sock_addr *ctx)
 
 	mis_dest_v6(ctx, &d);
 	return mis_net_decide(&d, MIS_OP_SEND);
+}
+
+// Hook: every packet a socket of a managed cgroup sends, IPv4 and IPv6 (attached per managed
+// cgroup), after routing, in the sender's context or in softirq; not sleepable. Returning 0
+// drops the packet (the sender's TCP sees a local drop and retransmits, into the same drop).
+// Covers accepted connections and lockdown of established ones (see mis_egress.h).
+SEC("cgroup_skb/egress")
+int mis_egress(struct __sk_buff *skb)
+{
+	return mis_egress_decide(skb);
 }
 
 extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;

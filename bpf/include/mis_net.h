@@ -95,6 +95,17 @@ static __always_inline void mis_net_format(char *target, const struct mis_dest *
 		bpf_snprintf(target, 256, mis_fmt_v6, args, sizeof(args));
 }
 
+/* What the rules (or, without one, the lockdown) say about `d` for the cgroup, decay applied
+ * by the caller: MIS_DECISION_ALLOW, _DENY or _TRACE. */
+static __always_inline __u32 mis_net_action(const struct mis_cgroup_state *s, const struct mis_dest *d)
+{
+	const struct mis_net_value *rule = mis_net_lookup(s->policy_id, d);
+
+	if (rule)
+		return rule->action;
+	return mis_level(s) <= s->config.net_lockdown_level ? MIS_DECISION_DENY : MIS_DECISION_ALLOW;
+}
+
 /*
  * Counts one denied network operation of the current task (event `e`, target filled, may be
  * NULL) and returns 0, the hooks' "deny". DEFCON 1: this task dies now; user space kills the
@@ -119,10 +130,9 @@ static __always_inline int mis_net_decide(const struct mis_dest *d, __u32 op)
 {
 	__u64 cgroup_id = bpf_get_current_cgroup_id();
 	struct mis_cgroup_state *s = bpf_map_lookup_elem(&mis_cgroups, &cgroup_id);
-	const struct mis_net_value *rule;
 	struct mis_actor actor;
 	struct mis_event *e;
-	__u32 action, level, lockdown;
+	__u32 action, level;
 	__u64 now;
 
 	if (!s)
@@ -131,14 +141,7 @@ static __always_inline int mis_net_decide(const struct mis_dest *d, __u32 op)
 	mis_actor_current(&actor);
 	mis_decay(s, now, &actor);
 
-	rule = mis_net_lookup(s->policy_id, d);
-	action = rule ? rule->action : MIS_DECISION_ALLOW;
-	if (!rule) {
-		level = mis_level(s);
-		lockdown = s->config.net_lockdown_level;
-		if (level <= lockdown)
-			action = MIS_DECISION_DENY;
-	}
+	action = mis_net_action(s, d);
 
 	if (action == MIS_DECISION_TRACE) {
 		e = mis_event_reserve_full();

@@ -120,9 +120,9 @@ public sealed class KernelLifecycleTests
             enforcer.Manage(b.Path, learning: false);
             programIds = OurProgramIds(enforcer);
             var links = LinkedProgramIds().Where(programIds.Contains).ToList();
-            // 5 socket hooks per cgroup (sock_create, connect4/6, sendmsg4/6), 2 more where the
-            // kernel has the Unix ones, plus sys_enter and sched_process_exec once.
-            int perCgroup = enforcer.UnixHooks ? 7 : 5;
+            // 6 socket hooks per cgroup (sock_create, connect4/6, sendmsg4/6, egress), 2 more
+            // where the kernel has the Unix ones, plus sys_enter and sched_process_exec once.
+            int perCgroup = enforcer.UnixHooks ? 8 : 6;
             Assert.Equal(2 * perCgroup + 2, links.Count);
 
             Assert.True(enforcer.Unmanage(a.Id));

@@ -224,6 +224,102 @@ public sealed class NetAttackTests
         }
     }
 
+    // Listens on 127.0.0.1:PORT; for the first connection that completes a handshake, sends
+    // "before", then makes 6 denied connects to 127.0.0.1:DENIED (DEFCON 3, the lockdown level),
+    // then sends "after" on the same connection.
+    private const string AcceptProbe = """
+        import socket, sys, time
+        port, denied = int(sys.argv[1]), int(sys.argv[2])
+        server = socket.socket(); server.bind(('127.0.0.1', port)); server.listen(8); server.settimeout(20)
+        print('listening', flush=True)
+        conn, peer = server.accept()
+        print('accepted', peer[0], flush=True)
+        conn.sendall(b'before')
+        for _ in range(6):
+            try:
+                socket.create_connection(('127.0.0.1', denied), timeout=2)
+            except OSError:
+                pass
+        conn.sendall(b'after')
+        print('sent', flush=True)
+        time.sleep(1.5)
+        """;
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_connection_the_workload_accepts_obeys_the_rules_and_the_lockdown(bool asRoot)
+    {
+        KernelTest.Require();
+        using var deniedListener = Listen();
+        int denied = Port(deniedListener), port;
+        using (var probe = Listen())
+            port = Port(probe);
+        var policy = PolicyFile.Parse($"""
+            [[network]]
+            address = "127.0.0.2"
+            action = "deny"
+
+            [[network]]
+            address = "127.0.0.1"
+            port = {denied}
+            action = "deny"
+            """, "accept.toml");
+        string output = Path.Combine(Path.GetTempPath(), $"mis-accept-{Environment.ProcessId}-{Guid.NewGuid():N}.out");
+        var cancel = TestContext.Current.CancellationToken;
+        try
+        {
+            Run.RunResult run;
+            using (var stdout = File.OpenHandle(output, FileMode.CreateNew, FileAccess.Write))
+            {
+                var workload = Task.Run(() => WorkloadRunner.Run(new RunRequest
+                {
+                    Command = [KernelTest.Python, "-I", "-S", "-c", AcceptProbe, $"{port}", $"{denied}"],
+                    Policy = policy,
+                    Identity = asRoot ? WorkloadIdentity.Root : null,
+                    Stdout = stdout,
+                }, cancel), cancel);
+                Assert.True(KernelTest.Eventually(() => File.ReadAllText(output).Contains("listening", StringComparison.Ordinal), 15_000));
+
+                // A peer the rules deny: the workload's SYN-ACKs are dropped, the handshake never completes.
+                using (var deniedPeer = Client("127.0.0.2"))
+                {
+                    using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+                    timeout.CancelAfter(1500);
+                    await Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>
+                        await deniedPeer.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port), timeout.Token));
+                }
+
+                // An unlisted peer at DEFCON 5 is served; once the lockdown holds, nothing more leaves.
+                using var peer = Client("127.0.0.3");
+                await peer.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port), cancel);
+                var buffer = new byte[64];
+                peer.ReceiveTimeout = 5000;
+                Assert.Equal("before", System.Text.Encoding.ASCII.GetString(buffer, 0, peer.Receive(buffer)));
+                Assert.True(KernelTest.Eventually(() => File.ReadAllText(output).Contains("sent", StringComparison.Ordinal), 15_000));
+                Assert.False(peer.Poll(1_000_000, SelectMode.SelectRead), "data left on the accepted connection at the lockdown level");
+                run = await workload;
+            }
+
+            Assert.Contains("accepted 127.0.0.3", File.ReadAllText(output));
+            Assert.Equal(8UL, run.Violations); // the refused peer, 6 connects, the send after the lockdown
+            Assert.Equal(6, run.ViolationsByOperation["connect"]);
+            Assert.Equal(2, run.ViolationsByOperation["send"]);
+            Assert.Equal(3, run.Defcon);
+        }
+        finally
+        {
+            File.Delete(output);
+        }
+    }
+
+    private static Socket Client(string source)
+    {
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        socket.Bind(new IPEndPoint(IPAddress.Parse(source), 0));
+        return socket;
+    }
+
     private static Socket UnixListener(string name, SocketType type)
     {
         var socket = new Socket(AddressFamily.Unix, type, ProtocolType.Unspecified);

@@ -22,7 +22,7 @@ internal sealed partial class KernelEnforcer : IViolationSink, IDisposable
 {
     internal const string ObjectName = "enforcer.bpf.o";
 
-    private static readonly string[] CgroupPrograms = ["mis_sock_create", "mis_connect4", "mis_connect6", "mis_sendmsg4", "mis_sendmsg6"];
+    private static readonly string[] CgroupPrograms = ["mis_sock_create", "mis_connect4", "mis_connect6", "mis_sendmsg4", "mis_sendmsg6", "mis_egress"];
 
     // The Unix socket hooks (Linux 6.7+) and their kernel numbers: libbpf 1.1 predates their
     // section names, so the loader sets BPF_PROG_TYPE_CGROUP_SOCK_ADDR and the attach type itself.
