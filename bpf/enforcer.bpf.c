@@ -177,8 +177,8 @@ int mis_sendmsg6(struct bpf_sock_addr *ctx)
 
 // Hook: every packet a socket of a managed cgroup sends, IPv4 and IPv6 (attached per managed
 // cgroup), after routing, in the sender's context or in softirq; not sleepable. Returning 0
-// drops the packet (the sender's TCP sees a local drop and retransmits, into the same drop).
-// Covers accepted connections and lockdown of established ones (see mis_egress.h).
+// drops the packet: a UDP send fails with EPERM, TCP sees a local drop and retransmits (into
+// the same drop). Covers accepted connections and lockdown of established ones (mis_egress.h).
 SEC("cgroup_skb/egress")
 int mis_egress(struct __sk_buff *skb)
 {

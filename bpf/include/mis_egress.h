@@ -1,14 +1,15 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * TCP traffic the connect hooks never saw: a connection the workload accepted after listen()
- * (its SYN-ACK and data), and a connection opened before the cgroup fell to the lockdown level.
- * Every TCP packet a managed cgroup's socket sends is judged by the same rules and lockdown as a
- * connect to its destination (mis_net_action); a denied one is dropped. So a peer the rules deny
- * never completes a handshake with a workload listener, and nothing more leaves on a connection
- * to a peer that is denied now. UDP needs none of this: every datagram to an address goes
- * through sendmsg4/6, and a connected UDP socket was decided at connect.
+ * Traffic the connect/sendmsg hooks never saw: a connection the workload accepted after listen()
+ * (its SYN-ACK and data), a connection (TCP, or connected UDP) opened before the cgroup fell to
+ * the lockdown level, and packets whose wire destination is not the socket's peer (an IPv6
+ * routing header). Every IP packet a managed cgroup's socket sends is judged by the same rules
+ * and lockdown as a connect to its wire destination (mis_net_action); a denied one is dropped.
+ * So a peer the rules deny never completes a handshake with a workload listener, and nothing
+ * more leaves on a connection to a peer that is denied now. Packets the hooks already allowed
+ * meet the same rules here again and pass.
  *
- * Each dropped connection counts one violation (op send), however many packets (retransmitted
+ * Each dropped flow counts one violation (op send), however many packets (retransmitted
  * SYN-ACKs, data) are dropped: mis_egress_seen remembers what was counted.
  */
 #ifndef MIS_EGRESS_H
@@ -19,11 +20,11 @@
 #define MIS_ETH_P_IP   0x0800
 #define MIS_ETH_P_IPV6 0x86DD
 
-/* One counted connection: the cgroup, the peer and the local port. Kernel-internal. */
+/* One counted flow: the cgroup, the peer, the protocol and the local port. Kernel-internal. */
 struct mis_egress_key {
 	__u64 cgroup_id;
 	__u8 family;
-	__u8 pad;
+	__u8 protocol;
 	__u16 port;       /* peer port, host order */
 	__u16 local_port; /* host order */
 	__u16 pad2;
@@ -39,10 +40,11 @@ struct {
 } mis_egress_seen SEC(".maps");
 
 /*
- * Reads the TCP destination and source port of an outgoing packet (cgroup_skb data starts at
- * the network header). Returns 0 when it is not TCP. The IPv6 next header must be TCP itself:
- * the kernel's TCP never adds extension headers unless the socket asks (IPV6_*OPTS), and such
- * a packet is left to the connect hooks as before.
+ * Reads the wire destination of an outgoing packet (cgroup_skb data starts at the network
+ * header): address, and for TCP and UDP the destination and source port. Returns 0 for what is
+ * not IP. An IPv6 packet whose next header is an extension header (a routing header moves the
+ * wire destination away from the socket's peer) is judged by its address alone: protocol and
+ * ports 0, so only rules for any protocol and any port apply to it.
  */
 static __always_inline int mis_egress_dest(struct __sk_buff *skb, struct mis_dest *d, __u16 *local_port)
 {
@@ -52,13 +54,12 @@ static __always_inline int mis_egress_dest(struct __sk_buff *skb, struct mis_des
 
 	if (skb->protocol == bpf_htons(MIS_ETH_P_IP)) {
 		if (bpf_skb_load_bytes(skb, 0, &vihl, 1) || bpf_skb_load_bytes(skb, 9, &proto, 1) ||
-		    proto != MIS_IPPROTO_TCP || bpf_skb_load_bytes(skb, 16, d->addr, 4))
+		    bpf_skb_load_bytes(skb, 16, d->addr, 4))
 			return 0;
 		d->family = MIS_AF_INET;
 		l4 = (vihl & 0xf) * 4;
 	} else if (skb->protocol == bpf_htons(MIS_ETH_P_IPV6)) {
-		if (bpf_skb_load_bytes(skb, 6, &proto, 1) || proto != MIS_IPPROTO_TCP ||
-		    bpf_skb_load_bytes(skb, 24, d->addr, 16))
+		if (bpf_skb_load_bytes(skb, 6, &proto, 1) || bpf_skb_load_bytes(skb, 24, d->addr, 16))
 			return 0;
 		d->family = MIS_AF_INET6;
 		/* ::ffff:a.b.c.d on the wire is matched as IPv4, as in the connect hooks. */
@@ -72,9 +73,12 @@ static __always_inline int mis_egress_dest(struct __sk_buff *skb, struct mis_des
 	} else {
 		return 0;
 	}
+	*local_port = 0;
+	if (proto != MIS_IPPROTO_TCP && proto != MIS_IPPROTO_UDP)
+		return 1;
 	if (bpf_skb_load_bytes(skb, l4 & 0x7f, ports, sizeof(ports)))
-		return 0;
-	d->protocol = MIS_IPPROTO_TCP;
+		return 1;
+	d->protocol = proto;
 	d->port = bpf_ntohs(ports[1]);
 	*local_port = bpf_ntohs(ports[0]);
 	return 1;
@@ -107,6 +111,7 @@ static __always_inline int mis_egress_decide(struct __sk_buff *skb)
 
 	key.cgroup_id = cgroup_id;
 	key.family = d.family;
+	key.protocol = d.protocol;
 	key.port = d.port;
 	key.local_port = local_port;
 	__builtin_memcpy(key.addr, d.addr, sizeof(key.addr));

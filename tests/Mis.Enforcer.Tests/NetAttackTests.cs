@@ -224,12 +224,14 @@ public sealed class NetAttackTests
         }
     }
 
-    // Listens on 127.0.0.1:PORT; for the first connection that completes a handshake, sends
-    // "before", then makes 6 denied connects to 127.0.0.1:DENIED (DEFCON 3, the lockdown level),
-    // then sends "after" on the same connection.
+    // Connects a UDP socket to 127.0.0.1:UDP (unlisted) and listens on 127.0.0.1:PORT; for
+    // the first connection that completes a handshake, sends "before", then makes 6 denied
+    // connects to 127.0.0.1:DENIED (DEFCON 3, the lockdown level), then sends "after" on the
+    // accepted connection and on the connected UDP socket.
     private const string AcceptProbe = """
-        import socket, sys, time
-        port, denied = int(sys.argv[1]), int(sys.argv[2])
+        import errno, socket, sys, time
+        port, denied, udp_port = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); udp.connect(('127.0.0.1', udp_port)); udp.send(b'before')
         server = socket.socket(); server.bind(('127.0.0.1', port)); server.listen(8); server.settimeout(20)
         print('listening', flush=True)
         conn, peer = server.accept()
@@ -241,6 +243,10 @@ public sealed class NetAttackTests
             except OSError:
                 pass
         conn.sendall(b'after')
+        try:
+            udp.send(b'after'); print('udp OK', flush=True)
+        except OSError as e:
+            print('udp', errno.errorcode[e.errno], flush=True)
         print('sent', flush=True)
         time.sleep(1.5)
         """;
@@ -248,11 +254,13 @@ public sealed class NetAttackTests
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
-    public async Task A_connection_the_workload_accepts_obeys_the_rules_and_the_lockdown(bool asRoot)
+    public async Task Connections_the_workload_accepted_or_opened_earlier_obey_the_rules_and_the_lockdown(bool asRoot)
     {
         KernelTest.Require();
         using var deniedListener = Listen();
-        int denied = Port(deniedListener), port;
+        using var udpPeer = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        udpPeer.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        int denied = Port(deniedListener), udpPort = ((IPEndPoint)udpPeer.LocalEndPoint!).Port, port;
         using (var probe = Listen())
             port = Port(probe);
         var policy = PolicyFile.Parse($"""
@@ -274,7 +282,7 @@ public sealed class NetAttackTests
             {
                 var workload = Task.Run(() => WorkloadRunner.Run(new RunRequest
                 {
-                    Command = [KernelTest.Python, "-I", "-S", "-c", AcceptProbe, $"{port}", $"{denied}"],
+                    Command = [KernelTest.Python, "-I", "-S", "-c", AcceptProbe, $"{port}", $"{denied}", $"{udpPort}"],
                     Policy = policy,
                     Identity = asRoot ? WorkloadIdentity.Root : null,
                     Stdout = stdout,
@@ -302,9 +310,13 @@ public sealed class NetAttackTests
             }
 
             Assert.Contains("accepted 127.0.0.3", File.ReadAllText(output));
-            Assert.Equal(8UL, run.Violations); // the refused peer, 6 connects, the send after the lockdown
+            Assert.Contains("udp EPERM", File.ReadAllText(output)); // a UDP socket connected at DEFCON 5 is locked down too
+            var datagram = new byte[64];
+            Assert.Equal("before", System.Text.Encoding.ASCII.GetString(datagram, 0, udpPeer.Receive(datagram)));
+            Assert.Equal(0, udpPeer.Available);
+            Assert.Equal(9UL, run.Violations); // the refused peer, 6 connects, TCP and UDP sends after the lockdown
             Assert.Equal(6, run.ViolationsByOperation["connect"]);
-            Assert.Equal(2, run.ViolationsByOperation["send"]);
+            Assert.Equal(3, run.ViolationsByOperation["send"]);
             Assert.Equal(3, run.Defcon);
         }
         finally
