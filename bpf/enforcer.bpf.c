@@ -14,10 +14,12 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+// Syscalls whose first argument is a socket that serves a Unix name (see mis_unix_learn).
 #if defined(__TARGET_ARCH_x86)
-#define MIS_NR_LISTEN 50
+#define MIS_UNIX_SERVES(id) ((id) == 50 /* listen */ || (id) == 45 /* recvfrom */ || \
+			     (id) == 47 /* recvmsg */ || (id) == 299 /* recvmmsg */)
 #elif defined(__TARGET_ARCH_arm64)
-#define MIS_NR_LISTEN 201
+#define MIS_UNIX_SERVES(id) ((id) == 201 || (id) == 207 || (id) == 212 || (id) == 243)
 #endif
 // bpf_loop's own ceiling; each iteration reads the clock, so this bounds one busy-wait to
 // roughly 100-200 ms whatever the configuration asks.
@@ -59,9 +61,9 @@ int BPF_PROG(mis_sys_enter, struct pt_regs *regs, long id)
 	now = bpf_ktime_get_ns();
 	mis_actor_current(&actor);
 	__sync_fetch_and_add(&s->syscalls, 1);
-#ifdef MIS_NR_LISTEN
-	if (id == MIS_NR_LISTEN)
-		mis_unix_learn_listen(cgroup_id, (int)PT_REGS_PARM1_CORE_SYSCALL(regs));
+#ifdef MIS_UNIX_SERVES
+	if (MIS_UNIX_SERVES(id))
+		mis_unix_learn(cgroup_id, (int)PT_REGS_PARM1_CORE_SYSCALL(regs));
 #endif
 	mis_decay(s, now, &actor);
 

@@ -3,7 +3,8 @@
  * Unix socket decisions for the cgroup unix hooks (connect_unix, sendmsg_unix; Linux 6.7+).
  *
  * A connect() or an addressed send to a Unix socket name is allowed when the name is the
- * workload's own: a socket of the same cgroup listens on it (learned at listen(), below). Else
+ * workload's own: a socket of the same cgroup serves it (learned at listen() or at a receive,
+ * below; a datagram socket that has never received is not known yet). Else
  * the policy's [[unix]] rule for the exact name decides (allow, deny, trace). Else it is denied
  * and counted: a host service's socket (abstract or path) is outside the workload's tree.
  * Nameless sockets (socketpair, inherited descriptors) never reach these hooks.
@@ -126,12 +127,13 @@ static __always_inline int mis_unix_decide(struct bpf_sock_addr_kern *sa, __u32 
 #define MIS_SOCKFS_MAGIC 0x534F434B
 
 /*
- * At listen(fd) by a task of a managed cgroup (called from sys_enter): when fd is a bound Unix
+ * At listen(fd), or a receive on fd (recvfrom, recvmsg, recvmmsg: a datagram server never
+ * listens), by a task of a managed cgroup (called from sys_enter): when fd is a bound Unix
  * socket, its name becomes one of the cgroup's own. The name is read from the kernel's socket
  * (what bind() really bound), not from user memory that another thread could rewrite. A name
  * learned here stays the cgroup's until it is unmanaged (or evicted, see mis_unix_own).
  */
-static __always_inline void mis_unix_learn_listen(__u64 cgroup_id, int fd)
+static __always_inline void mis_unix_learn(__u64 cgroup_id, int fd)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct mis_unix_key key = {};

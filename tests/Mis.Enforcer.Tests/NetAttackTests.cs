@@ -147,7 +147,8 @@ public sealed class NetAttackTests
 
     // Tries each "kind:name" once (name: a path, or "@name" for an abstract socket) and prints
     // "spec RESULT". Kinds: stream (connect), dgram (sendto), own (listen on the name, then connect
-    // to it), pair (socketpair, name unused).
+    // to it), dgramown (bind a datagram socket to the name, receive, then send to it), pair
+    // (socketpair, name unused).
     internal const string UnixProbe = """
         import errno, os, socket, sys
         def addr(n):
@@ -160,6 +161,16 @@ public sealed class NetAttackTests
                     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.connect(addr(name)); s.send(b'exfil')
                 elif kind == 'dgram':
                     s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.sendto(b'exfil', addr(name))
+                elif kind == 'dgramown':
+                    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); server.bind(addr(name))
+                    try:
+                        server.recv(8, socket.MSG_DONTWAIT)
+                    except BlockingIOError:
+                        pass
+                    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.sendto(b'x', addr(name))
+                    server.recv(8); server.close()
+                    if not name.startswith('@'):
+                        os.unlink(name)
                 elif kind == 'own':
                     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); server.bind(addr(name)); server.listen(1)
                     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.connect(addr(name))
@@ -205,9 +216,10 @@ public sealed class NetAttackTests
                 $"stream:@mis-host-{tag}", $"stream:{hostPath}", $"dgram:{dgramPath}", $"dgram:@mis-host-dgram-{tag}",
                 $"stream:{hostPath.TrimStart('/')}", // another spelling (relative to the workload's cwd, /) is no rule's name
                 $"stream:{allowedPath}", "stream:/var/run/nscd/socket", // the policy's rule; the built-in nscd rule (ENOENT: no nscd here)
-                $"own:@mis-own-{tag}", $"own:{Path.Combine(Path.GetTempPath(), $"mis-own-{tag}.sock")}", "pair:-");
+                $"own:@mis-own-{tag}", $"own:{Path.Combine(Path.GetTempPath(), $"mis-own-{tag}.sock")}",
+                $"dgramown:@mis-own-dgram-{tag}", $"dgramown:{Path.Combine(Path.GetTempPath(), $"mis-own-dgram-{tag}.sock")}", "pair:-");
 
-            Assert.Equal(["EPERM", "EPERM", "EPERM", "EPERM", "EPERM", "OK", "ENOENT", "OK", "OK", "OK"], results);
+            Assert.Equal(["EPERM", "EPERM", "EPERM", "EPERM", "EPERM", "OK", "ENOENT", "OK", "OK", "OK", "OK", "OK"], results);
             Assert.Equal(5UL, run.Violations);
             Assert.Equal(3, run.ViolationsByOperation["connect"]);
             Assert.Equal(2, run.ViolationsByOperation["send"]);
