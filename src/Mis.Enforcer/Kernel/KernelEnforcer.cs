@@ -76,8 +76,32 @@ internal sealed partial class KernelEnforcer : IViolationSink, IDisposable
     /// </summary>
     public bool UnixHooks { get; }
 
-    /// <summary>Whether this kernel has the cgroup Unix socket hooks (added in Linux 6.7).</summary>
-    internal static bool UnixHooksAvailable => Environment.OSVersion.Version >= new Version(6, 7);
+    /// <summary>
+    /// Whether this kernel has the cgroup Unix socket hooks (added in Linux 6.7): found by loading
+    /// the probe object's <c>cgroup/connect_unix</c> program once, as <c>mis doctor</c> does, never
+    /// guessed from the version (distribution kernels backport).
+    /// </summary>
+    internal static bool UnixHooksAvailable => s_unixHooks.Value;
+
+    private static readonly Lazy<bool> s_unixHooks = new(ProbeUnixHooks);
+
+    private static bool ProbeUnixHooks()
+    {
+        const string program = "probe_cgroup_connect_unix";
+        if (!EmbeddedBpf.TryLoad(EmbeddedBpf.Probe, out var elf, out _))
+            return false;
+        try
+        {
+            using var obj = BpfObject.Open(elf, "mis_probe");
+            obj.Program(program).SetType(ProgTypeCgroupSockAddr, UnixPrograms[0].AttachType);
+            obj.LoadOnly(program);
+            return true;
+        }
+        catch (BpfException)
+        {
+            return false;
+        }
+    }
 
     /// <summary>Decoded kernel events (violations, DEFCON transitions, kills, syscalls in learning mode, ...).</summary>
     public ChannelReader<KernelEvent> Events => _pump.Reader;
