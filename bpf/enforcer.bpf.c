@@ -7,12 +7,20 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_endian.h>
+#include <bpf/bpf_core_read.h>
 #include "mis_net.h"
+#include "mis_unix.h"
+#include "mis_egress.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
-#define MIS_IPPROTO_TCP 6
-#define MIS_IPPROTO_UDP 17
+// Syscalls whose first argument is a socket that serves a Unix name (see mis_unix_learn).
+#if defined(__TARGET_ARCH_x86)
+#define MIS_UNIX_SERVES(id) ((id) == 50 /* listen */ || (id) == 45 /* recvfrom */ || \
+			     (id) == 47 /* recvmsg */ || (id) == 299 /* recvmmsg */)
+#elif defined(__TARGET_ARCH_arm64)
+#define MIS_UNIX_SERVES(id) ((id) == 201 || (id) == 207 || (id) == 212 || (id) == 243)
+#endif
 // bpf_loop's own ceiling; each iteration reads the clock, so this bounds one busy-wait to
 // roughly 100-200 ms whatever the configuration asks.
 #define MIS_SPIN_MAX_LOOPS (1 << 23)
@@ -53,6 +61,10 @@ int BPF_PROG(mis_sys_enter, struct pt_regs *regs, long id)
 	now = bpf_ktime_get_ns();
 	mis_actor_current(&actor);
 	__sync_fetch_and_add(&s->syscalls, 1);
+#ifdef MIS_UNIX_SERVES
+	if (MIS_UNIX_SERVES(id))
+		mis_unix_learn(cgroup_id, (int)PT_REGS_PARM1_CORE_SYSCALL(regs));
+#endif
 	mis_decay(s, now, &actor);
 
 	if (mis_must_kill(s)) {
@@ -81,13 +93,23 @@ int BPF_PROG(mis_sys_enter, struct pt_regs *regs, long id)
 	return 0;
 }
 
+// Hook: socket() creating an AF_INET or AF_INET6 socket in a managed cgroup (attached per
+// managed cgroup; other families never reach this hook). Process context, after the protocol's
+// own init (so capability and ping_group_range checks came first), not sleepable; returning 0
+// makes socket() fail with EPERM. Refuses the protocols no rule can hold for (see mis_net.h).
+SEC("cgroup/sock_create")
+int mis_sock_create(struct bpf_sock *sk)
+{
+	return mis_net_decide_socket(sk->family, sk->type, sk->protocol);
+}
+
 // Reads an IPv4 destination (connect4 and sendmsg4 contexts).
 static __always_inline void mis_dest_v4(struct bpf_sock_addr *ctx, struct mis_dest *d)
 {
 	__u32 ip4 = ctx->user_ip4;
 
 	d->family = MIS_AF_INET;
-	d->protocol = ctx->protocol;
+	d->protocol = mis_rule_protocol(ctx->protocol);
 	d->port = bpf_ntohs((__u16)ctx->user_port);
 	__builtin_memcpy(d->addr, &ip4, 4);
 }
@@ -110,7 +132,7 @@ static __always_inline void mis_dest_v6(struct bpf_sock_addr *ctx, struct mis_de
 {
 	__u32 w0 = ctx->user_ip6[0], w1 = ctx->user_ip6[1], w2 = ctx->user_ip6[2], w3 = ctx->user_ip6[3];
 
-	d->protocol = ctx->protocol;
+	d->protocol = mis_rule_protocol(ctx->protocol);
 	d->port = bpf_ntohs((__u16)ctx->user_port);
 	if (w0 == 0 && w1 == 0 && w2 == bpf_htonl(0xffff)) {
 		d->family = MIS_AF_INET;
@@ -153,6 +175,36 @@ int mis_sendmsg6(struct bpf_sock_addr *ctx)
 
 	mis_dest_v6(ctx, &d);
 	return mis_net_decide(&d, MIS_OP_SEND);
+}
+
+// Hook: every packet a socket of a managed cgroup sends, IPv4 and IPv6 (attached per managed
+// cgroup), after routing, in the sender's context or in softirq; not sleepable. Returning 0
+// drops the packet: a UDP send fails with EPERM, TCP sees a local drop and retransmits (into
+// the same drop). Covers accepted connections and lockdown of established ones (mis_egress.h).
+SEC("cgroup_skb/egress")
+int mis_egress(struct __sk_buff *skb)
+{
+	return mis_egress_decide(skb);
+}
+
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+
+// Hook: connect() of an AF_UNIX socket of a managed cgroup to a name (Linux 6.7+; attached per
+// managed cgroup, only where the kernel has it). Process context, before the name is looked up,
+// not sleepable; returning 0 makes connect() fail with EPERM. The name is read from the kernel's
+// copy of the address (bpf_sock_addr_kern), never from user memory.
+SEC("cgroup/connect_unix")
+int mis_connect_unix(struct bpf_sock_addr *ctx)
+{
+	return mis_unix_decide(bpf_cast_to_kern_ctx(ctx), MIS_OP_CONNECT);
+}
+
+// Hook: sendto()/sendmsg() with a destination name on an AF_UNIX datagram socket of a managed
+// cgroup (connected sockets were decided at connect). Same context as connect_unix.
+SEC("cgroup/sendmsg_unix")
+int mis_sendmsg_unix(struct bpf_sock_addr *ctx)
+{
+	return mis_unix_decide(bpf_cast_to_kern_ctx(ctx), MIS_OP_SEND);
 }
 
 // Hook: after a successful exec, in the new program's task, before it runs a user

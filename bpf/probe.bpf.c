@@ -49,6 +49,14 @@ int probe_cgroup_sock_create(struct bpf_sock *ctx)
 	return 1;
 }
 
+// Unix socket hooks (Linux 6.7+): where they exist, Unix connects are decided too. libbpf 1.1
+// does not know the section; the prober sets the program type itself, as the enforcer does.
+SEC("cgroup/connect_unix")
+int probe_cgroup_connect_unix(struct bpf_sock_addr *ctx)
+{
+	return 1;
+}
+
 // Syscall programs run only through BPF_PROG_TEST_RUN; doctor checks the return value arrives.
 #define PROBE_SYSCALL_RETVAL 42
 

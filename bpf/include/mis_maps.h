@@ -19,6 +19,8 @@
 #define MIS_MAX_CGROUPS 4096
 #define MIS_MAX_NET_RULES 16384
 #define MIS_MAX_EXEC_DENY 16384
+#define MIS_MAX_UNIX_RULES 4096
+#define MIS_MAX_UNIX_OWN 16384
 
 /* Managed cgroups: cgroup id -> state. Only user space inserts and deletes (the hooks only look
  * up and update fields in place), so nothing allocates in a hook. Not preallocated on purpose: a
@@ -64,6 +66,25 @@ struct {
 	__type(key, struct mis_net_key);
 	__type(value, struct mis_net_value);
 } mis_net_rules SEC(".maps");
+
+/* Unix socket rules: (policy id, name) -> action (see struct mis_unix_key). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MIS_MAX_UNIX_RULES);
+	__type(key, struct mis_unix_key);
+	__type(value, struct mis_net_value);
+} mis_unix_rules SEC(".maps");
+
+/* Names a managed cgroup's sockets listen on: (cgroup id, name) -> 1. Written by sys_enter at
+ * listen(), removed by user space when the cgroup is unmanaged. LRU, so a workload binding names
+ * without end evicts old names (its own or another cgroup's: a connect to an evicted name is then
+ * denied) instead of failing inserts; preallocated, so nothing allocates in the hook. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MIS_MAX_UNIX_OWN);
+	__type(key, struct mis_unix_key);
+	__type(value, __u32);
+} mis_unix_own SEC(".maps");
 
 /* Exec backstop set: (dev, inode, policy) -> rule id. */
 struct {

@@ -1,6 +1,13 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Network decisions for the cgroup socket hooks (connect4/6, sendmsg4/6).
+ * Network decisions for the cgroup socket hooks (sock_create, connect4/6, sendmsg4/6).
+ *
+ * Rules name TCP or UDP; they hold for every IP protocol a socket can use. MPTCP connects like
+ * TCP (its socket's protocol is 262) and is matched as TCP. Every other AF_INET/AF_INET6
+ * protocol is refused when its socket is created, because the connect/sendmsg hooks do not see
+ * all of its traffic: UDP-Lite's connect() skips the connect hooks (udplite_prot has no
+ * pre_connect; measured on 6.18: a `udp` deny rule stopped its sendto but not connect+send),
+ * ping sockets (ICMP/ICMPv6) have no sendmsg hook, SCTP has paths of its own.
  *
  * Order: an explicit rule decides (allow, deny, or trace = allow and report). Without a rule,
  * the operation is allowed above the cgroup's net_lockdown_level (default 3) and denied at or
@@ -16,10 +23,31 @@
 
 #include "mis_defcon.h"
 
+#define MIS_IPPROTO_TCP     6
+#define MIS_IPPROTO_UDP     17
+#define MIS_IPPROTO_MPTCP   262
+
+/*
+ * The rule protocol (MIS_IPPROTO_TCP or _UDP) of a socket's IP protocol; 0 for a protocol the
+ * hooks cannot decide. C# twin: NetProtocols.RuleProtocol (src/Mis.Enforcer/Policy/PolicyRules.cs).
+ */
+static __always_inline __u8 mis_rule_protocol(__u32 protocol)
+{
+	switch (protocol) {
+	case MIS_IPPROTO_TCP:
+	case MIS_IPPROTO_MPTCP:
+		return MIS_IPPROTO_TCP;
+	case MIS_IPPROTO_UDP:
+		return MIS_IPPROTO_UDP;
+	default:
+		return 0;
+	}
+}
+
 /* The destination of a connect/sendmsg, normalised for rule lookups. */
 struct mis_dest {
 	__u8 family;   /* MIS_AF_* */
-	__u8 protocol; /* IPPROTO_* from the socket */
+	__u8 protocol; /* the rule protocol (mis_rule_protocol), never the raw 16-bit one */
 	__u16 port;    /* host order */
 	__u8 addr[16];
 };
@@ -67,6 +95,32 @@ static __always_inline void mis_net_format(char *target, const struct mis_dest *
 		bpf_snprintf(target, 256, mis_fmt_v6, args, sizeof(args));
 }
 
+/* What the rules (or, without one, the lockdown) say about `d` for the cgroup, decay applied
+ * by the caller: MIS_DECISION_ALLOW, _DENY or _TRACE. */
+static __always_inline __u32 mis_net_action(const struct mis_cgroup_state *s, const struct mis_dest *d)
+{
+	const struct mis_net_value *rule = mis_net_lookup(s->policy_id, d);
+
+	if (rule)
+		return rule->action;
+	return mis_level(s) <= s->config.net_lockdown_level ? MIS_DECISION_DENY : MIS_DECISION_ALLOW;
+}
+
+/*
+ * Counts one denied network operation of the current task (event `e`, target filled, may be
+ * NULL) and returns 0, the hooks' "deny". DEFCON 1: this task dies now; user space kills the
+ * rest of the cgroup on the KILL event, and sys_enter catches any task at its next syscall
+ * before that.
+ */
+static __always_inline int mis_net_deny(struct mis_cgroup_state *s, __u64 now,
+					const struct mis_actor *actor, __u32 op, struct mis_event *e)
+{
+	mis_violation(s, now, actor, op, e);
+	if (mis_must_kill(s))
+		mis_kill_current();
+	return 0;
+}
+
 /*
  * Decides one outbound operation of the current task. Returns 1 to allow, 0 to deny (the
  * syscall fails with EPERM). Tasks of unmanaged cgroups are allowed untouched (the hook is
@@ -76,10 +130,9 @@ static __always_inline int mis_net_decide(const struct mis_dest *d, __u32 op)
 {
 	__u64 cgroup_id = bpf_get_current_cgroup_id();
 	struct mis_cgroup_state *s = bpf_map_lookup_elem(&mis_cgroups, &cgroup_id);
-	const struct mis_net_value *rule;
 	struct mis_actor actor;
 	struct mis_event *e;
-	__u32 action, level, lockdown;
+	__u32 action, level;
 	__u64 now;
 
 	if (!s)
@@ -88,14 +141,7 @@ static __always_inline int mis_net_decide(const struct mis_dest *d, __u32 op)
 	mis_actor_current(&actor);
 	mis_decay(s, now, &actor);
 
-	rule = mis_net_lookup(s->policy_id, d);
-	action = rule ? rule->action : MIS_DECISION_ALLOW;
-	if (!rule) {
-		level = mis_level(s);
-		lockdown = s->config.net_lockdown_level;
-		if (level <= lockdown)
-			action = MIS_DECISION_DENY;
-	}
+	action = mis_net_action(s, d);
 
 	if (action == MIS_DECISION_TRACE) {
 		e = mis_event_reserve_full();
@@ -117,12 +163,39 @@ static __always_inline int mis_net_decide(const struct mis_dest *d, __u32 op)
 	e = mis_event_reserve_full();
 	if (e)
 		mis_net_format(e->target, d);
-	mis_violation(s, now, &actor, op, e);
-	/* DEFCON 1: this task dies now; user space kills the rest of the cgroup on the KILL event,
-	 * and sys_enter catches any task at its next syscall before that. */
-	if (mis_must_kill(s))
-		mis_kill_current();
-	return 0;
+	return mis_net_deny(s, now, &actor, op, e);
+}
+
+static const char mis_fmt_socket[] = "socket(family %u, type %u, protocol %u)";
+
+/*
+ * Decides the creation of an AF_INET/AF_INET6 socket by the current task: allowed when the
+ * hooks can decide what it sends (mis_rule_protocol), refused and counted as a denied connect
+ * otherwise. Learning mode records the violation but still refuses, as for every network deny.
+ */
+static __always_inline int mis_net_decide_socket(__u32 family, __u32 type, __u32 protocol)
+{
+	__u64 cgroup_id = bpf_get_current_cgroup_id();
+	struct mis_cgroup_state *s;
+	struct mis_actor actor;
+	struct mis_event *e;
+	__u64 now;
+
+	if (mis_rule_protocol(protocol))
+		return 1;
+	s = bpf_map_lookup_elem(&mis_cgroups, &cgroup_id);
+	if (!s)
+		return 1;
+	now = bpf_ktime_get_ns();
+	mis_actor_current(&actor);
+	mis_decay(s, now, &actor);
+	e = mis_event_reserve_full();
+	if (e) {
+		__u64 args[3] = { family, type, protocol };
+
+		bpf_snprintf(e->target, sizeof(e->target), mis_fmt_socket, args, sizeof(args));
+	}
+	return mis_net_deny(s, now, &actor, MIS_OP_CONNECT, e);
 }
 
 #endif /* MIS_NET_H */

@@ -177,6 +177,21 @@ struct mis_net_value {
 };
 
 /*
+ * Unix socket names (sun_path), the key of two hash maps: mis_unix_rules (scope = policy id: the
+ * policy's [[unix]] rules, value struct mis_net_value) and mis_unix_own (scope = cgroup id: names
+ * a socket of that cgroup listens on). A path name is its bytes up to the first NUL; an abstract
+ * name keeps its leading NUL and every byte the caller's address length gives it. Unused bytes
+ * of name are 0, so equal names are equal keys.
+ */
+#define MIS_UNIX_NAME_MAX 108 /* sizeof(((struct sockaddr_un *)0)->sun_path) */
+
+struct mis_unix_key {
+	__u64 scope;
+	__u32 len;                     /* bytes of name in use, 1..MIS_UNIX_NAME_MAX */
+	char name[MIS_UNIX_NAME_MAX];
+};
+
+/*
  * Exec backstop: (dev, inode) of files a policy forbids executing, checked after the exec
  * committed (tp_btf/sched_process_exec) in case a path check upstream raced. dev is the kernel's
  * internal encoding (MAJOR << 20 | MINOR), not stat's st_dev.

@@ -36,7 +36,7 @@ public sealed class CliTests
         Assert.Equal(0, result.ExitCode);
         var report = HostReport.FromJson(result.Stdout);
         Assert.Contains(report.Backend.Name, new[] { "kernel", "sim" });
-        Assert.Equal(7, report.Programs.Count);
+        Assert.Equal(8, report.Programs.Count);
         Assert.All(report.Programs, p => Assert.Contains(p.Status, new[] { "works", "loads_only", "refused", "not_probed" }));
     }
 

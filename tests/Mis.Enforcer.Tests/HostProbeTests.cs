@@ -17,7 +17,7 @@ public sealed class HostProbeTests
         using var doc = JsonDocument.Parse(json);
         Assert.Equal(1, doc.RootElement.GetProperty("schema_version").GetInt32());
         Assert.True(doc.RootElement.GetProperty("backend").TryGetProperty("deny_points", out _));
-        Assert.Equal(7, doc.RootElement.GetProperty("programs").GetArrayLength());
+        Assert.Equal(8, doc.RootElement.GetProperty("programs").GetArrayLength());
 
         var back = HostReport.FromJson(json);
         Assert.Equal(report.Kernel, back.Kernel);
@@ -37,6 +37,8 @@ public sealed class HostProbeTests
         // ARCHITECTURE: tracepoint, cgroup and syscall programs load and attach on every target kernel.
         foreach (var kind in new[] { "tp_btf", "raw_tracepoint", "cgroup_connect4", "cgroup_sock_create", "syscall" })
             Assert.True(report.Program(kind).Status == "works", $"{kind}: {report.Program(kind).Detail}");
+        // The Unix socket hooks exist from Linux 6.7 on; the enforcer uses them exactly where doctor finds them.
+        Assert.Equal(Kernel.KernelEnforcer.UnixHooksAvailable, report.Program("cgroup_connect_unix").Status == "works");
 
         // lsm and fentry share the trampoline machinery: the kernel allows both or neither, and a
         // refusal carries the errno the kernel gave.

@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using Mis.Enforcer.Configuration;
 using Mis.Enforcer.Kernel;
 using Mis.Enforcer.Policy;
+using Mis.Testing;
 
 namespace Mis.Enforcer.Tests;
 
@@ -135,6 +136,41 @@ public sealed class KernelNetTests
         Assert.Equal(4UL, state.Violations);
         Assert.True(enforcer.KernelKillSignals >= 1);
         Assert.True(KernelTest.Eventually(() => cgroup.Pids.Count == 0));
+    }
+
+    [Fact]
+    public void Unix_names_a_cgroup_served_are_its_own_until_it_is_unmanaged()
+    {
+        using var enforcer = KernelTest.Open();
+        HostRequirements.That(enforcer.UnixHooks, "this kernel has no cgroup Unix socket hooks (6.7+)");
+        using var cgroup = new ScratchCgroup();
+        enforcer.SetUnixRules(12, []);
+        enforcer.Manage(cgroup.Path, learning: false, policyId: 12);
+        string name = $"mis-forget-{Environment.ProcessId}";
+
+        // Served (listen) by the cgroup: its own, so connecting is no violation.
+        using (var child = HeldChild.Start(KernelTest.Python, "-c",
+            $"import socket\ns = socket.socket(socket.AF_UNIX); s.bind('\\0{name}'); s.listen(1)\n" +
+            $"c = socket.socket(socket.AF_UNIX); c.connect('\\0{name}'); print('OK')"))
+        {
+            cgroup.Add(child.Pid);
+            child.Release();
+            Assert.Equal("OK", child.Process.StandardOutput.ReadToEnd().Trim());
+            Assert.Equal(0, child.WaitExit());
+        }
+        Assert.Equal(0UL, enforcer.State(cgroup.Id)!.Violations);
+        Assert.Equal(1, OwnNames(enforcer, cgroup.Id));
+
+        Assert.True(enforcer.Unmanage(cgroup.Id));
+        Assert.Equal(0, OwnNames(enforcer, cgroup.Id)); // a later cgroup with the same id inherits nothing
+    }
+
+    private static int OwnNames(KernelEnforcer enforcer, ulong cgroupId)
+    {
+        var field = typeof(KernelEnforcer).GetField("_unixOwn", System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic)!;
+        var map = (Mis.Native.Bpf.BpfMap)field.GetValue(enforcer)!;
+        return map.Keys(System.Runtime.InteropServices.Marshal.SizeOf<MisUnixKey>())
+            .Count(k => System.Runtime.InteropServices.MemoryMarshal.Read<MisUnixKey>(k).Scope == cgroupId);
     }
 
     private static List<string> RunProbe(ScratchCgroup cgroup, params string[] specs)

@@ -29,6 +29,7 @@ public sealed unsafe class KernelStructLayoutTests
         { "mis_net_value", typeof(MisNetValue) },
         { "mis_exec_key", typeof(MisExecKey) },
         { "mis_exec_approval", typeof(MisExecApproval) },
+        { "mis_unix_key", typeof(MisUnixKey) },
     };
 
     public static TheoryData<string, Type, string> Enums => new()

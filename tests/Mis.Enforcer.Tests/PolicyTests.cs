@@ -236,6 +236,28 @@ public sealed class PolicyTests
         var e = Assert.Throws<ConfigException>(() => PolicyFile.Load("/nonexistent/policy.toml"));
         Assert.Contains("cannot read the policy file", e.Message);
     }
+
+    [Fact]
+    public void Unix_rules_name_paths_and_abstract_sockets_and_the_builtin_allows_nscd()
+    {
+        var policy = PolicyFile.Parse("""
+            [[unix]]
+            path = "/run/app.sock"
+            action = "allow"
+
+            [[unix]]
+            path = "@app"
+            action = "trace"
+            """, "unix.toml");
+        Assert.Equal(["/run/app.sock", "@app", "/var/run/nscd/socket", "/run/nscd/socket"], policy.UnixRules.Select(r => r.Name));
+        Assert.Equal([0, (byte)'a', (byte)'p', (byte)'p'], policy.UnixRules[1].KernelName());
+        Assert.Equal(Verdict.Trace, policy.UnixRules[1].Action);
+        Assert.Empty(PolicyFile.Parse("[policy]\nbuiltin = false\n", "none.toml").UnixRules);
+
+        var tooLong = Assert.Throws<ConfigException>(() => PolicyFile.Parse($"[[unix]]\npath = \"/{new string('x', 108)}\"\naction = \"deny\"\n", "u.toml"));
+        Assert.Contains("at most 108 bytes", tooLong.Message);
+        Assert.Throws<ConfigException>(() => PolicyFile.Parse("[[unix]]\npath = \"@\"\naction = \"deny\"\n", "u.toml"));
+    }
 }
 
 public sealed class PolicyExampleTests

@@ -1,3 +1,4 @@
+using System.Net;
 using Mis.Gym.Envs;
 using Mis.Gym.Scenarios;
 
@@ -54,5 +55,26 @@ public sealed class NetRuleTests
         using var env = MisGym.MakeUnwrapped(scenario);
         env.Reset(seed: 0);
         Assert.Equal(expected, env.Do(scenario, "go").Info.Get<ActionResult>("result"));
+    }
+
+    // The kernel's numbers (bpf/include/mis_net.h, mis_rule_protocol): MPTCP (262) is decided as
+    // TCP, and a socket of any other IP protocol (UDP-Lite 136, ICMP 1, ICMPv6 58, SCTP 132) is
+    // refused by cgroup/sock_create; NetAttackTests shows the same on the real kernel.
+    [Theory]
+    [InlineData(136, "192.0.2.1", 53, "Deny")]   // refused, whatever the rules
+    [InlineData(17, "192.0.2.1", 53, "Deny")]
+    [InlineData(262, "192.0.2.1", 443, "Allow")] // the tcp allow rule of 192.0.2.1:443
+    [InlineData(6, "192.0.2.1", 443, "Allow")]
+    [InlineData(262, "192.0.2.1", 80, "Deny")]
+    [InlineData(17, "203.0.113.1", 53, "Allow")]  // no rule, above the lockdown level
+    [InlineData(136, "203.0.113.1", 53, "Deny")]
+    [InlineData(1, "203.0.113.1", 0, "Deny")]
+    [InlineData(58, "2001:db8::1", 0, "Deny")]
+    [InlineData(132, "203.0.113.1", 443, "Deny")]
+    public void Ip_protocols_are_decided_as_their_rule_family_or_refused(int ipProtocol, string address, int port, string expected)
+    {
+        var scenario = ScenarioFile.Parse(Rules, "net.toml");
+        var matcher = NetRuleMatcher.For(scenario);
+        Assert.Equal(expected == "Allow", matcher.Allows(IPAddress.Parse(address), port, ipProtocol, defcon: 5, lockdownLevel: 3));
     }
 }

@@ -128,6 +128,7 @@ internal static class OpsBench
             using var cgroups = WorkloadCgroups.Create(kernel.MisRoot);
             using var guard = CgroupGuard.Start(cgroups.Root);
             kernel.SetNetRules(PolicyId, policy.NetRules);
+            kernel.SetUnixRules(PolicyId, policy.UnixRules);
             kernel.SetExecDeny(PolicyId, policy.FileRules
                 .Where(r => r.Action == Verdict.Deny && r.Ops.HasFlag(FileOps.Exec) && r.Identity is not null)
                 .Select(r => (r.Identity!.Value.Device, r.Identity.Value.Inode)));

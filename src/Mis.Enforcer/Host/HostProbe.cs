@@ -19,7 +19,9 @@ public static class HostProbe
 
     private enum AttachMode { Tracing, Cgroup, TestRun }
 
-    private sealed record ProgramKind(string Kind, string Program, string Section, AttachMode Mode);
+    // ProgType/AttachType: the kernel's numbers, set by the prober for hooks libbpf 1.1 cannot
+    // name from the section (0: from the section).
+    private sealed record ProgramKind(string Kind, string Program, string Section, AttachMode Mode, int ProgType = 0, int AttachType = 0);
 
     // Order matters only for reading: the hooks MIS relies on first.
     private static readonly ProgramKind[] Kinds =
@@ -30,6 +32,8 @@ public static class HostProbe
         new("fentry", "probe_fentry", "fentry/vfs_read", AttachMode.Tracing),
         new("cgroup_connect4", "probe_cgroup_connect4", "cgroup/connect4", AttachMode.Cgroup),
         new("cgroup_sock_create", "probe_cgroup_sock_create", "cgroup/sock_create", AttachMode.Cgroup),
+        new("cgroup_connect_unix", "probe_cgroup_connect_unix", "cgroup/connect_unix", AttachMode.Cgroup,
+            18 /* BPF_PROG_TYPE_CGROUP_SOCK_ADDR */, 49 /* BPF_CGROUP_UNIX_CONNECT */),
         new("syscall", "probe_syscall", "syscall", AttachMode.TestRun),
     ];
 
@@ -163,6 +167,8 @@ public static class HostProbe
         using var obj = BpfObject.Open(elf, "mis_probe");
         try
         {
+            if (kind.ProgType != 0)
+                obj.Program(kind.Program).SetType(kind.ProgType, kind.AttachType);
             obj.LoadOnly(kind.Program);
         }
         catch (BpfLoadException e)

@@ -82,7 +82,7 @@ public sealed record BtfReport(bool Available, string Path, uint Types, string? 
 public sealed record EmbeddedObjectsReport(bool Embedded, string? MissingReason);
 
 /// <summary>Outcome of probing one BPF program kind.</summary>
-/// <param name="Kind">Short kind name: tp_btf, raw_tracepoint, lsm, fentry, cgroup_connect4, cgroup_sock_create, syscall.</param>
+/// <param name="Kind">Short kind name: tp_btf, raw_tracepoint, lsm, fentry, cgroup_connect4, cgroup_sock_create, cgroup_connect_unix, syscall.</param>
 /// <param name="Section">The ELF section, i.e. the hook, that was probed.</param>
 /// <param name="Loads">The kernel accepted the program.</param>
 /// <param name="Attaches">The program attached (and was detached again), or for syscall programs ran under BPF_PROG_TEST_RUN.</param>

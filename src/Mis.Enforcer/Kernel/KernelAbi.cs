@@ -106,6 +106,18 @@ internal struct MisNetValue
     internal uint RuleId;
 }
 
+/// <summary>Mirror of <c>struct mis_unix_key</c>, the key of <c>mis_unix_rules</c> (scope = policy id) and <c>mis_unix_own</c> (scope = cgroup id).</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct MisUnixKey
+{
+    internal ulong Scope;
+    internal uint Len;
+    internal fixed byte Name[108];
+
+    /// <summary>MIS_UNIX_NAME_MAX.</summary>
+    internal const int NameMax = 108;
+}
+
 /// <summary>Mirror of <c>struct mis_exec_key</c>, the key of the <c>mis_exec_deny</c> set.</summary>
 [StructLayout(LayoutKind.Sequential)]
 internal struct MisExecKey

@@ -128,6 +128,54 @@ internal sealed partial class KernelEnforcer
     }
 
     /// <summary>
+    /// Replaces the Unix socket rules of <paramref name="policyId"/> (exact names; see
+    /// <c>bpf/include/mis_unix.h</c>). New rules are written before stale ones are removed.
+    /// </summary>
+    public void SetUnixRules(uint policyId, IEnumerable<UnixRule> rules)
+    {
+        ArgumentNullException.ThrowIfNull(rules);
+        var entries = rules.Select((r, i) => (Key: UnixKey(policyId, r.KernelName()), Value: new MisNetValue { Action = (uint)r.Action, RuleId = (uint)i })).ToList();
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed != 0, this);
+            var keep = new HashSet<string>();
+            foreach (var (key, value) in entries)
+            {
+                var k = key;
+                var v = value;
+                _unixRules.Update(BpfMap.Bytes(ref k), BpfMap.Bytes(ref v));
+                keep.Add(Convert.ToHexString(BpfMap.Bytes(ref k)));
+            }
+            foreach (var stale in _unixRules.Keys(Marshal.SizeOf<MisUnixKey>()))
+            {
+                if (MemoryMarshal.Read<MisUnixKey>(stale).Scope == policyId && !keep.Contains(Convert.ToHexString(stale)))
+                    _unixRules.Delete(stale);
+            }
+        }
+    }
+
+    // The names a cgroup's sockets listened on die with its management: a later cgroup that
+    // reuses the id (ids are inode numbers) must not inherit them. Called under _gate.
+    private void ForgetUnixNames(ulong cgroupId)
+    {
+        foreach (var key in _unixOwn.Keys(Marshal.SizeOf<MisUnixKey>()))
+        {
+            if (MemoryMarshal.Read<MisUnixKey>(key).Scope == cgroupId)
+                _unixOwn.Delete(key);
+        }
+    }
+
+    private static unsafe MisUnixKey UnixKey(ulong scope, byte[] name)
+    {
+        if (name.Length is 0 or > MisUnixKey.NameMax)
+            throw new ArgumentException($"a Unix socket name is 1..{MisUnixKey.NameMax} bytes", nameof(name));
+        var key = new MisUnixKey { Scope = scope, Len = (uint)name.Length };
+        for (int i = 0; i < name.Length; i++)
+            key.Name[i] = name[i];
+        return key;
+    }
+
+    /// <summary>
     /// Replaces the exec backstop set of <paramref name="policyId"/>: files (by <c>stat</c>'s
     /// st_dev and st_ino) whose exec by a managed task counts a violation and kills the task.
     /// </summary>

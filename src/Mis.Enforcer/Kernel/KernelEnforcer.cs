@@ -22,7 +22,13 @@ internal sealed partial class KernelEnforcer : IViolationSink, IDisposable
 {
     internal const string ObjectName = "enforcer.bpf.o";
 
-    private static readonly string[] CgroupPrograms = ["mis_connect4", "mis_connect6", "mis_sendmsg4", "mis_sendmsg6"];
+    private static readonly string[] CgroupPrograms = ["mis_sock_create", "mis_connect4", "mis_connect6", "mis_sendmsg4", "mis_sendmsg6", "mis_egress"];
+
+    // The Unix socket hooks (Linux 6.7+) and their kernel numbers: libbpf 1.1 predates their
+    // section names, so the loader sets BPF_PROG_TYPE_CGROUP_SOCK_ADDR and the attach type itself.
+    private const int ProgTypeCgroupSockAddr = 18;
+    private static readonly (string Program, int AttachType)[] UnixPrograms =
+        [("mis_connect_unix", 49 /* BPF_CGROUP_UNIX_CONNECT */), ("mis_sendmsg_unix", 50 /* BPF_CGROUP_UNIX_SENDMSG */)];
 
     private readonly Lock _gate = new();
     private readonly BpfObject _object;
@@ -31,6 +37,8 @@ internal sealed partial class KernelEnforcer : IViolationSink, IDisposable
     private readonly BpfMap _netRules;
     private readonly BpfMap _execDeny;
     private readonly BpfMap _execApproved;
+    private readonly BpfMap _unixRules;
+    private readonly BpfMap _unixOwn;
     private readonly BpfProgram _report;
     private readonly Dictionary<ulong, ManagedCgroup> _managed = [];
     private readonly KernelEventPump _pump;
@@ -51,6 +59,9 @@ internal sealed partial class KernelEnforcer : IViolationSink, IDisposable
         _netRules = obj.Map("mis_net_rules");
         _execDeny = obj.Map("mis_exec_deny");
         _execApproved = obj.Map("mis_exec_approved");
+        _unixRules = obj.Map("mis_unix_rules");
+        _unixOwn = obj.Map("mis_unix_own");
+        UnixHooks = options.UnixHooks ?? UnixHooksAvailable;
         _report = obj.Program("mis_report");
         _pump = new KernelEventPump(obj.Map("mis_events"), options.EventCapacity, OnEvent);
     }
@@ -60,6 +71,39 @@ internal sealed partial class KernelEnforcer : IViolationSink, IDisposable
 
     /// <summary>MIS's own cgroup, <c>&lt;cgroup2 mount&gt;/mis</c>: every managed cgroup lives below it.</summary>
     public string MisRoot { get; }
+
+    /// <summary>
+    /// Whether Unix socket connects and sends are decided (cgroup/connect_unix and sendmsg_unix,
+    /// Linux 6.7+). Without them a workload reaches every Unix socket its file permissions allow.
+    /// </summary>
+    public bool UnixHooks { get; }
+
+    /// <summary>
+    /// Whether this kernel has the cgroup Unix socket hooks (added in Linux 6.7): found by loading
+    /// the probe object's <c>cgroup/connect_unix</c> program once, as <c>mis doctor</c> does, never
+    /// guessed from the version (distribution kernels backport).
+    /// </summary>
+    internal static bool UnixHooksAvailable => s_unixHooks.Value;
+
+    private static readonly Lazy<bool> s_unixHooks = new(ProbeUnixHooks);
+
+    private static bool ProbeUnixHooks()
+    {
+        const string program = "probe_cgroup_connect_unix";
+        if (!EmbeddedBpf.TryLoad(EmbeddedBpf.Probe, out var elf, out _))
+            return false;
+        try
+        {
+            using var obj = BpfObject.Open(elf, "mis_probe");
+            obj.Program(program).SetType(ProgTypeCgroupSockAddr, UnixPrograms[0].AttachType);
+            obj.LoadOnly(program);
+            return true;
+        }
+        catch (BpfException)
+        {
+            return false;
+        }
+    }
 
     /// <summary>Decoded kernel events (violations, DEFCON transitions, kills, syscalls in learning mode, ...).</summary>
     public ChannelReader<KernelEvent> Events => _pump.Reader;
@@ -144,6 +188,14 @@ internal sealed partial class KernelEnforcer : IViolationSink, IDisposable
         try
         {
             obj.Map("mis_events").SetMaxEntries(options.RingBufferBytes);
+            bool unix = options.UnixHooks ?? UnixHooksAvailable;
+            foreach (var (program, attachType) in UnixPrograms)
+            {
+                if (unix)
+                    obj.Program(program).SetType(ProgTypeCgroupSockAddr, attachType);
+                else
+                    obj.Program(program).Autoload = false;
+            }
             obj.Load();
             // The map keeps its own reference to the cgroup, so the fd can close right away.
             using (var rootFd = Libc.OpenDirectory(misRoot))
@@ -199,6 +251,9 @@ internal sealed partial class KernelEnforcer : IViolationSink, IDisposable
                 inserted = true;
                 foreach (string program in CgroupPrograms)
                     links.Add(_object.Program(program).AttachCgroup(fd));
+                if (UnixHooks)
+                    foreach (var (program, _) in UnixPrograms)
+                        links.Add(_object.Program(program).AttachCgroup(fd));
                 _sysEnterLink ??= _object.Program("mis_sys_enter").Attach();
                 _execLink ??= _object.Program("mis_exec").Attach();
             }
@@ -231,6 +286,7 @@ internal sealed partial class KernelEnforcer : IViolationSink, IDisposable
                 return false;
             managed.Release();
             _cgroups.Delete(BpfMap.Bytes(ref cgroupId));
+            ForgetUnixNames(cgroupId);
             if (_managed.Count == 0)
                 DetachGlobalHooks();
             return true;

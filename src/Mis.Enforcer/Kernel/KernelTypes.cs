@@ -22,6 +22,9 @@ internal sealed record KernelEnforcerOptions
 
     /// <summary>MIS's own cgroup, below which every managed cgroup lives ([paths] cgroup_root); null is <c>&lt;mount&gt;/mis</c>.</summary>
     public string? CgroupRoot { get; init; }
+
+    /// <summary>Decide Unix socket connects and sends (null: where the kernel has the hooks, 6.7+; false skips them).</summary>
+    public bool? UnixHooks { get; init; }
 }
 
 /// <summary>A cgroup's enforcement state as the kernel holds it, decay applied.</summary>

@@ -44,12 +44,21 @@ internal static class BuiltinPolicy
         ("/dev/**", FileOps.All, Verdict.Deny),
     ];
 
+    /// <summary>
+    /// Unix socket names every workload may reach: glibc asks nscd on every user or group lookup
+    /// (`id`, `ls -l`), connecting whether or not nscd runs; a read-only name service.
+    /// </summary>
+    internal static readonly string[] UnixAllowed = ["/var/run/nscd/socket", "/run/nscd/socket"];
+
+    internal static IEnumerable<UnixRule> UnixRules() =>
+        UnixAllowed.Select(n => new UnixRule(n, Verdict.Allow, $"{Source}: {n}"));
+
     internal static IEnumerable<FileRule> Rules() =>
         FileRules.Select(r => new FileRule(Glob(r.Pattern), r.Ops, r.Action, $"{Source}: {r.Pattern}"));
 
     /// <summary>The built-in policy alone.</summary>
     internal static WorkloadPolicy Create(TimeProvider? clock = null) =>
-        new(Source, Verdict.Allow, Rules().ToList(), [], [], clock);
+        new(Source, Verdict.Allow, Rules().ToList(), [], [], clock) { UnixRules = UnixRules().ToList() };
 
     private static PathGlob Glob(string pattern) =>
         PathGlob.TryParse(pattern, out var glob, out var error) ? glob! : throw new InvalidOperationException(error);

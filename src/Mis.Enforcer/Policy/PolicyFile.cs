@@ -25,6 +25,10 @@ namespace Mis.Enforcer.Policy;
 /// protocol = "tcp"               # tcp | udp | any (default)
 /// action = "deny"
 ///
+/// [[unix]]                       # a Unix socket name: a path, or "@name" (abstract)
+/// path = "/run/app.sock"         # exact name; unlisted names outside the workload's own are denied
+/// action = "allow"
+///
 /// [[rule]]                       # the seed's AddRule shape
 /// inode = 1234
 /// dev_id = 2049
@@ -42,6 +46,7 @@ internal static class PolicyFile
         ["policy"] = ["name", "default", "builtin", "exec"],
         ["file"] = ["path", "ops", "action"],
         ["network"] = ["address", "port", "protocol", "action"],
+        ["unix"] = ["path", "action"],
         ["rule"] = ["inode", "dev_id", "syscall_nr", "action", "ttl_secs"],
     };
 
@@ -70,7 +75,7 @@ internal static class PolicyFile
                 throw new ConfigException(file, d.Span.Start.Line + 1, d.Span.Start.Column + 1, null, $"syntax error: {d.Message}");
         if (document.KeyValues.FirstOrDefault() is { } stray)
             throw ConfigBinder.Error(file, stray, null,
-                "a setting outside any table; put it under [policy], or in a [[file]], [[network]] or [[rule]] entry");
+                "a setting outside any table; put it under [policy], or in a [[file]], [[network]], [[unix]] or [[rule]] entry");
 
         string name = Path.GetFileNameWithoutExtension(file);
         Verdict defaultAction = Verdict.Allow;
@@ -78,6 +83,7 @@ internal static class PolicyFile
         bool execAllowList = false;
         var files = new List<FileRule>();
         var nets = new List<NetRule>();
+        var unix = new List<UnixRule>();
         var inodes = new List<InodeRule>();
 
         foreach (var table in document.Tables)
@@ -85,7 +91,7 @@ internal static class PolicyFile
             string kind = table.Name?.ToString().Trim() ?? "";
             if (!Keys.TryGetValue(kind, out var known))
                 throw ConfigBinder.Error(file, table, kind,
-                    $"unknown table; expected [policy], [[file]], [[network]] or [[rule]]{Suggest(kind, Keys.Keys)}");
+                    $"unknown table; expected [policy], [[file]], [[network]], [[unix]] or [[rule]]{Suggest(kind, Keys.Keys)}");
             bool isArray = table is TableArraySyntax;
             if (isArray == (kind == "policy"))
                 throw ConfigBinder.Error(file, table, kind, kind == "policy" ? "write [policy], not [[policy]]" : $"write [[{kind}]] (an array of tables), not [{kind}]");
@@ -106,16 +112,22 @@ internal static class PolicyFile
                 case "network":
                     nets.AddRange(NetRulesFrom(file, table, values, source));
                     break;
+                case "unix":
+                    unix.Add(UnixRuleFrom(file, table, values, source));
+                    break;
                 default:
                     inodes.Add(InodeRuleFrom(file, table, values, source, maxTtlSecs, clock));
                     break;
             }
         }
         if (builtin)
+        {
             files.AddRange(BuiltinPolicy.Rules());
+            unix.AddRange(BuiltinPolicy.UnixRules());
+        }
         // Newest seed-shaped rule first, as AddRule would have stacked them.
         inodes.Reverse();
-        return new WorkloadPolicy(name, defaultAction, files, nets, inodes, clock) { ExecAllowList = execAllowList };
+        return new WorkloadPolicy(name, defaultAction, files, nets, inodes, clock) { ExecAllowList = execAllowList, UnixRules = unix };
     }
 
     private static Dictionary<string, ConfigValue> Read(string file, string kind, TableSyntaxBase table, string[] known)
@@ -196,6 +208,16 @@ internal static class PolicyFile
             : NetProtocol.Any;
         var action = ToVerdict(Required(file, table, values, "network", "action").OneOf(Actions));
         return new NetRule(address, prefix, port, protocol, action, source);
+    }
+
+    private static UnixRule UnixRuleFrom(string file, TableSyntaxBase table, Dictionary<string, ConfigValue> values, string source)
+    {
+        var path = Required(file, table, values, "unix", "path");
+        string name = path.String();
+        if (UnixRule.Invalid(name) is { } error)
+            throw ConfigBinder.Error(file, path.Node, path.Key, error);
+        var action = ToVerdict(Required(file, table, values, "unix", "action").OneOf(Actions));
+        return new UnixRule(name, action, $"{source}: {name}");
     }
 
     private static InodeRule InodeRuleFrom(string file, TableSyntaxBase table, Dictionary<string, ConfigValue> values,

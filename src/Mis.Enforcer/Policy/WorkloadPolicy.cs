@@ -83,6 +83,9 @@ internal sealed class WorkloadPolicy : IFileDecider
     /// <summary>Network rules in decision order.</summary>
     internal IReadOnlyList<NetRule> NetRules { get; }
 
+    /// <summary>Unix socket rules (exact names); the kernel denies unlisted names outside the workload's own.</summary>
+    internal IReadOnlyList<UnixRule> UnixRules { get; init; } = [];
+
     /// <summary>Seed-shaped rules still in force (expired ones dropped).</summary>
     internal IReadOnlyList<InodeRule> InodeRules
     {

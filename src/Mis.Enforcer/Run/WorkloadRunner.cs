@@ -32,6 +32,7 @@ internal static class WorkloadRunner
         using var events = new EventLog(request.EventsPath);
 
         kernel.SetNetRules(PolicyId, request.Policy.NetRules);
+        kernel.SetUnixRules(PolicyId, request.Policy.UnixRules);
         kernel.SetExecDeny(PolicyId, ExecDenyFiles(request.Policy));
 
         using var cgroup = cgroups.CreateWorkload(Path.GetFileName(request.Command[0]));

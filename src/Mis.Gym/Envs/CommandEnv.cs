@@ -90,6 +90,7 @@ internal sealed class CommandEnv : Env<float[], int>
             _cgroups = WorkloadCgroups.Create(_cgroupParent);
             _guard = CgroupGuard.Start(_cgroups.Root);
             _kernel.SetNetRules(PolicyId, scenario.Policy.NetRules);
+            _kernel.SetUnixRules(PolicyId, scenario.Policy.UnixRules);
         }
         catch
         {

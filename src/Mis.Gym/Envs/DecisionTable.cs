@@ -20,7 +20,7 @@ internal sealed class DecisionTable
 
     internal DecisionTable(Scenario scenario)
     {
-        var net = new NetRuleMatcher(scenario.Policy.NetRules);
+        var net = NetRuleMatcher.For(scenario);
         int n = scenario.Actions.Count;
         _verdicts = new PolicyVerdict[n * 5];
         _reasons = new string[n * 5];

@@ -102,6 +102,7 @@ internal sealed partial class KernelBackend : IScenarioBackend
             _cgroups = WorkloadCgroups.Create(_cgroupParent);
             _guard = CgroupGuard.Start(_cgroups.Root);
             _kernel.SetNetRules(PolicyId, learning ? FeedbackModes.LearningNetRules(scenario.Policy.NetRules) : scenario.Policy.NetRules);
+            _kernel.SetUnixRules(PolicyId, scenario.Policy.UnixRules);
             _files = KernelBackendFiles.Plan(scenario);
         }
         catch

@@ -40,6 +40,24 @@ internal sealed class NetRuleMatcher
         }
     }
 
+    /// <summary>The matcher for a scenario's network rules.</summary>
+    internal static NetRuleMatcher For(Scenarios.Scenario scenario) => new(scenario.Policy.NetRules);
+
+    /// <summary>
+    /// The verdict for an operation on a socket of IP protocol <paramref name="ipProtocol"/> (the
+    /// kernel's number, e.g. 136 for UDP-Lite): decided as its rule protocol
+    /// (<see cref="NetProtocols.RuleProtocol"/>), or denied when no rule can hold for it, as the
+    /// kernel's <c>cgroup/sock_create</c> hook refuses such a socket.
+    /// </summary>
+    internal (Verdict Verdict, string Reason) Decide(IPAddress address, int port, int ipProtocol, int defcon, int lockdownLevel) =>
+        NetProtocols.RuleProtocol(ipProtocol) is { } protocol
+            ? Decide(address, port, protocol, defcon, lockdownLevel)
+            : (Verdict.Deny, $"IP protocol {ipProtocol}: no network rule can hold for it, so its sockets are refused");
+
+    /// <summary>Whether the operation goes through (allow or trace), as <see cref="Decide(IPAddress, int, int, int, int)"/> says.</summary>
+    internal bool Allows(IPAddress address, int port, int ipProtocol, int defcon, int lockdownLevel) =>
+        Decide(address, port, ipProtocol, defcon, lockdownLevel).Verdict != Verdict.Deny;
+
     /// <summary>The verdict for an operation to <paramref name="address"/>:<paramref name="port"/> at DEFCON <paramref name="defcon"/>, and why.</summary>
     internal (Verdict Verdict, string Reason) Decide(IPAddress address, int port, NetProtocol protocol, int defcon, int lockdownLevel)
     {

@@ -131,6 +131,19 @@ public sealed unsafe class BpfProgram
         set => Libbpf.ProgramSetAutoload(_program, value);
     }
 
+    /// <summary>
+    /// Sets the program type and expected attach type (the kernel's BPF_PROG_TYPE_* and
+    /// BPF_*_ATTACH numbers) before loading, for hooks newer than the libbpf in use, which cannot
+    /// tell them from the section name (Debian 12's libbpf 1.1 predates <c>cgroup/connect_unix</c>).
+    /// </summary>
+    /// <exception cref="BpfException">libbpf refused (the object is already loaded).</exception>
+    public void SetType(int programType, int expectedAttachType)
+    {
+        _ = _owner.Handle;
+        if (Libbpf.ProgramSetType(_program, programType) != 0 || Libbpf.ProgramSetExpectedAttachType(_program, expectedAttachType) != 0)
+            throw new BpfLoadException($"cannot set the type of '{Name}' (is the object loaded already?)", 16, "");
+    }
+
     /// <summary>The program's kernel file descriptor, or a negative number before loading.</summary>
     public int Fd => Libbpf.ProgramFd(_program);
 

@@ -38,6 +38,12 @@ internal static unsafe partial class Libbpf
     [LibraryImport(Library, EntryPoint = "bpf_program__set_autoload")]
     internal static partial int ProgramSetAutoload(nint prog, [MarshalAs(UnmanagedType.U1)] bool autoload);
 
+    [LibraryImport(Library, EntryPoint = "bpf_program__set_type")]
+    internal static partial int ProgramSetType(nint prog, int type);
+
+    [LibraryImport(Library, EntryPoint = "bpf_program__set_expected_attach_type")]
+    internal static partial int ProgramSetExpectedAttachType(nint prog, int type);
+
     [LibraryImport(Library, EntryPoint = "bpf_program__fd")]
     internal static partial int ProgramFd(nint prog);
 

@@ -38,6 +38,7 @@ internal sealed partial class PolicyEngine
             {
                 policyId = Interlocked.Increment(ref _nextPolicyId);
                 _kernel.SetNetRules(policyId, own.NetRules);
+                _kernel.SetUnixRules(policyId, own.UnixRules);
                 _kernel.SetExecDeny(policyId, ExecDenyFiles(own, _runtime.Active.Where(r => r.Action == Enforcer.Policy.Verdict.Deny).ToList()));
             }
             _kernel.Manage(cgroup.Path, spec.Learning, policyId);
@@ -173,6 +174,7 @@ internal sealed partial class PolicyEngine
         try
         {
             _kernel.SetNetRules(policyId, []);
+            _kernel.SetUnixRules(policyId, []);
             _kernel.SetExecDeny(policyId, []);
         }
         catch (ObjectDisposedException)

@@ -154,6 +154,7 @@ internal sealed partial class PolicyEngine : IAsyncDisposable
             var guard = CgroupGuard.Start(cgroups.Root, options.LauncherPath);
             owned.Push(guard);
             kernel.SetNetRules(GlobalPolicyId, policy.NetRules);
+            kernel.SetUnixRules(GlobalPolicyId, policy.UnixRules);
             kernel.SetExecDeny(GlobalPolicyId, ExecDenyFiles(policy, []));
             var engine = new PolicyEngine(options, logs, policy, files, stateLock, kernel, cgroups, guard, launcher, scorer);
             engine._log.EngineStarted(cgroups.Root, policy.Name, files.Count, config.Paths.StateDir);
@@ -199,6 +200,7 @@ internal sealed partial class PolicyEngine : IAsyncDisposable
             lock (_statsGate)
                 _decisionCacheRetired += retired.DecisionCacheStats;
             _kernel.SetNetRules(GlobalPolicyId, fresh.NetRules);
+            _kernel.SetUnixRules(GlobalPolicyId, fresh.UnixRules);
             RefreshExecDeny();
             _log.PolicyReloaded(fresh.Name, fresh.FileRules.Count, fresh.NetRules.Count);
             return fresh;

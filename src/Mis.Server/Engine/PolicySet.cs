@@ -40,7 +40,11 @@ internal static class PolicySet
         var inodeRules = Enumerable.Reverse(parsed).SelectMany(p => p.InodeRules).ToList();
         var defaultAction = parsed.Any(p => p.DefaultAction == Verdict.Deny) ? Verdict.Deny : Verdict.Allow;
         return new WorkloadPolicy(string.Join("+", parsed.Select(p => p.Name)), defaultAction, fileRules,
-            parsed.SelectMany(p => p.NetRules).ToList(), inodeRules, clock);
+            parsed.SelectMany(p => p.NetRules).ToList(), inodeRules, clock)
+        {
+            UnixRules = parsed.SelectMany(p => p.UnixRules.Where(r => !r.Source.StartsWith(BuiltinSourcePrefix, StringComparison.Ordinal)))
+                .Concat(builtin ? BuiltinPolicy.UnixRules() : []).ToList(),
+        };
     }
 
     private static bool IsBuiltin(FileRule rule) => rule.Source.StartsWith(BuiltinSourcePrefix, StringComparison.Ordinal);
