@@ -20,6 +20,7 @@
 #include <linux/seccomp.h>
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 
 #include "launch.h"
@@ -167,6 +168,21 @@ size_t mis_build_filter(struct sock_filter *out, size_t cap)
         emit(&b, JUMP(BPF_JMP | BPF_JEQ | BPF_K, ioctl_notified[i], (unsigned char)(ioctls - i), 0));
     emit(&b, RET(SECCOMP_RET_ALLOW));
     emit(&b, RET(SECCOMP_RET_USER_NOTIF));
+
+    /* socket/socketpair: the families the network rules decide (IP, by the cgroup hooks; Unix,
+     * by policy) and netlink (the kernel only); any other family (AF_VSOCK to the hypervisor,
+     * ...) goes to the supervisor, which refuses it as escape-class. */
+    static const unsigned families[] = {AF_UNIX, AF_INET, AF_INET6, AF_NETLINK};
+    size_t nfamilies = sizeof families / sizeof families[0];
+    static const int socket_calls[] = {SYS_socket, SYS_socketpair};
+    for (size_t c = 0; c < 2; c++) {
+        emit(&b, UNLESS_EQ((unsigned)socket_calls[c], (unsigned char)(nfamilies + 3)));
+        emit(&b, LOAD(ARG_LO(0)));
+        for (size_t i = 0; i < nfamilies; i++)
+            emit(&b, JUMP(BPF_JMP | BPF_JEQ | BPF_K, families[i], (unsigned char)(nfamilies - i), 0));
+        emit(&b, RET(SECCOMP_RET_USER_NOTIF));
+        emit(&b, RET(SECCOMP_RET_ALLOW));
+    }
 
     for (size_t i = 0; i < sizeof pid_arg0 / sizeof pid_arg0[0]; i++) {
         emit(&b, UNLESS_EQ((unsigned)pid_arg0[i], 4));

@@ -160,4 +160,34 @@ public sealed class ConfinementEscapeTests(ITestOutputHelper output)
             Thread.Sleep(10);
         Assert.True(condition());
     }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Sockets_of_families_no_rule_decides_are_refused_and_counted(bool asRoot)
+    {
+        // AF_VSOCK reaches the hypervisor, past every network rule; IP, Unix and netlink stay.
+        using var h = new ConfinementHarness();
+        var run = h.Python("""
+            import socket
+            for name, family, kind in [("vsock", 40, socket.SOCK_STREAM), ("vsock-pair", 40, socket.SOCK_STREAM),
+                                       ("inet", socket.AF_INET, socket.SOCK_STREAM), ("unix", socket.AF_UNIX, socket.SOCK_STREAM),
+                                       ("netlink", socket.AF_NETLINK, socket.SOCK_RAW)]:
+                try:
+                    if name.endswith("-pair"):
+                        socket.socketpair(family, kind)
+                    else:
+                        socket.socket(family, kind).close()
+                    print(name, "ok", flush=True)
+                except OSError as e:
+                    print(name, "errno=%d" % e.errno, flush=True)
+            """, asRoot ? WorkloadIdentity.Root : null);
+        Assert.Contains("vsock errno=1\n", run.Stdout);
+        Assert.Contains("vsock-pair errno=1\n", run.Stdout);
+        Assert.Contains("inet ok\n", run.Stdout);
+        Assert.Contains("unix ok\n", run.Stdout);
+        Assert.Contains("netlink ok\n", run.Stdout);
+        Assert.Equal(["socket", "socketpair"], h.Sink.Reports.Select(r => r.Target).ToArray());
+        Assert.All(h.Sink.Reports, r => Assert.Equal(ViolationOp.EscapeSyscall, r.Op));
+    }
 }

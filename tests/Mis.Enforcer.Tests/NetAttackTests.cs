@@ -104,11 +104,13 @@ public sealed class NetAttackTests
         var (results, run) = RunProbe(BuiltinPolicy.Create(), asRoot,
             "ping4:127.0.0.1:0", "ping6:::1:0", "raw4:127.0.0.1:0", "packet:-:0", "udp4:127.0.0.1:40124");
 
-        // ping: refused at socket() by cgroup/sock_create and counted; raw and packet sockets need
-        // CAP_NET_RAW, which neither identity has: the kernel refuses them before any hook runs.
+        // ping: refused at socket() by cgroup/sock_create and counted; raw sockets need
+        // CAP_NET_RAW, which neither identity has: the kernel refuses them before any hook runs;
+        // AF_PACKET is no family the rules decide: the launcher's filter refuses it, counted.
         Assert.Equal(["EPERM", "EPERM", "EPERM", "EPERM", "OK"], results);
-        Assert.Equal(2UL, run.Violations);
+        Assert.Equal(3UL, run.Violations);
         Assert.Equal(2, run.ViolationsByOperation["connect"]);
+        Assert.Equal(1, run.ViolationsByOperation["escape_syscall"]);
     }
 
     [Theory]

@@ -16,7 +16,7 @@ public sealed class SyscallListTests
 
         var known = Enumerable.Range(0, 600).Select(Syscalls.Name).Where(n => !n.StartsWith("syscall ", StringComparison.Ordinal)).ToHashSet();
         // Notified only for some of their arguments, by blocks of their own in the filter.
-        known.ExceptWith(["fcntl", "ioctl", "prlimit64", "sched_setaffinity", "sched_setscheduler", "sched_setparam", "sched_setattr", "setpriority", "ioprio_set"]);
+        known.ExceptWith(["fcntl", "ioctl", "prlimit64", "sched_setaffinity", "sched_setscheduler", "sched_setparam", "sched_setattr", "setpriority", "ioprio_set", "socket", "socketpair"]);
 
         Assert.Equal(known.Order(), notified.Order());
     }

@@ -23,6 +23,30 @@ internal sealed unsafe partial class SeccompSupervisor
     private const int E2BIG = 7;
     private const int ERANGE = 34;
     private const int SO_DOMAIN = 39;
+    private const long SYS_chroot = 161;
+
+    private int _ownRoot = -1;
+
+    /// <summary>An O_PATH fd of the enforcer's own root, to return to after <see cref="EnterRoot"/>.</summary>
+    private int OwnRoot
+    {
+        get
+        {
+            if (_ownRoot < 0)
+                fixed (byte* root = "/\0"u8)
+                    _ownRoot = Libc.Open(root, Libc.O_PATH | Libc.O_DIRECTORY | Libc.O_CLOEXEC, 0);
+            return _ownRoot;
+        }
+    }
+
+    /// <summary>Sets this thread's root and working directory (its fs_struct is its own: unshare(CLONE_FS) in Run).</summary>
+    private static void EnterRoot(int root, int cwd)
+    {
+        byte dot = (byte)'.';
+        byte* here = stackalloc byte[2] { dot, 0 };
+        if (Libc.Syscall(SYS_fchdir, root, 0, 0) != 0 || Libc.Syscall(SYS_chroot, (long)here, 0, 0) != 0 || Libc.Syscall(SYS_fchdir, cwd, 0, 0) != 0)
+            throw new IOException($"cannot enter the workload's root and working directory: {Errno.Describe(Libc.LastErrno)}");
+    }
     private const long SYS_truncate = 76, SYS_fchdir = 81, SYS_fchmod = 91, SYS_fchown = 93, SYS_setxattr = 188,
         SYS_fsetxattr = 190, SYS_removexattr = 197, SYS_fremovexattr = 199, SYS_mkdirat = 258, SYS_mknodat = 259,
         SYS_fchownat = 260, SYS_newfstatat = 262, SYS_unlinkat = 263, SYS_linkat = 265, SYS_symlinkat = 266,
@@ -304,22 +328,32 @@ internal sealed unsafe partial class SeccompSupervisor
                 return;
             if (!_umaskPrivate)
             {
-                Fail(n.Id, Errno.EPERM); // binding relative to a directory needs this thread's own cwd
+                Fail(n.Id, Errno.EPERM); // binding from the workload's root and cwd needs this thread's own
                 return;
             }
-            // Bound relative to the decided directory, from this thread's own working directory.
-            byte* local = stackalloc byte[SockaddrUnSize];
-            new Span<byte>(local, SockaddrUnSize).Clear();
-            *(ushort*)local = Libc.AF_UNIX;
-            entry.Name.AsSpan(0, Math.Min(entry.Name.Length - 1, SockaddrUnSize - 3)).CopyTo(new Span<byte>(local + 2, SockaddrUnSize - 2));
-            SetUmask(task);
-            if (Libc.Syscall(SYS_fchdir, entry.Parent, 0, 0) != 0)
+            // Bound with the workload's own spelling (getsockname returns it, and the kernel's Unix
+            // hooks know the workload's servers by it), from the workload's root and working
+            // directory, set for this thread alone. Nothing the workload does can move a name
+            // between the decision and the bind: its renames and links wait for this thread.
+            int cwd = OpenCwd(task.Tid);
+            if (cwd < 0)
             {
-                Fail(n.Id, Libc.LastErrno);
+                Fail(n.Id, -cwd);
                 return;
             }
-            long rc = AsWorkload(SYS_bind, socket, (long)local, 2 + entry.Name.Length);
-            Libc.Syscall(SYS_fchdir, _rootFd, 0, 0);
+            SetUmask(task);
+            int own = OwnRoot; // opened while this thread's root is still the enforcer's
+            long rc;
+            try
+            {
+                EnterRoot(_rootFd, cwd);
+                rc = AsWorkload(SYS_bind, socket, (long)sa, length);
+            }
+            finally
+            {
+                EnterRoot(own, own);
+                Libc.Close(cwd);
+            }
             Answer(n.Id, rc);
         }
         finally

@@ -169,6 +169,8 @@ internal sealed unsafe partial class SeccompSupervisor : IDisposable
             _listenerHandle.DangerousRelease();
             Libc.Close(_rootFd);
             Libc.Close(_selfFdDir);
+            if (_ownRoot >= 0)
+                Libc.Close(_ownRoot);
             if (failure is null)
                 _completion.TrySetResult();
             else

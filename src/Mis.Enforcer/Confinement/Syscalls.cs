@@ -31,6 +31,8 @@ internal static class Syscalls
     internal const int PidfdGetfd = 438;
 
     // Changes to the file tree and to files' metadata (SeccompSupervisor.Changes.cs).
+    internal const int Socket = 41;
+    internal const int Socketpair = 53;
     internal const int Bind = 49;
     internal const int Truncate = 76;
     internal const int Rename = 82;
@@ -115,7 +117,7 @@ internal static class Syscalls
         PidfdOpen => "pidfd_open", Prlimit64 => "prlimit64", SchedSetaffinity => "sched_setaffinity",
         SchedSetscheduler => "sched_setscheduler", SchedSetparam => "sched_setparam",
         SchedSetattr => "sched_setattr", Setpriority => "setpriority", IoprioSet => "ioprio_set",
-        Fcntl => "fcntl", Ioctl => "ioctl",
+        Fcntl => "fcntl", Ioctl => "ioctl", Socket => "socket", Socketpair => "socketpair",
         _ => Escape.TryGetValue(nr, out var name) || FileChanges.TryGetValue(nr, out name) ? name : $"syscall {nr}",
     };
 }
