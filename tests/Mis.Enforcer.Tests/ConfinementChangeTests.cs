@@ -150,6 +150,21 @@ public sealed class ConfinementChangeTests
         Assert.Equal("1", Xattr.Get(Path.Combine(h.Writable, "moved.txt"), "user.x"));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void The_workload_cannot_make_a_cgroup_of_its_own(bool asRoot)
+    {
+        // uid 0 owns the workload's cgroup directory: only the policy's write rule on cgroupfs stops
+        // a child cgroup (and with it a way out of the cgroup's limits and DEFCON state).
+        using var h = new ConfinementHarness();
+        var run = h.Sh($"mkdir {h.Cgroup}/escape; echo rc=$?", asRoot ? WorkloadIdentity.Root : null);
+        Assert.Contains("rc=1", run.Stdout);
+        Assert.False(Directory.Exists(Path.Combine(h.Cgroup, "escape")));
+        var report = Assert.Single(h.Sink.Reports);
+        Assert.Equal((ViolationOp.FileWrite, Path.Combine(h.Cgroup, "escape")), (report.Op, report.Target));
+    }
+
     [Fact]
     public void Created_files_directories_and_sockets_belong_to_the_workload_and_follow_its_umask()
     {
