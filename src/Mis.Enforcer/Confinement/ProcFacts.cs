@@ -153,23 +153,35 @@ internal static unsafe class ProcFacts
     /// </summary>
     internal static (int MountId, ulong Inode)? FdInfo(int fd)
     {
-        int? mount = null;
-        ulong? inode = null;
-        try
+        // One read into the stack: this runs on every exec.
+        Span<byte> path = stackalloc byte[40];
+        int length = Ascii($"/proc/self/fdinfo/{fd}", path);
+        Span<byte> text = stackalloc byte[512];
+        int n;
+        fixed (byte* p = path[..(length + 1)])
         {
-            foreach (var line in File.ReadLines($"/proc/self/fdinfo/{fd}"))
-            {
-                if (line.StartsWith("mnt_id:", StringComparison.Ordinal))
-                    mount = int.Parse(line.AsSpan(7).Trim(), CultureInfo.InvariantCulture);
-                else if (line.StartsWith("ino:", StringComparison.Ordinal))
-                    inode = ulong.Parse(line.AsSpan(4).Trim(), CultureInfo.InvariantCulture);
-            }
+            int file = Libc.Open(p, Libc.O_RDONLY | Libc.O_CLOEXEC, 0);
+            if (file < 0)
+                return null;
+            fixed (byte* t = text)
+                n = (int)Libc.Read(file, t, text.Length);
+            Libc.Close(file);
         }
-        catch (IOException)
-        {
+        if (n <= 0)
             return null;
-        }
-        return mount is int m && inode is ulong i ? (m, i) : null;
+        ulong? mount = Field(text[..n], "\nmnt_id:"u8), inode = Field(text[..n], "\nino:"u8);
+        return mount is ulong m && inode is ulong i ? ((int)m, i) : null;
+    }
+
+    /// <summary>The decimal number after <paramref name="name"/> (and blanks) in <paramref name="text"/>, or null.</summary>
+    private static ulong? Field(ReadOnlySpan<byte> text, ReadOnlySpan<byte> name)
+    {
+        int at = text.IndexOf(name);
+        if (at < 0)
+            return null;
+        var rest = text[(at + name.Length)..].TrimStart(" \t"u8);
+        int end = rest.IndexOfAnyExceptInRange((byte)'0', (byte)'9');
+        return ulong.TryParse(end < 0 ? rest : rest[..end], NumberStyles.None, CultureInfo.InvariantCulture, out ulong value) ? value : null;
     }
 
     /// <summary>
