@@ -107,24 +107,7 @@ internal sealed partial class KernelEnforcer
     {
         ArgumentNullException.ThrowIfNull(rules);
         var entries = rules.Select((r, i) => NetRuleKeys.ToKernel(r, policyId, (uint)i)).ToList();
-        lock (_gate)
-        {
-            ObjectDisposedException.ThrowIf(_disposed != 0, this);
-            var keep = new HashSet<string>();
-            foreach (var (key, value) in entries)
-            {
-                var k = key;
-                var v = value;
-                _netRules.Update(BpfMap.Bytes(ref k), BpfMap.Bytes(ref v));
-                keep.Add(Convert.ToHexString(BpfMap.Bytes(ref k)));
-            }
-            foreach (var stale in _netRules.Keys(Marshal.SizeOf<MisNetKey>()))
-            {
-                var key = MemoryMarshal.Read<MisNetKey>(stale);
-                if (key.PolicyId == policyId && !keep.Contains(Convert.ToHexString(stale)))
-                    _netRules.Delete(stale);
-            }
-        }
+        ReplaceEntries(_netRules, entries, (MisNetKey k) => k.PolicyId == policyId);
     }
 
     /// <summary>
@@ -135,23 +118,7 @@ internal sealed partial class KernelEnforcer
     {
         ArgumentNullException.ThrowIfNull(rules);
         var entries = rules.Select((r, i) => (Key: UnixKey(policyId, r.KernelName()), Value: new MisNetValue { Action = (uint)r.Action, RuleId = (uint)i })).ToList();
-        lock (_gate)
-        {
-            ObjectDisposedException.ThrowIf(_disposed != 0, this);
-            var keep = new HashSet<string>();
-            foreach (var (key, value) in entries)
-            {
-                var k = key;
-                var v = value;
-                _unixRules.Update(BpfMap.Bytes(ref k), BpfMap.Bytes(ref v));
-                keep.Add(Convert.ToHexString(BpfMap.Bytes(ref k)));
-            }
-            foreach (var stale in _unixRules.Keys(Marshal.SizeOf<MisUnixKey>()))
-            {
-                if (MemoryMarshal.Read<MisUnixKey>(stale).Scope == policyId && !keep.Contains(Convert.ToHexString(stale)))
-                    _unixRules.Delete(stale);
-            }
-        }
+        ReplaceEntries(_unixRules, entries, (MisUnixKey k) => k.Scope == policyId);
     }
 
     // The names a cgroup's sockets listened on die with its management: a later cgroup that
@@ -182,23 +149,34 @@ internal sealed partial class KernelEnforcer
     public void SetExecDeny(uint policyId, IEnumerable<(ulong Device, ulong Inode)> files)
     {
         ArgumentNullException.ThrowIfNull(files);
-        var keys = files.Select(f => new MisExecKey { Dev = KernelDev(f.Device), Ino = f.Inode, PolicyId = policyId }).ToList();
+        var entries = files.Select(f => (Key: new MisExecKey { Dev = KernelDev(f.Device), Ino = f.Inode, PolicyId = policyId }, Value: 1u)).ToList();
+        ReplaceEntries(_execDeny, entries, (MisExecKey k) => k.PolicyId == policyId);
+    }
+
+    /// <summary>
+    /// Makes <paramref name="entries"/> the entries of <paramref name="map"/> that
+    /// <paramref name="owned"/> selects (one policy's): new ones are written before stale ones are
+    /// removed, so an entry present in both sets never disappears in between.
+    /// </summary>
+    private void ReplaceEntries<TKey, TValue>(BpfMap map, IReadOnlyList<(TKey Key, TValue Value)> entries, Func<TKey, bool> owned)
+        where TKey : unmanaged
+        where TValue : unmanaged
+    {
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed != 0, this);
-            var keep = new HashSet<(ulong, ulong)>();
-            uint one = 1;
-            foreach (var key in keys)
+            var keep = new HashSet<string>();
+            foreach (var (key, value) in entries)
             {
                 var k = key;
-                _execDeny.Update(BpfMap.Bytes(ref k), BpfMap.Bytes(ref one));
-                keep.Add((k.Dev, k.Ino));
+                var v = value;
+                map.Update(BpfMap.Bytes(ref k), BpfMap.Bytes(ref v));
+                keep.Add(Convert.ToHexString(BpfMap.Bytes(ref k)));
             }
-            foreach (var stale in _execDeny.Keys(Marshal.SizeOf<MisExecKey>()))
+            foreach (var stale in map.Keys(Marshal.SizeOf<TKey>()))
             {
-                var key = MemoryMarshal.Read<MisExecKey>(stale);
-                if (key.PolicyId == policyId && !keep.Contains((key.Dev, key.Ino)))
-                    _execDeny.Delete(stale);
+                if (owned(MemoryMarshal.Read<TKey>(stale)) && !keep.Contains(Convert.ToHexString(stale)))
+                    map.Delete(stale);
             }
         }
     }
