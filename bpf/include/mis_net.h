@@ -107,6 +107,27 @@ static __always_inline __u32 mis_net_action(const struct mis_cgroup_state *s, co
 }
 
 /*
+ * The event of one operation a trace rule lets through, reserved and filled but for its target
+ * (the caller formats it and submits); NULL when the ring buffer is full.
+ */
+static __always_inline struct mis_event *mis_net_trace(struct mis_cgroup_state *s, __u64 now,
+						       const struct mis_actor *actor, __u32 op)
+{
+	struct mis_event *e = mis_event_reserve_full();
+	__u64 v;
+	__u32 level;
+
+	if (!e)
+		return NULL;
+	v = READ_ONCE(s->violations);
+	level = mis_level_for(&s->config, v);
+	mis_event_fill(e, MIS_EV_TRACE, now, s, actor, v, level, level);
+	e->op = op;
+	e->decision = MIS_DECISION_TRACE;
+	return e;
+}
+
+/*
  * Counts one denied network operation of the current task (event `e`, target filled, may be
  * NULL) and returns 0, the hooks' "deny". DEFCON 1: this task dies now; user space kills the
  * rest of the cgroup on the KILL event, and sys_enter catches any task at its next syscall
@@ -132,7 +153,7 @@ static __always_inline int mis_net_decide(const struct mis_dest *d, __u32 op)
 	struct mis_cgroup_state *s = bpf_map_lookup_elem(&mis_cgroups, &cgroup_id);
 	struct mis_actor actor;
 	struct mis_event *e;
-	__u32 action, level;
+	__u32 action;
 	__u64 now;
 
 	if (!s)
@@ -144,14 +165,8 @@ static __always_inline int mis_net_decide(const struct mis_dest *d, __u32 op)
 	action = mis_net_action(s, d);
 
 	if (action == MIS_DECISION_TRACE) {
-		e = mis_event_reserve_full();
+		e = mis_net_trace(s, now, &actor, op);
 		if (e) {
-			__u64 v = READ_ONCE(s->violations);
-
-			level = mis_level_for(&s->config, v);
-			mis_event_fill(e, MIS_EV_TRACE, now, s, &actor, v, level, level);
-			e->op = op;
-			e->decision = MIS_DECISION_TRACE;
 			mis_net_format(e->target, d);
 			bpf_ringbuf_submit(e, 0);
 		}

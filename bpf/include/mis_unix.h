@@ -100,14 +100,8 @@ static __always_inline int mis_unix_decide(struct bpf_sock_addr_kern *sa, __u32 
 	mis_actor_current(&actor);
 	mis_decay(s, now, &actor);
 	if (action == MIS_DECISION_TRACE) {
-		e = mis_event_reserve_full();
+		e = mis_net_trace(s, now, &actor, op);
 		if (e) {
-			__u64 v = READ_ONCE(s->violations);
-			__u32 level = mis_level_for(&s->config, v);
-
-			mis_event_fill(e, MIS_EV_TRACE, now, s, &actor, v, level, level);
-			e->op = op;
-			e->decision = MIS_DECISION_TRACE;
 			mis_unix_format(e->target, &key);
 			bpf_ringbuf_submit(e, 0);
 		}
