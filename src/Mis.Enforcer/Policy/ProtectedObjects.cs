@@ -59,7 +59,4 @@ internal sealed class ProtectedObjects
 
     /// <summary>The name by which the file was first matched (for the reason of a decision).</summary>
     internal string NameOf(FileIdentity identity) => _entries.TryGetValue(identity, out var entry) ? entry.Name : "?";
-
-    /// <summary>Files recorded.</summary>
-    internal int Count => _entries.Count;
 }

@@ -174,8 +174,13 @@ internal sealed class WorkloadPolicy : IFileDecider
         }
         if (access.Op == FileOp.Exec && access.WrittenDuringRun && ExecAllowList)
             return (Verdict.Deny, $"{Name}: exec allow-list: nothing changed during the run, or without a name, may be run");
+        // The rules whose pattern matches the path, each pattern tried once.
+        List<int>? byPath = null;
+        for (int i = 0; i < FileRules.Count; i++)
+            if (FileRules[i].Path.Matches(access.Path))
+                (byPath ??= []).Add(i);
         var identity = new FileIdentity(access.Device, access.Inode);
-        if (access.Inode != 0 && !Remember(access, identity))
+        if (access.Inode != 0 && !Remember(access, identity, byPath))
             return (Verdict.Deny, $"{Name}: {ProtectedObjects.Capacity} files followed by identity already; no more new names for named files");
         var named = access.Inode != 0 ? _objects.RulesOf(identity) : null;
         for (int i = 0; i < FileRules.Count; i++)
@@ -183,7 +188,7 @@ internal sealed class WorkloadPolicy : IFileDecider
             var rule = FileRules[i];
             if (!rule.AppliesTo(access.Op))
                 continue;
-            if (rule.Path.Matches(access.Path))
+            if (byPath is not null && byPath.Contains(i))
                 return (rule.Action, rule.Source);
             if (named is not null && named.Contains(i))
                 return (rule.Action, $"{rule.Source} (the same file as {_objects.NameOf(identity)})");
@@ -215,33 +220,26 @@ internal sealed class WorkloadPolicy : IFileDecider
         for (int i = 0; i < FileRules.Count; i++)
             if (FileRules[i].Path.IsConcrete && FileIdentity.Of(FileRules[i].Path.Pattern) is { } now
                 && _objects.Add(now, FileRules[i].Path.Pattern, i) == ProtectedObjects.Outcome.Added)
-            {
-                lock (_gate)
-                    _generation++;
-            }
+                BumpGeneration();
     }
 
-    private bool Remember(FileRequest access, FileIdentity identity)
+    /// <summary>A followed file was added: no cached verdict on another name of it may survive.</summary>
+    private void BumpGeneration()
     {
-        bool concrete = false;
-        List<int>? matching = null;
-        for (int i = 0; i < FileRules.Count; i++)
-        {
-            if (!FileRules[i].Path.Matches(access.Path))
-                continue;
-            (matching ??= []).Add(i);
-            concrete |= FileRules[i].Path.IsConcrete;
-        }
+        lock (_gate)
+            _generation++;
+    }
+
+    private bool Remember(FileRequest access, FileIdentity identity, List<int>? matching)
+    {
+        bool concrete = matching is not null && matching.Exists(i => FileRules[i].Path.IsConcrete);
         if (matching is null && access.Links > 1)
             RefreshConcrete(); // another name of a file an exact-path rule names now (replaced since the policy was built)?
         if (matching is null || !(access.NewName || access.Links > 1 || concrete))
             return true;
         var added = _objects.Add(identity, access.Path, matching);
         if (added == ProtectedObjects.Outcome.Added)
-        {
-            lock (_gate)
-                _generation++;
-        }
+            BumpGeneration();
         return added != ProtectedObjects.Outcome.Full || !access.NewName;
     }
 }
