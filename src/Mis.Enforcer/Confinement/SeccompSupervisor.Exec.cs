@@ -161,9 +161,7 @@ internal sealed unsafe partial class SeccompSupervisor
         Libc.Stat st;
         if (Libc.FStat(opath, &st) != 0 || (st.Mode & Libc.S_IFMT) != Libc.S_IFREG)
             return (null, false);
-        byte* name = stackalloc byte[16];
-        PathResolver.FdName(opath, name);
-        int fd = Libc.OpenAt(_selfFdDir, name, Libc.O_RDONLY | Libc.O_CLOEXEC | Libc.O_NONBLOCK | Libc.O_NOCTTY, 0);
+        int fd = Reopen(opath, Libc.O_RDONLY | Libc.O_CLOEXEC | Libc.O_NONBLOCK | Libc.O_NOCTTY, 0);
         if (fd < 0)
             return (null, false);
         try
