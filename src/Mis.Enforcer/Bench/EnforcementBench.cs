@@ -5,6 +5,7 @@ using Mis.Enforcer.Configuration;
 using Mis.Enforcer.Confinement;
 using Mis.Enforcer.Kernel;
 using Mis.Enforcer.Policy;
+using Mis.Enforcer.Session;
 
 namespace Mis.Enforcer.Bench;
 
@@ -57,46 +58,39 @@ internal static class EnforcementBench
     {
         string load = BenchLoad.Path;
         var ladder = new DefconConfig();
-        using var kernel = KernelEnforcer.Open(ladder);
-        using var cgroups = WorkloadCgroups.Create(kernel.MisRoot);
-        using var guard = CgroupGuard.Start(cgroups.Root);
+        var events = new EventCounter();
+        using var session = EnforcementSession.Open(new SessionOptions { Defcon = ladder, OnEvent = events.Count });
+        var kernel = session.Kernel;
 
         progress?.Invoke("slowdown accuracy");
         var slowdown = new List<SlowdownAccuracy>();
         foreach (var (level, iterations) in SlowdownRuns)
         {
-            using var cgroup = cgroups.CreateWorkload($"bench-slow{level}");
-            kernel.Manage(cgroup.Path, learning: false);
-            try
-            {
-                double baseline = KernelOverheadBench.Loop(load, iterations, cgroup.Path).Wall; // DEFCON 5: the loop as is
-                kernel.SetDefcon(cgroup.Id, level);
-                var before = kernel.State(cgroup.Id)!;
-                double slowed = KernelOverheadBench.Loop(load, iterations, cgroup.Path).Wall;
-                var after = kernel.State(cgroup.Id)!;
-                double accounted = (double)(after.SlowdownNsTotal - before.SlowdownNsTotal) / Math.Max(1, after.Syscalls - before.Syscalls);
-                slowdown.Add(new SlowdownAccuracy(level, ladder.SlowdownUsFor(level) * 1000.0, slowed - baseline, accounted));
-            }
-            finally
-            {
-                kernel.Unmanage(cgroup.Id);
-            }
+            using var cgroup = session.Manage($"bench-slow{level}");
+            double baseline = KernelOverheadBench.Loop(load, iterations, cgroup.Path).Wall; // DEFCON 5: the loop as is
+            kernel.SetDefcon(cgroup.Id, level);
+            var before = kernel.State(cgroup.Id)!;
+            double slowed = KernelOverheadBench.Loop(load, iterations, cgroup.Path).Wall;
+            var after = kernel.State(cgroup.Id)!;
+            double accounted = (double)(after.SlowdownNsTotal - before.SlowdownNsTotal) / Math.Max(1, after.Syscalls - before.Syscalls);
+            slowdown.Add(new SlowdownAccuracy(level, ladder.SlowdownUsFor(level) * 1000.0, slowed - baseline, accounted));
         }
 
         progress?.Invoke("kill latency");
         var kills = new List<double>();
         const int sleepers = 4;
-        for (int i = 0; i < killRepetitions; i++)
-            kills.Add(KillOnce(kernel, cgroups, sleepers));
+        using (var policy = session.Install(BuiltinPolicy.Create()))
+            for (int i = 0; i < killRepetitions; i++)
+                kills.Add(KillOnce(session, policy, sleepers));
 
         progress?.Invoke("event throughput");
-        var events = Events(kernel, cgroups, load, eventSyscalls);
+        var throughput = Events(session, events, load, eventSyscalls);
         return new EnforcementResult
         {
             Slowdown = slowdown,
             KillLatency = LatencySummary.Of([.. kills]),
             KillProcesses = sleepers + 1,
-            Events = events,
+            Events = throughput,
         };
     }
 
@@ -105,92 +99,74 @@ internal static class EnforcementBench
     /// are in the cgroup, then times from the decision that enters DEFCON 1 (one kernel command
     /// through mis_report; user space then writes cgroup.kill) to cgroup.events saying populated 0.
     /// </summary>
-    private static double KillOnce(KernelEnforcer kernel, WorkloadCgroups cgroups, int sleepers)
+    private static double KillOnce(EnforcementSession session, PolicySlot policy, int sleepers)
     {
-        using var cgroup = cgroups.CreateWorkload("bench-kill");
-        kernel.Manage(cgroup.Path, learning: false);
-        try
+        string script = string.Concat(Enumerable.Repeat("sleep 60 & ", sleepers)) + "wait";
+        using var workload = session.Launch(new EnforcedWorkloadSpec
         {
-            string script = string.Concat(Enumerable.Repeat("sleep 60 & ", sleepers)) + "wait";
-            using var workload = new WorkloadLauncher().Launch(new LaunchSpec
-            {
-                CgroupPath = cgroup.Path,
-                Command = ["/bin/sh", "-c", script],
-                Identity = WorkloadIdentity.Root,
-            });
-            using var supervisor = SeccompSupervisor.Start(workload, BuiltinPolicy.Create(), kernel);
-            workload.Go();
-            var deadline = Stopwatch.StartNew();
-            while (cgroup.Pids().Count < sleepers + 1)
-            {
-                if (deadline.Elapsed > TimeSpan.FromSeconds(30))
-                    throw new InvalidOperationException($"the kill-latency workload did not start its {sleepers} sleeps within 30 s");
-                Thread.Sleep(5);
-            }
-            string events = Path.Combine(cgroup.Path, "cgroup.events");
-            long start = Stopwatch.GetTimestamp();
-            kernel.SetDefcon(cgroup.Id, 1);
-            while (!File.ReadAllText(events).Contains("populated 0", StringComparison.Ordinal))
-            {
-                if (Stopwatch.GetElapsedTime(start) > TimeSpan.FromSeconds(10))
-                    throw new InvalidOperationException("the killed workload's cgroup was still populated after 10 s");
-            }
-            double ns = Stopwatch.GetElapsedTime(start).Ticks * 100.0;
-            workload.WaitForExit();
-            return ns;
-        }
-        finally
+            Command = ["/bin/sh", "-c", script],
+            Policy = policy,
+            Identity = WorkloadIdentity.Root,
+            Label = "bench-kill",
+        });
+        var deadline = Stopwatch.StartNew();
+        while (workload.Cgroup.Pids().Count < sleepers + 1)
         {
-            kernel.Unmanage(cgroup.Id);
+            if (deadline.Elapsed > TimeSpan.FromSeconds(30))
+                throw new InvalidOperationException($"the kill-latency workload did not start its {sleepers} sleeps within 30 s");
+            Thread.Sleep(5);
         }
+        string events = Path.Combine(workload.Cgroup.Path, "cgroup.events");
+        long start = Stopwatch.GetTimestamp();
+        session.Kernel.SetDefcon(workload.CgroupId, 1);
+        while (!File.ReadAllText(events).Contains("populated 0", StringComparison.Ordinal))
+        {
+            if (Stopwatch.GetElapsedTime(start) > TimeSpan.FromSeconds(10))
+                throw new InvalidOperationException("the killed workload's cgroup was still populated after 10 s");
+        }
+        double ns = Stopwatch.GetElapsedTime(start).Ticks * 100.0;
+        workload.Wait();
+        workload.Finish();
+        return ns;
     }
 
-    private static EventThroughput Events(KernelEnforcer kernel, WorkloadCgroups cgroups, string load, int syscalls)
+    private static EventThroughput Events(EnforcementSession session, EventCounter counter, string load, int syscalls)
     {
-        using var cgroup = cgroups.CreateWorkload("bench-events");
-        kernel.Manage(cgroup.Path, learning: true);
-        try
+        var kernel = session.Kernel;
+        using var cgroup = session.Manage("bench-events", learning: true);
+        session.WaitForEventsRead(TimeSpan.FromSeconds(5));
+        ulong ringBefore = kernel.RingbufDrops;
+        long channelBefore = kernel.EventChannelDrops;
+        counter.Watch(cgroup.Id);
+        var clock = Stopwatch.StartNew();
+        KernelOverheadBench.Loop(load, syscalls, cgroup.Path);
+        double seconds = clock.Elapsed.TotalSeconds;
+        var state = kernel.State(cgroup.Id)!;
+        // Every event the kernel wrote reaches the session's reader (or is counted lost) before this returns.
+        session.WaitForEventsRead(TimeSpan.FromSeconds(30));
+        long delivered = counter.Syscalls;
+        return new EventThroughput((long)state.Syscalls, delivered, kernel.RingbufDrops - ringBefore,
+            kernel.EventChannelDrops - channelBefore, delivered / seconds);
+    }
+
+    /// <summary>Counts the syscall events of one watched cgroup, on the session's event reader.</summary>
+    private sealed class EventCounter
+    {
+        private ulong _cgroupId;
+        private long _syscalls;
+
+        internal long Syscalls => Interlocked.Read(ref _syscalls);
+
+        internal void Watch(ulong cgroupId)
         {
-            while (kernel.Events.TryRead(out _))
-            {
-            }
-            ulong ringBefore = kernel.RingbufDrops;
-            long channelBefore = kernel.EventChannelDrops;
-            long delivered = 0;
-            using var stop = new CancellationTokenSource();
-            var reader = Task.Run(async () =>
-            {
-                try
-                {
-                    while (await kernel.Events.WaitToReadAsync(stop.Token))
-                        while (kernel.Events.TryRead(out var e))
-                            if (e.Type == KernelEventType.Syscall && e.CgroupId == cgroup.Id)
-                                Interlocked.Increment(ref delivered);
-                }
-                catch (OperationCanceledException)
-                {
-                }
-            });
-            var clock = Stopwatch.StartNew();
-            KernelOverheadBench.Loop(load, syscalls, cgroup.Path);
-            double seconds = clock.Elapsed.TotalSeconds;
-            var state = kernel.State(cgroup.Id)!;
-            // Let the pump drain what is still in the ring buffer, then stop reading.
-            long seen;
-            do
-            {
-                seen = Interlocked.Read(ref delivered);
-                Thread.Sleep(200);
-            }
-            while (Interlocked.Read(ref delivered) != seen);
-            stop.Cancel();
-            reader.Wait();
-            return new EventThroughput((long)state.Syscalls, delivered, kernel.RingbufDrops - ringBefore,
-                kernel.EventChannelDrops - channelBefore, delivered / seconds);
+            Interlocked.Exchange(ref _syscalls, 0);
+            Volatile.Write(ref _cgroupId, cgroupId);
         }
-        finally
+
+        internal void Count(KernelEvent e)
         {
-            kernel.Unmanage(cgroup.Id);
+            if (e.Type == KernelEventType.Syscall && e.CgroupId == Volatile.Read(ref _cgroupId))
+                Interlocked.Increment(ref _syscalls);
         }
     }
 }

@@ -6,6 +6,7 @@ using Mis.Enforcer.Configuration;
 using Mis.Enforcer.Confinement;
 using Mis.Enforcer.Kernel;
 using Mis.Enforcer.Policy;
+using Mis.Enforcer.Session;
 using Mis.Native;
 using Mis.Native.Bpf;
 
@@ -119,12 +120,10 @@ internal static class KernelOverheadBench
         var ladder = new DefconConfig { KillAtLevel1 = false };
         using var floor = BpfObject.Open(floorElf, "mis_bench_floor");
         floor.Load();
-        using var kernel = KernelEnforcer.Open(ladder);
-        using var cgroups = WorkloadCgroups.Create(kernel.MisRoot);
-        using var guard = CgroupGuard.Start(cgroups.Root);
-        using var managedCgroup = cgroups.CreateWorkload("bench-overhead");
-        using var scratch = cgroups.CreateWorkload("bench-floor");
-        var policy = BuiltinPolicy.Create();
+        using var session = EnforcementSession.Open(new SessionOptions { Defcon = ladder });
+        var kernel = session.Kernel;
+        using var scratch = session.CreateCgroup("bench-floor");
+        using var policy = session.Install(BuiltinPolicy.Create());
 
         var cpu = Configurations.ToDictionary(c => c.Name, _ => new List<double>());
         var wall = Configurations.ToDictionary(c => c.Name, _ => new List<double>());
@@ -142,19 +141,14 @@ internal static class KernelOverheadBench
             options.Progress?.Invoke($"{of}: floor");
             using (AttachFloor(floor, scratch.Path))
                 Record(Floor, Loop(load, options.Iterations, cgroup: null));
-            kernel.Manage(managedCgroup.Path, learning: false);
-            try
+            using (var managedCgroup = session.Manage("bench-overhead"))
             {
                 options.Progress?.Invoke($"{of}: MIS, unmanaged");
                 Record(Unmanaged, Loop(load, options.Iterations, cgroup: null));
                 options.Progress?.Invoke($"{of}: MIS, managed (BPF)");
                 Record(ManagedBpf, Loop(load, options.Iterations, managedCgroup.Path));
                 options.Progress?.Invoke($"{of}: MIS, managed (launcher)");
-                Record(Managed, LaunchedLoop(load, options.Iterations, managedCgroup, policy, kernel));
-            }
-            finally
-            {
-                kernel.Unmanage(managedCgroup.Id);
+                Record(Managed, LaunchedLoop(load, options.Iterations, session, policy));
             }
         }
 
@@ -164,19 +158,14 @@ internal static class KernelOverheadBench
         {
             using (AttachFloor(floor, scratch.Path))
                 programs.Add(Phase("floor_sys_enter", Floor, floor.Program("floor_sys_enter").Fd, () => Loop(load, options.Iterations, null)));
-            kernel.Manage(managedCgroup.Path, learning: false);
-            try
+            using (var managedCgroup = session.Manage("bench-overhead"))
             {
                 int sysEnter = kernel.ProgramFd("mis_sys_enter");
                 programs.Add(Phase("mis_sys_enter", Unmanaged, sysEnter, () => Loop(load, options.Iterations, null)));
                 programs.Add(Phase("mis_sys_enter", ManagedBpf, sysEnter, () => Loop(load, options.Iterations, managedCgroup.Path)));
             }
-            finally
-            {
-                kernel.Unmanage(managedCgroup.Id);
-            }
             options.Progress?.Invoke("DEFCON transitions in the kernel");
-            var transitions = Transitions(kernel, managedCgroup, options.TransitionCycles);
+            var transitions = Transitions(session, options.TransitionCycles);
             return new KernelOverheadResult
             {
                 Syscall = [.. Configurations.Select(c => new SyscallCost(c.Name, c.Description,
@@ -248,24 +237,24 @@ internal static class KernelOverheadBench
     }
 
     /// <summary>Runs the loop as a MIS workload: the real launcher, its seccomp filter, the supervisor.</summary>
-    private static (double Cpu, double Wall) LaunchedLoop(string load, int iterations, WorkloadCgroup cgroup, WorkloadPolicy policy, KernelEnforcer kernel)
+    private static (double Cpu, double Wall) LaunchedLoop(string load, int iterations, EnforcementSession session, PolicySlot policy)
     {
         string output = Path.GetTempFileName();
         try
         {
             WorkloadExit exit;
             using (var stdout = File.OpenHandle(output, FileMode.Create, FileAccess.Write))
-            using (var workload = new WorkloadLauncher().Launch(new LaunchSpec
+            using (var workload = session.Launch(new EnforcedWorkloadSpec
             {
-                CgroupPath = cgroup.Path,
                 Command = [load, "getppid", iterations.ToString(CultureInfo.InvariantCulture)],
+                Policy = policy,
                 Identity = WorkloadIdentity.Root,
+                Label = "bench-overhead",
                 Stdout = stdout,
             }))
-            using (SeccompSupervisor.Start(workload, policy, kernel))
             {
-                workload.Go();
-                exit = workload.WaitForExit();
+                exit = workload.Wait();
+                workload.Finish();
             }
             if (exit.ExitCode != 0)
                 throw new InvalidOperationException($"mis-bench-load getppid under MIS {exit}");
@@ -292,16 +281,16 @@ internal static class KernelOverheadBench
     /// program run, so each delta is that run's kernel time.
     /// </summary>
     private static (LatencySummary Transition, LatencySummary Violation, LatencySummary Query, LatencySummary Call) Transitions(
-        KernelEnforcer kernel, WorkloadCgroup cgroup, int cycles)
+        EnforcementSession session, int cycles)
     {
+        var kernel = session.Kernel;
         var transition = new List<double>();
         var violation = new List<double>();
         var query = new List<double>();
         var call = new List<double>();
         int report = kernel.ProgramFd("mis_report");
         double nsPerTick = 1e9 / Stopwatch.Frequency;
-        kernel.Manage(cgroup.Path, learning: false, config: new DefconConfig { KillAtLevel1 = false });
-        try
+        using (var cgroup = session.Manage("bench-transitions", defcon: new DefconConfig { KillAtLevel1 = false }))
         {
             for (int cycle = 0; cycle < cycles; cycle++)
             {
@@ -330,14 +319,7 @@ internal static class KernelOverheadBench
                         query.Add(delta.RunTimeNs);
                 }
                 kernel.SetDefcon(cgroup.Id, 5);
-                while (kernel.Events.TryRead(out _))
-                {
-                }
             }
-        }
-        finally
-        {
-            kernel.Unmanage(cgroup.Id);
         }
         return (LatencySummary.Of([.. transition]), LatencySummary.Of([.. violation]), LatencySummary.Of([.. query]), LatencySummary.Of([.. call]));
     }

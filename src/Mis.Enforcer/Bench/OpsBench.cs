@@ -4,6 +4,7 @@ using Mis.Enforcer.Configuration;
 using Mis.Enforcer.Confinement;
 using Mis.Enforcer.Kernel;
 using Mis.Enforcer.Policy;
+using Mis.Enforcer.Session;
 
 namespace Mis.Enforcer.Bench;
 
@@ -105,7 +106,6 @@ internal sealed record OpsBenchResult
 /// </summary>
 internal static class OpsBench
 {
-    private const uint PolicyId = 1;
     private static readonly string[] NetPrograms = ["mis_connect4", "mis_sendmsg4"];
 
     /// <summary>Runs the benchmark; everything it creates (cgroups, files, attachments) is gone when it returns.</summary>
@@ -124,19 +124,22 @@ internal static class OpsBench
             File.Copy("/bin/true", Path.Combine(dir, "denied-tool")); // keeps its mode, 0755
             var policy = PolicyFile.Parse(PolicyText(dir), "bench-policy.toml");
 
-            using var kernel = KernelEnforcer.Open(options.Ladder);
-            using var cgroups = WorkloadCgroups.Create(kernel.MisRoot);
-            using var guard = CgroupGuard.Start(cgroups.Root);
-            kernel.SetNetRules(PolicyId, policy.NetRules);
-            kernel.SetUnixRules(PolicyId, policy.UnixRules);
-            kernel.SetExecDeny(PolicyId, policy.FileRules
-                .Where(r => r.Action == Verdict.Deny && r.Ops.HasFlag(FileOps.Exec) && r.Identity is not null)
-                .Select(r => (r.Identity!.Value.Device, r.Identity.Value.Inode)));
+            long transitions = 0, violations = 0, kills = 0, workloads = 0;
+            using var session = EnforcementSession.Open(new SessionOptions
+            {
+                Defcon = options.Ladder,
+                OnEvent = e =>
+                {
+                    if (e.Type == KernelEventType.Defcon)
+                        Interlocked.Increment(ref transitions);
+                },
+            });
+            var kernel = session.Kernel;
+            using var installed = session.Install(policy);
 
             policy.DecisionCacheSize = options.DecisionCacheSize;
             var sink = new TimedSink(kernel);
             var decider = new TimedDecider(policy, sink);
-            long transitions = 0, violations = 0, kills = 0, workloads = 0;
             using var stats = BpfRunStats.Enable();
 
             // One workload performing ops [start, end): returns the first one it did not finish.
@@ -144,33 +147,24 @@ internal static class OpsBench
             {
                 workloads++;
                 string progress = Path.Combine(dir, $"progress-{workloads}.txt");
-                using var cgroup = cgroups.CreateWorkload("bench-ops");
-                kernel.Manage(cgroup.Path, learning: false, PolicyId);
-                try
+                using (var stdout = File.OpenHandle(progress, FileMode.Create, FileAccess.Write))
+                using (var workload = session.Launch(new EnforcedWorkloadSpec
                 {
-                    using (var stdout = File.OpenHandle(progress, FileMode.Create, FileAccess.Write))
-                    using (var workload = new WorkloadLauncher().Launch(new LaunchSpec
-                    {
-                        CgroupPath = cgroup.Path,
-                        Command = [load, "ops", start.ToString(), end.ToString(), seed.ToString(), dir],
-                        Identity = WorkloadIdentity.Root,
-                        Stdout = stdout,
-                    }))
-                    using (var supervisor = SeccompSupervisor.Start(workload, decider, sink))
-                    {
-                        workload.Go();
-                        workload.WaitForExit();
-                    }
-                    var state = kernel.State(cgroup.Id);
+                    Command = [load, "ops", start.ToString(), end.ToString(), seed.ToString(), dir],
+                    Policy = installed,
+                    Identity = WorkloadIdentity.Root,
+                    Label = "bench-ops",
+                    Stdout = stdout,
+                    Decider = _ => decider,
+                    Sink = sink,
+                }))
+                {
+                    workload.Wait();
+                    var state = workload.Finish().State;
                     violations += (long)(state?.Violations ?? 0);
                     if (state?.Killed == true)
                         kills++;
                 }
-                finally
-                {
-                    kernel.Unmanage(cgroup.Id);
-                }
-                transitions += DrainTransitions(kernel);
                 return LastOperation(progress) + 1;
             }
 
@@ -178,7 +172,8 @@ internal static class OpsBench
             {
                 RunWorkload(0, options.WarmupOperations, options.Seed + 1);
                 decider.Clear();
-                (transitions, violations, kills, workloads) = (0, 0, 0, 0);
+                (violations, kills, workloads) = (0, 0, 0);
+                Interlocked.Exchange(ref transitions, 0);
             }
             var cacheBefore = policy.DecisionCacheStats;
             var netBefore = NetCounters(kernel);
@@ -210,7 +205,7 @@ internal static class OpsBench
                 KernelNetDecisions = (long)net.RunCount,
                 KernelNetDecisionMeanNs = net.MeanNs,
                 Violations = violations,
-                DefconTransitions = transitions,
+                DefconTransitions = Interlocked.Read(ref transitions),
                 Kills = kills,
                 Elapsed = started.Elapsed,
                 Ladder = options.Ladder,
@@ -251,15 +246,6 @@ internal static class OpsBench
             count += c.RunCount;
         }
         return new BpfRunCounters(time, count);
-    }
-
-    private static long DrainTransitions(KernelEnforcer kernel)
-    {
-        long n = 0;
-        while (kernel.Events.TryRead(out var e))
-            if (e.Type == KernelEventType.Defcon)
-                n++;
-        return n;
     }
 
     private static int LastOperation(string progress)

@@ -24,7 +24,7 @@ internal sealed class SupervisorStats
 /// A notification that cannot be handled is logged and answered EPERM; the thread ends when no
 /// process of the workload is left (the listener hangs up) or on <see cref="Dispose"/>.
 /// </summary>
-internal sealed unsafe partial class SeccompSupervisor : IDisposable
+internal sealed unsafe partial class SeccompSupervisor : Session.IFileDecisions
 {
     private const uint AuditArchX86_64 = 0xC000003E;
     private const int EINTR = 4;
@@ -107,10 +107,10 @@ internal sealed unsafe partial class SeccompSupervisor : IDisposable
     }
 
     /// <summary>Completes when the supervisor thread has ended (workload gone, disposed, or failed: then faulted).</summary>
-    internal Task Completion => _completion.Task;
+    public Task Completion => _completion.Task;
 
     /// <summary>What the supervisor has done so far.</summary>
-    internal SupervisorStats Stats { get; } = new();
+    public SupervisorStats Stats { get; } = new();
 
     private void Run()
     {

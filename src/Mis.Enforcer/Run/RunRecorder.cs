@@ -14,45 +14,16 @@ internal sealed class RunRecorder(ulong cgroupId, EventLog log, WorkloadRunner.K
     private readonly List<(int From, int To, ulong Violations)> _transitions = [];
     private readonly Dictionary<string, int> _byOperation = [];
     private readonly Lock _gate = new();
-    private long _eventsRead;
     private ulong _dropsReported;
 
     /// <summary>Receives every syscall event (pid, tid, comm, syscall number): trace files, online scoring.</summary>
     internal Action<KernelEvent>? OnSyscall { get; init; }
 
-    internal async Task Pump(KernelEnforcer kernel, CancellationToken stop)
-    {
-        try
-        {
-            await foreach (var e in kernel.Events.ReadAllAsync(stop))
-            {
-                if (e.CgroupId == cgroupId)
-                    Record(e);
-                Interlocked.Increment(ref _eventsRead);
-            }
-        }
-        catch (OperationCanceledException)
-        {
-        }
-    }
-
     /// <summary>
-    /// Writes a <c>ringbuf_drop</c> event each second in which events were lost (kernel ring
+    /// Writes a <c>ringbuf_drop</c> event when events were lost since the last report (kernel ring
     /// buffer full, or the decoded-event channel full), so a gap in the file is never silent.
+    /// <paramref name="totalDropped"/> is the session's running total.
     /// </summary>
-    internal async Task WatchDrops(KernelEnforcer kernel, CancellationToken stop)
-    {
-        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
-        try
-        {
-            while (await timer.WaitForNextTickAsync(stop))
-                ReportDrops(kernel.RingbufDrops + (ulong)kernel.EventChannelDrops, kernel.State(cgroupId));
-        }
-        catch (OperationCanceledException)
-        {
-        }
-    }
-
     internal void ReportDrops(ulong totalDropped, CgroupState? state)
     {
         ulong fresh;
@@ -68,14 +39,6 @@ internal sealed class RunRecorder(ulong cgroupId, EventLog log, WorkloadRunner.K
                 Defcon = state?.Defcon ?? 5, Violations = state?.Violations ?? 0, Dropped = fresh,
             });
     }
-
-    /// <summary>
-    /// Waits (at most <paramref name="limit"/>) until every event the kernel wrote before this call
-    /// has been recorded: called once the workload's last task is gone, so its events all come
-    /// before the exit event.
-    /// </summary>
-    internal void WaitForKernelEvents(KernelEnforcer kernel, TimeSpan limit) =>
-        kernel.WaitForEventsRead(() => Interlocked.Read(ref _eventsRead), limit);
 
     internal void Record(KernelEvent e)
     {
