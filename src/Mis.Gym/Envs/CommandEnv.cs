@@ -48,7 +48,6 @@ internal sealed class CommandEnv : Env<float[], int>
     internal static readonly IReadOnlyList<string> ObservationNames = ["running", "defcon", "violations", "denials", "slowdown_ms", "time_ms"];
 
     private const uint PolicyId = 1;
-    private const int SIGKILL = 9;
     private const double MsPerNs = 1e-6;
 
     private readonly Scenario _scenario;
@@ -161,7 +160,7 @@ internal sealed class CommandEnv : Env<float[], int>
         if (timedOut)
             exit = run.Kill();
         var state = run.State();
-        bool killed = !timedOut && exit is { Signal: SIGKILL } && state is { } s && (s.Killed || (s.Defcon == 1 && _scenario.Defcon.KillAtLevel1));
+        bool killed = !timedOut && exit is { Signal: Mis.Native.Signals.SIGKILL } && state is { } s && (s.Killed || (s.Defcon == 1 && _scenario.Defcon.KillAtLevel1));
 
         // The slice's enforcement: measured by the kernel, as deltas of the cgroup's totals.
         ulong slowdownNs = 0, denials = 0;
