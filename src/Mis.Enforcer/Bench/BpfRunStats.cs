@@ -1,6 +1,6 @@
-using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 using Mis.Native;
+using Mis.Native.Bpf;
 
 namespace Mis.Enforcer.Bench;
 
@@ -22,9 +22,8 @@ internal readonly record struct BpfRunCounters(ulong RunTimeNs, ulong RunCount)
 /// open) and reads them back (<c>run_time_ns</c>, <c>run_cnt</c> of <c>struct bpf_prog_info</c>).
 /// Counting costs two clock reads per program run, so overhead ratios are measured with it off.
 /// </summary>
-internal sealed unsafe partial class BpfRunStats : IDisposable
+internal sealed unsafe class BpfRunStats : IDisposable
 {
-    private const string Libbpf = "libbpf.so.1";
     private const int StatsRunTime = 0; // enum bpf_stats_type: BPF_STATS_RUN_TIME
     // Offsets in struct bpf_prog_info (include/uapi/linux/bpf.h; stable ABI, appended to only).
     private const int RunTimeOffset = 192;
@@ -38,7 +37,7 @@ internal sealed unsafe partial class BpfRunStats : IDisposable
     /// <summary>Turns statistics on; throws with the kernel's reason when it refuses (needs CAP_SYS_ADMIN).</summary>
     internal static BpfRunStats Enable()
     {
-        int fd = EnableStats(StatsRunTime);
+        int fd = Libbpf.EnableStats(StatsRunTime);
         if (fd < 0)
             throw new IOException($"BPF_ENABLE_STATS: {Errno.Describe(-fd)}");
         return new BpfRunStats(new SafeFileHandle(fd, ownsHandle: true));
@@ -50,7 +49,7 @@ internal sealed unsafe partial class BpfRunStats : IDisposable
         byte* info = stackalloc byte[InfoPrefix];
         new Span<byte>(info, InfoPrefix).Clear();
         uint length = InfoPrefix;
-        int rc = ObjGetInfoByFd(programFd, info, &length);
+        int rc = Libbpf.ObjGetInfoByFd(programFd, info, &length);
         if (rc != 0)
             throw new IOException($"bpf_obj_get_info_by_fd({programFd}): {Errno.Describe(-rc)}");
         if (length < InfoPrefix)
@@ -60,10 +59,4 @@ internal sealed unsafe partial class BpfRunStats : IDisposable
 
     /// <summary>Turns statistics off again (unless someone else holds them on).</summary>
     public void Dispose() => _fd.Dispose();
-
-    [LibraryImport(Libbpf, EntryPoint = "bpf_enable_stats")]
-    private static partial int EnableStats(int type);
-
-    [LibraryImport(Libbpf, EntryPoint = "bpf_obj_get_info_by_fd")]
-    private static partial int ObjGetInfoByFd(int fd, void* info, uint* infoLength);
 }

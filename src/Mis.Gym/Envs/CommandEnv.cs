@@ -46,7 +46,6 @@ internal sealed class CommandEnv : Env<float[], int>
     /// <summary>The observation's elements, in order.</summary>
     internal static readonly IReadOnlyList<string> ObservationNames = ["running", "defcon", "violations", "denials", "slowdown_ms", "time_ms"];
 
-    private const int SIGKILL = 9;
     private const double MsPerNs = 1e-6;
 
     private readonly Scenario _scenario;
@@ -141,7 +140,7 @@ internal sealed class CommandEnv : Env<float[], int>
         if (timedOut)
             exit = run.Kill();
         var state = run.State();
-        bool killed = !timedOut && exit is { Signal: SIGKILL } && state is { } s && (s.Killed || (s.Defcon == 1 && _scenario.Defcon.KillAtLevel1));
+        bool killed = !timedOut && exit is { Signal: Mis.Native.Signals.SIGKILL } && state is { } s && (s.Killed || (s.Defcon == 1 && _scenario.Defcon.KillAtLevel1));
 
         // The slice's enforcement: measured by the kernel, as deltas of the cgroup's totals.
         ulong slowdownNs = 0, denials = 0;

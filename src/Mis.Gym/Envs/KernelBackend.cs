@@ -38,7 +38,6 @@ namespace Mis.Gym.Envs;
 /// </summary>
 internal sealed partial class KernelBackend : IScenarioBackend
 {
-    private const int EPERM = 1;
     private const string KilledReason = "killed at DEFCON 1";
 
     private readonly Scenario _scenario;
@@ -157,8 +156,8 @@ internal sealed partial class KernelBackend : IScenarioBackend
         int? errno = episode.Do(_commands[action]);
         LastLatencyNs = (ulong)Stopwatch.GetElapsedTime(start).Ticks * 100;
         var after = episode.State();
-        bool killed = errno is null || after is { Killed: true } || (errno == EPERM && after is { Defcon: 1 } && _scenario.Defcon.KillAtLevel1);
-        if (errno == EPERM && killed)
+        bool killed = errno is null || after is { Killed: true } || (errno == Mis.Native.Errno.EPERM && after is { Defcon: 1 } && _scenario.Defcon.KillAtLevel1);
+        if (errno == Mis.Native.Errno.EPERM && killed)
         {
             // The kill follows the killing denial; make sure it landed before reporting it.
             episode.Dead = episode.WaitDead(TimeSpan.FromSeconds(2));
@@ -168,7 +167,7 @@ internal sealed partial class KernelBackend : IScenarioBackend
             episode.Dead = true;
         }
         ActionResult result = killed ? ActionResult.Killed
-            : errno == EPERM ? ActionResult.Denied
+            : errno == Mis.Native.Errno.EPERM ? ActionResult.Denied
             : errno != 0 ? ActionResult.Error
             : failsByItself ? ActionResult.Error
             : ActionResult.Ok;

@@ -54,7 +54,7 @@ internal sealed partial class PolicyEngine
             w.GracefulKill = decided.Task;
             try
             {
-                int signalled = await Task.Run(() => CgroupSignals.SignalAll(w.CgroupPath, CgroupSignals.SIGTERM)).ConfigureAwait(false);
+                int signalled = await Task.Run(() => CgroupSignals.SignalAll(w.CgroupPath, Mis.Native.Signals.SIGTERM)).ConfigureAwait(false);
                 Events.Publish(KillEvent(w, $"{reason}: SIGTERM to {signalled} process(es), SIGKILL after {Config.Watchdog.KillGraceMs} ms"));
                 sigkill = !await CgroupSignals.WaitEmptyAsync(w.CgroupPath, Config.Watchdog.KillGrace).ConfigureAwait(false);
             }

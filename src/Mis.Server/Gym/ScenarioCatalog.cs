@@ -1,5 +1,5 @@
-using System.Runtime.InteropServices;
 using Grpc.Core;
+using Mis.Native;
 
 namespace Mis.Server.Gym;
 
@@ -10,7 +10,7 @@ namespace Mis.Server.Gym;
 /// through a symbolic link, is refused, so a client cannot make the server read files it did not
 /// choose to offer.
 /// </summary>
-internal sealed partial class ScenarioCatalog
+internal sealed class ScenarioCatalog
 {
     private const string Extension = ".toml";
     private readonly string _root;
@@ -23,7 +23,7 @@ internal sealed partial class ScenarioCatalog
         if (!System.IO.Directory.Exists(full))
             throw new DirectoryNotFoundException($"the scenarios directory {full} does not exist");
         Directory = full;
-        _root = RealPath(full) ?? full;
+        _root = PosixFiles.RealPath(full) ?? full;
     }
 
     /// <summary>The directory, as given (absolute).</summary>
@@ -32,7 +32,7 @@ internal sealed partial class ScenarioCatalog
     /// <summary>The scenario names, sorted (files that resolve outside the directory are left out).</summary>
     internal IReadOnlyList<string> Names() =>
         Files(Directory)
-            .Where(f => Inside(RealPath(f)))
+            .Where(f => Inside(PosixFiles.RealPath(f)))
             .Select(f => Path.GetRelativePath(Directory, f)[..^Extension.Length].Replace(Path.DirectorySeparatorChar, '/'))
             .Order(StringComparer.Ordinal)
             .ToList();
@@ -67,7 +67,7 @@ internal sealed partial class ScenarioCatalog
             throw Invalid($"scenario \"{name}\" leaves the scenarios directory; name one of {Known()}");
         if (!File.Exists(file))
             throw new RpcException(new Status(StatusCode.NotFound, $"no scenario \"{bare}\" in {Directory}; known: {Known()}"));
-        if (!Inside(RealPath(file)))
+        if (!Inside(PosixFiles.RealPath(file)))
             throw Invalid($"scenario \"{name}\" is a link to a file outside the scenarios directory; name one of {Known()}");
         return (file, bare);
     }
@@ -81,26 +81,4 @@ internal sealed partial class ScenarioCatalog
     }
 
     private static RpcException Invalid(string message) => new(new Status(StatusCode.InvalidArgument, message));
-
-    // Every component resolved (symbolic links included), as the kernel will open it; null when it does not exist.
-    private static string? RealPath(string path)
-    {
-        nint resolved = RealPathNative(path, 0);
-        if (resolved == 0)
-            return null;
-        try
-        {
-            return Marshal.PtrToStringUTF8(resolved);
-        }
-        finally
-        {
-            Free(resolved);
-        }
-    }
-
-    [LibraryImport("libc", EntryPoint = "realpath", StringMarshalling = StringMarshalling.Utf8)]
-    private static partial nint RealPathNative(string path, nint resolved);
-
-    [LibraryImport("libc", EntryPoint = "free")]
-    private static partial void Free(nint pointer);
 }
