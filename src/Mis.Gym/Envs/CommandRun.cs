@@ -2,6 +2,7 @@ using System.Text;
 using Microsoft.Win32.SafeHandles;
 using Mis.Enforcer.Cgroups;
 using Mis.Enforcer.Confinement;
+using Mis.Enforcer.Defcon;
 using Mis.Enforcer.Kernel;
 using Mis.Enforcer.Policy;
 using Mis.Gym.Scenarios;
@@ -206,8 +207,9 @@ internal sealed partial class CommandRun : IDisposable
 
         public Verdict Decide(FileRequest access, int defcon) => Verdict.Allow;
 
-        public ViolationOutcome Report(ViolationReport report) => new(0, 5, 5);
+        public ViolationOutcome Report(ViolationReport report) => new(0, DefconLevel.Normal, DefconLevel.Normal);
 
-        public int Defcon(ulong cgroupId) => 5;
+        // Nothing is ever counted against the grader, so it stays where every cgroup starts.
+        public DefconLevel Defcon(ulong cgroupId) => DefconLevel.Normal;
     }
 }
