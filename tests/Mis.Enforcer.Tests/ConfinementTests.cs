@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using Microsoft.Win32.SafeHandles;
 using Mis.Enforcer.Confinement;
+using Mis.Enforcer.Defcon;
 using Mis.Enforcer.Policy;
 using Mis.Native;
 using Mis.Testing;
@@ -50,10 +51,10 @@ internal sealed class FakeSink : IViolationSink
     public ViolationOutcome Report(ViolationReport report)
     {
         Reports.Enqueue(report);
-        return new ViolationOutcome((ulong)Reports.Count, 5, 5);
+        return new ViolationOutcome((ulong)Reports.Count, DefconLevel.Normal, DefconLevel.Normal);
     }
 
-    public int Defcon(ulong cgroupId) => 5;
+    public DefconLevel Defcon(ulong cgroupId) => DefconLevel.Normal;
 }
 
 internal sealed record RunResult(WorkloadExit Exit, string Stdout, string Stderr)

@@ -11,7 +11,7 @@ public sealed class MetricsTextTests
     {
         var rpc = new RpcMetrics();
         rpc.Observe("GetStats", "OK", TimeSpan.FromMilliseconds(0.2));
-        string text = MetricsText.Render(new EngineStats { DefconByCgroup = [(9, "/bin/we\"ird\\cmd", new Mis.Enforcer.Kernel.CgroupState(9, 1, 5, 0, 0, false, false, 0, 1))] }, rpc);
+        string text = MetricsText.Render(new EngineStats { DefconByCgroup = [(9, "/bin/we\"ird\\cmd", new Mis.Enforcer.Kernel.CgroupState(9, 1, Mis.Enforcer.Defcon.DefconLevel.Normal, 0, 0, false, false, 0, 1))] }, rpc);
         var (_, samples) = ObservabilityTests.Parse(text);
         Assert.Equal(5, samples["mis_cgroup_defcon{cgroup_id=\"9\",command=\"we\\\"ird\\\\cmd\"}"]);
         Assert.Equal(1, samples["mis_rpc_duration_seconds_bucket{method=\"GetStats\",le=\"0.00025\"}"]);

@@ -3,6 +3,7 @@ using System.Globalization;
 using Mis.Enforcer.Cgroups;
 using Mis.Enforcer.Configuration;
 using Mis.Enforcer.Confinement;
+using Mis.Enforcer.Defcon;
 using Mis.Enforcer.Kernel;
 using Mis.Enforcer.Policy;
 using Mis.Enforcer.Session;
@@ -68,12 +69,12 @@ internal static class EnforcementBench
         {
             using var cgroup = session.Manage($"bench-slow{level}");
             double baseline = KernelOverheadBench.Loop(load, iterations, cgroup.Path).Wall; // DEFCON 5: the loop as is
-            kernel.SetDefcon(cgroup.Id, level);
+            kernel.SetDefcon(cgroup.Id, DefconLevel.From(level));
             var before = kernel.State(cgroup.Id)!;
             double slowed = KernelOverheadBench.Loop(load, iterations, cgroup.Path).Wall;
             var after = kernel.State(cgroup.Id)!;
             double accounted = (double)(after.SlowdownNsTotal - before.SlowdownNsTotal) / Math.Max(1, after.Syscalls - before.Syscalls);
-            slowdown.Add(new SlowdownAccuracy(level, ladder.SlowdownUsFor(level) * 1000.0, slowed - baseline, accounted));
+            slowdown.Add(new SlowdownAccuracy(level, ladder.Ladder.SlowdownNsFor(DefconLevel.From(level)), slowed - baseline, accounted));
         }
 
         progress?.Invoke("kill latency");
@@ -118,7 +119,7 @@ internal static class EnforcementBench
         }
         string events = Path.Combine(workload.Cgroup.Path, "cgroup.events");
         long start = Stopwatch.GetTimestamp();
-        session.Kernel.SetDefcon(workload.CgroupId, 1);
+        session.Kernel.SetDefcon(workload.CgroupId, DefconLevel.Severest);
         while (!File.ReadAllText(events).Contains("populated 0", StringComparison.Ordinal))
         {
             if (Stopwatch.GetElapsedTime(start) > TimeSpan.FromSeconds(10))

@@ -4,6 +4,7 @@ using Mis.Enforcer.Bpf;
 using Mis.Enforcer.Cgroups;
 using Mis.Enforcer.Configuration;
 using Mis.Enforcer.Confinement;
+using Mis.Enforcer.Defcon;
 using Mis.Enforcer.Kernel;
 using Mis.Enforcer.Policy;
 using Mis.Enforcer.Session;
@@ -318,7 +319,7 @@ internal static class KernelOverheadBench
                     if (delta.RunCount == 1)
                         query.Add(delta.RunTimeNs);
                 }
-                kernel.SetDefcon(cgroup.Id, 5);
+                kernel.SetDefcon(cgroup.Id, DefconLevel.Normal);
             }
         }
         return (LatencySummary.Of([.. transition]), LatencySummary.Of([.. violation]), LatencySummary.Of([.. query]), LatencySummary.Of([.. call]));

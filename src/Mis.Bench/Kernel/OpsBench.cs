@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Mis.Enforcer.Cgroups;
 using Mis.Enforcer.Configuration;
 using Mis.Enforcer.Confinement;
+using Mis.Enforcer.Defcon;
 using Mis.Enforcer.Kernel;
 using Mis.Enforcer.Policy;
 using Mis.Enforcer.Session;
@@ -272,10 +273,10 @@ internal static class OpsBench
         public void ApproveExec(ulong cgroupId, int tid, ulong device, ulong inode) => inner.ApproveExec(cgroupId, tid, device, inode);
 
         /// <inheritdoc />
-        public int Defcon(ulong cgroupId)
+        public DefconLevel Defcon(ulong cgroupId)
         {
             ReadStarted = Stopwatch.GetTimestamp();
-            int level = inner.Defcon(cgroupId);
+            var level = inner.Defcon(cgroupId);
             ReadEnded = Stopwatch.GetTimestamp();
             return level;
         }

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Mis.Enforcer.Cgroups;
 using Mis.Enforcer.Confinement;
+using Mis.Enforcer.Defcon;
 using Mis.Enforcer.Kernel;
 using Mis.Enforcer.Policy;
 
@@ -290,9 +291,10 @@ internal sealed class EnforcementSession : IDisposable
 
         public Verdict Decide(FileRequest access, int defcon) => Verdict.Allow;
 
-        public ViolationOutcome Report(ViolationReport report) => new(0, 5, 5);
+        public ViolationOutcome Report(ViolationReport report) => new(0, DefconLevel.Normal, DefconLevel.Normal);
 
-        public int Defcon(ulong cgroupId) => 5;
+        // Nothing is ever counted against an unpoliced workload, so it stays where every cgroup starts.
+        public DefconLevel Defcon(ulong cgroupId) => DefconLevel.Normal;
     }
 }
 

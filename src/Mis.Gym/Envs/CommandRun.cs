@@ -2,6 +2,7 @@ using System.Text;
 using Microsoft.Win32.SafeHandles;
 using Mis.Enforcer.Cgroups;
 using Mis.Enforcer.Confinement;
+using Mis.Enforcer.Defcon;
 using Mis.Enforcer.Kernel;
 using Mis.Enforcer.Session;
 using Mis.Enforcer.Policy;

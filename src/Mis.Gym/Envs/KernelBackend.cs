@@ -4,6 +4,7 @@ using System.Text;
 using Microsoft.Win32.SafeHandles;
 using Mis.Enforcer.Cgroups;
 using Mis.Enforcer.Confinement;
+using Mis.Enforcer.Defcon;
 using Mis.Enforcer.Kernel;
 using Mis.Enforcer.Policy;
 using Mis.Enforcer.Session;
@@ -140,8 +141,10 @@ internal sealed partial class KernelBackend : IScenarioBackend
     public ActionOutcome Perform(int action, bool failsByItself)
     {
         var episode = _episode ?? throw new InvalidOperationException("BeginEpisode was not called");
-        var before = episode.State();
-        int level = before?.Defcon ?? 5;
+        // Managed from Start to EndEpisode: no state here is a broken episode, not DEFCON 5.
+        var before = episode.State()
+            ?? throw new InvalidOperationException($"the episode's cgroup {episode.Cgroup.Id} is no longer managed");
+        int level = before.Defcon;
         string reason = _decisions.Reason(action, level);
         if (episode.Dead || before is { Killed: true })
             return new ActionOutcome(ActionResult.Killed, KilledReason, State(episode, level));
@@ -156,7 +159,7 @@ internal sealed partial class KernelBackend : IScenarioBackend
         int? errno = episode.Do(_commands[action]);
         LastLatencyNs = (ulong)Stopwatch.GetElapsedTime(start).Ticks * 100;
         var after = episode.State();
-        bool killed = errno is null || after is { Killed: true } || (errno == Mis.Native.Errno.EPERM && after is { Defcon: 1 } && _scenario.Defcon.KillAtLevel1);
+        bool killed = errno is null || after is { Killed: true } || (errno == Mis.Native.Errno.EPERM && after?.Defcon == DefconLevel.Severest && _scenario.Defcon.KillAtLevel1);
         if (errno == Mis.Native.Errno.EPERM && killed)
         {
             // The kill follows the killing denial; make sure it landed before reporting it.
@@ -199,7 +202,7 @@ internal sealed partial class KernelBackend : IScenarioBackend
         ulong raw = s.SlowdownNsTotal - episode.RawSlowdownNs;
         episode.RawSlowdownNs = s.SlowdownNsTotal;
         ulong unit = Unit(levelBefore, s.Defcon);
-        ulong step = !_measured ? (action < 0 ? 0 : _syscalls[action] * (ulong)_scenario.Defcon.SlowdownUsFor(levelBefore) * 1000)
+        ulong step = !_measured ? (action < 0 ? 0 : _syscalls[action] * _scenario.Defcon.Ladder.SlowdownNsFor(DefconLevel.From(levelBefore)))
             : unit == 0 ? raw : (raw + unit / 2) / unit * unit;
         ulong slowdown = episode.LastSlowdown + step;
         return episode.Remember(new BackendState(s.Defcon, _learning ? s.LearningViolations : s.Violations, slowdown, _nominalNs + slowdown));
@@ -207,8 +210,8 @@ internal sealed partial class KernelBackend : IScenarioBackend
 
     private ulong Unit(int before, int after)
     {
-        ulong a = before is >= 1 and <= 5 ? (ulong)_scenario.Defcon.SlowdownUsFor(before) * 1000 : 0;
-        ulong b = after is >= 1 and <= 5 ? (ulong)_scenario.Defcon.SlowdownUsFor(after) * 1000 : 0;
+        ulong a = before is >= 1 and <= 5 ? _scenario.Defcon.Ladder.SlowdownNsFor(DefconLevel.From(before)) : 0;
+        ulong b = after is >= 1 and <= 5 ? _scenario.Defcon.Ladder.SlowdownNsFor(DefconLevel.From(after)) : 0;
         return a == 0 ? b : b == 0 ? a : Math.Min(a, b);
     }
 

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Mis.Enforcer.Cgroups;
 using Mis.Enforcer.Confinement;
+using Mis.Enforcer.Defcon;
 using Mis.Enforcer.Events;
 using Mis.Enforcer.Kernel;
 using Mis.Enforcer.Run;
@@ -152,7 +153,7 @@ internal sealed partial class PolicyEngine
             CgroupId = w.CgroupId,
             Pid = w.Pid,
             Comm = Path.GetFileName(w.Spec.Command[0]) is { Length: > 15 } c ? c[..15] : Path.GetFileName(w.Spec.Command[0]),
-            Defcon = end.State?.Defcon ?? 5,
+            Defcon = end.State?.Defcon ?? DefconLevel.NotKnown,
             Violations = end.State?.Violations ?? 0,
             SlowdownNs = end.State?.SlowdownNsTotal ?? 0,
             ExitStatus = exit.Signal is int s ? 128 + s : exit.ExitCode ?? 0,
