@@ -505,7 +505,7 @@ public sealed class ConfigTests
     public void SuggestionsNeedASmallEditDistance(string typed, string? expected)
     {
         var keys = ConfigSchema.FindSection("grpc")!.Keys.Select(k => k.Name);
-        Assert.Equal(expected, ConfigBinder.Closest(typed, keys));
+        Assert.Equal(expected, TomlDocument.Closest(typed, keys));
     }
 
     // ---- DEFCON ------------------------------------------------------------------------------

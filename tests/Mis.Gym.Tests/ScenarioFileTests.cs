@@ -21,11 +21,11 @@ public sealed class ScenarioFileTests
     [Fact]
     public void A_minimal_scenario_gets_the_documented_defaults()
     {
-        var s = ScenarioFile.Parse(Minimal, "mini.toml");
+        var s = Support.ParseActions(Minimal, "mini.toml");
         Assert.Equal("mini", s.Name);
         Assert.Equal(100, s.MaxSteps);
         Assert.Equal(0, s.TimeBudgetMs);
-        Assert.Equal(3, s.NetLockdownLevel);
+        Assert.Equal(3, s.Defcon.NetLockdownLevel);
         Assert.Equal(1000, s.SyscallNs);
         Assert.Equal([3L, 6, 10, 15], s.Defcon.Thresholds);
         Assert.Equal(new RewardSpec(), s.Reward);

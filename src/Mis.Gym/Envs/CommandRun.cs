@@ -43,9 +43,9 @@ internal sealed partial class CommandRun : IDisposable
     internal WorkloadCgroup Cgroup { get; }
 
     /// <summary>Starts <paramref name="scenario"/>'s program (it runs from here on).</summary>
-    internal static CommandRun Start(Scenario scenario, uint policyId, KernelEnforcer kernel, WorkloadCgroups cgroups, KernelBackendFiles files)
+    internal static CommandRun Start(CommandScenario scenario, uint policyId, KernelEnforcer kernel, WorkloadCgroups cgroups, KernelBackendFiles files)
     {
-        var spec = scenario.Workload!;
+        var spec = scenario.Workload;
         var cgroup = cgroups.CreateWorkload("gym-" + scenario.Name);
         MountNamespace? view = null;
         Workload? workload = null;

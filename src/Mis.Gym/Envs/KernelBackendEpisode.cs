@@ -42,7 +42,7 @@ internal sealed partial class KernelBackend
         /// <summary>The kernel's slowdown total at the last reading.</summary>
         internal ulong RawSlowdownNs { get; set; }
 
-        internal static Episode Start(Scenario scenario, KernelEnforcer kernel, WorkloadCgroups cgroups, KernelBackendFiles files, bool learning = false)
+        internal static Episode Start(ActionScenario scenario, KernelEnforcer kernel, WorkloadCgroups cgroups, KernelBackendFiles files, bool learning = false)
         {
             var cgroup = cgroups.CreateWorkload("gym-" + scenario.Name);
             Workload? workload = null;
