@@ -41,7 +41,7 @@ public sealed class WorkloadScenarioTests
             "/srv/t/in.csv" = "a\nb\n"
             "/srv/t/out/" = ""
             """, "cmd.toml");
-        var w = s.Workload!;
+        var w = s.Workload;
         Assert.Equal(WorkloadReward.Command, w.Reward);
         Assert.Equal(["/bin/echo", "3"], w.RewardCommand);
         Assert.Equal((500, 50), (w.TimeoutMs, w.StepMs));
