@@ -237,11 +237,17 @@ int BPF_PROG(mis_exec, struct task_struct *task, pid_t old_pid, struct linux_bin
 	key.dev = inode->i_sb->s_dev;
 	key.ino = inode->i_ino;
 	key.policy_id = s->policy_id;
-	refused = bpf_map_lookup_elem(&mis_exec_deny, &key) != NULL;
+	/*
+	 * The supervisor decided this exec with the whole policy (its DEFCON conditions, the runtime
+	 * rules, the gym's record-and-allow learning): when it approved one, running exactly that file is the answer and
+	 * anything else is a path rewritten meanwhile. Without an approval, the deny set decides.
+	 */
 	approved = bpf_map_lookup_elem(&mis_exec_approved, &tid);
 	if (approved && approved->cgroup_id == cgroup_id) {
-		refused |= approved->dev != key.dev || approved->ino != key.ino;
+		refused = approved->dev != key.dev || approved->ino != key.ino;
 		bpf_map_delete_elem(&mis_exec_approved, &tid);
+	} else {
+		refused = bpf_map_lookup_elem(&mis_exec_deny, &key) != NULL;
 	}
 	if (!refused)
 		return 0;

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text;
 using Mis.Anomaly;
+using Mis.Torch;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -1,6 +1,6 @@
 using System.Text.Json;
-using Mis.Cli.Benchmarks;
-using Mis.Enforcer.Bench;
+using Mis.Bench.Suite;
+using Mis.Bench.Kernel;
 using Mis.Testing;
 
 namespace Mis.Cli.Tests;

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using Microsoft.Win32.SafeHandles;
 using Mis.Enforcer.Confinement;
+using Mis.Enforcer.Defcon;
 using Mis.Enforcer.Policy;
 using Mis.Native;
 using Mis.Testing;
@@ -50,10 +51,10 @@ internal sealed class FakeSink : IViolationSink
     public ViolationOutcome Report(ViolationReport report)
     {
         Reports.Enqueue(report);
-        return new ViolationOutcome((ulong)Reports.Count, 5, 5);
+        return new ViolationOutcome((ulong)Reports.Count, DefconLevel.Normal, DefconLevel.Normal);
     }
 
-    public int Defcon(ulong cgroupId) => 5;
+    public DefconLevel Defcon(ulong cgroupId) => DefconLevel.Normal;
 }
 
 internal sealed record RunResult(WorkloadExit Exit, string Stdout, string Stderr)
@@ -122,7 +123,7 @@ internal sealed class ConfinementHarness : IDisposable
     internal int Violations(ViolationOp op) => Sink.Reports.Count(r => r.Op == op);
 
     internal RunResult Run(IReadOnlyList<string> command, WorkloadIdentity? identity = null, string? cwd = null, TimeSpan? timeout = null,
-        MountNamespace? mountNamespace = null, int maxTasks = Cgroups.PidsCap.DefaultMaxTasks)
+        MountNamespace? mountNamespace = null, int maxTasks = Cgroups.PidsCap.DefaultMaxTasks, Action<Workload>? beforeGo = null)
     {
         var (outRead, outWrite) = Pipe();
         var (errRead, errWrite) = Pipe();
@@ -139,6 +140,7 @@ internal sealed class ConfinementHarness : IDisposable
         {
             var stdout = ReadAll(outRead);
             var stderr = ReadAll(errRead);
+            beforeGo?.Invoke(workload);
             workload.Go();
             var exit = workload.WaitForExit(timeout ?? TimeSpan.FromSeconds(60));
             if (exit is null)
@@ -273,9 +275,19 @@ public sealed class ConfinementTests
     public void Workload_is_in_its_cgroup_from_its_first_instruction()
     {
         using var h = new ConfinementHarness();
-        var run = h.Run(["cat", "/proc/self/cgroup"]);
-        string relative = h.Cgroup[h.Mount.Length..];
-        Assert.Contains($"0::{relative}\n", run.Stdout);
+        string member = $"0::{h.Cgroup[h.Mount.Length..]}\n";
+        string? parkedExe = null, parkedCgroup = null;
+        // Launch returns with the task parked in mis-launch, waiting for go: the command is not yet
+        // exec'd, so what is read from outside now holds before its first instruction. Read from
+        // inside after exec, as the workload sees it, a join made only after go could still pass.
+        var run = h.Run(["cat", "/proc/self/cgroup"], beforeGo: w =>
+        {
+            parkedExe = new FileInfo($"/proc/{w.Pid}/exe").LinkTarget;
+            parkedCgroup = File.ReadAllText($"/proc/{w.Pid}/cgroup");
+        });
+        Assert.Equal(PosixFiles.RealPath(h.Launcher.LauncherPath), parkedExe);
+        Assert.Contains(member, parkedCgroup);
+        Assert.Contains(member, run.Stdout);
     }
 
     [Fact]

@@ -22,10 +22,10 @@ public sealed class DefconStateMachineTests
         var transitions = new List<DefconTransition>();
         machine.Transition += transitions.Add;
 
-        var levels = Enumerable.Range(1, 20).Select(_ => machine.RecordViolation().DefconAfter).ToList();
+        var levels = Enumerable.Range(1, 20).Select(_ => machine.RecordViolation().DefconAfter.Value).ToList();
 
         Assert.Equal([5, 5, 4, 4, 4, 3, 3, 3, 3, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1], levels);
-        Assert.Equal([(5, 4, 3UL), (4, 3, 6UL), (3, 2, 10UL), (2, 1, 15UL)], transitions.Select(t => (t.From, t.To, t.Violations)));
+        Assert.Equal([(5, 4, 3UL), (4, 3, 6UL), (3, 2, 10UL), (2, 1, 15UL)], transitions.Select(t => (t.From.Value, t.To.Value, t.Violations)));
         Assert.True(machine.Killed);
         Assert.True(machine.Syscall().Kill);
     }
@@ -89,4 +89,72 @@ public sealed class DefconStateMachineTests
         clock.Now += 10_000 * Ms;
         Assert.Equal(1, machine.Level);
     }
+
+    [Fact]
+    public void SetLevel_jumps_to_the_entry_count_either_way_with_one_override_transition_each()
+    {
+        var machine = new DefconStateMachine(new DefconConfig(), new FakeClock().Read);
+        var transitions = new List<DefconTransition>();
+        machine.Transition += transitions.Add;
+
+        var raised = machine.SetLevel(DefconLevel.From(2));
+        var lowered = machine.SetLevel(DefconLevel.From(4));
+        var same = machine.SetLevel(DefconLevel.From(4));
+        var reset = machine.SetLevel(DefconLevel.Normal);
+
+        Assert.Equal([(10UL, 5, 2), (3UL, 2, 4), (3UL, 4, 4), (0UL, 4, 5)],
+            new[] { raised, lowered, same, reset }.Select(o => (o.Violations, o.DefconBefore.Value, o.DefconAfter.Value)));
+        Assert.Equal([(5, 2), (2, 4), (4, 5)], transitions.Select(t => (t.From.Value, t.To.Value)));
+        Assert.All(transitions, t => Assert.Equal(DefconCause.Override, t.Cause));
+        // Violations counted afterwards land on top of the set count.
+        machine.SetLevel(DefconLevel.From(4));
+        Assert.Equal((4UL, 4), (machine.RecordViolation().Violations, machine.Level.Value));
+    }
+
+    [Fact]
+    public void SetLevel_1_kills_and_nothing_undoes_the_kill()
+    {
+        var machine = new DefconStateMachine(new DefconConfig(), new FakeClock().Read);
+        var killed = machine.SetLevel(DefconLevel.Severest);
+        Assert.Equal((15UL, 1), (killed.Violations, killed.DefconAfter.Value));
+        Assert.True(machine.Killed);
+
+        Assert.Equal(5, machine.SetLevel(DefconLevel.Normal).DefconAfter);
+        Assert.True(machine.Killed);
+        Assert.True(machine.Syscall().Kill);
+    }
+
+    [Fact]
+    public void SetLevel_1_without_kill_only_slows()
+    {
+        var machine = new DefconStateMachine(new DefconConfig { KillAtLevel1 = false }, new FakeClock().Read);
+        machine.SetLevel(DefconLevel.Severest);
+        Assert.False(machine.Killed);
+        Assert.Equal(new SyscallOutcome(10_000_000, false), machine.Syscall());
+    }
+
+    [Fact]
+    public void SetLevel_applies_decay_first_and_restarts_the_interval()
+    {
+        var clock = new FakeClock();
+        var machine = new DefconStateMachine(new DefconConfig { DecayIntervalMs = 100 }, clock.Read);
+        machine.SetLevel(DefconLevel.From(3)); // 6 violations
+        clock.Now += 250 * Ms;
+        Assert.Equal((6UL, 4, 3), Outcome(machine.SetLevel(DefconLevel.From(3)))); // 2 forgiven first (down to DEFCON 4), then set back to 6
+        clock.Now += 99 * Ms;
+        Assert.Equal(6UL, machine.Violations); // the set restarted the interval
+        clock.Now += 1 * Ms;
+        Assert.Equal(5UL, machine.Violations);
+    }
+
+    [Fact]
+    public void Learning_mode_does_not_stop_an_override()
+    {
+        var machine = new DefconStateMachine(new DefconConfig(), new FakeClock().Read, learning: true);
+        Assert.Equal(3, machine.SetLevel(DefconLevel.From(3)).DefconAfter);
+        Assert.Equal(3, machine.RecordViolation().DefconAfter); // recorded, not counted
+        Assert.Equal(6UL, machine.Violations);
+    }
+
+    private static (ulong, int, int) Outcome(Mis.Enforcer.Policy.ViolationOutcome o) => (o.Violations, o.DefconBefore, o.DefconAfter);
 }

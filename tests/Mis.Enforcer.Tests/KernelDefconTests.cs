@@ -22,7 +22,7 @@ public sealed class KernelDefconTests
 
         // Transitions exactly at 3, 6, 10 and 15 violations (the seed's table, levels 5..1).
         var transitions = outcomes.Where(o => o.DefconBefore != o.DefconAfter)
-            .Select(o => (o.Violations, o.DefconBefore, o.DefconAfter)).ToList();
+            .Select(o => (o.Violations, o.DefconBefore.Value, o.DefconAfter.Value)).ToList();
         Assert.Equal([(3UL, 5, 4), (6UL, 4, 3), (10UL, 3, 2), (15UL, 2, 1)], transitions);
         Assert.Equal(Enumerable.Range(1, 20).Select(i => (ulong)i), outcomes.Select(o => o.Violations));
         // Denials at level 2 still count (the seed wedged at 2), and so do those at level 1.
@@ -80,8 +80,8 @@ public sealed class KernelDefconTests
         enforcer.Manage(strict.Path, learning: false, config: new DefconConfig { Thresholds = [1, 2, 3, 4], KillAtLevel1 = false });
         enforcer.Manage(lenient.Path, learning: false, config: new DefconConfig { Thresholds = [100, 200, 300, 400] });
 
-        var strictLevels = Enumerable.Range(1, 5).Select(i => enforcer.Report(Violation(strict.Id)).DefconAfter).ToList();
-        var lenientLevels = Enumerable.Range(1, 5).Select(i => enforcer.Report(Violation(lenient.Id)).DefconAfter).ToList();
+        var strictLevels = Enumerable.Range(1, 5).Select(i => enforcer.Report(Violation(strict.Id)).DefconAfter.Value).ToList();
+        var lenientLevels = Enumerable.Range(1, 5).Select(i => enforcer.Report(Violation(lenient.Id)).DefconAfter.Value).ToList();
 
         Assert.Equal([4, 3, 2, 1, 1], strictLevels);
         Assert.Equal([5, 5, 5, 5, 5], lenientLevels);
@@ -153,12 +153,14 @@ public sealed class KernelDefconTests
     }
 
     [Fact]
-    public void Unmanaged_cgroups_are_refused_and_report_level_5()
+    public void Unmanaged_cgroups_are_refused_and_have_no_level()
     {
         using var enforcer = KernelTest.Open();
         using var cgroup = new ScratchCgroup();
         Assert.Null(enforcer.State(cgroup.Id));
-        Assert.Equal(5, enforcer.Defcon(cgroup.Id));
+        // Not DEFCON 5: a level nobody read would decide the cgroup's operations at the calmest level.
+        var unknown = Assert.Throws<KeyNotFoundException>(() => enforcer.Defcon(cgroup.Id));
+        Assert.Contains($"cgroup {cgroup.Id} is not managed", unknown.Message);
         Assert.Throws<KeyNotFoundException>(() => enforcer.Report(Violation(cgroup.Id)));
         Assert.Throws<KeyNotFoundException>(() => enforcer.SetLearningMode(cgroup.Id, true));
         Assert.Throws<ArgumentException>(() => enforcer.Manage(Path.GetDirectoryName(enforcer.MisRoot)!, false));

@@ -1,4 +1,5 @@
 using Mis.Enforcer.Configuration;
+using Mis.Enforcer.Defcon;
 using Mis.Enforcer.Kernel;
 using Mis.Enforcer.Policy;
 
@@ -18,15 +19,15 @@ public sealed class KernelSetDefconTests
         using var cgroup = new ScratchCgroup();
         enforcer.Manage(cgroup.Path, learning: false);
 
-        var raised = enforcer.SetDefcon(cgroup.Id, 2);
+        var raised = enforcer.SetDefcon(cgroup.Id, DefconLevel.From(2));
         Assert.Equal((10UL, 5, 2), (raised.Violations, raised.DefconBefore, raised.DefconAfter)); // thresholds [3, 6, 10, 15]
-        var lowered = enforcer.SetDefcon(cgroup.Id, 4);
+        var lowered = enforcer.SetDefcon(cgroup.Id, DefconLevel.From(4));
         Assert.Equal((3UL, 2, 4), (lowered.Violations, lowered.DefconBefore, lowered.DefconAfter));
-        var reset = enforcer.SetDefcon(cgroup.Id, 5);
+        var reset = enforcer.SetDefcon(cgroup.Id, DefconLevel.From(5));
         Assert.Equal((0UL, 4, 5), (reset.Violations, reset.DefconBefore, reset.DefconAfter));
 
         // Violations counted afterwards land on top of the set count.
-        enforcer.SetDefcon(cgroup.Id, 4);
+        enforcer.SetDefcon(cgroup.Id, DefconLevel.From(4));
         var next = enforcer.Report(new ViolationReport(cgroup.Id, ViolationOp.FileRead, 1, 1, "/x"));
         Assert.Equal((4UL, 4), (next.Violations, next.DefconAfter));
 
@@ -43,8 +44,8 @@ public sealed class KernelSetDefconTests
         using var cgroup = new ScratchCgroup();
         enforcer.Manage(cgroup.Path, learning: false);
 
-        var killed = enforcer.SetDefcon(cgroup.Id, 1);
-        var afterReset = enforcer.SetDefcon(cgroup.Id, 5);
+        var killed = enforcer.SetDefcon(cgroup.Id, DefconLevel.From(1));
+        var afterReset = enforcer.SetDefcon(cgroup.Id, DefconLevel.From(5));
 
         Assert.Equal((15UL, 1), (killed.Violations, killed.DefconAfter));
         Assert.Equal(5, afterReset.DefconAfter);
@@ -67,7 +68,7 @@ public sealed class KernelSetDefconTests
             enforcer.Report(new ViolationReport(counted.Id, ViolationOp.Exec, 1, 1, "/x"));
         for (int i = 0; i < 5; i++)
             enforcer.Report(new ViolationReport(learning.Id, ViolationOp.Exec, 1, 1, "/x"));
-        enforcer.SetDefcon(counted.Id, 1); // 3 -> 1: two more levels
+        enforcer.SetDefcon(counted.Id, DefconLevel.From(1)); // 3 -> 1: two more levels
 
         Assert.Equal(12UL, enforcer.KernelViolations); // learning-mode denials are denials too
         Assert.Equal(2UL + 2UL, enforcer.KernelEscalations); // 5 -> 4 -> 3 by violations, 3 -> 1 by hand
@@ -78,8 +79,8 @@ public sealed class KernelSetDefconTests
     public void An_out_of_range_level_or_an_unmanaged_cgroup_is_refused()
     {
         using var enforcer = KernelTest.Open();
-        Assert.Throws<ArgumentOutOfRangeException>(() => enforcer.SetDefcon(1, 0));
-        Assert.Throws<ArgumentOutOfRangeException>(() => enforcer.SetDefcon(1, 6));
-        Assert.Throws<KeyNotFoundException>(() => enforcer.SetDefcon(123456789, 3));
+        Assert.Throws<ArgumentOutOfRangeException>(() => enforcer.SetDefcon(1, DefconLevel.From(0)));
+        Assert.Throws<ArgumentOutOfRangeException>(() => enforcer.SetDefcon(1, DefconLevel.From(6)));
+        Assert.Throws<KeyNotFoundException>(() => enforcer.SetDefcon(123456789, DefconLevel.From(3)));
     }
 }

@@ -51,4 +51,20 @@ public sealed class RunRecorderTests : IDisposable
         Assert.Null(lines[0].PrevDefcon); // optional fields appear only where they apply
         Assert.DoesNotContain("prev_defcon", File.ReadAllLines(_file)[0]);
     }
+
+    [Fact]
+    public void Without_a_kernel_reading_the_closing_lines_carry_the_last_level_the_events_told_of()
+    {
+        using (var log = new EventLog(_file))
+        {
+            var recorder = new RunRecorder(7, log, new WorkloadRunner.KernelClock());
+            recorder.Record(new KernelEvent(KernelEventType.Defcon, 1, 7, 100, 101, "cat", null, "", Verdict.Allow, 3, 4, 6, 0, false));
+            recorder.ReportDrops(2, null);
+            var result = recorder.Finish(new Confinement.WorkloadExit(0, null), null, 2, TimeSpan.FromSeconds(1));
+            Assert.Equal((3, 6UL), (result.Defcon, result.Violations)); // not DEFCON 5 with nothing counted
+        }
+        var lines = Lines();
+        Assert.Equal(["defcon_transition", "ringbuf_drop", "slowdown", "exit"], lines.Select(l => l.Event));
+        Assert.All(lines, l => Assert.Equal((3, 6UL), (l.Defcon, l.Violations)));
+    }
 }

@@ -2,7 +2,7 @@ using Grpc.Core;
 using Mis.Gym;
 using Mis.Gym.Envs;
 using Mis.Gym.Spaces;
-using Mis.Server.Gym;
+using Mis.Gym.Server;
 using Wire = Mis.Gym.V1;
 
 namespace Mis.Server.Tests;

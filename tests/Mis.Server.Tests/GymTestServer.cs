@@ -1,7 +1,7 @@
 using Grpc.Net.Client;
 using Microsoft.Extensions.Logging.Abstractions;
 using Mis.Gym.V1;
-using Mis.Server.Gym;
+using Mis.Gym.Server;
 
 namespace Mis.Server.Tests;
 

@@ -1,11 +1,11 @@
 using System.Diagnostics;
-using System.Runtime.InteropServices;
 using System.Text;
+using Mis.Native;
 
 namespace Mis.Server.Tests;
 
 /// <summary>The real <c>mis</c> (mis.dll beside these tests) started as its own process, its output collected as it comes.</summary>
-internal sealed partial class MisProcess : IDisposable
+internal sealed class MisProcess : IDisposable
 {
     private readonly StringBuilder _stdout = new();
     private readonly StringBuilder _stderr = new();
@@ -70,12 +70,7 @@ internal sealed partial class MisProcess : IDisposable
     }
 
     /// <summary>Sends SIGTERM (what a service manager sends to stop it).</summary>
-    internal void Terminate() => Assert.Equal(0, Kill(Process.Id, Sigterm));
+    internal void Terminate() => Assert.Equal(0, Signals.Send(Process.Id, Signals.SIGTERM));
 
     public void Dispose() => Process.Dispose();
-
-    private const int Sigterm = 15;
-
-    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
-    private static partial int Kill(int pid, int signal);
 }

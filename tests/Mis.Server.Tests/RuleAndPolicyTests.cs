@@ -72,9 +72,10 @@ public sealed class RuleAndPolicyTests
             Assert.Equal(1, await CatAsync(mis, target));
             Assert.Equal(0, await CatAsync(mis, "/etc/hostname"));
 
-            // A running workload sees the reload at its next decision.
+            // A running workload sees the reload at its next decision: first it must have been
+            // denied under the old policy (a poller that started late would prove nothing).
             var poller = await mis.RunAsync("sh", "-c", $"while ! cat {target} >/dev/null 2>&1; do sleep 0.2; done");
-            await Task.Delay(300, Ct);
+            await WaitDeniedAsync(mis, poller.CgroupId);
             File.WriteAllText(mis.PolicyPath, "[policy]\nname = \"open\"\n");
             var reloaded = await mis.Client.ReloadPolicyAsync(new ReloadPolicyRequest(), cancellationToken: Ct);
             Assert.True(reloaded.Success);
@@ -103,6 +104,21 @@ public sealed class RuleAndPolicyTests
         Assert.Equal("own", started.Policy);
         Assert.Equal(1, (await mis.WaitExitedAsync(started.CgroupId)).ExitStatus);
         Assert.Equal(0, await CatAsync(mis, file)); // the engine's own policy allows it
+    }
+
+    /// <summary>Waits until the workload has a counted violation, still running (it has not got past the denial).</summary>
+    private static async Task WaitDeniedAsync(TestEnforcer mis, ulong cgroupId)
+    {
+        var watch = Stopwatch.StartNew();
+        while (true)
+        {
+            var info = await mis.Client.GetCgroupAsync(new GetCgroupRequest { CgroupId = cgroupId }, cancellationToken: Ct);
+            Assert.True(info.State == WorkloadState.Running, $"cgroup {cgroupId} ended (exit {info.ExitStatus}) before any denial was seen");
+            if (info.Violations > 0)
+                return;
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(20), $"cgroup {cgroupId}: no denial within {watch.Elapsed}");
+            await Task.Delay(20, Ct);
+        }
     }
 
     private static async Task<int> CatAsync(TestEnforcer mis, string file)

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Mis.Torch;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

@@ -6,6 +6,7 @@ using Mis.Anomaly.Corpus;
 using Mis.Anomaly.Evaluation;
 using Mis.Anomaly.Models;
 using Mis.Anomaly.Traces;
+using Mis.Bench.Anomaly;
 using Mis.Enforcer.Kernel;
 using Mis.Enforcer.Run;
 
@@ -197,8 +198,8 @@ internal static class AnomalyCommand
         {
             string dir = r.GetValue(corpus)?.FullName ?? Path.Combine(RepoRoot.Find(), "experiments", "anomaly", "corpus");
             var algos = r.GetValue(algo) is { Length: > 0 } a ? a : Algorithms.All;
-            var rows = Bench.Run(dir, algos, new TrainOptions(), TimeSpan.FromSeconds(r.GetValue(seconds)), Console.Error.WriteLine);
-            Console.Write(Bench.Table(rows));
+            var rows = ScoringBench.Run(dir, algos, new TrainOptions(), TimeSpan.FromSeconds(r.GetValue(seconds)), Console.Error.WriteLine);
+            Console.Write(ScoringBench.Table(rows));
             if (r.GetValue(plot) is { } png)
                 RocPlot.Save(png.FullName, [.. rows.Select(x => x.Eval)], "Syscall anomaly detection on the MIS corpus");
             return 0;

@@ -1,8 +1,8 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
-using Mis.Cli.Benchmarks;
-using Mis.Enforcer.Bench;
+using Mis.Bench.Suite;
+using Mis.Bench.Kernel;
 using Mis.Enforcer.Kernel;
 using Mis.Enforcer.Policy;
 
@@ -45,7 +45,7 @@ internal static class BenchCommand
             "latency where the decision is made, cache hit rate, DEFCON transitions, kills). --kernel: the cost per syscall against " +
             "a baseline measured in the same run. --all: everything, into bench/results.json and the README. Needs root.")
         {
-            ops, seed, cacheSize, kernel, all, quick, output, readme, json,
+            ops, seed, cacheSize, kernel, all, quick, output, readme, json, Micro(),
         };
         command.SetAction(result =>
         {
@@ -86,6 +86,24 @@ internal static class BenchCommand
             Console.Write(BenchReport.ToJsonText(new JsonObject { ["schema_version"] = BenchJson.SchemaVersion, [key] = figures }));
         else
             Console.Write(render());
+    }
+
+    // BenchmarkDotNet's own command line, passed through (it builds and runs a copy of src/Mis.Bench).
+    private static Command Micro()
+    {
+        var command = new Command("micro",
+            "BenchmarkDotNet measurements of the managed hot paths (policy decisions, DEFCON arithmetic, event decoding, " +
+            "scoring, the simulator). Arguments go to BenchmarkDotNet: --filter '*' runs all, --list flat names them. " +
+            "Run from the repository (it builds src/Mis.Bench); no root needed.")
+        {
+            TreatUnmatchedTokensAsErrors = false,
+        };
+        command.SetAction(result =>
+        {
+            Mis.Bench.Micro.MicroBenchmarks.Run([.. result.UnmatchedTokens]);
+            return 0;
+        });
+        return command;
     }
 
     private static OpsBenchResult Ops(int operations, ulong seed, int cacheSize, BenchProgress progress)

@@ -1,10 +1,10 @@
 using System.CommandLine;
 using Mis.Enforcer.Configuration;
-using Mis.Gym.Bench;
+using Mis.Bench.Gym;
 using Mis.Gym.Checking;
 using Mis.Gym.Envs;
 using Mis.Gym.Scenarios;
-using Mis.Server.Gym;
+using Mis.Gym.Server;
 
 namespace Mis.Cli.Commands;
 

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Mis.Enforcer.Configuration;
+using Mis.Enforcer.Defcon;
 using Mis.Enforcer.Host;
 using Mis.Enforcer.Run;
 using Mis.Gym.Envs;
@@ -56,7 +57,8 @@ internal static class QuickstartCommand
                 Console.WriteLine($"      violation {t.Violations,2}: DEFCON {t.From} -> {t.To}");
             Console.WriteLine($"      {(run.KilledByMis ? "killed by MIS" : "ended")} with exit status {run.ExitStatus} after {run.Violations} violations; " +
                               $"{run.Slowdown.TotalMilliseconds:0.#} ms of slowdown over {run.Syscalls:N0} syscalls");
-            bool asConfigured = run.Transitions.All(t => defcon.LevelFor((long)t.Violations) == t.To);
+            var ladder = defcon.Ladder;
+            bool asConfigured = run.Transitions.All(t => ladder.LevelFor(t.Violations) == t.To);
             Console.WriteLine($"      the kernel followed the configured ladder: {(asConfigured ? "yes" : "NO")}");
             Console.WriteLine();
             int experiment = Experiment(MisGym.Kernel, "the kernel backend (real cgroups, BPF and seccomp)", result.GetValue(outDir)?.FullName);
@@ -90,16 +92,17 @@ internal static class QuickstartCommand
     internal static string Ladder(DefconConfig defcon)
     {
         var w = new StringWriter();
-        int level = defcon.LevelFor(0);
+        var ladder = defcon.Ladder;
+        var level = ladder.LevelFor(0);
         w.WriteLine($"      violation  0: DEFCON {level}, no slowdown");
-        for (long violations = 1; level > 1; violations++)
+        for (ulong violations = 1; level != DefconLevel.Severest; violations++)
         {
-            int next = defcon.LevelFor(violations);
+            var next = ladder.LevelFor(violations);
             if (next == level)
                 continue;
-            string effect = next == 1
+            string effect = next == DefconLevel.Severest
                 ? (defcon.KillAtLevel1 ? "the whole cgroup is killed (exit status 137)" : "kill disabled by config (kill_at_level_1 = false)")
-                : $"every syscall of the cgroup slowed by {defcon.SlowdownUsFor(next) / 1000.0:0.###} ms";
+                : $"every syscall of the cgroup slowed by {ladder.SlowdownNsFor(next) / 1_000_000.0:0.###} ms";
             w.WriteLine($"      violation {violations,2}: DEFCON {level} -> {next}, {effect}");
             level = next;
         }

@@ -1,4 +1,5 @@
 using System.Text;
+using Mis.Enforcer.Defcon;
 
 namespace Mis.Enforcer.Configuration;
 
@@ -41,40 +42,8 @@ public sealed record DefconConfig
     /// </summary>
     public int NetLockdownLevel { get; init; } = 3;
 
-    /// <summary>True when violations decay (<see cref="DecayIntervalMs"/> &gt; 0).</summary>
-    public bool DecayEnabled => DecayIntervalMs > 0;
-
-    /// <summary><see cref="DecayIntervalMs"/> as a <see cref="TimeSpan"/>.</summary>
-    public TimeSpan DecayInterval => TimeSpan.FromMilliseconds(DecayIntervalMs);
-
-    /// <summary>
-    /// The DEFCON level for a violation count: 5 below the first threshold, then one lower for each
-    /// threshold reached (with the defaults: 0..2 → 5, 3..5 → 4, 6..9 → 3, 10..14 → 2, 15+ → 1).
-    /// </summary>
-    /// <param name="violations">Violations counted so far (after any decay).</param>
-    /// <returns>The level, 5 (normal) down to 1 (most severe).</returns>
-    public int LevelFor(long violations)
-    {
-        var level = 5;
-        foreach (var threshold in Thresholds)
-        {
-            if (violations >= threshold)
-            {
-                level--;
-            }
-        }
-        return Math.Max(level, 1);
-    }
-
-    /// <summary>
-    /// The per-syscall slowdown, in microseconds, at a DEFCON level: 0 at level 5, the matching
-    /// <see cref="SlowdownUs"/> entry at levels 4, 3 and 2, and the level-2 slowdown at level 1
-    /// (which applies until the process is killed, or for good when <see cref="KillAtLevel1"/> is false).
-    /// </summary>
-    /// <param name="level">A DEFCON level, 5 down to 1.</param>
-    /// <returns>The slowdown in microseconds.</returns>
-    public int SlowdownUsFor(int level) =>
-        level >= 5 || SlowdownUs.Count == 0 ? 0 : SlowdownUs[Math.Min(4 - Math.Max(level, 1), SlowdownUs.Count - 1)];
+    /// <summary>The level and slowdown arithmetic of these settings (a fresh one each time, so a <c>with</c> copy never reads a stale one).</summary>
+    internal DefconLadder Ladder => new(this);
 
     /// <summary>Value equality, comparing <see cref="Thresholds"/> and <see cref="SlowdownUs"/> element by element.</summary>
     /// <param name="other">The record to compare with.</param>

@@ -15,7 +15,6 @@ namespace Mis.Enforcer.Confinement;
 /// </summary>
 internal sealed unsafe class CgroupGuard : IDisposable
 {
-    private const int EINTR = 4;
 
     private readonly SafeFileHandle _pidFd;
     private readonly int _writeEnd;
@@ -76,7 +75,7 @@ internal sealed unsafe class CgroupGuard : IDisposable
             return null;
         var poll = new Libc.PollFd { Fd = (int)_pidFd.DangerousGetHandle(), Events = Libc.POLLIN };
         int ready;
-        while ((ready = Libc.Poll(&poll, 1, (int)timeout.TotalMilliseconds)) < 0 && Libc.LastErrno == EINTR)
+        while ((ready = Libc.Poll(&poll, 1, (int)timeout.TotalMilliseconds)) < 0 && Libc.LastErrno == Errno.EINTR)
         {
         }
         if (ready <= 0)

@@ -9,9 +9,6 @@ namespace Mis.Enforcer.Confinement;
 /// </summary>
 internal static unsafe class OpenArguments
 {
-    private const int EBADF = 9;
-    private const int EINVAL = 22;
-    private const int E2BIG = 7;
 
     /// <summary>VALID_OPEN_FLAGS (include/linux/fcntl.h): what open/openat keep of their flags.</summary>
     private const int ValidOpenFlags = Libc.O_ACCMODE | Libc.O_CREAT | Libc.O_EXCL | Libc.O_NOCTTY | Libc.O_TRUNC
@@ -38,15 +35,15 @@ internal static unsafe class OpenArguments
     {
         how = default;
         if (size < (ulong)sizeof(Libc.OpenHow))
-            return EINVAL;
+            return Errno.EINVAL;
         if (size > 4096)
-            return E2BIG;
+            return Errno.E2BIG;
         Span<byte> bytes = stackalloc byte[(int)size];
         int errno = ProcFacts.ReadBytes(tid, address, bytes);
         if (errno != 0)
             return errno;
         if (bytes[sizeof(Libc.OpenHow)..].ContainsAnyExcept((byte)0))
-            return E2BIG;
+            return Errno.E2BIG;
         how = System.Runtime.InteropServices.MemoryMarshal.Read<Libc.OpenHow>(bytes);
         if ((how.Flags & Libc.O_PATH) == 0)
             how.Flags |= Libc.O_LARGEFILE;
@@ -69,7 +66,7 @@ internal static unsafe class OpenArguments
                 return 0;
             }
             int errno = Libc.LastErrno;
-            return errno == EBADF ? 0 : errno;
+            return errno == Errno.EBADF ? 0 : errno;
         }
     }
 

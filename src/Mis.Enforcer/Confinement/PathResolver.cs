@@ -53,10 +53,6 @@ internal sealed unsafe class PathResolver
 {
     private const int MaxSymlinks = 40; // the kernel's MAXSYMLINKS
     private const ulong ProcRootInode = 1;
-    private const int ELOOP = 40;
-    private const int ENOENT = 2;
-    private const int ENAMETOOLONG = 36;
-    private const int EAGAIN = 11;
     private const ulong ResolveCached = 0x20; // its EAGAIN is the answer, not a race
 
     private static readonly byte[] Dot = ".\0"u8.ToArray();
@@ -110,11 +106,11 @@ internal sealed unsafe class PathResolver
                 fd = Libc.OpenAt2(absolute ? _rootFd : startFd, p, how);
             e = fd >= 0 ? 0 : Libc.LastErrno;
         }
-        while (e == EAGAIN && absolute && (resolve & ResolveCached) == 0 && ++tries < 8);
+        while (e == Errno.EAGAIN && absolute && (resolve & ResolveCached) == 0 && ++tries < 8);
         if (fd >= 0)
             return new Resolution(ResolveStatus.Existing, fd);
-        bool symlinkOnTheWay = e == ELOOP && (resolve & Libc.RESOLVE_NO_SYMLINKS) == 0;
-        if (!symlinkOnTheWay && !(e == ENOENT && create))
+        bool symlinkOnTheWay = e == Errno.ELOOP && (resolve & Libc.RESOLVE_NO_SYMLINKS) == 0;
+        if (!symlinkOnTheWay && !(e == Errno.ENOENT && create))
             return new Resolution(ResolveStatus.Failed, Errno: e);
         return Walk(startFd, path, finalFlags, resolve, create, task);
     }
@@ -158,17 +154,17 @@ internal sealed unsafe class PathResolver
                     continue;
                 }
                 int e = Libc.LastErrno;
-                if (last && e == ENOENT && create && !IsDotOrDotDot(c))
+                if (last && e == Errno.ENOENT && create && !IsDotOrDotDot(c))
                 {
                     int parent = owned ? cur : Libc.Dup(cur);
                     owned = false;
                     return parent < 0 ? new Resolution(ResolveStatus.Failed, Errno: Libc.LastErrno) : new Resolution(ResolveStatus.Missing, parent, c);
                 }
                 bool following = !last || (finalFlags & Libc.O_NOFOLLOW) == 0;
-                if (e != ELOOP || !following || (resolve & Libc.RESOLVE_NO_SYMLINKS) != 0)
+                if (e != Errno.ELOOP || !following || (resolve & Libc.RESOLVE_NO_SYMLINKS) != 0)
                     return new Resolution(ResolveStatus.Failed, Errno: e);
                 if (++links > MaxSymlinks)
-                    return new Resolution(ResolveStatus.Failed, Errno: ELOOP);
+                    return new Resolution(ResolveStatus.Failed, Errno: Errno.ELOOP);
 
                 Libc.Stat st;
                 if (Libc.FStat(cur, &st) != 0)
@@ -179,7 +175,7 @@ internal sealed unsafe class PathResolver
                     // splice, only the kernel can follow it — and only from a process of the
                     // workload's own, or the supervisor would lend it its ptrace relationship.
                     if ((resolve & Libc.RESOLVE_NO_MAGICLINKS) != 0)
-                        return new Resolution(ResolveStatus.Failed, Errno: ELOOP);
+                        return new Resolution(ResolveStatus.Failed, Errno: Errno.ELOOP);
                     int owner = ProcOwner(cur);
                     if (owner <= 0 || !_inWorkload(owner))
                         return new Resolution(ResolveStatus.ProcDenied, Denied: $"{CanonicalPath(cur)}/{Encoding.UTF8.GetString(c, 0, c.Length - 1)}");
@@ -196,12 +192,12 @@ internal sealed unsafe class PathResolver
                 if (target is null)
                     return new Resolution(ResolveStatus.Failed, Errno: e);
                 if (target.Length == 0)
-                    return new Resolution(ResolveStatus.Failed, Errno: ENOENT);
+                    return new Resolution(ResolveStatus.Failed, Errno: Errno.ENOENT);
                 if (target[0] == '/')
                     Step(ref cur, ref owned, _rootFd, takeOwnership: false);
                 PushComponents(pending, target, final: last);
             }
-            return new Resolution(ResolveStatus.Failed, Errno: ENOENT); // unreachable: a final component is always pushed
+            return new Resolution(ResolveStatus.Failed, Errno: Errno.ENOENT); // unreachable: a final component is always pushed
         }
         finally
         {
@@ -227,7 +223,7 @@ internal sealed unsafe class PathResolver
         int e = Libc.LastErrno;
         int length = Array.IndexOf(path, (byte)0);
         int slash = Array.LastIndexOf(path, (byte)'/', Math.Max(length - 1, 0));
-        if (e != ENOENT || !create || length == 0 || path[length - 1] == '/')
+        if (e != Errno.ENOENT || !create || length == 0 || path[length - 1] == '/')
             return new Resolution(ResolveStatus.Failed, Errno: e);
         byte[] dir = slash < 0 ? Dot : [.. path.AsSpan(0, slash == 0 ? 1 : slash), 0];
         byte[] name = [.. path.AsSpan(slash + 1, length - slash - 1), 0];
@@ -300,7 +296,7 @@ internal sealed unsafe class PathResolver
         fixed (byte* nm = name)
         fixed (byte* b = buffer)
             n = Libc.ReadLinkAt(dirFd, nm, b, buffer.Length);
-        errno = n < 0 ? Libc.LastErrno : n >= buffer.Length ? ENAMETOOLONG : 0;
+        errno = n < 0 ? Libc.LastErrno : n >= buffer.Length ? Errno.ENAMETOOLONG : 0;
         return errno != 0 ? null : buffer[..(int)n];
     }
 

@@ -34,14 +34,14 @@ internal static unsafe class ProcFacts
             fixed (byte* b = buffer)
                 n = Libc.PRead(fd, b, PathMax, (long)address);
             if (n <= 0)
-                return EFAULT;
+                return Errno.EFAULT;
             int nul = Array.IndexOf(buffer, (byte)0, 0, (int)n);
             if (nul >= 0)
             {
                 length = nul;
                 return 0;
             }
-            return n < PathMax ? EFAULT : ENAMETOOLONG;
+            return n < PathMax ? Errno.EFAULT : Errno.ENAMETOOLONG;
         }
         finally
         {
@@ -58,7 +58,7 @@ internal static unsafe class ProcFacts
         try
         {
             fixed (byte* b = destination)
-                return Libc.PRead(fd, b, destination.Length, (long)address) == destination.Length ? 0 : EFAULT;
+                return Libc.PRead(fd, b, destination.Length, (long)address) == destination.Length ? 0 : Errno.EFAULT;
         }
         finally
         {
@@ -218,6 +218,4 @@ internal static unsafe class ProcFacts
         return text.Length;
     }
 
-    private const int EFAULT = 14;
-    private const int ENAMETOOLONG = 36;
 }

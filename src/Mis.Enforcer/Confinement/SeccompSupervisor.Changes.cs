@@ -19,9 +19,6 @@ internal sealed unsafe partial class SeccompSupervisor
     private const int AT_REMOVEDIR = 0x200;
     private const int AT_SYMLINK_FOLLOW = 0x400;
     private const int RENAME_EXCHANGE = 2;
-    private const int EXDEV = 18;
-    private const int E2BIG = 7;
-    private const int ERANGE = 34;
     private const int SO_DOMAIN = 39;
     private const long SYS_chroot = 161;
 
@@ -256,7 +253,7 @@ internal sealed unsafe partial class SeccompSupervisor
                     if (++seen > MaxRenamedTree || child.Length == 0 || LStat(child, &st) != 0)
                     {
                         _log($"mis-seccomp: {_cgroupName}: rename of {directory.Path} answered EXDEV ({(seen > MaxRenamedTree ? $"more than {MaxRenamedTree} files below it" : $"{(child.Length == 0 ? dir.Canonical : child)} cannot be examined")})");
-                        Fail(id, EXDEV);
+                        Fail(id, Errno.EXDEV);
                         return false;
                     }
                     string canonical = dir.Canonical + child[dir.Proc.Length..];
@@ -410,7 +407,7 @@ internal sealed unsafe partial class SeccompSupervisor
                 break;
             case Syscalls.FileSetattr:
                 size = a[3];
-                errno = size > 4096 ? E2BIG : ReadCopy(task, a[2], (int)Math.Max(size, 0), out value);
+                errno = size > 4096 ? Errno.E2BIG : ReadCopy(task, a[2], (int)Math.Max(size, 0), out value);
                 break;
             case Syscalls.Ioctl:
                 errno = ReadCopy(task, a[2], (uint)a[1] == Syscalls.FsIocFssetxattr ? 28 : sizeof(int), out value);
@@ -508,7 +505,7 @@ internal sealed unsafe partial class SeccompSupervisor
         int length = Array.IndexOf(path, (byte)0);
         if (length == 0)
         {
-            Fail(id, ENOENT);
+            Fail(id, Errno.ENOENT);
             return null;
         }
         int end = length;
@@ -648,13 +645,13 @@ internal sealed unsafe partial class SeccompSupervisor
     {
         name = value = null;
         if (size < 0 || size > XattrSizeMax)
-            return E2BIG;
+            return Errno.E2BIG;
         var buffer = new byte[ProcFacts.PathMax];
         int errno = ProcFacts.ReadString(task.Tid, (ulong)nameAddress, buffer, out int length);
         if (errno != 0)
             return errno;
         if (length == 0 || length >= XattrNameMax)
-            return length == 0 ? Errno.EINVAL : ERANGE;
+            return length == 0 ? Errno.EINVAL : Errno.ERANGE;
         name = buffer.AsSpan(0, length + 1).ToArray();
         if (size == 0 || valueAddress == 0)
             return 0;
@@ -669,7 +666,7 @@ internal sealed unsafe partial class SeccompSupervisor
         if (argsSize < 16)
             return Errno.EINVAL;
         if (argsSize > 4096)
-            return E2BIG;
+            return Errno.E2BIG;
         Span<byte> args = stackalloc byte[16];
         int errno = ProcFacts.ReadBytes(task.Tid, (ulong)argsAddress, args);
         if (errno != 0)

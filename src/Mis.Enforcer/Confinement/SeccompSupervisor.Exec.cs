@@ -61,7 +61,7 @@ internal sealed unsafe partial class SeccompSupervisor
                     break;
                 if (depth >= MaxInterpreters)
                 {
-                    Fail(n.Id, ELOOP); // the kernel refuses a longer #! chain the same way
+                    Fail(n.Id, Errno.ELOOP); // the kernel refuses a longer #! chain the same way
                     return;
                 }
                 // The kernel opens the interpreter relative to the caller's working directory.

@@ -7,9 +7,6 @@ namespace Mis.Enforcer.Confinement;
 /// <summary>open, openat, openat2, creat: resolved, decided and opened by the supervisor, the fd injected.</summary>
 internal sealed unsafe partial class SeccompSupervisor
 {
-    private const int EEXIST = 17;
-    private const int EISDIR = 21;
-    private const int ELOOP = 40;
     private const int CreateRetries = 8;
     private const int WriteFlags = Libc.O_WRONLY | Libc.O_RDWR | Libc.O_CREAT | Libc.O_TRUNC | Libc.O_TMPFILE_BIT;
 
@@ -98,7 +95,7 @@ internal sealed unsafe partial class SeccompSupervisor
                 return;
             }
             // EEXIST without O_EXCL: the name appeared meanwhile; resolve again and decide on it.
-            if (errno != EEXIST || exclusive || attempt >= CreateRetries)
+            if (errno != Errno.EEXIST || exclusive || attempt >= CreateRetries)
             {
                 Fail(n.Id, errno);
                 return;
@@ -135,12 +132,12 @@ internal sealed unsafe partial class SeccompSupervisor
             bool tmpFile = (flags & Libc.O_TMPFILE_BIT) != 0;
             if (exclusive)
             {
-                Fail(id, EEXIST);
+                Fail(id, Errno.EEXIST);
                 return;
             }
             if (type == Libc.S_IFDIR && !tmpFile && ((flags & Libc.O_CREAT) != 0 || (flags & Libc.O_ACCMODE) != 0))
             {
-                Fail(id, EISDIR);
+                Fail(id, Errno.EISDIR);
                 return;
             }
             string canonical = _resolver.CanonicalPath(opath);
@@ -184,7 +181,7 @@ internal sealed unsafe partial class SeccompSupervisor
                 return; // SeccompSupervisor.Terminals.cs: never the enforcer's terminal, nor the operator's
             if (type == Libc.S_IFLNK) // reached with O_NOFOLLOW: open(2) refuses a symlink
             {
-                Fail(id, ELOOP);
+                Fail(id, Errno.ELOOP);
                 return;
             }
             if (type == Libc.S_IFIFO && (flags & Libc.O_NONBLOCK) == 0 && (flags & Libc.O_ACCMODE) != Libc.O_RDWR)

@@ -6,7 +6,6 @@ namespace Mis.Enforcer.Confinement;
 /// <summary>What opens, execs and file changes share: where a path starts, resolution as the workload, /proc limits.</summary>
 internal sealed unsafe partial class SeccompSupervisor
 {
-    private const int EBADF = 9;
     private const int AT_SYMLINK_NOFOLLOW = 0x100;
     private const int AT_EMPTY_PATH = 0x1000;
 
@@ -20,7 +19,7 @@ internal sealed unsafe partial class SeccompSupervisor
         bool empty = path[0] == 0;
         if (empty && !emptyPathAllowed)
         {
-            Fail(id, ENOENT);
+            Fail(id, Errno.ENOENT);
             return null;
         }
         int start = -1;
@@ -74,7 +73,7 @@ internal sealed unsafe partial class SeccompSupervisor
     private static int DupWorkloadFd(int tid, int fd)
     {
         if (fd < 0)
-            return -EBADF;
+            return -Errno.EBADF;
         int pidfd = (int)Libc.Syscall(Libc.SYS_pidfd_open, tid, Libc.PIDFD_THREAD, 0);
         if (pidfd < 0)
             return -Errno.ESRCH;

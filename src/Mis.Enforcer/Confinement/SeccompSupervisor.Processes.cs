@@ -14,7 +14,6 @@ namespace Mis.Enforcer.Confinement;
 /// </summary>
 internal sealed unsafe partial class SeccompSupervisor
 {
-    private const int ESRCH = 3;
     private const int FSetOwn = 8;
     private const int FSetOwnEx = 15;
     private const int PrioProcess = 0;
@@ -83,7 +82,7 @@ internal sealed unsafe partial class SeccompSupervisor
             string? cgroup = ProcFacts.CgroupOf(target);
             if (cgroup is null)
             {
-                Fail(n.Id, ESRCH); // no such process: what the kernel says, and nothing was reached
+                Fail(n.Id, Errno.ESRCH); // no such process: what the kernel says, and nothing was reached
                 return;
             }
             if (cgroup != _cgroupName)

@@ -24,11 +24,9 @@ internal sealed class SupervisorStats
 /// A notification that cannot be handled is logged and answered EPERM; the thread ends when no
 /// process of the workload is left (the listener hangs up) or on <see cref="Dispose"/>.
 /// </summary>
-internal sealed unsafe partial class SeccompSupervisor : IDisposable
+internal sealed unsafe partial class SeccompSupervisor : Session.IFileDecisions
 {
     private const uint AuditArchX86_64 = 0xC000003E;
-    private const int EINTR = 4;
-    private const int ENOENT = 2;
 
     private readonly SafeFileHandle _listenerHandle;
     private readonly int _listener;
@@ -107,10 +105,10 @@ internal sealed unsafe partial class SeccompSupervisor : IDisposable
     }
 
     /// <summary>Completes when the supervisor thread has ended (workload gone, disposed, or failed: then faulted).</summary>
-    internal Task Completion => _completion.Task;
+    public Task Completion => _completion.Task;
 
     /// <summary>What the supervisor has done so far.</summary>
-    internal SupervisorStats Stats { get; } = new();
+    public SupervisorStats Stats { get; } = new();
 
     private void Run()
     {
@@ -133,7 +131,7 @@ internal sealed unsafe partial class SeccompSupervisor : IDisposable
                 // last process is gone, and lets Dispose wake the thread; the timeout only runs
                 // while a FIFO open waits, to release it if its caller went away.
                 int ready = Libc.Poll(fds, 2, _fifos.Count > 0 ? 250 : -1);
-                if (ready < 0 && Libc.LastErrno == EINTR)
+                if (ready < 0 && Libc.LastErrno == Errno.EINTR)
                     continue;
                 if (ready < 0)
                     throw new IOException($"poll on the seccomp listener: {Errno.Describe(Libc.LastErrno)}");
@@ -145,7 +143,7 @@ internal sealed unsafe partial class SeccompSupervisor : IDisposable
                     int rc = SeccompNotify.Receive(_listener, buffer, _notificationSize);
                     if (rc == 0)
                         Handle(MemoryMarshal.Read<SeccompNotify.Notification>(new ReadOnlySpan<byte>(buffer, sizeof(SeccompNotify.Notification))));
-                    else if (rc != ENOENT && rc != EINTR) // ENOENT: the caller died between poll and recv
+                    else if (rc != Errno.ENOENT && rc != Errno.EINTR) // ENOENT: the caller died between poll and recv
                         throw new IOException($"SECCOMP_IOCTL_NOTIF_RECV: {Errno.Describe(rc)}");
                 }
                 else if ((fds[0].Revents & (Libc.POLLHUP | Libc.POLLERR | Libc.POLLNVAL)) != 0)
@@ -276,7 +274,7 @@ internal sealed unsafe partial class SeccompSupervisor : IDisposable
         Libc.Close(fd);
         if (rc >= 0)
             Interlocked.Increment(ref Stats.Allowed);
-        else if (rc != -ENOENT) // ENOENT: the caller is gone; EMFILE etc. are the caller's answer
+        else if (rc != -Errno.ENOENT) // ENOENT: the caller is gone; EMFILE etc. are the caller's answer
             Fail(id, -rc);
     }
 

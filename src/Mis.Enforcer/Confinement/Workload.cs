@@ -14,9 +14,6 @@ internal sealed unsafe class Workload : IDisposable
 {
     private const ulong PidfdGetInfo = 0xC040FF0B; // _IOWR(PIDFS_IOCTL_MAGIC, 11, struct pidfd_info v0)
     private const ulong PidfdInfoExit = 1UL << 3;
-    private const int ECHILD = 10;
-    private const int EINTR = 4;
-    private const int SIGKILL = 9;
 
     private readonly SafeFileHandle _socket;
     private readonly object _gate = new();
@@ -95,7 +92,7 @@ internal sealed unsafe class Workload : IDisposable
                     break;
                 if (rc == 0)
                     return null;
-                if (Libc.LastErrno != EINTR)
+                if (Libc.LastErrno != Errno.EINTR)
                     throw new IOException($"poll on the pidfd of {Pid}: {Errno.Describe(Libc.LastErrno)}");
             }
             return _exit = Reap();
@@ -126,9 +123,9 @@ internal sealed unsafe class Workload : IDisposable
             if (rc == 0)
                 return info.Code == Libc.CLD_EXITED ? new WorkloadExit(info.Status, null) : new WorkloadExit(null, info.Status);
             int errno = Libc.LastErrno;
-            if (errno == EINTR)
+            if (errno == Errno.EINTR)
                 continue;
-            if (errno == ECHILD && ExitFromPidfd() is WorkloadExit stolen)
+            if (errno == Errno.ECHILD && ExitFromPidfd() is WorkloadExit stolen)
                 return stolen;
             throw new IOException($"waitid(P_PIDFD) for {Pid}: {Errno.Describe(errno)}");
         }
@@ -154,7 +151,7 @@ internal sealed unsafe class Workload : IDisposable
             File.WriteAllText(kill, "1");
             return;
         }
-        Libc.Syscall(Libc.SYS_pidfd_send_signal, PidFd.DangerousGetHandle(), SIGKILL, 0, 0);
+        Libc.Syscall(Libc.SYS_pidfd_send_signal, PidFd.DangerousGetHandle(), Signals.SIGKILL, 0, 0);
     }
 
     /// <summary>Kills the workload if it still runs, reaps it, and closes its fds.</summary>
@@ -174,7 +171,7 @@ internal sealed unsafe class Workload : IDisposable
                 {
                     // the cgroup is already gone; the pidfd signal below still reaches the process
                 }
-                Libc.Syscall(Libc.SYS_pidfd_send_signal, PidFd.DangerousGetHandle(), SIGKILL, 0, 0);
+                Libc.Syscall(Libc.SYS_pidfd_send_signal, PidFd.DangerousGetHandle(), Signals.SIGKILL, 0, 0);
                 WaitForExit(TimeSpan.FromSeconds(10));
             }
         }

@@ -17,9 +17,6 @@ internal sealed unsafe class WorkloadLauncher
 {
     /// <summary>Where the child finds the socket to the enforcer (--sock-fd).</summary>
     private const int ChildSocketFd = 3;
-    private const int EINTR = 4;
-    private const int SIGKILL = 9;
-    private const long SysKill = 62;
 
     /// <summary>Uses <paramref name="launcherPath"/>, default <c>mis-launch</c> beside the assemblies (see native/native.targets).</summary>
     internal WorkloadLauncher(string? launcherPath = null)
@@ -77,7 +74,7 @@ internal sealed unsafe class WorkloadLauncher
             if (fd < 0) // cannot happen for an unreaped child; without a pidfd it cannot be managed
             {
                 int errno = Libc.LastErrno;
-                Libc.Syscall(SysKill, pid, SIGKILL, 0);
+                _ = Signals.Send(pid, Signals.SIGKILL);
                 throw new WorkloadLaunchException($"pidfd_open({pid}): {Errno.Describe(errno)}");
             }
             pidFd = new SafeFileHandle(fd, ownsHandle: true);
@@ -100,7 +97,7 @@ internal sealed unsafe class WorkloadLauncher
             ours.Dispose(); // the launcher reads EOF instead of go and exits 127
             if (pidFd is not null)
             {
-                Libc.Syscall(Libc.SYS_pidfd_send_signal, pidFd.DangerousGetHandle(), SIGKILL, 0, 0);
+                Libc.Syscall(Libc.SYS_pidfd_send_signal, pidFd.DangerousGetHandle(), Signals.SIGKILL, 0, 0);
                 Libc.SigInfo info;
                 Libc.Syscall(Libc.SYS_waitid, Libc.P_PIDFD, pidFd.DangerousGetHandle(), (long)&info, Libc.WEXITED, 0);
                 pidFd.Dispose();
@@ -193,7 +190,7 @@ internal sealed unsafe class WorkloadLauncher
         int fd = (int)socket.DangerousGetHandle();
         var poll = new Libc.PollFd { Fd = fd, Events = Libc.POLLIN };
         int ready;
-        while ((ready = Libc.Poll(&poll, 1, (int)timeout.TotalMilliseconds)) < 0 && Libc.LastErrno == EINTR)
+        while ((ready = Libc.Poll(&poll, 1, (int)timeout.TotalMilliseconds)) < 0 && Libc.LastErrno == Errno.EINTR)
         {
         }
         if (ready == 0)
@@ -206,7 +203,7 @@ internal sealed unsafe class WorkloadLauncher
         var iov = new Libc.IoVec { Base = data, Length = 1023 };
         var msg = new Libc.MsgHdr { Iov = &iov, IovLength = 1, Control = control, ControlLength = controlSize };
         nint n;
-        while ((n = Libc.RecvMsg(fd, &msg, Libc.MSG_CMSG_CLOEXEC)) < 0 && Libc.LastErrno == EINTR)
+        while ((n = Libc.RecvMsg(fd, &msg, Libc.MSG_CMSG_CLOEXEC)) < 0 && Libc.LastErrno == Errno.EINTR)
         {
         }
         int received = -1;

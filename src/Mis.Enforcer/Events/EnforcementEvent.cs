@@ -37,7 +37,7 @@ public sealed record EnforcementEvent
     /// <summary>deny, allow, trace or kill; "" for state events.</summary>
     public string Decision { get; init; } = "";
 
-    /// <summary>DEFCON level after the event (5..1).</summary>
+    /// <summary>DEFCON level after the event (5..1); <see cref="Mis.Enforcer.Defcon.DefconLevel.NotKnown"/> (0) when the kernel's state could not be read.</summary>
     public int Defcon { get; init; }
 
     /// <summary>The cgroup's violation count after the event.</summary>

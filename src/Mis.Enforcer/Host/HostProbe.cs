@@ -120,7 +120,7 @@ public static class HostProbe
     private static PrivilegeReport ProbePrivileges()
     {
         var caps = ProcessCapabilities.Current();
-        uint euid = Geteuid();
+        uint euid = Libc.Geteuid();
         return new PrivilegeReport(euid == 0, euid, caps.Has(ProcessCapabilities.Bpf),
             caps.Has(ProcessCapabilities.Perfmon), caps.Has(ProcessCapabilities.SysAdmin));
     }
@@ -256,9 +256,6 @@ public static class HostProbe
         };
         return new LandlockReport(abi, error);
     }
-
-    [DllImport("libc", EntryPoint = "geteuid")]
-    private static extern uint Geteuid();
 
     /// <summary>
     /// A throw-away child cgroup under MIS's subtree (<c>&lt;mount&gt;/mis/doctor-PID</c>) for the

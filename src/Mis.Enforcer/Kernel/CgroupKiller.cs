@@ -1,4 +1,4 @@
-using System.Runtime.InteropServices;
+using Mis.Native;
 
 namespace Mis.Enforcer.Kernel;
 
@@ -11,7 +11,6 @@ namespace Mis.Enforcer.Kernel;
 /// </summary>
 internal static class CgroupKiller
 {
-    private const int SIGKILL = 9;
     private const int MaxRounds = 16;
 
     /// <summary>Kills the cgroup's processes; false when the cgroup no longer exists.</summary>
@@ -52,7 +51,7 @@ internal static class CgroupKiller
                 if (fresh.Count == 0)
                     return true;
                 foreach (int pid in fresh)
-                    _ = SysKill(pid, SIGKILL);
+                    _ = Signals.Send(pid, Signals.SIGKILL);
             }
             return true;
         }
@@ -63,7 +62,4 @@ internal static class CgroupKiller
                 File.WriteAllText(freeze, "0");
         }
     }
-
-    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
-    private static extern int SysKill(int pid, int signal);
 }

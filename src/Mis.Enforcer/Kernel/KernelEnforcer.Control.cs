@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Mis.Enforcer.Defcon;
 using Mis.Enforcer.Policy;
 using Mis.Native.Bpf;
 
@@ -45,7 +46,7 @@ internal sealed partial class KernelEnforcer
         // means the caller's next step already sees a dead cgroup. Both writes are idempotent.
         if (ctx.DefconAfter == 1 && ctx.DefconBefore != 1 && (ctx.Flags & (uint)MisCgroupFlags.Killed) != 0)
             KillCgroup(report.CgroupId);
-        return new ViolationOutcome(ctx.Violations, (int)ctx.DefconBefore, (int)ctx.DefconAfter);
+        return Outcome(ctx);
     }
 
     /// <summary>The cgroup's state with decay applied, or null when it is not managed.</summary>
@@ -59,8 +60,10 @@ internal sealed partial class KernelEnforcer
         return (MisResult)ctx.Result == MisResult.NoCgroup ? null : ToState(ctx);
     }
 
-    /// <summary>The cgroup's DEFCON level (decay applied); 5 for a cgroup MIS does not manage, to which nothing applies.</summary>
-    public int Defcon(ulong cgroupId) => State(cgroupId)?.Defcon ?? 5;
+    /// <summary>The cgroup's DEFCON level, decay applied.</summary>
+    /// <exception cref="KeyNotFoundException">The cgroup is not managed: it has no level, and none is made up for it.</exception>
+    public DefconLevel Defcon(ulong cgroupId) =>
+        State(cgroupId)?.Defcon ?? throw new KeyNotFoundException($"cgroup {cgroupId} is not managed by this enforcer: it has no DEFCON level");
 
     /// <summary>Turns learning mode on or off for a managed cgroup.</summary>
     /// <exception cref="KeyNotFoundException">The cgroup is not managed.</exception>
@@ -80,21 +83,22 @@ internal sealed partial class KernelEnforcer
     /// <paramref name="level"/> (0 for DEFCON 5, else the threshold that enters it) in one kernel
     /// exchange, emitting one DEFCON event, and a KILL event plus <c>cgroup.kill</c> when it
     /// enters DEFCON 1 with kill. Lowering the level is this same reset of the count; the kernel
-    /// never clears a kill (callers refuse to lower a killed cgroup).
+    /// never clears a kill (callers refuse to lower a killed cgroup). The C# twin is
+    /// <see cref="Defcon.DefconStateMachine.SetLevel"/>.
     /// </summary>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="level"/> is not 1..5.</exception>
     /// <exception cref="KeyNotFoundException">The cgroup is not managed.</exception>
-    public ViolationOutcome SetDefcon(ulong cgroupId, int level)
+    public ViolationOutcome SetDefcon(ulong cgroupId, DefconLevel level) => SetDefconAt(cgroupId, level, 0);
+
+    /// <summary><see cref="SetDefcon"/> at an explicit clock reading (decay is applied first; see <see cref="ReportAt"/>).</summary>
+    internal ViolationOutcome SetDefconAt(ulong cgroupId, DefconLevel level, ulong nowNs)
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(level, 1);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(level, 5);
-        var ctx = new MisReportCtx { CgroupId = cgroupId, Command = (uint)MisCommand.SetDefcon, Arg = (uint)level };
+        var ctx = new MisReportCtx { CgroupId = cgroupId, NowNs = nowNs, Command = (uint)MisCommand.SetDefcon, Arg = (uint)level.Value };
         Run(ref ctx);
         if ((MisResult)ctx.Result == MisResult.NoCgroup)
             throw new KeyNotFoundException($"cgroup {cgroupId} is not managed by this enforcer");
         if (ctx.DefconAfter == 1 && ctx.DefconBefore != 1 && (ctx.Flags & (uint)MisCgroupFlags.Killed) != 0)
             KillCgroup(cgroupId);
-        return new ViolationOutcome(ctx.Violations, (int)ctx.DefconBefore, (int)ctx.DefconAfter);
+        return Outcome(ctx);
     }
 
     /// <summary>
@@ -210,8 +214,11 @@ internal sealed partial class KernelEnforcer
             throw new InvalidOperationException($"mis_report refused command {ctx.Command}: the BPF object and this build disagree");
     }
 
+    private static ViolationOutcome Outcome(in MisReportCtx ctx) =>
+        new(ctx.Violations, DefconLevel.From((int)ctx.DefconBefore), DefconLevel.From((int)ctx.DefconAfter));
+
     private static CgroupState ToState(in MisReportCtx ctx) => new(
-        ctx.CgroupId, ctx.Violations, (int)ctx.DefconAfter, ctx.SlowdownNsTotal, ctx.Syscalls,
+        ctx.CgroupId, ctx.Violations, DefconLevel.From((int)ctx.DefconAfter), ctx.SlowdownNsTotal, ctx.Syscalls,
         (ctx.Flags & (uint)MisCgroupFlags.Learning) != 0, (ctx.Flags & (uint)MisCgroupFlags.Killed) != 0,
         ctx.LearningViolations, ctx.PolicyId);
 

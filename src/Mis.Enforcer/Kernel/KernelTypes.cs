@@ -1,5 +1,6 @@
 using Microsoft.Win32.SafeHandles;
 using Mis.Enforcer.Configuration;
+using Mis.Enforcer.Defcon;
 using Mis.Enforcer.Policy;
 using Mis.Native.Bpf;
 
@@ -27,7 +28,7 @@ internal sealed record KernelEnforcerOptions
 /// <summary>A cgroup's enforcement state as the kernel holds it, decay applied.</summary>
 /// <param name="CgroupId">The cgroup id (inode of its directory).</param>
 /// <param name="Violations">Counted violations.</param>
-/// <param name="Defcon">Level, 5 (normal) to 1.</param>
+/// <param name="Defcon">Level, decay applied.</param>
 /// <param name="SlowdownNsTotal">Busy-wait spent in the cgroup's syscalls so far.</param>
 /// <param name="Syscalls">Syscalls entered by the cgroup's tasks while the syscall hook was attached.</param>
 /// <param name="Learning">Learning mode is on.</param>
@@ -35,7 +36,7 @@ internal sealed record KernelEnforcerOptions
 /// <param name="LearningViolations">Denials seen in learning mode (not counted).</param>
 /// <param name="PolicyId">The policy whose network and exec rules apply.</param>
 internal sealed record CgroupState(
-    ulong CgroupId, ulong Violations, int Defcon, ulong SlowdownNsTotal, ulong Syscalls,
+    ulong CgroupId, ulong Violations, DefconLevel Defcon, ulong SlowdownNsTotal, ulong Syscalls,
     bool Learning, bool Killed, ulong LearningViolations, uint PolicyId);
 
 /// <summary>One decoded ring-buffer record (see <c>struct mis_event</c>).</summary>

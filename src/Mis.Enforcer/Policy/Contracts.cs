@@ -1,3 +1,5 @@
+using Mis.Enforcer.Defcon;
+
 namespace Mis.Enforcer.Policy;
 
 /// <summary>What a workload tried to do to a file.</summary>
@@ -83,9 +85,9 @@ internal sealed record ViolationReport(ulong CgroupId, ViolationOp Op, int Pid, 
 
 /// <summary>What the state machine did with a reported violation.</summary>
 /// <param name="Violations">The cgroup's violation count after this one.</param>
-/// <param name="DefconBefore">Level before (5..1).</param>
-/// <param name="DefconAfter">Level after (5..1); 1 means the cgroup is being killed.</param>
-internal sealed record ViolationOutcome(ulong Violations, int DefconBefore, int DefconAfter);
+/// <param name="DefconBefore">Level before.</param>
+/// <param name="DefconAfter">Level after; 1 with kill_at_level_1 means the cgroup is being killed.</param>
+internal sealed record ViolationOutcome(ulong Violations, DefconLevel DefconBefore, DefconLevel DefconAfter);
 
 /// <summary>The one place every deny point reports to: the DEFCON state machine (kernel-resident).</summary>
 internal interface IViolationSink
@@ -93,8 +95,12 @@ internal interface IViolationSink
     /// <summary>Counts a violation for the cgroup and returns the resulting state.</summary>
     ViolationOutcome Report(ViolationReport report);
 
-    /// <summary>The cgroup's current DEFCON level (5..1), decay applied.</summary>
-    int Defcon(ulong cgroupId);
+    /// <summary>The cgroup's current DEFCON level, decay applied.</summary>
+    /// <exception cref="KeyNotFoundException">
+    /// The cgroup is not managed: no level applies to it, and guessing one would decide its
+    /// operations at whatever level was guessed (the supervisor answers EPERM instead).
+    /// </exception>
+    DefconLevel Defcon(ulong cgroupId);
 
     /// <summary>
     /// Tells the kernel what thread <paramref name="tid"/>'s allowed exec must end up running (the

@@ -1,3 +1,4 @@
+using Mis.Enforcer.Confinement;
 using Mis.Native;
 
 namespace Mis.Enforcer.Policy;
@@ -95,6 +96,24 @@ internal sealed class WorkloadPolicy : IFileDecider
                 return _inodeRules.Where(r => !Expired(r)).ToList();
         }
     }
+
+    /// <summary>
+    /// The files the kernel's exec backstop refuses for this policy: every concrete path a deny
+    /// rule forbids executing, and every inode deny rule (this policy's and
+    /// <paramref name="runtimeRules"/>', which apply to every policy) that covers exec (syscall 0,
+    /// execve or execveat). The kernel kills a task that ends up executing one of them although
+    /// the supervisor approved something else (a path rewritten meanwhile); the one place this set
+    /// is computed, for every caller.
+    /// </summary>
+    internal IReadOnlyList<(ulong Device, ulong Inode)> ExecDenySet(IEnumerable<InodeRule> runtimeRules) =>
+        FileRules
+            .Where(r => r.Action == Verdict.Deny && r.Ops.HasFlag(FileOps.Exec) && r.Identity is not null)
+            .Select(r => (r.Identity!.Value.Device, r.Identity.Value.Inode))
+            .Concat(InodeRules.Concat(runtimeRules)
+                .Where(r => r.Action == Verdict.Deny && r.SyscallNr is 0 or Syscalls.Execve or Syscalls.Execveat)
+                .Select(r => (r.Device, r.Inode)))
+            .Distinct()
+            .ToList();
 
     /// <summary>Adds a seed-shaped rule (AddRule); it takes precedence over older ones.</summary>
     internal void AddInodeRule(InodeRule rule)

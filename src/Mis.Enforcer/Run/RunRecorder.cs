@@ -1,4 +1,5 @@
 using Mis.Enforcer.Confinement;
+using Mis.Enforcer.Defcon;
 using Mis.Enforcer.Events;
 using Mis.Enforcer.Kernel;
 using Mis.Enforcer.Policy;
@@ -14,45 +15,28 @@ internal sealed class RunRecorder(ulong cgroupId, EventLog log, WorkloadRunner.K
     private readonly List<(int From, int To, ulong Violations)> _transitions = [];
     private readonly Dictionary<string, int> _byOperation = [];
     private readonly Lock _gate = new();
-    private long _eventsRead;
     private ulong _dropsReported;
+
+    // The last level and count the kernel's events told of, for lines written when the kernel
+    // has no state to read: every event carries both, and the recorder starts with the cgroup
+    // freshly managed, at DEFCON 5 with nothing counted.
+    private DefconLevel _lastLevel = DefconLevel.Normal;
+    private ulong _lastViolations;
 
     /// <summary>Receives every syscall event (pid, tid, comm, syscall number): trace files, online scoring.</summary>
     internal Action<KernelEvent>? OnSyscall { get; init; }
 
-    internal async Task Pump(KernelEnforcer kernel, CancellationToken stop)
+    private (DefconLevel Level, ulong Violations) LastKnown()
     {
-        try
-        {
-            await foreach (var e in kernel.Events.ReadAllAsync(stop))
-            {
-                if (e.CgroupId == cgroupId)
-                    Record(e);
-                Interlocked.Increment(ref _eventsRead);
-            }
-        }
-        catch (OperationCanceledException)
-        {
-        }
+        lock (_gate)
+            return (_lastLevel, _lastViolations);
     }
 
     /// <summary>
-    /// Writes a <c>ringbuf_drop</c> event each second in which events were lost (kernel ring
+    /// Writes a <c>ringbuf_drop</c> event when events were lost since the last report (kernel ring
     /// buffer full, or the decoded-event channel full), so a gap in the file is never silent.
+    /// <paramref name="totalDropped"/> is the session's running total.
     /// </summary>
-    internal async Task WatchDrops(KernelEnforcer kernel, CancellationToken stop)
-    {
-        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
-        try
-        {
-            while (await timer.WaitForNextTickAsync(stop))
-                ReportDrops(kernel.RingbufDrops + (ulong)kernel.EventChannelDrops, kernel.State(cgroupId));
-        }
-        catch (OperationCanceledException)
-        {
-        }
-    }
-
     internal void ReportDrops(ulong totalDropped, CgroupState? state)
     {
         ulong fresh;
@@ -61,21 +45,15 @@ internal sealed class RunRecorder(ulong cgroupId, EventLog log, WorkloadRunner.K
             fresh = totalDropped - Math.Min(totalDropped, _dropsReported);
             _dropsReported = Math.Max(_dropsReported, totalDropped);
         }
-        if (fresh > 0)
-            log.Write(new EnforcementEvent
-            {
-                Event = "ringbuf_drop", Timestamp = DateTimeOffset.UtcNow, CgroupId = cgroupId,
-                Defcon = state?.Defcon ?? 5, Violations = state?.Violations ?? 0, Dropped = fresh,
-            });
+        if (fresh == 0)
+            return;
+        var last = LastKnown();
+        log.Write(new EnforcementEvent
+        {
+            Event = "ringbuf_drop", Timestamp = DateTimeOffset.UtcNow, CgroupId = cgroupId,
+            Defcon = state?.Defcon ?? last.Level, Violations = state?.Violations ?? last.Violations, Dropped = fresh,
+        });
     }
-
-    /// <summary>
-    /// Waits (at most <paramref name="limit"/>) until every event the kernel wrote before this call
-    /// has been recorded: called once the workload's last task is gone, so its events all come
-    /// before the exit event.
-    /// </summary>
-    internal void WaitForKernelEvents(KernelEnforcer kernel, TimeSpan limit) =>
-        kernel.WaitForEventsRead(() => Interlocked.Read(ref _eventsRead), limit);
 
     internal void Record(KernelEvent e)
     {
@@ -84,6 +62,8 @@ internal sealed class RunRecorder(ulong cgroupId, EventLog log, WorkloadRunner.K
         var line = ToEvent(e, clock.ToWall(e.TimestampNs));
         lock (_gate)
         {
+            if (e.Defcon is >= 1 and <= 5)
+                (_lastLevel, _lastViolations) = (DefconLevel.From(e.Defcon), e.Violations);
             if (e.Type == KernelEventType.Defcon)
                 _transitions.Add((e.PrevDefcon, e.Defcon, e.Violations));
             if (e.Type == KernelEventType.Violation)
@@ -143,8 +123,9 @@ internal sealed class RunRecorder(ulong cgroupId, EventLog log, WorkloadRunner.K
     {
         var now = DateTimeOffset.UtcNow;
         ulong slowdownNs = state?.SlowdownNsTotal ?? 0;
-        int defcon = state?.Defcon ?? 5;
-        ulong violations = state?.Violations ?? 0;
+        var last = LastKnown();
+        int defcon = state?.Defcon ?? last.Level;
+        ulong violations = state?.Violations ?? last.Violations;
         int status = exit.Signal is int s ? 128 + s : exit.ExitCode ?? 0;
         ReportDrops(dropped, state);
         log.Write(new EnforcementEvent { Event = "slowdown", Timestamp = now, CgroupId = cgroupId, Defcon = defcon, Violations = violations, SlowdownNs = slowdownNs });

@@ -1,7 +1,6 @@
 using System.Diagnostics;
-using Mis.Enforcer.Cgroups;
 using Mis.Enforcer.Confinement;
-using Mis.Enforcer.Kernel;
+using Mis.Enforcer.Session;
 using Mis.Gym.Scenarios;
 using Mis.Gym.Spaces;
 
@@ -47,20 +46,15 @@ internal sealed class CommandEnv : Env<float[], int>
     /// <summary>The observation's elements, in order.</summary>
     internal static readonly IReadOnlyList<string> ObservationNames = ["running", "defcon", "violations", "denials", "slowdown_ms", "time_ms"];
 
-    private const uint PolicyId = 1;
-    private const int SIGKILL = 9;
     private const double MsPerNs = 1e-6;
 
     private readonly CommandScenario _scenario;
     private readonly WorkloadSpec _spec;
-    private readonly KernelEnforcer _kernel;
-    private readonly string _cgroupParent;
-    private readonly WorkloadCgroups _cgroups;
-    private readonly CgroupGuard _guard;
+    private readonly EnforcementSession _session;
+    private readonly PolicySlot _policy;
     private readonly KernelBackendFiles _files;
     private readonly Box _observationSpace;
     private readonly Discrete _actionSpace = new(ActionNames.Count);
-    private static int s_instances;
     private CommandRun? _run;
     private Stopwatch _clock = new();
     private ulong _violations, _denials, _slowdownNs, _rawSlowdownNs, _lastViolations;
@@ -75,29 +69,14 @@ internal sealed class CommandEnv : Env<float[], int>
         if (!OperatingSystem.IsLinux() || Environment.UserName != "root")
             throw new BackendUnavailableException($"scenario {scenario.Name} runs a command ([workload] at {_spec.Source}): that needs the kernel backend, which needs Linux and root");
         _files = KernelBackendFiles.Plan(scenario);
+        _session = KernelBackend.OpenSession(scenario);
         try
         {
-            _kernel = KernelEnforcer.Open(scenario.Defcon);
-        }
-        catch (KernelUnavailableException e)
-        {
-            throw new BackendUnavailableException($"the kernel enforcer cannot run here: {e.Message}", e);
-        }
-        // A cgroup directory per env, as KernelBackend: envs of one process must not share one.
-        _cgroupParent = Path.Combine(_kernel.MisRoot, $"gym-cmd-{Environment.ProcessId}-{Interlocked.Increment(ref s_instances)}");
-        try
-        {
-            _cgroups = WorkloadCgroups.Create(_cgroupParent);
-            _guard = CgroupGuard.Start(_cgroups.Root);
-            _kernel.SetNetRules(PolicyId, scenario.Policy.NetRules);
-            _kernel.SetUnixRules(PolicyId, scenario.Policy.UnixRules);
+            _policy = _session.Install(scenario.Policy);
         }
         catch
         {
-            _guard?.Dispose();
-            _cgroups?.Dispose();
-            RemoveCgroupParent();
-            _kernel.Dispose();
+            _session.Dispose();
             throw;
         }
         _observationSpace = Observations();
@@ -131,14 +110,14 @@ internal sealed class CommandEnv : Env<float[], int>
     internal string? CgroupPath => _run?.Cgroup.Path;
 
     /// <summary>The directory holding this env's workload cgroups.</summary>
-    internal string CgroupsRoot => _cgroups.Root;
+    internal string CgroupsRoot => _session.CgroupRoot;
 
     /// <inheritdoc />
     protected override ResetResult<float[]> ResetCore(IReadOnlyDictionary<string, object>? options)
     {
         EndRun();
         (_violations, _denials, _slowdownNs, _rawSlowdownNs, _lastViolations, _defcon) = (0, 0, 0, 0, 0, 5);
-        _run = CommandRun.Start(_scenario, PolicyId, _kernel, _cgroups, _files);
+        _run = CommandRun.Start(_scenario, _session, _policy, _files);
         _clock = Stopwatch.StartNew();
         var info = Info.Of(
             ("scenario", _scenario.Name),
@@ -161,7 +140,7 @@ internal sealed class CommandEnv : Env<float[], int>
         if (timedOut)
             exit = run.Kill();
         var state = run.State();
-        bool killed = !timedOut && exit is { Signal: SIGKILL } && state is { } s && (s.Killed || (s.Defcon == 1 && _scenario.Defcon.KillAtLevel1));
+        bool killed = !timedOut && exit is { Signal: Mis.Native.Signals.SIGKILL } && state is { } s && (s.Killed || (s.Defcon == 1 && _scenario.Defcon.KillAtLevel1));
 
         // The slice's enforcement: measured by the kernel, as deltas of the cgroup's totals.
         ulong slowdownNs = 0, denials = 0;
@@ -222,10 +201,8 @@ internal sealed class CommandEnv : Env<float[], int>
     protected override void CloseCore()
     {
         EndRun();
-        _guard.Dispose();
-        _cgroups.Dispose();
-        RemoveCgroupParent();
-        _kernel.Dispose();
+        _policy.Dispose();
+        _session.Dispose();
     }
 
     private float[] Observe(bool running, float timeMs) =>
@@ -243,12 +220,6 @@ internal sealed class CommandEnv : Env<float[], int>
         var run = _run;
         _run = null;
         run?.Dispose();
-    }
-
-    private void RemoveCgroupParent()
-    {
-        if (_cgroupParent is not null && Directory.Exists(_cgroupParent))
-            WorkloadCgroup.RemoveDirectory(_cgroupParent);
     }
 }
 

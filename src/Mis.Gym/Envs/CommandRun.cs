@@ -2,7 +2,9 @@ using System.Text;
 using Microsoft.Win32.SafeHandles;
 using Mis.Enforcer.Cgroups;
 using Mis.Enforcer.Confinement;
+using Mis.Enforcer.Defcon;
 using Mis.Enforcer.Kernel;
+using Mis.Enforcer.Session;
 using Mis.Enforcer.Policy;
 using Mis.Gym.Scenarios;
 
@@ -24,46 +26,39 @@ internal sealed partial class CommandRun : IDisposable
     internal static readonly TimeSpan RewardCommandTimeout = TimeSpan.FromSeconds(30);
 
 
-    private readonly KernelEnforcer _kernel;
-    private readonly WorkloadCgroups _cgroups;
+    private readonly EnforcementSession _session;
     private readonly MountNamespace _view;
-    private readonly Workload _workload;
-    private readonly SeccompSupervisor _supervisor;
+    private readonly EnforcedWorkload _workload;
     private readonly Task<string> _stdout, _stderr;
     private bool _disposed;
 
-    private CommandRun(KernelEnforcer kernel, WorkloadCgroups cgroups, WorkloadCgroup cgroup, MountNamespace view,
-        Workload workload, SeccompSupervisor supervisor, Task<string> stdout, Task<string> stderr)
+    private CommandRun(EnforcementSession session, MountNamespace view, EnforcedWorkload workload, Task<string> stdout, Task<string> stderr)
     {
-        (_kernel, _cgroups, Cgroup, _view, _workload, _supervisor) = (kernel, cgroups, cgroup, view, workload, supervisor);
-        (_stdout, _stderr) = (stdout, stderr);
+        (_session, _view, _workload, _stdout, _stderr) = (session, view, workload, stdout, stderr);
     }
 
     /// <summary>The program's cgroup.</summary>
-    internal WorkloadCgroup Cgroup { get; }
+    internal WorkloadCgroup Cgroup => _workload.Cgroup;
 
     /// <summary>Starts <paramref name="scenario"/>'s program (it runs from here on).</summary>
-    internal static CommandRun Start(CommandScenario scenario, uint policyId, KernelEnforcer kernel, WorkloadCgroups cgroups, KernelBackendFiles files)
+    internal static CommandRun Start(CommandScenario scenario, EnforcementSession session, PolicySlot policy, KernelBackendFiles files)
     {
         var spec = scenario.Workload;
-        var cgroup = cgroups.CreateWorkload("gym-" + scenario.Name);
         MountNamespace? view = null;
-        Workload? workload = null;
+        EnforcedWorkload? workload = null;
         SafeFileHandle? outRead = null, outWrite = null, errRead = null, errWrite = null;
         try
         {
             view = files.CreateNamespace();
             (outRead, outWrite) = CloexecPipe.Create();
             (errRead, errWrite) = CloexecPipe.Create();
-            kernel.Manage(cgroup.Path, false, policyId, scenario.Defcon);
-            workload = Launch(cgroup, view, spec.Command, spec.WorkingDirectory, outWrite, errWrite);
+            workload = Launch(session, policy, "gym-" + scenario.Name, view, spec.Command, spec.WorkingDirectory, outWrite, errWrite, start: false);
             outWrite.Dispose();
             errWrite.Dispose();
-            var supervisor = SeccompSupervisor.Start(workload, scenario.Policy, kernel);
             var stdout = Collect(outRead);
             var stderr = Collect(errRead);
-            workload.Go();
-            return new CommandRun(kernel, cgroups, cgroup, view, workload, supervisor, stdout, stderr);
+            workload.Start();
+            return new CommandRun(session, view, workload, stdout, stderr);
         }
         catch
         {
@@ -73,23 +68,21 @@ internal sealed partial class CommandRun : IDisposable
             errWrite?.Dispose();
             workload?.Dispose();
             view?.Dispose();
-            kernel.Unmanage(cgroup.Id);
-            cgroup.Dispose();
             throw;
         }
     }
 
     /// <summary>Waits up to <paramref name="timeout"/> for the program's end; null while it runs.</summary>
-    internal WorkloadExit? Wait(TimeSpan timeout) => _workload.WaitForExit(timeout);
+    internal WorkloadExit? Wait(TimeSpan timeout) => _workload.Wait(timeout);
 
     /// <summary>The cgroup's enforcement state, or null when the kernel no longer has it.</summary>
-    internal CgroupState? State() => _kernel.State(Cgroup.Id);
+    internal CgroupState? State() => _workload.State();
 
     /// <summary>Kills the program's whole cgroup (the timeout) and reaps it.</summary>
     internal WorkloadExit Kill()
     {
-        Cgroup.Kill();
-        return _workload.WaitForExit();
+        _workload.Kill();
+        return _workload.Wait();
     }
 
     /// <summary>The tail of what the program wrote to stdout and stderr (complete once it and its children ended).</summary>
@@ -106,50 +99,41 @@ internal sealed partial class CommandRun : IDisposable
     /// <exception cref="InvalidOperationException">It printed no number, or did not end in time (with its output).</exception>
     internal double RunRewardCommand(WorkloadSpec spec)
     {
-        var cgroup = _cgroups.CreateWorkload("gym-reward");
-        try
+        var (outRead, outWrite) = CloexecPipe.Create();
+        var (errRead, errWrite) = CloexecPipe.Create();
+        EnforcedWorkload workload;
+        using (outWrite)
+        using (errWrite)
         {
-            var (outRead, outWrite) = CloexecPipe.Create();
-            var (errRead, errWrite) = CloexecPipe.Create();
-            Workload workload;
-            using (outWrite)
-            using (errWrite)
+            try
             {
-                try
-                {
-                    workload = Launch(cgroup, _view, spec.RewardCommand, spec.WorkingDirectory, outWrite, errWrite);
-                }
-                catch
-                {
-                    outRead.Dispose();
-                    errRead.Dispose();
-                    throw;
-                }
+                workload = Launch(_session, null, "gym-reward", _view, spec.RewardCommand, spec.WorkingDirectory, outWrite, errWrite, start: false);
             }
-            using (workload)
-            using (SeccompSupervisor.Start(workload, Unpoliced.Instance, Unpoliced.Instance))
+            catch
             {
-                var stdout = Collect(outRead);
-                var stderr = Collect(errRead);
-                workload.Go();
-                var exit = workload.WaitForExit(RewardCommandTimeout);
-                if (exit is null)
-                    cgroup.Kill();
-                Task.WaitAll([stdout, stderr], TimeSpan.FromSeconds(5));
-                string printed = stdout.IsCompletedSuccessfully ? stdout.Result.Trim() : "";
-                string errors = stderr.IsCompletedSuccessfully ? stderr.Result.Trim() : "";
-                string what = $"reward_command of [workload] ({spec.Source}) [{string.Join(", ", spec.RewardCommand.Select(a => $"\"{a}\""))}]";
-                if (exit is null)
-                    throw new InvalidOperationException($"{what} did not end within {RewardCommandTimeout.TotalSeconds:0} s; stderr: {errors}");
-                if (!double.TryParse(printed, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double reward)
-                    || !double.IsFinite(reward))
-                    throw new InvalidOperationException($"{what} printed \"{printed}\" ({exit}); expected one number, e.g. 7.5; stderr: {errors}");
-                return reward;
+                outRead.Dispose();
+                errRead.Dispose();
+                throw;
             }
         }
-        finally
+        using (workload)
         {
-            cgroup.Dispose();
+            var stdout = Collect(outRead);
+            var stderr = Collect(errRead);
+            workload.Start();
+            var exit = workload.Wait(RewardCommandTimeout);
+            if (exit is null)
+                workload.Kill();
+            Task.WaitAll([stdout, stderr], TimeSpan.FromSeconds(5));
+            string printed = stdout.IsCompletedSuccessfully ? stdout.Result.Trim() : "";
+            string errors = stderr.IsCompletedSuccessfully ? stderr.Result.Trim() : "";
+            string what = $"reward_command of [workload] ({spec.Source}) [{string.Join(", ", spec.RewardCommand.Select(a => $"\"{a}\""))}]";
+            if (exit is null)
+                throw new InvalidOperationException($"{what} did not end within {RewardCommandTimeout.TotalSeconds:0} s; stderr: {errors}");
+            if (!double.TryParse(printed, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double reward)
+                || !double.IsFinite(reward))
+                throw new InvalidOperationException($"{what} printed \"{printed}\" ({exit}); expected one number, e.g. 7.5; stderr: {errors}");
+            return reward;
         }
     }
 
@@ -159,27 +143,25 @@ internal sealed partial class CommandRun : IDisposable
         if (_disposed)
             return;
         _disposed = true;
-        _workload.Dispose(); // kills it if it still runs, and reaps it
-        Cgroup.Kill();       // and whatever it left running
-        _supervisor.Dispose();
+        _workload.Dispose(); // kills it and whatever it left running, reaps it, removes its cgroup
         Output(TimeSpan.FromSeconds(2));
-        _kernel.Unmanage(Cgroup.Id);
-        Cgroup.Dispose();
         _view.Dispose();
     }
 
-    private static Workload Launch(WorkloadCgroup cgroup, MountNamespace view, IReadOnlyList<string> command, string cwd,
-        SafeFileHandle stdout, SafeFileHandle stderr) =>
-        new WorkloadLauncher().Launch(new LaunchSpec
+    // The grader (no policy) runs confined but unpoliced, in a cgroup the kernel does not manage.
+    private static EnforcedWorkload Launch(EnforcementSession session, PolicySlot? policy, string label, MountNamespace view,
+        IReadOnlyList<string> command, string cwd, SafeFileHandle stdout, SafeFileHandle stderr, bool start) =>
+        session.Launch(new EnforcedWorkloadSpec
         {
-            CgroupPath = cgroup.Path,
             Command = command,
+            Policy = policy,
             Identity = WorkloadIdentity.Root,
+            Label = label,
             WorkingDirectory = cwd,
             Stdout = stdout,
             Stderr = stderr,
             MountNamespace = view,
-        });
+        }, start);
 
     // Reads to the end (every writer gone), keeping the tail.
     private static Task<string> Collect(SafeFileHandle read) => Task.Factory.StartNew(() =>
@@ -197,17 +179,4 @@ internal sealed partial class CommandRun : IDisposable
         }
         return tail.Length > OutputLimit ? tail.ToString(tail.Length - OutputLimit, OutputLimit) : tail.ToString();
     }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
-
-
-    /// <summary>The reward command's supervisor: every file allowed, nothing counted (it is the grader, not the agent).</summary>
-    private sealed class Unpoliced : IFileDecider, IViolationSink
-    {
-        internal static readonly Unpoliced Instance = new();
-
-        public Verdict Decide(FileRequest access, int defcon) => Verdict.Allow;
-
-        public ViolationOutcome Report(ViolationReport report) => new(0, 5, 5);
-
-        public int Defcon(ulong cgroupId) => 5;
-    }
 }

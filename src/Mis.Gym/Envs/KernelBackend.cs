@@ -4,8 +4,10 @@ using System.Text;
 using Microsoft.Win32.SafeHandles;
 using Mis.Enforcer.Cgroups;
 using Mis.Enforcer.Confinement;
+using Mis.Enforcer.Defcon;
 using Mis.Enforcer.Kernel;
 using Mis.Enforcer.Policy;
+using Mis.Enforcer.Session;
 using Mis.Gym.Scenarios;
 
 namespace Mis.Gym.Envs;
@@ -37,20 +39,14 @@ namespace Mis.Gym.Envs;
 /// </summary>
 internal sealed partial class KernelBackend : IScenarioBackend
 {
-    private const uint PolicyId = 1;
-    private const int EPERM = 1;
     private const string KilledReason = "killed at DEFCON 1";
 
     private readonly ActionScenario _scenario;
     private readonly DecisionTable _decisions;
     private readonly string[] _commands;
     private readonly ulong[] _baseNs;
-    private readonly KernelEnforcer _kernel;
-    private static int s_instances;
-
-    private readonly string _cgroupParent;
-    private readonly WorkloadCgroups _cgroups;
-    private readonly CgroupGuard _guard;
+    private readonly EnforcementSession _session;
+    private readonly PolicySlot _policy;
     private readonly KernelBackendFiles _files;
     private readonly bool _measured;
     private readonly ulong[] _syscalls;
@@ -83,33 +79,36 @@ internal sealed partial class KernelBackend : IScenarioBackend
         _decisions = new DecisionTable(scenario);
         _commands = scenario.Actions.Select(KernelBackendActuator.Command).ToArray();
         _baseNs = scenario.Actions.Select(a => (ulong)a.Syscalls * (ulong)scenario.SyscallNs + (ulong)a.WaitMs * 1_000_000).ToArray();
+        _files = KernelBackendFiles.Plan(scenario);
+        _session = OpenSession(scenario);
         try
         {
-            _kernel = KernelEnforcer.Open(scenario.Defcon);
+            _policy = _session.Install(scenario.Policy, learning ? FeedbackModes.LearningNetRules(scenario.Policy.NetRules) : null);
+        }
+        catch
+        {
+            _session.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// The session of one env: its own cgroup directory (<c>gym-PID-N</c>), so envs of one process
+    /// never share one, with the scenario's DEFCON ladder and network lockdown level.
+    /// </summary>
+    internal static EnforcementSession OpenSession(Scenario scenario)
+    {
+        try
+        {
+            return EnforcementSession.Open(new SessionOptions
+            {
+                Defcon = scenario.Defcon,
+                PrivateDirectory = "gym",
+            });
         }
         catch (KernelUnavailableException e)
         {
             throw new BackendUnavailableException($"the kernel enforcer cannot run here: {e.Message}", e);
-        }
-        try
-        {
-            // A cgroup directory per backend: WorkloadCgroups names its workloads w1, w2, ... and
-            // kills everything below its root when disposed, so two backends of one process must
-            // not share <mis>/enforcer-PID.
-            _cgroupParent = Path.Combine(_kernel.MisRoot, $"gym-{Environment.ProcessId}-{Interlocked.Increment(ref s_instances)}");
-            _cgroups = WorkloadCgroups.Create(_cgroupParent);
-            _guard = CgroupGuard.Start(_cgroups.Root);
-            _kernel.SetNetRules(PolicyId, learning ? FeedbackModes.LearningNetRules(scenario.Policy.NetRules) : scenario.Policy.NetRules);
-            _kernel.SetUnixRules(PolicyId, scenario.Policy.UnixRules);
-            _files = KernelBackendFiles.Plan(scenario);
-        }
-        catch
-        {
-            _guard?.Dispose();
-            _cgroups?.Dispose();
-            RemoveCgroupParent();
-            _kernel.Dispose();
-            throw;
         }
     }
 
@@ -123,7 +122,7 @@ internal sealed partial class KernelBackend : IScenarioBackend
     internal string? CgroupPath => _episode?.Cgroup.Path;
 
     /// <summary>The directory holding this backend's workload cgroups (<c>&lt;mount&gt;/mis/gym-PID-N/enforcer-PID</c>).</summary>
-    internal string CgroupsRoot => _cgroups.Root;
+    internal string CgroupsRoot => _session.CgroupRoot;
 
     /// <inheritdoc />
     public BackendState BeginEpisode()
@@ -131,7 +130,7 @@ internal sealed partial class KernelBackend : IScenarioBackend
         ObjectDisposedException.ThrowIf(_disposed, this);
         EndEpisode();
         _nominalNs = 0;
-        _episode = Episode.Start(_scenario, _kernel, _cgroups, _files, _learning);
+        _episode = Episode.Start(_scenario, _session, _policy, _files, _learning);
         return BackendState.Fresh;
     }
 
@@ -139,8 +138,10 @@ internal sealed partial class KernelBackend : IScenarioBackend
     public ActionOutcome Perform(int action, bool failsByItself)
     {
         var episode = _episode ?? throw new InvalidOperationException("BeginEpisode was not called");
-        var before = _kernel.State(episode.Cgroup.Id);
-        int level = before?.Defcon ?? 5;
+        // Managed from Start to EndEpisode: no state here is a broken episode, not DEFCON 5.
+        var before = episode.State()
+            ?? throw new InvalidOperationException($"the episode's cgroup {episode.Cgroup.Id} is no longer managed");
+        int level = before.Defcon;
         string reason = _decisions.Reason(action, level);
         if (episode.Dead || before is { Killed: true })
             return new ActionOutcome(ActionResult.Killed, KilledReason, State(episode, level));
@@ -149,14 +150,14 @@ internal sealed partial class KernelBackend : IScenarioBackend
         {
             reason = SimBackend.RecordedReason + reason;
             if (_scenario.Actions[action].Kind.IsNetwork())
-                _kernel.Report(new ViolationReport(episode.Cgroup.Id, _scenario.Actions[action].Kind == ActionKind.Send ? ViolationOp.Send : ViolationOp.Connect, 0, 0, _scenario.Actions[action].Target));
+                _session.Kernel.Report(new ViolationReport(episode.Cgroup.Id, _scenario.Actions[action].Kind == ActionKind.Send ? ViolationOp.Send : ViolationOp.Connect, 0, 0, _scenario.Actions[action].Target));
         }
         long start = Stopwatch.GetTimestamp();
         int? errno = episode.Do(_commands[action]);
         LastLatencyNs = (ulong)Stopwatch.GetElapsedTime(start).Ticks * 100;
-        var after = _kernel.State(episode.Cgroup.Id);
-        bool killed = errno is null || after is { Killed: true } || (errno == EPERM && after is { Defcon: 1 } && _scenario.Defcon.KillAtLevel1);
-        if (errno == EPERM && killed)
+        var after = episode.State();
+        bool killed = errno is null || after is { Killed: true } || (errno == Mis.Native.Errno.EPERM && after?.Defcon == DefconLevel.Severest && _scenario.Defcon.KillAtLevel1);
+        if (errno == Mis.Native.Errno.EPERM && killed)
         {
             // The kill follows the killing denial; make sure it landed before reporting it.
             episode.Dead = episode.WaitDead(TimeSpan.FromSeconds(2));
@@ -166,7 +167,7 @@ internal sealed partial class KernelBackend : IScenarioBackend
             episode.Dead = true;
         }
         ActionResult result = killed ? ActionResult.Killed
-            : errno == EPERM ? ActionResult.Denied
+            : errno == Mis.Native.Errno.EPERM ? ActionResult.Denied
             : errno != 0 ? ActionResult.Error
             : failsByItself ? ActionResult.Error
             : ActionResult.Ok;
@@ -182,16 +183,8 @@ internal sealed partial class KernelBackend : IScenarioBackend
             return;
         _disposed = true;
         EndEpisode();
-        _guard.Dispose();
-        _cgroups.Dispose();
-        RemoveCgroupParent();
-        _kernel.Dispose();
-    }
-
-    private void RemoveCgroupParent()
-    {
-        if (_cgroupParent is not null && Directory.Exists(_cgroupParent))
-            WorkloadCgroup.RemoveDirectory(_cgroupParent);
+        _policy.Dispose();
+        _session.Dispose();
     }
 
     // The kernel's slowdown total is the time its delays really took (a few µs of jitter per
@@ -200,13 +193,13 @@ internal sealed partial class KernelBackend : IScenarioBackend
     // observations and rewards.
     private BackendState State(Episode episode, int levelBefore = 5, int action = -1)
     {
-        var s = _kernel.State(episode.Cgroup.Id);
+        var s = episode.State();
         if (s is null)
             return new BackendState(episode.LastDefcon, episode.LastViolations, episode.LastSlowdown, _nominalNs + episode.LastSlowdown);
         ulong raw = s.SlowdownNsTotal - episode.RawSlowdownNs;
         episode.RawSlowdownNs = s.SlowdownNsTotal;
         ulong unit = Unit(levelBefore, s.Defcon);
-        ulong step = !_measured ? (action < 0 ? 0 : _syscalls[action] * (ulong)_scenario.Defcon.SlowdownUsFor(levelBefore) * 1000)
+        ulong step = !_measured ? (action < 0 ? 0 : _syscalls[action] * _scenario.Defcon.Ladder.SlowdownNsFor(DefconLevel.From(levelBefore)))
             : unit == 0 ? raw : (raw + unit / 2) / unit * unit;
         ulong slowdown = episode.LastSlowdown + step;
         return episode.Remember(new BackendState(s.Defcon, _learning ? s.LearningViolations : s.Violations, slowdown, _nominalNs + slowdown));
@@ -214,8 +207,8 @@ internal sealed partial class KernelBackend : IScenarioBackend
 
     private ulong Unit(int before, int after)
     {
-        ulong a = before is >= 1 and <= 5 ? (ulong)_scenario.Defcon.SlowdownUsFor(before) * 1000 : 0;
-        ulong b = after is >= 1 and <= 5 ? (ulong)_scenario.Defcon.SlowdownUsFor(after) * 1000 : 0;
+        ulong a = before is >= 1 and <= 5 ? _scenario.Defcon.Ladder.SlowdownNsFor(DefconLevel.From(before)) : 0;
+        ulong b = after is >= 1 and <= 5 ? _scenario.Defcon.Ladder.SlowdownNsFor(DefconLevel.From(after)) : 0;
         return a == 0 ? b : b == 0 ? a : Math.Min(a, b);
     }
 
@@ -226,7 +219,5 @@ internal sealed partial class KernelBackend : IScenarioBackend
         if (episode is null)
             return;
         episode.Dispose();
-        _kernel.Unmanage(episode.Cgroup.Id);
-        episode.Cgroup.Dispose();
     }
 }

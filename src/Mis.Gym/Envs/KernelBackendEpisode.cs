@@ -3,6 +3,7 @@ using Microsoft.Win32.SafeHandles;
 using Mis.Enforcer.Cgroups;
 using Mis.Enforcer.Confinement;
 using Mis.Enforcer.Kernel;
+using Mis.Enforcer.Session;
 using Mis.Gym.Scenarios;
 
 namespace Mis.Gym.Envs;
@@ -13,23 +14,21 @@ internal sealed partial class KernelBackend
     private sealed partial class Episode : IDisposable
     {
 
-        private readonly Workload _workload;
-        private readonly SeccompSupervisor _supervisor;
+        private readonly EnforcedWorkload _workload;
         private readonly StreamWriter _input;
         private readonly StreamReader _output;
         private readonly MountNamespace _files;
 
-        private Episode(WorkloadCgroup cgroup, Workload workload, SeccompSupervisor supervisor, StreamWriter input, StreamReader output, MountNamespace files)
+        private Episode(EnforcedWorkload workload, StreamWriter input, StreamReader output, MountNamespace files)
         {
-            Cgroup = cgroup;
-            _files = files;
-            _workload = workload;
-            _supervisor = supervisor;
-            _input = input;
-            _output = output;
+            (_workload, _input, _output, _files) = (workload, input, output, files);
         }
 
-        internal WorkloadCgroup Cgroup { get; }
+        /// <summary>The actuator's cgroup.</summary>
+        internal WorkloadCgroup Cgroup => _workload.Cgroup;
+
+        /// <summary>The cgroup's enforcement state, or null when the kernel no longer has it.</summary>
+        internal CgroupState? State() => _workload.State();
 
         internal bool Dead { get; set; }
 
@@ -42,10 +41,9 @@ internal sealed partial class KernelBackend
         /// <summary>The kernel's slowdown total at the last reading.</summary>
         internal ulong RawSlowdownNs { get; set; }
 
-        internal static Episode Start(ActionScenario scenario, KernelEnforcer kernel, WorkloadCgroups cgroups, KernelBackendFiles files, bool learning = false)
+        internal static Episode Start(ActionScenario scenario, EnforcementSession session, PolicySlot policy, KernelBackendFiles files, bool learning = false)
         {
-            var cgroup = cgroups.CreateWorkload("gym-" + scenario.Name);
-            Workload? workload = null;
+            EnforcedWorkload? workload = null;
             MountNamespace? view = null;
             SafeFileHandle? childIn = null, childOut = null, parentIn = null, parentOut = null;
             try
@@ -53,23 +51,24 @@ internal sealed partial class KernelBackend
                 (childIn, parentIn) = CloexecPipe.Create();   // the actuator reads commands from childIn
                 (parentOut, childOut) = CloexecPipe.Create(); // and writes results to childOut
                 view = files.CreateNamespace();
-                kernel.Manage(cgroup.Path, learning, PolicyId, scenario.Defcon);
-                workload = new WorkloadLauncher().Launch(new LaunchSpec
+                workload = session.Launch(new EnforcedWorkloadSpec
                 {
-                    CgroupPath = cgroup.Path,
-                    MountNamespace = view,
                     Command = [KernelBackendActuator.Python, "-I", "-S", "-u", "-c", KernelBackendActuator.Script],
+                    Policy = policy,
                     Identity = WorkloadIdentity.Root,
+                    Learning = learning,
+                    Label = "gym-" + scenario.Name,
+                    MountNamespace = view,
                     Stdin = childIn,
                     Stdout = childOut,
+                    // Learning mode records what the policy denies and allows it.
+                    Decider = learning ? w => new LearningFileDecider(scenario.Policy, session.Kernel, w.CgroupId) : null,
                 });
                 childIn.Dispose();
                 childOut.Dispose();
-                var supervisor = SeccompSupervisor.Start(workload, learning ? new LearningFileDecider(scenario.Policy, kernel, cgroup.Id) : scenario.Policy, kernel);
-                workload.Go();
                 var input = new StreamWriter(new FileStream(parentIn, FileAccess.Write, 1), new UTF8Encoding(false)) { AutoFlush = true, NewLine = "\n" };
                 var output = new StreamReader(new FileStream(parentOut, FileAccess.Read, 1), Encoding.UTF8);
-                var episode = new Episode(cgroup, workload, supervisor, input, output, view);
+                var episode = new Episode(workload, input, output, view);
                 // One round trip: the actuator has started and is waiting for commands.
                 if (episode.Do("n") != 0)
                     throw new InvalidOperationException("the kernel backend's actuator did not start (see its stderr)");
@@ -83,8 +82,6 @@ internal sealed partial class KernelBackend
                 parentOut?.Dispose();
                 workload?.Dispose();
                 view?.Dispose();
-                kernel.Unmanage(cgroup.Id);
-                cgroup.Dispose();
                 throw;
             }
         }
@@ -134,7 +131,7 @@ internal sealed partial class KernelBackend
             }
         }
 
-        internal bool WaitDead(TimeSpan timeout) => _workload.WaitForExit(timeout) is not null;
+        internal bool WaitDead(TimeSpan timeout) => _workload.Wait(timeout) is not null;
 
         internal BackendState Remember(BackendState state)
         {
@@ -152,8 +149,7 @@ internal sealed partial class KernelBackend
             {
                 // the actuator is gone: nothing to flush to
             }
-            _workload.Dispose(); // kills it if it still runs, and reaps it
-            _supervisor.Dispose();
+            _workload.Dispose(); // kills it if it still runs, reaps it and removes its cgroup
             _output.Dispose();
             _files.Dispose();
         }

@@ -70,8 +70,8 @@ internal sealed class SimBackend : IScenarioBackend
         var defcon = _defcon ?? throw new InvalidOperationException("BeginEpisode was not called");
         if (defcon.Killed)
             return new ActionOutcome(ActionResult.Killed, KilledReason, State(defcon));
-        int level = defcon.Level;
-        ulong slowdown = _syscalls[action] * defcon.SlowdownNsFor(level);
+        var level = defcon.Level;
+        ulong slowdown = _syscalls[action] * defcon.Ladder.SlowdownNsFor(level);
         _slowdownNs += slowdown;
 
         ActionResult result;

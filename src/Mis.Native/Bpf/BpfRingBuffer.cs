@@ -12,7 +12,6 @@ public delegate void BpfRecordHandler(ReadOnlySpan<byte> record);
 /// </summary>
 public sealed unsafe class BpfRingBuffer : IDisposable
 {
-    private const int EINTR = 4;
 
     private readonly BpfRecordHandler _handler;
     private GCHandle _self;
@@ -44,7 +43,7 @@ public sealed unsafe class BpfRingBuffer : IDisposable
     {
         nint ring = _ring != 0 ? _ring : throw new ObjectDisposedException(nameof(BpfRingBuffer));
         int rc = Libbpf.RingBufferPoll(ring, timeoutMs);
-        if (rc == -EINTR)
+        if (rc == -Errno.EINTR)
             return 0;
         if (rc < 0)
             throw new BpfLoadException("ring buffer poll failed", -rc, "");

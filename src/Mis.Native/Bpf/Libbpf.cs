@@ -119,6 +119,10 @@ internal static unsafe partial class Libbpf
     [LibraryImport(Library, EntryPoint = "btf__resolve_size")]
     internal static partial long BtfResolveSize(nint btf, uint typeId);
 
+    /// <summary>BPF_ENABLE_STATS: an fd that keeps the statistics of <paramref name="type"/> on while open, or a negative errno.</summary>
+    [LibraryImport(Library, EntryPoint = "bpf_enable_stats")]
+    internal static partial int EnableStats(int type);
+
     [LibraryImport(Library, EntryPoint = "bpf_obj_get_info_by_fd", SetLastError = true)]
     internal static partial int ObjGetInfoByFd(int fd, void* info, uint* infoLength);
 

@@ -115,6 +115,22 @@ internal static unsafe partial class Libc
     [LibraryImport(Library, EntryPoint = "umask")]
     internal static partial uint Umask(uint mask);
 
+    [LibraryImport(Library, EntryPoint = "lstat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int LStat(string path, Stat* stat);
+
+    [LibraryImport(Library, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int OpenPath(string path, int flags, int mode);
+
+    [LibraryImport(Library, EntryPoint = "flock", SetLastError = true)]
+    internal static partial int Flock(int fd, int operation);
+
+    /// <summary>realpath(3) with a NULL buffer: the result is malloc'ed and must go to <see cref="Free"/>.</summary>
+    [LibraryImport(Library, EntryPoint = "realpath", StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial nint RealPath(string path, nint resolved);
+
+    [LibraryImport(Library, EntryPoint = "free")]
+    internal static partial void Free(nint pointer);
+
     /// <summary>openat2(2): returns the fd or -1 with errno.</summary>
     internal static int OpenAt2(int dirfd, byte* path, in OpenHow how)
     {

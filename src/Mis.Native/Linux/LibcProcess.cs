@@ -137,6 +137,12 @@ internal static unsafe partial class Libc
     [LibraryImport(Library, EntryPoint = "posix_spawnattr_destroy")]
     internal static partial int PosixSpawnAttrDestroy(void* attributes);
 
+    [LibraryImport(Library, EntryPoint = "kill", SetLastError = true)]
+    internal static partial int Kill(int pid, int signal);
+
+    [LibraryImport(Library, EntryPoint = "geteuid")]
+    internal static partial uint Geteuid();
+
     [LibraryImport(Library, EntryPoint = "sigemptyset")]
     internal static partial int SigEmptySet(void* set);
 

@@ -1,4 +1,4 @@
-using System.Runtime.InteropServices;
+using Mis.Native;
 
 namespace Mis.Server.Engine;
 
@@ -8,9 +8,8 @@ namespace Mis.Server.Engine;
 /// read can be reaped and reused by an unrelated process before its signal is sent (ARCHITECTURE
 /// decision 4: never a PID looked up and then used later). The signal stays pending until the thaw.
 /// </summary>
-internal static partial class CgroupSignals
+internal static class CgroupSignals
 {
-    internal const int SIGTERM = 15;
     private static readonly TimeSpan FreezeLimit = TimeSpan.FromSeconds(1);
 
     /// <summary>Sends <paramref name="signal"/> to every process in the cgroup; returns how many were signalled.</summary>
@@ -24,7 +23,7 @@ internal static partial class CgroupSignals
                 WaitFor(cgroupPath, "frozen 1", FreezeLimit);
             int count = 0;
             foreach (int pid in Pids(cgroupPath))
-                if (Kill(pid, signal) == 0)
+                if (Signals.Send(pid, signal) == 0)
                     count++;
             return count;
         }
@@ -104,7 +103,4 @@ internal static partial class CgroupSignals
             return false;
         }
     }
-
-    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
-    private static partial int Kill(int pid, int signal);
 }

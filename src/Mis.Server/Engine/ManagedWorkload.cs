@@ -3,6 +3,7 @@ using Mis.Enforcer.Confinement;
 using Mis.Enforcer.Kernel;
 using Mis.Enforcer.Policy;
 using Mis.Enforcer.Run;
+using Mis.Enforcer.Session;
 
 namespace Mis.Server.Engine;
 
@@ -35,8 +36,7 @@ internal sealed record WorkloadSpec
 internal sealed record WorkloadEnd(WorkloadExit Exit, CgroupState? State, DateTimeOffset At);
 
 /// <summary>
-/// One workload the engine started: its cgroup, its confined first process, its supervisor and
-/// its policy. Everything about it that changes is set once (<see cref="End"/>, the kill reason)
+/// One workload the engine started: the session's <see cref="EnforcedWorkload"/> and its policy. Everything about it that changes is set once (<see cref="End"/>, the kill reason)
 /// or through the kernel, so readers need no lock.
 /// </summary>
 internal sealed class ManagedWorkload
@@ -45,36 +45,31 @@ internal sealed class ManagedWorkload
     private string? _killReason;
     private WorkloadEnd? _end;
     private Task? _gracefulKill;
-    private AnomalyMonitor? _anomaly;
 
-    internal ManagedWorkload(WorkloadSpec spec, WorkloadCgroup cgroup, Workload process, SeccompSupervisor supervisor,
-        uint policyId, string policyName, DateTimeOffset started)
+    internal ManagedWorkload(WorkloadSpec spec, EnforcedWorkload enforced, PolicySlot policy, DateTimeOffset started)
     {
         Spec = spec;
-        Cgroup = cgroup;
-        Process = process;
-        Supervisor = supervisor;
-        PolicyId = policyId;
-        PolicyName = policyName;
+        Enforced = enforced;
+        Policy = policy;
+        PolicyName = policy.Policy.Name;
         Started = started;
     }
 
-    internal ulong CgroupId => Cgroup.Id;
+    internal ulong CgroupId => Enforced.CgroupId;
 
-    internal string CgroupPath => Cgroup.Path;
+    internal string CgroupPath => Enforced.Cgroup.Path;
 
-    internal int Pid => Process.Pid;
+    internal int Pid => Enforced.Pid;
 
     internal WorkloadSpec Spec { get; }
 
-    internal WorkloadCgroup Cgroup { get; }
+    /// <summary>The workload as the enforcement session runs it: cgroup, process, deny point, anomaly monitor.</summary>
+    internal EnforcedWorkload Enforced { get; }
 
-    internal Workload Process { get; }
+    internal WorkloadCgroup Cgroup => Enforced.Cgroup;
 
-    internal SeccompSupervisor Supervisor { get; }
-
-    /// <summary>The kernel policy id of its network and exec rules (the engine's, or its own).</summary>
-    internal uint PolicyId { get; }
+    /// <summary>Its policy in the kernel (the engine's, or its own).</summary>
+    internal PolicySlot Policy { get; }
 
     internal string PolicyName { get; }
 
@@ -96,12 +91,8 @@ internal sealed class ManagedWorkload
         set => Volatile.Write(ref _gracefulKill, value);
     }
 
-    /// <summary>Its online anomaly scoring (null: not monitored); set once, before the workload runs.</summary>
-    internal AnomalyMonitor? Anomaly
-    {
-        get => Volatile.Read(ref _anomaly);
-        set => Volatile.Write(ref _anomaly, value);
-    }
+    /// <summary>Its online anomaly scoring (null: not monitored).</summary>
+    internal AnomalyMonitor? Anomaly => Enforced.Anomaly;
 
     /// <summary>Records why MIS kills it; false when a reason was already recorded.</summary>
     internal bool TrySetKillReason(string reason) => Interlocked.CompareExchange(ref _killReason, reason, null) is null;

@@ -63,29 +63,31 @@ internal sealed partial class PolicyEngine
                 : ConfigBinder.ErrorAtKey(configFile, AnomalyModelKey, detail, inner);
     }
 
-    // Called before the workload is registered, so its first syscall already reaches the monitor.
-    private AnomalyMonitor? StartAnomalyMonitor(ManagedWorkload w)
+    // Made by the session before the workload's first instruction; `owner` is set before it runs.
+    private AnomalyMonitor StartAnomalyMonitor(ulong cgroupId, Func<ManagedWorkload?> owner)
     {
-        if (!w.Spec.AnomalyMonitoring)
-            return null;
         var scorer = _scorer ?? throw NoAnomalyModel();
         var settings = new AnomalySettings(Config.Policy.AnomalyThreshold, Config.Policy.KillOnAnomaly)
         {
             // Killing by score is learning mode's rule: a window scored after SetLearningMode(false)
             // (or after the teardown unmanaged the cgroup) is reported instead.
-            KillVeto = () => StillLearning(w) ? null : "not killed: the cgroup is not in learning mode",
+            KillVeto = () => StillLearning(cgroupId) ? null : "not killed: the cgroup is not in learning mode",
             ReportCrossings = true,
         };
-        return new AnomalyMonitor(scorer, settings, w.CgroupId, Events.Publish, () => KillForAnomaly(w));
+        return new AnomalyMonitor(scorer, settings, cgroupId, Events.Publish, () =>
+        {
+            if (owner() is { } w)
+                KillForAnomaly(w);
+        });
     }
 
     // Asked on the monitor's worker thread, which must not fault: a kernel already closed (a
     // teardown that outlasted the shutdown's wait) is no learning mode.
-    private bool StillLearning(ManagedWorkload w)
+    private bool StillLearning(ulong cgroupId)
     {
         try
         {
-            return _kernel.State(w.CgroupId) is { Learning: true };
+            return _kernel.State(cgroupId) is { Learning: true };
         }
         catch (ObjectDisposedException)
         {
@@ -113,15 +115,4 @@ internal sealed partial class PolicyEngine
             _log.TeardownFailed(w.CgroupId, $"anomaly kill: {e.Message}");
         }
     }
-
-    // The event pump's share: a monitored workload's syscalls go to its monitor.
-    private void FeedAnomalyMonitor(KernelEvent e)
-    {
-        if (e.Type == KernelEventType.Syscall && _workloads.TryGetValue(e.CgroupId, out var w) && w.Anomaly is { } monitor)
-            monitor.Add(e.Pid, e.Tid, e.Comm, (int)e.Value);
-    }
-
-    // At the workload's end, before its exit event (and after WaitForKernelEvents, so it has every
-    // syscall): scores each thread's last window and reports each thread's highest one.
-    private static void FinishAnomalyMonitor(ManagedWorkload w) => w.Anomaly?.Finish();
 }

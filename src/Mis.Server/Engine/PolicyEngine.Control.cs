@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Mis.Enforcer.Defcon;
 using Mis.Enforcer.Events;
 using Mis.Enforcer.Kernel;
 using Mis.Enforcer.Policy;
@@ -54,7 +55,7 @@ internal sealed partial class PolicyEngine
             w.GracefulKill = decided.Task;
             try
             {
-                int signalled = await Task.Run(() => CgroupSignals.SignalAll(w.CgroupPath, CgroupSignals.SIGTERM)).ConfigureAwait(false);
+                int signalled = await Task.Run(() => CgroupSignals.SignalAll(w.CgroupPath, Mis.Native.Signals.SIGTERM)).ConfigureAwait(false);
                 Events.Publish(KillEvent(w, $"{reason}: SIGTERM to {signalled} process(es), SIGKILL after {Config.Watchdog.KillGraceMs} ms"));
                 sigkill = !await CgroupSignals.WaitEmptyAsync(w.CgroupPath, Config.Watchdog.KillGrace).ConfigureAwait(false);
             }
@@ -101,7 +102,7 @@ internal sealed partial class PolicyEngine
     /// cgroup is empty.
     /// </summary>
     /// <exception cref="EngineException">NotFound, FailedPrecondition as above.</exception>
-    internal async Task<DefconOutcome> SetDefconAsync(ulong cgroupId, int level, bool reset)
+    internal async Task<DefconOutcome> SetDefconAsync(ulong cgroupId, DefconLevel level, bool reset)
     {
         var w = Running(cgroupId);
         var state = _kernel.State(cgroupId) ?? throw Ended(cgroupId);
@@ -154,7 +155,7 @@ internal sealed partial class PolicyEngine
             Event = "kill",
             Timestamp = DateTimeOffset.UtcNow,
             CgroupId = w.CgroupId,
-            Defcon = state?.Defcon ?? 5,
+            Defcon = state?.Defcon ?? DefconLevel.NotKnown,
             Violations = state?.Violations ?? 0,
             Decision = "kill",
             Reason = reason,

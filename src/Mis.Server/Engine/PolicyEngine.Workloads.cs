@@ -1,9 +1,11 @@
 using Microsoft.Extensions.Logging;
 using Mis.Enforcer.Cgroups;
 using Mis.Enforcer.Confinement;
+using Mis.Enforcer.Defcon;
 using Mis.Enforcer.Events;
 using Mis.Enforcer.Kernel;
 using Mis.Enforcer.Run;
+using Mis.Enforcer.Session;
 using Mis.Server.Observability;
 
 namespace Mis.Server.Engine;
@@ -26,61 +28,45 @@ internal sealed partial class PolicyEngine
         ThrowIfStopping();
         if (spec.AnomalyMonitoring && _scorer is null)
             throw NoAnomalyModel();
-        var cgroup = _cgroups.CreateWorkload(Path.GetFileName(spec.Command[0]));
-        uint policyId = GlobalPolicyId;
-        bool managed = false;
-        Workload? process = null;
-        SeccompSupervisor? supervisor = null;
-        AnomalyMonitor? monitor = null;
+        PolicySlot? own = null;
+        EnforcedWorkload? enforced = null;
+        ManagedWorkload? workload = null;
         try
         {
-            if (spec.OwnPolicy is { } own)
+            var slot = spec.OwnPolicy is { } fixedPolicy ? own = _session.Install(fixedPolicy) : _global;
+            enforced = _session.Launch(new EnforcedWorkloadSpec
             {
-                policyId = Interlocked.Increment(ref _nextPolicyId);
-                _kernel.SetNetRules(policyId, own.NetRules);
-                _kernel.SetUnixRules(policyId, own.UnixRules);
-                _kernel.SetExecDeny(policyId, ExecDenyFiles(own, _runtime.Active.Where(r => r.Action == Enforcer.Policy.Verdict.Deny).ToList()));
-            }
-            _kernel.Manage(cgroup.Path, spec.Learning, policyId);
-            managed = true;
-            process = _launcher.Launch(new LaunchSpec
-            {
-                CgroupPath = cgroup.Path,
                 Command = spec.Command,
+                Policy = slot,
                 Identity = spec.Identity,
+                Learning = spec.Learning,
                 WorkingDirectory = spec.WorkingDirectory,
                 Environment = spec.Environment,
-            });
-            var decider = spec.OwnPolicy is { } fixedPolicy ? new EngineDecider(_runtime, () => fixedPolicy) : new EngineDecider(_runtime, () => Policy);
-            supervisor = SeccompSupervisor.Start(process, decider, _kernel, message => _log.SupervisorMessage(cgroup.Id, message));
-            var workload = new ManagedWorkload(spec, cgroup, process, supervisor, policyId,
-                spec.OwnPolicy?.Name ?? Policy.Name, DateTimeOffset.UtcNow);
-            monitor = StartAnomalyMonitor(workload);
-            workload.Anomaly = monitor;
+                Decider = _ => new EngineDecider(_runtime, () => slot.Policy),
+                // Made before its first instruction, so its first syscall already reaches the monitor.
+                Anomaly = spec.AnomalyMonitoring ? e => StartAnomalyMonitor(e.CgroupId, () => workload) : null,
+                Log = message => _log.SupervisorMessage(enforced?.CgroupId ?? 0, message),
+            }, start: false);
+            workload = new ManagedWorkload(spec, enforced, slot, DateTimeOffset.UtcNow);
             lock (_gate)
             {
                 // Checked again under the lock: a shutdown that began during the launch has
                 // already taken its list of workloads to kill, so this one must not start.
                 ThrowIfStopping();
-                _workloads[cgroup.Id] = workload;
+                _workloads[workload.CgroupId] = workload;
             }
-            process.Go();
+            enforced.Start();
             Interlocked.Increment(ref _started);
-            _log.WorkloadStarted(cgroup.Id, process.Pid, string.Join(' ', spec.Command), spec.Identity.Name);
-            new Thread(() => Supervise(workload)) { IsBackground = true, Name = $"mis-workload-{cgroup.Id}" }.Start();
+            _log.WorkloadStarted(workload.CgroupId, workload.Pid, string.Join(' ', spec.Command), spec.Identity.Name);
+            new Thread(() => Supervise(workload)) { IsBackground = true, Name = $"mis-workload-{workload.CgroupId}" }.Start();
             return workload;
         }
         catch (Exception e)
         {
-            _workloads.TryRemove(cgroup.Id, out _);
-            monitor?.Stop();
-            supervisor?.Dispose();
-            process?.Dispose();
-            if (managed)
-                _kernel.Unmanage(cgroup.Id);
-            if (policyId != GlobalPolicyId)
-                ClearPolicyRules(policyId);
-            cgroup.Dispose();
+            if (enforced is not null)
+                _workloads.TryRemove(enforced.CgroupId, out _);
+            enforced?.Dispose();
+            own?.Dispose();
             if (e is WorkloadLaunchException or ArgumentException or IOException)
                 throw new EngineException(EngineError.FailedPrecondition, $"cannot start {spec.Command[0]}: {e.Message}", e);
             throw;
@@ -97,12 +83,9 @@ internal sealed partial class PolicyEngine
         CgroupState? state = null;
         try
         {
-            exit = w.Process.WaitForExit();
+            exit = w.Enforced.Wait();
             // A graceful kill decides itself when SIGKILL is due; leftovers get their grace too.
             w.GracefulKill?.Wait(TimeSpan.FromMilliseconds(Config.Watchdog.KillGraceMs + 5000));
-            w.Cgroup.Kill();
-            w.Cgroup.WaitEmpty(TimeSpan.FromSeconds(5));
-            w.Supervisor.Completion.Wait(TimeSpan.FromSeconds(2));
         }
         catch (Exception e)
         {
@@ -110,22 +93,13 @@ internal sealed partial class PolicyEngine
         }
         try
         {
-            WaitForKernelEvents(); // the workload's events come before its exit event
-            FinishAnomalyMonitor(w); // so do its anomaly scores
-        }
-        catch (Exception e)
-        {
-            _log.TeardownFailed(w.CgroupId, $"anomaly scoring: {e.Message}");
-        }
-        try
-        {
-            w.Supervisor.Dispose();
-            state = _kernel.State(w.CgroupId);
-            _kernel.Unmanage(w.CgroupId);
-            if (w.PolicyId != GlobalPolicyId)
-                ClearPolicyRules(w.PolicyId);
-            w.Process.Dispose();
-            w.Cgroup.Dispose();
+            // Kills what is left, then its events and anomaly scores come before its exit event.
+            var teardown = w.Enforced.Finish();
+            state = teardown.State;
+            foreach (string fault in teardown.Faults)
+                _log.TeardownFailed(w.CgroupId, fault);
+            if (w.Policy != _global)
+                w.Policy.Dispose();
         }
         catch (Exception e)
         {
@@ -142,8 +116,8 @@ internal sealed partial class PolicyEngine
             {
                 if (w.KillReason is not null)
                     _killed++;
-                _allowedFinished += Interlocked.Read(ref w.Supervisor.Stats.Allowed);
-                _decisionsFinished += Interlocked.Read(ref w.Supervisor.Stats.Notifications);
+                _allowedFinished += Interlocked.Read(ref w.Enforced.Decisions.Allowed);
+                _decisionsFinished += Interlocked.Read(ref w.Enforced.Decisions.Notifications);
                 _learningDeniedFinished += state?.LearningViolations ?? 0;
                 if (w.Spec.OwnPolicy is { } own)
                     _decisionCacheRetired += own.DecisionCacheStats;
@@ -169,19 +143,6 @@ internal sealed partial class PolicyEngine
         }
     }
 
-    private void ClearPolicyRules(uint policyId)
-    {
-        try
-        {
-            _kernel.SetNetRules(policyId, []);
-            _kernel.SetUnixRules(policyId, []);
-            _kernel.SetExecDeny(policyId, []);
-        }
-        catch (ObjectDisposedException)
-        {
-        }
-    }
-
     private static EnforcementEvent ExitEvent(ManagedWorkload w, WorkloadEnd end)
     {
         var exit = end.Exit;
@@ -192,7 +153,7 @@ internal sealed partial class PolicyEngine
             CgroupId = w.CgroupId,
             Pid = w.Pid,
             Comm = Path.GetFileName(w.Spec.Command[0]) is { Length: > 15 } c ? c[..15] : Path.GetFileName(w.Spec.Command[0]),
-            Defcon = end.State?.Defcon ?? 5,
+            Defcon = end.State?.Defcon ?? DefconLevel.NotKnown,
             Violations = end.State?.Violations ?? 0,
             SlowdownNs = end.State?.SlowdownNsTotal ?? 0,
             ExitStatus = exit.Signal is int s ? 128 + s : exit.ExitCode ?? 0,
@@ -202,52 +163,22 @@ internal sealed partial class PolicyEngine
         };
     }
 
-    // The single reader of the kernel's event channel: every event goes to the hub; a KILL names
-    // the reason of a death the kernel decided.
-    private async Task PumpEvents(CancellationToken stop)
+    // Every kernel event, from the session's one reader: to the hub; a KILL names the reason of
+    // a death the kernel decided.
+    private void OnKernelEvent(KernelEvent e)
     {
-        try
-        {
-            await foreach (var e in _kernel.Events.ReadAllAsync(stop).ConfigureAwait(false))
-            {
-                if (e.Type == KernelEventType.Kill && _workloads.TryGetValue(e.CgroupId, out var w))
-                    w.TrySetKillReason("DEFCON 1");
-                FeedAnomalyMonitor(e);
-                Events.Publish(RunRecorder.ToEvent(e, _clock.ToWall(e.TimestampNs)));
-                Interlocked.Increment(ref _kernelEventsRead);
-            }
-        }
-        catch (OperationCanceledException)
-        {
-        }
+        if (e.Type == KernelEventType.Kill && _workloads.TryGetValue(e.CgroupId, out var w))
+            w.TrySetKillReason("DEFCON 1");
+        Events.Publish(RunRecorder.ToEvent(e, _clock.ToWall(e.TimestampNs)));
     }
 
-    // Called once the workload's cgroup is empty: its tasks wrote all their events, and this waits
-    // until the pump above has published every one of them.
-    private void WaitForKernelEvents() => _kernel.WaitForEventsRead(() => Interlocked.Read(ref _kernelEventsRead), EventFlushLimit);
-
     // Lost events are reported as they happen (as deltas, once a second), never silently.
-    private async Task WatchDrops(CancellationToken stop)
+    private void OnEventsLost(ulong lost)
     {
-        ulong reported = 0;
-        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
-        try
+        Events.Publish(new EnforcementEvent
         {
-            while (await timer.WaitForNextTickAsync(stop).ConfigureAwait(false))
-            {
-                ulong total = _kernel.RingbufDrops + (ulong)_kernel.EventChannelDrops;
-                if (total <= reported)
-                    continue;
-                Events.Publish(new EnforcementEvent
-                {
-                    Event = "ringbuf_drop", Timestamp = DateTimeOffset.UtcNow, CgroupId = 0, Defcon = 5, Dropped = total - reported,
-                });
-                _log.EventsDropped(total - reported);
-                reported = total;
-            }
-        }
-        catch (OperationCanceledException)
-        {
-        }
+            Event = "ringbuf_drop", Timestamp = DateTimeOffset.UtcNow, CgroupId = 0, Defcon = 5, Dropped = lost,
+        });
+        _log.EventsDropped(lost);
     }
 }

@@ -6,6 +6,7 @@ using Mis.Enforcer.Confinement;
 using Mis.Enforcer.Kernel;
 using Mis.Enforcer.Policy;
 using Mis.Enforcer.Run;
+using Mis.Enforcer.Session;
 using Mis.Server.Observability;
 
 namespace Mis.Server.Engine;
@@ -45,20 +46,13 @@ internal sealed record EngineOptions
 /// </summary>
 internal sealed partial class PolicyEngine : IAsyncDisposable
 {
-    /// <summary>Kernel policy id of the engine's policy; a workload with a policy file of its own gets a fresh id.</summary>
-    internal const uint GlobalPolicyId = 1;
-
     private const int FinishedKept = 256;
-    private const int ExecveNr = 59;
-    private const int ExecveatNr = 322;
 
     private readonly EngineOptions _options;
     private readonly ILogger _log;
     private readonly StateLock _stateLock;
-    private readonly KernelEnforcer _kernel;
-    private readonly WorkloadCgroups _cgroups;
-    private readonly CgroupGuard _guard;
-    private readonly WorkloadLauncher _launcher;
+    private readonly EnforcementSession _session;
+    private readonly PolicySlot _global;
     private readonly RuntimeRules _runtime;
     private readonly IReadOnlyList<string> _policyFiles;
     private readonly ConcurrentDictionary<ulong, ManagedWorkload> _workloads = new();
@@ -66,10 +60,6 @@ internal sealed partial class PolicyEngine : IAsyncDisposable
     private readonly Lock _gate = new();
     private readonly Lock _reloadGate = new();
     private readonly Lock _statsGate = new();
-    private readonly CancellationTokenSource _stop = new();
-    private readonly Task _pump;
-    private WorkloadPolicy _policy;
-    private uint _nextPolicyId = GlobalPolicyId;
     private bool _stopping;
     private int _disposed;
     private long _started;
@@ -77,32 +67,24 @@ internal sealed partial class PolicyEngine : IAsyncDisposable
     private long _allowedFinished;
     private long _decisionsFinished;
     private ulong _learningDeniedFinished;
-    // Kernel events the pump has published; the barrier before an exit event waits for it.
-    private long _kernelEventsRead;
     // Hits and misses of the decision caches of policies no longer in use (reloaded, or a finished workload's own).
     private DecisionCacheStats _decisionCacheRetired;
-    private static readonly TimeSpan EventFlushLimit = TimeSpan.FromSeconds(5);
-
-    private PolicyEngine(EngineOptions options, ILoggerFactory logs, WorkloadPolicy policy, IReadOnlyList<string> policyFiles,
-        StateLock stateLock, KernelEnforcer kernel, WorkloadCgroups cgroups, CgroupGuard guard, WorkloadLauncher launcher, IOnlineScorer? scorer)
+    private PolicyEngine(EngineOptions options, ILoggerFactory logs, IReadOnlyList<string> policyFiles, StateLock stateLock,
+        EnforcementSession session, PolicySlot global, EventHub events, IOnlineScorer? scorer)
     {
         _scorer = scorer;
         _options = options;
         _log = logs.CreateLogger("Mis.Server.Engine");
-        _policy = policy;
         _policyFiles = policyFiles;
         _stateLock = stateLock;
-        _kernel = kernel;
-        _cgroups = cgroups;
-        _guard = guard;
-        _launcher = launcher;
+        _session = session;
+        _global = global;
         _runtime = new RuntimeRules(options.Clock);
-        Events = new EventHub(options.Config.Logging.EventsPath.Length > 0 ? options.Config.Logging.EventsPath : null);
+        Events = events;
         _runtime.Changed += OnRuntimeRulesChanged;
-        _pump = Task.WhenAll(
-            Task.Factory.StartNew(() => PumpEvents(_stop.Token), _stop.Token, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap(),
-            WatchDrops(_stop.Token));
     }
+
+    private KernelEnforcer _kernel => _session.Kernel;
 
     /// <summary>The configuration the engine runs with.</summary>
     internal MisConfig Config => _options.Config;
@@ -114,13 +96,13 @@ internal sealed partial class PolicyEngine : IAsyncDisposable
     internal EventHub Events { get; }
 
     /// <summary>This process's directory of workload cgroups, <c>&lt;mount&gt;/mis/enforcer-PID</c>.</summary>
-    internal string CgroupRoot => _cgroups.Root;
+    internal string CgroupRoot => _session.CgroupRoot;
 
     /// <summary>The policy files in force, resolved.</summary>
     internal IReadOnlyList<string> PolicyFiles => _policyFiles;
 
     /// <summary>The engine's policy now (swapped whole by <see cref="ReloadPolicy"/>).</summary>
-    internal WorkloadPolicy Policy => Volatile.Read(ref _policy);
+    internal WorkloadPolicy Policy => _global.Policy;
 
     /// <summary>
     /// Validates the policy files, takes the state lock, loads the kernel programs (attaching
@@ -137,7 +119,6 @@ internal sealed partial class PolicyEngine : IAsyncDisposable
         var files = PolicySet.Resolve(config.Paths.PolicyFiles, options.ConfigDirectory);
         var policy = PolicySet.Load(files, config.Policy.MaxRuleTtlSecs, options.Clock);
         policy.DecisionCacheSize = config.Policy.DecisionCacheSize;
-        var launcher = new WorkloadLauncher(options.LauncherPath);
         var scorer = LoadAnomalyModel(options);
 
         var owned = new Stack<IDisposable>();
@@ -147,17 +128,21 @@ internal sealed partial class PolicyEngine : IAsyncDisposable
         {
             var stateLock = StateLock.Acquire(config.Paths.StateDir);
             owned.Push(stateLock);
-            var kernel = KernelEnforcer.Open(config.Defcon, new KernelEnforcerOptions { CgroupRoot = config.Paths.CgroupRoot });
-            owned.Push(kernel);
-            var cgroups = WorkloadCgroups.Create(kernel.MisRoot);
-            owned.Push(cgroups);
-            var guard = CgroupGuard.Start(cgroups.Root, options.LauncherPath);
-            owned.Push(guard);
-            kernel.SetNetRules(GlobalPolicyId, policy.NetRules);
-            kernel.SetUnixRules(GlobalPolicyId, policy.UnixRules);
-            kernel.SetExecDeny(GlobalPolicyId, ExecDenyFiles(policy, []));
-            var engine = new PolicyEngine(options, logs, policy, files, stateLock, kernel, cgroups, guard, launcher, scorer);
-            engine._log.EngineStarted(cgroups.Root, policy.Name, files.Count, config.Paths.StateDir);
+            var events = new EventHub(config.Logging.EventsPath.Length > 0 ? config.Logging.EventsPath : null);
+            owned.Push(events);
+            PolicyEngine? engine = null;
+            var session = EnforcementSession.Open(new SessionOptions
+            {
+                Defcon = config.Defcon,
+                Kernel = new KernelEnforcerOptions { CgroupRoot = config.Paths.CgroupRoot },
+                LauncherPath = options.LauncherPath,
+                OnEvent = e => engine?.OnKernelEvent(e),
+                OnEventsLost = lost => engine?.OnEventsLost(lost),
+            });
+            owned.Push(session);
+            var global = session.Install(policy);
+            engine = new PolicyEngine(options, logs, files, stateLock, session, global, events, scorer);
+            engine._log.EngineStarted(session.CgroupRoot, policy.Name, files.Count, config.Paths.StateDir);
             if (scorer is not null)
                 engine._log.AnomalyModelLoaded(scorer.Name, scorer.WindowSize, scorer.Stride, config.Policy.AnomalyThreshold, config.Policy.KillOnAnomaly);
             return engine;
@@ -188,20 +173,18 @@ internal sealed partial class PolicyEngine : IAsyncDisposable
                 // Compile the network rules before the swap, so a rule the kernel cannot hold
                 // fails the reload instead of leaving the kernel half updated.
                 for (int i = 0; i < fresh.NetRules.Count; i++)
-                    _ = NetRuleKeys.ToKernel(fresh.NetRules[i], GlobalPolicyId, (uint)i);
+                    _ = NetRuleKeys.ToKernel(fresh.NetRules[i], _global.Id, (uint)i);
             }
             catch (Exception e) when (e is ConfigException or ArgumentException)
             {
                 _log.PolicyReloadFailed(e.Message);
                 throw new EngineException(EngineError.FailedPrecondition, $"policy not reloaded, the previous one stays in force: {e.Message}", e);
             }
-            var retired = Interlocked.Exchange(ref _policy, fresh);
+            var retired = _global.Policy;
+            _global.Replace(fresh);
             // Its cache's counts move to the totals (a decision still running on it is not counted).
             lock (_statsGate)
                 _decisionCacheRetired += retired.DecisionCacheStats;
-            _kernel.SetNetRules(GlobalPolicyId, fresh.NetRules);
-            _kernel.SetUnixRules(GlobalPolicyId, fresh.UnixRules);
-            RefreshExecDeny();
             _log.PolicyReloaded(fresh.Name, fresh.FileRules.Count, fresh.NetRules.Count);
             return fresh;
         }
@@ -237,8 +220,8 @@ internal sealed partial class PolicyEngine : IAsyncDisposable
         lock (_statsGate)
         {
             live = [.. _workloads.Values];
-            allowed = _allowedFinished + live.Sum(w => Interlocked.Read(ref w.Supervisor.Stats.Allowed));
-            decisions = _decisionsFinished + live.Sum(w => Interlocked.Read(ref w.Supervisor.Stats.Notifications));
+            allowed = _allowedFinished + live.Sum(w => Interlocked.Read(ref w.Enforced.Decisions.Allowed));
+            decisions = _decisionsFinished + live.Sum(w => Interlocked.Read(ref w.Enforced.Decisions.Notifications));
             killed = _killed;
             learningDenied = _learningDeniedFinished;
             cache = live.Aggregate(_decisionCacheRetired + Policy.DecisionCacheStats,
@@ -294,22 +277,10 @@ internal sealed partial class PolicyEngine : IAsyncDisposable
         _log.EngineStopping(running.Count);
         Events.Complete();
         await Task.WhenAll(running.Select(w => KillForShutdownAsync(w))).ConfigureAwait(false);
-        await _stop.CancelAsync().ConfigureAwait(false);
-        try
-        {
-            await _pump.WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is OperationCanceledException or TimeoutException)
-        {
-        }
         _runtime.Dispose();
-        _guard.Release(TimeSpan.FromSeconds(5));
-        _guard.Dispose();
-        _cgroups.Dispose();
-        _kernel.Dispose();
+        _session.Dispose();
         Events.Dispose();
         _stateLock.Dispose();
-        _stop.Dispose();
         (_scorer as IDisposable)?.Dispose();
         _log.EngineStopped();
     }
@@ -339,24 +310,6 @@ internal sealed partial class PolicyEngine : IAsyncDisposable
         }
     }
 
-    // The kernel's exec backstop holds every concrete file a policy forbids executing, plus the
-    // runtime deny rules (which apply to every policy), per kernel policy id.
-    private void RefreshExecDeny()
-    {
-        var runtimeDeny = _runtime.Active.Where(r => r.Action == Verdict.Deny).ToList();
-        _kernel.SetExecDeny(GlobalPolicyId, ExecDenyFiles(Policy, runtimeDeny));
-        foreach (var w in _workloads.Values)
-            if (w.Spec.OwnPolicy is { } own && w.End is null)
-                _kernel.SetExecDeny(w.PolicyId, ExecDenyFiles(own, runtimeDeny));
-    }
-
-    private static IEnumerable<(ulong Device, ulong Inode)> ExecDenyFiles(WorkloadPolicy policy, IReadOnlyList<InodeRule> runtimeDeny) =>
-        policy.FileRules
-            .Where(r => r.Action == Verdict.Deny && r.Ops.HasFlag(FileOps.Exec) && r.Identity is not null)
-            .Select(r => (r.Identity!.Value.Device, r.Identity.Value.Inode))
-            .Concat(policy.InodeRules.Concat(runtimeDeny)
-                .Where(r => r.Action == Verdict.Deny && r.SyscallNr is 0 or ExecveNr or ExecveatNr)
-                .Select(r => (r.Device, r.Inode)))
-            .Distinct()
-            .ToList();
+    // The kernel's exec backstop follows the runtime deny rules, which apply to every policy.
+    private void RefreshExecDeny() => _session.SetRuntimeRules(_runtime.Active);
 }

@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using System.Text;
 using Microsoft.Win32.SafeHandles;
+using Mis.Native;
 
 namespace Mis.Server.Engine;
 
@@ -13,16 +14,9 @@ internal sealed class StateLockedException(string message) : Exception(message);
 /// dies, so a stale file never blocks a restart. The holder's PID is written into the file for the
 /// refusal message only; the lock, not the PID, is what decides.
 /// </summary>
-internal sealed partial class StateLock : IDisposable
+internal sealed class StateLock : IDisposable
 {
     internal const string FileName = "enforcer.lock";
-    private const int LOCK_EX = 2;
-    private const int LOCK_NB = 4;
-    private const int LOCK_UN = 8;
-    private const int EWOULDBLOCK = 11;
-    private const int O_RDWR = 0x2;
-    private const int O_CREAT = 0x40;
-    private const int O_CLOEXEC = 0x80000;
 
     private readonly SafeFileHandle _file;
 
@@ -41,20 +35,15 @@ internal sealed partial class StateLock : IDisposable
     {
         Directory.CreateDirectory(stateDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         string path = System.IO.Path.Combine(stateDir, FileName);
-        // FileShare.ReadWrite: .NET's own advisory locking (a shared flock) would otherwise refuse
-        // the open before our exclusive flock could say who holds it.
         // open(2) directly: .NET's FileStream takes a shared flock of its own on open, which
         // would fail against the holder's exclusive lock before this code could name the holder.
-        int fd = Open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0x180); // 0600
-        if (fd < 0)
-            throw new StateLockedException($"cannot open {path}: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
-        var file = new SafeFileHandle(fd, ownsHandle: true);
-        if (Flock(file, LOCK_EX | LOCK_NB) != 0)
+        var file = PosixFiles.OpenOrCreate(path, UnixFileMode.UserRead | UnixFileMode.UserWrite, out int openErrno)
+            ?? throw new StateLockedException($"cannot open {path}: {Marshal.GetPInvokeErrorMessage(openErrno)}");
+        if (PosixFiles.Flock(file, PosixFiles.LOCK_EX | PosixFiles.LOCK_NB) is int errno and not 0)
         {
-            int errno = Marshal.GetLastPInvokeError();
             string holder = ReadHolder(file);
             file.Dispose();
-            throw new StateLockedException(errno == EWOULDBLOCK
+            throw new StateLockedException(errno == Errno.EWOULDBLOCK
                 ? $"another mis enforcer{holder} already runs with the state directory {stateDir} (it holds {path}); stop it, or give this one another [paths] state_dir"
                 : $"cannot lock {path}: {Marshal.GetPInvokeErrorMessage(errno)}");
         }
@@ -69,7 +58,7 @@ internal sealed partial class StateLock : IDisposable
         if (_file.IsClosed)
             return;
         RandomAccess.SetLength(_file, 0);
-        _ = Flock(_file, LOCK_UN);
+        _ = PosixFiles.Flock(_file, PosixFiles.LOCK_UN);
         _file.Dispose();
     }
 
@@ -79,12 +68,4 @@ internal sealed partial class StateLock : IDisposable
         int n = RandomAccess.Read(file, buffer, 0);
         return int.TryParse(Encoding.ASCII.GetString(buffer, 0, n).Trim(), out int pid) ? $" (pid {pid})" : "";
     }
-
-    private static int Flock(SafeFileHandle file, int operation) => FlockNative((int)file.DangerousGetHandle(), operation);
-
-    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int Open(string path, int flags, int mode);
-
-    [LibraryImport("libc", EntryPoint = "flock", SetLastError = true)]
-    private static partial int FlockNative(int fd, int operation);
 }

@@ -1,4 +1,5 @@
 using Grpc.Core;
+using Mis.Enforcer.Defcon;
 using Mis.Policy.V1;
 using Mis.Server.Engine;
 
@@ -108,7 +109,7 @@ internal sealed class PolicyServiceImpl(PolicyEngine engine) : PolicyService.Pol
         RequestMapping.RequireId(request.CgroupId, "cgroup_id");
         if (request.Level is < 1 or > 5)
             throw EngineException.Invalid($"level {request.Level} is not a DEFCON level (1..5)");
-        var outcome = await engine.SetDefconAsync(request.CgroupId, request.Level, request.Reset).ConfigureAwait(false);
+        var outcome = await engine.SetDefconAsync(request.CgroupId, DefconLevel.From(request.Level), request.Reset).ConfigureAwait(false);
         return new SetDefconResponse { PreviousDefcon = outcome.Previous, Defcon = outcome.Defcon, Violations = outcome.Violations, Killed = outcome.Killed };
     }
 

@@ -1,5 +1,6 @@
 using Mis.Enforcer.Configuration;
 using Mis.Enforcer.Confinement;
+using Mis.Enforcer.Defcon;
 using Mis.Enforcer.Events;
 using Mis.Enforcer.Policy;
 using Mis.Policy.V1;
@@ -112,7 +113,7 @@ internal static class RequestMapping
         var info = new CgroupInfo
         {
             CgroupId = w.CgroupId,
-            Defcon = state?.Defcon ?? 5,
+            Defcon = state?.Defcon ?? DefconLevel.NotKnown,
             Violations = state?.Violations ?? 0,
             SlowdownNs = state?.SlowdownNsTotal ?? 0,
             AnomalyScore = (uint)(anomaly?.Peak?.Score ?? 0),

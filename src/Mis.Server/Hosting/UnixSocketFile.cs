@@ -1,5 +1,5 @@
 using System.Net.Sockets;
-using System.Runtime.InteropServices;
+using Mis.Native;
 
 namespace Mis.Server.Hosting;
 
@@ -8,10 +8,8 @@ namespace Mis.Server.Hosting;
 /// by binding under a umask of 0177 and then setting the mode explicitly. Whoever can connect can
 /// kill and start workloads, so no other user may.
 /// </summary>
-internal static partial class UnixSocketFile
+internal static class UnixSocketFile
 {
-    private const uint S_IFMT = 0xF000;
-    private const uint S_IFSOCK = 0xC000;
     internal const UnixFileMode Mode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
 
     /// <summary>
@@ -45,14 +43,14 @@ internal static partial class UnixSocketFile
     /// <summary>Runs <paramref name="bind"/> under umask 0177, so the socket is never more open than 0600.</summary>
     internal static async Task BindPrivatelyAsync(Func<Task> bind)
     {
-        uint previous = Umask(0x7F); // 0177
+        uint previous = PosixFiles.SetUmask(0x7F); // 0177
         try
         {
             await bind().ConfigureAwait(false);
         }
         finally
         {
-            Umask(previous);
+            PosixFiles.SetUmask(previous);
         }
     }
 
@@ -66,17 +64,10 @@ internal static partial class UnixSocketFile
             File.Delete(path);
     }
 
-    // lstat's st_mode is at offset 24 of struct stat on x86-64 (dev, ino, nlink are 8 bytes each).
-    private static unsafe bool IsSocket(string path, out bool exists)
+    private static bool IsSocket(string path, out bool exists)
     {
-        byte* buffer = stackalloc byte[256];
-        exists = Lstat(path, buffer) == 0;
-        return exists && (*(uint*)(buffer + 24) & S_IFMT) == S_IFSOCK;
+        var type = PosixFiles.TypeOf(path);
+        exists = type is not null;
+        return type == UnixFileType.Socket;
     }
-
-    [LibraryImport("libc", EntryPoint = "umask")]
-    private static partial uint Umask(uint mask);
-
-    [LibraryImport("libc", EntryPoint = "lstat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static unsafe partial int Lstat(string path, byte* buffer);
 }

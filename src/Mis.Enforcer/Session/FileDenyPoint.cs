@@ -1,0 +1,65 @@
+using Mis.Enforcer.Confinement;
+using Mis.Enforcer.Policy;
+
+namespace Mis.Enforcer.Session;
+
+/// <summary>The file deny points MIS can use; which one a session uses is what the host offers (<c>mis doctor</c>).</summary>
+internal enum FileBackend
+{
+    /// <summary>Seccomp user notification: the launcher's filter sends file, exec and escape-class syscalls to <see cref="SeccompSupervisor"/>.</summary>
+    Seccomp,
+}
+
+/// <summary>
+/// Where a workload's file, exec and escape-class operations are decided. A session starts one
+/// per workload, between launch and <see cref="Workload.Go"/>; callers never name the concrete
+/// type, so a second backend (BPF LSM) plugs in here without touching them.
+/// </summary>
+internal interface IFileDenyPoint
+{
+    /// <summary>The backend, as the run summary and events name it.</summary>
+    FileBackend Backend { get; }
+
+    /// <summary>Starts deciding for <paramref name="workload"/> (launched, not yet running).</summary>
+    IFileDecisions Start(Workload workload, IFileDecider decider, IViolationSink sink, Action<string>? log);
+}
+
+/// <summary>The decisions of one workload's deny point, while it runs; disposing stops them.</summary>
+internal interface IFileDecisions : IDisposable
+{
+    /// <summary>What was decided so far (exact once <see cref="Completion"/> is done).</summary>
+    SupervisorStats Stats { get; }
+
+    /// <summary>Completes when the workload is gone and nothing is left to decide (faulted when deciding failed).</summary>
+    Task Completion { get; }
+}
+
+/// <summary>The deny points and the choice between them.</summary>
+internal static class FileDenyPoints
+{
+    private static readonly Lazy<FileBackend?> s_host = new(() =>
+        Native.Seccomp.UserNotificationAvailable().Available ? FileBackend.Seccomp : null);
+
+    /// <summary>
+    /// The deny point for <paramref name="requested"/>, or (null) the one this host offers, as
+    /// <c>mis doctor</c> finds it: seccomp user notification today.
+    /// </summary>
+    /// <exception cref="Kernel.KernelUnavailableException">The host has no file deny point MIS can use.</exception>
+    internal static IFileDenyPoint For(FileBackend? requested) =>
+        (requested ?? s_host.Value) switch
+        {
+            FileBackend.Seccomp => SeccompDenyPoint.Instance,
+            _ => throw new Kernel.KernelUnavailableException(
+                "no file deny point: this kernel has neither BPF LSM nor seccomp user notification (see mis doctor)"),
+        };
+
+    private sealed class SeccompDenyPoint : IFileDenyPoint
+    {
+        internal static readonly SeccompDenyPoint Instance = new();
+
+        public FileBackend Backend => FileBackend.Seccomp;
+
+        public IFileDecisions Start(Workload workload, IFileDecider decider, IViolationSink sink, Action<string>? log) =>
+            SeccompSupervisor.Start(workload, decider, sink, log);
+    }
+}

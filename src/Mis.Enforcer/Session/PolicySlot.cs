@@ -1,0 +1,69 @@
+using Mis.Enforcer.Kernel;
+using Mis.Enforcer.Policy;
+
+namespace Mis.Enforcer.Session;
+
+/// <summary>
+/// A policy as the kernel holds it for a session: its network and Unix socket rules and its exec
+/// deny set (<see cref="WorkloadPolicy.ExecDenySet"/>, with the session's runtime rules) under one
+/// kernel policy id. Workloads launched with it are decided by it. Disposing clears its kernel rules.
+/// </summary>
+internal sealed class PolicySlot : IDisposable
+{
+    private readonly EnforcementSession _session;
+    private readonly IReadOnlyList<NetRule>? _netRules;
+    private WorkloadPolicy _policy;
+    private bool _disposed;
+
+    internal PolicySlot(EnforcementSession session, uint id, WorkloadPolicy policy, IReadOnlyList<NetRule>? netRules)
+    {
+        (_session, Id, _policy, _netRules) = (session, id, policy, netRules);
+    }
+
+    /// <summary>The kernel's policy id.</summary>
+    internal uint Id { get; }
+
+    /// <summary>The policy in force (swapped whole by <see cref="Replace"/>).</summary>
+    internal WorkloadPolicy Policy => Volatile.Read(ref _policy);
+
+    /// <summary>Whether it was cleared.</summary>
+    internal bool Disposed => Volatile.Read(ref _disposed);
+
+    /// <summary>Puts <paramref name="policy"/> in force (a reload): the kernel's rules are rewritten, never absent in between.</summary>
+    internal void Replace(WorkloadPolicy policy)
+    {
+        Volatile.Write(ref _policy, policy);
+        Apply();
+    }
+
+    /// <summary>Writes this policy's rules to the kernel (again: the runtime rules changed).</summary>
+    internal void Apply()
+    {
+        if (Disposed)
+            return;
+        var policy = Policy;
+        var kernel = _session.Kernel;
+        kernel.SetNetRules(Id, _netRules ?? policy.NetRules);
+        kernel.SetUnixRules(Id, policy.UnixRules);
+        kernel.SetExecDeny(Id, policy.ExecDenySet(_session.RuntimeRules));
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        if (Disposed)
+            return;
+        Volatile.Write(ref _disposed, true);
+        _session.Forget(this);
+        try
+        {
+            _session.Kernel.SetNetRules(Id, []);
+            _session.Kernel.SetUnixRules(Id, []);
+            _session.Kernel.SetExecDeny(Id, []);
+        }
+        catch (ObjectDisposedException)
+        {
+            // the kernel is gone, and its maps with it
+        }
+    }
+}
