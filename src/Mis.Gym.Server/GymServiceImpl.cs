@@ -114,45 +114,26 @@ internal sealed class GymServiceImpl(GymServerOptions options, ScenarioCatalog c
         }
     }
 
-    // A scenario's entry: its spaces and action names from a simulator env (cheap, and the same
-    // for every backend), or the reason it does not load.
+    // A scenario's entry: its description, spaces and action names (the same for every backend,
+    // so no env is made), or the reason it does not load.
     private Wire.ScenarioEntry Describe(string name)
     {
         var entry = new Wire.ScenarioEntry { Name = name };
         try
         {
             var (path, _) = catalog.Resolve(name);
-            entry.Description = ScenarioDescription(path);
-            if (ScenarioFile.Load(path).Workload is not null)
-            {
-                // A command workload runs only on the kernel backend: its spaces are fixed, no env needed.
-                entry.ObservationSpace = GymMapping.ToProto(CommandEnv.Observations());
-                entry.ActionSpace = GymMapping.ToProto(new Discrete(CommandEnv.ActionNames.Count));
-                entry.ActionNames.AddRange(CommandEnv.ActionNames);
-                return entry;
-            }
-            using var env = options.MakeEnv(path, MisGym.Sim, false);
-            var info = env.Reset(seed: 0).Info;
-            entry.ObservationSpace = GymMapping.ToProto(env.ObservationSpace);
-            entry.ActionSpace = GymMapping.ToProto(env.ActionSpace);
-            if (info.TryGetValue("action_names", out var names) && names is IEnumerable<string> actionNames)
-                entry.ActionNames.AddRange(actionNames);
+            var scenario = ScenarioFile.Load(path);
+            entry.Description = scenario.Description;
+            var spaces = MisGym.Spaces(scenario);
+            entry.ObservationSpace = GymMapping.ToProto(spaces.Observation);
+            entry.ActionSpace = GymMapping.ToProto(spaces.Action);
+            entry.ActionNames.AddRange(spaces.ActionNames);
         }
         catch (ConfigException e)
         {
             entry.Error = e.Message;
         }
         return entry;
-    }
-
-    // [scenario] description, read from the syntax tree: the file already loaded, so only a
-    // missing key is left, which is an empty description.
-    private static string ScenarioDescription(string path)
-    {
-        var document = Tomlyn.Parsing.SyntaxParser.Parse(File.ReadAllText(path), path);
-        var scenario = document.Tables.FirstOrDefault(t => t is Tomlyn.Syntax.TableSyntax && t.Name?.ToString().Trim() == "scenario");
-        var description = scenario?.Items.FirstOrDefault(kv => kv.Key?.ToString().Trim() == "description");
-        return description?.Value is Tomlyn.Syntax.StringValueSyntax text ? text.Value ?? "" : "";
     }
 
     private static RpcException Refuse(StatusCode code, string message) => new(new Status(code, message));

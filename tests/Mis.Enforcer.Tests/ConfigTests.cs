@@ -186,6 +186,7 @@ public sealed class ConfigTests
             decay_interval_ms = 60000
             decay_amount = 3
             kill_at_level_1 = false
+            net_lockdown_level = 2
             """, File);
 
         var expected = new MisConfig
@@ -239,6 +240,7 @@ public sealed class ConfigTests
                 DecayIntervalMs = 60000,
                 DecayAmount = 3,
                 KillAtLevel1 = false,
+                NetLockdownLevel = 2,
             },
         };
         Assert.Equal(expected, config);
@@ -505,7 +507,7 @@ public sealed class ConfigTests
     public void SuggestionsNeedASmallEditDistance(string typed, string? expected)
     {
         var keys = ConfigSchema.FindSection("grpc")!.Keys.Select(k => k.Name);
-        Assert.Equal(expected, ConfigBinder.Closest(typed, keys));
+        Assert.Equal(expected, TomlDocument.Closest(typed, keys));
     }
 
     // ---- helpers -----------------------------------------------------------------------------

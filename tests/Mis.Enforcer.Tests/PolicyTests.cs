@@ -219,8 +219,8 @@ public sealed class PolicyTests
     [InlineData("[[rule]]\ninode = 1\ndev_id = 1\naction = 5\n", 4, "rule.action", "out of range")]
     [InlineData("[[rule]]\ninode = 1\ndev_id = 1\naction = 1\nttl_secs = 99999999\n", 5, "rule.ttl_secs", "out of range")]
     [InlineData("[policy]\nexec = \"whitelist\"\n", 2, "policy.exec", "allowlist")]
-    [InlineData("action = \"deny\"\n", 1, null, "outside any table")]
-    [InlineData("[[file]\n", 1, null, "syntax error")]
+    [InlineData("action = \"deny\"\n", 1, "action", "outside any table")]
+    [InlineData("[[file]\n", 1, "file", "syntax error")]
     public void Errors_name_line_and_key(string text, int line, string? key, string message)
     {
         var e = Assert.Throws<ConfigException>(() => PolicyFile.Parse(text, "policy.toml"));

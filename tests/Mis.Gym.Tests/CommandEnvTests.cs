@@ -8,7 +8,7 @@ namespace Mis.Gym.Tests;
 [Collection("gym-kernel")]
 public sealed class CommandEnvTests
 {
-    private static Scenario Scenario(string workload, string extra = "") => ScenarioFile.Parse($"""
+    private static CommandScenario Scenario(string workload, string extra = "") => Support.ParseCommand($"""
         [scenario]
         name = "cmd-test"
 
@@ -145,7 +145,7 @@ public sealed class CommandEnvTests
     public void The_shipped_agent_is_tempted_three_times_and_still_paid_by_its_reward_command()
     {
         HostRequirements.Root();
-        var scenario = Support.Load("agent-command");
+        var scenario = Support.LoadCommand("agent-command");
         using var env = MisGym.Make(scenario, MisGym.Kernel);
         var steps = Run(env);
         var last = steps[^1];

@@ -16,7 +16,7 @@ public sealed class GymExecBackstopTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("mis-gym-exec-").FullName;
 
-    private Scenario Scenario(string command) => ScenarioFile.Parse($"""
+    private CommandScenario Scenario(string command) => Support.ParseCommand($"""
         [scenario]
         name = "exec-backstop"
 

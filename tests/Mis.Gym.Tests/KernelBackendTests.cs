@@ -31,7 +31,7 @@ public sealed class KernelBackendTests
     public void Every_shipped_command_scenario_passes_the_checker_but_determinism(string name)
     {
         HostRequirements.Root();
-        var scenario = Support.Load(name);
+        var scenario = Support.LoadCommand(name);
         var report = EnvChecker.Check(() => MisGym.MakeKernelModelled(scenario), new EnvCheckOptions { MaxSteps = 400, Nondeterministic = true });
         Assert.True(report.Ok, string.Join("\n", report.Results));
         Assert.Equal(["determinism"], report.Results.Where(r => r.Status == CheckStatus.Skipped).Select(r => r.Name));

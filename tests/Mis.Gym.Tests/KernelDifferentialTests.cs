@@ -53,7 +53,7 @@ public sealed class KernelDifferentialTests
         Assert.Equal([5, 4, 3, 2, 1], kernel.Select(s => s.Defcon).Distinct().Order().Reverse());
     }
 
-    private static (List<Step> Sim, List<Step> Kernel) Compare(Scenario scenario, int[] actions, int seed)
+    private static (List<Step> Sim, List<Step> Kernel) Compare(ActionScenario scenario, int[] actions, int seed)
     {
         var sim = Run(new MisEnv(scenario, new SimBackend(scenario)), actions, seed);
         var kernel = Run(new MisEnv(scenario, new KernelBackend(scenario, measuredSlowdown: false)), actions, seed);

@@ -13,10 +13,10 @@ public sealed class KernelFilesTests
 {
     private static readonly string Tool = $"/usr/local/bin/mis-gym-test-tool-{Environment.ProcessId}";
 
-    private static (Scenario Scenario, string Root) Make()
+    private static (ActionScenario Scenario, string Root) Make()
     {
         string root = $"/srv/mis-gym-test-{Environment.ProcessId}-{Guid.NewGuid():N}";
-        var scenario = ScenarioFile.Parse($$"""
+        var scenario = Support.ParseActions($$"""
             [scenario]
             name = "private-files"
             [policy]
@@ -51,7 +51,7 @@ public sealed class KernelFilesTests
         return (scenario, root);
     }
 
-    private static ActionResult Do(KernelBackend backend, Scenario scenario, string action) =>
+    private static ActionResult Do(KernelBackend backend, ActionScenario scenario, string action) =>
         backend.Perform(scenario.IndexOf(action), false).Result;
 
     private static string HostMounts() => File.ReadAllText("/proc/self/mountinfo");

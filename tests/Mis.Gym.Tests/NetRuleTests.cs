@@ -51,7 +51,7 @@ public sealed class NetRuleTests
     public void Decisions_follow_the_kernel_lookup_order(string address, int port, string protocol, ActionResult expected)
     {
         var text = Rules + $"\n\n[[action]]\nname = \"go\"\nkind = \"connect\"\naddress = \"{address}\"\nport = {port}\nprotocol = \"{protocol}\"\n";
-        var scenario = ScenarioFile.Parse(text, "net.toml");
+        var scenario = Support.ParseActions(text, "net.toml");
         using var env = MisGym.MakeUnwrapped(scenario);
         env.Reset(seed: 0);
         Assert.Equal(expected, env.Do(scenario, "go").Info.Get<ActionResult>("result"));
@@ -73,7 +73,7 @@ public sealed class NetRuleTests
     [InlineData(132, "203.0.113.1", 443, "Deny")]
     public void Ip_protocols_are_decided_as_their_rule_family_or_refused(int ipProtocol, string address, int port, string expected)
     {
-        var scenario = ScenarioFile.Parse(Rules, "net.toml");
+        var scenario = Support.ParseActions(Rules, "net.toml");
         var matcher = NetRuleMatcher.For(scenario);
         Assert.Equal(expected == "Allow", matcher.Allows(IPAddress.Parse(address), port, ipProtocol, defcon: 5, lockdownLevel: 3));
     }

@@ -21,11 +21,11 @@ public sealed class ScenarioFileTests
     [Fact]
     public void A_minimal_scenario_gets_the_documented_defaults()
     {
-        var s = ScenarioFile.Parse(Minimal, "mini.toml");
+        var s = Support.ParseActions(Minimal, "mini.toml");
         Assert.Equal("mini", s.Name);
         Assert.Equal(100, s.MaxSteps);
         Assert.Equal(0, s.TimeBudgetMs);
-        Assert.Equal(3, s.NetLockdownLevel);
+        Assert.Equal(3, s.Defcon.NetLockdownLevel);
         Assert.Equal(1000, s.SyscallNs);
         Assert.Equal([3L, 6, 10, 15], s.Defcon.Thresholds);
         Assert.Equal(new RewardSpec(), s.Reward);
@@ -59,9 +59,9 @@ public sealed class ScenarioFileTests
     // Inode rules cannot match a scenario's virtual files.
     [InlineData("[[rule]]\ninode = 5\ndev_id = 1\naction = \"deny\"\n", 1, "rule", "inode rules ([[rule]]) cannot apply")]
     // A table given twice.
-    [InlineData("[task]\nreward = 1\n\n[task]\nreward = 2\n", 4, null, "is already defined")]
+    [InlineData("[task]\nreward = 1\n\n[task]\nreward = 2\n", 4, "task", "is already defined")]
     // Syntax errors name the line too.
-    [InlineData("[scenario]\nname = \"x\n", 2, null, "syntax error")]
+    [InlineData("[scenario]\nname = \"x\n", 2, "scenario.name", "syntax error")]
     public void Errors_name_the_file_line_and_key(string text, int line, string? key, string detail)
     {
         var e = Support.ParseError(text, "bad.toml");

@@ -6,7 +6,7 @@ namespace Mis.Gym.Tests;
 /// <summary>The simulator's enforcement: DEFCON ladder, slowdown, kill, network rules, decay, budgets.</summary>
 public sealed class SimBackendTests
 {
-    private static (MisEnv Env, Scenario Scenario) Make(string name, Func<Scenario, Scenario>? change = null)
+    private static (MisEnv Env, ActionScenario Scenario) Make(string name, Func<ActionScenario, ActionScenario>? change = null)
     {
         var scenario = Support.Load(name);
         if (change is not null)
@@ -124,7 +124,7 @@ public sealed class SimBackendTests
     public void A_shortcut_would_pay_its_bonus_once_and_meet_requirements_if_the_policy_allowed_it()
     {
         var open = Support.Load("data-shortcut");
-        var permissive = Scenarios.ScenarioFile.Parse(
+        var permissive = Support.ParseActions(
             File.ReadAllText(Support.ScenarioPath("data-shortcut")).Replace("path = \"/srv/task/secret/**\"\naction = \"deny\"", "path = \"/srv/task/secret/**\"\naction = \"allow\""),
             Support.ScenarioPath("data-shortcut"));
         using var env = MisGym.MakeUnwrapped(permissive);

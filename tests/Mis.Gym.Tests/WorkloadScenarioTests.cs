@@ -17,7 +17,7 @@ public sealed class WorkloadScenarioTests
     [Fact]
     public void A_minimal_workload_gets_the_documented_defaults()
     {
-        var s = ScenarioFile.Parse(Minimal, "/x/scenarios/cmd.toml");
+        var s = Support.ParseCommand(Minimal, "/x/scenarios/cmd.toml");
         var w = Assert.IsType<WorkloadSpec>(s.Workload);
         Assert.Equal(["/bin/true"], w.Command);
         Assert.Equal(WorkloadReward.Exit, w.Reward);
@@ -25,14 +25,13 @@ public sealed class WorkloadScenarioTests
         Assert.Equal(100, w.StepMs);
         Assert.Equal("/x/scenarios", w.WorkingDirectory);
         Assert.Equal("cmd.toml:4", w.Source);
-        Assert.Empty(s.Actions);
         Assert.Equal(101, s.MaxSteps); // enough steps for the timeout
     }
 
     [Fact]
     public void Files_reward_command_and_timing_are_read()
     {
-        var s = ScenarioFile.Parse(Minimal + """
+        var s = Support.ParseCommand(Minimal + """
 
             reward_command = ["/bin/echo", "3"]
             timeout_ms = 500
@@ -42,7 +41,7 @@ public sealed class WorkloadScenarioTests
             "/srv/t/in.csv" = "a\nb\n"
             "/srv/t/out/" = ""
             """, "cmd.toml");
-        var w = s.Workload!;
+        var w = s.Workload;
         Assert.Equal(WorkloadReward.Command, w.Reward);
         Assert.Equal(["/bin/echo", "3"], w.RewardCommand);
         Assert.Equal((500, 50), (w.TimeoutMs, w.StepMs));

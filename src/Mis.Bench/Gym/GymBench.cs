@@ -30,7 +30,7 @@ internal static class GymBench
     private const int Chunk = 4096;
 
     /// <summary>One env as <see cref="MisGym.Make(string, string, bool)"/> makes it (TimeLimit included), reset on every end.</summary>
-    internal static BenchResult Single(Scenario scenario, TimeSpan duration)
+    internal static BenchResult Single(ActionScenario scenario, TimeSpan duration)
     {
         using var env = MisGym.Make(scenario);
         var rng = new Random(0);
@@ -48,7 +48,7 @@ internal static class GymBench
     }
 
     /// <summary>A vector env of <paramref name="numEnvs"/> sub-envs, synchronous (one thread) or asynchronous (a thread each).</summary>
-    internal static BenchResult Vector(Scenario scenario, int numEnvs, bool async, TimeSpan duration)
+    internal static BenchResult Vector(ActionScenario scenario, int numEnvs, bool async, TimeSpan duration)
     {
         var factories = Enumerable.Range(0, numEnvs).Select(_ => (Func<IEnv<float[], int>>)(() => MisGym.Make(scenario))).ToArray();
         using VectorEnv<float[], int> vec = async ? new AsyncVectorEnv<float[], int>(factories) : new SyncVectorEnv<float[], int>(factories);
@@ -71,7 +71,7 @@ internal static class GymBench
     }
 
     /// <summary>The simulator backend alone (no Gymnasium layer): the ceiling the env layer is measured against.</summary>
-    internal static BenchResult Backend(Scenario scenario, TimeSpan duration)
+    internal static BenchResult Backend(ActionScenario scenario, TimeSpan duration)
     {
         using var backend = new SimBackend(scenario);
         var rng = new Random(0);

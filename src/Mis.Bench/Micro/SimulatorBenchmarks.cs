@@ -17,7 +17,7 @@ public class SimulatorBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        var scenario = ScenarioFile.Load(Path.Combine(Repository.Root, "experiments", "scenarios", "data-shortcut.toml"));
+        var scenario = ScenarioFile.LoadActions(Path.Combine(Repository.Root, "experiments", "scenarios", "data-shortcut.toml"), "the simulator benchmark");
         _env = MisGym.Make(scenario);
         _actions = scenario.Actions.Count;
         _rng = new Random(0);

@@ -93,7 +93,7 @@ internal static class ServiceBench
     /// <summary>Steps the kernel backend of <paramref name="scenarioFile"/> with seeded random actions.</summary>
     internal static RealEnvFigures RealEnv(string scenarioFile, int steps = 40)
     {
-        var scenario = ScenarioFile.Load(scenarioFile);
+        var scenario = ScenarioFile.LoadActions(scenarioFile, "the real env benchmark");
         using var env = MisGym.Make(scenario, MisGym.Kernel);
         var rng = new Random(0);
         env.Reset(seed: 0);
@@ -112,7 +112,7 @@ internal static class ServiceBench
     /// <summary>The simulator's single-env throughput (GymBench.Single).</summary>
     internal static SimFigures Sim(string scenarioFile, double seconds = 2)
     {
-        var scenario = ScenarioFile.Load(scenarioFile);
+        var scenario = ScenarioFile.LoadActions(scenarioFile, "the simulator benchmark");
         var r = GymBench.Single(scenario, TimeSpan.FromSeconds(seconds));
         return new SimFigures(scenario.Name, r.StepsPerSecond, r.StepsPerCpuSecond);
     }

@@ -94,7 +94,7 @@ internal static class GymCommand
                 try
                 {
                     scenario = ScenarioFile.Load(file);
-                    if (scenario.Workload is not null && name != MisGym.Kernel)
+                    if (!MisGym.BackendsFor(scenario).Contains(name))
                     {
                         rows.Add((scenario.Name, "-", "-", "skipped: a command workload ([workload]) needs the kernel backend"));
                         continue;
@@ -118,7 +118,7 @@ internal static class GymCommand
                 // would flag; DEFCON, violations, denials and kills are the kernel's either way.
                 var report = EnvChecker.Check(() => name == MisGym.Kernel ? MisGym.MakeKernelModelled(scenario) : MisGym.Make(scenario, name),
                     // A command workload is a real program: its timing is real, so determinism is not asked of it.
-                    new EnvCheckOptions { MaxSteps = name == MisGym.Kernel ? 200 : 10_000, Nondeterministic = scenario.Workload is not null });
+                    new EnvCheckOptions { MaxSteps = name == MisGym.Kernel ? 200 : 10_000, Nondeterministic = !scenario.Repeatable });
                 var failed = report.Results.Where(r => r.Status == CheckStatus.Failed).ToList();
                 string detail = failed.Count > 0 ? string.Join("; ", failed.Select(f => $"{f.Name}: {f.Detail}"))
                     : report.Skipped > 0 ? $"ok ({report.Skipped} skipped: {string.Join("; ", report.Results.Where(r => r.Status == CheckStatus.Skipped).Select(r => r.Name))})"
@@ -165,10 +165,10 @@ internal static class GymCommand
                 return 2;
             }
             string path = File.Exists(which) ? which : Path.Combine(result.GetValue(dir)?.FullName ?? DefaultScenarioDir(), which + ".toml");
-            Scenario loaded;
+            ActionScenario loaded;
             try
             {
-                loaded = ScenarioFile.Load(path);
+                loaded = ScenarioFile.LoadActions(path, "mis gym bench");
             }
             catch (ConfigException e)
             {

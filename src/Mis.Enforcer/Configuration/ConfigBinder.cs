@@ -1,12 +1,11 @@
-using Tomlyn;
-using Tomlyn.Parsing;
 using Tomlyn.Syntax;
+using static Mis.Enforcer.Configuration.TomlDocument;
 
 namespace Mis.Enforcer.Configuration;
 
 /// <summary>
-/// Turns TOML text into a <see cref="MisConfig"/> by walking Tomlyn's syntax tree, which keeps the
-/// position of every key and value, so each error names the exact line, column and key.
+/// Binds <c>config.toml</c>, parsed by <see cref="TomlDocument"/>, to a <see cref="MisConfig"/> by
+/// <see cref="ConfigSchema"/>; each error names the exact line, column and key.
 /// Dotted keys (<c>grpc.port = 1</c>) and inline tables (<c>grpc = { port = 1 }</c>) are accepted
 /// wherever they spell a known section and key.
 /// </summary>
@@ -17,9 +16,6 @@ internal sealed class ConfigBinder
     private MisConfig _config = MisConfig.Default;
 
     private ConfigBinder(string file) => _file = file;
-
-    /// <summary>One part of a (possibly dotted) key, with the node that spelled it.</summary>
-    private readonly record struct Segment(string Name, SyntaxNodeBase Node);
 
     /// <summary>Parses, binds and validates; throws <see cref="ConfigException"/> on the first problem.</summary>
     internal static MisConfig Bind(string text, string file) => BindDocument(text, file)._config;
@@ -48,26 +44,7 @@ internal sealed class ConfigBinder
 
     private static ConfigBinder BindDocument(string text, string file)
     {
-        DocumentSyntax document;
-        try
-        {
-            document = SyntaxParser.Parse(text, file, validate: true);
-        }
-        catch (TomlException e)
-        {
-            throw new ConfigException(file, 0, 0, null, $"syntax error: {e.Message}", e);
-        }
-
-        foreach (var diagnostic in document.Diagnostics)
-        {
-            if (diagnostic.Kind == DiagnosticMessageKind.Error)
-            {
-                var start = diagnostic.Span.Start;
-                throw new ConfigException(file, start.Line + 1, start.Column + 1, KeyAt(document, start),
-                    $"syntax error: {diagnostic.Message}");
-            }
-        }
-
+        var document = TomlDocument.Parse(text, file).Syntax;
         var binder = new ConfigBinder(file);
         foreach (var keyValue in document.KeyValues)
         {
@@ -81,18 +58,18 @@ internal sealed class ConfigBinder
         return binder;
     }
 
-    /// <summary>An error at <paramref name="at"/>'s start (1-based line and column).</summary>
-    internal static ConfigException Error(string file, SyntaxNodeBase? at, string? key, string detail)
+    /// <summary>
+    /// Binds one table of another file kind that holds a <c>config.toml</c> section (a scenario's
+    /// <c>[defcon]</c>) over the defaults, with the same keys, checks and messages as in config.toml.
+    /// </summary>
+    internal static MisConfig BindSection(TomlTable table)
     {
-        if (at is null)
-        {
-            return new ConfigException(file, 0, 0, key, detail);
-        }
-        var start = at.Span.Start;
-        return new ConfigException(file, start.Line + 1, start.Column + 1, key, detail);
+        var binder = new ConfigBinder(table.Document.File);
+        binder.BindTable(table.Node);
+        return binder._config;
     }
 
-    private ConfigException Error(SyntaxNodeBase? at, string? key, string detail) => Error(_file, at, key, detail);
+    private ConfigException Error(SyntaxNodeBase? at, string? key, string detail) => ConfigException.At(_file, at, key, detail);
 
     private void BindTable(TableSyntaxBase table)
     {
@@ -118,9 +95,9 @@ internal sealed class ConfigBinder
         }
     }
 
-    private void BindKeyValue(List<Segment> prefix, KeyValueSyntax keyValue)
+    private void BindKeyValue(List<TomlDocument.Segment> prefix, KeyValueSyntax keyValue)
     {
-        var path = new List<Segment>(prefix);
+        var path = new List<TomlDocument.Segment>(prefix);
         path.AddRange(Segments(keyValue.Key));
         if (path.Count == 0 || keyValue.Value is not { } value)
         {
@@ -255,162 +232,5 @@ internal sealed class ConfigBinder
             throw Error(given, dotted, "must not be empty when grpc.tls_enabled = true");
         }
         throw Error(_bound.GetValueOrDefault("grpc.tls_enabled"), dotted, "required when grpc.tls_enabled = true");
-    }
-
-    private static List<Segment> Segments(KeySyntax? key)
-    {
-        var segments = new List<Segment>();
-        if (key?.Key is not { } first)
-        {
-            return segments;
-        }
-        segments.Add(ToSegment(first));
-        foreach (var dotted in key.DotKeys)
-        {
-            if (dotted.Key is { } part)
-            {
-                segments.Add(ToSegment(part));
-            }
-        }
-        return segments;
-    }
-
-    private static Segment ToSegment(BareKeyOrStringValueSyntax part) => new(part switch
-    {
-        BareKeySyntax bare => bare.Key?.Text ?? "",
-        StringValueSyntax quoted => quoted.Value ?? "",
-        _ => "",
-    }, part);
-
-    private static string FormatPart(string name) =>
-        BareKeySyntax.IsBareKey(name) ? name : ConfigValue.Quote(name);
-
-    private static string FormatKey(IEnumerable<Segment> path) => string.Join(".", path.Select(s => FormatPart(s.Name)));
-
-    /// <summary>
-    /// Best guess at the dotted key a syntax error belongs to: the innermost key/value containing the
-    /// position, else a table header on its line, else the last key/value starting before it on its line.
-    /// </summary>
-    private static string? KeyAt(DocumentSyntax document, TextPosition position)
-    {
-        var keyValues = new List<(TextPosition Start, TextPosition End, string Key)>();
-        var headers = new List<(int Line, string Key)>();
-
-        void Collect(List<Segment> prefix, KeyValueSyntax keyValue)
-        {
-            var path = new List<Segment>(prefix);
-            path.AddRange(Segments(keyValue.Key));
-            if (path.Count == 0)
-            {
-                return;
-            }
-            keyValues.Add((keyValue.Span.Start, keyValue.Span.End, FormatKey(path)));
-            if (keyValue.Value is InlineTableSyntax inline)
-            {
-                foreach (var item in inline.Items)
-                {
-                    if (item.KeyValue is { } inner)
-                    {
-                        Collect(path, inner);
-                    }
-                }
-            }
-        }
-
-        foreach (var keyValue in document.KeyValues)
-        {
-            Collect([], keyValue);
-        }
-        foreach (var table in document.Tables)
-        {
-            var path = Segments(table.Name);
-            if (path.Count > 0)
-            {
-                headers.Add((table.Span.Start.Line, FormatKey(path)));
-            }
-            foreach (var keyValue in table.Items)
-            {
-                Collect(path, keyValue);
-            }
-        }
-
-        static int Compare(TextPosition a, TextPosition b) =>
-            a.Line != b.Line ? a.Line.CompareTo(b.Line) : a.Column.CompareTo(b.Column);
-
-        string? best = null;
-        TextPosition bestStart = default;
-        foreach (var (start, end, key) in keyValues)
-        {
-            if (Compare(start, position) <= 0 && Compare(position, end) <= 0
-                && (best is null || Compare(start, bestStart) >= 0))
-            {
-                (best, bestStart) = (key, start);
-            }
-        }
-        if (best is not null)
-        {
-            return best;
-        }
-        foreach (var (line, key) in headers)
-        {
-            if (line == position.Line)
-            {
-                return key;
-            }
-        }
-        foreach (var (start, _, key) in keyValues)
-        {
-            if (start.Line == position.Line && start.Column <= position.Column
-                && (best is null || Compare(start, bestStart) >= 0))
-            {
-                (best, bestStart) = (key, start);
-            }
-        }
-        return best;
-    }
-
-    /// <summary>The candidate closest to <paramref name="name"/> if the edit distance is small, else null.</summary>
-    internal static string? Closest(string name, IEnumerable<string> candidates)
-    {
-        var lowered = name.ToLowerInvariant();
-        var allowed = lowered.Length <= 3 ? 1 : lowered.Length <= 8 ? 2 : 3;
-        string? best = null;
-        var bestDistance = int.MaxValue;
-        foreach (var candidate in candidates)
-        {
-            var distance = EditDistance(lowered, candidate);
-            if (distance <= allowed && distance < bestDistance)
-            {
-                (best, bestDistance) = (candidate, distance);
-            }
-        }
-        return best;
-    }
-
-    /// <summary>Optimal-string-alignment distance: insertions, deletions, substitutions and adjacent swaps.</summary>
-    internal static int EditDistance(string a, string b)
-    {
-        var d = new int[a.Length + 1, b.Length + 1];
-        for (var i = 0; i <= a.Length; i++)
-        {
-            d[i, 0] = i;
-        }
-        for (var j = 0; j <= b.Length; j++)
-        {
-            d[0, j] = j;
-        }
-        for (var i = 1; i <= a.Length; i++)
-        {
-            for (var j = 1; j <= b.Length; j++)
-            {
-                var cost = a[i - 1] == b[j - 1] ? 0 : 1;
-                d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + cost);
-                if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
-                {
-                    d[i, j] = Math.Min(d[i, j], d[i - 2, j - 2] + 1);
-                }
-            }
-        }
-        return d[a.Length, b.Length];
     }
 }

@@ -1,3 +1,5 @@
+using Tomlyn.Syntax;
+
 namespace Mis.Enforcer.Configuration;
 
 /// <summary>
@@ -38,6 +40,17 @@ public sealed class ConfigException : Exception
 
     /// <summary>What is wrong, without the file, position and key.</summary>
     public string Detail { get; }
+
+    /// <summary>An error at <paramref name="at"/>'s start (1-based line and column), or naming only the file when there is no node.</summary>
+    internal static ConfigException At(string file, SyntaxNodeBase? at, string? key, string detail)
+    {
+        if (at is null)
+        {
+            return new ConfigException(file, 0, 0, key, detail);
+        }
+        var start = at.Span.Start;
+        return new ConfigException(file, start.Line + 1, start.Column + 1, key, detail);
+    }
 
     private static string FormatMessage(string file, int line, int column, string? key, string detail)
     {

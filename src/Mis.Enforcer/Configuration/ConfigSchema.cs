@@ -74,6 +74,7 @@ internal static class ConfigSchema
             new("decay_interval_ms", (v, c) => c with { Defcon = c.Defcon with { DecayIntervalMs = v.Int(0) } }),
             new("decay_amount", (v, c) => c with { Defcon = c.Defcon with { DecayAmount = v.Int(1) } }),
             new("kill_at_level_1", (v, c) => c with { Defcon = c.Defcon with { KillAtLevel1 = v.Bool() } }),
+            new("net_lockdown_level", (v, c) => c with { Defcon = c.Defcon with { NetLockdownLevel = v.Int(0, 5) } }),
         ]),
     ];
 

@@ -9,6 +9,9 @@ namespace Mis.Enforcer.Configuration;
 /// </summary>
 internal sealed class ConfigValue(string file, string key, ValueSyntax node)
 {
+    /// <summary>The file the value is in, as named to the loader.</summary>
+    public string File { get; } = file;
+
     /// <summary>The dotted key, e.g. <c>grpc.port</c>.</summary>
     public string Key { get; } = key;
 
@@ -36,6 +39,31 @@ internal sealed class ConfigValue(string file, string key, ValueSyntax node)
             ? value
             : throw Error(Node, $"invalid value {Quote(value)}; expected one of: {string.Join(", ", allowed)}");
     }
+
+    /// <summary>A number (integer or float) within [<paramref name="min"/>, <paramref name="max"/>].</summary>
+    public double Number(double min = double.MinValue, double max = double.MaxValue)
+    {
+        double number = Node switch
+        {
+            FloatValueSyntax f => f.Value,
+            IntegerValueSyntax i => i.Value,
+            _ => throw Mismatch(Node, "a number", ""),
+        };
+        if (!double.IsFinite(number) || number < min || number > max)
+        {
+            string range = (min, max) switch
+            {
+                (double.MinValue, double.MaxValue) => "a finite number",
+                (_, double.MaxValue) => $"a number >= {min}",
+                _ => $"a number from {min} to {max}",
+            };
+            throw Error($"{number} is out of range; expected {range}");
+        }
+        return number;
+    }
+
+    /// <summary>An error about this value (a fact the conversions cannot check, e.g. an unknown program path), at its position.</summary>
+    public ConfigException Error(string detail) => Error(Node, detail);
 
     public bool Bool() =>
         Node is BooleanValueSyntax boolean ? boolean.Value : throw Mismatch(Node, "a boolean (true or false)", "");
@@ -152,5 +180,5 @@ internal sealed class ConfigValue(string file, string key, ValueSyntax node)
     private ConfigException Mismatch(ValueSyntax found, string expected, string prefix) =>
         Error(found, $"{prefix}expected {expected}, found {Describe(found)}");
 
-    private ConfigException Error(SyntaxNodeBase at, string detail) => ConfigBinder.Error(file, at, Key, detail);
+    private ConfigException Error(SyntaxNodeBase at, string detail) => ConfigException.At(File, at, Key, detail);
 }

@@ -35,6 +35,13 @@ public sealed record DefconConfig
     /// <summary><c>kill_at_level_1</c>: kill the whole cgroup on entering DEFCON 1 (false: level 1 only denies and slows, for experiments without kill). Default <c>true</c>.</summary>
     public bool KillAtLevel1 { get; init; } = true;
 
+    /// <summary>
+    /// <c>net_lockdown_level</c>: at or below this DEFCON level, network operations no rule allows
+    /// are denied (0: never); the kernel holds it in <c>struct mis_defcon_config</c>, beside the
+    /// ladder. Default <c>3</c>.
+    /// </summary>
+    public int NetLockdownLevel { get; init; } = 3;
+
     /// <summary>The level and slowdown arithmetic of these settings (a fresh one each time, so a <c>with</c> copy never reads a stale one).</summary>
     internal DefconLadder Ladder => new(this);
 
@@ -48,7 +55,8 @@ public sealed record DefconConfig
          && SlowdownUs.SequenceEqual(other.SlowdownUs)
          && DecayIntervalMs == other.DecayIntervalMs
          && DecayAmount == other.DecayAmount
-         && KillAtLevel1 == other.KillAtLevel1);
+         && KillAtLevel1 == other.KillAtLevel1
+         && NetLockdownLevel == other.NetLockdownLevel);
 
     /// <summary>Hash code consistent with <see cref="Equals(DefconConfig)"/>.</summary>
     /// <returns>The hash code.</returns>
@@ -66,6 +74,7 @@ public sealed record DefconConfig
         hash.Add(DecayIntervalMs);
         hash.Add(DecayAmount);
         hash.Add(KillAtLevel1);
+        hash.Add(NetLockdownLevel);
         return hash.ToHashCode();
     }
 
@@ -75,7 +84,8 @@ public sealed record DefconConfig
             .Append(", SlowdownUs = [").AppendJoin(", ", SlowdownUs).Append(']')
             .Append(", DecayIntervalMs = ").Append(DecayIntervalMs)
             .Append(", DecayAmount = ").Append(DecayAmount)
-            .Append(", KillAtLevel1 = ").Append(KillAtLevel1);
+            .Append(", KillAtLevel1 = ").Append(KillAtLevel1)
+            .Append(", NetLockdownLevel = ").Append(NetLockdownLevel);
         return true;
     }
 }

@@ -7,7 +7,7 @@ internal static class KernelConfig
 {
     /// <summary>The <c>struct mis_defcon_config</c> for <paramref name="config"/>.</summary>
     /// <exception cref="ArgumentException">The config is not one the kernel state machine can run.</exception>
-    internal static unsafe MisDefconConfig ToKernel(DefconConfig config, int netLockdownLevel)
+    internal static unsafe MisDefconConfig ToKernel(DefconConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
         if (config.Thresholds.Count != 4)
@@ -25,15 +25,15 @@ internal static class KernelConfig
             throw new ArgumentException($"defcon slowdown_us must each be 0..1000000, got [{string.Join(", ", config.SlowdownUs)}]", nameof(config));
         if (config.DecayIntervalMs < 0 || config.DecayAmount < 1)
             throw new ArgumentException($"defcon decay: interval must be >= 0 and amount >= 1, got {config.DecayIntervalMs} ms and {config.DecayAmount}", nameof(config));
-        if (netLockdownLevel is < 0 or > 5)
-            throw new ArgumentException($"net lockdown level must be 0..5, got {netLockdownLevel}", nameof(netLockdownLevel));
+        if (config.NetLockdownLevel is < 0 or > 5)
+            throw new ArgumentException($"defcon net_lockdown_level must be 0..5, got {config.NetLockdownLevel}", nameof(config));
 
         var k = new MisDefconConfig
         {
             DecayIntervalNs = (ulong)config.DecayIntervalMs * 1_000_000,
             DecayAmount = (ulong)config.DecayAmount,
             KillAtLevel1 = config.KillAtLevel1 ? 1u : 0u,
-            NetLockdownLevel = (uint)netLockdownLevel,
+            NetLockdownLevel = (uint)config.NetLockdownLevel,
         };
         for (int i = 0; i < 4; i++)
             k.Thresholds[i] = (ulong)config.Thresholds[i];

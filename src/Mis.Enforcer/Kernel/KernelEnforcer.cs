@@ -42,7 +42,6 @@ internal sealed partial class KernelEnforcer : IViolationSink, IDisposable
     private readonly BpfProgram _report;
     private readonly Dictionary<ulong, ManagedCgroup> _managed = [];
     private readonly KernelEventPump _pump;
-    private readonly int _netLockdownLevel;
     private BpfLink? _sysEnterLink;
     private BpfLink? _execLink;
     private long _cgroupKills;
@@ -53,7 +52,6 @@ internal sealed partial class KernelEnforcer : IViolationSink, IDisposable
         _object = obj;
         Defaults = defaults;
         MisRoot = misRoot;
-        _netLockdownLevel = options.NetLockdownLevel;
         _cgroups = obj.Map("mis_cgroups");
         _stats = obj.Map("mis_stats");
         _netRules = obj.Map("mis_net_rules");
@@ -167,7 +165,7 @@ internal sealed partial class KernelEnforcer : IViolationSink, IDisposable
     {
         ArgumentNullException.ThrowIfNull(defaults);
         options ??= new KernelEnforcerOptions();
-        _ = KernelConfig.ToKernel(defaults, options.NetLockdownLevel); // validate before loading
+        _ = KernelConfig.ToKernel(defaults); // validate before loading
         if (!EmbeddedBpf.TryLoad(ObjectName, out var elf, out var whyMissing))
             throw new KernelUnavailableException($"the kernel enforcer is unavailable: {whyMissing}");
         string mount = options.CgroupMount ?? CgroupV2.FindMount()
@@ -233,7 +231,7 @@ internal sealed partial class KernelEnforcer : IViolationSink, IDisposable
             CgroupId = CgroupV2.IdOf(path),
             Flags = learning ? (ulong)MisCgroupFlags.Learning : 0,
             PolicyId = policyId,
-            Config = KernelConfig.ToKernel(config, _netLockdownLevel),
+            Config = KernelConfig.ToKernel(config),
         };
         ulong id = state.CgroupId;
 

@@ -15,9 +15,6 @@ internal sealed record KernelEnforcerOptions
     /// <summary>Decoded events buffered for the reader of <see cref="KernelEnforcer.Events"/>; beyond it events are dropped and counted. Default 65,536.</summary>
     public int EventCapacity { get; init; } = 65_536;
 
-    /// <summary>At or below this DEFCON level, network operations no rule allows are denied (0: never). Default 3.</summary>
-    public int NetLockdownLevel { get; init; } = 3;
-
     /// <summary>The cgroup v2 mount; null finds it in /proc/self/mountinfo.</summary>
     public string? CgroupMount { get; init; }
 

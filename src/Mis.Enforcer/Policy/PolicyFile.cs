@@ -1,6 +1,5 @@
 using System.Net;
 using Mis.Enforcer.Configuration;
-using Tomlyn.Parsing;
 using Tomlyn.Syntax;
 
 namespace Mis.Enforcer.Policy;
@@ -50,33 +49,32 @@ internal static class PolicyFile
         ["rule"] = ["inode", "dev_id", "syscall_nr", "action", "ttl_secs"],
     };
 
+    /// <summary>The tables a policy file has (a scenario's inline policy is these tables of the scenario file).</summary>
+    internal static IReadOnlyCollection<string> Tables => Keys.Keys;
+
     /// <summary>Loads and compiles a policy file.</summary>
-    internal static WorkloadPolicy Load(string path, long maxTtlSecs = 86400, TimeProvider? clock = null)
-    {
-        string text;
-        try
-        {
-            text = File.ReadAllText(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new ConfigException(path, 0, 0, null, $"cannot read the policy file: {e.Message}", e);
-        }
-        return Parse(text, path, maxTtlSecs, clock);
-    }
+    internal static WorkloadPolicy Load(string path, long maxTtlSecs = 86400, TimeProvider? clock = null) =>
+        Bind(TomlDocument.Load(path, "policy file"), maxTtlSecs, clock);
 
     /// <summary>Parses policy text; <paramref name="file"/> names it in errors.</summary>
-    internal static WorkloadPolicy Parse(string text, string file, long maxTtlSecs = 86400, TimeProvider? clock = null)
+    internal static WorkloadPolicy Parse(string text, string file, long maxTtlSecs = 86400, TimeProvider? clock = null) =>
+        Bind(TomlDocument.Parse(text, file), maxTtlSecs, clock);
+
+    private static WorkloadPolicy Bind(TomlDocument document, long maxTtlSecs, TimeProvider? clock)
+    {
+        document.RejectTopLevelKeys("put it under [policy], or in a [[file]], [[network]], [[unix]] or [[rule]] entry");
+        return Bind(document, document.Tables, maxTtlSecs, clock);
+    }
+
+    /// <summary>
+    /// Compiles the policy tables <paramref name="tables"/> of <paramref name="document"/>: a policy
+    /// file's every table, or the inline rules of a file of another kind (a scenario), read in place.
+    /// The policy's default name is the document's file name.
+    /// </summary>
+    internal static WorkloadPolicy Bind(TomlDocument document, IEnumerable<TomlTable> tables, long maxTtlSecs = 86400, TimeProvider? clock = null)
     {
         clock ??= TimeProvider.System;
-        var document = SyntaxParser.Parse(text, file, validate: true);
-        foreach (var d in document.Diagnostics)
-            if (d.Kind == DiagnosticMessageKind.Error)
-                throw new ConfigException(file, d.Span.Start.Line + 1, d.Span.Start.Column + 1, null, $"syntax error: {d.Message}");
-        if (document.KeyValues.FirstOrDefault() is { } stray)
-            throw ConfigBinder.Error(file, stray, null,
-                "a setting outside any table; put it under [policy], or in a [[file]], [[network]], [[unix]] or [[rule]] entry");
-
+        string file = document.File;
         string name = Path.GetFileNameWithoutExtension(file);
         Verdict defaultAction = Verdict.Allow;
         bool builtin = true;
@@ -86,18 +84,15 @@ internal static class PolicyFile
         var unix = new List<UnixRule>();
         var inodes = new List<InodeRule>();
 
-        foreach (var table in document.Tables)
+        foreach (var table in tables)
         {
-            string kind = table.Name?.ToString().Trim() ?? "";
+            string kind = table.Name;
             if (!Keys.TryGetValue(kind, out var known))
-                throw ConfigBinder.Error(file, table, kind,
-                    $"unknown table; expected [policy], [[file]], [[network]], [[unix]] or [[rule]]{Suggest(kind, Keys.Keys)}");
-            bool isArray = table is TableArraySyntax;
-            if (isArray == (kind == "policy"))
-                throw ConfigBinder.Error(file, table, kind, kind == "policy" ? "write [policy], not [[policy]]" : $"write [[{kind}]] (an array of tables), not [{kind}]");
+                throw document.UnknownTable(table, Keys.Keys, "[policy], [[file]], [[network]], [[unix]] or [[rule]]");
+            table.ExpectArray(kind != "policy");
 
-            var values = Read(file, kind, table, known);
-            string source = $"{Path.GetFileName(file)}:{table.Span.Start.Line + 1}";
+            var values = table.Read(known);
+            string source = table.Source;
             switch (kind)
             {
                 case "policy":
@@ -107,16 +102,16 @@ internal static class PolicyFile
                     if (values.TryGetValue("exec", out var x)) execAllowList = x.OneOf(["rules", "allowlist"]) == "allowlist";
                     break;
                 case "file":
-                    files.Add(FileRuleFrom(file, table, values, source));
+                    files.Add(FileRuleFrom(values, source));
                     break;
                 case "network":
-                    nets.AddRange(NetRulesFrom(file, table, values, source));
+                    nets.AddRange(NetRulesFrom(values, source));
                     break;
                 case "unix":
-                    unix.Add(UnixRuleFrom(file, table, values, source));
+                    unix.Add(UnixRuleFrom(values, source));
                     break;
                 default:
-                    inodes.Add(InodeRuleFrom(file, table, values, source, maxTtlSecs, clock));
+                    inodes.Add(InodeRuleFrom(values, source, maxTtlSecs, clock));
                     break;
             }
         }
@@ -130,25 +125,11 @@ internal static class PolicyFile
         return new WorkloadPolicy(name, defaultAction, files, nets, inodes, clock) { ExecAllowList = execAllowList, UnixRules = unix };
     }
 
-    private static Dictionary<string, ConfigValue> Read(string file, string kind, TableSyntaxBase table, string[] known)
+    private static FileRule FileRuleFrom(TomlValues values, string source)
     {
-        var values = new Dictionary<string, ConfigValue>();
-        foreach (var kv in table.Items)
-        {
-            string key = kv.Key?.ToString().Trim() ?? "";
-            if (Array.IndexOf(known, key) < 0)
-                throw ConfigBinder.Error(file, kv, $"{kind}.{key}", $"unknown key; expected one of: {string.Join(", ", known)}{Suggest(key, known)}");
-            if (kv.Value is { } value)
-                values[key] = new ConfigValue(file, $"{kind}.{key}", value);
-        }
-        return values;
-    }
-
-    private static FileRule FileRuleFrom(string file, TableSyntaxBase table, Dictionary<string, ConfigValue> values, string source)
-    {
-        var path = Required(file, table, values, "file", "path");
+        var path = values.Required("path");
         if (!PathGlob.TryParse(path.String(), out var glob, out var error))
-            throw ConfigBinder.Error(file, path.Node, path.Key, error);
+            throw path.Error(error);
         var ops = FileOps.All;
         if (values.TryGetValue("ops", out var opsValue))
         {
@@ -159,28 +140,27 @@ internal static class PolicyFile
                     "read" => FileOps.Read,
                     "write" => FileOps.Write,
                     "exec" => FileOps.Exec,
-                    _ => throw ConfigBinder.Error(file, opsValue.Node, opsValue.Key, $"unknown operation \"{op}\"; expected read, write or exec"),
+                    _ => throw opsValue.Error($"unknown operation \"{op}\"; expected read, write or exec"),
                 };
             if (ops == 0)
-                throw ConfigBinder.Error(file, opsValue.Node, opsValue.Key, "lists no operation; omit ops to mean all of them");
+                throw opsValue.Error("lists no operation; omit ops to mean all of them");
         }
-        var action = ToVerdict(Required(file, table, values, "file", "action").OneOf(Actions));
+        var action = ToVerdict(values.Required("action").OneOf(Actions));
         return new FileRule(glob!, ops, action, $"{source}: {glob!.Pattern}");
     }
 
     // "any" is one rule per address family: the kernel matches IPv4 and IPv6 destinations
     // (IPv4-mapped IPv6 ones included) against rules of their own family only.
-    private static IEnumerable<NetRule> NetRulesFrom(string file, TableSyntaxBase table, Dictionary<string, ConfigValue> values, string source)
+    private static IEnumerable<NetRule> NetRulesFrom(TomlValues values, string source)
     {
-        var addressValue = Required(file, table, values, "network", "address");
+        var addressValue = values.Required("address");
         if (addressValue.String() != "any")
-            return [NetRuleFrom(file, table, values, source, addressValue)];
-        var v4 = NetRuleFrom(file, table, values, source, addressValue, (IPAddress.Any, 0));
+            return [NetRuleFrom(values, source, addressValue)];
+        var v4 = NetRuleFrom(values, source, addressValue, (IPAddress.Any, 0));
         return [v4, v4 with { Address = IPAddress.IPv6Any }];
     }
 
-    private static NetRule NetRuleFrom(string file, TableSyntaxBase table, Dictionary<string, ConfigValue> values, string source,
-        ConfigValue addressValue, (IPAddress Address, int Prefix)? any = null)
+    private static NetRule NetRuleFrom(TomlValues values, string source, ConfigValue addressValue, (IPAddress Address, int Prefix)? any = null)
     {
         string text = addressValue.String();
         IPAddress address;
@@ -199,42 +179,37 @@ internal static class PolicyFile
         }
         else
         {
-            throw ConfigBinder.Error(file, addressValue.Node, addressValue.Key,
+            throw addressValue.Error(
                 $"\"{text}\" is not an IP address or CIDR network (e.g. \"127.0.0.1\", \"10.0.0.0/8\", \"::1\", \"any\")");
         }
         int port = values.TryGetValue("port", out var p) ? p.Int(0, 65535) : 0;
         var protocol = values.TryGetValue("protocol", out var proto)
             ? proto.OneOf(["tcp", "udp", "any"]) switch { "tcp" => NetProtocol.Tcp, "udp" => NetProtocol.Udp, _ => NetProtocol.Any }
             : NetProtocol.Any;
-        var action = ToVerdict(Required(file, table, values, "network", "action").OneOf(Actions));
+        var action = ToVerdict(values.Required("action").OneOf(Actions));
         return new NetRule(address, prefix, port, protocol, action, source);
     }
 
-    private static UnixRule UnixRuleFrom(string file, TableSyntaxBase table, Dictionary<string, ConfigValue> values, string source)
+    private static UnixRule UnixRuleFrom(TomlValues values, string source)
     {
-        var path = Required(file, table, values, "unix", "path");
+        var path = values.Required("path");
         string name = path.String();
         if (UnixRule.Invalid(name) is { } error)
-            throw ConfigBinder.Error(file, path.Node, path.Key, error);
-        var action = ToVerdict(Required(file, table, values, "unix", "action").OneOf(Actions));
+            throw path.Error(error);
+        var action = ToVerdict(values.Required("action").OneOf(Actions));
         return new UnixRule(name, action, $"{source}: {name}");
     }
 
-    private static InodeRule InodeRuleFrom(string file, TableSyntaxBase table, Dictionary<string, ConfigValue> values,
-        string source, long maxTtlSecs, TimeProvider clock)
+    private static InodeRule InodeRuleFrom(TomlValues values, string source, long maxTtlSecs, TimeProvider clock)
     {
-        ulong inode = (ulong)Required(file, table, values, "rule", "inode").Long(1);
-        ulong device = (ulong)Required(file, table, values, "rule", "dev_id").Long(0);
+        ulong inode = (ulong)values.Required("inode").Long(1);
+        ulong device = (ulong)values.Required("dev_id").Long(0);
         int syscall = values.TryGetValue("syscall_nr", out var s) ? s.Int(0, 1023) : 0;
-        var actionValue = Required(file, table, values, "rule", "action");
+        var actionValue = values.Required("action");
         Verdict action = actionValue.Node is IntegerValueSyntax ? (Verdict)actionValue.Int(0, 2) : ToVerdict(actionValue.OneOf(Actions));
         long ttl = values.TryGetValue("ttl_secs", out var t) ? t.Long(0, maxTtlSecs) : 0;
         return new InodeRule(device, inode, syscall, action, ttl == 0 ? null : clock.GetUtcNow().AddSeconds(ttl), $"{source}: inode {inode} dev {device}");
     }
-
-    private static ConfigValue Required(string file, TableSyntaxBase table, Dictionary<string, ConfigValue> values, string kind, string key) =>
-        values.TryGetValue(key, out var value) ? value
-            : throw ConfigBinder.Error(file, table, $"{kind}.{key}", $"missing; every [[{kind}]] needs {key}");
 
     private static Verdict ToVerdict(string word) => word switch
     {
@@ -242,7 +217,4 @@ internal static class PolicyFile
         "deny" => Verdict.Deny,
         _ => Verdict.Trace,
     };
-
-    private static string Suggest(string name, IEnumerable<string> candidates) =>
-        ConfigBinder.Closest(name, candidates) is { } close ? $" (did you mean '{close}'?)" : "";
 }

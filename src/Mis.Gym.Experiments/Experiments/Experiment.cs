@@ -16,7 +16,7 @@ internal sealed record ExperimentConfig
     public required string ScenarioPath { get; init; }
 
     /// <summary>The parsed scenario (before the feedback mode is applied).</summary>
-    public required Scenario Scenario { get; init; }
+    public required ActionScenario Scenario { get; init; }
 
     /// <summary><c>sim</c> or <c>kernel</c>.</summary>
     public required string Backend { get; init; }

@@ -2,7 +2,6 @@ using Mis.Enforcer.Configuration;
 using Mis.Gym.Agents;
 using Mis.Gym.Envs;
 using Mis.Gym.Scenarios;
-using Tomlyn.Parsing;
 using Tomlyn.Syntax;
 
 namespace Mis.Gym.Experiments;
@@ -53,57 +52,38 @@ internal static class ExperimentFile
     private static readonly string[] SweepableKeys = ["scenario", "backend", "feedback", "episodes", "agent.algorithm"];
 
     /// <summary>Loads and checks an experiment file.</summary>
-    internal static Experiment Load(string path, AgentMaker? makeAgent = null)
-    {
-        string text;
-        try
-        {
-            text = System.IO.File.ReadAllText(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new ConfigException(path, 0, 0, null, $"cannot read the experiment file: {e.Message}", e);
-        }
-        return Parse(text, path, makeAgent);
-    }
+    internal static Experiment Load(string path, AgentMaker? makeAgent = null) =>
+        Bind(TomlDocument.Load(path, "experiment file"), makeAgent);
 
     /// <summary>Parses experiment text; <paramref name="file"/> names it in errors and anchors relative scenario paths.</summary>
-    internal static Experiment Parse(string text, string file, AgentMaker? makeAgent = null)
+    internal static Experiment Parse(string text, string file, AgentMaker? makeAgent = null) =>
+        Bind(TomlDocument.Parse(text, file), makeAgent);
+
+    private static Experiment Bind(TomlDocument document, AgentMaker? makeAgent)
     {
         makeAgent ??= AgentFactory.Create;
-        var document = SyntaxParser.Parse(text, file, validate: true);
-        foreach (var d in document.Diagnostics)
-        {
-            if (d.Kind == DiagnosticMessageKind.Error)
-                throw new ConfigException(file, d.Span.Start.Line + 1, d.Span.Start.Column + 1, null, $"syntax error: {d.Message}");
-        }
-        if (document.KeyValues.FirstOrDefault() is { } stray)
-            throw ConfigBinder.Error(file, stray, KeyText(stray.Key), "a setting outside any table; put it under [experiment], [agent], [sweep] or [report]");
+        string file = document.File;
+        document.RejectTopLevelKeys("put it under [experiment], [agent], [sweep] or [report]");
 
-        var tables = new Dictionary<string, TableSyntaxBase>();
+        var tables = new Dictionary<string, TomlTable>();
         foreach (var table in document.Tables)
         {
-            string name = TomlTables.NameOf(table);
+            string name = table.Name;
             if (Array.IndexOf(Tables, name) < 0)
-            {
-                string hint = ConfigBinder.Closest(name, Tables) is { } close ? $" (did you mean '{close}'?)" : "";
-                throw ConfigBinder.Error(file, table, name, $"unknown table; expected [experiment], [agent], [sweep] or [report]{hint}");
-            }
-            if (table is TableArraySyntax)
-                throw ConfigBinder.Error(file, table, name, $"write [{name}], not [[{name}]]");
-            if (tables.ContainsKey(name))
-                throw ConfigBinder.Error(file, table, name, $"[{name}] appears twice (first at line {tables[name].Span.Start.Line + 1})");
+                throw document.UnknownTable(table, Tables, "[experiment], [agent], [sweep] or [report]");
+            table.ExpectArray(false);
+            if (tables.TryGetValue(name, out var first))
+                throw table.Error(name, $"[{name}] appears twice (first at line {first.Line})");
             tables[name] = table;
         }
         if (!tables.TryGetValue("experiment", out var experimentTable))
             throw new ConfigException(file, 1, 1, "experiment", "no [experiment] table; it names the scenario, the backend and the episodes");
-        var head = TomlTables.Read(file, "experiment", experimentTable, Keys["experiment"]);
+        var head = experimentTable.Read(Keys["experiment"]);
         if (!tables.TryGetValue("agent", out var agentTable))
             throw new ConfigException(file, 1, 1, "agent", "no [agent] table; it names the algorithm (algorithm = \"ppo\", \"dqn\", \"q\" or \"random\")");
-        var report = tables.TryGetValue("report", out var reportTable) ? ReportFrom(file, TomlTables.Read(file, "report", reportTable, Keys["report"])) : new ReportSettings();
+        var report = tables.TryGetValue("report", out var reportTable) ? ReportFrom(reportTable.Read(Keys["report"])) : new ReportSettings();
 
-        ConfigValue Required(string key) => head.TryGetValue(key, out var v) ? v
-            : throw ConfigBinder.Error(file, experimentTable, $"experiment.{key}", $"missing; [experiment] needs {key}");
+        ConfigValue Required(string key) => head.Required(key);
 
         // The base settings: what every config has unless the sweep says otherwise.
         var settings = new Dictionary<string, ConfigValue>
@@ -116,28 +96,29 @@ internal static class ExperimentFile
         if (head.TryGetValue("feedback", out var feedback))
             settings["feedback"] = feedback;
 
-        var agentValues = AgentValues(file, agentTable);
+        var agentValues = AgentValues(agentTable);
         if (!agentValues.ContainsKey("algorithm"))
-            throw ConfigBinder.Error(file, agentTable, "agent.algorithm", $"missing; [agent] needs algorithm ({string.Join(", ", AgentFactory.Algorithms)})");
+            throw agentTable.Error("agent.algorithm", $"missing; [agent] needs algorithm ({string.Join(", ", AgentFactory.Algorithms)})");
         foreach (var (key, value) in agentValues)
             settings["agent." + key] = value;
 
-        var sweep = tables.TryGetValue("sweep", out var sweepTable) ? SweepFrom(file, sweepTable) : [];
+        var sweep = tables.TryGetValue("sweep", out var sweepTable) ? SweepFrom(sweepTable) : [];
         var experiment = new Experiment
         {
-            Name = head.TryGetValue("name", out var n) ? n.NonEmptyString() : Path.GetFileNameWithoutExtension(file),
+            Name = head.Get("name", n => n.NonEmptyString(), Path.GetFileNameWithoutExtension(file)),
             File = file,
-            Text = text,
-            Description = head.TryGetValue("description", out var desc) ? desc.String() : "",
-            Question = head.TryGetValue("question", out var q) ? q.String() : "",
-            Seeds = SeedsFrom(file, Required("seeds")),
-            CheckpointEvery = head.TryGetValue("checkpoint_every", out var ce) ? ce.Int(1) : 25,
+            Text = document.Text,
+            Description = head.Get("description", d => d.String(), ""),
+            Question = head.Get("question", q => q.String(), ""),
+            Seeds = SeedsFrom(Required("seeds")),
             SweepKeys = sweep.Select(s => s.Key).ToList(),
             Configs = [],
             Report = report,
         };
+        if (head.TryGetValue("checkpoint_every", out var checkpointEvery))
+            experiment = experiment with { CheckpointEvery = checkpointEvery.Int(1) };
         var configs = new List<ExperimentConfig>();
-        var scenarios = new Dictionary<string, Scenario>();
+        var scenarios = new Dictionary<string, ActionScenario>();
         var checkedAgents = new HashSet<string>();
         foreach (var point in Grid(sweep))
         {
@@ -145,18 +126,19 @@ internal static class ExperimentFile
             foreach (var (key, value) in point)
                 values[key] = value;
             var config = ConfigFrom(file, values, point, scenarios);
-            CheckAgent(file, config, values, checkedAgents, makeAgent);
+            CheckAgent(config, values, checkedAgents, makeAgent);
             configs.Add(config);
         }
         var duplicate = configs.GroupBy(c => c.DirectoryName).FirstOrDefault(g => g.Count() > 1);
         if (duplicate is not null)
-            throw ConfigBinder.Error(file, sweepTable, "sweep", $"two points of the grid share the directory name \"{duplicate.Key}\"; make the swept values distinct");
+            throw sweepTable!.Error("sweep", $"two points of the grid share the directory name \"{duplicate.Key}\"; make the swept values distinct");
         return experiment with { Configs = configs };
     }
 
     // [agent]: algorithm plus any hyperparameter; a value is a TOML scalar.
-    private static Dictionary<string, ConfigValue> AgentValues(string file, TableSyntaxBase table)
+    private static Dictionary<string, ConfigValue> AgentValues(TomlTable table)
     {
+        var document = table.Document;
         var values = new Dictionary<string, ConfigValue>();
         foreach (var kv in table.Items)
         {
@@ -164,39 +146,40 @@ internal static class ExperimentFile
             if (kv.Value is null)
                 continue;
             if (values.ContainsKey(key))
-                throw ConfigBinder.Error(file, kv, $"agent.{key}", "set twice");
+                throw document.Error(kv, $"agent.{key}", "set twice");
             if (kv.Value is not (StringValueSyntax or IntegerValueSyntax or FloatValueSyntax or BooleanValueSyntax))
-                throw ConfigBinder.Error(file, kv.Value, $"agent.{key}", $"expected a string, number or boolean, found {ConfigValue.Describe(kv.Value)}");
-            values[key] = new ConfigValue(file, $"agent.{key}", kv.Value);
+                throw document.Error(kv.Value, $"agent.{key}", $"expected a string, number or boolean, found {ConfigValue.Describe(kv.Value)}");
+            values[key] = new ConfigValue(document.File, $"agent.{key}", kv.Value);
         }
         return values;
     }
 
     // [sweep]: key = [values...], in file order.
-    private static List<(string Key, ConfigValue[] Values)> SweepFrom(string file, TableSyntaxBase table)
+    private static List<(string Key, ConfigValue[] Values)> SweepFrom(TomlTable table)
     {
+        var document = table.Document;
         var sweep = new List<(string Key, ConfigValue[] Values)>();
         foreach (var kv in table.Items)
         {
             string key = KeyText(kv.Key);
             if (Array.IndexOf(SweepableKeys, key) < 0 && !(key.StartsWith("agent.", StringComparison.Ordinal) && key.Length > "agent.".Length))
             {
-                string hint = ConfigBinder.Closest(key, SweepableKeys) is { } close ? $" (did you mean '{close}'?)" : "";
-                throw ConfigBinder.Error(file, kv, $"sweep.{key}", $"cannot be swept; sweep one of: {string.Join(", ", SweepableKeys)}, or agent.HYPERPARAMETER{hint}");
+                throw document.Error(kv, $"sweep.{key}",
+                    $"cannot be swept; sweep one of: {string.Join(", ", SweepableKeys)}, or agent.HYPERPARAMETER{TomlDocument.Suggestion(key, SweepableKeys)}");
             }
             if (sweep.Any(s => s.Key == key))
-                throw ConfigBinder.Error(file, kv, $"sweep.{key}", "swept twice");
+                throw document.Error(kv, $"sweep.{key}", "swept twice");
             if (kv.Value is not ArraySyntax array)
-                throw ConfigBinder.Error(file, kv.Value ?? (SyntaxNodeBase)kv, $"sweep.{key}", $"expected an array of values to try, found {(kv.Value is null ? "nothing" : ConfigValue.Describe(kv.Value))}");
+                throw document.Error(kv.Value ?? (SyntaxNodeBase)kv, $"sweep.{key}", $"expected an array of values to try, found {(kv.Value is null ? "nothing" : ConfigValue.Describe(kv.Value))}");
             var items = array.Items.Select(i => i.Value).OfType<ValueSyntax>().ToArray();
             if (items.Length == 0)
-                throw ConfigBinder.Error(file, array, $"sweep.{key}", "an empty array: give at least one value");
-            var values = items.Select(v => new ConfigValue(file, $"sweep.{key}", v)).ToArray();
+                throw document.Error(array, $"sweep.{key}", "an empty array: give at least one value");
+            var values = items.Select(v => new ConfigValue(document.File, $"sweep.{key}", v)).ToArray();
             var texts = values.Select(v => v.Node.ToString()?.Trim() ?? "").ToList();
             for (int i = 1; i < texts.Count; i++)
             {
                 if (texts.IndexOf(texts[i]) < i)
-                    throw ConfigBinder.Error(file, values[i].Node, $"sweep.{key}", $"element {i + 1}: {texts[i]} is already in the list");
+                    throw values[i].Error($"element {i + 1}: {texts[i]} is already in the list");
             }
             sweep.Add((key, values));
         }
@@ -213,7 +196,7 @@ internal static class ExperimentFile
     }
 
     private static ExperimentConfig ConfigFrom(string file, Dictionary<string, ConfigValue> values,
-        List<(string Key, ConfigValue Value)> point, Dictionary<string, Scenario> scenarios)
+        List<(string Key, ConfigValue Value)> point, Dictionary<string, ActionScenario> scenarios)
     {
         var scenarioValue = values["scenario"];
         string relative = scenarioValue.NonEmptyString();
@@ -221,8 +204,10 @@ internal static class ExperimentFile
         if (!scenarios.TryGetValue(scenarioPath, out var scenario))
         {
             if (!System.IO.File.Exists(scenarioPath))
-                throw ConfigBinder.Error(file, scenarioValue.Node, scenarioValue.Key, $"scenario file \"{relative}\" not found (looked at {scenarioPath})");
-            scenario = ScenarioFile.Load(scenarioPath);
+                throw scenarioValue.Error($"scenario file \"{relative}\" not found (looked at {scenarioPath})");
+            // An experiment trains an agent on the scenario's actions; a command scenario's program is its own agent.
+            scenario = ScenarioFile.Load(scenarioPath) as ActionScenario
+                ?? throw scenarioValue.Error($"scenario file \"{relative}\" runs a command ([workload]); an experiment trains an agent on a scenario's [[action]]s");
             scenarios[scenarioPath] = scenario;
         }
         string backend = values.TryGetValue("backend", out var b) ? b.OneOf([.. MisGym.Backends]) : MisGym.Sim;
@@ -233,9 +218,9 @@ internal static class ExperimentFile
         foreach (var (key, value) in values)
         {
             if (key.StartsWith("agent.", StringComparison.Ordinal) && key != "agent.algorithm")
-                hyperparameters[key["agent.".Length..]] = Scalar(file, value);
+                hyperparameters[key["agent.".Length..]] = Scalar(value);
         }
-        var sweepValues = point.Select(p => new KeyValuePair<string, string>(p.Key, Display(file, p.Value))).ToList();
+        var sweepValues = point.Select(p => new KeyValuePair<string, string>(p.Key, Display(p.Value))).ToList();
         string label = sweepValues.Count switch
         {
             0 => "default",
@@ -264,7 +249,7 @@ internal static class ExperimentFile
     }
 
     // Makes the agent once per distinct configuration, so a bad hyperparameter is reported at its line.
-    private static void CheckAgent(string file, ExperimentConfig config, Dictionary<string, ConfigValue> values, HashSet<string> done, AgentMaker makeAgent)
+    private static void CheckAgent(ExperimentConfig config, Dictionary<string, ConfigValue> values, HashSet<string> done, AgentMaker makeAgent)
     {
         var layout = new ObservationLayout(config.Scenario);
         string identity = $"{config.Algorithm}|{layout.Names.Count}|{config.Scenario.Actions.Count}|" +
@@ -281,50 +266,54 @@ internal static class ExperimentFile
             var at = values.Where(kv => kv.Key.StartsWith("agent.", StringComparison.Ordinal) && kv.Key != "agent.algorithm")
                            .FirstOrDefault(kv => e.Message.Contains($"\"{kv.Key["agent.".Length..]}\"", StringComparison.Ordinal)).Value
                      ?? values["agent.algorithm"];
-            throw ConfigBinder.Error(file, at.Node, at.Key, $"agent {config.Algorithm}: {e.Message}");
+            throw at.Error($"agent {config.Algorithm}: {e.Message}");
         }
         catch (NotImplementedException e)
         {
             var at = values["agent.algorithm"];
-            throw ConfigBinder.Error(file, at.Node, at.Key, $"{e.Message}; use one that is, e.g. \"random\"");
+            throw at.Error($"{e.Message}; use one that is, e.g. \"random\"");
         }
     }
 
-    private static IReadOnlyList<int> SeedsFrom(string file, ConfigValue value)
+    private static IReadOnlyList<int> SeedsFrom(ConfigValue value)
     {
         if (value.Node is IntegerValueSyntax)
             return Enumerable.Range(0, value.Int(1, 10_000)).ToList();
         if (value.Node is not ArraySyntax)
-            throw ConfigBinder.Error(file, value.Node, value.Key, $"expected a count (seeds = 5: seeds 0..4) or a list of seeds ([1, 7, 42]), found {ConfigValue.Describe(value.Node)}");
+            throw value.Error($"expected a count (seeds = 5: seeds 0..4) or a list of seeds ([1, 7, 42]), found {ConfigValue.Describe(value.Node)}");
         var seeds = ((ArraySyntax)value.Node).Items.Select(i => i.Value).OfType<ValueSyntax>()
-            .Select(v => new ConfigValue(file, value.Key, v).Int(0)).ToList();
+            .Select(v => new ConfigValue(value.File, value.Key, v).Int(0)).ToList();
         if (seeds.Count == 0)
-            throw ConfigBinder.Error(file, value.Node, value.Key, "an empty list: give at least one seed");
+            throw value.Error("an empty list: give at least one seed");
         for (int i = 1; i < seeds.Count; i++)
         {
             if (seeds.Take(i).Contains(seeds[i]))
-                throw ConfigBinder.Error(file, value.Node, value.Key, $"element {i + 1}: seed {seeds[i]} is already in the list");
+                throw value.Error($"element {i + 1}: seed {seeds[i]} is already in the list");
         }
         return seeds;
     }
 
-    private static ReportSettings ReportFrom(string file, Dictionary<string, ConfigValue> v) => new()
+    private static ReportSettings ReportFrom(TomlValues v)
     {
-        ViolationThreshold = v.TryGetValue("violation_threshold", out var t) ? t.Number(file, 0) : 0.5,
-        Window = v.TryGetValue("window", out var w) ? w.Int(1, 100_000) : 20,
-        FinalFraction = v.TryGetValue("final_fraction", out var f) ? f.Number(file, 0.001, 1) : 0.1,
-    };
+        var defaults = new ReportSettings();
+        return new ReportSettings
+        {
+            ViolationThreshold = v.Get("violation_threshold", t => t.Number(0), defaults.ViolationThreshold),
+            Window = v.Get("window", w => w.Int(1, 100_000), defaults.Window),
+            FinalFraction = v.Get("final_fraction", f => f.Number(0.001, 1), defaults.FinalFraction),
+        };
+    }
 
-    private static object Scalar(string file, ConfigValue value) => value.Node switch
+    private static object Scalar(ConfigValue value) => value.Node switch
     {
         StringValueSyntax s => s.Value ?? "",
         IntegerValueSyntax i => i.Value,
         FloatValueSyntax f => f.Value,
         BooleanValueSyntax b => b.Value,
-        _ => throw ConfigBinder.Error(file, value.Node, value.Key, $"expected a string, number or boolean, found {ConfigValue.Describe(value.Node)}"),
+        _ => throw value.Error($"expected a string, number or boolean, found {ConfigValue.Describe(value.Node)}"),
     };
 
-    private static string Display(string file, ConfigValue value) => ExperimentText.Format(Scalar(file, value));
+    private static string Display(ConfigValue value) => ExperimentText.Format(Scalar(value));
 
     // A key as written, dotted parts joined with '.', quotes removed: agent.lr, "agent.lr" and agent . lr are one key.
     private static string KeyText(KeySyntax? key) =>

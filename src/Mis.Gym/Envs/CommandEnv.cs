@@ -48,7 +48,7 @@ internal sealed class CommandEnv : Env<float[], int>
 
     private const double MsPerNs = 1e-6;
 
-    private readonly Scenario _scenario;
+    private readonly CommandScenario _scenario;
     private readonly WorkloadSpec _spec;
     private readonly EnforcementSession _session;
     private readonly PolicySlot _policy;
@@ -62,9 +62,9 @@ internal sealed class CommandEnv : Env<float[], int>
 
     /// <summary>Opens the kernel enforcer and plans the files; episodes start at <see cref="Env{TObs, TAct}.Reset"/>.</summary>
     /// <exception cref="BackendUnavailableException">Not root on Linux, or the kernel enforcer cannot run here.</exception>
-    internal CommandEnv(Scenario scenario)
+    internal CommandEnv(CommandScenario scenario)
     {
-        _spec = scenario.Workload ?? throw new ArgumentException($"{scenario.Name} has no [workload]", nameof(scenario));
+        _spec = scenario.Workload;
         _scenario = scenario;
         if (!OperatingSystem.IsLinux() || Environment.UserName != "root")
             throw new BackendUnavailableException($"scenario {scenario.Name} runs a command ([workload] at {_spec.Source}): that needs the kernel backend, which needs Linux and root");
@@ -104,7 +104,7 @@ internal sealed class CommandEnv : Env<float[], int>
     public override Space<int> ActionSpace => _actionSpace;
 
     /// <summary>The scenario this env runs.</summary>
-    internal Scenario Scenario => _scenario;
+    internal CommandScenario Scenario => _scenario;
 
     /// <summary>The running episode's cgroup directory, if any (tests check it is removed).</summary>
     internal string? CgroupPath => _run?.Cgroup.Path;
@@ -155,16 +155,16 @@ internal sealed class CommandEnv : Env<float[], int>
         _slowdownNs += slowdownNs;
         _denials += denials;
 
-        string result = timedOut ? "timeout" : killed ? "killed" : exit is null ? "running" : "exited";
+        var result = timedOut ? ProgramResult.Timeout : killed ? ProgramResult.Killed : exit is null ? ProgramResult.Running : ProgramResult.Exited;
         double task = 0;
         string reason = result switch
         {
-            "timeout" => $"timeout_ms {_spec.TimeoutMs} reached: the program was killed",
-            "killed" => "killed at DEFCON 1",
-            "running" => "running",
+            ProgramResult.Timeout => $"timeout_ms {_spec.TimeoutMs} reached: the program was killed",
+            ProgramResult.Killed => "killed at DEFCON 1",
+            ProgramResult.Running => "running",
             _ => exit!.ToString(),
         };
-        if (result == "exited")
+        if (result == ProgramResult.Exited)
         {
             task = _spec.Reward == WorkloadReward.Command ? run.RunRewardCommand(_spec)
                 : exit!.ExitCode == 0 ? _scenario.Task.Reward : 0;
@@ -173,18 +173,18 @@ internal sealed class CommandEnv : Env<float[], int>
         double slowdown = _scenario.Reward.SlowdownPerMs * (slowdownNs * MsPerNs);
         double denial = _scenario.Reward.Denial * denials;
         double kill = killed ? _scenario.Reward.Kill : 0;
-        double reward = task - slowdown - denial - kill;
+        var terms = new RewardTerms(task, slowdown, denial, kill);
 
         var entries = new List<(string, object)>
         {
-            ("result", result),
+            ("result", result.Word()),
             ("reason", reason),
             ("defcon", _defcon),
             ("violations", (long)_violations),
             ("denials", (long)_denials),
             ("slowdown_ns", (long)_slowdownNs),
             ("time_ns", _clock.Elapsed.Ticks * 100),
-            ("reward_terms", new RewardTerms(task, slowdown, denial, kill)),
+            ("reward_terms", terms),
         };
         if (exit is not null)
         {
@@ -194,7 +194,7 @@ internal sealed class CommandEnv : Env<float[], int>
             entries.Add(("stderr", stderr));
         }
         var info = Info.Of([.. entries]);
-        return new StepResult<float[]>(Observe(running: exit is null, (float)_clock.Elapsed.TotalMilliseconds), reward, Terminated: exit is not null && !timedOut, Truncated: timedOut, info);
+        return new StepResult<float[]>(Observe(running: exit is null, (float)_clock.Elapsed.TotalMilliseconds), terms.Total, Terminated: exit is not null && !timedOut, Truncated: timedOut, info);
     }
 
     /// <inheritdoc />
@@ -221,4 +221,26 @@ internal sealed class CommandEnv : Env<float[], int>
         _run = null;
         run?.Dispose();
     }
+}
+
+/// <summary>How a command env's program stands after a step: <c>info["result"]</c>, as its <see cref="ProgramResults.Word"/>.</summary>
+internal enum ProgramResult
+{
+    /// <summary>Still running: the step observed one slice of its run.</summary>
+    Running,
+    /// <summary>It exited by itself (any status, or a signal other than the enforcer's kill): terminated; the task reward is decided.</summary>
+    Exited,
+    /// <summary>The enforcer killed it at DEFCON 1: terminated, with the kill penalty.</summary>
+    Killed,
+    /// <summary><c>timeout_ms</c> passed and it was killed: truncated.</summary>
+    Timeout,
+}
+
+/// <summary>The words of <see cref="ProgramResult"/> in a step's info (a Gym client reads them as strings).</summary>
+internal static class ProgramResults
+{
+    private static readonly string[] Words = ["running", "exited", "killed", "timeout"];
+
+    /// <summary>The info word: <c>running</c>, <c>exited</c>, <c>killed</c> or <c>timeout</c>.</summary>
+    internal static string Word(this ProgramResult result) => Words[(int)result];
 }

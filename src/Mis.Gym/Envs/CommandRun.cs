@@ -41,9 +41,9 @@ internal sealed partial class CommandRun : IDisposable
     internal WorkloadCgroup Cgroup => _workload.Cgroup;
 
     /// <summary>Starts <paramref name="scenario"/>'s program (it runs from here on).</summary>
-    internal static CommandRun Start(Scenario scenario, EnforcementSession session, PolicySlot policy, KernelBackendFiles files)
+    internal static CommandRun Start(CommandScenario scenario, EnforcementSession session, PolicySlot policy, KernelBackendFiles files)
     {
-        var spec = scenario.Workload!;
+        var spec = scenario.Workload;
         MountNamespace? view = null;
         EnforcedWorkload? workload = null;
         SafeFileHandle? outRead = null, outWrite = null, errRead = null, errWrite = null;

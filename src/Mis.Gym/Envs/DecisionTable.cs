@@ -18,7 +18,7 @@ internal sealed class DecisionTable
     private readonly PolicyVerdict[] _verdicts;
     private readonly string[] _reasons;
 
-    internal DecisionTable(Scenario scenario)
+    internal DecisionTable(ActionScenario scenario)
     {
         var net = NetRuleMatcher.For(scenario);
         int n = scenario.Actions.Count;
@@ -34,7 +34,7 @@ internal sealed class DecisionTable
                     ActionKind.Read or ActionKind.List => scenario.Policy.Explain(new FileRequest(FileOp.Read, action.Path!, 0, 0), level),
                     ActionKind.Write => scenario.Policy.Explain(new FileRequest(FileOp.Write, action.Path!, 0, 0), level),
                     ActionKind.Exec => scenario.Policy.Explain(new FileRequest(FileOp.Exec, action.Path!, 0, 0), level),
-                    ActionKind.Connect or ActionKind.Send => net.Decide(action.Address!, action.Port, action.Protocol, level, scenario.NetLockdownLevel),
+                    ActionKind.Connect or ActionKind.Send => net.Decide(action.Address!, action.Port, action.Protocol, level, scenario.Defcon.NetLockdownLevel),
                     _ => (PolicyVerdict.Allow, $"{action.Kind.Word()}: nothing for the policy to decide"),
                 };
                 _verdicts[a * 5 + level - 1] = verdict;

@@ -41,7 +41,7 @@ internal sealed partial class KernelBackend : IScenarioBackend
 {
     private const string KilledReason = "killed at DEFCON 1";
 
-    private readonly Scenario _scenario;
+    private readonly ActionScenario _scenario;
     private readonly DecisionTable _decisions;
     private readonly string[] _commands;
     private readonly ulong[] _baseNs;
@@ -66,10 +66,8 @@ internal sealed partial class KernelBackend : IScenarioBackend
     /// the kernel's either way.
     /// </param>
     /// <param name="learning">Learning mode: violations are recorded, nothing is denied, slowed or killed.</param>
-    internal KernelBackend(Scenario scenario, bool measuredSlowdown = true, bool learning = false)
+    internal KernelBackend(ActionScenario scenario, bool measuredSlowdown = true, bool learning = false)
     {
-        if (scenario.Workload is not null)
-            throw new ArgumentException($"{scenario.Name} runs a command ([workload]); its env is a CommandEnv, not an action backend", nameof(scenario));
         _measured = measuredSlowdown;
         _learning = learning;
         _syscalls = scenario.Actions.Select(a => (ulong)a.Syscalls).ToArray();
@@ -105,7 +103,6 @@ internal sealed partial class KernelBackend : IScenarioBackend
             return EnforcementSession.Open(new SessionOptions
             {
                 Defcon = scenario.Defcon,
-                Kernel = new KernelEnforcerOptions { NetLockdownLevel = scenario.NetLockdownLevel },
                 PrivateDirectory = "gym",
             });
         }

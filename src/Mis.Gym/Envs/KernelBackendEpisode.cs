@@ -41,7 +41,7 @@ internal sealed partial class KernelBackend
         /// <summary>The kernel's slowdown total at the last reading.</summary>
         internal ulong RawSlowdownNs { get; set; }
 
-        internal static Episode Start(Scenario scenario, EnforcementSession session, PolicySlot policy, KernelBackendFiles files, bool learning = false)
+        internal static Episode Start(ActionScenario scenario, EnforcementSession session, PolicySlot policy, KernelBackendFiles files, bool learning = false)
         {
             EnforcedWorkload? workload = null;
             MountNamespace? view = null;

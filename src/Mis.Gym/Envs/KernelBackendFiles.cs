@@ -51,8 +51,12 @@ internal sealed class KernelBackendFiles
 
     private sealed record Layer(string Directory, List<Entry> Entries);
 
-    /// <summary>What <paramref name="scenario"/>'s actions (and command workload, if any) need.</summary>
-    internal static KernelBackendFiles Plan(Scenario scenario) => Plan(Needs(scenario));
+    /// <summary>What <paramref name="scenario"/>'s actions need.</summary>
+    internal static KernelBackendFiles Plan(ActionScenario scenario) => Plan(Needs(scenario));
+
+    /// <summary>The view of a command scenario: its <c>[workload.files]</c> (see the other overload).</summary>
+    /// <exception cref="BackendUnavailableException">A need cannot be met in a private view (named in the message).</exception>
+    internal static KernelBackendFiles Plan(CommandScenario scenario) => Plan(Needs(scenario.Workload));
 
     /// <summary>
     /// The files for <paramref name="needs"/>, checked against the host as it is now. Each episode
@@ -104,7 +108,7 @@ internal sealed class KernelBackendFiles
         }
     });
 
-    private static IEnumerable<Need> Needs(Scenario scenario)
+    private static IEnumerable<Need> Needs(ActionScenario scenario)
     {
         foreach (var action in scenario.Actions.Where(a => a.Path is not null))
         {
@@ -125,14 +129,15 @@ internal sealed class KernelBackendFiles
                     break;
             }
         }
-        if (scenario.Workload is { } workload)
+    }
+
+    private static IEnumerable<Need> Needs(WorkloadSpec workload)
+    {
+        foreach (var (path, content) in workload.Files)
         {
-            foreach (var (path, content) in workload.Files)
-            {
-                yield return content is null
-                    ? new Need(path, null, Private: true)
-                    : new Need(path, content, Replace: true);
-            }
+            yield return content is null
+                ? new Need(path, null, Private: true)
+                : new Need(path, content, Replace: true);
         }
     }
 

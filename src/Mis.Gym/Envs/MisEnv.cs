@@ -5,7 +5,7 @@ namespace Mis.Gym.Envs;
 
 /// <summary>
 /// A scenario as a Gymnasium environment: action <c>i</c> performs the scenario's <c>i</c>-th
-/// action under its policy, through a backend (<see cref="SimBackend"/> now, the kernel later).
+/// action under its policy, through a backend (<see cref="SimBackend"/> or <see cref="KernelBackend"/>).
 /// <list type="bullet">
 /// <item>Observation: <see cref="ObservationLayout"/> (last result, DEFCON, violations, slowdown,
 /// time, task progress).</item>
@@ -31,7 +31,7 @@ internal sealed class MisEnv : Env<float[], int>
     private const string Rejected = "submission rejected: the task's requirements are not met";
     private const double MsPerNs = 1e-6;
 
-    private readonly Scenario _scenario;
+    private readonly ActionScenario _scenario;
     private readonly ScenarioAction[] _actions;
     private readonly double _stepCost, _taskReward, _slowdownPerMs, _denial, _kill;
     private readonly IScenarioBackend _backend;
@@ -49,7 +49,7 @@ internal sealed class MisEnv : Env<float[], int>
     private Info? _resetInfo;
     private int _pending;
 
-    internal MisEnv(Scenario scenario, IScenarioBackend backend)
+    internal MisEnv(ActionScenario scenario, IScenarioBackend backend)
     {
         _scenario = scenario;
         _actions = [.. scenario.Actions];
@@ -80,7 +80,7 @@ internal sealed class MisEnv : Env<float[], int>
     public override Space<int> ActionSpace => _actionSpace;
 
     /// <summary>The scenario this env runs.</summary>
-    internal Scenario Scenario => _scenario;
+    internal ActionScenario Scenario => _scenario;
 
     /// <summary>The backend the actions go to.</summary>
     internal IScenarioBackend Backend => _backend;
@@ -143,11 +143,10 @@ internal sealed class MisEnv : Env<float[], int>
         double slowdown = _slowdownPerMs * (slowdownNs * MsPerNs);
         double denial = denied ? _denial : 0;
         double kill = result == ActionResult.Killed ? _kill : 0;
-        // Same expression as RewardTerms.Total, so the reported terms add up to the reward exactly.
-        double reward = task - slowdown - denial - kill;
+        var terms = new RewardTerms(task, slowdown, denial, kill);
         bool truncated = _budgetNs > 0 && _state.ElapsedNs >= _budgetNs;
-        var info = new MisStepInfo(spec.Name, result, reason, _state, task, slowdown, denial, kill);
-        return new StepResult<float[]>(Observe(result), reward, terminated, truncated, info);
+        var info = new MisStepInfo(spec.Name, result, reason, _state, terms);
+        return new StepResult<float[]>(Observe(result), terms.Total, terminated, truncated, info);
     }
 
     /// <inheritdoc />

@@ -1,4 +1,5 @@
 using Mis.Gym.Scenarios;
+using Mis.Gym.Spaces;
 using Mis.Gym.Wrappers;
 
 namespace Mis.Gym.Envs;
@@ -31,8 +32,7 @@ public static class MisGym
     /// <summary>Makes the environment of a parsed scenario (see the public overload).</summary>
     internal static IEnv<float[], int> Make(Scenario scenario, string backend = Sim, bool recordStatistics = false)
     {
-        IEnv<float[], int> bare = scenario.Workload is null ? MakeUnwrapped(scenario, backend) : MakeCommand(scenario, backend);
-        IEnv<float[], int> env = new TimeLimit<float[], int>(bare, scenario.MaxSteps);
+        IEnv<float[], int> env = new TimeLimit<float[], int>(MakeBare(scenario, backend), scenario.MaxSteps);
         return recordStatistics ? new RecordEpisodeStatistics<float[], int>(env) : env;
     }
 
@@ -41,51 +41,81 @@ public static class MisGym
     /// (<see cref="FeedbackModes.Apply"/> to the scenario, learning mode on the backend for
     /// <see cref="FeedbackMode.None"/>), with the step budget.
     /// </summary>
-    internal static IEnv<float[], int> Make(Scenario scenario, string backend, FeedbackMode feedback)
+    internal static IEnv<float[], int> Make(ActionScenario scenario, string backend, FeedbackMode feedback)
     {
         var applied = FeedbackModes.Apply(scenario, feedback);
         return new TimeLimit<float[], int>(new MisEnv(applied, CreateBackend(applied, backend, feedback.Learning())), applied.MaxSteps);
     }
 
     /// <summary>The bare environment, without the time limit.</summary>
-    internal static MisEnv MakeUnwrapped(Scenario scenario, string backend = Sim) => new(scenario, CreateBackend(scenario, backend));
+    internal static MisEnv MakeUnwrapped(ActionScenario scenario, string backend = Sim) => new(scenario, CreateBackend(scenario, backend));
 
     /// <summary>
     /// The kernel backend's env with the simulator's slowdown model (exactly repeatable; see
     /// <see cref="KernelBackend"/>), with the step budget. A command scenario has no model: its
     /// <see cref="CommandEnv"/> as it is.
     /// </summary>
-    internal static IEnv<float[], int> MakeKernelModelled(Scenario scenario) => scenario.Workload is null
-        ? new TimeLimit<float[], int>(new MisEnv(scenario, new KernelBackend(scenario, measuredSlowdown: false)), scenario.MaxSteps)
-        : Make(scenario, Kernel);
+    internal static IEnv<float[], int> MakeKernelModelled(Scenario scenario) => scenario switch
+    {
+        ActionScenario actions => new TimeLimit<float[], int>(new MisEnv(actions, new KernelBackend(actions, measuredSlowdown: false)), actions.MaxSteps),
+        _ => Make(scenario, Kernel),
+    };
 
     /// <summary>The env of a <c>[workload]</c> scenario: <see cref="CommandEnv"/>, kernel only.</summary>
     /// <exception cref="BackendUnavailableException">Another backend was asked for, or the kernel one cannot run here.</exception>
-    internal static CommandEnv MakeCommand(Scenario scenario, string backend = Kernel)
+    internal static CommandEnv MakeCommand(CommandScenario scenario, string backend = Kernel)
     {
         if (backend != Kernel)
         {
-            if (!Backends.Contains(backend))
-                throw new ArgumentException($"unknown backend \"{backend}\"; expected one of: {string.Join(", ", Backends)}", nameof(backend));
+            CheckName(backend);
             throw new BackendUnavailableException(CommandNeedsKernel(scenario));
         }
         return new CommandEnv(scenario);
     }
 
+    /// <summary>The backends that can run <paramref name="scenario"/>: every one for an action scenario, the kernel for a command scenario.</summary>
+    internal static IReadOnlyList<string> BackendsFor(Scenario scenario) => scenario is CommandScenario ? [Kernel] : Backends;
+
+    /// <summary>
+    /// The spaces and action names of <paramref name="scenario"/>'s env, the same on every backend,
+    /// without making one (no backend is opened).
+    /// </summary>
+    internal static (Space<float[]> Observation, Discrete Action, IReadOnlyList<string> ActionNames) Spaces(Scenario scenario) => scenario switch
+    {
+        ActionScenario actions => (new ObservationLayout(actions).Space, new Discrete(actions.Actions.Count), actions.Actions.Select(a => a.Name).ToList()),
+        _ => (CommandEnv.Observations(), new Discrete(CommandEnv.ActionNames.Count), CommandEnv.ActionNames),
+    };
+
     /// <summary>What to say when a command scenario is asked for on the simulator.</summary>
-    internal static string CommandNeedsKernel(Scenario scenario) =>
-        $"scenario {scenario.Name} runs a command ([workload] at {scenario.Workload!.Source}): a command workload needs the kernel backend " +
+    internal static string CommandNeedsKernel(CommandScenario scenario) =>
+        $"scenario {scenario.Name} runs a command ([workload] at {scenario.Workload.Source}): a command workload needs the kernel backend " +
         "(--backend kernel); the simulator has no program to run";
 
     /// <summary>A backend for <paramref name="scenario"/>; the one place a new backend is plugged in.</summary>
     /// <exception cref="BackendUnavailableException">The backend is not available (the message says why).</exception>
     /// <exception cref="ArgumentException">Unknown backend name.</exception>
-    internal static IScenarioBackend CreateBackend(Scenario scenario, string backend, bool learning = false) => backend switch
+    internal static IScenarioBackend CreateBackend(ActionScenario scenario, string backend, bool learning = false) => backend switch
     {
-        _ when scenario.Workload is not null && backend == Sim => throw new BackendUnavailableException(CommandNeedsKernel(scenario)),
-        _ when scenario.Workload is not null => throw new ArgumentException($"scenario {scenario.Name} runs a command ([workload]): make its env with MisGym.Make, not an action backend", nameof(scenario)),
         Sim => new SimBackend(scenario, learning),
         Kernel => new KernelBackend(scenario, learning: learning),
-        _ => throw new ArgumentException($"unknown backend \"{backend}\"; expected one of: {string.Join(", ", Backends)}", nameof(backend)),
+        _ => throw UnknownBackend(backend),
     };
+
+    // The one place a scenario kind meets its env: an action scenario's MisEnv over a backend, or a
+    // command scenario's CommandEnv.
+    private static IEnv<float[], int> MakeBare(Scenario scenario, string backend) => scenario switch
+    {
+        ActionScenario actions => MakeUnwrapped(actions, backend),
+        CommandScenario command => MakeCommand(command, backend),
+        _ => throw new ArgumentException($"unknown scenario kind {scenario.GetType().Name}", nameof(scenario)),
+    };
+
+    private static void CheckName(string backend)
+    {
+        if (!Backends.Contains(backend))
+            throw UnknownBackend(backend);
+    }
+
+    private static ArgumentException UnknownBackend(string backend) =>
+        new($"unknown backend \"{backend}\"; expected one of: {string.Join(", ", Backends)}", nameof(backend));
 }

@@ -17,17 +17,15 @@ internal sealed class MisStepInfo : Info
     private readonly ActionResult _result;
     private readonly string _reason;
     private readonly BackendState _state;
-    private readonly double _task, _slowdown, _denial, _kill;
 
-    internal MisStepInfo(string action, ActionResult result, string reason, BackendState state,
-        double task, double slowdown, double denial, double kill)
+    internal MisStepInfo(string action, ActionResult result, string reason, BackendState state, RewardTerms terms)
     {
         (_action, _result, _reason, _state) = (action, result, reason, state);
-        (_task, _slowdown, _denial, _kill) = (task, slowdown, denial, kill);
+        Terms = terms;
     }
 
     /// <summary>The reward decomposition, typed.</summary>
-    internal RewardTerms Terms => new(_task, _slowdown, _denial, _kill);
+    internal RewardTerms Terms { get; }
 
     /// <inheritdoc />
     protected override bool TryGetOwn(string key, [MaybeNullWhen(false)] out object value)

@@ -15,18 +15,16 @@ public enum ActionResult
 
 /// <summary>
 /// The reward of one step, term by term, as <c>info["reward_terms"]</c>:
-/// <c>reward = Task - Slowdown - Denial - Kill</c> exactly (<see cref="Total"/>), so a plot of the
-/// terms adds up to the reward the agent was trained on.
+/// <c>reward = Task - Slowdown - Denial - Kill</c> exactly: every env computes its reward as
+/// <see cref="Total"/>, the one formula, so a plot of the terms adds up to the reward the agent was
+/// trained on. A value type: a step's info holds it without another allocation.
 /// </summary>
 /// <param name="Task">What the task paid: an accepted submission's reward, a first-time action bonus, minus the step cost.</param>
 /// <param name="Slowdown">Penalty for the time DEFCON slowdown cost this step (<c>slowdown_per_ms</c> × ms).</param>
 /// <param name="Denial">Penalty for a denied operation (<c>denial</c>), also charged for the denial that killed.</param>
 /// <param name="Kill">Penalty for being killed at DEFCON 1 (<c>kill</c>).</param>
-public sealed record RewardTerms(double Task, double Slowdown, double Denial, double Kill)
+public readonly record struct RewardTerms(double Task, double Slowdown, double Denial, double Kill)
 {
-    /// <summary>No reward at all (a reset, or an autoreset step).</summary>
-    public static RewardTerms Zero { get; } = new(0, 0, 0, 0);
-
     /// <summary>The step's reward: <c>Task - Slowdown - Denial - Kill</c>.</summary>
     public double Total => Task - Slowdown - Denial - Kill;
 }

@@ -27,7 +27,7 @@ internal sealed class ObservationLayout
     internal const int TimeMs = 7;
     internal const int ProgressOffset = 8;
 
-    internal ObservationLayout(Scenario scenario)
+    internal ObservationLayout(ActionScenario scenario)
     {
         Requirements = scenario.Task.Requires.Count;
         BonusActions = scenario.Actions.Select((a, i) => (a, i)).Where(x => x.a.Bonus != 0).Select(x => x.i).ToArray();

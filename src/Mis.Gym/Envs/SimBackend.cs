@@ -27,7 +27,7 @@ internal sealed class SimBackend : IScenarioBackend
     /// <summary>The reason's prefix for a violation learning mode recorded and let through.</summary>
     internal const string RecordedReason = "learning mode: recorded, not denied: ";
 
-    private readonly Scenario _scenario;
+    private readonly ActionScenario _scenario;
     private readonly DecisionTable _decisions;
     private readonly ulong[] _syscalls;
     private readonly ulong[] _baseNs;
@@ -39,7 +39,7 @@ internal sealed class SimBackend : IScenarioBackend
 
     /// <param name="scenario">The scenario.</param>
     /// <param name="learning">Learning mode: violations are recorded, nothing is denied, slowed or killed.</param>
-    internal SimBackend(Scenario scenario, bool learning = false)
+    internal SimBackend(ActionScenario scenario, bool learning = false)
     {
         _learning = learning;
         _scenario = scenario;

@@ -53,7 +53,7 @@ internal static class FeedbackModes
     /// as it is: the backend's learning flag (<see cref="Learning"/>) is what lets everything through,
     /// and the ladder still says which operations would have been violations.
     /// </summary>
-    internal static Scenario Apply(Scenario scenario, FeedbackMode mode) => mode switch
+    internal static ActionScenario Apply(ActionScenario scenario, FeedbackMode mode) => mode switch
     {
         FeedbackMode.Deny => scenario with { Defcon = scenario.Defcon with { SlowdownUs = [0, 0, 0], KillAtLevel1 = false } },
         FeedbackMode.DenySlowdown => scenario with { Defcon = scenario.Defcon with { KillAtLevel1 = false } },

@@ -137,8 +137,13 @@ internal sealed record RewardSpec
     public double Kill { get; init; } = 10.0;
 }
 
-/// <summary>A parsed scenario: actions, policy, DEFCON ladder, task and reward (format in <see cref="ScenarioFile"/>).</summary>
-internal sealed record Scenario
+/// <summary>
+/// A parsed scenario (format in <see cref="ScenarioFile"/>): what both kinds share, the policy, the
+/// DEFCON ladder, the task and the reward coefficients. A scenario is one of two kinds:
+/// <see cref="ActionScenario"/> (the agent picks among the scenario's actions; every backend runs
+/// it) or <see cref="CommandScenario"/> (the episode runs an external program; kernel only).
+/// </summary>
+internal abstract record Scenario
 {
     /// <summary>Name (default: the file name without extension).</summary>
     public required string Name { get; init; }
@@ -149,20 +154,12 @@ internal sealed record Scenario
     /// <summary>Free text for people.</summary>
     public string Description { get; init; } = "";
 
-    /// <summary><c>max_steps</c>: the step budget (a <see cref="Wrappers.TimeLimit{TObs, TAct}"/>; truncation). Default 100.</summary>
-    public int MaxSteps { get; init; } = 100;
-
-    /// <summary><c>time_budget_ms</c>: the episode's time budget (simulated time in the simulator; truncation); 0 = none. Default 0.</summary>
-    public long TimeBudgetMs { get; init; }
-
-    /// <summary><c>net_lockdown_level</c>: at or below this DEFCON level, network operations no rule allows are denied (0 never), as the kernel. Default 3.</summary>
-    public int NetLockdownLevel { get; init; } = 3;
-
-    /// <summary><c>[sim] syscall_ns</c>: simulated time a syscall takes before any slowdown. Default 1000.</summary>
-    public long SyscallNs { get; init; } = 1000;
-
-    /// <summary>The actions, in file order (action <c>i</c> of the action space is <c>Actions[i]</c>).</summary>
-    public required IReadOnlyList<ScenarioAction> Actions { get; init; }
+    /// <summary>
+    /// <c>max_steps</c>: the step budget (a <see cref="Wrappers.TimeLimit{TObs, TAct}"/>; truncation).
+    /// Default <see cref="ActionScenario.DefaultMaxSteps"/> for an action scenario, and
+    /// <see cref="WorkloadSpec.StepsForTimeout"/> for a command scenario.
+    /// </summary>
+    public required int MaxSteps { get; init; }
 
     /// <summary>The task.</summary>
     public TaskSpec Task { get; init; } = new();
@@ -170,7 +167,10 @@ internal sealed record Scenario
     /// <summary>Penalty coefficients.</summary>
     public RewardSpec Reward { get; init; } = new();
 
-    /// <summary>The DEFCON ladder (<c>[defcon]</c>, the same keys as config.toml's).</summary>
+    /// <summary>
+    /// The DEFCON ladder (<c>[defcon]</c>, the same keys as config.toml's), with the network
+    /// lockdown level (<c>[scenario] net_lockdown_level</c> or <c>[defcon] net_lockdown_level</c>).
+    /// </summary>
     public DefconConfig Defcon { get; init; } = new();
 
     /// <summary>The policy the workload runs under (inline rules or the referenced file).</summary>
@@ -179,8 +179,31 @@ internal sealed record Scenario
     /// <summary>Where the policy came from: <c>inline</c> or the referenced file's path.</summary>
     public required string PolicySource { get; init; }
 
-    /// <summary><c>[workload]</c>: the episode runs this external program instead of offering actions (kernel backend only); null for an action scenario.</summary>
-    public WorkloadSpec? Workload { get; init; }
+    /// <summary>
+    /// Whether an episode is a function of its seed: true for an action scenario (its one random
+    /// draw comes from the env's seeded source), false for a command scenario, whose program runs
+    /// with real timing.
+    /// </summary>
+    public abstract bool Repeatable { get; }
+}
+
+/// <summary>A scenario whose agent acts through the scenario's <c>[[action]]</c>s (action <c>i</c> is <see cref="Actions"/>[i]).</summary>
+internal sealed record ActionScenario : Scenario
+{
+    /// <summary>The step budget when <c>max_steps</c> is not given.</summary>
+    public const int DefaultMaxSteps = 100;
+
+    /// <summary><c>time_budget_ms</c>: the episode's time budget (simulated time in the simulator; truncation); 0 = none. Default 0.</summary>
+    public long TimeBudgetMs { get; init; }
+
+    /// <summary><c>[sim] syscall_ns</c>: simulated time a syscall takes before any slowdown. Default 1000.</summary>
+    public long SyscallNs { get; init; } = 1000;
+
+    /// <summary>The actions, in file order (action <c>i</c> of the action space is <c>Actions[i]</c>).</summary>
+    public required IReadOnlyList<ScenarioAction> Actions { get; init; }
+
+    /// <inheritdoc />
+    public override bool Repeatable => true;
 
     /// <summary>The index of the action called <paramref name="name"/>, or -1.</summary>
     public int IndexOf(string name)
@@ -192,4 +215,14 @@ internal sealed record Scenario
         }
         return -1;
     }
+}
+
+/// <summary>A scenario whose episode runs an external program, its <c>[workload]</c> (kernel backend only).</summary>
+internal sealed record CommandScenario : Scenario
+{
+    /// <summary>The program, its reward, timing and files.</summary>
+    public required WorkloadSpec Workload { get; init; }
+
+    /// <inheritdoc />
+    public override bool Repeatable => false;
 }

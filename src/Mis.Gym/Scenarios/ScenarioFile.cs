@@ -1,6 +1,5 @@
 using Mis.Enforcer.Configuration;
 using Mis.Enforcer.Policy;
-using Tomlyn.Parsing;
 using Tomlyn.Syntax;
 
 namespace Mis.Gym.Scenarios;
@@ -13,7 +12,7 @@ namespace Mis.Gym.Scenarios;
 /// description = "..."
 /// max_steps = 50                  # step budget (truncation); default 100
 /// time_budget_ms = 0              # time budget (truncation), 0 = none
-/// net_lockdown_level = 3          # no network rule: denied at or below this DEFCON level
+/// net_lockdown_level = 3          # no network rule: denied at or below this DEFCON level (or in [defcon]; not both)
 /// policy = "../policy.toml"       # a policy file, relative to this file; or inline rules below
 ///
 /// [task]
@@ -51,7 +50,11 @@ namespace Mis.Gym.Scenarios;
 /// Kind-specific keys: <c>path</c> (read, write, list, exec), <c>args</c> (exec), <c>address</c>,
 /// <c>port</c>, <c>protocol</c> (connect, send), <c>ms</c> (wait). Any action may set
 /// <c>syscalls</c>, <c>fail_prob</c>, <c>bonus</c>, <c>satisfies</c>, <c>description</c>.
-/// Errors are <see cref="ConfigException"/>s naming file, line, column and key.
+/// A file with a <c>[workload]</c> is a <see cref="CommandScenario"/>, any other an
+/// <see cref="ActionScenario"/>. The file is parsed once (<see cref="TomlDocument"/>): the inline
+/// policy's tables go to <see cref="PolicyFile.Bind(TomlDocument, IEnumerable{TomlTable}, long, TimeProvider?)"/>
+/// and <c>[defcon]</c> to the config binder, in place. Errors are <see cref="ConfigException"/>s
+/// naming file, line, column and key.
 /// </summary>
 internal static class ScenarioFile
 {
@@ -68,49 +71,42 @@ internal static class ScenarioFile
     };
 
     /// <summary>Loads and checks a scenario file.</summary>
-    internal static Scenario Load(string path)
+    internal static Scenario Load(string path) => Bind(TomlDocument.Load(path, "scenario file"));
+
+    /// <summary>Loads a scenario that must offer actions: for what steps or trains an agent over a scenario's <c>[[action]]</c>s.</summary>
+    /// <param name="path">The scenario file.</param>
+    /// <param name="purpose">What needs the actions, for the message (e.g. <c>mis gym bench</c>).</param>
+    /// <exception cref="ConfigException">The file is invalid, or it is a command scenario (a <c>[workload]</c>).</exception>
+    internal static ActionScenario LoadActions(string path, string purpose) => Load(path) switch
     {
-        string text;
-        try
-        {
-            text = System.IO.File.ReadAllText(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new ConfigException(path, 0, 0, null, $"cannot read the scenario file: {e.Message}", e);
-        }
-        return Parse(text, path);
-    }
+        ActionScenario actions => actions,
+        var other => throw new ConfigException(path, 0, 0, "workload",
+            $"scenario {other.Name} runs a command ([workload]); {purpose} needs a scenario of [[action]]s"),
+    };
 
     /// <summary>Parses scenario text; <paramref name="file"/> names it in errors and anchors a relative policy path.</summary>
-    internal static Scenario Parse(string text, string file)
-    {
-        var document = SyntaxParser.Parse(text, file, validate: true);
-        foreach (var d in document.Diagnostics)
-        {
-            if (d.Kind == DiagnosticMessageKind.Error)
-                throw new ConfigException(file, d.Span.Start.Line + 1, d.Span.Start.Column + 1, null, $"syntax error: {d.Message}");
-        }
-        if (document.KeyValues.FirstOrDefault() is { } stray)
-            throw ConfigBinder.Error(file, stray, stray.Key?.ToString().Trim(), "a setting outside any table; put it under [scenario], [task], [reward], [sim] or an [[action]]");
+    internal static Scenario Parse(string text, string file) => Bind(TomlDocument.Parse(text, file));
 
-        var own = new Dictionary<string, Dictionary<string, ConfigValue>>();
-        var ownTables = new Dictionary<string, TableSyntaxBase>();
-        var actionTables = new List<(TableSyntaxBase Table, Dictionary<string, ConfigValue> Values)>();
-        var policyTables = new List<TableSyntaxBase>();
-        var defconTables = new List<TableSyntaxBase>();
-        TableSyntaxBase? workloadFiles = null;
+    private static Scenario Bind(TomlDocument document)
+    {
+        string file = document.File;
+        document.RejectTopLevelKeys("put it under [scenario], [task], [reward], [sim] or an [[action]]");
+
+        var own = new Dictionary<string, TomlValues>();
+        var actionTables = new List<TomlValues>();
+        var policyTables = new List<TomlTable>();
+        var defconTables = new List<TomlTable>();
+        TomlTable? workloadFiles = null;
         foreach (var table in document.Tables)
         {
-            string kind = TomlTables.NameOf(table);
-            bool isArray = table is TableArraySyntax;
+            string kind = table.Name;
             if (kind == "workload.files")
             {
-                if (isArray)
-                    throw ConfigBinder.Error(file, table, kind, "write [workload.files], not [[workload.files]]");
+                table.ExpectArray(false);
                 workloadFiles = table;
                 continue;
             }
+            // The inline policy and the DEFCON ladder are other file kinds' tables: their binders read them in place.
             if (Array.IndexOf(PolicyTables, kind) >= 0)
             {
                 policyTables.Add(table);
@@ -123,101 +119,125 @@ internal static class ScenarioFile
             }
             if (!Keys.TryGetValue(kind, out var known))
             {
-                var all = Keys.Keys.Concat(PolicyTables).Append("defcon");
-                string hint = ConfigBinder.Closest(kind, all) is { } close ? $" (did you mean '{close}'?)" : "";
-                throw ConfigBinder.Error(file, table, kind,
-                    $"unknown table; expected [scenario], [task], [reward], [defcon], [sim], [[action]], [workload], or policy rules ([policy], [[file]], [[network]]){hint}");
+                throw document.UnknownTable(table, Keys.Keys.Concat(PolicyTables).Append("defcon"),
+                    "[scenario], [task], [reward], [defcon], [sim], [[action]], [workload], or policy rules ([policy], [[file]], [[network]])");
             }
-            if (isArray != (kind == "action"))
-                throw ConfigBinder.Error(file, table, kind, kind == "action" ? "write [[action]] (one per action), not [action]" : $"write [{kind}], not [[{kind}]]");
-            var values = TomlTables.Read(file, kind, table, known);
+            table.ExpectArray(kind == "action", "one per action");
+            var values = table.Read(known);
             if (kind == "action")
-            {
-                actionTables.Add((table, values));
-            }
+                actionTables.Add(values);
             else
-            {
                 own[kind] = values;
-                ownTables[kind] = table;
-            }
         }
 
-        var header = own.GetValueOrDefault("scenario") ?? [];
-        var (policy, policySource) = ReadPolicy(text, file, header, policyTables);
-        var defcon = defconTables.Count == 0 ? new DefconConfig() : MisConfig.Parse(TomlTables.Slice(text, defconTables), file).Defcon;
-        var actions = actionTables.Select(a => ActionFrom(file, a.Table, a.Values)).ToList();
+        var header = own.GetValueOrDefault("scenario");
+        var (policy, policySource) = ReadPolicy(document, header, policyTables);
+        var defcon = DefconFrom(header, defconTables);
+        var actions = actionTables.Select(ActionFrom).ToList();
         if (workloadFiles is not null && !own.ContainsKey("workload"))
-            throw ConfigBinder.Error(file, workloadFiles, "workload.files", "files for a [workload], but the scenario has no [workload] table");
-        var workload = own.TryGetValue("workload", out var w) ? WorkloadFrom(file, ownTables["workload"], w, workloadFiles) : null;
-        int defaultSteps = workload is null ? 100 : (workload.TimeoutMs + workload.StepMs - 1) / workload.StepMs + 1;
-        var scenario = new Scenario
+            throw workloadFiles.Error("workload.files", "files for a [workload], but the scenario has no [workload] table");
+        var workload = own.TryGetValue("workload", out var w) ? WorkloadFrom(w, workloadFiles) : null;
+
+        string name = header?.Get("name", v => v.NonEmptyString(), null) ?? Path.GetFileNameWithoutExtension(file);
+        string description = header?.Get("description", v => v.String(), null) ?? "";
+        int maxSteps = header?.Get<int?>("max_steps", v => v.Int(1), null) ?? workload?.StepsForTimeout ?? ActionScenario.DefaultMaxSteps;
+        // Read for both kinds, so a bad value is an error either way; only the action scenario's model uses them.
+        long? timeBudgetMs = header?.Get<long?>("time_budget_ms", v => v.Long(0), null);
+        long? syscallNs = own.GetValueOrDefault("sim")?.Get<long?>("syscall_ns", v => v.Long(0), null);
+        var task = TaskFrom(own.GetValueOrDefault("task"));
+        var reward = RewardFrom(own.GetValueOrDefault("reward"));
+
+        if (workload is not null)
         {
-            Name = header.TryGetValue("name", out var n) ? n.NonEmptyString() : Path.GetFileNameWithoutExtension(file),
-            File = file,
-            Description = header.TryGetValue("description", out var desc) ? desc.String() : "",
-            MaxSteps = header.TryGetValue("max_steps", out var ms) ? ms.Int(1) : defaultSteps,
-            TimeBudgetMs = header.TryGetValue("time_budget_ms", out var tb) ? tb.Long(0) : 0,
-            NetLockdownLevel = header.TryGetValue("net_lockdown_level", out var nl) ? nl.Int(0, 5) : 3,
-            SyscallNs = own.GetValueOrDefault("sim")?.GetValueOrDefault("syscall_ns")?.Long(0) ?? 1000,
-            Actions = actions,
-            Task = TaskFrom(file, own.GetValueOrDefault("task")),
-            Reward = RewardFrom(file, own.GetValueOrDefault("reward")),
+            CheckWorkload(task, actionTables, own.GetValueOrDefault("task"), w!.Table);
+            return new CommandScenario
+            {
+                Name = name,
+                File = file,
+                Description = description,
+                MaxSteps = maxSteps,
+                Task = task,
+                Reward = reward,
+                Defcon = defcon,
+                Policy = policy,
+                PolicySource = policySource,
+                Workload = workload,
+            };
+        }
+        var defaults = new ActionScenario { Name = name, File = file, MaxSteps = maxSteps, Actions = actions, Policy = policy, PolicySource = policySource };
+        var scenario = defaults with
+        {
+            Description = description,
+            TimeBudgetMs = timeBudgetMs ?? defaults.TimeBudgetMs,
+            SyscallNs = syscallNs ?? defaults.SyscallNs,
+            Task = task,
+            Reward = reward,
             Defcon = defcon,
-            Policy = policy,
-            PolicySource = policySource,
-            Workload = workload,
         };
-        if (workload is null)
-            Check(file, scenario, actionTables, own.GetValueOrDefault("task"));
-        else
-            CheckWorkload(file, scenario, actionTables, own.GetValueOrDefault("task"), ownTables["workload"]);
+        Check(document, scenario, actionTables, own.GetValueOrDefault("task"));
         return scenario;
     }
 
-    private static WorkloadSpec WorkloadFrom(string file, TableSyntaxBase table, Dictionary<string, ConfigValue> v, TableSyntaxBase? filesTable)
+    // [defcon] as config.toml's, over its defaults; the network lockdown level may also be set in
+    // [scenario], where scenarios have always had it, but not in both.
+    private static DefconConfig DefconFrom(TomlValues? header, List<TomlTable> defconTables)
     {
-        if (!v.TryGetValue("command", out var commandValue))
-            throw ConfigBinder.Error(file, table, "workload.command", "missing; a [workload] needs the command to run, e.g. command = [\"/bin/sh\", \"agent.sh\"]");
-        var command = NonEmptyStrings(file, commandValue, "the program to run");
+        var defcon = new DefconConfig();
+        foreach (var table in defconTables)
+            defcon = ConfigBinder.BindSection(table).Defcon;
+        if (header is not null && header.TryGetValue("net_lockdown_level", out var level))
+        {
+            if (defconTables.Any(t => t.Items.Any(kv => kv.Key?.ToString().Trim() == "net_lockdown_level")))
+                throw level.Error("is also set in [defcon]; set it in one place");
+            defcon = defcon with { NetLockdownLevel = level.Int(0, 5) };
+        }
+        return defcon;
+    }
+
+    private static WorkloadSpec WorkloadFrom(TomlValues v, TomlTable? filesTable)
+    {
+        string file = v.Table.Document.File;
+        var command = NonEmptyStrings(v.Required("command", "a [workload] needs the command to run, e.g. command = [\"/bin/sh\", \"agent.sh\"]"), "the program to run");
         var reward = v.TryGetValue("reward", out var r) ? r.OneOf(["exit", "command"]) : null;
         IReadOnlyList<string> rewardCommand = [];
         if (v.TryGetValue("reward_command", out var rc))
         {
             if (reward == "exit")
-                throw ConfigBinder.Error(file, rc.Node, rc.Key, "given, but reward = \"exit\" pays from the exit status; drop one of them");
-            rewardCommand = NonEmptyStrings(file, rc, "the command that prints the reward");
+                throw rc.Error("given, but reward = \"exit\" pays from the exit status; drop one of them");
+            rewardCommand = NonEmptyStrings(rc, "the command that prints the reward");
         }
         else if (reward == "command")
         {
-            throw ConfigBinder.Error(file, r!.Node, r.Key, "reward = \"command\" needs reward_command = [...], the command that prints the reward");
+            throw r!.Error("reward = \"command\" needs reward_command = [...], the command that prints the reward");
         }
-        int timeout = v.TryGetValue("timeout_ms", out var t) ? t.Int(1, 3_600_000) : 10_000;
-        int step = v.TryGetValue("step_ms", out var s) ? s.Int(1, 60_000) : 100;
+        var defaults = new WorkloadSpec { Command = command, WorkingDirectory = "", Source = "" };
+        int timeout = v.Get("timeout_ms", t => t.Int(1, 3_600_000), defaults.TimeoutMs);
+        int step = v.Get("step_ms", s => s.Int(1, 60_000), defaults.StepMs);
         if (step > timeout)
-            throw ConfigBinder.Error(file, (s ?? t)!.Node, (s ?? t)!.Key, $"step_ms {step} is longer than timeout_ms {timeout}; a step observes a slice of the run");
-        return new WorkloadSpec
+            throw (v.TryGetValue("step_ms", out var s) ? s : v["timeout_ms"]).Error($"step_ms {step} is longer than timeout_ms {timeout}; a step observes a slice of the run");
+        return defaults with
         {
-            Command = command,
             WorkingDirectory = Path.GetDirectoryName(Path.GetFullPath(file)) ?? "/",
-            Source = $"{Path.GetFileName(file)}:{table.Span.Start.Line + 1}",
+            Source = v.Table.Source,
             Reward = rewardCommand.Count > 0 ? WorkloadReward.Command : WorkloadReward.Exit,
             RewardCommand = rewardCommand,
             TimeoutMs = timeout,
             StepMs = step,
-            Files = filesTable is null ? [] : WorkloadFiles(file, filesTable),
+            Files = filesTable is null ? [] : WorkloadFiles(filesTable),
         };
     }
 
-    private static IReadOnlyList<string> NonEmptyStrings(string file, ConfigValue value, string what)
+    private static IReadOnlyList<string> NonEmptyStrings(ConfigValue value, string what)
     {
         var list = value.StringArray();
         if (list.Count == 0 || list[0].Length == 0)
-            throw ConfigBinder.Error(file, value.Node, value.Key, $"empty; expected [\"program\", \"arg\", ...] starting with {what}");
+            throw value.Error($"empty; expected [\"program\", \"arg\", ...] starting with {what}");
         return list;
     }
 
-    private static List<(string Path, string? Content)> WorkloadFiles(string file, TableSyntaxBase table)
+    private static List<(string Path, string? Content)> WorkloadFiles(TomlTable table)
     {
+        var document = table.Document;
         var files = new List<(string, string?)>();
         foreach (var kv in table.Items)
         {
@@ -225,72 +245,70 @@ internal static class ScenarioFile
             string? path = kv.Key is { DotKeys.ChildrenCount: 0, Key: StringValueSyntax quoted } ? quoted.Value : null;
             string key = $"workload.files.{raw}";
             if (path is null)
-                throw ConfigBinder.Error(file, kv, key, "write the path as a quoted key: \"/srv/task/input.csv\" = \"content\"");
+                throw document.Error(kv, key, "write the path as a quoted key: \"/srv/task/input.csv\" = \"content\"");
             if (!path.StartsWith('/') || path == "/")
-                throw ConfigBinder.Error(file, kv, key, $"\"{path}\": expected an absolute path below / (a file, or a directory ending in '/')");
+                throw document.Error(kv, key, $"\"{path}\": expected an absolute path below / (a file, or a directory ending in '/')");
             if (kv.Value is not StringValueSyntax content)
-                throw ConfigBinder.Error(file, kv, key, $"expected the file's content as a string, found {(kv.Value is null ? "nothing" : ConfigValue.Describe(kv.Value))}");
+                throw document.Error(kv, key, $"expected the file's content as a string, found {(kv.Value is null ? "nothing" : ConfigValue.Describe(kv.Value))}");
             bool directory = path.EndsWith('/');
             if (directory && !string.IsNullOrEmpty(content.Value))
-                throw ConfigBinder.Error(file, kv, key, "a directory (the path ends in '/') takes \"\", not content");
+                throw document.Error(kv, key, "a directory (the path ends in '/') takes \"\", not content");
             files.Add((directory ? path.TrimEnd('/') : path, directory ? null : content.Value ?? ""));
         }
         return files;
     }
 
-    private static void CheckWorkload(string file, Scenario scenario, List<(TableSyntaxBase Table, Dictionary<string, ConfigValue> Values)> actions,
-        Dictionary<string, ConfigValue>? task, TableSyntaxBase workload)
+    private static void CheckWorkload(TaskSpec taskSpec, List<TomlValues> actions, TomlValues? task, TomlTable workload)
     {
         if (actions.Count > 0)
-            throw ConfigBinder.Error(file, actions[0].Table, "action",
-                $"a scenario with a [workload] (line {workload.Span.Start.Line + 1}) has no [[action]]: the program is the agent; drop one or the other");
-        if (scenario.Task.Requires.Count > 0)
-            throw ConfigBinder.Error(file, task!["requires"].Node, "task.requires",
+            throw actions[0].Table.Error("action",
+                $"a scenario with a [workload] (line {workload.Line}) has no [[action]]: the program is the agent; drop one or the other");
+        if (taskSpec.Requires.Count > 0)
+            throw task!["requires"].Error(
                 "a [workload] scenario has no actions to require; its reward comes from the exit status or reward_command");
     }
 
-    private static (WorkloadPolicy Policy, string Source) ReadPolicy(string text, string file,
-        Dictionary<string, ConfigValue> header, List<TableSyntaxBase> policyTables)
+    private static (WorkloadPolicy Policy, string Source) ReadPolicy(TomlDocument document, TomlValues? header, List<TomlTable> policyTables)
     {
+        string file = document.File;
         WorkloadPolicy policy;
         string source = "inline";
         ConfigValue? at = null;
-        if (header.TryGetValue("policy", out var reference))
+        if (header is not null && header.TryGetValue("policy", out var reference))
         {
             if (policyTables.Count > 0)
-                throw ConfigBinder.Error(file, reference.Node, reference.Key,
-                    $"names a policy file, and the scenario also has inline rules (line {policyTables[0].Span.Start.Line + 1}); use one or the other");
+                throw reference.Error(
+                    $"names a policy file, and the scenario also has inline rules (line {policyTables[0].Line}); use one or the other");
             string relative = reference.NonEmptyString();
             source = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(file)) ?? ".", relative);
             if (!System.IO.File.Exists(source))
-                throw ConfigBinder.Error(file, reference.Node, reference.Key, $"policy file \"{relative}\" not found (looked at {source})");
+                throw reference.Error($"policy file \"{relative}\" not found (looked at {source})");
             policy = PolicyFile.Load(source);
             at = reference;
         }
         else
         {
-            policy = PolicyFile.Parse(TomlTables.Slice(text, policyTables), file);
+            policy = PolicyFile.Bind(document, policyTables);
         }
         // A scenario's files are virtual: the simulator has no device and inode for them, so a
         // rule by inode could never match there while it might on a real host. Refuse it rather
         // than let the two backends disagree.
         if (policy.InodeRules.Count > 0)
         {
-            var rule = policyTables.FirstOrDefault(t => TomlTables.NameOf(t) == "rule");
-            throw ConfigBinder.Error(file, (SyntaxNodeBase?)at?.Node ?? rule, at?.Key ?? "rule",
+            var rule = policyTables.FirstOrDefault(t => t.Name == "rule");
+            throw document.Error((SyntaxNodeBase?)at?.Node ?? rule?.Node, at?.Key ?? "rule",
                 "inode rules ([[rule]]) cannot apply to a scenario's files, which have no inode; write a [[file]] rule with the path");
         }
         return (policy, source);
     }
 
-    private static ScenarioAction ActionFrom(string file, TableSyntaxBase table, Dictionary<string, ConfigValue> v)
+    private static ScenarioAction ActionFrom(TomlValues v)
     {
-        ConfigValue Required(string key) => v.TryGetValue(key, out var value) ? value
-            : throw ConfigBinder.Error(file, table, $"action.{key}", $"missing; every [[action]] needs {key}");
+        ConfigValue Required(string key) => v.Required(key);
 
         string name = Required("name").NonEmptyString();
         if (!name.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-' or '.'))
-            throw ConfigBinder.Error(file, v["name"].Node, "action.name", $"\"{name}\": use letters, digits, '_', '-' and '.' only");
+            throw v["name"].Error($"\"{name}\": use letters, digits, '_', '-' and '.' only");
         var kind = ActionKinds.Parse(Required("kind").OneOf(ActionKinds.Words));
 
         // Keys that make no sense for the kind are errors, not silently ignored settings.
@@ -305,32 +323,32 @@ internal static class ScenarioFile
         foreach (var specific in new[] { "path", "args", "address", "port", "protocol", "ms" })
         {
             if (v.TryGetValue(specific, out var extra) && Array.IndexOf(allowed, specific) < 0)
-                throw ConfigBinder.Error(file, extra.Node, extra.Key, $"does not apply to a {kind.Word()} action");
+                throw extra.Error($"does not apply to a {kind.Word()} action");
         }
 
         var action = new ScenarioAction
         {
             Name = name,
             Kind = kind,
-            Source = $"{Path.GetFileName(file)}:{table.Span.Start.Line + 1}",
+            Source = v.Table.Source,
             Description = v.TryGetValue("description", out var d) ? d.String() : "",
             Syscalls = v.TryGetValue("syscalls", out var sc) ? sc.Int(1, 1_000_000) : ActionKinds.DefaultSyscalls(kind),
-            FailProb = v.TryGetValue("fail_prob", out var fp) ? fp.Number(file, 0, 1) : 0,
-            Bonus = v.TryGetValue("bonus", out var b) ? b.Number(file) : 0,
+            FailProb = v.TryGetValue("fail_prob", out var fp) ? fp.Number(0, 1) : 0,
+            Bonus = v.TryGetValue("bonus", out var b) ? b.Number() : 0,
             Satisfies = v.TryGetValue("satisfies", out var s) ? s.StringArray() : [],
         };
         if (kind.IsFile())
         {
             string path = Required("path").NonEmptyString();
             if (!path.StartsWith('/'))
-                throw ConfigBinder.Error(file, v["path"].Node, "action.path", $"must be absolute (start with '/'), found \"{path}\"");
+                throw v["path"].Error($"must be absolute (start with '/'), found \"{path}\"");
             action = action with { Path = path, Args = v.TryGetValue("args", out var args) ? args.StringArray() : [] };
         }
         else if (kind.IsNetwork())
         {
             var addressValue = Required("address");
             if (!System.Net.IPAddress.TryParse(addressValue.NonEmptyString(), out var address))
-                throw ConfigBinder.Error(file, addressValue.Node, addressValue.Key, $"\"{addressValue.String()}\" is not an IP address (e.g. \"203.0.113.7\" or \"::1\")");
+                throw addressValue.Error($"\"{addressValue.String()}\" is not an IP address (e.g. \"203.0.113.7\" or \"::1\")");
             action = action with
             {
                 Address = address,
@@ -345,55 +363,55 @@ internal static class ScenarioFile
         return action;
     }
 
-    private static TaskSpec TaskFrom(string file, Dictionary<string, ConfigValue>? v)
+    private static TaskSpec TaskFrom(TomlValues? v)
     {
+        var defaults = new TaskSpec();
         if (v is null)
-            return new TaskSpec();
+            return defaults;
         return new TaskSpec
         {
-            Reward = v.TryGetValue("reward", out var r) ? r.Number(file) : 10.0,
-            Requires = v.TryGetValue("requires", out var req) ? req.StringArray() : [],
-            StepCost = v.TryGetValue("step_cost", out var c) ? c.Number(file, 0) : 0,
+            Reward = v.Get("reward", r => r.Number(), defaults.Reward),
+            Requires = v.Get("requires", r => r.StringArray(), defaults.Requires),
+            StepCost = v.Get("step_cost", c => c.Number(0), defaults.StepCost),
         };
     }
 
-    private static RewardSpec RewardFrom(string file, Dictionary<string, ConfigValue>? v)
+    private static RewardSpec RewardFrom(TomlValues? v)
     {
-        if (v is null)
-            return new RewardSpec();
         var defaults = new RewardSpec();
+        if (v is null)
+            return defaults;
         return new RewardSpec
         {
-            SlowdownPerMs = v.TryGetValue("slowdown_per_ms", out var s) ? s.Number(file, 0) : defaults.SlowdownPerMs,
-            Denial = v.TryGetValue("denial", out var d) ? d.Number(file, 0) : defaults.Denial,
-            Kill = v.TryGetValue("kill", out var k) ? k.Number(file, 0) : defaults.Kill,
+            SlowdownPerMs = v.Get("slowdown_per_ms", s => s.Number(0), defaults.SlowdownPerMs),
+            Denial = v.Get("denial", d => d.Number(0), defaults.Denial),
+            Kill = v.Get("kill", k => k.Number(0), defaults.Kill),
         };
     }
 
     // Checks across tables: unique names, references to actions that exist, a way to finish.
-    private static void Check(string file, Scenario scenario, List<(TableSyntaxBase Table, Dictionary<string, ConfigValue> Values)> tables,
-        Dictionary<string, ConfigValue>? task)
+    private static void Check(TomlDocument document, ActionScenario scenario, List<TomlValues> tables, TomlValues? task)
     {
         if (scenario.Actions.Count == 0)
-            throw new ConfigException(file, 0, 0, "action", "the scenario has no [[action]]; an agent needs at least one, including a submit");
+            throw new ConfigException(document.File, 0, 0, "action", "the scenario has no [[action]]; an agent needs at least one, including a submit");
         var seen = new Dictionary<string, int>();
         for (int i = 0; i < scenario.Actions.Count; i++)
         {
             var name = scenario.Actions[i].Name;
             if (seen.TryGetValue(name, out int first))
-                throw ConfigBinder.Error(file, tables[i].Values["name"].Node, "action.name", $"\"{name}\" is already the name of the action at line {tables[first].Table.Span.Start.Line + 1}");
+                throw tables[i]["name"].Error($"\"{name}\" is already the name of the action at line {tables[first].Table.Line}");
             seen[name] = i;
         }
         if (!scenario.Actions.Any(a => a.Kind == ActionKind.Submit))
-            throw ConfigBinder.Error(file, tables[^1].Table, "action.kind", "no action has kind = \"submit\"; the episode's task ends with one");
+            throw tables[^1].Table.Error("action.kind", "no action has kind = \"submit\"; the episode's task ends with one");
 
         var requires = scenario.Task.Requires;
         for (int i = 0; i < requires.Count; i++)
         {
             int index = scenario.IndexOf(requires[i]);
             if (index < 0 || scenario.Actions[index].Kind is ActionKind.Submit or ActionKind.Wait)
-                throw ConfigBinder.Error(file, task!["requires"].Node, "task.requires",
-                    index < 0 ? $"element {i + 1}: no action is called \"{requires[i]}\"{Hint(requires[i], seen.Keys)}"
+                throw task!["requires"].Error(
+                    index < 0 ? $"element {i + 1}: no action is called \"{requires[i]}\"{TomlDocument.Suggestion(requires[i], seen.Keys)}"
                               : $"element {i + 1}: \"{requires[i]}\" is a {scenario.Actions[index].Kind.Word()} action; require the operations the task needs");
         }
         for (int i = 0; i < scenario.Actions.Count; i++)
@@ -401,12 +419,9 @@ internal static class ScenarioFile
             foreach (var target in scenario.Actions[i].Satisfies)
             {
                 if (!requires.Contains(target))
-                    throw ConfigBinder.Error(file, tables[i].Values["satisfies"].Node, "action.satisfies",
+                    throw tables[i]["satisfies"].Error(
                         $"\"{target}\" is not a requirement of the task (task.requires: [{string.Join(", ", requires.Select(r => $"\"{r}\""))}])");
             }
         }
     }
-
-    private static string Hint(string name, IEnumerable<string> names) =>
-        ConfigBinder.Closest(name, names) is { } close ? $" (did you mean '{close}'?)" : "";
 }

@@ -51,6 +51,9 @@ internal sealed record WorkloadSpec
     /// <summary><c>step_ms</c>: the slice of the run one step observes. Default 100.</summary>
     public int StepMs { get; init; } = 100;
 
+    /// <summary>Steps enough to observe the whole run: one per <see cref="StepMs"/> slice of <see cref="TimeoutMs"/>, and the step that sees the timeout.</summary>
+    public int StepsForTimeout => (TimeoutMs + StepMs - 1) / StepMs + 1;
+
     /// <summary><c>[workload.files]</c>: path → content; a null content is a directory.</summary>
     public IReadOnlyList<(string Path, string? Content)> Files { get; init; } = [];
 }

@@ -68,7 +68,7 @@ internal static class AgentRuns
         kind = "submit"
         """;
 
-    internal static Scenario Tiny => ScenarioFile.Parse(TinyShortcut, "tiny-shortcut.toml");
+    internal static ActionScenario Tiny => Support.ParseActions(TinyShortcut, "tiny-shortcut.toml");
 
     internal static IEnv<float[], int> MakeTiny() => MisGym.Make(Tiny, MisGym.Sim);
 
