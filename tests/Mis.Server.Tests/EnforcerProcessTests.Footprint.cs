@@ -32,6 +32,7 @@ public sealed partial class EnforcerProcessTests
         Assert.Contains("Mis.Server.dll", mapped); // the check sees what the process loaded
         string[] heavy = ["TorchSharp.dll", "libtorch.so", "libtorch_cpu.so", "libLibTorchSharp.so", "Microsoft.ML.Core.dll",
             "ScottPlot.dll", "Mis.Torch.dll", "Mis.Anomaly.dll", "Mis.Gym.dll", "Mis.Gym.Agents.dll", "Mis.Gym.Experiments.dll", "Mis.Gym.Server.dll"];
-        Assert.Empty(heavy.Where(mapped.Contains));
+        var loaded = heavy.Where(mapped.Contains).ToList();
+        Assert.True(loaded.Count == 0, $"mis enforcer loaded {string.Join(", ", loaded)}");
     }
 }
