@@ -46,9 +46,6 @@ internal sealed class EnforcedWorkload : IDisposable
     /// <summary>Its online anomaly monitor, when the spec asked for one.</summary>
     internal AnomalyMonitor? Anomaly { get; private set; }
 
-    /// <summary>Whether the kernel reported a DEFCON 1 kill of it.</summary>
-    internal bool KilledByKernel { get; private set; }
-
     /// <summary>Its enforcement state now; null when the kernel does not manage it (unpoliced, or ended).</summary>
     internal CgroupState? State() => Spec.Policy is null ? null : _session.Kernel.State(CgroupId);
 
@@ -71,8 +68,6 @@ internal sealed class EnforcedWorkload : IDisposable
     // On the session's event reader.
     internal void Deliver(KernelEvent e)
     {
-        if (e.Type == KernelEventType.Kill)
-            KilledByKernel = true;
         if (e.Type == KernelEventType.Syscall)
             Anomaly?.Add(e.Pid, e.Tid, e.Comm, (int)e.Value);
         Spec.OnEvent?.Invoke(e);
@@ -126,9 +121,9 @@ internal sealed class EnforcedWorkload : IDisposable
     {
         if (Interlocked.Exchange(ref _ended, 1) != 0)
             return;
-        Anomaly?.Stop();
         try
         {
+            // Before its deny point goes: nothing of it may run undecided.
             Cgroup.Kill();
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)

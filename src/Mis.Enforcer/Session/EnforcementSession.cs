@@ -55,14 +55,8 @@ internal sealed class EnforcementSession : IDisposable
     /// <summary>This session's directory of workload cgroups.</summary>
     internal string CgroupRoot => _cgroups.Root;
 
-    /// <summary>The DEFCON ladder of workloads that name none of their own.</summary>
-    internal Configuration.DefconConfig Defcon => _options.Defcon;
-
     /// <summary>Runtime inode rules (AddRule): they apply to every policy's exec deny set.</summary>
     internal IReadOnlyList<InodeRule> RuntimeRules => Volatile.Read(ref _runtimeRules);
-
-    /// <summary>The workloads running now.</summary>
-    internal IReadOnlyCollection<EnforcedWorkload> Live => [.. _live.Values];
 
     /// <summary>
     /// Loads the kernel programs (attaching nothing until the first workload), creates the

@@ -87,7 +87,7 @@ internal sealed partial class PolicyEngine
     {
         try
         {
-            return _kernel.State(cgroupId) is { Learning: true };
+            return _session.Kernel.State(cgroupId) is { Learning: true };
         }
         catch (ObjectDisposedException)
         {

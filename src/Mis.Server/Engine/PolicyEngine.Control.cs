@@ -32,7 +32,7 @@ internal sealed partial class PolicyEngine
         [.. _workloads.Values.OrderBy(w => w.Started), .. includeExited ? _finished.Where(f => !_workloads.ContainsKey(f.CgroupId)) : []];
 
     /// <summary>The kernel's view of a running workload's cgroup (null once it ended: see <see cref="ManagedWorkload.End"/>).</summary>
-    internal CgroupState? KernelState(ManagedWorkload w) => w.End is null ? _kernel.State(w.CgroupId) : null;
+    internal CgroupState? KernelState(ManagedWorkload w) => w.End is null ? _session.Kernel.State(w.CgroupId) : null;
 
     /// <summary>
     /// Kills a managed workload's whole cgroup and returns once it is empty and torn down.
@@ -86,7 +86,7 @@ internal sealed partial class PolicyEngine
         var w = Running(cgroupId);
         try
         {
-            _kernel.SetLearningMode(cgroupId, enabled);
+            _session.Kernel.SetLearningMode(cgroupId, enabled);
         }
         catch (KeyNotFoundException)
         {
@@ -105,7 +105,7 @@ internal sealed partial class PolicyEngine
     internal async Task<DefconOutcome> SetDefconAsync(ulong cgroupId, DefconLevel level, bool reset)
     {
         var w = Running(cgroupId);
-        var state = _kernel.State(cgroupId) ?? throw Ended(cgroupId);
+        var state = _session.Kernel.State(cgroupId) ?? throw Ended(cgroupId);
         if (state.Killed)
             throw new EngineException(EngineError.FailedPrecondition, $"cgroup {cgroupId} was killed at DEFCON 1; its level is final");
         if (state.Learning)
@@ -123,7 +123,7 @@ internal sealed partial class PolicyEngine
         ViolationOutcome outcome;
         try
         {
-            outcome = _kernel.SetDefcon(cgroupId, level);
+            outcome = _session.Kernel.SetDefcon(cgroupId, level);
         }
         catch (KeyNotFoundException)
         {

@@ -84,8 +84,6 @@ internal sealed partial class PolicyEngine : IAsyncDisposable
         _runtime.Changed += OnRuntimeRulesChanged;
     }
 
-    private KernelEnforcer _kernel => _session.Kernel;
-
     /// <summary>The configuration the engine runs with.</summary>
     internal MisConfig Config => _options.Config;
 
@@ -232,20 +230,20 @@ internal sealed partial class PolicyEngine : IAsyncDisposable
                 if (w.Anomaly?.Progress() is { } progress)
                     liveAnomaly.Add((w.CgroupId, w.Spec.Command[0], progress));
         }
-        var states = live.Select(w => (w.CgroupId, w.Spec.Command[0], _kernel.State(w.CgroupId))).ToList();
+        var states = live.Select(w => (w.CgroupId, w.Spec.Command[0], _session.Kernel.State(w.CgroupId))).ToList();
         foreach (var (_, _, state) in states)
             learningDenied += state?.LearningViolations ?? 0;
         return new EngineStats
         {
-            Denied = _kernel.KernelViolations,
+            Denied = _session.Kernel.KernelViolations,
             DecisionCache = cache,
             Allowed = (ulong)allowed,
-            DefconEscalations = _kernel.KernelEscalations,
+            DefconEscalations = _session.Kernel.KernelEscalations,
             WorkloadsKilled = (ulong)killed,
-            RingbufDrops = _kernel.RingbufDrops,
-            EventsLost = (ulong)_kernel.EventChannelDrops + (ulong)Events.Lost,
-            KernelKillSignals = _kernel.KernelKillSignals,
-            CgroupKills = (ulong)_kernel.CgroupKills,
+            RingbufDrops = _session.Kernel.RingbufDrops,
+            EventsLost = (ulong)_session.Kernel.EventChannelDrops + (ulong)Events.Lost,
+            KernelKillSignals = _session.Kernel.KernelKillSignals,
+            CgroupKills = (ulong)_session.Kernel.CgroupKills,
             ManagedCgroups = live.Count,
             WorkloadsStarted = (ulong)Interlocked.Read(ref _started),
             SupervisorDecisions = (ulong)decisions,
