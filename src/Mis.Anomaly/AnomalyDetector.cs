@@ -8,17 +8,17 @@ namespace Mis.Anomaly;
 /// A trained model with its calibration: what a model file holds, what <c>mis anomaly score</c>
 /// applies to traces, and what the enforcer applies to live windows (<see cref="IOnlineScorer"/>).
 /// </summary>
-internal sealed class AnomalyDetector(AnomalyModel model, ScoreCalibration calibration, TrainingSummary training)
+public sealed class AnomalyDetector(AnomalyModel model, ScoreCalibration calibration, TrainingSummary training)
     : IOnlineScorer, IDisposable
 {
     /// <summary>The model.</summary>
-    internal AnomalyModel Model { get; } = model;
+    public AnomalyModel Model { get; } = model;
 
     /// <summary>The raw → 0..1000 map.</summary>
-    internal ScoreCalibration Calibration { get; } = calibration;
+    public ScoreCalibration Calibration { get; } = calibration;
 
     /// <summary>What it was trained on.</summary>
-    internal TrainingSummary Training { get; } = training;
+    public TrainingSummary Training { get; } = training;
 
     /// <summary>When it was trained.</summary>
     internal DateTimeOffset Created { get; init; } = DateTimeOffset.UtcNow;
@@ -45,7 +45,7 @@ internal sealed class AnomalyDetector(AnomalyModel model, ScoreCalibration calib
         [.. Model.ScoreTraces(windows).Select(raw => new OnlineScore(Calibration.Apply(raw), raw))];
 
     /// <summary>Scores whole traces: (calibrated 0..1000, raw) each.</summary>
-    internal (int Score, double Raw)[] ScoreTraces(IReadOnlyList<int[]> traces, IProgress<long>? syscallsDone = null) =>
+    public (int Score, double Raw)[] ScoreTraces(IReadOnlyList<int[]> traces, IProgress<long>? syscallsDone = null) =>
         [.. Model.ScoreTraces(traces, syscallsDone).Select(raw => (Calibration.Apply(raw), raw))];
 
     /// <summary>The header written to the model file.</summary>
@@ -60,5 +60,6 @@ internal sealed class AnomalyDetector(AnomalyModel model, ScoreCalibration calib
         Training = Training,
     };
 
+    /// <inheritdoc />
     public void Dispose() => (Model as IDisposable)?.Dispose();
 }

@@ -12,4 +12,4 @@ namespace Mis.Anomaly;
 [JsonSerializable(typeof(PcaOptions))]
 [JsonSerializable(typeof(LstmOptions))]
 [JsonSerializable(typeof(ScoreCalibration))]
-internal sealed partial class AnomalyJson : JsonSerializerContext;
+public sealed partial class AnomalyJson : JsonSerializerContext;

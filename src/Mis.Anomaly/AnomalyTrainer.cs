@@ -6,7 +6,7 @@ using Mis.Anomaly.Traces;
 namespace Mis.Anomaly;
 
 /// <summary>Everything <c>mis anomaly train</c> decides, in one record with documented defaults.</summary>
-internal sealed record TrainOptions
+public sealed record TrainOptions
 {
     /// <summary>ngram, pca or lstm.</summary>
     public string Algo { get; init; } = Algorithms.Ngram;
@@ -41,17 +41,17 @@ internal sealed record TrainOptions
 /// <summary>One step of training, for a progress bar.</summary>
 /// <param name="Stage">What is happening.</param>
 /// <param name="Fraction">How far, 0..1.</param>
-internal readonly record struct TrainProgress(string Stage, double Fraction);
+public readonly record struct TrainProgress(string Stage, double Fraction);
 
 /// <summary>
 /// Trains a detector: splits the normal traces (seeded) into a training part and a held-out part,
 /// fits the model on the first, scores the second and calibrates on those scores.
 /// </summary>
-internal static class AnomalyTrainer
+public static class AnomalyTrainer
 {
     /// <summary>Trains on <paramref name="normal"/>; same traces, options and seed give the same model.</summary>
     /// <exception cref="ArgumentException">Bad options, or too few traces to hold some out.</exception>
-    internal static AnomalyDetector Train(IReadOnlyList<Trace> normal, TrainOptions options, string source = "", IProgress<TrainProgress>? progress = null)
+    public static AnomalyDetector Train(IReadOnlyList<Trace> normal, TrainOptions options, string source = "", IProgress<TrainProgress>? progress = null)
     {
         options.Validate();
         var clock = Stopwatch.StartNew();

@@ -7,7 +7,7 @@ using Mis.Anomaly.Models;
 namespace Mis.Anomaly;
 
 /// <summary>The self-describing header of a model file (<c>model.json</c> inside it).</summary>
-internal sealed record ModelHeader
+public sealed record ModelHeader
 {
     /// <summary>Always <see cref="ModelFile.FormatName"/>.</summary>
     public string Format { get; init; } = ModelFile.FormatName;
@@ -44,7 +44,7 @@ internal sealed record ModelHeader
 /// <param name="HeldOutTraces">Normal traces held out for calibration.</param>
 /// <param name="Seconds">Wall-clock training time.</param>
 /// <param name="Source">Where the traces came from.</param>
-internal sealed record TrainingSummary(int Seed, int TrainTraces, long TrainSyscalls, int HeldOutTraces, double Seconds, string Source);
+public sealed record TrainingSummary(int Seed, int TrainTraces, long TrainSyscalls, int HeldOutTraces, double Seconds, string Source);
 
 /// <summary>
 /// A model file: a zip archive holding <c>model.json</c> (<see cref="ModelHeader"/>: algorithm,
@@ -52,14 +52,14 @@ internal sealed record TrainingSummary(int Seed, int TrainTraces, long TrainSysc
 /// <c>unzip -p MODEL model.json</c>) and <c>payload.bin</c> (the learned parameters: the n-gram
 /// database, the PCA mean and components, or the LSTM's TorchSharp state).
 /// </summary>
-internal static class ModelFile
+public static class ModelFile
 {
     internal const string FormatName = "mis-anomaly-model";
     internal const int CurrentVersion = 1;
     private const string HeaderEntry = "model.json", PayloadEntry = "payload.bin";
 
     /// <summary>Writes <paramref name="detector"/> to <paramref name="path"/> (replacing it).</summary>
-    internal static void Save(AnomalyDetector detector, string path)
+    public static void Save(AnomalyDetector detector, string path)
     {
         if (Path.GetDirectoryName(Path.GetFullPath(path)) is { } dir)
             Directory.CreateDirectory(dir);
@@ -88,7 +88,7 @@ internal static class ModelFile
 
     /// <summary>Reads a model file.</summary>
     /// <exception cref="InvalidDataException">Not a model file, an unknown version or algorithm, or a damaged payload (the message says which).</exception>
-    internal static AnomalyDetector Load(string path)
+    public static AnomalyDetector Load(string path)
     {
         if (!File.Exists(path))
             throw new FileNotFoundException($"{path}: no such model file", path);

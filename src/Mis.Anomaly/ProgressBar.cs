@@ -4,7 +4,7 @@ namespace Mis.Anomaly;
 /// A one-line progress bar on stderr (redrawn in place on a terminal; a line per 10% otherwise, so
 /// logs stay readable).
 /// </summary>
-internal sealed class ProgressBar(string title, TextWriter? output = null)
+public sealed class ProgressBar(string title, TextWriter? output = null)
 {
     private const int Width = 30;
     private readonly TextWriter _out = output ?? Console.Error;
@@ -14,7 +14,7 @@ internal sealed class ProgressBar(string title, TextWriter? output = null)
     private long _lastDraw;
 
     /// <summary>Shows <paramref name="fraction"/> (0..1) done, with a label.</summary>
-    internal void Report(double fraction, string label = "")
+    public void Report(double fraction, string label = "")
     {
         fraction = Math.Clamp(double.IsFinite(fraction) ? fraction : 0, 0, 1);
         lock (_gate)

@@ -4,7 +4,7 @@ using Mis.Cli.Commands;
 namespace Mis.Cli;
 
 /// <summary>Entry point of the <c>mis</c> command line (run it as <c>./mis</c> from the repository).</summary>
-internal static class Program
+public static class Program
 {
     private static int Main(string[] args)
     {

@@ -1,7 +1,7 @@
 namespace Mis.Cli;
 
 /// <summary>Finds the MIS checkout this CLI belongs to (for commands that work on the repository).</summary>
-internal static class RepoRoot
+public static class RepoRoot
 {
     /// <summary>
     /// <c>$MIS_HOME</c> when the <c>./mis</c> launcher set it, else the nearest directory above

@@ -1,10 +1,10 @@
 namespace Mis.Gym.Agents;
 
 /// <summary>Makes agents by algorithm name, with hyperparameters given as the experiment file's key/value pairs.</summary>
-internal static class AgentFactory
+public static class AgentFactory
 {
     /// <summary>Algorithm names <see cref="Create"/> knows.</summary>
-    internal static IReadOnlyList<string> Algorithms { get; } = ["ppo", "dqn", "q", "random"];
+    public static IReadOnlyList<string> Algorithms { get; } = ["ppo", "dqn", "q", "random"];
 
     /// <summary>Makes an agent.</summary>
     /// <param name="algorithm">One of <see cref="Algorithms"/>.</param>
@@ -13,7 +13,7 @@ internal static class AgentFactory
     /// <param name="seed">Seeds every random choice the agent makes (initial weights, exploration, minibatches).</param>
     /// <param name="hyperparameters">Overrides of the algorithm's defaults; values are <see cref="long"/>, <see cref="double"/>, <see cref="bool"/> or <see cref="string"/>, as TOML gives them.</param>
     /// <exception cref="ArgumentException">Unknown algorithm, unknown hyperparameter, or a value of the wrong type or out of range; the message names it and what is expected.</exception>
-    internal static IAgent Create(string algorithm, int observationSize, int actionCount, int seed, IReadOnlyDictionary<string, object> hyperparameters) => algorithm switch
+    public static IAgent Create(string algorithm, int observationSize, int actionCount, int seed, IReadOnlyDictionary<string, object> hyperparameters) => algorithm switch
     {
         "random" => RandomAgent.Create(actionCount, seed, hyperparameters),
         "ppo" => Ppo.Create(observationSize, actionCount, seed, hyperparameters),
@@ -42,7 +42,7 @@ internal static class AgentFactory
 }
 
 /// <summary>The baseline that learns nothing: uniform random actions, seeded.</summary>
-internal sealed class RandomAgent : IAgent
+public sealed class RandomAgent : IAgent
 {
     private readonly Random _random;
     private readonly int _actionCount;

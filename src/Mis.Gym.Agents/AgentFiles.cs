@@ -7,7 +7,7 @@ namespace Mis.Gym.Agents;
 /// configuration wrote it (a load into a differently configured agent is refused, instead of
 /// failing later on a tensor shape), and binary arrays for buffers and counters.
 /// </summary>
-internal static class AgentFiles
+public static class AgentFiles
 {
     private const string IdentityFile = "agent.txt";
 

@@ -1,7 +1,7 @@
 namespace Mis.Gym.Agents;
 
 /// <summary>Small pieces of math the agents share, each kept apart so a test can pin it down.</summary>
-internal static class AgentMath
+public static class AgentMath
 {
     /// <summary>
     /// CleanRL's linear schedule: <paramref name="start"/> at step 0, moving linearly to

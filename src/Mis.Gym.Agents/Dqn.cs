@@ -9,7 +9,7 @@ namespace Mis.Gym.Agents;
 /// total). Defaults are CleanRL's, scaled down for MIS scenarios (short episodes, thousands of steps
 /// per experiment rather than hundreds of thousands).
 /// </summary>
-internal sealed record DqnConfig
+public sealed record DqnConfig
 {
     /// <summary><c>learning_rate</c>: Adam's step size. Default 0.001.</summary>
     public double LearningRate { get; init; } = 1e-3;
@@ -107,7 +107,7 @@ internal sealed record DqnConfig
 /// uninterrupted run.
 /// </para>
 /// </summary>
-internal sealed class Dqn : IAgent
+public sealed class Dqn : IAgent
 {
     private readonly DqnConfig _config;
     private readonly int _observationSize, _actionCount, _seed;

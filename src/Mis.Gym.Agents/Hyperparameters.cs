@@ -17,7 +17,7 @@ namespace Mis.Gym.Agents;
 /// </list>
 /// </summary>
 /// <typeparam name="TConfig">The algorithm's config record.</typeparam>
-internal sealed class Hyperparameters<TConfig> where TConfig : class
+public sealed class Hyperparameters<TConfig> where TConfig : class
 {
     private readonly string _algorithm;
     private readonly List<Entry> _entries = [];

@@ -16,7 +16,7 @@ namespace Mis.Gym.Agents;
 /// An agent learns inside <see cref="Observe"/> (PPO when its rollout is full, DQN every few steps,
 /// tabular Q at once). Given the same seed and the same transitions, it chooses the same actions.
 /// </summary>
-internal interface IAgent : IDisposable
+public interface IAgent : IDisposable
 {
     /// <summary>The algorithm: <c>ppo</c>, <c>dqn</c> or <c>q</c>.</summary>
     string Algorithm { get; }
@@ -44,7 +44,7 @@ internal interface IAgent : IDisposable
 /// <param name="NextObservation">The observation after the step (the final one when the episode ended).</param>
 /// <param name="Terminated">The episode's MDP ended (task done or killed): no value beyond this step.</param>
 /// <param name="Truncated">The episode was cut by a limit outside the MDP (steps or time): the next state still has value.</param>
-internal readonly record struct Transition(float[] Observation, int Action, double Reward, float[] NextObservation, bool Terminated, bool Truncated)
+public readonly record struct Transition(float[] Observation, int Action, double Reward, float[] NextObservation, bool Terminated, bool Truncated)
 {
     /// <summary>The episode is over either way.</summary>
     internal bool Done => Terminated || Truncated;

@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace Mis.Gym.Agents;
 
 /// <summary>Hidden-layer nonlinearity of an <see cref="Mlp"/>.</summary>
-internal enum Activation
+public enum Activation
 {
     /// <summary><c>tanh</c>, as CleanRL's PPO uses.</summary>
     Tanh,
@@ -21,7 +21,7 @@ internal enum Activation
 /// <see cref="Random"/> (orthogonal, biases 0, as CleanRL's <c>layer_init</c>), never from torch's
 /// global generator, so agents made in parallel cannot disturb each other's initial weights.
 /// </summary>
-internal sealed class Mlp : nn.Module<Tensor, Tensor>
+public sealed class Mlp : nn.Module<Tensor, Tensor>
 {
     private readonly ModuleList<Linear> layers;
     private readonly Activation _activation;
@@ -125,7 +125,7 @@ internal sealed class Mlp : nn.Module<Tensor, Tensor>
 /// It is refreshed from the network after every update, so it computes the same function (up to
 /// float rounding order); its result depends only on the weights, so it is deterministic.
 /// </summary>
-internal sealed class MlpMirror
+public sealed class MlpMirror
 {
     private readonly float[][] _weights;
     private readonly float[][] _biases;

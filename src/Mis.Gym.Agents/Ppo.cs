@@ -8,7 +8,7 @@ namespace Mis.Gym.Agents;
 /// defaults are CleanRL's, resized for MIS scenarios: one env, episodes of a few to a few dozen
 /// steps, a handful of actions.
 /// </summary>
-internal sealed record PpoConfig
+public sealed record PpoConfig
 {
     /// <summary><c>num_steps</c>: transitions per rollout; the policy is updated when a rollout is full. Default 128.</summary>
     public int NumSteps { get; init; } = 128;
@@ -105,7 +105,7 @@ internal sealed record PpoConfig
 /// an uninterrupted run.
 /// </para>
 /// </summary>
-internal sealed class Ppo : IAgent
+public sealed class Ppo : IAgent
 {
     private readonly PpoConfig _config;
     private readonly int _observationSize, _actionCount, _seed;

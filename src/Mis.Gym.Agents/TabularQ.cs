@@ -4,7 +4,7 @@ using System.Runtime.InteropServices;
 namespace Mis.Gym.Agents;
 
 /// <summary>Hyperparameters of <see cref="TabularQ"/>.</summary>
-internal sealed record TabularQConfig
+public sealed record TabularQConfig
 {
     /// <summary><c>learning_rate</c>: α, how far each update moves Q(s, a) toward its target. Default 0.2.</summary>
     public double LearningRate { get; init; } = 0.2;
@@ -62,7 +62,7 @@ internal sealed record TabularQConfig
 /// uninterrupted run.
 /// </para>
 /// </summary>
-internal sealed class TabularQ : IAgent
+public sealed class TabularQ : IAgent
 {
     private readonly TabularQConfig _config;
     private readonly int _observationSize, _actionCount, _seed;

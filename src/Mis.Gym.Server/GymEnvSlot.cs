@@ -8,7 +8,7 @@ namespace Mis.Gym.Server;
 /// episode is (so a Step out of turn is a FAILED_PRECONDITION with the reason, decided here
 /// rather than by catching the env's own exception, which a backend could also throw for other reasons).
 /// </summary>
-internal sealed class GymEnvSlot
+public sealed class GymEnvSlot
 {
     private readonly IEnv<float[], int> _env;
     private readonly TimeProvider _clock;

@@ -10,7 +10,7 @@ namespace Mis.Gym.Server;
 /// different environments run in parallel. <see cref="CloseAllAsync"/> at shutdown closes every one,
 /// after the call it is running, if any, has finished.
 /// </summary>
-internal sealed class GymEnvTable
+public sealed class GymEnvTable
 {
     private readonly Lock _lock = new();
     private readonly Dictionary<string, GymEnvSlot> _envs = new(StringComparer.Ordinal);

@@ -16,7 +16,7 @@ namespace Mis.Gym.Server;
 /// TCP or a 0600 Unix socket. Stopping drains the calls in flight, then closes every environment
 /// still open (a kernel backend's workloads killed, cgroups removed, programs detached).
 /// </summary>
-internal sealed class GymHost : IAsyncDisposable
+public sealed class GymHost : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly GymServerOptions _options;
@@ -175,7 +175,7 @@ internal sealed class GymHost : IAsyncDisposable
 /// <c>mis gym serve</c> cannot start; <see cref="IsConfiguration"/> separates a wrong option
 /// (exit 2) from a host problem such as a taken address (exit 1).
 /// </summary>
-internal sealed class GymStartException(string message, bool isConfiguration, Exception? inner = null) : Exception(message, inner)
+public sealed class GymStartException(string message, bool isConfiguration, Exception? inner = null) : Exception(message, inner)
 {
     /// <summary>An option is wrong, as opposed to the host refusing.</summary>
     internal bool IsConfiguration { get; } = isConfiguration;

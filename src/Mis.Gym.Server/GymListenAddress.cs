@@ -7,10 +7,10 @@ namespace Mis.Gym.Server;
 /// Where <c>mis gym serve</c> listens: <c>HOST:PORT</c> (an IP address or <c>localhost</c>; IPv6 in
 /// brackets, <c>[::1]:50052</c>; port 0 picks a free one) or <c>unix:PATH</c> (a socket made 0600).
 /// </summary>
-internal sealed record GymListenAddress
+public sealed record GymListenAddress
 {
     /// <summary>The default: loopback only, the port after the policy engine's 50051.</summary>
-    internal const string Default = "127.0.0.1:50052";
+    public const string Default = "127.0.0.1:50052";
 
     private GymListenAddress(IPAddress? ip, int port, string? unixPath) => (Ip, Port, UnixPath) = (ip, port, unixPath);
 
@@ -25,7 +25,7 @@ internal sealed record GymListenAddress
 
     /// <summary>Parses <c>HOST:PORT</c> or <c>unix:PATH</c>.</summary>
     /// <exception cref="FormatException">Neither form; the message shows both.</exception>
-    internal static GymListenAddress Parse(string text)
+    public static GymListenAddress Parse(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
         const string Expected = "expected HOST:PORT (e.g. 127.0.0.1:50052 or [::1]:50052) or unix:PATH";

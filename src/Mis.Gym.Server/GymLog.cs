@@ -3,7 +3,7 @@ using Microsoft.Extensions.Logging;
 namespace Mis.Gym.Server;
 
 /// <summary>The Gym server's log lines, source-generated (ids 100+, apart from the enforcer's).</summary>
-internal static partial class GymLog
+public static partial class GymLog
 {
     [LoggerMessage(100, LogLevel.Information, "GymService listening on {Address}; scenarios in {Directory}; backends {Backends}; at most {MaxEnvs} environment(s)")]
     internal static partial void GymServing(this ILogger logger, string address, string directory, string backends, int maxEnvs);

@@ -11,7 +11,7 @@ using Wire = Mis.Gym.V1;
 namespace Mis.Gym.Server;
 
 /// <summary>Between the in-process Gym types and the mis.gym.v1 messages.</summary>
-internal static class GymMapping
+public static class GymMapping
 {
     /// <summary>A space as its message; any of Discrete, MultiDiscrete, Box.</summary>
     /// <exception cref="NotSupportedException">A space kind the contract has no message for.</exception>

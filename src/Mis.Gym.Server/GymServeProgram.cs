@@ -8,9 +8,10 @@ namespace Mis.Gym.Server;
 /// <c>mis gym serve</c> from start to exit: start, serve until SIGTERM or SIGINT, close every
 /// environment, exit 0. Exit 1 when the host refuses (address taken), 2 when an option is wrong.
 /// </summary>
-internal static class GymServeProgram
+public static class GymServeProgram
 {
-    internal static async Task<int> RunAsync(GymServerOptions options, TextWriter stderr)
+    /// <summary>Serves until a signal; returns the exit code.</summary>
+    public static async Task<int> RunAsync(GymServerOptions options, TextWriter stderr)
     {
         using var logs = LoggingSetup.Create(new LoggingConfig());
         var stop = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);

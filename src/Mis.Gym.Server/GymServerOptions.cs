@@ -4,41 +4,41 @@ using Mis.Gym.Envs;
 namespace Mis.Gym.Server;
 
 /// <summary>Makes an environment: scenario file, backend name, whether to record episode statistics (<see cref="MisGym.Make(string, string, bool)"/>).</summary>
-internal delegate IEnv<float[], int> GymEnvFactory(string scenarioPath, string backend, bool recordStatistics);
+public delegate IEnv<float[], int> GymEnvFactory(string scenarioPath, string backend, bool recordStatistics);
 
 /// <summary>How <c>mis gym serve</c> runs (the command's options).</summary>
-internal sealed record GymServerOptions
+public sealed record GymServerOptions
 {
     /// <summary>Default cap on open environments.</summary>
-    internal const int DefaultMaxEnvs = 32;
+    public const int DefaultMaxEnvs = 32;
 
     /// <summary>Where to listen (default <see cref="GymListenAddress.Default"/>).</summary>
-    internal GymListenAddress Listen { get; init; } = GymListenAddress.Parse(GymListenAddress.Default);
+    public GymListenAddress Listen { get; init; } = GymListenAddress.Parse(GymListenAddress.Default);
 
     /// <summary>The directory scenario names are resolved in; clients cannot name files outside it.</summary>
-    internal required string ScenarioDirectory { get; init; }
+    public required string ScenarioDirectory { get; init; }
 
     /// <summary>
     /// Backends clients may ask for. Default: only <c>sim</c>; the kernel backend starts real
     /// processes in cgroups under BPF programs, so a server offers it only when told to.
     /// </summary>
-    internal IReadOnlyList<string> AllowedBackends { get; init; } = [MisGym.Sim];
+    public IReadOnlyList<string> AllowedBackends { get; init; } = [MisGym.Sim];
 
     /// <summary>Open environments at most; a Make beyond it is RESOURCE_EXHAUSTED.</summary>
-    internal int MaxEnvs
+    public int MaxEnvs
     {
         get;
         init => field = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(MaxEnvs), value, "the cap on open environments must be at least 1");
     } = DefaultMaxEnvs;
 
     /// <summary>Default <see cref="IdleTimeout"/>.</summary>
-    internal static readonly TimeSpan DefaultIdleTimeout = TimeSpan.FromMinutes(30);
+    public static readonly TimeSpan DefaultIdleTimeout = TimeSpan.FromMinutes(30);
 
     /// <summary>
     /// An environment no call used for this long is closed by the server (its id is then NOT_FOUND,
     /// saying so); <see cref="TimeSpan.Zero"/> keeps environments until Close or shutdown.
     /// </summary>
-    internal TimeSpan IdleTimeout
+    public TimeSpan IdleTimeout
     {
         get;
         init => field = value >= TimeSpan.Zero ? value : throw new ArgumentOutOfRangeException(nameof(IdleTimeout), value, "the idle timeout cannot be negative");

@@ -13,9 +13,10 @@ namespace Mis.Gym.Server;
 /// <see cref="GymEnvTable"/>. Refusals are <see cref="RpcException"/>s carrying the status and the
 /// reason (the contract's error table is in proto/mis/gym/v1/gym.proto).
 /// </summary>
-internal sealed class GymServiceImpl(GymServerOptions options, ScenarioCatalog catalog, GymEnvTable envs, ILogger<GymServiceImpl> log)
+public sealed class GymServiceImpl(GymServerOptions options, ScenarioCatalog catalog, GymEnvTable envs, ILogger<GymServiceImpl> log)
     : Wire.GymService.GymServiceBase
 {
+    /// <inheritdoc />
     public override Task<Wire.ListScenariosResponse> ListScenarios(Wire.ListScenariosRequest request, ServerCallContext context)
     {
         var response = new Wire.ListScenariosResponse { Directory = catalog.Directory, Backends = { options.AllowedBackends } };
@@ -24,6 +25,7 @@ internal sealed class GymServiceImpl(GymServerOptions options, ScenarioCatalog c
         return Task.FromResult(response);
     }
 
+    /// <inheritdoc />
     public override Task<Wire.MakeResponse> Make(Wire.MakeRequest request, ServerCallContext context)
     {
         string backend = request.Backend.Length == 0 ? MisGym.Sim : request.Backend;
@@ -45,6 +47,7 @@ internal sealed class GymServiceImpl(GymServerOptions options, ScenarioCatalog c
         });
     }
 
+    /// <inheritdoc />
     public override async Task<Wire.ResetResponse> Reset(Wire.ResetRequest request, ServerCallContext context)
     {
         var slot = envs.Get(request.EnvId);
@@ -53,6 +56,7 @@ internal sealed class GymServiceImpl(GymServerOptions options, ScenarioCatalog c
         return new Wire.ResetResponse { Observation = { reset.Observation }, Info = GymMapping.ToProto(reset.Info) };
     }
 
+    /// <inheritdoc />
     public override async Task<Wire.StepResponse> Step(Wire.StepRequest request, ServerCallContext context)
     {
         var slot = envs.Get(request.EnvId);
@@ -68,6 +72,7 @@ internal sealed class GymServiceImpl(GymServerOptions options, ScenarioCatalog c
         };
     }
 
+    /// <inheritdoc />
     public override async Task<Wire.CloseResponse> Close(Wire.CloseRequest request, ServerCallContext context)
     {
         try
@@ -84,6 +89,7 @@ internal sealed class GymServiceImpl(GymServerOptions options, ScenarioCatalog c
         return new Wire.CloseResponse();
     }
 
+    /// <inheritdoc />
     public override Task<Wire.SpacesResponse> Spaces(Wire.SpacesRequest request, ServerCallContext context)
     {
         var slot = envs.Get(request.EnvId);

@@ -10,7 +10,7 @@ namespace Mis.Gym.Server;
 /// through a symbolic link, is refused, so a client cannot make the server read files it did not
 /// choose to offer.
 /// </summary>
-internal sealed class ScenarioCatalog
+public sealed class ScenarioCatalog
 {
     private const string Extension = ".toml";
     private readonly string _root;

@@ -13,7 +13,7 @@ namespace Mis.Torch;
 /// (Directory.Build.targets runs <c>build/torchsharp/fix-libtorchsharp.sh</c>), which needs
 /// <c>patchelf</c> and a C compiler.
 /// </remarks>
-internal static class TorchRuntime
+public static class TorchRuntime
 {
     /// <summary>What to do when the native backend does not load; part of the exception message.</summary>
     internal const string FixHint =
@@ -33,7 +33,7 @@ internal static class TorchRuntime
     /// The native backend could not be loaded; the message says how to fix it and the inner exception
     /// carries TorchSharp's own load trace.
     /// </exception>
-    internal static void EnsureLoaded() => _ = Loaded.Value;
+    public static void EnsureLoaded() => _ = Loaded.Value;
 
     private static bool Load()
     {

@@ -1,4 +1,5 @@
 using System.Reflection;
+using System.Runtime.CompilerServices;
 using NetArchTest.Rules;
 
 namespace Mis.Architecture.Tests;
@@ -44,7 +45,7 @@ internal static class Layers
 /// <summary>
 /// Dependencies point one way, by weight: the policy server never reaches TorchSharp, ML.NET or
 /// ScottPlot; the environment core neither; the enforcer reaches nothing of the gym, the models or
-/// the servers.
+/// the servers; only test projects see internals.
 /// </summary>
 public sealed class LayerTests
 {
@@ -89,4 +90,15 @@ public sealed class LayerTests
         Assert.All(Layers.Product.Concat(["TorchSharp", "ScottPlot"]), name => Assert.Contains(name, reached));
         Assert.False(Types.InAssembly(Assembly.Load("Mis.Gym.Agents")).Should().NotHaveDependencyOn("TorchSharp").GetResult().IsSuccessful);
     }
+
+    [Theory]
+    [MemberData(nameof(ProductAssemblies))]
+    public void Internals_are_visible_to_test_projects_only(string assembly)
+    {
+        var friends = Assembly.Load(assembly).GetCustomAttributes<InternalsVisibleToAttribute>().Select(a => a.AssemblyName).ToList();
+        var notTests = friends.Where(name => !name.EndsWith(".Tests", StringComparison.Ordinal)).ToList();
+        Assert.True(notTests.Count == 0, $"{assembly} shows its internals to {string.Join(", ", notTests)}: make what they use public instead");
+    }
+
+    public static TheoryData<string> ProductAssemblies => [.. Layers.Product];
 }

@@ -20,7 +20,7 @@ namespace Mis.Anomaly.Calibration;
 /// lowest score of its knots, and the map jumps just above it, so it stays monotone and the rule
 /// "above 800 exactly when above q(1−α)" holds whatever the ties.
 /// </remarks>
-internal sealed record ScoreCalibration
+public sealed record ScoreCalibration
 {
     /// <summary>The score at which the false-alarm rate is set.</summary>
     internal const int AlarmScore = 800;

@@ -9,16 +9,16 @@ namespace Mis.Anomaly.Corpus;
 /// <param name="WorkingDirectory">The workload's working directory.</param>
 /// <param name="Environment">The workload's environment (NAME=value).</param>
 /// <param name="Timeout">Kill the workload's cgroup after this long.</param>
-internal sealed record CorpusRun(IReadOnlyList<string> Command, string TracesDirectory, string WorkingDirectory,
+public sealed record CorpusRun(IReadOnlyList<string> Command, string TracesDirectory, string WorkingDirectory,
     IReadOnlyList<string> Environment, TimeSpan Timeout);
 
 /// <summary>How a corpus run went.</summary>
 /// <param name="ExitStatus">The workload's exit status (137 when the timeout killed it).</param>
 /// <param name="EventsDropped">Kernel events lost (gaps in the traces).</param>
-internal sealed record CorpusRunResult(int ExitStatus, ulong EventsDropped);
+public sealed record CorpusRunResult(int ExitStatus, ulong EventsDropped);
 
 /// <summary>What to build.</summary>
-internal sealed record CorpusOptions
+public sealed record CorpusOptions
 {
     /// <summary>Runs per workload; null uses each workload's own number.</summary>
     public int? Runs { get; init; }
@@ -41,7 +41,7 @@ internal sealed record CorpusOptions
 
 /// <summary>A built corpus, per run.</summary>
 /// <param name="Runs">(workload, label, split, directory, exit status, traces, syscalls, dropped events) per run.</param>
-internal sealed record CorpusReport(IReadOnlyList<(string Workload, CorpusLabel Label, string Split, string Directory, int ExitStatus, int Traces, long Syscalls, ulong Dropped)> Runs);
+public sealed record CorpusReport(IReadOnlyList<(string Workload, CorpusLabel Label, string Split, string Directory, int ExitStatus, int Traces, long Syscalls, ulong Dropped)> Runs);
 
 /// <summary>
 /// Builds the labelled corpus: every workload of <see cref="CorpusWorkloads"/> run several times
@@ -49,10 +49,10 @@ internal sealed record CorpusReport(IReadOnlyList<(string Workload, CorpusLabel 
 /// 1, 4, 7, … of a normal workload, never trained on) and <c>OUT/attack/NAME-K/</c>, one trace file per
 /// thread, plus <c>OUT/MANIFEST.md</c>.
 /// </summary>
-internal static class CorpusBuilder
+public static class CorpusBuilder
 {
     /// <summary>Runs the workloads through <paramref name="run"/> (which runs a command under MIS) and writes the corpus.</summary>
-    internal static CorpusReport Build(string outDir, Func<CorpusRun, CorpusRunResult> run, CorpusOptions options,
+    public static CorpusReport Build(string outDir, Func<CorpusRun, CorpusRunResult> run, CorpusOptions options,
         IProgress<(int Done, int Total, string Label)>? progress = null)
     {
         var workloads = CorpusWorkloads.All.Where(w => options.Only is null || options.Only.Contains(w.Name)).ToList();

@@ -1,7 +1,7 @@
 namespace Mis.Anomaly.Corpus;
 
 /// <summary>What a corpus workload is.</summary>
-internal enum CorpusLabel
+public enum CorpusLabel
 {
     /// <summary>Ordinary work an agent does.</summary>
     Normal,
@@ -17,14 +17,14 @@ internal enum CorpusLabel
 /// <param name="SinkPort">Loopback sink that reads and discards (exfiltration target, mining pool).</param>
 /// <param name="DotnetApp">A .NET program the workload's user may run (mis.dll), or null when none is readable.</param>
 /// <param name="Variant">Which variant of the workload (0-based run number).</param>
-internal sealed record CorpusEnv(string Scratch, int HttpPort, int ShellPort, int SinkPort, string? DotnetApp, int Variant);
+public sealed record CorpusEnv(string Scratch, int HttpPort, int ShellPort, int SinkPort, string? DotnetApp, int Variant);
 
 /// <summary>One workload of the corpus: a shell script run under <c>mis run --learn</c>.</summary>
 /// <param name="Name">Directory-safe name.</param>
 /// <param name="Label">Normal or attack-like.</param>
 /// <param name="Runs">Runs (variants) in a full corpus.</param>
 /// <param name="Script">The <c>/bin/bash -c</c> script of a run.</param>
-internal sealed record CorpusWorkload(string Name, CorpusLabel Label, int Runs, Func<CorpusEnv, string> Script)
+public sealed record CorpusWorkload(string Name, CorpusLabel Label, int Runs, Func<CorpusEnv, string> Script)
 {
     /// <summary>Hard limit of one run: the cgroup is killed after it.</summary>
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(20);
@@ -39,7 +39,7 @@ internal sealed record CorpusWorkload(string Name, CorpusLabel Label, int Runs, 
 /// files are denied and those denials are part of the trace), runs under <c>timeout</c> and
 /// <c>ulimit</c>, and the runner kills its cgroup at <see cref="CorpusWorkload.Timeout"/>.
 /// </summary>
-internal static class CorpusWorkloads
+public static class CorpusWorkloads
 {
     private const string Py = "/usr/bin/python3";
 

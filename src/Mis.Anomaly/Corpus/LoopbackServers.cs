@@ -9,7 +9,7 @@ namespace Mis.Anomaly.Corpus;
 /// picks: an HTTP server, a reverse-shell "attacker" listener, and a sink. Nothing leaves the
 /// machine. Every connection is bounded in time; Dispose stops them all.
 /// </summary>
-internal sealed class LoopbackServers : IDisposable
+public sealed class LoopbackServers : IDisposable
 {
     private static readonly TimeSpan ConnectionLimit = TimeSpan.FromSeconds(15);
 
@@ -136,6 +136,7 @@ internal sealed class LoopbackServers : IDisposable
             Interlocked.Add(ref _received, n);
     }
 
+    /// <inheritdoc />
     public void Dispose()
     {
         if (_stop.IsCancellationRequested)

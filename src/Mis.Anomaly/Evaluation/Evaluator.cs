@@ -16,14 +16,15 @@ namespace Mis.Anomaly.Evaluation;
 /// <param name="RunAuroc">AUROC with one score per run (the maximum over its threads, as the online kill sees it).</param>
 /// <param name="NormalRaw">The normal traces' raw scores.</param>
 /// <param name="AttackRaw">The attack traces' raw scores.</param>
-internal sealed record EvalResult(string Algo, int Normal, int Attack, double Auroc, double DetectionAt1, double DetectionAt5,
+public sealed record EvalResult(string Algo, int Normal, int Attack, double Auroc, double DetectionAt1, double DetectionAt5,
     double DetectionAt10, double FalseAlarmsAbove800, double DetectionAbove800, double RunAuroc,
     double[] NormalRaw, double[] AttackRaw);
 
 /// <summary>Scores normal and attack traces with a detector and computes <see cref="EvalResult"/>.</summary>
-internal static class Evaluator
+public static class Evaluator
 {
-    internal static EvalResult Evaluate(AnomalyDetector detector, IReadOnlyList<Trace> normal, IReadOnlyList<Trace> attack,
+    /// <summary>Scores every trace and computes AUROC and detection rates; <paramref name="syscallsDone"/> reports progress.</summary>
+    public static EvalResult Evaluate(AnomalyDetector detector, IReadOnlyList<Trace> normal, IReadOnlyList<Trace> attack,
         IProgress<long>? syscallsDone = null)
     {
         if (normal.Count == 0 || attack.Count == 0)
@@ -44,7 +45,7 @@ internal static class Evaluator
         [.. traces.Select((t, i) => (t.Group, Raw: raw[i])).GroupBy(x => x.Group).Select(g => g.Max(x => x.Raw))];
 
     /// <summary>A fixed-width table of results, one row per model.</summary>
-    internal static string Table(IEnumerable<EvalResult> results)
+    public static string Table(IEnumerable<EvalResult> results)
     {
         var w = new StringWriter();
         w.WriteLine($"{"model",-6} {"normal",7} {"attack",7} {"AUROC",6} {"DR@1%",6} {"DR@5%",6} {"DR@10%",6} {"FA>800",7} {"DR>800",7} {"runAUROC",8}");

@@ -3,7 +3,7 @@ using Mis.Anomaly.Calibration;
 namespace Mis.Anomaly.Evaluation;
 
 /// <summary>Detection-quality numbers from the raw scores of normal and attack traces (higher = more anomalous).</summary>
-internal static class RocMetrics
+public static class RocMetrics
 {
     /// <summary>
     /// Area under the ROC curve: the probability that a random attack trace scores above a random

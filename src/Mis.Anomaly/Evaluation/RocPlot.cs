@@ -1,10 +1,10 @@
 namespace Mis.Anomaly.Evaluation;
 
 /// <summary>Draws ROC curves to a PNG with ScottPlot.</summary>
-internal static class RocPlot
+public static class RocPlot
 {
     /// <summary>One curve per result, the chance diagonal, AUROC in the legend.</summary>
-    internal static void Save(string path, IReadOnlyList<EvalResult> results, string title = "Syscall anomaly detection: ROC")
+    public static void Save(string path, IReadOnlyList<EvalResult> results, string title = "Syscall anomaly detection: ROC")
     {
         var plot = new ScottPlot.Plot();
         var chance = plot.Add.Line(0, 0, 1, 1);

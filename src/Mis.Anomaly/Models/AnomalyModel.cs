@@ -3,19 +3,19 @@ using System.Text.Json.Nodes;
 namespace Mis.Anomaly.Models;
 
 /// <summary>The algorithms <c>mis anomaly train --algo</c> accepts.</summary>
-internal static class Algorithms
+public static class Algorithms
 {
     /// <summary>STIDE-style n-gram database (<see cref="NgramModel"/>).</summary>
-    internal const string Ngram = "ngram";
+    public const string Ngram = "ngram";
 
     /// <summary>ML.NET randomized PCA on hashed n-gram frequencies (<see cref="PcaModel"/>).</summary>
-    internal const string Pca = "pca";
+    public const string Pca = "pca";
 
     /// <summary>TorchSharp LSTM next-syscall model (<see cref="LstmModel"/>).</summary>
     internal const string Lstm = "lstm";
 
     /// <summary>All of them, cheapest first.</summary>
-    internal static readonly string[] All = [Ngram, Pca, Lstm];
+    public static readonly string[] All = [Ngram, Pca, Lstm];
 }
 
 /// <summary>
@@ -24,13 +24,13 @@ internal static class Algorithms
 /// its windows (<see cref="WindowSpec"/>). Calibration to 0–1000 is kept apart, in
 /// <see cref="AnomalyDetector"/>.
 /// </summary>
-internal abstract class AnomalyModel
+public abstract class AnomalyModel
 {
     /// <summary>The algorithm name (<see cref="Algorithms"/>).</summary>
     internal abstract string Algo { get; }
 
     /// <summary>The windows scored.</summary>
-    internal abstract WindowSpec Windows { get; }
+    public abstract WindowSpec Windows { get; }
 
     /// <summary>The resolved hyperparameters, as written to the model file.</summary>
     internal abstract JsonObject Hyperparameters { get; }
@@ -48,7 +48,7 @@ internal abstract class AnomalyModel
     }
 
     /// <summary>Raw scores of many traces (models that batch override it).</summary>
-    internal virtual double[] ScoreTraces(IReadOnlyList<int[]> traces, IProgress<long>? syscallsDone = null)
+    public virtual double[] ScoreTraces(IReadOnlyList<int[]> traces, IProgress<long>? syscallsDone = null)
     {
         var scores = new double[traces.Count];
         for (int i = 0; i < traces.Count; i++)

@@ -8,7 +8,7 @@ using static TorchSharp.torch;
 namespace Mis.Anomaly.Models;
 
 /// <summary>Hyperparameters of <see cref="LstmModel"/>.</summary>
-internal sealed record LstmOptions
+public sealed record LstmOptions
 {
     /// <summary>Size of a syscall's embedding. Default 32.</summary>
     public int EmbeddingSize { get; init; } = 32;
@@ -74,7 +74,7 @@ internal sealed record LstmOptions
 /// Syscalls never seen in training share one "unknown" token the model never learns to predict, so
 /// they cost many nats. The vocabulary maps syscall numbers to tokens 2..; 0 is start, 1 is unknown.
 /// </summary>
-internal sealed class LstmModel : AnomalyModel, IDisposable
+public sealed class LstmModel : AnomalyModel, IDisposable
 {
     private const int Start = 0, Unknown = 1;
 
@@ -90,7 +90,7 @@ internal sealed class LstmModel : AnomalyModel, IDisposable
     }
 
     /// <summary>The hyperparameters.</summary>
-    internal LstmOptions Options { get; }
+    public LstmOptions Options { get; }
 
     /// <summary>Tokens: start, unknown and one per syscall seen in training.</summary>
     internal int Vocabulary => _tokens.Count + 2;
@@ -100,7 +100,8 @@ internal sealed class LstmModel : AnomalyModel, IDisposable
 
     internal override string Algo => Algorithms.Lstm;
 
-    internal override WindowSpec Windows => new(Options.WindowSize, Options.Stride);
+    /// <inheritdoc />
+    public override WindowSpec Windows => new(Options.WindowSize, Options.Stride);
 
     internal override JsonObject Hyperparameters
     {
@@ -235,7 +236,7 @@ internal sealed class LstmModel : AnomalyModel, IDisposable
     internal override double ScoreTrace(ReadOnlySpan<int> trace) => ScoreTraces([trace.ToArray()])[0];
 
     /// <summary>Every window of every trace, in batches of equal-length windows; each trace keeps its maximum.</summary>
-    internal override double[] ScoreTraces(IReadOnlyList<int[]> traces, IProgress<long>? syscallsDone = null)
+    public override double[] ScoreTraces(IReadOnlyList<int[]> traces, IProgress<long>? syscallsDone = null)
     {
         var scores = Enumerable.Repeat(double.NegativeInfinity, traces.Count).ToArray();
         var spec = Windows;
@@ -286,5 +287,6 @@ internal sealed class LstmModel : AnomalyModel, IDisposable
         return new LstmModel(options, tokens, net);
     }
 
+    /// <inheritdoc />
     public void Dispose() => _net.Dispose();
 }

@@ -9,7 +9,7 @@ namespace Mis.Anomaly.Models;
 /// <param name="UnigramBuckets">Buckets for single syscalls (a power of two).</param>
 /// <param name="NgramBuckets">Buckets for hashed syscall n-grams (a power of two).</param>
 /// <param name="NgramLength">The n of those n-grams, 2..6.</param>
-internal readonly record struct NgramFeatures(int UnigramBuckets, int NgramBuckets, int NgramLength)
+public readonly record struct NgramFeatures(int UnigramBuckets, int NgramBuckets, int NgramLength)
 {
     /// <summary>Length of the feature vector.</summary>
     internal int Dimension => UnigramBuckets + NgramBuckets;

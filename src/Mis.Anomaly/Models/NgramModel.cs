@@ -4,7 +4,7 @@ using System.Text.Json.Nodes;
 namespace Mis.Anomaly.Models;
 
 /// <summary>Hyperparameters of <see cref="NgramModel"/>.</summary>
-internal sealed record NgramOptions
+public sealed record NgramOptions
 {
     /// <summary>Length of the sequences in the normal database; 6 is STIDE's classic choice. 1..6.</summary>
     public int N { get; init; } = 6;
@@ -32,7 +32,7 @@ internal sealed record NgramOptions
 /// length-N syscall sequence seen in normal traces; a window's raw score is the fraction of its
 /// N-grams that are not in the database (the locality-frame mismatch rate), 0..1.
 /// </summary>
-internal sealed class NgramModel : AnomalyModel
+public sealed class NgramModel : AnomalyModel
 {
     /// <summary>Longest N: six 10-bit syscall codes fill a 64-bit key with room for a length tag.</summary>
     internal const int MaxN = 6;
@@ -53,7 +53,8 @@ internal sealed class NgramModel : AnomalyModel
 
     internal override string Algo => Algorithms.Ngram;
 
-    internal override WindowSpec Windows => new(Options.WindowSize, Options.Stride);
+    /// <inheritdoc />
+    public override WindowSpec Windows => new(Options.WindowSize, Options.Stride);
 
     internal override JsonObject Hyperparameters => (JsonObject)JsonSerializer.SerializeToNode(Options, AnomalyJson.Default.NgramOptions)!;
 

@@ -7,7 +7,7 @@ using Microsoft.ML.Trainers;
 namespace Mis.Anomaly.Models;
 
 /// <summary>Hyperparameters of <see cref="PcaModel"/>.</summary>
-internal sealed record PcaOptions
+public sealed record PcaOptions
 {
     /// <summary>Principal components kept (ML.NET's <c>Rank</c>). Default 48: normal windows of many programs span many directions.</summary>
     public int Rank { get; init; } = 48;
@@ -72,7 +72,7 @@ internal sealed record PcaOptions
 /// thousand), which is what makes millions of syscalls a second possible; a test checks that the
 /// scores equal ML.NET's own.
 /// </summary>
-internal sealed class PcaModel : AnomalyModel
+public sealed class PcaModel : AnomalyModel
 {
     private readonly float[] _mean;       // [dimension]
     private readonly float[] _vectors;    // [dimension * rank], row j holds every component's weight of feature j
@@ -108,7 +108,8 @@ internal sealed class PcaModel : AnomalyModel
 
     internal override string Algo => Algorithms.Pca;
 
-    internal override WindowSpec Windows => new(Options.WindowSize, Options.Stride);
+    /// <inheritdoc />
+    public override WindowSpec Windows => new(Options.WindowSize, Options.Stride);
 
     internal override JsonObject Hyperparameters => (JsonObject)JsonSerializer.SerializeToNode(Options, AnomalyJson.Default.PcaOptions)!;
 

@@ -10,10 +10,10 @@ namespace Mis.Anomaly.Models;
 /// </summary>
 /// <param name="Size">Syscalls per window.</param>
 /// <param name="Stride">Syscalls between the ends of two consecutive windows.</param>
-internal readonly record struct WindowSpec(int Size, int Stride)
+public readonly record struct WindowSpec(int Size, int Stride)
 {
     /// <summary>Exclusive end positions of the windows of a trace of <paramref name="length"/> syscalls.</summary>
-    internal IEnumerable<int> Ends(int length)
+    public IEnumerable<int> Ends(int length)
     {
         if (length <= Size)
         {
@@ -29,7 +29,7 @@ internal readonly record struct WindowSpec(int Size, int Stride)
     }
 
     /// <summary>The window ending at <paramref name="end"/>.</summary>
-    internal ReadOnlySpan<int> Window(ReadOnlySpan<int> trace, int end) => trace[Math.Max(0, end - Size)..end];
+    public ReadOnlySpan<int> Window(ReadOnlySpan<int> trace, int end) => trace[Math.Max(0, end - Size)..end];
 
     /// <summary>Throws unless both numbers are positive.</summary>
     internal void Validate()

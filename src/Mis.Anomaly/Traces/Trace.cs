@@ -4,7 +4,7 @@ namespace Mis.Anomaly.Traces;
 /// <param name="Source">The file it came from.</param>
 /// <param name="Line">Its line in a <c>.jsonl</c> file; 0 for a plain trace file (one trace per file).</param>
 /// <param name="Syscalls">Syscall numbers in order.</param>
-internal sealed record Trace(string Source, int Line, int[] Syscalls)
+public sealed record Trace(string Source, int Line, int[] Syscalls)
 {
     /// <summary>The label a <c>.jsonl</c> line carries ("normal", "attack", ...), if any.</summary>
     public string? Label { get; init; }
@@ -26,7 +26,7 @@ internal sealed record Trace(string Source, int Line, int[] Syscalls)
 }
 
 /// <summary>Bad trace input; the message names the file and line (<c>file:line: what is wrong</c>).</summary>
-internal sealed class TraceFormatException(string file, int line, string problem)
+public sealed class TraceFormatException(string file, int line, string problem)
     : FormatException($"{file}:{line}: {problem}")
 {
     /// <summary>The offending file.</summary>

@@ -17,7 +17,7 @@ namespace Mis.Anomaly.Traces;
 /// order, so the same directory always gives the same list. Bad input throws a
 /// <see cref="TraceFormatException"/> naming the file and line.
 /// </summary>
-internal static class TraceReader
+public static class TraceReader
 {
     /// <summary>Largest syscall number accepted (Linux uses a few hundred; x32 sets bit 30).</summary>
     internal const int MaxSyscall = 1 << 30 | 1023;
@@ -25,7 +25,7 @@ internal static class TraceReader
     /// <summary>Every trace under <paramref name="path"/> (a file or a directory).</summary>
     /// <exception cref="DirectoryNotFoundException">Nothing exists at <paramref name="path"/>.</exception>
     /// <exception cref="TraceFormatException">A file is not a valid trace.</exception>
-    internal static List<Trace> Read(string path)
+    public static List<Trace> Read(string path)
     {
         if (File.Exists(path))
             return ReadFile(path);

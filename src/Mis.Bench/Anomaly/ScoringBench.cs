@@ -11,16 +11,17 @@ namespace Mis.Bench.Anomaly;
 /// <param name="TraceSyscallsPerSecond">Offline scoring (<c>mis anomaly score</c>): syscalls of whole traces scored per second.</param>
 /// <param name="OnlineSyscallsPerSecond">Online scoring (the enforcer's monitor): one window per stride, as syscalls of stream covered per second.</param>
 /// <param name="Threads">CPU threads the scoring used.</param>
-internal sealed record BenchRow(EvalResult Eval, double TrainSeconds, double TraceSyscallsPerSecond, double OnlineSyscallsPerSecond, int Threads);
+public sealed record BenchRow(EvalResult Eval, double TrainSeconds, double TraceSyscallsPerSecond, double OnlineSyscallsPerSecond, int Threads);
 
 /// <summary>
 /// Trains each model on a corpus's <c>normal/train</c>, evaluates it on <c>normal/test</c> against
 /// <c>attack</c>, and measures scoring throughput. Numbers are reported, never asserted: timing
 /// depends on the machine.
 /// </summary>
-internal static class ScoringBench
+public static class ScoringBench
 {
-    internal static List<BenchRow> Run(string corpus, IReadOnlyList<string> algos, TrainOptions options, TimeSpan measure,
+    /// <summary>Trains each model on <paramref name="corpus"/> and measures how fast it scores windows.</summary>
+    public static List<BenchRow> Run(string corpus, IReadOnlyList<string> algos, TrainOptions options, TimeSpan measure,
         Action<string>? log = null)
     {
         var train = TraceReader.Read(Path.Combine(corpus, "normal", "train"));
@@ -70,7 +71,7 @@ internal static class ScoringBench
     }
 
     /// <summary>The table <c>mis anomaly bench</c> prints.</summary>
-    internal static string Table(IEnumerable<BenchRow> rows)
+    public static string Table(IEnumerable<BenchRow> rows)
     {
         var w = new StringWriter();
         w.WriteLine($"{"model",-6} {"AUROC",6} {"DR@1%",6} {"DR@5%",6} {"DR@10%",6} {"FA>800",7} {"runAUROC",8} {"train s",8} {"threads",7} {"trace syscalls/s",17} {"online syscalls/s",18}");

@@ -11,13 +11,13 @@ namespace Mis.Bench.Gym;
 /// <param name="Steps">Environment steps taken (a vector step of N envs counts N).</param>
 /// <param name="Elapsed">Wall time they took.</param>
 /// <param name="Cpu">CPU time the process used meanwhile (all its threads, the GC's included).</param>
-internal sealed record BenchResult(string What, long Steps, TimeSpan Elapsed, TimeSpan Cpu)
+public sealed record BenchResult(string What, long Steps, TimeSpan Elapsed, TimeSpan Cpu)
 {
     /// <summary>Steps per second of wall time.</summary>
-    internal double StepsPerSecond => Steps / Elapsed.TotalSeconds;
+    public double StepsPerSecond => Steps / Elapsed.TotalSeconds;
 
     /// <summary>Steps per second of CPU time: the per-core rate, unaffected by other processes competing for the cores.</summary>
-    internal double StepsPerCpuSecond => Steps / Cpu.TotalSeconds;
+    public double StepsPerCpuSecond => Steps / Cpu.TotalSeconds;
 }
 
 /// <summary>
@@ -25,12 +25,12 @@ internal sealed record BenchResult(string What, long Steps, TimeSpan Elapsed, Ti
 /// actions, episodes reset as they end, a short warm-up so the JIT's tiering is done first. The
 /// synchronous measurements run on the calling thread, i.e. one core.
 /// </summary>
-internal static class GymBench
+public static class GymBench
 {
     private const int Chunk = 4096;
 
     /// <summary>One env as <see cref="MisGym.Make(string, string, bool)"/> makes it (TimeLimit included), reset on every end.</summary>
-    internal static BenchResult Single(ActionScenario scenario, TimeSpan duration)
+    public static BenchResult Single(ActionScenario scenario, TimeSpan duration)
     {
         using var env = MisGym.Make(scenario);
         var rng = new Random(0);
@@ -48,7 +48,7 @@ internal static class GymBench
     }
 
     /// <summary>A vector env of <paramref name="numEnvs"/> sub-envs, synchronous (one thread) or asynchronous (a thread each).</summary>
-    internal static BenchResult Vector(ActionScenario scenario, int numEnvs, bool async, TimeSpan duration)
+    public static BenchResult Vector(ActionScenario scenario, int numEnvs, bool async, TimeSpan duration)
     {
         var factories = Enumerable.Range(0, numEnvs).Select(_ => (Func<IEnv<float[], int>>)(() => MisGym.Make(scenario))).ToArray();
         using VectorEnv<float[], int> vec = async ? new AsyncVectorEnv<float[], int>(factories) : new SyncVectorEnv<float[], int>(factories);
@@ -71,7 +71,7 @@ internal static class GymBench
     }
 
     /// <summary>The simulator backend alone (no Gymnasium layer): the ceiling the env layer is measured against.</summary>
-    internal static BenchResult Backend(ActionScenario scenario, TimeSpan duration)
+    public static BenchResult Backend(ActionScenario scenario, TimeSpan duration)
     {
         using var backend = new SimBackend(scenario);
         var rng = new Random(0);

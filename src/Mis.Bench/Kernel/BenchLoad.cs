@@ -6,7 +6,7 @@ namespace Mis.Bench.Kernel;
 /// not a runtime's JIT, GC or own syscalls (a P/Invoke loop adds a transition per call and a GC
 /// thread that makes syscalls of its own inside the measured process).
 /// </summary>
-internal static class BenchLoad
+public static class BenchLoad
 {
     /// <summary>The binary beside the assemblies (native/native.targets copies it there).</summary>
     internal static string Path

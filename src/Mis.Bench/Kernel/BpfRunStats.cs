@@ -7,7 +7,7 @@ namespace Mis.Bench.Kernel;
 /// <summary>A program's cumulative run statistics, as the kernel keeps them while BPF statistics are enabled.</summary>
 /// <param name="RunTimeNs">Total nanoseconds spent in the program.</param>
 /// <param name="RunCount">Times the program ran.</param>
-internal readonly record struct BpfRunCounters(ulong RunTimeNs, ulong RunCount)
+public readonly record struct BpfRunCounters(ulong RunTimeNs, ulong RunCount)
 {
     /// <summary>What happened between <paramref name="before"/> and this reading.</summary>
     internal BpfRunCounters Since(BpfRunCounters before) => new(RunTimeNs - before.RunTimeNs, RunCount - before.RunCount);
@@ -22,7 +22,7 @@ internal readonly record struct BpfRunCounters(ulong RunTimeNs, ulong RunCount)
 /// open) and reads them back (<c>run_time_ns</c>, <c>run_cnt</c> of <c>struct bpf_prog_info</c>).
 /// Counting costs two clock reads per program run, so overhead ratios are measured with it off.
 /// </summary>
-internal sealed unsafe class BpfRunStats : IDisposable
+public sealed unsafe class BpfRunStats : IDisposable
 {
     private const int StatsRunTime = 0; // enum bpf_stats_type: BPF_STATS_RUN_TIME
     // Offsets in struct bpf_prog_info (include/uapi/linux/bpf.h; stable ABI, appended to only).

@@ -15,7 +15,7 @@ namespace Mis.Bench.Kernel;
 /// <param name="RequestedNs">The ladder's per-syscall slowdown.</param>
 /// <param name="ObservedNs">Wall time per call in the slowed cgroup minus the same loop's time unslowed.</param>
 /// <param name="KernelAccountedNs">What the kernel counted as slowdown per syscall of the cgroup.</param>
-internal sealed record SlowdownAccuracy(int Level, double RequestedNs, double ObservedNs, double KernelAccountedNs)
+public sealed record SlowdownAccuracy(int Level, double RequestedNs, double ObservedNs, double KernelAccountedNs)
 {
     /// <summary>(observed − requested) / requested.</summary>
     internal double RelativeError => (ObservedNs - RequestedNs) / RequestedNs;
@@ -27,22 +27,22 @@ internal sealed record SlowdownAccuracy(int Level, double RequestedNs, double Ob
 /// <param name="RingbufDrops">Events the kernel could not put in the ring buffer (full).</param>
 /// <param name="ChannelDrops">Events decoded but dropped because the reader was slower.</param>
 /// <param name="DeliveredPerSecond">Delivered events per second of the loop's wall time.</param>
-internal sealed record EventThroughput(long Syscalls, long Delivered, ulong RingbufDrops, long ChannelDrops, double DeliveredPerSecond);
+public sealed record EventThroughput(long Syscalls, long Delivered, ulong RingbufDrops, long ChannelDrops, double DeliveredPerSecond);
 
 /// <summary>What <see cref="EnforcementBench"/> measured end to end on the real kernel.</summary>
-internal sealed record EnforcementResult
+public sealed record EnforcementResult
 {
     /// <summary>Per level 4, 3, 2.</summary>
-    internal required IReadOnlyList<SlowdownAccuracy> Slowdown { get; init; }
+    public required IReadOnlyList<SlowdownAccuracy> Slowdown { get; init; }
 
     /// <summary>From the decision that enters DEFCON 1 to the cgroup's last process gone, over repetitions.</summary>
-    internal required LatencySummary KillLatency { get; init; }
+    public required LatencySummary KillLatency { get; init; }
 
     /// <summary>Processes in the workload each kill had to end.</summary>
-    internal required int KillProcesses { get; init; }
+    public required int KillProcesses { get; init; }
 
     /// <summary>Event throughput.</summary>
-    internal required EventThroughput Events { get; init; }
+    public required EventThroughput Events { get; init; }
 }
 
 /// <summary>
@@ -50,12 +50,12 @@ internal sealed record EnforcementResult
 /// observed), kill latency (decision to last process gone), and event throughput through the ring
 /// buffer. Each uses the default DEFCON ladder and real processes in managed cgroups.
 /// </summary>
-internal static class EnforcementBench
+public static class EnforcementBench
 {
     private static readonly (int Level, int Iterations)[] SlowdownRuns = [(4, 2000), (3, 300), (2, 40)];
 
     /// <summary>Runs all three; <paramref name="progress"/> is told each step.</summary>
-    internal static EnforcementResult Run(int killRepetitions = 5, int eventSyscalls = 1_000_000, Action<string>? progress = null)
+    public static EnforcementResult Run(int killRepetitions = 5, int eventSyscalls = 1_000_000, Action<string>? progress = null)
     {
         string load = BenchLoad.Path;
         var ladder = new DefconConfig();

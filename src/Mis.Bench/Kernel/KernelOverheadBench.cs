@@ -14,19 +14,19 @@ using Mis.Native.Bpf;
 namespace Mis.Bench.Kernel;
 
 /// <summary>What <see cref="KernelOverheadBench.Run"/> is asked to do.</summary>
-internal sealed record KernelOverheadOptions
+public sealed record KernelOverheadOptions
 {
     /// <summary>getppid() calls per measured loop.</summary>
-    internal int Iterations { get; init; } = 500_000;
+    public int Iterations { get; init; } = 500_000;
 
     /// <summary>Rounds; each round measures every configuration once, in turn, so drift in the machine's load hits all alike.</summary>
-    internal int Rounds { get; init; } = 5;
+    public int Rounds { get; init; } = 5;
 
     /// <summary>Violation cycles (DEFCON 5 to 1 and back) for the kernel transition timing.</summary>
-    internal int TransitionCycles { get; init; } = 50;
+    public int TransitionCycles { get; init; } = 50;
 
     /// <summary>Told at every step: what is being measured.</summary>
-    internal Action<string>? Progress { get; init; }
+    public Action<string>? Progress { get; init; }
 }
 
 /// <summary>One configuration's getppid cost: the median over rounds, on the loop thread's CPU clock and on the wall clock.</summary>
@@ -35,49 +35,49 @@ internal sealed record KernelOverheadOptions
 /// <param name="CpuNs">Median CPU nanoseconds per call.</param>
 /// <param name="WallNs">Median wall nanoseconds per call (inflated by preemption on a loaded machine).</param>
 /// <param name="Samples">Each round's CPU nanoseconds per call.</param>
-internal sealed record SyscallCost(string Name, string Description, double CpuNs, double WallNs, IReadOnlyList<double> Samples);
+public sealed record SyscallCost(string Name, string Description, double CpuNs, double WallNs, IReadOnlyList<double> Samples);
 
 /// <summary>A program's mean kernel run time over one measured phase.</summary>
 /// <param name="Program">The program.</param>
 /// <param name="Phase">Which configuration ran meanwhile.</param>
 /// <param name="Runs">Runs during the phase (every process on the host, for global hooks).</param>
 /// <param name="MeanNs">Mean nanoseconds per run.</param>
-internal sealed record ProgramRunTime(string Program, string Phase, ulong Runs, double? MeanNs);
+public sealed record ProgramRunTime(string Program, string Phase, ulong Runs, double? MeanNs);
 
 /// <summary>What the kernel overhead benchmark measured.</summary>
-internal sealed record KernelOverheadResult
+public sealed record KernelOverheadResult
 {
     /// <summary>Cost of one getppid() per configuration, in measurement order.</summary>
-    internal required IReadOnlyList<SyscallCost> Syscall { get; init; }
+    public required IReadOnlyList<SyscallCost> Syscall { get; init; }
 
     /// <summary>Per-program run time from the kernel's BPF statistics.</summary>
-    internal required IReadOnlyList<ProgramRunTime> Programs { get; init; }
+    public required IReadOnlyList<ProgramRunTime> Programs { get; init; }
 
     /// <summary>Kernel time of a <c>mis_report</c> violation that changed the DEFCON level (the transition, events included).</summary>
-    internal required LatencySummary TransitionKernel { get; init; }
+    public required LatencySummary TransitionKernel { get; init; }
 
     /// <summary>Kernel time of a violation that did not change the level.</summary>
-    internal required LatencySummary ViolationKernel { get; init; }
+    public required LatencySummary ViolationKernel { get; init; }
 
     /// <summary>Kernel time of a DEFCON query (what the supervisor reads before each decision).</summary>
-    internal required LatencySummary QueryKernel { get; init; }
+    public required LatencySummary QueryKernel { get; init; }
 
     /// <summary>A transition as user space sees it: the whole BPF_PROG_TEST_RUN call.</summary>
-    internal required LatencySummary TransitionCall { get; init; }
+    public required LatencySummary TransitionCall { get; init; }
 
     /// <summary>getppid() calls per loop.</summary>
-    internal required int Iterations { get; init; }
+    public required int Iterations { get; init; }
 
     /// <summary>Rounds measured.</summary>
-    internal required int Rounds { get; init; }
+    public required int Rounds { get; init; }
 
     internal SyscallCost Cost(string name) => Syscall.First(c => c.Name == name);
 
     /// <summary>Ratio of a configuration's cost to the bare baseline.</summary>
-    internal double Ratio(string name) => Cost(name).CpuNs / Cost(KernelOverheadBench.Bare).CpuNs;
+    public double Ratio(string name) => Cost(name).CpuNs / Cost(KernelOverheadBench.Bare).CpuNs;
 
     /// <summary>Nanoseconds a configuration adds over the empty-program floor.</summary>
-    internal double OverFloorNs(string name) => Cost(name).CpuNs - Cost(KernelOverheadBench.Floor).CpuNs;
+    public double OverFloorNs(string name) => Cost(name).CpuNs - Cost(KernelOverheadBench.Floor).CpuNs;
 }
 
 /// <summary>
@@ -90,10 +90,12 @@ internal sealed record KernelOverheadResult
 /// Times are the loop thread's CPU time (preemption on a shared machine is not in it); each
 /// configuration's figure is the median of the rounds, which interleave the configurations.
 /// </summary>
-internal static class KernelOverheadBench
+public static class KernelOverheadBench
 {
-    internal const string Bare = "bare";
-    internal const string Floor = "floor";
+    /// <summary>The configuration with no program attached.</summary>
+    public const string Bare = "bare";
+    /// <summary>The configuration with empty programs at the same hooks.</summary>
+    public const string Floor = "floor";
     internal const string Unmanaged = "mis_unmanaged";
     internal const string ManagedBpf = "mis_managed_bpf";
     internal const string Managed = "mis_managed";
@@ -110,7 +112,7 @@ internal static class KernelOverheadBench
     ];
 
     /// <summary>Runs the benchmark; every attachment and cgroup it made is gone when it returns.</summary>
-    internal static KernelOverheadResult Run(KernelOverheadOptions options)
+    public static KernelOverheadResult Run(KernelOverheadOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
         if (options.Iterations <= 0 || options.Rounds <= 0 || options.TransitionCycles <= 0)

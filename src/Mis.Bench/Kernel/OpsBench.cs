@@ -10,13 +10,13 @@ using Mis.Enforcer.Session;
 namespace Mis.Bench.Kernel;
 
 /// <summary>What <see cref="OpsBench.Run"/> is asked to do.</summary>
-internal sealed record OpsBenchOptions
+public sealed record OpsBenchOptions
 {
     /// <summary>Operations of the mix to perform in total, over as many workloads as it takes.</summary>
-    internal int Operations { get; init; } = 10_000;
+    public int Operations { get; init; } = 10_000;
 
     /// <summary>Seeds the mix (which operation comes when).</summary>
-    internal ulong Seed { get; init; } = 1;
+    public ulong Seed { get; init; } = 1;
 
     /// <summary>
     /// The DEFCON ladder: the default thresholds, with slowdowns a tenth of the default so that a
@@ -31,68 +31,68 @@ internal sealed record OpsBenchOptions
     internal int WarmupOperations { get; init; } = 200;
 
     /// <summary>Entries of the policy's decision cache (<c>[policy] decision_cache_size</c>); 0 turns it off.</summary>
-    internal int DecisionCacheSize { get; init; } = WorkloadPolicy.DefaultDecisionCacheSize;
+    public int DecisionCacheSize { get; init; } = WorkloadPolicy.DefaultDecisionCacheSize;
 
     /// <summary>Told after every workload: operations done so far, of the total.</summary>
-    internal Action<int, int>? Progress { get; init; }
+    public Action<int, int>? Progress { get; init; }
 }
 
 /// <summary>What one run of the operations benchmark measured.</summary>
-internal sealed record OpsBenchResult
+public sealed record OpsBenchResult
 {
     /// <summary>Operations of the mix performed.</summary>
-    internal required long Operations { get; init; }
+    public required long Operations { get; init; }
 
     /// <summary>Workloads (cgroups) it took: each runs until MIS kills it at DEFCON 1 or the mix is done.</summary>
-    internal required long Workloads { get; init; }
+    public required long Workloads { get; init; }
 
     /// <summary>File and exec decisions the seccomp supervisor made (the mix's own, and its children's: /bin/true's loader opens).</summary>
-    internal required long Decisions { get; init; }
+    public required long Decisions { get; init; }
 
     /// <summary>Of <see cref="Decisions"/>, those that allowed.</summary>
-    internal required long Allowed { get; init; }
+    public required long Allowed { get; init; }
 
     /// <summary>Of <see cref="Decisions"/>, those that denied.</summary>
-    internal required long Denied { get; init; }
+    public required long Denied { get; init; }
 
     /// <summary>Entries of the decision cache (0: off).</summary>
-    internal required int DecisionCacheSize { get; init; }
+    public required int DecisionCacheSize { get; init; }
 
     /// <summary>Decisions the policy answered from its cache.</summary>
-    internal required long CacheHits { get; init; }
+    public required long CacheHits { get; init; }
 
     /// <summary>Decisions the policy computed.</summary>
-    internal required long CacheMisses { get; init; }
+    public required long CacheMisses { get; init; }
 
     /// <summary>A decision: reading the cgroup's DEFCON level from the kernel, then the policy's verdict at it.</summary>
-    internal required LatencySummary Decision { get; init; }
+    public required LatencySummary Decision { get; init; }
 
     /// <summary>The DEFCON read alone (one <c>mis_report</c> query through BPF_PROG_TEST_RUN).</summary>
-    internal required LatencySummary DefconRead { get; init; }
+    public required LatencySummary DefconRead { get; init; }
 
     /// <summary>The policy's verdict alone.</summary>
-    internal required LatencySummary PolicyVerdict { get; init; }
+    public required LatencySummary PolicyVerdict { get; init; }
 
     /// <summary>Network decisions the kernel made (cgroup/connect4 and sendmsg4 program runs).</summary>
-    internal required long KernelNetDecisions { get; init; }
+    public required long KernelNetDecisions { get; init; }
 
     /// <summary>Mean kernel time of one network decision, from the kernel's BPF statistics (null: none ran).</summary>
-    internal required double? KernelNetDecisionMeanNs { get; init; }
+    public required double? KernelNetDecisionMeanNs { get; init; }
 
     /// <summary>Violations counted by the kernel's state machine.</summary>
-    internal required long Violations { get; init; }
+    public required long Violations { get; init; }
 
     /// <summary>DEFCON transitions (kernel events).</summary>
-    internal required long DefconTransitions { get; init; }
+    public required long DefconTransitions { get; init; }
 
     /// <summary>Workloads MIS killed at DEFCON 1.</summary>
-    internal required long Kills { get; init; }
+    public required long Kills { get; init; }
 
     /// <summary>Wall-clock duration of the whole run.</summary>
-    internal required TimeSpan Elapsed { get; init; }
+    public required TimeSpan Elapsed { get; init; }
 
     /// <summary>The ladder it ran with.</summary>
-    internal required DefconConfig Ladder { get; init; }
+    public required DefconConfig Ladder { get; init; }
 }
 
 /// <summary>
@@ -105,13 +105,13 @@ internal sealed record OpsBenchResult
 /// A workload that MIS kills at DEFCON 1 is followed by a fresh one in a fresh cgroup, which picks
 /// the mix up where the killed one stopped (it reports each finished operation on stdout).
 /// </summary>
-internal static class OpsBench
+public static class OpsBench
 {
     private static readonly string[] NetPrograms = ["mis_connect4", "mis_sendmsg4"];
 
     /// <summary>Runs the benchmark; everything it creates (cgroups, files, attachments) is gone when it returns.</summary>
     /// <exception cref="KernelUnavailableException">This host or build cannot enforce.</exception>
-    internal static OpsBenchResult Run(OpsBenchOptions options)
+    public static OpsBenchResult Run(OpsBenchOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
         if (options.Operations <= 0)
@@ -261,7 +261,7 @@ internal static class OpsBench
     }
 
     /// <summary>Times the DEFCON read the supervisor makes right before each policy verdict.</summary>
-    internal sealed class TimedSink(IViolationSink inner) : IViolationSink
+    public sealed class TimedSink(IViolationSink inner) : IViolationSink
     {
         /// <summary>When the last DEFCON read started and ended (Stopwatch ticks); read by <see cref="TimedDecider"/> on the same thread.</summary>
         internal long ReadStarted, ReadEnded;
@@ -283,7 +283,7 @@ internal static class OpsBench
     }
 
     /// <summary>Times the policy verdict and, with <see cref="TimedSink"/>, the whole decision.</summary>
-    internal sealed class TimedDecider(IFileDecider inner, TimedSink sink) : IFileDecider
+    public sealed class TimedDecider(IFileDecider inner, TimedSink sink) : IFileDecider
     {
         private readonly List<(long Read, long Verdict)> _samples = new(1 << 16);
 

@@ -6,7 +6,7 @@ namespace Mis.Bench.Kernel;
 /// <param name="P50Ns">Median (nearest rank).</param>
 /// <param name="P99Ns">99th percentile (nearest rank).</param>
 /// <param name="MaxNs">Largest sample.</param>
-internal sealed record LatencySummary(long Count, double MeanNs, double P50Ns, double P99Ns, double MaxNs)
+public sealed record LatencySummary(long Count, double MeanNs, double P50Ns, double P99Ns, double MaxNs)
 {
     /// <summary>Summarises <paramref name="samplesNs"/> (sorted in place); all zero for an empty sample.</summary>
     internal static LatencySummary Of(Span<double> samplesNs)

@@ -1,7 +1,7 @@
 namespace Mis.Bench.Micro;
 
 /// <summary>Finds the checkout (scenarios and the corpus live there): <c>$MIS_HOME</c>, else the nearest directory above holding MIS.sln.</summary>
-internal static class Repository
+public static class Repository
 {
     internal static string Root
     {

@@ -3,10 +3,10 @@ using System.Globalization;
 namespace Mis.Bench.Suite;
 
 /// <summary>Human units for the benchmark tables.</summary>
-internal static class BenchFormat
+public static class BenchFormat
 {
     /// <summary>Nanoseconds as ns, µs, ms or s with three significant digits.</summary>
-    internal static string Duration(double? ns) => ns switch
+    public static string Duration(double? ns) => ns switch
     {
         null => "n/a",
         < 1_000 => $"{ns.Value.ToString("0.#", CultureInfo.InvariantCulture)} ns",
@@ -25,10 +25,10 @@ internal static class BenchFormat
     };
 
     /// <summary>A ratio as "×1.23".</summary>
-    internal static string Ratio(double? ratio) => ratio is double r && double.IsFinite(r) ? $"×{r.ToString("0.00", CultureInfo.InvariantCulture)}" : "n/a";
+    public static string Ratio(double? ratio) => ratio is double r && double.IsFinite(r) ? $"×{r.ToString("0.00", CultureInfo.InvariantCulture)}" : "n/a";
 
     /// <summary>A Markdown or plain table with aligned columns.</summary>
-    internal static string Table(IReadOnlyList<string> header, IEnumerable<IReadOnlyList<string>> rows, bool markdown)
+    public static string Table(IReadOnlyList<string> header, IEnumerable<IReadOnlyList<string>> rows, bool markdown)
     {
         var all = new List<IReadOnlyList<string>> { header };
         all.AddRange(rows);

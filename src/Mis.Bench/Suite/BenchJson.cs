@@ -5,10 +5,10 @@ using Mis.Enforcer.Configuration;
 namespace Mis.Bench.Suite;
 
 /// <summary>The benchmark results as JSON (snake_case, nanoseconds unless a key says otherwise).</summary>
-internal static class BenchJson
+public static class BenchJson
 {
     /// <summary>Bumped when a key changes meaning or disappears.</summary>
-    internal const int SchemaVersion = 1;
+    public const int SchemaVersion = 1;
 
     internal static JsonObject Latency(LatencySummary s) => new()
     {
@@ -26,7 +26,8 @@ internal static class BenchJson
         ["kill_at_level_1"] = c.KillAtLevel1,
     };
 
-    internal static JsonObject Ops(OpsBenchResult r) => new()
+    /// <summary>The <c>--ops</c> result as it appears in results.json.</summary>
+    public static JsonObject Ops(OpsBenchResult r) => new()
     {
         ["operations"] = r.Operations,
         ["workloads"] = r.Workloads,

@@ -4,14 +4,14 @@ namespace Mis.Bench.Suite;
 /// The progress line on stderr: rewritten in place on a terminal, otherwise one line per stage
 /// (so a log file is not flooded), and nothing in JSON mode's stdout.
 /// </summary>
-internal sealed class BenchProgress
+public sealed class BenchProgress
 {
     private readonly bool _terminal = !Console.IsErrorRedirected;
     private string _stage = "";
     private int _lastWidth;
 
     /// <summary>Starts a stage ("kernel overhead 2/5", ...).</summary>
-    internal void Stage(string stage)
+    public void Stage(string stage)
     {
         _stage = stage;
         if (_terminal)
@@ -21,14 +21,14 @@ internal sealed class BenchProgress
     }
 
     /// <summary>Updates the current stage with a detail (only shown on a terminal).</summary>
-    internal void Update(string detail)
+    public void Update(string detail)
     {
         if (_terminal)
             Write($"{_stage}: {detail}");
     }
 
     /// <summary>Ends the progress line.</summary>
-    internal void Done()
+    public void Done()
     {
         if (_terminal && _lastWidth > 0)
             Console.Error.Write("\r" + new string(' ', _lastWidth) + "\r");

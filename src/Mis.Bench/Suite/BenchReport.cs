@@ -7,7 +7,7 @@ using Mis.Bench.Kernel;
 namespace Mis.Bench.Suite;
 
 /// <summary>Everything <c>mis bench --all</c> measured.</summary>
-internal sealed record BenchAll(
+public sealed record BenchAll(
     OpsBenchResult Ops, KernelOverheadResult Kernel, EnforcementResult Enforcement,
     GrpcFigures Grpc, RealEnvFigures RealEnv, SimFigures Sim, AnomalyFigures Anomaly, TimeSpan Elapsed, bool Quick);
 
@@ -16,13 +16,13 @@ internal sealed record BenchAll(
 /// targets and what MIS measured, side by side. The README table sits between two markers and is
 /// replaced whole by every <c>mis bench --all</c>.
 /// </summary>
-internal static class BenchReport
+public static class BenchReport
 {
     internal const string BeginMarker = "<!-- mis bench --all: begin (generated; edit BenchReport.cs, not this table) -->";
     internal const string EndMarker = "<!-- mis bench --all: end -->";
 
     /// <summary>One row of the comparison: a metric, the seed's claim, the target, MIS's figure, and whether the target is met.</summary>
-    internal sealed record Row(string Metric, string Seed, string Target, string Measured, bool? Met);
+    public sealed record Row(string Metric, string Seed, string Target, string Measured, bool? Met);
 
     internal static IReadOnlyList<Row> Rows(BenchAll b)
     {
@@ -71,7 +71,7 @@ internal static class BenchReport
     }
 
     /// <summary>The host the figures come from.</summary>
-    internal static JsonObject Machine()
+    public static JsonObject Machine()
     {
         static string? Read(string path)
         {
@@ -99,7 +99,8 @@ internal static class BenchReport
         };
     }
 
-    internal static JsonObject Kernel(KernelOverheadResult k) => new()
+    /// <summary>The <c>--kernel</c> result as it appears in results.json.</summary>
+    public static JsonObject Kernel(KernelOverheadResult k) => new()
     {
         ["iterations"] = k.Iterations,
         ["rounds"] = k.Rounds,
@@ -169,7 +170,7 @@ internal static class BenchReport
     };
 
     /// <summary>The whole of bench/results.json.</summary>
-    internal static JsonObject Json(BenchAll b, JsonObject machine, DateTimeOffset when) => new()
+    public static JsonObject Json(BenchAll b, JsonObject machine, DateTimeOffset when) => new()
     {
         ["schema_version"] = BenchJson.SchemaVersion,
         ["generated_at"] = when.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture),
@@ -189,10 +190,11 @@ internal static class BenchReport
         })]),
     };
 
-    internal static string ToJsonText(JsonObject json) => json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
+    /// <summary>Indented JSON with a final newline, as results.json is written.</summary>
+    public static string ToJsonText(JsonObject json) => json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
 
     /// <summary>The README section between the markers.</summary>
-    internal static string Markdown(BenchAll b, JsonObject machine, DateTimeOffset when)
+    public static string Markdown(BenchAll b, JsonObject machine, DateTimeOffset when)
     {
         var w = new StringWriter();
         w.WriteLine(BeginMarker);
@@ -208,7 +210,7 @@ internal static class BenchReport
     }
 
     /// <summary>Replaces the section between the markers of <paramref name="readme"/> (appends one when there is none).</summary>
-    internal static string ReplaceSection(string readme, string section)
+    public static string ReplaceSection(string readme, string section)
     {
         int begin = readme.IndexOf(BeginMarker, StringComparison.Ordinal);
         int end = readme.IndexOf(EndMarker, StringComparison.Ordinal);

@@ -1,25 +1,36 @@
 namespace Mis.Bench.Suite;
 
 /// <summary>How much of each measurement <c>mis bench --all</c> makes: the full run, or a quick one that only shows everything works.</summary>
-internal sealed record BenchSizes
+public sealed record BenchSizes
 {
-    internal int Operations { get; init; } = 10_000;
-    internal int OverheadIterations { get; init; } = 500_000;
-    internal int OverheadRounds { get; init; } = 5;
-    internal int TransitionCycles { get; init; } = 50;
-    internal int KillRepetitions { get; init; } = 5;
-    internal int EventSyscalls { get; init; } = 1_000_000;
-    internal int GrpcCalls { get; init; } = 2000;
-    internal double GrpcSeconds { get; init; } = 2;
-    internal int RealEnvSteps { get; init; } = 40;
-    internal double SimSeconds { get; init; } = 2;
-    internal double AnomalySeconds { get; init; } = 1;
+    /// <summary>Operations the load generator makes per run (--ops).</summary>
+    public int Operations { get; init; } = 10_000;
+    /// <summary>getppid calls per configuration per round of the kernel overhead bench.</summary>
+    public int OverheadIterations { get; init; } = 500_000;
+    /// <summary>Interleaved rounds of the kernel overhead bench (the figure is their median).</summary>
+    public int OverheadRounds { get; init; } = 5;
+    /// <summary>DEFCON escalate/decay cycles timed.</summary>
+    public int TransitionCycles { get; init; } = 50;
+    /// <summary>Times a DEFCON 1 kill is timed.</summary>
+    public int KillRepetitions { get; init; } = 5;
+    /// <summary>Syscalls streamed through the ring buffer in learning mode.</summary>
+    public int EventSyscalls { get; init; } = 1_000_000;
+    /// <summary>Control-plane calls timed per RPC.</summary>
+    public int GrpcCalls { get; init; } = 2000;
+    /// <summary>Seconds of control-plane load.</summary>
+    public double GrpcSeconds { get; init; } = 2;
+    /// <summary>Kernel-backend environment steps timed.</summary>
+    public int RealEnvSteps { get; init; } = 40;
+    /// <summary>Seconds of simulator stepping.</summary>
+    public double SimSeconds { get; init; } = 2;
+    /// <summary>Seconds of anomaly scoring per model.</summary>
+    public double AnomalySeconds { get; init; } = 1;
 
     /// <summary>The full run (a few minutes).</summary>
-    internal static BenchSizes Full { get; } = new();
+    public static BenchSizes Full { get; } = new();
 
     /// <summary>Small enough for a test: every figure is produced, none is precise.</summary>
-    internal static BenchSizes Quick { get; } = new()
+    public static BenchSizes Quick { get; } = new()
     {
         Operations = 300,
         OverheadIterations = 20_000,

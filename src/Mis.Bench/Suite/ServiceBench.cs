@@ -19,24 +19,24 @@ namespace Mis.Bench.Suite;
 /// <param name="Latency">One caller, one call at a time.</param>
 /// <param name="CallsPerSecond">Calls completed per second by <paramref name="Callers"/> concurrent callers.</param>
 /// <param name="Callers">Concurrent callers of the throughput run.</param>
-internal sealed record GrpcFigures(LatencySummary Latency, double CallsPerSecond, int Callers);
+public sealed record GrpcFigures(LatencySummary Latency, double CallsPerSecond, int Callers);
 
 /// <summary>Steps of a real (kernel-backend) environment.</summary>
 /// <param name="Scenario">The scenario stepped.</param>
 /// <param name="Step">Latency of one step (a real action of a real process under the enforcer).</param>
-internal sealed record RealEnvFigures(string Scenario, LatencySummary Step);
+public sealed record RealEnvFigures(string Scenario, LatencySummary Step);
 
 /// <summary>Simulator throughput (GymBench).</summary>
 /// <param name="Scenario">The scenario stepped.</param>
 /// <param name="StepsPerSecond">Steps per wall second.</param>
 /// <param name="StepsPerCpuSecond">Steps per CPU second of the process: the per-core rate.</param>
-internal sealed record SimFigures(string Scenario, double StepsPerSecond, double StepsPerCpuSecond);
+public sealed record SimFigures(string Scenario, double StepsPerSecond, double StepsPerCpuSecond);
 
 /// <summary>Anomaly scoring throughput (the n-gram model on the committed corpus).</summary>
 /// <param name="Algo">The model.</param>
 /// <param name="TraceSyscallsPerSecond">Offline scoring of whole traces.</param>
 /// <param name="OnlineSyscallsPerSecond">Online scoring, one window per stride.</param>
-internal sealed record AnomalyFigures(string Algo, double TraceSyscallsPerSecond, double OnlineSyscallsPerSecond);
+public sealed record AnomalyFigures(string Algo, double TraceSyscallsPerSecond, double OnlineSyscallsPerSecond);
 
 /// <summary>
 /// End-to-end figures of the parts above the kernel: the gRPC control plane (a real
@@ -44,10 +44,10 @@ internal sealed record AnomalyFigures(string Algo, double TraceSyscallsPerSecond
 /// the simulator (reusing <see cref="GymBench"/>) and anomaly scoring (reusing <c>mis anomaly
 /// bench</c>'s measurement).
 /// </summary>
-internal static class ServiceBench
+public static class ServiceBench
 {
     /// <summary>GetStats latency over <paramref name="calls"/> sequential calls, then throughput for <paramref name="seconds"/>.</summary>
-    internal static async Task<GrpcFigures> GrpcAsync(int calls = 2000, double seconds = 2, int callers = 4)
+    public static async Task<GrpcFigures> GrpcAsync(int calls = 2000, double seconds = 2, int callers = 4)
     {
         string dir = Directory.CreateTempSubdirectory("mis-bench-grpc-").FullName;
         try
@@ -91,7 +91,7 @@ internal static class ServiceBench
     }
 
     /// <summary>Steps the kernel backend of <paramref name="scenarioFile"/> with seeded random actions.</summary>
-    internal static RealEnvFigures RealEnv(string scenarioFile, int steps = 40)
+    public static RealEnvFigures RealEnv(string scenarioFile, int steps = 40)
     {
         var scenario = ScenarioFile.LoadActions(scenarioFile, "the real env benchmark");
         using var env = MisGym.Make(scenario, MisGym.Kernel);
@@ -110,7 +110,7 @@ internal static class ServiceBench
     }
 
     /// <summary>The simulator's single-env throughput (GymBench.Single).</summary>
-    internal static SimFigures Sim(string scenarioFile, double seconds = 2)
+    public static SimFigures Sim(string scenarioFile, double seconds = 2)
     {
         var scenario = ScenarioFile.LoadActions(scenarioFile, "the simulator benchmark");
         var r = GymBench.Single(scenario, TimeSpan.FromSeconds(seconds));
@@ -118,7 +118,7 @@ internal static class ServiceBench
     }
 
     /// <summary>The n-gram model's scoring throughput on <paramref name="corpus"/> (as <c>mis anomaly bench</c>).</summary>
-    internal static AnomalyFigures Anomaly(string corpus, double seconds = 1)
+    public static AnomalyFigures Anomaly(string corpus, double seconds = 1)
     {
         var row = ScoringBench.Run(corpus, [Algorithms.Ngram], new TrainOptions(), TimeSpan.FromSeconds(seconds)).Single();
         return new AnomalyFigures(Algorithms.Ngram, row.TraceSyscallsPerSecond, row.OnlineSyscallsPerSecond);

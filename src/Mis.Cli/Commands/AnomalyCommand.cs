@@ -13,7 +13,7 @@ using Mis.Enforcer.Run;
 namespace Mis.Cli.Commands;
 
 /// <summary><c>mis anomaly</c>: build the trace corpus, train, score, evaluate and benchmark anomaly models.</summary>
-internal static class AnomalyCommand
+public static class AnomalyCommand
 {
     private const int Failed = 1, BadInput = 2;
 

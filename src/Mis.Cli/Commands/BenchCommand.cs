@@ -9,7 +9,7 @@ using Mis.Enforcer.Policy;
 namespace Mis.Cli.Commands;
 
 /// <summary><c>mis bench</c>: MIS's performance, measured for real on this machine.</summary>
-internal static class BenchCommand
+public static class BenchCommand
 {
     internal static Command Create()
     {

@@ -3,7 +3,7 @@ using System.CommandLine;
 namespace Mis.Cli.Commands;
 
 /// <summary><c>mis config check FILE</c>: validates a config.toml without starting anything.</summary>
-internal static class ConfigCommand
+public static class ConfigCommand
 {
     internal static Command Create()
     {

@@ -4,7 +4,7 @@ using Mis.Enforcer.Configuration;
 namespace Mis.Cli.Commands;
 
 /// <summary>The shared <c>--config FILE</c> option and how a command resolves it.</summary>
-internal static class ConfigOption
+public static class ConfigOption
 {
     internal static Option<FileInfo?> Create() => new("--config")
     {

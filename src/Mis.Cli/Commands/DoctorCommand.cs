@@ -4,7 +4,7 @@ using Mis.Enforcer.Host;
 namespace Mis.Cli.Commands;
 
 /// <summary><c>mis doctor</c>: what this host allows, probed for real.</summary>
-internal static class DoctorCommand
+public static class DoctorCommand
 {
     internal static Command Create()
     {

@@ -4,7 +4,7 @@ using Mis.Server.Hosting;
 namespace Mis.Cli.Commands;
 
 /// <summary><c>mis enforcer [CONFIG]</c>: MIS as a long-lived policy engine steered over gRPC.</summary>
-internal static class EnforcerCommand
+public static class EnforcerCommand
 {
     internal static Command Create()
     {

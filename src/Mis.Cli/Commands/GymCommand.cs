@@ -9,7 +9,7 @@ using Mis.Gym.Server;
 namespace Mis.Cli.Commands;
 
 /// <summary><c>mis gym</c>: the Gymnasium-style environments: check them, measure the simulator.</summary>
-internal static class GymCommand
+public static class GymCommand
 {
     internal static Command Create() => new("gym",
         "Gymnasium-style RL environments built from scenarios (experiments/scenarios/*.toml): actions under a policy, " +

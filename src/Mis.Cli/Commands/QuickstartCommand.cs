@@ -13,7 +13,7 @@ namespace Mis.Cli.Commands;
 /// workload, and ends with a short experiment (<c>experiments/quickstart.toml</c>) whose report
 /// path it prints last.
 /// </summary>
-internal static class QuickstartCommand
+public static class QuickstartCommand
 {
     internal static Command Create()
     {

@@ -9,7 +9,7 @@ using Mis.Gym.Reports;
 namespace Mis.Cli.Commands;
 
 /// <summary><c>mis report RUN_DIR</c>: rebuilds an experiment's report from its run directory's files.</summary>
-internal static class ReportCommand
+public static class ReportCommand
 {
     internal static Command Create()
     {
@@ -41,7 +41,7 @@ internal static class ReportCommand
 }
 
 /// <summary>Runs an experiment from the command line: the progress bar, Ctrl+C, the report at the end.</summary>
-internal static class ExperimentConsole
+public static class ExperimentConsole
 {
     /// <summary>Exit status when some (config, seed) runs failed (the others completed).</summary>
     internal const int SomeRunsFailed = 1;

@@ -10,7 +10,7 @@ using Mis.Native.Bpf;
 namespace Mis.Cli.Commands;
 
 /// <summary><c>mis run</c>: one command under real kernel enforcement.</summary>
-internal static class RunCommand
+public static class RunCommand
 {
     /// <summary>Exit status when MIS itself could not run the command (as docker run uses it).</summary>
     internal const int MisFailed = 125;

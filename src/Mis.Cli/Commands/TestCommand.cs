@@ -5,7 +5,7 @@ using System.Text.RegularExpressions;
 namespace Mis.Cli.Commands;
 
 /// <summary><c>mis test</c>: builds and runs every test suite, then prints one closing tally.</summary>
-internal static partial class TestCommand
+public static partial class TestCommand
 {
     internal static Command Create()
     {
@@ -70,7 +70,7 @@ internal static partial class TestCommand
     /// ("Passed!  - Failed: 0, Passed: 12, Skipped: 1, Total: 13, ...") or, at normal verbosity,
     /// a "Total tests: 13" line followed by indented "Passed: 12", "Failed: 0", "Skipped: 1" lines.
     /// </summary>
-    internal sealed class Tally
+    public sealed class Tally
     {
         internal int Passed { get; private set; }
         internal int Failed { get; private set; }

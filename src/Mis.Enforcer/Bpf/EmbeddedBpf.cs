@@ -7,12 +7,13 @@ namespace Mis.Enforcer.Bpf;
 /// (see <c>bpf/bpf.targets</c>). Where the build machine lacked clang or kernel BTF they are absent,
 /// and <see cref="TryLoad"/> says why so the kernel backend can report itself unavailable.
 /// </summary>
-internal static class EmbeddedBpf
+public static class EmbeddedBpf
 {
     /// <summary>The capability probes used by <c>mis doctor</c>.</summary>
     internal const string Probe = "probe.bpf.o";
 
-    internal static bool TryLoad(string objectName, out byte[] elf, out string whyMissing)
+    /// <summary>Reads an embedded object; false with the reason when the build could not compile it.</summary>
+    public static bool TryLoad(string objectName, out byte[] elf, out string whyMissing)
     {
         var assembly = typeof(EmbeddedBpf).Assembly;
         using var stream = assembly.GetManifestResourceStream("bpf/" + objectName);

@@ -3,7 +3,7 @@ using Mis.Native;
 namespace Mis.Enforcer.Cgroups;
 
 /// <summary>Where a workload's task cap is enforced.</summary>
-internal enum PidsCapKind
+public enum PidsCapKind
 {
     /// <summary>The cgroup v2 pids controller: pids.max on the workload's own cgroup.</summary>
     V2,
@@ -20,7 +20,7 @@ internal enum PidsCapKind
 }
 
 /// <summary>How a workload's task count is capped: <see cref="V1Path"/> is the cgroup the launcher must join for <see cref="PidsCapKind.V1Mirror"/>.</summary>
-internal sealed record PidsCapResult(PidsCapKind Kind, string? V1Path);
+public sealed record PidsCapResult(PidsCapKind Kind, string? V1Path);
 
 /// <summary>
 /// Caps how many tasks (processes and threads) a workload's cgroup may hold, so a fork storm fails
@@ -28,7 +28,7 @@ internal sealed record PidsCapResult(PidsCapKind Kind, string? V1Path);
 /// fork and clone, for every identity (RLIMIT_NPROC would not: it exempts uid 0 and counts per
 /// user across workloads). Failed forks are the kernel's answer, not violations.
 /// </summary>
-internal static class PidsCap
+public static class PidsCap
 {
     /// <summary>Tasks per workload by default: far above a training run's processes and threads, far below what hurts a host.</summary>
     internal const int DefaultMaxTasks = 4096;

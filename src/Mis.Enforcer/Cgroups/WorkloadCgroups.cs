@@ -8,7 +8,7 @@ namespace Mis.Enforcer.Cgroups;
 /// per workload. Everything MIS kills or removes is inside this directory, so MIS never touches a
 /// process outside the cgroups it manages (ARCHITECTURE, decision 2).
 /// </summary>
-internal sealed class WorkloadCgroups : IDisposable
+public sealed class WorkloadCgroups : IDisposable
 {
     private int _next;
     private bool _disposed;
@@ -73,7 +73,7 @@ internal sealed class WorkloadCgroups : IDisposable
 }
 
 /// <summary>One workload's cgroup. Disposing kills every process still in it and removes it.</summary>
-internal sealed class WorkloadCgroup : IDisposable
+public sealed class WorkloadCgroup : IDisposable
 {
     internal WorkloadCgroup(string path)
     {
@@ -82,13 +82,13 @@ internal sealed class WorkloadCgroup : IDisposable
     }
 
     /// <summary>The cgroup directory.</summary>
-    internal string Path { get; }
+    public string Path { get; }
 
     /// <summary>The cgroup id the kernel uses (bpf_get_current_cgroup_id): the directory's inode number.</summary>
-    internal ulong Id { get; }
+    public ulong Id { get; }
 
     /// <summary>The pids in the cgroup now.</summary>
-    internal IReadOnlyList<int> Pids()
+    public IReadOnlyList<int> Pids()
     {
         try
         {
@@ -101,7 +101,7 @@ internal sealed class WorkloadCgroup : IDisposable
     }
 
     /// <summary>Kills every process in the cgroup (see <see cref="CgroupKiller"/>).</summary>
-    internal void Kill() => CgroupKiller.Kill(Path);
+    public void Kill() => CgroupKiller.Kill(Path);
 
     /// <summary>Waits until the cgroup holds no process (cgroup.events populated 0).</summary>
     internal bool WaitEmpty(TimeSpan timeout)

@@ -9,7 +9,7 @@ namespace Mis.Enforcer.Configuration;
 /// Dotted keys (<c>grpc.port = 1</c>) and inline tables (<c>grpc = { port = 1 }</c>) are accepted
 /// wherever they spell a known section and key.
 /// </summary>
-internal sealed class ConfigBinder
+public sealed class ConfigBinder
 {
     private readonly string _file;
     private readonly Dictionary<string, ValueSyntax> _bound = new(StringComparer.Ordinal);
@@ -25,7 +25,7 @@ internal sealed class ConfigBinder
     /// does not load): placed at the value of <paramref name="dottedKey"/> when the file
     /// <paramref name="file"/> sets it, else naming the file and key only.
     /// </summary>
-    internal static ConfigException ErrorAtKey(string file, string dottedKey, string detail, Exception? innerException = null)
+    public static ConfigException ErrorAtKey(string file, string dottedKey, string detail, Exception? innerException = null)
     {
         ValueSyntax? at = null;
         try
@@ -62,7 +62,7 @@ internal sealed class ConfigBinder
     /// Binds one table of another file kind that holds a <c>config.toml</c> section (a scenario's
     /// <c>[defcon]</c>) over the defaults, with the same keys, checks and messages as in config.toml.
     /// </summary>
-    internal static MisConfig BindSection(TomlTable table)
+    public static MisConfig BindSection(TomlTable table)
     {
         var binder = new ConfigBinder(table.Document.File);
         binder.BindTable(table.Node);

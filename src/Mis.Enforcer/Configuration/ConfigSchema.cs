@@ -4,7 +4,7 @@ namespace Mis.Enforcer.Configuration;
 /// Every section and key <c>config.toml</c> may hold, with how each value is checked and stored.
 /// Keys absent from a file keep the defaults of the section records.
 /// </summary>
-internal static class ConfigSchema
+public static class ConfigSchema
 {
     internal static readonly string[] DefaultActions = ["allow", "deny"];
     internal static readonly string[] LogLevels = ["trace", "debug", "info", "warning", "error", "critical", "none"];
@@ -93,7 +93,7 @@ internal static class ConfigSchema
 }
 
 /// <summary>One <c>[section]</c> of <c>config.toml</c> and its keys.</summary>
-internal sealed class SectionSpec(string name, IReadOnlyList<KeySpec> keys)
+public sealed class SectionSpec(string name, IReadOnlyList<KeySpec> keys)
 {
     /// <summary>The section name as written in TOML, e.g. <c>grpc</c>.</summary>
     public string Name { get; } = name;
@@ -116,7 +116,7 @@ internal sealed class SectionSpec(string name, IReadOnlyList<KeySpec> keys)
 }
 
 /// <summary>One key of a section: its TOML name and how a value is checked and stored.</summary>
-internal sealed class KeySpec(string name, Func<ConfigValue, MisConfig, MisConfig> apply)
+public sealed class KeySpec(string name, Func<ConfigValue, MisConfig, MisConfig> apply)
 {
     /// <summary>The key name as written in TOML, e.g. <c>bind_address</c>.</summary>
     public string Name { get; } = name;

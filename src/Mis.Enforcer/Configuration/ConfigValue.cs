@@ -7,7 +7,7 @@ namespace Mis.Enforcer.Configuration;
 /// A value found in the file for a known key, with the conversions the schema needs. Each conversion
 /// checks type and range and throws a <see cref="ConfigException"/> pointing at the offending value.
 /// </summary>
-internal sealed class ConfigValue(string file, string key, ValueSyntax node)
+public sealed class ConfigValue(string file, string key, ValueSyntax node)
 {
     /// <summary>The file the value is in, as named to the loader.</summary>
     public string File { get; } = file;
@@ -18,20 +18,24 @@ internal sealed class ConfigValue(string file, string key, ValueSyntax node)
     /// <summary>The value's syntax node (carries its position).</summary>
     public ValueSyntax Node { get; } = node;
 
+    /// <summary>A string (empty allowed).</summary>
     public string String() => AsString(Node, "");
 
+    /// <summary>A string that is not empty.</summary>
     public string NonEmptyString()
     {
         var value = String();
         return value.Length > 0 ? value : throw Error(Node, "must not be empty");
     }
 
+    /// <summary>A URL path: a string starting with <c>/</c>.</summary>
     public string UrlPath()
     {
         var value = String();
         return value.StartsWith('/') ? value : throw Error(Node, $"must start with '/', found {Quote(value)}");
     }
 
+    /// <summary>One of <paramref name="allowed"/>, spelled exactly.</summary>
     public string OneOf(string[] allowed)
     {
         var value = String();
@@ -65,13 +69,17 @@ internal sealed class ConfigValue(string file, string key, ValueSyntax node)
     /// <summary>An error about this value (a fact the conversions cannot check, e.g. an unknown program path), at its position.</summary>
     public ConfigException Error(string detail) => Error(Node, detail);
 
+    /// <summary>A boolean.</summary>
     public bool Bool() =>
         Node is BooleanValueSyntax boolean ? boolean.Value : throw Mismatch(Node, "a boolean (true or false)", "");
 
+    /// <summary>An integer within [<paramref name="min"/>, <paramref name="max"/>].</summary>
     public int Int(int min, int max = int.MaxValue) => (int)AsInteger(Node, min, max, "");
 
+    /// <summary>A 64-bit integer within [<paramref name="min"/>, <paramref name="max"/>].</summary>
     public long Long(long min, long max = long.MaxValue) => AsInteger(Node, min, max, "");
 
+    /// <summary>An array of non-empty strings.</summary>
     public IReadOnlyList<string> StringArray()
     {
         var items = Elements(null, "strings");
@@ -87,6 +95,7 @@ internal sealed class ConfigValue(string file, string key, ValueSyntax node)
         return Array.AsReadOnly(values);
     }
 
+    /// <summary>An array of <paramref name="count"/> integers within [<paramref name="min"/>, <paramref name="max"/>], strictly increasing when asked.</summary>
     public IReadOnlyList<long> LongArray(int count, long min, long max, bool strictlyIncreasing)
     {
         var items = Elements(count, "integers");
@@ -103,6 +112,7 @@ internal sealed class ConfigValue(string file, string key, ValueSyntax node)
         return Array.AsReadOnly(values);
     }
 
+    /// <summary>An array of <paramref name="count"/> integers within [<paramref name="min"/>, <paramref name="max"/>].</summary>
     public IReadOnlyList<int> IntArray(int count, int min, int max)
     {
         var items = Elements(count, "integers");
@@ -115,7 +125,7 @@ internal sealed class ConfigValue(string file, string key, ValueSyntax node)
     }
 
     /// <summary>Describes a value for a message: its TOML type and, for scalars, its text.</summary>
-    internal static string Describe(ValueSyntax value) => value switch
+    public static string Describe(ValueSyntax value) => value switch
     {
         StringValueSyntax s => $"a string ({Snippet(s.Token?.Text ?? Quote(s.Value ?? ""))})",
         IntegerValueSyntax i => $"an integer ({Snippet(i.Token?.Text ?? i.Value.ToString(CultureInfo.InvariantCulture))})",

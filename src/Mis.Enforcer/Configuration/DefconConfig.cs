@@ -43,7 +43,7 @@ public sealed record DefconConfig
     public int NetLockdownLevel { get; init; } = 3;
 
     /// <summary>The level and slowdown arithmetic of these settings (a fresh one each time, so a <c>with</c> copy never reads a stale one).</summary>
-    internal DefconLadder Ladder => new(this);
+    public DefconLadder Ladder => new(this);
 
     /// <summary>Value equality, comparing <see cref="Thresholds"/> and <see cref="SlowdownUs"/> element by element.</summary>
     /// <param name="other">The record to compare with.</param>

@@ -13,7 +13,7 @@ namespace Mis.Enforcer.Configuration;
 /// <c>[defcon]</c>) hands those <see cref="TomlTable"/>s to that kind's binder, so positions stay
 /// the file's own and nothing is parsed twice.
 /// </summary>
-internal sealed class TomlDocument
+public sealed class TomlDocument
 {
     private TomlDocument(string file, string text, DocumentSyntax syntax)
     {
@@ -24,20 +24,20 @@ internal sealed class TomlDocument
     }
 
     /// <summary>The file, as named to the loader (errors name it so).</summary>
-    internal string File { get; }
+    public string File { get; }
 
     /// <summary>The text as read.</summary>
-    internal string Text { get; }
+    public string Text { get; }
 
     /// <summary>The syntax tree.</summary>
     internal DocumentSyntax Syntax { get; }
 
     /// <summary>The <c>[table]</c> and <c>[[table]]</c> headers with their key/values, in file order.</summary>
-    internal IReadOnlyList<TomlTable> Tables { get; }
+    public IReadOnlyList<TomlTable> Tables { get; }
 
     /// <summary>Reads and parses <paramref name="path"/>; <paramref name="what"/> (e.g. <c>policy file</c>) names it when it cannot be read.</summary>
     /// <exception cref="ConfigException">The file cannot be read, or is not valid TOML.</exception>
-    internal static TomlDocument Load(string path, string what)
+    public static TomlDocument Load(string path, string what)
     {
         string text;
         try
@@ -53,7 +53,7 @@ internal sealed class TomlDocument
 
     /// <summary>Parses <paramref name="text"/>; a syntax error names the line, column and the key it is in.</summary>
     /// <exception cref="ConfigException">The text is not valid TOML.</exception>
-    internal static TomlDocument Parse(string text, string file)
+    public static TomlDocument Parse(string text, string file)
     {
         DocumentSyntax document;
         try
@@ -78,7 +78,7 @@ internal sealed class TomlDocument
 
     /// <summary>Refuses a key/value before the first table header: in these files every setting belongs to a table.</summary>
     /// <param name="where">Where such a setting goes, e.g. <c>put it under [policy]</c>.</param>
-    internal void RejectTopLevelKeys(string where)
+    public void RejectTopLevelKeys(string where)
     {
         if (Syntax.KeyValues.FirstOrDefault() is { } stray)
         {
@@ -90,18 +90,18 @@ internal sealed class TomlDocument
     /// <param name="table">The table.</param>
     /// <param name="known">The table names the kind has (for the suggestion).</param>
     /// <param name="expected">The tables as a reader would write them, e.g. <c>[policy], [[file]]</c>.</param>
-    internal ConfigException UnknownTable(TomlTable table, IEnumerable<string> known, string expected) =>
+    public ConfigException UnknownTable(TomlTable table, IEnumerable<string> known, string expected) =>
         table.Error(table.Name, $"unknown table; expected {expected}{Suggestion(table.Name, known)}");
 
     /// <summary>An error at <paramref name="at"/>'s start (1-based line and column; 0 without a node).</summary>
-    internal ConfigException Error(SyntaxNodeBase? at, string? key, string detail) => ConfigException.At(File, at, key, detail);
+    public ConfigException Error(SyntaxNodeBase? at, string? key, string detail) => ConfigException.At(File, at, key, detail);
 
     /// <summary><c> (did you mean 'x'?)</c> when a candidate is close to <paramref name="name"/>, else empty.</summary>
-    internal static string Suggestion(string name, IEnumerable<string> candidates) =>
+    public static string Suggestion(string name, IEnumerable<string> candidates) =>
         Closest(name, candidates) is { } close ? $" (did you mean '{close}'?)" : "";
 
     /// <summary>One part of a (possibly dotted) key, with the node that spelled it.</summary>
-    internal readonly record struct Segment(string Name, SyntaxNodeBase Node);
+    public readonly record struct Segment(string Name, SyntaxNodeBase Node);
 
     /// <summary>The parts of a key: <c>a."b c".d</c> is <c>a</c>, <c>b c</c>, <c>d</c>.</summary>
     internal static List<Segment> Segments(KeySyntax? key)

@@ -4,7 +4,7 @@ using Tomlyn.Syntax;
 namespace Mis.Enforcer.Configuration;
 
 /// <summary>One <c>[table]</c> or <c>[[table]]</c> of a <see cref="TomlDocument"/>, with its position.</summary>
-internal sealed class TomlTable
+public sealed class TomlTable
 {
     internal TomlTable(TomlDocument document, TableSyntaxBase node)
     {
@@ -14,33 +14,33 @@ internal sealed class TomlTable
     }
 
     /// <summary>The file it is in.</summary>
-    internal TomlDocument Document { get; }
+    public TomlDocument Document { get; }
 
     /// <summary>The syntax node (errors about the table as a whole point at its header).</summary>
-    internal TableSyntaxBase Node { get; }
+    public TableSyntaxBase Node { get; }
 
     /// <summary>The name as written, e.g. <c>scenario</c> or <c>workload.files</c>.</summary>
-    internal string Name { get; }
+    public string Name { get; }
 
     /// <summary>True for an array-of-tables entry (<c>[[action]]</c>).</summary>
     internal bool IsArray => Node is TableArraySyntax;
 
     /// <summary>1-based line of the header.</summary>
-    internal int Line => Node.Span.Start.Line + 1;
+    public int Line => Node.Span.Start.Line + 1;
 
     /// <summary>Where the table is, for messages and rule sources: <c>file.toml:12</c>.</summary>
-    internal string Source => $"{Path.GetFileName(Document.File)}:{Line}";
+    public string Source => $"{Path.GetFileName(Document.File)}:{Line}";
 
     /// <summary>The key/values, as written.</summary>
-    internal SyntaxList<KeyValueSyntax> Items => Node.Items;
+    public SyntaxList<KeyValueSyntax> Items => Node.Items;
 
     /// <summary>An error at the table's header.</summary>
-    internal ConfigException Error(string? key, string detail) => Document.Error(Node, key, detail);
+    public ConfigException Error(string? key, string detail) => Document.Error(Node, key, detail);
 
     /// <summary>Refuses the wrong bracket form: <c>[name]</c> where the kind wants <c>[[name]]</c>, or the other way round.</summary>
     /// <param name="array">Whether this kind is an array of tables.</param>
     /// <param name="what">For arrays, what one entry is (e.g. <c>one per action</c>), said in the message.</param>
-    internal void ExpectArray(bool array, string? what = null)
+    public void ExpectArray(bool array, string? what = null)
     {
         if (IsArray == array)
         {
@@ -53,7 +53,7 @@ internal sealed class TomlTable
     }
 
     /// <summary>The table's key/values, checked against <paramref name="known"/>: an unknown key is an error with a suggestion.</summary>
-    internal TomlValues Read(params string[] known)
+    public TomlValues Read(params string[] known)
     {
         var values = new Dictionary<string, ConfigValue>(StringComparer.Ordinal);
         foreach (var kv in Node.Items)
@@ -74,31 +74,31 @@ internal sealed class TomlTable
 }
 
 /// <summary>The checked key/values of one <see cref="TomlTable"/>.</summary>
-internal sealed class TomlValues
+public sealed class TomlValues
 {
     private readonly Dictionary<string, ConfigValue> _values;
 
     internal TomlValues(TomlTable table, Dictionary<string, ConfigValue> values) => (Table, _values) = (table, values);
 
     /// <summary>The table the values are from.</summary>
-    internal TomlTable Table { get; }
+    public TomlTable Table { get; }
 
     /// <summary>The value of a key the file sets.</summary>
-    internal ConfigValue this[string key] => _values[key];
+    public ConfigValue this[string key] => _values[key];
 
     /// <summary>Whether the file sets <paramref name="key"/>.</summary>
     internal bool ContainsKey(string key) => _values.ContainsKey(key);
 
     /// <summary>The value of <paramref name="key"/>, when the file sets it.</summary>
-    internal bool TryGetValue(string key, [MaybeNullWhen(false)] out ConfigValue value) => _values.TryGetValue(key, out value);
+    public bool TryGetValue(string key, [MaybeNullWhen(false)] out ConfigValue value) => _values.TryGetValue(key, out value);
 
     /// <summary>The value converted by <paramref name="read"/>, or <paramref name="fallback"/> (the declared default) when the key is absent.</summary>
-    internal T Get<T>(string key, Func<ConfigValue, T> read, T fallback) => _values.TryGetValue(key, out var value) ? read(value) : fallback;
+    public T Get<T>(string key, Func<ConfigValue, T> read, T fallback) => _values.TryGetValue(key, out var value) ? read(value) : fallback;
 
     /// <summary>The value of a key the table must have; absent, an error at the table's header.</summary>
     /// <param name="key">The key.</param>
     /// <param name="why">What to say after <c>missing; </c>; default: <c>every [[kind]] needs key</c> or <c>[kind] needs key</c>.</param>
-    internal ConfigValue Required(string key, string? why = null) =>
+    public ConfigValue Required(string key, string? why = null) =>
         _values.TryGetValue(key, out var value) ? value
             : throw Table.Error($"{Table.Name}.{key}",
                 $"missing; {why ?? (Table.IsArray ? $"every [[{Table.Name}]] needs {key}" : $"[{Table.Name}] needs {key}")}");

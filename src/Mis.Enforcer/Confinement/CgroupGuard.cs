@@ -13,7 +13,7 @@ namespace Mis.Enforcer.Confinement;
 /// manager, or the whole process group SIGKILLed) cannot act; it runs in its own session so a
 /// terminal's ^C does not reach it.
 /// </summary>
-internal sealed unsafe class CgroupGuard : IDisposable
+public sealed unsafe class CgroupGuard : IDisposable
 {
 
     private readonly SafeFileHandle _pidFd;

@@ -4,11 +4,11 @@ using Mis.Native;
 namespace Mis.Enforcer.Confinement;
 
 /// <summary>A pipe whose ends close on exec: handed to a workload only through <see cref="LaunchSpec"/>'s stdio.</summary>
-internal static unsafe class CloexecPipe
+public static unsafe class CloexecPipe
 {
     /// <summary>pipe2(O_CLOEXEC).</summary>
     /// <exception cref="IOException">The kernel refused (the message has the errno).</exception>
-    internal static (SafeFileHandle Read, SafeFileHandle Write) Create()
+    public static (SafeFileHandle Read, SafeFileHandle Write) Create()
     {
         int* fds = stackalloc int[2];
         if (Libc.Pipe2(fds, Libc.O_CLOEXEC) != 0)

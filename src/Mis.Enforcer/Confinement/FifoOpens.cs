@@ -13,7 +13,7 @@ namespace Mis.Enforcer.Confinement;
 /// the host's threads, and a workload must not be able to make the enforcer allocate without bound.
 /// One more is answered EAGAIN at once (no violation: it is the enforcer's limit, not the policy's).
 /// </summary>
-internal sealed unsafe class FifoOpens : IDisposable
+public sealed unsafe class FifoOpens : IDisposable
 {
     /// <summary>
     /// Waiting FIFO opens per workload. A pipeline of shells or a few worker processes rendezvousing

@@ -11,10 +11,10 @@ namespace Mis.Enforcer.Confinement;
 /// /proc/PID/mem across cgroups are denied there). Give each tenant its own account with
 /// <see cref="User"/> where that boundary matters.
 /// </summary>
-internal sealed record WorkloadIdentity
+public sealed record WorkloadIdentity
 {
     /// <summary>The account used when a launch names none.</summary>
-    internal const string DefaultUserName = "nobody";
+    public const string DefaultUserName = "nobody";
 
     private WorkloadIdentity(string name, uint uid, uint gid, bool asRoot)
     {
@@ -25,7 +25,7 @@ internal sealed record WorkloadIdentity
     }
 
     /// <summary>The account name ("root" for <see cref="Root"/>, "#uid" for <see cref="Ids"/>).</summary>
-    internal string Name { get; }
+    public string Name { get; }
 
     /// <summary>The uid the workload runs as.</summary>
     internal uint Uid { get; }
@@ -37,13 +37,13 @@ internal sealed record WorkloadIdentity
     internal bool AsRoot { get; }
 
     /// <summary>uid 0 with no capabilities (<c>--as-root</c>): for workloads that expect to be root.</summary>
-    internal static WorkloadIdentity Root { get; } = new("root", 0, 0, asRoot: true);
+    public static WorkloadIdentity Root { get; } = new("root", 0, 0, asRoot: true);
 
     /// <summary>The default account, <see cref="DefaultUserName"/>.</summary>
-    internal static WorkloadIdentity Default => User(DefaultUserName);
+    public static WorkloadIdentity Default => User(DefaultUserName);
 
     /// <summary>An account by name, resolved now with getpwnam (NSS), so a typo fails before anything starts.</summary>
-    internal static unsafe WorkloadIdentity User(string name)
+    public static unsafe WorkloadIdentity User(string name)
     {
         ArgumentException.ThrowIfNullOrEmpty(name);
         byte[] cname = System.Text.Encoding.UTF8.GetBytes(name + "\0");
@@ -79,20 +79,20 @@ internal sealed record WorkloadIdentity
 }
 
 /// <summary>What to start and how; see <see cref="WorkloadLauncher.Launch"/>.</summary>
-internal sealed record LaunchSpec
+public sealed record LaunchSpec
 {
     /// <summary>
     /// The minimal environment used when none is given: nothing of the enforcer's own environment
     /// (tokens, credentials, socket paths) reaches a workload unless the caller passes it on.
     /// </summary>
-    internal static readonly IReadOnlyList<string> DefaultEnvironment =
+    public static readonly IReadOnlyList<string> DefaultEnvironment =
         ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8", "HOME=/"];
 
     /// <summary>The workload's cgroup directory (absolute, inside the cgroup2 mount); it must exist.</summary>
-    internal required string CgroupPath { get; init; }
+    public required string CgroupPath { get; init; }
 
     /// <summary>The command and its arguments; the command is looked up in the PATH of <see cref="Environment"/>.</summary>
-    internal required IReadOnlyList<string> Command { get; init; }
+    public required IReadOnlyList<string> Command { get; init; }
 
     /// <summary>Who the workload runs as; null means <see cref="WorkloadIdentity.Default"/>.</summary>
     internal WorkloadIdentity? Identity { get; init; }
@@ -134,7 +134,7 @@ internal sealed record LaunchSpec
 /// <summary>How a workload ended: exactly one of <see cref="ExitCode"/> and <see cref="Signal"/> is set.</summary>
 /// <param name="ExitCode">The exit status when it exited.</param>
 /// <param name="Signal">The signal number when a signal killed it.</param>
-internal sealed record WorkloadExit(int? ExitCode, int? Signal)
+public sealed record WorkloadExit(int? ExitCode, int? Signal)
 {
     /// <inheritdoc />
     public override string ToString() => Signal is int s ? $"killed by signal {s}" : $"exited with {ExitCode}";
@@ -145,10 +145,10 @@ internal sealed record WorkloadExit(int? ExitCode, int? Signal)
 }
 
 /// <summary>The filesystem identity a workload's processes have (read back from /proc after the drop).</summary>
-internal sealed record WorkloadCredentials(uint Uid, uint Gid, IReadOnlyList<uint> Groups);
+public sealed record WorkloadCredentials(uint Uid, uint Gid, IReadOnlyList<uint> Groups);
 
 /// <summary>Starting a workload failed; <see cref="LauncherMessage"/> is mis-launch's own explanation when it gave one.</summary>
-internal sealed class WorkloadLaunchException(string message, string? launcherMessage = null, Exception? inner = null)
+public sealed class WorkloadLaunchException(string message, string? launcherMessage = null, Exception? inner = null)
     : Exception(launcherMessage is null ? message : $"{message}: {launcherMessage}", inner)
 {
     /// <summary>The launcher's error text, e.g. "open /sys/fs/cgroup/x/cgroup.procs: No such file or directory".</summary>

@@ -13,7 +13,7 @@ namespace Mis.Enforcer.Confinement;
 /// caller's preparation runs in it. The namespace is held by an nsfs fd; it and every mount made in
 /// it vanish once the fd is closed and its last process has left, so a crash leaves nothing behind.
 /// </summary>
-internal sealed unsafe class MountNamespace : IDisposable
+public sealed unsafe class MountNamespace : IDisposable
 {
     private const long SysMount = 165;
     private const long SysSetns = 308;
@@ -40,7 +40,7 @@ internal sealed unsafe class MountNamespace : IDisposable
     /// thread (mount with <see cref="Mount"/>; paths resolve in the new namespace). An exception
     /// from <paramref name="prepare"/> is rethrown here and the namespace discarded.
     /// </summary>
-    internal static MountNamespace Create(Action prepare)
+    public static MountNamespace Create(Action prepare)
     {
         ArgumentNullException.ThrowIfNull(prepare);
         SafeFileHandle? handle = null;
@@ -99,7 +99,7 @@ internal sealed unsafe class MountNamespace : IDisposable
     /// the upper directory, to add entries to before the overlay goes up, and a path of the lower
     /// one, to copy attributes from (<see cref="MakeDirectoryLike"/>).
     /// </summary>
-    internal static void Overlay(string directory, long maxBytes, Action<string, string> populate)
+    public static void Overlay(string directory, long maxBytes, Action<string, string> populate)
     {
         ArgumentNullException.ThrowIfNull(populate);
         if (!directory.StartsWith('/') || directory == "/")
@@ -141,7 +141,7 @@ internal sealed unsafe class MountNamespace : IDisposable
     }
 
     /// <summary>Creates directory <paramref name="path"/> with the mode and owner of <paramref name="model"/> when that exists, else 0755 root.</summary>
-    internal static void MakeDirectoryLike(string path, string model)
+    public static void MakeDirectoryLike(string path, string model)
     {
         Directory.CreateDirectory(path);
         Libc.Stat st;

@@ -7,7 +7,7 @@ namespace Mis.Enforcer.Confinement;
 /// The open syscalls' arguments as the kernel sees them: flags sanitised like open(2) does,
 /// openat2's struct copied like copy_struct_from_user, validity judged by the kernel itself.
 /// </summary>
-internal static unsafe class OpenArguments
+public static unsafe class OpenArguments
 {
 
     /// <summary>VALID_OPEN_FLAGS (include/linux/fcntl.h): what open/openat keep of their flags.</summary>

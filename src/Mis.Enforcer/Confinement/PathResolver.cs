@@ -4,7 +4,7 @@ using Mis.Native;
 namespace Mis.Enforcer.Confinement;
 
 /// <summary>How a path resolved: to an object, to a missing final name in a directory, or not at all.</summary>
-internal enum ResolveStatus
+public enum ResolveStatus
 {
     /// <summary><see cref="Resolution.Fd"/> is an O_PATH fd of the object.</summary>
     Existing,
@@ -17,10 +17,10 @@ internal enum ResolveStatus
 }
 
 /// <summary>The outcome of <see cref="PathResolver.Resolve"/>; the caller owns and closes <see cref="Fd"/>.</summary>
-internal readonly record struct Resolution(ResolveStatus Status, int Fd = -1, byte[]? Name = null, int Errno = 0, string? Denied = null);
+public readonly record struct Resolution(ResolveStatus Status, int Fd = -1, byte[]? Name = null, int Errno = 0, string? Denied = null);
 
 /// <summary>The notifying thread, with its thread group looked up only when a path needs it.</summary>
-internal sealed class WorkloadTask(int tid)
+public sealed class WorkloadTask(int tid)
 {
     private int? _tgid;
 
@@ -49,7 +49,7 @@ internal sealed class WorkloadTask(int tid)
 /// The caller runs this under <see cref="ThreadCredentials"/>, so every permission check on the
 /// way (search permission, ptrace access to /proc entries) is made with the workload's identity.
 /// </summary>
-internal sealed unsafe class PathResolver
+public sealed unsafe class PathResolver
 {
     private const int MaxSymlinks = 40; // the kernel's MAXSYMLINKS
     private const ulong ProcRootInode = 1;

@@ -9,7 +9,7 @@ namespace Mis.Enforcer.Confinement;
 /// after it was read; callers re-check the notification (SECCOMP_IOCTL_NOTIF_ID_VALID) after
 /// reading, which proves the task was still the one blocked in the syscall.
 /// </summary>
-internal static unsafe class ProcFacts
+public static unsafe class ProcFacts
 {
     /// <summary>PATH_MAX, including the terminating NUL (the kernel's getname limit).</summary>
     internal const int PathMax = 4096;

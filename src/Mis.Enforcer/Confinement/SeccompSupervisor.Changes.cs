@@ -14,7 +14,7 @@ namespace Mis.Enforcer.Confinement;
 /// The one supervisor thread serialises these: no other notified syscall of the workload can
 /// rename or link behind a decision while it is being made.
 /// </summary>
-internal sealed unsafe partial class SeccompSupervisor
+public sealed unsafe partial class SeccompSupervisor
 {
     private const int AT_REMOVEDIR = 0x200;
     private const int AT_SYMLINK_FOLLOW = 0x400;

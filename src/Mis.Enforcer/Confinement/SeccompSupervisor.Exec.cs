@@ -14,7 +14,7 @@ namespace Mis.Enforcer.Confinement;
 /// anything else. Files changed during the run and nameless ones (memfd, O_TMPFILE) are flagged,
 /// so an exec allow-list can refuse them (see <see cref="WorkloadPolicy.ExecAllowList"/>).
 /// </summary>
-internal sealed unsafe partial class SeccompSupervisor
+public sealed unsafe partial class SeccompSupervisor
 {
     private const int MaxInterpreters = 4; // the kernel's BINPRM_MAX_RECURSION
     private const int HeaderSize = 256;    // the kernel's BINPRM_BUF_SIZE

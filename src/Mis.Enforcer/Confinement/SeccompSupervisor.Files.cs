@@ -5,7 +5,7 @@ using Mis.Native;
 namespace Mis.Enforcer.Confinement;
 
 /// <summary>open, openat, openat2, creat: resolved, decided and opened by the supervisor, the fd injected.</summary>
-internal sealed unsafe partial class SeccompSupervisor
+public sealed unsafe partial class SeccompSupervisor
 {
     private const int CreateRetries = 8;
     private const int WriteFlags = Libc.O_WRONLY | Libc.O_RDWR | Libc.O_CREAT | Libc.O_TRUNC | Libc.O_TMPFILE_BIT;

@@ -4,7 +4,7 @@ using Mis.Native;
 namespace Mis.Enforcer.Confinement;
 
 /// <summary>What opens, execs and file changes share: where a path starts, resolution as the workload, /proc limits.</summary>
-internal sealed unsafe partial class SeccompSupervisor
+public sealed unsafe partial class SeccompSupervisor
 {
     private const int AT_SYMLINK_NOFOLLOW = 0x100;
     private const int AT_EMPTY_PATH = 0x1000;

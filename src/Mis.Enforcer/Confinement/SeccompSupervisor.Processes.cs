@@ -12,7 +12,7 @@ namespace Mis.Enforcer.Confinement;
 /// freed and reused by a process outside the cgroup in between would be hit (needs the target to
 /// exit and be reaped, and the pid space to wrap, within the window of one decision).
 /// </summary>
-internal sealed unsafe partial class SeccompSupervisor
+public sealed unsafe partial class SeccompSupervisor
 {
     private const int FSetOwn = 8;
     private const int FSetOwnEx = 15;

@@ -13,7 +13,7 @@ namespace Mis.Enforcer.Confinement;
 /// opened only when a process of the workload holds it or its master (a pty it made through
 /// /dev/ptmx, as openpty and Python's pty do). Any other pty is refused as a violation.
 /// </summary>
-internal sealed unsafe partial class SeccompSupervisor
+public sealed unsafe partial class SeccompSupervisor
 {
     private const uint TtyMajor = 5; // /dev/tty is 5:0, /dev/ptmx 5:2
     private const uint PtmxMinor = 2;

@@ -6,10 +6,14 @@ using Mis.Native;
 namespace Mis.Enforcer.Confinement;
 
 /// <summary>Counters of one supervisor (read while it runs; exact once <see cref="SeccompSupervisor.Completion"/> is done).</summary>
-internal sealed class SupervisorStats
+public sealed class SupervisorStats
 {
-    internal long Notifications;
-    internal long Allowed;
+    /// <summary>Notified syscalls it was asked to decide.</summary>
+    public long Notifications;
+
+    /// <summary>Of those, the ones it allowed.</summary>
+    public long Allowed;
+
     internal long Denied;
     internal long Errors;
 }
@@ -24,7 +28,7 @@ internal sealed class SupervisorStats
 /// A notification that cannot be handled is logged and answered EPERM; the thread ends when no
 /// process of the workload is left (the listener hangs up) or on <see cref="Dispose"/>.
 /// </summary>
-internal sealed unsafe partial class SeccompSupervisor : Session.IFileDecisions
+public sealed unsafe partial class SeccompSupervisor : Session.IFileDecisions
 {
     private const uint AuditArchX86_64 = 0xC000003E;
 

@@ -7,7 +7,7 @@ namespace Mis.Enforcer.Confinement;
 /// *thread* exits, not the parent process: a launcher spawned from a thread-pool thread would be
 /// SIGKILLed when that thread retires after idling. This thread lives as long as the enforcer.
 /// </summary>
-internal static class SpawnThread
+public static class SpawnThread
 {
     private static readonly BlockingCollection<(Func<int> Spawn, TaskCompletionSource<int> Done)> Queue = [];
     private static readonly Lazy<Thread> Worker = new(() =>

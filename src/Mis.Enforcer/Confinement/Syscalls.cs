@@ -4,7 +4,7 @@ namespace Mis.Enforcer.Confinement;
 /// The x86-64 syscall numbers the launcher's filter sends to the supervisor
 /// (native/launcher/filter.c is the other half; keep both in step).
 /// </summary>
-internal static class Syscalls
+public static class Syscalls
 {
     internal const int Ioctl = 16;
     internal const int Open = 2;

@@ -11,7 +11,7 @@ namespace Mis.Enforcer.Confinement;
 /// syscalls. Only fs ids change, never the real/effective ids, so the thread keeps its right to
 /// switch back (capabilities are restored from its permitted set).
 /// </summary>
-internal sealed unsafe class ThreadCredentials
+public sealed unsafe class ThreadCredentials
 {
     private const uint CapabilityVersion3 = 0x20080522;
     private const int MaxGroups = 65536;
@@ -75,7 +75,7 @@ internal sealed unsafe class ThreadCredentials
     }
 
     /// <summary>Restores the thread's own credentials when disposed.</summary>
-    internal readonly ref struct Scope
+    public readonly ref struct Scope
     {
         private readonly Saved _saved;
         private readonly uint[] _assumed;
@@ -121,7 +121,7 @@ internal sealed unsafe class ThreadCredentials
     }
 
     /// <summary>A thread's own credentials, captured the first time it assumes a workload's.</summary>
-    internal sealed class Saved
+    public sealed class Saved
     {
         internal ulong Effective { get; private init; }
         internal ulong Permitted { get; private init; }
@@ -173,4 +173,4 @@ internal sealed unsafe class ThreadCredentials
 }
 
 /// <summary>A per-thread credential switch failed; the supervisor treats this as fatal for its workload.</summary>
-internal sealed class CredentialSwitchException(string message) : Exception(message);
+public sealed class CredentialSwitchException(string message) : Exception(message);

@@ -10,7 +10,7 @@ namespace Mis.Enforcer.Confinement;
 /// something else in the process reaped the child first (.NET reaps every child when SIGCHLD was
 /// ignored at startup), the status is read back from the pidfd (PIDFD_GET_INFO, Linux 6.15+).
 /// </summary>
-internal sealed unsafe class Workload : IDisposable
+public sealed unsafe class Workload : IDisposable
 {
     private const ulong PidfdGetInfo = 0xC040FF0B; // _IOWR(PIDFS_IOCTL_MAGIC, 11, struct pidfd_info v0)
     private const ulong PidfdInfoExit = 1UL << 3;

@@ -13,7 +13,7 @@ namespace Mis.Enforcer.Confinement;
 /// Every fd of the enforcer is close-on-exec (.NET opens them so), the socket is dup2'ed to
 /// fd 3 in the child only, and the launcher closes everything above stdio and the socket.
 /// </summary>
-internal sealed unsafe class WorkloadLauncher
+public sealed unsafe class WorkloadLauncher
 {
     /// <summary>Where the child finds the socket to the enforcer (--sock-fd).</summary>
     private const int ChildSocketFd = 3;

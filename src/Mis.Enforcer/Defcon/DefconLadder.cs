@@ -9,7 +9,7 @@ namespace Mis.Enforcer.Defcon;
 /// (the twin, the quickstart ladder, the gym's step accounting, the benchmarks) asks this, so
 /// there is one copy to hold to the kernel.
 /// </summary>
-internal sealed class DefconLadder
+public sealed class DefconLadder
 {
     private const int Thresholds = 4; // MIS_DEFCON_THRESHOLDS: entering DEFCON 4, 3, 2, 1
     private const int Slowdowns = 3;  // MIS_DEFCON_SLOWDOWNS: at DEFCON 4, 3, 2

@@ -14,14 +14,14 @@ namespace Mis.Enforcer.Defcon;
 /// outside 1..5. <c>default(DefconLevel)</c> is not a level: nothing here defaults to DEFCON 5,
 /// because a level nobody read must never pass for the calmest one.
 /// </remarks>
-internal readonly record struct DefconLevel : IComparable<DefconLevel>
+public readonly record struct DefconLevel : IComparable<DefconLevel>
 {
     /// <summary>
     /// What an event, a protobuf message or a report carries in place of a level when none could
     /// be read (the cgroup was no longer managed when it was asked). 0 is no level at all, so a
     /// reader cannot mistake it for DEFCON 5.
     /// </summary>
-    internal const int NotKnown = 0;
+    public const int NotKnown = 0;
 
     private DefconLevel(int value) => Value = value;
 

@@ -5,7 +5,7 @@ using Mis.Enforcer.Policy;
 namespace Mis.Enforcer.Defcon;
 
 /// <summary>What moved a level.</summary>
-internal enum DefconCause
+public enum DefconCause
 {
     /// <summary>A counted violation crossed a threshold.</summary>
     Violation,
@@ -23,12 +23,12 @@ internal enum DefconCause
 /// <param name="Violations">Counted violations after the change.</param>
 /// <param name="AtNs">Clock reading when it happened, in nanoseconds.</param>
 /// <param name="Cause">What moved it.</param>
-internal readonly record struct DefconTransition(DefconLevel From, DefconLevel To, ulong Violations, ulong AtNs, DefconCause Cause);
+public readonly record struct DefconTransition(DefconLevel From, DefconLevel To, ulong Violations, ulong AtNs, DefconCause Cause);
 
 /// <summary>What a syscall of the cgroup costs at the current level.</summary>
 /// <param name="SlowdownNs">Busy-wait the kernel would add to this syscall (already added to the total).</param>
 /// <param name="Kill">The cgroup is at DEFCON 1 with kill: the task is killed instead.</param>
-internal readonly record struct SyscallOutcome(ulong SlowdownNs, bool Kill);
+public readonly record struct SyscallOutcome(ulong SlowdownNs, bool Kill);
 
 /// <summary>
 /// The C# twin of the kernel's DEFCON state machine (<c>bpf/include/mis_defcon.h</c>): the same
@@ -37,7 +37,7 @@ internal readonly record struct SyscallOutcome(ulong SlowdownNs, bool Kill);
 /// runs it instead of the kernel; KernelDefconDifferentialTests holds the two to identical
 /// trajectories, violations, decay and the manual override alike. Change one, change the other.
 /// </summary>
-internal sealed class DefconStateMachine
+public sealed class DefconStateMachine
 {
     private readonly Func<ulong> _clockNs;
     private readonly ulong _decayIntervalNs;

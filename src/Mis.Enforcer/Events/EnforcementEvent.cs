@@ -95,18 +95,19 @@ public sealed record EnforcementEvent
         JsonSerializer.Deserialize(line, EnforcementEventJson.Default.EnforcementEvent) ?? throw new JsonException("null event");
 }
 
+/// <summary>The JSON writer of <see cref="EnforcementEvent"/> lines (source-generated, snake_case).</summary>
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
 [JsonSerializable(typeof(EnforcementEvent))]
-internal sealed partial class EnforcementEventJson : JsonSerializerContext;
+public sealed partial class EnforcementEventJson : JsonSerializerContext;
 
 /// <summary>Appends events to a JSON-lines file, one flushed line per event, safe from several threads.</summary>
-internal sealed class EventLog : IDisposable
+public sealed class EventLog : IDisposable
 {
     private readonly StreamWriter? _writer;
     private readonly object _gate = new();
 
     /// <summary>Opens <paramref name="path"/> for writing (truncating it); null writes nowhere.</summary>
-    internal EventLog(string? path)
+    public EventLog(string? path)
     {
         if (path is null)
             return;
@@ -119,7 +120,8 @@ internal sealed class EventLog : IDisposable
     /// <summary>How many events were written.</summary>
     internal long Count { get; private set; }
 
-    internal void Write(EnforcementEvent e)
+    /// <summary>Appends one line, flushed (safe from several threads); a log opened without a path only counts it.</summary>
+    public void Write(EnforcementEvent e)
     {
         string line = e.ToJsonLine();
         lock (_gate)
@@ -129,6 +131,7 @@ internal sealed class EventLog : IDisposable
         }
     }
 
+    /// <inheritdoc />
     public void Dispose()
     {
         lock (_gate)

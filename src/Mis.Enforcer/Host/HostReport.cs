@@ -124,6 +124,7 @@ public sealed record LandlockReport(int Abi, string? Error);
 /// <param name="Reason">One sentence on why this backend was picked.</param>
 public sealed record BackendChoice(string Name, IReadOnlyList<string> DenyPoints, string? SyscallHook, string Reason);
 
+/// <summary>The JSON form of <see cref="HostReport"/> (<c>mis doctor --json</c>; source-generated, snake_case).</summary>
 [JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
 [JsonSerializable(typeof(HostReport))]
-internal sealed partial class HostReportJson : JsonSerializerContext;
+public sealed partial class HostReportJson : JsonSerializerContext;

@@ -9,12 +9,12 @@ namespace Mis.Enforcer.Kernel;
 /// from <c>cgroup.procs</c> stay those of live members (a frozen task cannot exit, so its PID
 /// cannot be reused) until each gets its SIGKILL. Never a PID remembered from earlier.
 /// </summary>
-internal static class CgroupKiller
+public static class CgroupKiller
 {
     private const int MaxRounds = 16;
 
     /// <summary>Kills the cgroup's processes; false when the cgroup no longer exists.</summary>
-    internal static bool Kill(string cgroupPath)
+    public static bool Kill(string cgroupPath)
     {
         string killFile = Path.Combine(cgroupPath, "cgroup.kill");
         try

@@ -9,7 +9,7 @@ namespace Mis.Enforcer.Kernel;
 
 /// <summary>Mirror of <c>struct mis_defcon_config</c>.</summary>
 [StructLayout(LayoutKind.Sequential)]
-internal unsafe struct MisDefconConfig
+public unsafe struct MisDefconConfig
 {
     internal fixed ulong Thresholds[4];
     internal fixed ulong SlowdownNs[3];
@@ -21,7 +21,7 @@ internal unsafe struct MisDefconConfig
 
 /// <summary>Mirror of <c>struct mis_cgroup_state</c>, the value of the <c>mis_cgroups</c> map.</summary>
 [StructLayout(LayoutKind.Sequential)]
-internal struct MisCgroupState
+public struct MisCgroupState
 {
     internal ulong CgroupId;
     internal ulong Violations;
@@ -38,30 +38,44 @@ internal struct MisCgroupState
 
 /// <summary>Mirror of <c>struct mis_event</c>, one ring-buffer record.</summary>
 [StructLayout(LayoutKind.Sequential)]
-internal unsafe struct MisEvent
+public unsafe struct MisEvent
 {
-    internal ulong TimestampNs;
-    internal ulong CgroupId;
-    internal ulong Violations;
-    internal ulong Value;
-    internal uint Type;
-    internal uint Pid;
-    internal uint Tid;
-    internal uint Op;
-    internal uint Decision;
-    internal uint Defcon;
-    internal uint PrevDefcon;
-    internal uint Flags;
-    internal fixed byte Comm[16];
-    internal fixed byte Target[256];
+    /// <summary>CLOCK_MONOTONIC time of the event (bpf_ktime_get_ns).</summary>
+    public ulong TimestampNs;
+    /// <summary>The cgroup the event belongs to.</summary>
+    public ulong CgroupId;
+    /// <summary>The cgroup's counted violations after this event.</summary>
+    public ulong Violations;
+    /// <summary>The syscall number (SYSCALL), the slowdown total (SLOWDOWN_TOTAL), else 0.</summary>
+    public ulong Value;
+    /// <summary>The event kind (<c>MIS_EV_*</c>).</summary>
+    public uint Type;
+    /// <summary>The task group id, 0 when not known.</summary>
+    public uint Pid;
+    /// <summary>The thread id.</summary>
+    public uint Tid;
+    /// <summary>The operation (<c>MIS_OP_*</c>).</summary>
+    public uint Op;
+    /// <summary>The decision (<c>MIS_DECISION_*</c>).</summary>
+    public uint Decision;
+    /// <summary>The DEFCON level after the event.</summary>
+    public uint Defcon;
+    /// <summary>The DEFCON level before the event.</summary>
+    public uint PrevDefcon;
+    /// <summary>The cgroup's <c>MIS_CG_*</c> flags at the time.</summary>
+    public uint Flags;
+    /// <summary>The task's command name, NUL-padded.</summary>
+    public fixed byte Comm[16];
+    /// <summary>The path, or <c>addr:port</c> for network operations, NUL-terminated.</summary>
+    public fixed byte Target[256];
 
     /// <summary>MIS_EVENT_HEADER_SIZE: the length of records without a target.</summary>
-    internal const int HeaderSize = 80;
+    public const int HeaderSize = 80;
 }
 
 /// <summary>Mirror of <c>struct mis_report_ctx</c>, the context of the <c>mis_report</c> program.</summary>
 [StructLayout(LayoutKind.Sequential)]
-internal unsafe struct MisReportCtx
+public unsafe struct MisReportCtx
 {
     internal ulong CgroupId;
     internal ulong NowNs;
@@ -85,30 +99,36 @@ internal unsafe struct MisReportCtx
 
 /// <summary>Mirror of <c>struct mis_net_key</c>, the key of the <c>mis_net_rules</c> LPM trie.</summary>
 [StructLayout(LayoutKind.Sequential)]
-internal unsafe struct MisNetKey
+public unsafe struct MisNetKey
 {
-    internal uint Prefixlen;
+    /// <summary>Bits of the key that count (LPM), <c>prefixlen</c>.</summary>
+    public uint Prefixlen;
     internal uint PolicyId;
-    internal byte Family;
-    internal byte Protocol;
-    internal ushort Port;
-    internal fixed byte Addr[16];
+    /// <summary><c>family</c>: AF_INET or AF_INET6.</summary>
+    public byte Family;
+    /// <summary><c>protocol</c>: IPPROTO_TCP, IPPROTO_UDP or 0 for any.</summary>
+    public byte Protocol;
+    /// <summary><c>port</c>, network byte order; 0 for any.</summary>
+    public ushort Port;
+    /// <summary><c>addr</c>: the IPv4 or IPv6 address, network byte order.</summary>
+    public fixed byte Addr[16];
 
     /// <summary>MIS_NET_FIXED_PREFIX: bits of policy, family, protocol and port before the address.</summary>
-    internal const uint FixedPrefix = 64;
+    public const uint FixedPrefix = 64;
 }
 
 /// <summary>Mirror of <c>struct mis_net_value</c>.</summary>
 [StructLayout(LayoutKind.Sequential)]
-internal struct MisNetValue
+public struct MisNetValue
 {
-    internal uint Action;
+    /// <summary><c>action</c>: MIS_ACTION_*.</summary>
+    public uint Action;
     internal uint RuleId;
 }
 
 /// <summary>Mirror of <c>struct mis_unix_key</c>, the key of <c>mis_unix_rules</c> (scope = policy id) and <c>mis_unix_own</c> (scope = cgroup id).</summary>
 [StructLayout(LayoutKind.Sequential)]
-internal unsafe struct MisUnixKey
+public unsafe struct MisUnixKey
 {
     internal ulong Scope;
     internal uint Len;
@@ -120,7 +140,7 @@ internal unsafe struct MisUnixKey
 
 /// <summary>Mirror of <c>struct mis_exec_key</c>, the key of the <c>mis_exec_deny</c> set.</summary>
 [StructLayout(LayoutKind.Sequential)]
-internal struct MisExecKey
+public struct MisExecKey
 {
     internal ulong Dev;
     internal ulong Ino;
@@ -130,7 +150,7 @@ internal struct MisExecKey
 
 /// <summary>Mirror of <c>struct mis_exec_approval</c>, the value of the <c>mis_exec_approved</c> map (key: the thread id).</summary>
 [StructLayout(LayoutKind.Sequential)]
-internal struct MisExecApproval
+public struct MisExecApproval
 {
     internal ulong Dev;
     internal ulong Ino;
@@ -138,7 +158,7 @@ internal struct MisExecApproval
 }
 
 /// <summary><c>enum mis_event_type</c>: what a ring-buffer record reports.</summary>
-internal enum KernelEventType
+public enum KernelEventType
 {
     /// <summary>A denied operation.</summary>
     Violation = 1,
@@ -156,7 +176,7 @@ internal enum KernelEventType
 
 /// <summary><c>enum mis_cgroup_flags</c>.</summary>
 [Flags]
-internal enum MisCgroupFlags : uint
+public enum MisCgroupFlags : uint
 {
     /// <summary>No flag.</summary>
     None = 0,
@@ -167,7 +187,7 @@ internal enum MisCgroupFlags : uint
 }
 
 /// <summary><c>enum mis_command</c>: what a <c>mis_report</c> run does.</summary>
-internal enum MisCommand : uint
+public enum MisCommand : uint
 {
     /// <summary>Apply decay and return the state.</summary>
     Query = 0,
@@ -180,7 +200,7 @@ internal enum MisCommand : uint
 }
 
 /// <summary><c>enum mis_result</c>.</summary>
-internal enum MisResult : uint
+public enum MisResult : uint
 {
     /// <summary>Done.</summary>
     Ok = 0,
@@ -191,7 +211,7 @@ internal enum MisResult : uint
 }
 
 /// <summary><c>enum mis_stat</c>: indices of the per-CPU <c>mis_stats</c> array.</summary>
-internal enum MisStat : uint
+public enum MisStat : uint
 {
     /// <summary>Events lost because the ring buffer was full.</summary>
     RingbufDrops = 0,
@@ -206,7 +226,7 @@ internal enum MisStat : uint
 }
 
 /// <summary>Helpers for the fixed-size C strings in the mirrors.</summary>
-internal static class KernelStrings
+public static class KernelStrings
 {
     /// <summary>Decodes a NUL-terminated (or full-length) UTF-8 field.</summary>
     internal static string Decode(ReadOnlySpan<byte> field)

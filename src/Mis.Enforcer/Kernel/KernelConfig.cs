@@ -3,7 +3,7 @@ using Mis.Enforcer.Configuration;
 namespace Mis.Enforcer.Kernel;
 
 /// <summary>The kernel is told DEFCON settings by value, per cgroup; this turns the config record into that value.</summary>
-internal static class KernelConfig
+public static class KernelConfig
 {
     /// <summary>The <c>struct mis_defcon_config</c> for <paramref name="config"/>.</summary>
     /// <exception cref="ArgumentException">The config is not one the kernel state machine can run.</exception>

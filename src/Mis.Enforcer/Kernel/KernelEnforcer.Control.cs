@@ -8,7 +8,7 @@ namespace Mis.Enforcer.Kernel;
 // The control surface: everything that reads or changes a cgroup's DEFCON state goes through
 // the mis_report program (BPF_PROG_TEST_RUN), so the kernel's state machine is the only code
 // that ever touches the counters.
-internal sealed partial class KernelEnforcer
+public sealed partial class KernelEnforcer
 {
     /// <summary>
     /// Counts a violation decided in user space (e.g. by the seccomp supervisor) in the kernel's

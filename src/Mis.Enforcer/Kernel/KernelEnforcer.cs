@@ -8,7 +8,7 @@ using Mis.Native.Bpf;
 namespace Mis.Enforcer.Kernel;
 
 /// <summary>The kernel backend cannot run here; the message says why (missing object, no cgroup v2, ...).</summary>
-internal sealed class KernelUnavailableException(string message, Exception? inner = null) : Exception(message, inner);
+public sealed class KernelUnavailableException(string message, Exception? inner = null) : Exception(message, inner);
 
 /// <summary>
 /// Owns the enforcer's BPF object (<c>bpf/enforcer.bpf.c</c>) and the cgroups under it. Each
@@ -18,7 +18,7 @@ internal sealed class KernelUnavailableException(string message, Exception? inne
 /// the <c>mis_report</c> program, so every counter changes by kernel atomics and never by a
 /// read-modify-write from here. Dispose detaches everything; it is safe to call twice.
 /// </summary>
-internal sealed partial class KernelEnforcer : IViolationSink, IDisposable
+public sealed partial class KernelEnforcer : IViolationSink, IDisposable
 {
     internal const string ObjectName = "enforcer.bpf.o";
 
@@ -337,7 +337,7 @@ internal sealed partial class KernelEnforcer : IViolationSink, IDisposable
     }
 
     /// <summary>The kernel fd of one of the enforcer's programs (for its BPF run statistics: <c>mis bench</c>).</summary>
-    internal int ProgramFd(string name) => _object.Program(name).Fd;
+    public int ProgramFd(string name) => _object.Program(name).Fd;
 
     private ulong StatCounter(MisStat stat)
     {

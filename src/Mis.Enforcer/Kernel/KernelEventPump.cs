@@ -10,7 +10,7 @@ namespace Mis.Enforcer.Kernel;
 /// <see cref="Flush"/> is the barrier between a workload's death and its exit event: every record
 /// the kernel wrote before the call is in the channel (or counted as dropped) when it returns.
 /// </summary>
-internal sealed class KernelEventPump : IDisposable
+public sealed class KernelEventPump : IDisposable
 {
     private const int PollTimeoutMs = 50;
 
@@ -114,6 +114,7 @@ internal sealed class KernelEventPump : IDisposable
             Interlocked.Increment(ref _channelDrops);
     }
 
+    /// <inheritdoc />
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)

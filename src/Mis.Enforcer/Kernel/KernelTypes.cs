@@ -7,7 +7,7 @@ using Mis.Native.Bpf;
 namespace Mis.Enforcer.Kernel;
 
 /// <summary>Settings of the kernel backend fixed at load time.</summary>
-internal sealed record KernelEnforcerOptions
+public sealed record KernelEnforcerOptions
 {
     /// <summary>Ring-buffer size in bytes, a power of two of at least a page. Default 4 MiB (~45,000 syscall records).</summary>
     public uint RingBufferBytes { get; init; } = 4u << 20;
@@ -35,7 +35,7 @@ internal sealed record KernelEnforcerOptions
 /// <param name="Killed">DEFCON 1 was entered with kill: the cgroup is being killed.</param>
 /// <param name="LearningViolations">Denials seen in learning mode (not counted).</param>
 /// <param name="PolicyId">The policy whose network and exec rules apply.</param>
-internal sealed record CgroupState(
+public sealed record CgroupState(
     ulong CgroupId, ulong Violations, DefconLevel Defcon, ulong SlowdownNsTotal, ulong Syscalls,
     bool Learning, bool Killed, ulong LearningViolations, uint PolicyId);
 
@@ -54,13 +54,13 @@ internal sealed record CgroupState(
 /// <param name="Violations">The cgroup's counted violations after the event.</param>
 /// <param name="Value">Syscall number (Syscall) or total slowdown ns (SlowdownTotal).</param>
 /// <param name="Learning">The cgroup was in learning mode.</param>
-internal sealed record KernelEvent(
+public sealed record KernelEvent(
     KernelEventType Type, ulong TimestampNs, ulong CgroupId, int Pid, int Tid, string Comm,
     ViolationOp? Op, string Target, Verdict Decision, int Defcon, int PrevDefcon,
     ulong Violations, ulong Value, bool Learning)
 {
     /// <summary>Decodes a record; false for a record too short to be one.</summary>
-    internal static unsafe bool TryDecode(ReadOnlySpan<byte> record, out KernelEvent? decoded)
+    public static unsafe bool TryDecode(ReadOnlySpan<byte> record, out KernelEvent? decoded)
     {
         decoded = null;
         if (record.Length < MisEvent.HeaderSize)
@@ -80,7 +80,7 @@ internal sealed record KernelEvent(
 }
 
 /// <summary>A cgroup under kernel enforcement: what <see cref="KernelEnforcer.Manage"/> set up.</summary>
-internal sealed class ManagedCgroup
+public sealed class ManagedCgroup
 {
     internal ManagedCgroup(ulong cgroupId, string path, uint policyId, DefconConfig config,
                            SafeFileHandle fd, List<BpfLink> links)

@@ -10,14 +10,14 @@ namespace Mis.Enforcer.Kernel;
 /// address prefix wins. Trace lets the operation through and reports it. IPv4-mapped IPv6 rules
 /// are stored as IPv4, the way the hooks match such destinations.
 /// </summary>
-internal static class NetRuleKeys
+public static class NetRuleKeys
 {
     private const byte AfInet = 2;
     private const byte AfInet6 = 10;
 
     /// <summary>The trie key and value for <paramref name="rule"/> under <paramref name="policyId"/>, address masked to the prefix.</summary>
     /// <exception cref="ArgumentException">The rule does not fit the kernel's key (prefix, port, family, verdict).</exception>
-    internal static unsafe (MisNetKey Key, MisNetValue Value) ToKernel(NetRule rule, uint policyId, uint ruleId)
+    public static unsafe (MisNetKey Key, MisNetValue Value) ToKernel(NetRule rule, uint policyId, uint ruleId)
     {
         ArgumentNullException.ThrowIfNull(rule);
         var address = rule.Address;

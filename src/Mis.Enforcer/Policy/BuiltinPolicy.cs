@@ -6,9 +6,10 @@ namespace Mis.Enforcer.Policy;
 /// ordinary work is allowed. Escape-class syscalls (ptrace, mount, bpf, ...) are denied by the
 /// confinement itself, whatever the policy says: a policy cannot switch enforcement off.
 /// </summary>
-internal static class BuiltinPolicy
+public static class BuiltinPolicy
 {
-    internal const string Source = "builtin";
+    /// <summary>The source every built-in rule names (rules from files name their file and line).</summary>
+    public const string Source = "builtin";
 
     /// <summary>(pattern, ops, action) in decision order.</summary>
     internal static readonly (string Pattern, FileOps Ops, Verdict Action)[] FileRules =
@@ -50,14 +51,16 @@ internal static class BuiltinPolicy
     /// </summary>
     internal static readonly string[] UnixAllowed = ["/var/run/nscd/socket", "/run/nscd/socket"];
 
-    internal static IEnumerable<UnixRule> UnixRules() =>
+    /// <summary>The built-in Unix socket rules.</summary>
+    public static IEnumerable<UnixRule> UnixRules() =>
         UnixAllowed.Select(n => new UnixRule(n, Verdict.Allow, $"{Source}: {n}"));
 
-    internal static IEnumerable<FileRule> Rules() =>
+    /// <summary>The built-in file rules, in decision order (after a policy's own).</summary>
+    public static IEnumerable<FileRule> Rules() =>
         FileRules.Select(r => new FileRule(Glob(r.Pattern), r.Ops, r.Action, $"{Source}: {r.Pattern}"));
 
     /// <summary>The built-in policy alone.</summary>
-    internal static WorkloadPolicy Create(TimeProvider? clock = null) =>
+    public static WorkloadPolicy Create(TimeProvider? clock = null) =>
         new(Source, Verdict.Allow, Rules().ToList(), [], [], clock) { UnixRules = UnixRules().ToList() };
 
     private static PathGlob Glob(string pattern) =>

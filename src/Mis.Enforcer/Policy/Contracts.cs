@@ -3,7 +3,7 @@ using Mis.Enforcer.Defcon;
 namespace Mis.Enforcer.Policy;
 
 /// <summary>What a workload tried to do to a file.</summary>
-internal enum FileOp
+public enum FileOp
 {
     /// <summary>open for reading (O_RDONLY).</summary>
     Read = 1,
@@ -19,7 +19,7 @@ internal enum FileOp
 }
 
 /// <summary>A rule's or the policy's answer. The numbers are the seed's AddRule actions.</summary>
-internal enum Verdict
+public enum Verdict
 {
     /// <summary>Let it happen.</summary>
     Allow = 0,
@@ -35,10 +35,10 @@ internal enum Verdict
 /// identify it regardless of which name (symlink, hard link, /proc/self/root/...) reached it.
 /// Inode and device are 0 when the file does not exist (e.g. O_CREAT of a new file).
 /// </summary>
-internal sealed record FileRequest(FileOp Op, string Path, ulong Device, ulong Inode)
+public sealed record FileRequest(FileOp Op, string Path, ulong Device, ulong Inode)
 {
     /// <summary>The syscall number that asked (e.g. 257 for openat), or 0 when unknown; seed-shaped inode rules may name one.</summary>
-    internal int SyscallNr { get; init; }
+    public int SyscallNr { get; init; }
 
     /// <summary>The file's hard-link count (st_nlink) when it exists: above 1 it has other names the path does not show.</summary>
     internal ulong Links { get; init; }
@@ -57,14 +57,14 @@ internal sealed record FileRequest(FileOp Op, string Path, ulong Device, ulong I
 }
 
 /// <summary>Decides file operations of a managed workload (implemented by the policy).</summary>
-internal interface IFileDecider
+public interface IFileDecider
 {
     /// <summary>The verdict for <paramref name="access"/> by a workload currently at DEFCON <paramref name="defcon"/> (5..1).</summary>
     Verdict Decide(FileRequest access, int defcon);
 }
 
 /// <summary>The kind of operation a violation was about (mirrors MIS_OP_* in bpf/include/mis_shared.h).</summary>
-internal enum ViolationOp
+public enum ViolationOp
 {
     /// <summary>A denied open for reading.</summary>
     FileRead = 1,
@@ -81,16 +81,16 @@ internal enum ViolationOp
 }
 
 /// <summary>A denial decided in user space (the seccomp supervisor), reported to the kernel's DEFCON state machine.</summary>
-internal sealed record ViolationReport(ulong CgroupId, ViolationOp Op, int Pid, int Tid, string Target);
+public sealed record ViolationReport(ulong CgroupId, ViolationOp Op, int Pid, int Tid, string Target);
 
 /// <summary>What the state machine did with a reported violation.</summary>
 /// <param name="Violations">The cgroup's violation count after this one.</param>
 /// <param name="DefconBefore">Level before.</param>
 /// <param name="DefconAfter">Level after; 1 with kill_at_level_1 means the cgroup is being killed.</param>
-internal sealed record ViolationOutcome(ulong Violations, DefconLevel DefconBefore, DefconLevel DefconAfter);
+public sealed record ViolationOutcome(ulong Violations, DefconLevel DefconBefore, DefconLevel DefconAfter);
 
 /// <summary>The one place every deny point reports to: the DEFCON state machine (kernel-resident).</summary>
-internal interface IViolationSink
+public interface IViolationSink
 {
     /// <summary>Counts a violation for the cgroup and returns the resulting state.</summary>
     ViolationOutcome Report(ViolationReport report);

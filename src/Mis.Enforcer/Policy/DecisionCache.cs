@@ -5,7 +5,7 @@ namespace Mis.Enforcer.Policy;
 /// <summary>Hits and misses of a policy's decision cache so far.</summary>
 /// <param name="Hits">Decisions answered from the cache.</param>
 /// <param name="Misses">Decisions computed (and then cached).</param>
-internal readonly record struct DecisionCacheStats(long Hits, long Misses)
+public readonly record struct DecisionCacheStats(long Hits, long Misses)
 {
     /// <summary>Hits over all lookups, or null before the first.</summary>
     internal double? HitRate => Hits + Misses == 0 ? null : (double)Hits / (Hits + Misses);
@@ -23,7 +23,7 @@ internal readonly record struct DecisionCacheStats(long Hits, long Misses)
 /// never found again, even one inserted by a decision that raced the change. A changed file has
 /// another inode, hence another key. Bounded: when full it is emptied and refilled.
 /// </summary>
-internal sealed class DecisionCache(int capacity)
+public sealed class DecisionCache(int capacity)
 {
     private readonly ConcurrentDictionary<Key, Verdict> _entries = new();
     private long _inserted;

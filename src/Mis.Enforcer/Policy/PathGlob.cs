@@ -9,7 +9,7 @@ namespace Mis.Enforcer.Policy;
 /// A pattern without those is a concrete path and also matches by inode (see <see cref="WorkloadPolicy"/>).
 /// Patterns are absolute: the supervisor hands the policy the canonical path the kernel opened.
 /// </summary>
-internal sealed class PathGlob
+public sealed class PathGlob
 {
     private readonly Regex _regex;
 
@@ -82,5 +82,6 @@ internal sealed class PathGlob
         return true;
     }
 
+    /// <inheritdoc />
     public override string ToString() => Pattern;
 }

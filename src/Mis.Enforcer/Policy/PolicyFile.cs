@@ -37,7 +37,7 @@ namespace Mis.Enforcer.Policy;
 /// </code>
 /// Errors are <see cref="ConfigException"/>s naming file, line, column and key.
 /// </summary>
-internal static class PolicyFile
+public static class PolicyFile
 {
     private static readonly string[] Actions = ["allow", "deny", "trace"];
     private static readonly Dictionary<string, string[]> Keys = new()
@@ -53,11 +53,11 @@ internal static class PolicyFile
     internal static IReadOnlyCollection<string> Tables => Keys.Keys;
 
     /// <summary>Loads and compiles a policy file.</summary>
-    internal static WorkloadPolicy Load(string path, long maxTtlSecs = 86400, TimeProvider? clock = null) =>
+    public static WorkloadPolicy Load(string path, long maxTtlSecs = 86400, TimeProvider? clock = null) =>
         Bind(TomlDocument.Load(path, "policy file"), maxTtlSecs, clock);
 
     /// <summary>Parses policy text; <paramref name="file"/> names it in errors.</summary>
-    internal static WorkloadPolicy Parse(string text, string file, long maxTtlSecs = 86400, TimeProvider? clock = null) =>
+    public static WorkloadPolicy Parse(string text, string file, long maxTtlSecs = 86400, TimeProvider? clock = null) =>
         Bind(TomlDocument.Parse(text, file), maxTtlSecs, clock);
 
     private static WorkloadPolicy Bind(TomlDocument document, long maxTtlSecs, TimeProvider? clock)
@@ -71,7 +71,7 @@ internal static class PolicyFile
     /// file's every table, or the inline rules of a file of another kind (a scenario), read in place.
     /// The policy's default name is the document's file name.
     /// </summary>
-    internal static WorkloadPolicy Bind(TomlDocument document, IEnumerable<TomlTable> tables, long maxTtlSecs = 86400, TimeProvider? clock = null)
+    public static WorkloadPolicy Bind(TomlDocument document, IEnumerable<TomlTable> tables, long maxTtlSecs = 86400, TimeProvider? clock = null)
     {
         clock ??= TimeProvider.System;
         string file = document.File;

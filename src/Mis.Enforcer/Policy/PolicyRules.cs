@@ -5,7 +5,7 @@ namespace Mis.Enforcer.Policy;
 
 /// <summary>File operations a rule applies to.</summary>
 [Flags]
-internal enum FileOps
+public enum FileOps
 {
     /// <summary>Opens for reading.</summary>
     Read = 1,
@@ -18,7 +18,7 @@ internal enum FileOps
 }
 
 /// <summary>Network protocols a rule applies to.</summary>
-internal enum NetProtocol
+public enum NetProtocol
 {
     /// <summary>TCP and UDP.</summary>
     Any = 0,
@@ -34,7 +34,7 @@ internal enum NetProtocol
 /// created (UDP-Lite's connect skips the kernel's connect hooks, ping sockets have no sendmsg hook),
 /// so no rule is dodged through them. Twin of <c>mis_rule_protocol</c> in bpf/include/mis_net.h.
 /// </summary>
-internal static class NetProtocols
+public static class NetProtocols
 {
     internal const int Icmp = 1;
     internal const int Tcp = 6;
@@ -45,7 +45,7 @@ internal static class NetProtocols
     internal const int Mptcp = 262;
 
     /// <summary>The rule protocol <paramref name="ipProtocol"/> is decided as; null when no rule can hold for it (the kernel refuses such sockets).</summary>
-    internal static NetProtocol? RuleProtocol(int ipProtocol) => ipProtocol switch
+    public static NetProtocol? RuleProtocol(int ipProtocol) => ipProtocol switch
     {
         Tcp or Mptcp => NetProtocol.Tcp,
         Udp => NetProtocol.Udp,
@@ -54,7 +54,7 @@ internal static class NetProtocols
 }
 
 /// <summary>A rule on files by path or glob. <paramref name="Source"/> says where it was written ("policy.toml:12").</summary>
-internal sealed record FileRule(PathGlob Path, FileOps Ops, Verdict Action, string Source)
+public sealed record FileRule(PathGlob Path, FileOps Ops, Verdict Action, string Source)
 {
     /// <summary>The identity of the file a concrete path names, so that a hard link or another name of it matches too.</summary>
     internal FileIdentity? Identity { get; init; }
@@ -68,8 +68,9 @@ internal sealed record FileRule(PathGlob Path, FileOps Ops, Verdict Action, stri
 }
 
 /// <summary>A rule on outbound connects and sends, by address (with prefix), port (0 = any) and protocol.</summary>
-internal sealed record NetRule(IPAddress Address, int PrefixLength, int Port, NetProtocol Protocol, Verdict Action, string Source)
+public sealed record NetRule(IPAddress Address, int PrefixLength, int Port, NetProtocol Protocol, Verdict Action, string Source)
 {
+    /// <inheritdoc />
     public override string ToString() =>
         $"{Address}/{PrefixLength} port {(Port == 0 ? "any" : Port)} {Protocol.ToString().ToLowerInvariant()} {Action.ToString().ToLowerInvariant()}";
 }
@@ -79,7 +80,7 @@ internal sealed record NetRule(IPAddress Address, int PrefixLength, int Port, Ne
 /// spells it, or <c>@name</c> for an abstract socket. Unlisted names outside the workload's own
 /// (names its own sockets listen on) are denied.
 /// </summary>
-internal sealed record UnixRule(string Name, Verdict Action, string Source)
+public sealed record UnixRule(string Name, Verdict Action, string Source)
 {
     /// <summary>Longest name: sockaddr_un's sun_path.</summary>
     internal const int MaxBytes = 108;
@@ -100,6 +101,7 @@ internal sealed record UnixRule(string Name, Verdict Action, string Source)
         return bytes > MaxBytes ? $"a Unix socket name is at most {MaxBytes} bytes (sun_path), this one is {bytes}" : null;
     }
 
+    /// <inheritdoc />
     public override string ToString() => $"unix {Name} {Action.ToString().ToLowerInvariant()}";
 }
 
@@ -107,4 +109,4 @@ internal sealed record UnixRule(string Name, Verdict Action, string Source)
 /// A rule of the seed's AddRule shape: a file by (device, inode), optionally only for one syscall
 /// number, with an optional lifetime. <see cref="Expires"/> is null for a rule that never expires.
 /// </summary>
-internal sealed record InodeRule(ulong Device, ulong Inode, int SyscallNr, Verdict Action, DateTimeOffset? Expires, string Source);
+public sealed record InodeRule(ulong Device, ulong Inode, int SyscallNr, Verdict Action, DateTimeOffset? Expires, string Source);

@@ -10,7 +10,7 @@ namespace Mis.Enforcer.Policy;
 /// workload cannot make the enforcer remember without end; what it cannot record, it refuses to
 /// rename or link (see <see cref="WorkloadPolicy"/>).
 /// </summary>
-internal sealed class ProtectedObjects
+public sealed class ProtectedObjects
 {
     /// <summary>Files recorded at most per policy.</summary>
     internal const int Capacity = 100_000;
@@ -19,7 +19,8 @@ internal sealed class ProtectedObjects
 
     private sealed record Entry(string Name, int[] Rules);
 
-    internal enum Outcome
+    /// <summary>What following a name found about the object it names.</summary>
+    public enum Outcome
     {
         /// <summary>Nothing new: the file was recorded with these rules already.</summary>
         Known,

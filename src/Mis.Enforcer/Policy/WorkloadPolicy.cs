@@ -14,7 +14,7 @@ namespace Mis.Enforcer.Policy;
 /// With no match, the DEFCON level decides: at DEFCON 2 and 1 everything not explicitly allowed is
 /// denied, at DEFCON 3 execs are; otherwise <see cref="DefaultAction"/> applies.
 /// </remarks>
-internal sealed class WorkloadPolicy : IFileDecider
+public sealed class WorkloadPolicy : IFileDecider
 {
     private readonly TimeProvider _clock;
     private readonly object _gate = new();
@@ -27,7 +27,8 @@ internal sealed class WorkloadPolicy : IFileDecider
     // The files file rules have met by name, by identity: the rule follows the object to its other names.
     private readonly ProtectedObjects _objects = new();
 
-    internal WorkloadPolicy(string name, Verdict defaultAction, IReadOnlyList<FileRule> fileRules,
+    /// <summary>A policy of <paramref name="fileRules"/> (in decision order), <paramref name="netRules"/> and <paramref name="inodeRules"/>; what no rule matches gets <paramref name="defaultAction"/>.</summary>
+    public WorkloadPolicy(string name, Verdict defaultAction, IReadOnlyList<FileRule> fileRules,
         IReadOnlyList<NetRule> netRules, IReadOnlyList<InodeRule> inodeRules, TimeProvider? clock = null)
     {
         Name = name;
@@ -45,13 +46,13 @@ internal sealed class WorkloadPolicy : IFileDecider
     }
 
     /// <summary>The decision cache's size unless configured (the default of <c>[policy] decision_cache_size</c>).</summary>
-    internal const int DefaultDecisionCacheSize = 65536;
+    public const int DefaultDecisionCacheSize = 65536;
 
     /// <summary>
     /// Entries of the decision cache (<c>[policy] decision_cache_size</c>); 0 turns it off.
     /// Default <see cref="DefaultDecisionCacheSize"/>. Setting it empties the cache.
     /// </summary>
-    internal int DecisionCacheSize
+    public int DecisionCacheSize
     {
         get => _cache?.Capacity ?? 0;
         set
@@ -62,13 +63,13 @@ internal sealed class WorkloadPolicy : IFileDecider
     }
 
     /// <summary>Hits and misses of the decision cache (zero while it is off).</summary>
-    internal DecisionCacheStats DecisionCacheStats => _cache?.Stats ?? default;
+    public DecisionCacheStats DecisionCacheStats => _cache?.Stats ?? default;
 
     /// <summary>The policy's name (file name or "builtin").</summary>
-    internal string Name { get; }
+    public string Name { get; }
 
     /// <summary>The verdict when no rule matches at DEFCON 5 and 4.</summary>
-    internal Verdict DefaultAction { get; }
+    public Verdict DefaultAction { get; }
 
     /// <summary>
     /// <c>[policy] exec = "allowlist"</c>: only what an allow rule names may be run (as at DEFCON 3,
@@ -79,16 +80,16 @@ internal sealed class WorkloadPolicy : IFileDecider
     internal bool ExecAllowList { get; init; }
 
     /// <summary>File rules in decision order.</summary>
-    internal IReadOnlyList<FileRule> FileRules { get; }
+    public IReadOnlyList<FileRule> FileRules { get; }
 
     /// <summary>Network rules in decision order.</summary>
-    internal IReadOnlyList<NetRule> NetRules { get; }
+    public IReadOnlyList<NetRule> NetRules { get; }
 
     /// <summary>Unix socket rules (exact names); the kernel denies unlisted names outside the workload's own.</summary>
-    internal IReadOnlyList<UnixRule> UnixRules { get; init; } = [];
+    public IReadOnlyList<UnixRule> UnixRules { get; init; } = [];
 
     /// <summary>Seed-shaped rules still in force (expired ones dropped).</summary>
-    internal IReadOnlyList<InodeRule> InodeRules
+    public IReadOnlyList<InodeRule> InodeRules
     {
         get
         {
@@ -183,7 +184,7 @@ internal sealed class WorkloadPolicy : IFileDecider
     /// — it has other hard links, or this operation gives it one (link, rename) — and for concrete
     /// paths whenever they are met, so a file replaced during the run is protected too.
     /// </remarks>
-    internal (Verdict Verdict, string Reason) Explain(FileRequest access, int defcon)
+    public (Verdict Verdict, string Reason) Explain(FileRequest access, int defcon)
     {
         if (access.Inode != 0)
         {

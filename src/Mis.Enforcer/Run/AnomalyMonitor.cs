@@ -14,7 +14,7 @@ namespace Mis.Enforcer.Run;
 /// trace's score the same way, with the same windows, so a calibration made on held-out traces holds
 /// here: a normal thread crosses 800 with the configured false-alarm rate, not once per window.
 /// </remarks>
-internal sealed class AnomalyMonitor
+public sealed class AnomalyMonitor
 {
     /// <summary>Windows waiting for the worker; beyond it windows are skipped and counted.</summary>
     internal const int QueueCapacity = 4096;
@@ -39,13 +39,14 @@ internal sealed class AnomalyMonitor
     private AnomalyHit? _peak;
     private AnomalyHit? _last;
 
-    internal AnomalyMonitor(IOnlineScorer scorer, AnomalySettings settings, ulong cgroupId, EventLog log, Action kill)
+    /// <summary>A monitor of cgroup <paramref name="cgroupId"/> whose events go to <paramref name="log"/> (<c>mis run</c>'s event file); <paramref name="kill"/> kills the workload.</summary>
+    public AnomalyMonitor(IOnlineScorer scorer, AnomalySettings settings, ulong cgroupId, EventLog log, Action kill)
         : this(scorer, settings, cgroupId, log.Write, kill)
     {
     }
 
     /// <summary>A monitor whose events go to <paramref name="publish"/> (the policy engine's event hub).</summary>
-    internal AnomalyMonitor(IOnlineScorer scorer, AnomalySettings settings, ulong cgroupId, Action<EnforcementEvent> publish, Action kill)
+    public AnomalyMonitor(IOnlineScorer scorer, AnomalySettings settings, ulong cgroupId, Action<EnforcementEvent> publish, Action kill)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(scorer.WindowSize, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(scorer.Stride, 1);
@@ -184,7 +185,7 @@ internal sealed class AnomalyMonitor
     }
 
     /// <summary>The scores so far, for a live view of the cgroup (safe from any thread).</summary>
-    internal AnomalyProgress Progress()
+    public AnomalyProgress Progress()
     {
         lock (_gate)
             return new AnomalyProgress(_peak, _last, _killHit, Interlocked.Read(ref _scored), Interlocked.Read(ref _skipped));
@@ -247,19 +248,19 @@ internal sealed class AnomalyMonitor
 /// <summary>What online scoring does with a score: <c>[policy] anomaly_threshold</c> and <c>kill_on_anomaly</c>.</summary>
 /// <param name="Threshold">Scores above it are anomalous (0..1000).</param>
 /// <param name="KillOnAnomaly">Kill the cgroup at the first anomalous window.</param>
-internal sealed record AnomalySettings(int Threshold, bool KillOnAnomaly)
+public sealed record AnomalySettings(int Threshold, bool KillOnAnomaly)
 {
     /// <summary>
     /// Asked when a window crosses the threshold with killing on: a reason not to kill now (the policy
     /// engine's: the cgroup has left learning mode), or null to kill. Null: always kill.
     /// </summary>
-    internal Func<string?>? KillVeto { get; init; }
+    public Func<string?>? KillVeto { get; init; }
 
     /// <summary>
     /// Also write an <c>anomaly</c> event when a thread's window first crosses the threshold without a
     /// kill (the policy engine's live view); <c>mis run</c> reports each thread's highest score at the end only.
     /// </summary>
-    internal bool ReportCrossings { get; init; }
+    public bool ReportCrossings { get; init; }
 }
 
 /// <summary>A cgroup's online scoring so far.</summary>
@@ -268,7 +269,7 @@ internal sealed record AnomalySettings(int Threshold, bool KillOnAnomaly)
 /// <param name="Killed">The window that got the cgroup killed, if one did.</param>
 /// <param name="WindowsScored">Windows scored.</param>
 /// <param name="WindowsSkipped">Windows not scored (the model fell behind or failed).</param>
-internal sealed record AnomalyProgress(AnomalyHit? Peak, AnomalyHit? Last, AnomalyHit? Killed, long WindowsScored, long WindowsSkipped);
+public sealed record AnomalyProgress(AnomalyHit? Peak, AnomalyHit? Last, AnomalyHit? Killed, long WindowsScored, long WindowsSkipped);
 
 /// <summary>One scored window.</summary>
 /// <param name="Pid">Process of the thread.</param>
@@ -277,7 +278,7 @@ internal sealed record AnomalyProgress(AnomalyHit? Peak, AnomalyHit? Last, Anoma
 /// <param name="Score">Calibrated score 0..1000.</param>
 /// <param name="Raw">The model's raw statistic.</param>
 /// <param name="Window">The syscall numbers scored, oldest first.</param>
-internal sealed record AnomalyHit(int Pid, int Tid, string Comm, int Score, double Raw, int[] Window);
+public sealed record AnomalyHit(int Pid, int Tid, string Comm, int Score, double Raw, int[] Window);
 
 /// <summary>A run's online anomaly scoring, for the summary.</summary>
 /// <param name="Model">The model's algorithm.</param>
@@ -288,7 +289,7 @@ internal sealed record AnomalyHit(int Pid, int Tid, string Comm, int Score, doub
 /// <param name="WindowsScored">Windows scored.</param>
 /// <param name="WindowsSkipped">Windows not scored: the model fell behind (queue full) or failed on them.</param>
 /// <param name="Threads">Threads seen.</param>
-internal sealed record AnomalyReport(string Model, int WindowSize, int Threshold, AnomalyHit? Worst, AnomalyHit? Killed,
+public sealed record AnomalyReport(string Model, int WindowSize, int Threshold, AnomalyHit? Worst, AnomalyHit? Killed,
     long WindowsScored, long WindowsSkipped, int Threads)
 {
     /// <summary>The first error the model raised, if it failed on some windows (they count as skipped).</summary>

@@ -10,7 +10,7 @@ namespace Mis.Enforcer.Run;
 /// Turns one cgroup's kernel events into <see cref="EnforcementEvent"/> lines and remembers what
 /// the run summary needs (level changes, violations per operation).
 /// </summary>
-internal sealed class RunRecorder(ulong cgroupId, EventLog log, WorkloadRunner.KernelClock clock)
+public sealed class RunRecorder(ulong cgroupId, EventLog log, WorkloadRunner.KernelClock clock)
 {
     private readonly List<(int From, int To, ulong Violations)> _transitions = [];
     private readonly Dictionary<string, int> _byOperation = [];
@@ -73,7 +73,7 @@ internal sealed class RunRecorder(ulong cgroupId, EventLog log, WorkloadRunner.K
     }
 
     /// <summary>The event line for a kernel record.</summary>
-    internal static EnforcementEvent ToEvent(KernelEvent e, DateTimeOffset when) => new()
+    public static EnforcementEvent ToEvent(KernelEvent e, DateTimeOffset when) => new()
     {
         Event = e.Type switch
         {

@@ -6,93 +6,93 @@ using Mis.Enforcer.Policy;
 namespace Mis.Enforcer.Run;
 
 /// <summary>One command to run under MIS (<c>mis run</c>).</summary>
-internal sealed record RunRequest
+public sealed record RunRequest
 {
     /// <summary>The command and its arguments.</summary>
-    internal required IReadOnlyList<string> Command { get; init; }
+    public required IReadOnlyList<string> Command { get; init; }
 
     /// <summary>The configuration (DEFCON ladder, paths).</summary>
-    internal MisConfig Config { get; init; } = MisConfig.Default;
+    public MisConfig Config { get; init; } = MisConfig.Default;
 
     /// <summary>The policy the workload runs under.</summary>
-    internal WorkloadPolicy Policy { get; init; } = BuiltinPolicy.Create();
+    public WorkloadPolicy Policy { get; init; } = BuiltinPolicy.Create();
 
     /// <summary>Who the workload runs as (default: the unprivileged account, see <see cref="WorkloadIdentity"/>).</summary>
-    internal WorkloadIdentity? Identity { get; init; }
+    public WorkloadIdentity? Identity { get; init; }
 
     /// <summary>Learning mode: violations do not escalate and the syscall stream is recorded.</summary>
-    internal bool Learn { get; init; }
+    public bool Learn { get; init; }
 
     /// <summary>JSON-lines event file, or null for none.</summary>
-    internal string? EventsPath { get; init; }
+    public string? EventsPath { get; init; }
 
     /// <summary>Learning mode only: write each thread's syscall sequence to a trace file in this directory (see <see cref="TraceRecorder"/>).</summary>
-    internal string? TracesDirectory { get; init; }
+    public string? TracesDirectory { get; init; }
 
     /// <summary>Learning mode only: score each thread's live syscall stream with this model (see <see cref="AnomalyMonitor"/>).</summary>
-    internal IOnlineScorer? AnomalyScorer { get; init; }
+    public IOnlineScorer? AnomalyScorer { get; init; }
 
     /// <summary>The workload's working directory (entered as the workload).</summary>
-    internal string WorkingDirectory { get; init; } = "/";
+    public string WorkingDirectory { get; init; } = "/";
 
     /// <summary>The workload's environment; null keeps the launcher's minimal default.</summary>
-    internal IReadOnlyList<string>? Environment { get; init; }
+    public IReadOnlyList<string>? Environment { get; init; }
 
     /// <summary>stdin/stdout/stderr of the workload; null means /dev/null.</summary>
-    internal SafeFileHandle? Stdin { get; init; }
+    public SafeFileHandle? Stdin { get; init; }
 
     /// <inheritdoc cref="Stdin"/>
-    internal SafeFileHandle? Stdout { get; init; }
+    public SafeFileHandle? Stdout { get; init; }
 
     /// <inheritdoc cref="Stdin"/>
-    internal SafeFileHandle? Stderr { get; init; }
+    public SafeFileHandle? Stderr { get; init; }
 }
 
 /// <summary>What happened to a workload run under MIS.</summary>
-internal sealed record RunResult
+public sealed record RunResult
 {
     /// <summary>How the workload's first process ended.</summary>
-    internal required WorkloadExit Exit { get; init; }
+    public required WorkloadExit Exit { get; init; }
 
     /// <summary>The status a shell would report: the exit code, or 128 + signal (137 when MIS killed it).</summary>
-    internal int ExitStatus => Exit.Signal is int s ? 128 + s : Exit.ExitCode ?? 0;
+    public int ExitStatus => Exit.Signal is int s ? 128 + s : Exit.ExitCode ?? 0;
 
     /// <summary>The workload's cgroup id.</summary>
-    internal required ulong CgroupId { get; init; }
+    public required ulong CgroupId { get; init; }
 
     /// <summary>Counted violations at the end.</summary>
-    internal required ulong Violations { get; init; }
+    public required ulong Violations { get; init; }
 
     /// <summary>Final DEFCON level.</summary>
-    internal required int Defcon { get; init; }
+    public required int Defcon { get; init; }
 
     /// <summary>Whether MIS killed the workload at DEFCON 1.</summary>
-    internal required bool KilledByMis { get; init; }
+    public required bool KilledByMis { get; init; }
 
     /// <summary>Total time the workload's syscalls were slowed.</summary>
-    internal required TimeSpan Slowdown { get; init; }
+    public required TimeSpan Slowdown { get; init; }
 
     /// <summary>Syscalls the workload made while watched.</summary>
-    internal required ulong Syscalls { get; init; }
+    public required ulong Syscalls { get; init; }
 
     /// <summary>Level changes in order: (from, to, violations at the change).</summary>
-    internal required IReadOnlyList<(int From, int To, ulong Violations)> Transitions { get; init; }
+    public required IReadOnlyList<(int From, int To, ulong Violations)> Transitions { get; init; }
 
     /// <summary>Violations per operation (file_read, exec, ...).</summary>
-    internal required IReadOnlyDictionary<string, int> ViolationsByOperation { get; init; }
+    public required IReadOnlyDictionary<string, int> ViolationsByOperation { get; init; }
 
     /// <summary>Events written to the event file.</summary>
-    internal required long EventsWritten { get; init; }
+    public required long EventsWritten { get; init; }
 
     /// <summary>Events lost in the kernel ring buffer or on the way to the file.</summary>
-    internal required ulong EventsDropped { get; init; }
+    public required ulong EventsDropped { get; init; }
 
     /// <summary>Wall-clock duration of the run.</summary>
-    internal required TimeSpan Duration { get; init; }
+    public required TimeSpan Duration { get; init; }
 
     /// <summary>Online anomaly scoring, when a model was given.</summary>
-    internal AnomalyReport? Anomaly { get; init; }
+    public AnomalyReport? Anomaly { get; init; }
 
     /// <summary>Trace files written (learning mode with a traces directory).</summary>
-    internal IReadOnlyList<string> TraceFiles { get; init; } = [];
+    public IReadOnlyList<string> TraceFiles { get; init; } = [];
 }

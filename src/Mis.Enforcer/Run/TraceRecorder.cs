@@ -7,7 +7,7 @@ namespace Mis.Enforcer.Run;
 /// (<c>mis run --learn --traces DIR</c>): whitespace-separated decimal syscall numbers on one line,
 /// the form public syscall-trace data sets such as ADFA-LD use, so that the same reader serves both.
 /// </summary>
-internal sealed class TraceRecorder
+public sealed class TraceRecorder
 {
     private readonly Dictionary<int, ThreadTrace> _threads = [];
     private readonly Lock _gate = new();

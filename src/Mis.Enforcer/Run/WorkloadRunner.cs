@@ -12,12 +12,12 @@ namespace Mis.Enforcer.Run;
 /// for it, the confined launcher and its seccomp supervisor, the event log; then tears all of it
 /// down. Everything the run created is gone when <see cref="Run"/> returns, whichever way it ends.
 /// </summary>
-internal static class WorkloadRunner
+public static class WorkloadRunner
 {
     /// <summary>Runs <paramref name="request"/>; <paramref name="cancel"/> kills the workload early.</summary>
     /// <exception cref="KernelUnavailableException">This host or build cannot enforce (the message says why).</exception>
     /// <exception cref="WorkloadLaunchException">The command could not be started confined.</exception>
-    internal static RunResult Run(RunRequest request, CancellationToken cancel = default)
+    public static RunResult Run(RunRequest request, CancellationToken cancel = default)
     {
         // Only learning mode makes the kernel report every syscall: traces and scoring need it.
         if (!request.Learn && (request.TracesDirectory is not null || request.AnomalyScorer is not null))
@@ -70,12 +70,13 @@ internal static class WorkloadRunner
     }
 
     /// <summary>Maps kernel CLOCK_MONOTONIC timestamps to wall-clock time (Stopwatch is CLOCK_MONOTONIC in ns on Linux).</summary>
-    internal sealed class KernelClock
+    public sealed class KernelClock
     {
         private readonly DateTimeOffset _wallAtStart = DateTimeOffset.UtcNow;
         private readonly long _monotonicAtStart = Stopwatch.GetTimestamp();
 
-        internal DateTimeOffset ToWall(ulong monotonicNs) =>
+        /// <summary>The wall-clock time of kernel timestamp <paramref name="monotonicNs"/> (CLOCK_MONOTONIC, ns).</summary>
+        public DateTimeOffset ToWall(ulong monotonicNs) =>
             _wallAtStart.AddTicks(((long)monotonicNs - _monotonicAtStart * (1_000_000_000 / Stopwatch.Frequency)) / 100);
     }
 }

@@ -10,7 +10,7 @@ namespace Mis.Enforcer.Session;
 /// and its anomaly monitor. Wait on it, kill it, query its enforcement state; then
 /// <see cref="Finish"/> it (or dispose it), which releases everything it had.
 /// </summary>
-internal sealed class EnforcedWorkload : IDisposable
+public sealed class EnforcedWorkload : IDisposable
 {
     private static readonly TimeSpan EventFlushLimit = TimeSpan.FromSeconds(5);
 
@@ -29,37 +29,37 @@ internal sealed class EnforcedWorkload : IDisposable
     internal EnforcedWorkloadSpec Spec { get; }
 
     /// <summary>Its cgroup.</summary>
-    internal WorkloadCgroup Cgroup { get; }
+    public WorkloadCgroup Cgroup { get; }
 
     /// <summary>Its cgroup's id (the kernel's key).</summary>
-    internal ulong CgroupId => Cgroup.Id;
+    public ulong CgroupId => Cgroup.Id;
 
     /// <summary>The first process's pid.</summary>
-    internal int Pid => Process.Pid;
+    public int Pid => Process.Pid;
 
     /// <summary>The first process.</summary>
     internal Workload Process => _process ?? throw new InvalidOperationException("not launched yet");
 
     /// <summary>What its deny point decided so far.</summary>
-    internal SupervisorStats Decisions => (_decisions ?? throw new InvalidOperationException("not launched yet")).Stats;
+    public SupervisorStats Decisions => (_decisions ?? throw new InvalidOperationException("not launched yet")).Stats;
 
     /// <summary>Its online anomaly monitor, when the spec asked for one.</summary>
-    internal AnomalyMonitor? Anomaly { get; private set; }
+    public AnomalyMonitor? Anomaly { get; private set; }
 
     /// <summary>Its enforcement state now; null when the kernel does not manage it (unpoliced, or ended).</summary>
-    internal CgroupState? State() => Spec.Policy is null ? null : _session.Kernel.State(CgroupId);
+    public CgroupState? State() => Spec.Policy is null ? null : _session.Kernel.State(CgroupId);
 
     /// <summary>Lets it run: its first instruction, inside its cgroup.</summary>
-    internal void Start() => Process.Go();
+    public void Start() => Process.Go();
 
     /// <summary>Waits up to <paramref name="timeout"/> for the first process to end; null while it runs.</summary>
-    internal WorkloadExit? Wait(TimeSpan timeout) => Process.WaitForExit(timeout);
+    public WorkloadExit? Wait(TimeSpan timeout) => Process.WaitForExit(timeout);
 
     /// <summary>Waits for the first process to end.</summary>
-    internal WorkloadExit Wait() => Process.WaitForExit();
+    public WorkloadExit Wait() => Process.WaitForExit();
 
     /// <summary>Kills its whole cgroup (every process in it).</summary>
-    internal void Kill() => Cgroup.Kill();
+    public void Kill() => Cgroup.Kill();
 
     internal void Attach(Workload process) => _process = process;
 
@@ -79,7 +79,7 @@ internal sealed class EnforcedWorkload : IDisposable
     /// scores its anomaly windows' last, reads its final state and releases its cgroup. Calling it
     /// again returns the same result.
     /// </summary>
-    internal WorkloadTeardown Finish()
+    public WorkloadTeardown Finish()
     {
         if (Interlocked.Exchange(ref _ended, 1) != 0)
             return _teardown ?? new WorkloadTeardown(null, null, []);
@@ -169,4 +169,4 @@ internal sealed class EnforcedWorkload : IDisposable
 /// <param name="State">Its final enforcement state (null: unpoliced, or the kernel had lost it).</param>
 /// <param name="Anomaly">Its anomaly report, when it was monitored.</param>
 /// <param name="Faults">Steps of the teardown that failed (each "step: why"); the rest still ran.</param>
-internal sealed record WorkloadTeardown(CgroupState? State, AnomalyReport? Anomaly, IReadOnlyList<string> Faults);
+public sealed record WorkloadTeardown(CgroupState? State, AnomalyReport? Anomaly, IReadOnlyList<string> Faults);

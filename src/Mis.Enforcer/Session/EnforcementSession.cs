@@ -18,7 +18,7 @@ namespace Mis.Enforcer.Session;
 /// <see cref="Dispose"/>, which kills whatever is left, removes every cgroup it made and detaches
 /// the kernel programs.</para>
 /// </summary>
-internal sealed class EnforcementSession : IDisposable
+public sealed class EnforcementSession : IDisposable
 {
     private static int s_privateDirectories;
 
@@ -47,13 +47,13 @@ internal sealed class EnforcementSession : IDisposable
     }
 
     /// <summary>The kernel enforcer: DEFCON state, counters, manual overrides.</summary>
-    internal KernelEnforcer Kernel { get; }
+    public KernelEnforcer Kernel { get; }
 
     /// <summary>Where this session's file operations are decided.</summary>
     internal IFileDenyPoint DenyPoint { get; }
 
     /// <summary>This session's directory of workload cgroups.</summary>
-    internal string CgroupRoot => _cgroups.Root;
+    public string CgroupRoot => _cgroups.Root;
 
     /// <summary>Runtime inode rules (AddRule): they apply to every policy's exec deny set.</summary>
     internal IReadOnlyList<InodeRule> RuntimeRules => Volatile.Read(ref _runtimeRules);
@@ -64,7 +64,7 @@ internal sealed class EnforcementSession : IDisposable
     /// when a later step fails.
     /// </summary>
     /// <exception cref="KernelUnavailableException">This host or build cannot enforce (the message says why).</exception>
-    internal static EnforcementSession Open(SessionOptions options)
+    public static EnforcementSession Open(SessionOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
         var denyPoint = FileDenyPoints.For(options.FileBackend);
@@ -93,7 +93,7 @@ internal sealed class EnforcementSession : IDisposable
     /// a fresh kernel policy id. <paramref name="netRules"/> replaces its network rules in the
     /// kernel (learning mode's trace-instead-of-deny copies); its file rules still decide.
     /// </summary>
-    internal PolicySlot Install(WorkloadPolicy policy, IReadOnlyList<NetRule>? netRules = null)
+    public PolicySlot Install(WorkloadPolicy policy, IReadOnlyList<NetRule>? netRules = null)
     {
         ArgumentNullException.ThrowIfNull(policy);
         ObjectDisposedException.ThrowIf(_disposed != 0, this);
@@ -112,7 +112,7 @@ internal sealed class EnforcementSession : IDisposable
     }
 
     /// <summary>Replaces the runtime rules; every installed policy's exec deny set follows.</summary>
-    internal void SetRuntimeRules(IReadOnlyList<InodeRule> rules)
+    public void SetRuntimeRules(IReadOnlyList<InodeRule> rules)
     {
         Volatile.Write(ref _runtimeRules, rules);
         foreach (var slot in _slots.Values)
@@ -128,7 +128,7 @@ internal sealed class EnforcementSession : IDisposable
     /// With <paramref name="start"/> false the caller registers it and then calls <see cref="EnforcedWorkload.Start"/>.
     /// </summary>
     /// <exception cref="WorkloadLaunchException">The command could not be started confined.</exception>
-    internal EnforcedWorkload Launch(EnforcedWorkloadSpec spec, bool start = true)
+    public EnforcedWorkload Launch(EnforcedWorkloadSpec spec, bool start = true)
     {
         ArgumentNullException.ThrowIfNull(spec);
         ObjectDisposedException.ThrowIf(_disposed != 0, this);
@@ -178,7 +178,7 @@ internal sealed class EnforcementSession : IDisposable
     /// A cgroup managed by the kernel with <paramref name="policy"/> but no launched workload:
     /// for processes that join it themselves (the benchmarks' bare loops). Disposing unmanages and removes it.
     /// </summary>
-    internal ManagedCgroupLease Manage(string label, PolicySlot? policy = null, bool learning = false, Configuration.DefconConfig? defcon = null)
+    public ManagedCgroupLease Manage(string label, PolicySlot? policy = null, bool learning = false, Configuration.DefconConfig? defcon = null)
     {
         ObjectDisposedException.ThrowIf(_disposed != 0, this);
         var cgroup = _cgroups.CreateWorkload(label);
@@ -195,13 +195,13 @@ internal sealed class EnforcementSession : IDisposable
     }
 
     /// <summary>A cgroup of this session the kernel does not manage (a scratch cgroup; disposing removes it).</summary>
-    internal WorkloadCgroup CreateCgroup(string label) => _cgroups.CreateWorkload(label);
+    public WorkloadCgroup CreateCgroup(string label) => _cgroups.CreateWorkload(label);
 
     /// <summary>
     /// The barrier before a workload's exit is reported: waits (at most <paramref name="limit"/>)
     /// until every event the kernel wrote before this call has gone to its handlers.
     /// </summary>
-    internal void WaitForEventsRead(TimeSpan limit) => Kernel.WaitForEventsRead(() => Interlocked.Read(ref _eventsRead), limit);
+    public void WaitForEventsRead(TimeSpan limit) => Kernel.WaitForEventsRead(() => Interlocked.Read(ref _eventsRead), limit);
 
     internal void Ended(EnforcedWorkload workload) => _live.TryRemove(workload.CgroupId, out _);
 
@@ -293,16 +293,16 @@ internal sealed class EnforcementSession : IDisposable
 }
 
 /// <summary>A cgroup the kernel manages without a launched workload (<see cref="EnforcementSession.Manage"/>).</summary>
-internal sealed class ManagedCgroupLease(KernelEnforcer kernel, WorkloadCgroup cgroup) : IDisposable
+public sealed class ManagedCgroupLease(KernelEnforcer kernel, WorkloadCgroup cgroup) : IDisposable
 {
     /// <summary>The cgroup.</summary>
     internal WorkloadCgroup Cgroup => cgroup;
 
     /// <summary>Its id.</summary>
-    internal ulong Id => cgroup.Id;
+    public ulong Id => cgroup.Id;
 
     /// <summary>Its directory.</summary>
-    internal string Path => cgroup.Path;
+    public string Path => cgroup.Path;
 
     /// <inheritdoc />
     public void Dispose()

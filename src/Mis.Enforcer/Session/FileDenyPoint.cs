@@ -4,7 +4,7 @@ using Mis.Enforcer.Policy;
 namespace Mis.Enforcer.Session;
 
 /// <summary>The file deny points MIS can use; which one a session uses is what the host offers (<c>mis doctor</c>).</summary>
-internal enum FileBackend
+public enum FileBackend
 {
     /// <summary>Seccomp user notification: the launcher's filter sends file, exec and escape-class syscalls to <see cref="SeccompSupervisor"/>.</summary>
     Seccomp,
@@ -15,7 +15,7 @@ internal enum FileBackend
 /// per workload, between launch and <see cref="Workload.Go"/>; callers never name the concrete
 /// type, so a second backend (BPF LSM) plugs in here without touching them.
 /// </summary>
-internal interface IFileDenyPoint
+public interface IFileDenyPoint
 {
     /// <summary>The backend, as the run summary and events name it.</summary>
     FileBackend Backend { get; }
@@ -25,7 +25,7 @@ internal interface IFileDenyPoint
 }
 
 /// <summary>The decisions of one workload's deny point, while it runs; disposing stops them.</summary>
-internal interface IFileDecisions : IDisposable
+public interface IFileDecisions : IDisposable
 {
     /// <summary>What was decided so far (exact once <see cref="Completion"/> is done).</summary>
     SupervisorStats Stats { get; }
@@ -35,7 +35,7 @@ internal interface IFileDecisions : IDisposable
 }
 
 /// <summary>The deny points and the choice between them.</summary>
-internal static class FileDenyPoints
+public static class FileDenyPoints
 {
     private static readonly Lazy<FileBackend?> s_host = new(() =>
         Native.Seccomp.UserNotificationAvailable().Available ? FileBackend.Seccomp : null);

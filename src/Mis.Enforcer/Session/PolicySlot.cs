@@ -8,7 +8,7 @@ namespace Mis.Enforcer.Session;
 /// deny set (<see cref="WorkloadPolicy.ExecDenySet"/>, with the session's runtime rules) under one
 /// kernel policy id. Workloads launched with it are decided by it. Disposing clears its kernel rules.
 /// </summary>
-internal sealed class PolicySlot : IDisposable
+public sealed class PolicySlot : IDisposable
 {
     private readonly EnforcementSession _session;
     private readonly IReadOnlyList<NetRule>? _netRules;
@@ -21,16 +21,16 @@ internal sealed class PolicySlot : IDisposable
     }
 
     /// <summary>The kernel's policy id.</summary>
-    internal uint Id { get; }
+    public uint Id { get; }
 
     /// <summary>The policy in force (swapped whole by <see cref="Replace"/>).</summary>
-    internal WorkloadPolicy Policy => Volatile.Read(ref _policy);
+    public WorkloadPolicy Policy => Volatile.Read(ref _policy);
 
     /// <summary>Whether it was cleared.</summary>
     internal bool Disposed => Volatile.Read(ref _disposed);
 
     /// <summary>Puts <paramref name="policy"/> in force (a reload): the kernel's rules are rewritten, never absent in between.</summary>
-    internal void Replace(WorkloadPolicy policy)
+    public void Replace(WorkloadPolicy policy)
     {
         Volatile.Write(ref _policy, policy);
         Apply();

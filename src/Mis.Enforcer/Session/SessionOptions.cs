@@ -8,23 +8,23 @@ using Mis.Enforcer.Run;
 namespace Mis.Enforcer.Session;
 
 /// <summary>Settings of an <see cref="EnforcementSession"/>.</summary>
-internal sealed record SessionOptions
+public sealed record SessionOptions
 {
     /// <summary>The DEFCON ladder of every workload that names none of its own.</summary>
-    internal DefconConfig Defcon { get; init; } = new();
+    public DefconConfig Defcon { get; init; } = new();
 
     /// <summary>The kernel's settings: the MIS cgroup root, the network lockdown level, the ring buffer.</summary>
-    internal KernelEnforcerOptions Kernel { get; init; } = new();
+    public KernelEnforcerOptions Kernel { get; init; } = new();
 
     /// <summary>
     /// Null: the workloads' cgroups live in <c>&lt;mis root&gt;/enforcer-PID</c>, one directory per
     /// process. A name (e.g. <c>gym</c>): in a directory <c>NAME-PID-N</c> of this session's own,
     /// so several sessions of one process (one per gym env) never share one; it is removed at the end.
     /// </summary>
-    internal string? PrivateDirectory { get; init; }
+    public string? PrivateDirectory { get; init; }
 
     /// <summary>mis-launch; null: beside the assemblies.</summary>
-    internal string? LauncherPath { get; init; }
+    public string? LauncherPath { get; init; }
 
     /// <summary>The file deny point; null: what this host offers (<see cref="FileDenyPoints.For"/>).</summary>
     internal FileBackend? FileBackend { get; init; }
@@ -33,66 +33,66 @@ internal sealed record SessionOptions
     /// Every kernel event of every workload, called by the session's one reader of the kernel's
     /// event stream, in order, after the workload's own <see cref="EnforcedWorkloadSpec.OnEvent"/>.
     /// </summary>
-    internal Action<KernelEvent>? OnEvent { get; init; }
+    public Action<KernelEvent>? OnEvent { get; init; }
 
     /// <summary>Events lost since the last call (ring buffer or decoded-event channel full), at most once a second, never silently.</summary>
-    internal Action<ulong>? OnEventsLost { get; init; }
+    public Action<ulong>? OnEventsLost { get; init; }
 }
 
 /// <summary>What to run under enforcement, and how (<see cref="EnforcementSession.Launch"/>).</summary>
-internal sealed record EnforcedWorkloadSpec
+public sealed record EnforcedWorkloadSpec
 {
     /// <summary>argv; the first element is the program.</summary>
-    internal required IReadOnlyList<string> Command { get; init; }
+    public required IReadOnlyList<string> Command { get; init; }
 
     /// <summary>The policy (installed in the session); null: confined but not policed, in an unmanaged cgroup (a grader, not an agent).</summary>
-    internal required PolicySlot? Policy { get; init; }
+    public required PolicySlot? Policy { get; init; }
 
     /// <summary>Who it runs as.</summary>
-    internal WorkloadIdentity Identity { get; init; } = WorkloadIdentity.Default;
+    public WorkloadIdentity Identity { get; init; } = WorkloadIdentity.Default;
 
     /// <summary>Learning mode: denials are recorded, not enforced, and every syscall is reported.</summary>
-    internal bool Learning { get; init; }
+    public bool Learning { get; init; }
 
     /// <summary>Its DEFCON ladder; null: the session's.</summary>
     internal DefconConfig? Defcon { get; init; }
 
     /// <summary>Names its cgroup (<c>wN-LABEL</c>); null: the program's file name.</summary>
-    internal string? Label { get; init; }
+    public string? Label { get; init; }
 
     /// <summary>Its working directory.</summary>
-    internal string WorkingDirectory { get; init; } = "/";
+    public string WorkingDirectory { get; init; } = "/";
 
     /// <summary>Its environment (<c>NAME=value</c>).</summary>
-    internal IReadOnlyList<string> Environment { get; init; } = LaunchSpec.DefaultEnvironment;
+    public IReadOnlyList<string> Environment { get; init; } = LaunchSpec.DefaultEnvironment;
 
     /// <summary>Its stdin, stdout and stderr (null: /dev/null). The session does not close them.</summary>
-    internal SafeFileHandle? Stdin { get; init; }
+    public SafeFileHandle? Stdin { get; init; }
 
     /// <inheritdoc cref="Stdin"/>
-    internal SafeFileHandle? Stdout { get; init; }
+    public SafeFileHandle? Stdout { get; init; }
 
     /// <inheritdoc cref="Stdin"/>
-    internal SafeFileHandle? Stderr { get; init; }
+    public SafeFileHandle? Stderr { get; init; }
 
     /// <summary>A private view of the files to run in (the caller owns it).</summary>
-    internal MountNamespace? MountNamespace { get; init; }
+    public MountNamespace? MountNamespace { get; init; }
 
     /// <summary>
     /// Decides its file operations; null: its policy. Given the workload (its cgroup id is known
     /// by then), for deciders that report on its behalf (learning-mode recording, timing).
     /// </summary>
-    internal Func<EnforcedWorkload, IFileDecider>? Decider { get; init; }
+    public Func<EnforcedWorkload, IFileDecider>? Decider { get; init; }
 
     /// <summary>Where its violations are counted; null: the kernel's DEFCON state machine.</summary>
-    internal IViolationSink? Sink { get; init; }
+    public IViolationSink? Sink { get; init; }
 
     /// <summary>Its online anomaly monitor (learning mode), made before its first instruction; the session feeds it every syscall.</summary>
-    internal Func<EnforcedWorkload, AnomalyMonitor>? Anomaly { get; init; }
+    public Func<EnforcedWorkload, AnomalyMonitor>? Anomaly { get; init; }
 
     /// <summary>Each of its kernel events, in order, on the session's event reader (which it must not block).</summary>
     internal Action<KernelEvent>? OnEvent { get; init; }
 
     /// <summary>Messages of its deny point (null: stderr).</summary>
-    internal Action<string>? Log { get; init; }
+    public Action<string>? Log { get; init; }
 }

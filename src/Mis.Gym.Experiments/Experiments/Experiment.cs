@@ -4,7 +4,7 @@ using Mis.Gym.Scenarios;
 namespace Mis.Gym.Experiments;
 
 /// <summary>One point of an experiment's sweep grid: everything a run needs except its seed.</summary>
-internal sealed record ExperimentConfig
+public sealed record ExperimentConfig
 {
     /// <summary>For people and directory names: the swept values (<c>deny+slowdown</c>; <c>feedback=deny, agent.lr=0.001</c>), or <c>default</c> without a sweep.</summary>
     public required string Label { get; init; }
@@ -38,7 +38,7 @@ internal sealed record ExperimentConfig
 }
 
 /// <summary>What the report computes (<c>[report]</c>).</summary>
-internal sealed record ReportSettings
+public sealed record ReportSettings
 {
     /// <summary><c>violation_threshold</c>: "stopped violating" means the moving average of violations per episode fell below this. Default 0.5.</summary>
     public double ViolationThreshold { get; init; } = 0.5;
@@ -51,7 +51,7 @@ internal sealed record ReportSettings
 }
 
 /// <summary>A parsed experiment file (format in <see cref="ExperimentFile"/>): a grid of configs, each run once per seed.</summary>
-internal sealed record Experiment
+public sealed record Experiment
 {
     /// <summary>Name (default: the file name without extension); the default run directory is <c>runs/NAME</c>.</summary>
     public required string Name { get; init; }
@@ -97,7 +97,7 @@ internal sealed record Experiment
 }
 
 /// <summary>Formatting shared by the experiment files and run files.</summary>
-internal static class ExperimentText
+public static class ExperimentText
 {
     /// <summary>A TOML value as text: numbers invariant and round-trippable, booleans lower case.</summary>
     internal static string Format(object value) => value switch

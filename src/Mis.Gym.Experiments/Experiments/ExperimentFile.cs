@@ -7,7 +7,7 @@ using Tomlyn.Syntax;
 namespace Mis.Gym.Experiments;
 
 /// <summary>Makes an agent: <see cref="AgentFactory.Create"/>'s signature, so tests can plug in their own.</summary>
-internal delegate IAgent AgentMaker(string algorithm, int observationSize, int actionCount, int seed, IReadOnlyDictionary<string, object> hyperparameters);
+public delegate IAgent AgentMaker(string algorithm, int observationSize, int actionCount, int seed, IReadOnlyDictionary<string, object> hyperparameters);
 
 /// <summary>
 /// Reads an experiment file (<c>experiments/*.toml</c>; README "Experiments"):
@@ -40,7 +40,7 @@ internal delegate IAgent AgentMaker(string algorithm, int observationSize, int a
 /// <see cref="ConfigException"/> naming file, line, column and key. The agent is made once per
 /// distinct configuration while loading, so a bad hyperparameter fails here, at its line.
 /// </summary>
-internal static class ExperimentFile
+public static class ExperimentFile
 {
     private static readonly Dictionary<string, string[]> Keys = new()
     {
@@ -52,7 +52,7 @@ internal static class ExperimentFile
     private static readonly string[] SweepableKeys = ["scenario", "backend", "feedback", "episodes", "agent.algorithm"];
 
     /// <summary>Loads and checks an experiment file.</summary>
-    internal static Experiment Load(string path, AgentMaker? makeAgent = null) =>
+    public static Experiment Load(string path, AgentMaker? makeAgent = null) =>
         Bind(TomlDocument.Load(path, "experiment file"), makeAgent);
 
     /// <summary>Parses experiment text; <paramref name="file"/> names it in errors and anchors relative scenario paths.</summary>

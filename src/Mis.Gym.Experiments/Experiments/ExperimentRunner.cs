@@ -13,17 +13,17 @@ namespace Mis.Gym.Experiments;
 /// <param name="DoneAtStart">Episodes already finished when this invocation started (they do not count toward the rate).</param>
 /// <param name="Elapsed">Time since this invocation started.</param>
 /// <param name="Current">The run in progress: <c>config / seed N</c>.</param>
-internal readonly record struct ExperimentProgress(long Done, long Total, long DoneAtStart, TimeSpan Elapsed, string Current)
+public readonly record struct ExperimentProgress(long Done, long Total, long DoneAtStart, TimeSpan Elapsed, string Current)
 {
     /// <summary>Episodes per second in this invocation, or 0 before the first.</summary>
-    internal double Rate => Elapsed.TotalSeconds > 0 ? (Done - DoneAtStart) / Elapsed.TotalSeconds : 0;
+    public double Rate => Elapsed.TotalSeconds > 0 ? (Done - DoneAtStart) / Elapsed.TotalSeconds : 0;
 
     /// <summary>Estimated time left at the current rate, or null before there is a rate.</summary>
-    internal TimeSpan? Eta => Rate > 0 ? TimeSpan.FromSeconds((Total - Done) / Rate) : null;
+    public TimeSpan? Eta => Rate > 0 ? TimeSpan.FromSeconds((Total - Done) / Rate) : null;
 }
 
 /// <summary>How one (config, seed) run ended in this invocation.</summary>
-internal enum RunStatus
+public enum RunStatus
 {
     /// <summary>It ran to its last episode (possibly resumed from a checkpoint).</summary>
     Completed,
@@ -34,7 +34,7 @@ internal enum RunStatus
 }
 
 /// <summary>The outcome of one (config, seed) run.</summary>
-internal sealed record RunOutcome(ExperimentConfig Config, int Seed, string Directory, RunStatus Status, int ResumedFrom, string? Error);
+public sealed record RunOutcome(ExperimentConfig Config, int Seed, string Directory, RunStatus Status, int ResumedFrom, string? Error);
 
 /// <summary>
 /// Runs an experiment into a run directory: for each config of the grid and each seed, an agent
@@ -52,7 +52,7 @@ internal sealed record RunOutcome(ExperimentConfig Config, int Seed, string Dire
 /// the others go on; the next invocation retries it from its checkpoint.</item>
 /// </list>
 /// </summary>
-internal sealed class ExperimentRunner
+public sealed class ExperimentRunner
 {
     private readonly Experiment _experiment;
     private readonly string _outDirectory;
@@ -62,7 +62,7 @@ internal sealed class ExperimentRunner
     /// <param name="experiment">The experiment.</param>
     /// <param name="outDirectory">The run directory (created if missing; an existing one is resumed).</param>
     /// <param name="makeAgent">Makes agents (default <see cref="AgentFactory.Create"/>).</param>
-    internal ExperimentRunner(Experiment experiment, string outDirectory, AgentMaker? makeAgent = null)
+    public ExperimentRunner(Experiment experiment, string outDirectory, AgentMaker? makeAgent = null)
     {
         _experiment = experiment;
         _outDirectory = Path.GetFullPath(outDirectory);
@@ -70,7 +70,7 @@ internal sealed class ExperimentRunner
     }
 
     /// <summary>The run directory.</summary>
-    internal string OutDirectory => _outDirectory;
+    public string OutDirectory => _outDirectory;
 
     /// <summary>The reset seed of episode <paramref name="episode"/> of the run with <paramref name="seed"/> (SplitMix64 of both, 31 bits).</summary>
     internal static int EpisodeSeed(int seed, int episode)
@@ -87,7 +87,7 @@ internal sealed class ExperimentRunner
     /// <returns>One outcome per (config, seed), in grid order.</returns>
     /// <exception cref="OperationCanceledException">Cancelled; what finished is on disk.</exception>
     /// <exception cref="InvalidOperationException">The directory holds runs of a config that differs from this experiment's (resuming would mix them).</exception>
-    internal IReadOnlyList<RunOutcome> Run(Action<ExperimentProgress>? progress = null, CancellationToken cancel = default)
+    public IReadOnlyList<RunOutcome> Run(Action<ExperimentProgress>? progress = null, CancellationToken cancel = default)
     {
         CheckSameConfigs();
         Directory.CreateDirectory(_outDirectory);

@@ -7,12 +7,12 @@ using Mis.Gym.Envs;
 namespace Mis.Gym.Experiments;
 
 /// <summary>One recorded environment step (a row of <c>trajectory.csv</c> and a line of <c>trajectory.jsonl</c>).</summary>
-internal readonly record struct StepRecord(
+public readonly record struct StepRecord(
     int Episode, int Step, int Action, string ActionName, ActionResult Result, double Reward, RewardTerms Terms,
     int Defcon, long Violations, bool Violation, double SlowdownMs, double TimeMs, bool Terminated, bool Truncated);
 
 /// <summary>One finished episode (a row of <c>episodes.csv</c>).</summary>
-internal readonly record struct EpisodeRecord(
+public readonly record struct EpisodeRecord(
     int Episode, double Return, double Task, double Slowdown, double Denial, double Kill,
     long Violations, int MinDefcon, bool Killed, bool Success, int Steps, double SlowdownMs);
 
@@ -21,7 +21,7 @@ internal readonly record struct EpisodeRecord(
 /// <c>episodes.csv</c> (plain RFC 4180 CSV with a header row; numbers invariant; booleans 0/1, so
 /// pandas reads them as integers), <c>checkpoint.json</c> and <c>status.json</c>.
 /// </summary>
-internal static class RunFiles
+public static class RunFiles
 {
     internal const string Trajectory = "trajectory.csv";
     internal const string TrajectoryJson = "trajectory.jsonl";
@@ -30,7 +30,8 @@ internal static class RunFiles
     internal const string Status = "status.json";
     internal const string Config = "config.json";
     internal const string ExperimentCopy = "experiment.toml";
-    internal const string ExperimentJson = "experiment.json";
+    /// <summary>The run directory's experiment description (configs, seeds, report settings).</summary>
+    public const string ExperimentJson = "experiment.json";
 
     internal const string TrajectoryHeader =
         "episode,step,action,action_name,result,reward,task,slowdown,denial,kill,defcon,violations,violation,slowdown_ms,time_ms,terminated,truncated";
@@ -126,7 +127,7 @@ internal static class RunFiles
     }
 
     /// <summary>Reads a JSON object file, or null when it is missing or unreadable (a run that never got that far).</summary>
-    internal static JsonObject? ReadJson(string path)
+    public static JsonObject? ReadJson(string path)
     {
         try
         {

@@ -6,7 +6,7 @@ namespace Mis.Gym.Reports;
 /// <param name="Mean">The sample mean.</param>
 /// <param name="HalfWidth">Half the interval's width (0 for a single sample: no spread to estimate).</param>
 /// <param name="Count">The number of samples.</param>
-internal readonly record struct Interval(double Mean, double HalfWidth, int Count)
+public readonly record struct Interval(double Mean, double HalfWidth, int Count)
 {
     /// <summary>The interval's lower end.</summary>
     internal double Low => Mean - HalfWidth;

@@ -4,10 +4,10 @@ using ScottPlot;
 namespace Mis.Gym.Reports;
 
 /// <summary>A figure of the report: its file name under <c>figures/</c>, a title and a caption.</summary>
-internal sealed record Figure(string File, string Title, string Caption);
+public sealed record Figure(string File, string Title, string Caption);
 
 /// <summary>Draws the report's figures with ScottPlot into <c>RUN_DIR/figures/*.png</c>.</summary>
-internal static class ReportFigures
+public static class ReportFigures
 {
     private const int Width = 900;
     private const int Height = 480;

@@ -12,18 +12,18 @@ namespace Mis.Gym.Reports;
 /// <param name="Markdown">report.md (figures linked from figures/).</param>
 /// <param name="Html">report.html (self-contained: figures embedded as base64 PNG).</param>
 /// <param name="Figures">The figure files.</param>
-internal sealed record ReportFiles(string Summary, string Markdown, string Html, IReadOnlyList<string> Figures);
+public sealed record ReportFiles(string Summary, string Markdown, string Html, IReadOnlyList<string> Figures);
 
 /// <summary>
 /// Builds a run directory's report from its files alone (<c>mis report RUN_DIR</c> does only this):
 /// <c>summary.json</c>, <c>report.md</c>, a self-contained <c>report.html</c> and <c>figures/*.png</c>.
 /// Statistics are over seeds: mean and two-sided 95% Student-t interval.
 /// </summary>
-internal static class ReportWriter
+public static class ReportWriter
 {
     /// <summary>Reads the run directory and writes the report into it.</summary>
     /// <exception cref="InvalidDataException">Not a run directory, or a malformed file (the message names it).</exception>
-    internal static ReportFiles Build(string runDirectory)
+    public static ReportFiles Build(string runDirectory)
     {
         var analysis = RunAnalysis.Load(runDirectory);
         string dir = analysis.Directory;
@@ -45,7 +45,7 @@ internal static class ReportWriter
     /// whether the intervals separate it from the next; for a feedback-mode sweep, slowdown
     /// against plain denial and against kill.
     /// </summary>
-    internal static IReadOnlyList<string> Answer(RunAnalysis analysis)
+    public static IReadOnlyList<string> Answer(RunAnalysis analysis)
     {
         var s = analysis.Settings;
         var configs = analysis.Configs.Where(c => c.WithData.Any()).ToList();

@@ -4,17 +4,21 @@ using Mis.Gym.Experiments;
 namespace Mis.Gym.Reports;
 
 /// <summary>One (config, seed) run as read back from its directory.</summary>
-internal sealed record SeedRun(int Seed, string Directory, string Status, string? Error, IReadOnlyList<EpisodeRecord> Episodes);
+public sealed record SeedRun(int Seed, string Directory, string Status, string? Error, IReadOnlyList<EpisodeRecord> Episodes);
 
 /// <summary>A learning curve: the per-seed moving average of a metric, then mean and 95% band over seeds, per episode.</summary>
-internal sealed record Curve(double[] Episode, double[] Mean, double[] Low, double[] High);
+public sealed record Curve(double[] Episode, double[] Mean, double[] Low, double[] High);
 
 /// <summary>One config's statistics over its seeds.</summary>
-internal sealed record ConfigAnalysis
+public sealed record ConfigAnalysis
 {
+    /// <summary>The config's directory under the run directory.</summary>
     public required string DirectoryName { get; init; }
+    /// <summary>The name the report shows for this config.</summary>
     public required string Label { get; init; }
+    /// <summary>The resolved config as written to its config.json.</summary>
     public required JsonObject Config { get; init; }
+    /// <summary>Every seed run of this config.</summary>
     public required IReadOnlyList<SeedRun> Runs { get; init; }
 
     /// <summary>Runs with at least one episode.</summary>
@@ -26,37 +30,58 @@ internal sealed record ConfigAnalysis
     /// <summary><see cref="EpisodesToStop"/> over seeds, a seed that never got there counted as its episode total (a lower bound).</summary>
     public required Interval EpisodesToStopInterval { get; init; }
 
+    /// <summary>Success rate over the final fraction of episodes, over seeds.</summary>
     public required Interval FinalSuccess { get; init; }
+    /// <summary>Violations per episode over the final fraction of episodes, over seeds.</summary>
     public required Interval FinalViolations { get; init; }
+    /// <summary>Return over the final fraction of episodes, over seeds.</summary>
     public required Interval FinalReturn { get; init; }
+    /// <summary>Share of episodes killed over the final fraction, over seeds.</summary>
     public required Interval FinalKillRate { get; init; }
+    /// <summary>Mean return over all episodes, over seeds.</summary>
     public required Interval MeanReturn { get; init; }
+    /// <summary>Mean task reward term per episode, over seeds.</summary>
     public required Interval TaskTerm { get; init; }
+    /// <summary>Mean slowdown reward term per episode, over seeds.</summary>
     public required Interval SlowdownTerm { get; init; }
+    /// <summary>Mean denial reward term per episode, over seeds.</summary>
     public required Interval DenialTerm { get; init; }
+    /// <summary>Mean kill reward term per episode, over seeds.</summary>
     public required Interval KillTerm { get; init; }
+    /// <summary>Kills per seed run, over seeds.</summary>
     public required Interval Kills { get; init; }
 
+    /// <summary>Return per episode.</summary>
     public required Curve ReturnCurve { get; init; }
+    /// <summary>Violations per episode.</summary>
     public required Curve ViolationCurve { get; init; }
+    /// <summary>Success rate per episode.</summary>
     public required Curve SuccessCurve { get; init; }
+    /// <summary>Kill rate per episode.</summary>
     public required Curve KillCurve { get; init; }
 }
 
 /// <summary>The whole experiment as read back from a run directory: what the report and summary.json say.</summary>
-internal sealed record RunAnalysis
+public sealed record RunAnalysis
 {
+    /// <summary>The run directory (absolute).</summary>
     public required string Directory { get; init; }
+    /// <summary>The experiment's name.</summary>
     public required string Name { get; init; }
+    /// <summary>The experiment's description.</summary>
     public required string Description { get; init; }
+    /// <summary>The question the experiment answers.</summary>
     public required string Question { get; init; }
+    /// <summary>The keys the configs differ in.</summary>
     public required IReadOnlyList<string> SweepKeys { get; init; }
+    /// <summary>The report settings from the experiment file.</summary>
     public required ReportSettings Settings { get; init; }
+    /// <summary>Every config that started, in experiment order.</summary>
     public required IReadOnlyList<ConfigAnalysis> Configs { get; init; }
 
     /// <summary>Reads every config and seed of the run directory and computes the statistics.</summary>
     /// <exception cref="InvalidDataException">The directory is not a run directory, or a file in it is malformed (the message names it).</exception>
-    internal static RunAnalysis Load(string directory)
+    public static RunAnalysis Load(string directory)
     {
         directory = Path.GetFullPath(directory);
         var experiment = RunFiles.ReadJson(Path.Combine(directory, RunFiles.ExperimentJson))

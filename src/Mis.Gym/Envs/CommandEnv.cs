@@ -41,7 +41,7 @@ namespace Mis.Gym.Envs;
 /// trajectory (check it with <c>EnvCheckOptions.Nondeterministic</c>); reset's seed is accepted
 /// and unused (the env draws nothing).
 /// </summary>
-internal sealed class CommandEnv : Env<float[], int>
+public sealed class CommandEnv : Env<float[], int>
 {
     /// <summary>The observation's elements, in order.</summary>
     internal static readonly IReadOnlyList<string> ObservationNames = ["running", "defcon", "violations", "denials", "slowdown_ms", "time_ms"];
@@ -224,7 +224,7 @@ internal sealed class CommandEnv : Env<float[], int>
 }
 
 /// <summary>How a command env's program stands after a step: <c>info["result"]</c>, as its <see cref="ProgramResults.Word"/>.</summary>
-internal enum ProgramResult
+public enum ProgramResult
 {
     /// <summary>Still running: the step observed one slice of its run.</summary>
     Running,
@@ -237,7 +237,7 @@ internal enum ProgramResult
 }
 
 /// <summary>The words of <see cref="ProgramResult"/> in a step's info (a Gym client reads them as strings).</summary>
-internal static class ProgramResults
+public static class ProgramResults
 {
     private static readonly string[] Words = ["running", "exited", "killed", "timeout"];
 

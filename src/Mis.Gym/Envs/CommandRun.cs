@@ -17,7 +17,7 @@ namespace Mis.Gym.Envs;
 /// output kept (the last <see cref="OutputLimit"/> characters) for the final step's info.
 /// Disposing kills whatever is left of it and removes its cgroup and its view.
 /// </summary>
-internal sealed partial class CommandRun : IDisposable
+public sealed partial class CommandRun : IDisposable
 {
     /// <summary>Characters of the program's stdout and stderr kept, each.</summary>
     internal const int OutputLimit = 4096;

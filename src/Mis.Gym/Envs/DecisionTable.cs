@@ -13,7 +13,7 @@ namespace Mis.Gym.Envs;
 /// policy walk of microseconds into an array read, which is what lets the simulator run millions
 /// of steps a second.
 /// </summary>
-internal sealed class DecisionTable
+public sealed class DecisionTable
 {
     private readonly PolicyVerdict[] _verdicts;
     private readonly string[] _reasons;

@@ -5,7 +5,7 @@ namespace Mis.Gym.Envs;
 /// <param name="Violations">Counted violations (decay applied).</param>
 /// <param name="SlowdownNs">Time lost to slowdown since the episode began.</param>
 /// <param name="ElapsedNs">Time since the episode began (simulated, or the workload's real time).</param>
-internal readonly record struct BackendState(int Defcon, ulong Violations, ulong SlowdownNs, ulong ElapsedNs)
+public readonly record struct BackendState(int Defcon, ulong Violations, ulong SlowdownNs, ulong ElapsedNs)
 {
     /// <summary>A fresh workload: DEFCON 5, nothing counted, no time passed.</summary>
     internal static BackendState Fresh => new(5, 0, 0, 0);
@@ -15,7 +15,7 @@ internal readonly record struct BackendState(int Defcon, ulong Violations, ulong
 /// <param name="Result">Ok, denied, error or killed.</param>
 /// <param name="Reason">The rule or level behind the decision (for info and events).</param>
 /// <param name="State">The enforcement state afterwards.</param>
-internal readonly record struct ActionOutcome(ActionResult Result, string Reason, BackendState State);
+public readonly record struct ActionOutcome(ActionResult Result, string Reason, BackendState State);
 
 /// <summary>
 /// Where a scenario's actions actually happen: the simulator (<see cref="SimBackend"/>) or, later,
@@ -33,7 +33,7 @@ internal readonly record struct ActionOutcome(ActionResult Result, string Reason
 /// denied, death by SIGKILL → killed, other errors → error), and reads the cgroup's state from the
 /// kernel (<c>KernelEnforcer.State</c>): level, violations, slowdown total, and elapsed wall time.
 /// </remarks>
-internal interface IScenarioBackend : IDisposable
+public interface IScenarioBackend : IDisposable
 {
     /// <summary>The backend's name: <c>sim</c> or <c>kernel</c>.</summary>
     string Name { get; }

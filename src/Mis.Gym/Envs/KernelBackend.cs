@@ -37,7 +37,7 @@ namespace Mis.Gym.Envs;
 /// <para><c>fail_prob</c>: an allowed action the env drew as failing is still performed, and its
 /// result is reported as an error (the world's hiccup is modelled, the enforcement is real).</para>
 /// </summary>
-internal sealed partial class KernelBackend : IScenarioBackend
+public sealed partial class KernelBackend : IScenarioBackend
 {
     private const string KilledReason = "killed at DEFCON 1";
 

@@ -9,7 +9,7 @@ namespace Mis.Gym.Envs;
 /// but its interpreter's once, at startup, at DEFCON 5. It reads one command per line on stdin,
 /// performs it as real syscalls and writes <c>errno elapsed_ns</c> on stdout.
 /// </summary>
-internal static class KernelBackendActuator
+public static class KernelBackendActuator
 {
     /// <summary>The interpreter.</summary>
     internal const string Python = "/usr/bin/python3";

@@ -8,7 +8,7 @@ using Mis.Gym.Scenarios;
 
 namespace Mis.Gym.Envs;
 
-internal sealed partial class KernelBackend
+public sealed partial class KernelBackend
 {
     /// <summary>One episode's workload: its cgroup, the confined actuator, its supervisor and pipes.</summary>
     private sealed partial class Episode : IDisposable

@@ -24,7 +24,7 @@ namespace Mis.Gym.Envs;
 /// systems: use <c>/usr/bin</c>), or put files in <c>/proc</c>, <c>/sys</c> or <c>/dev</c>: that
 /// is refused when the backend is made.</para>
 /// </summary>
-internal sealed class KernelBackendFiles
+public sealed class KernelBackendFiles
 {
     /// <summary>The upper layer's size limit per overlaid directory (a runaway writer fills this, not the host's memory).</summary>
     internal const long LayerBytes = 64L << 20;
@@ -45,7 +45,7 @@ internal sealed class KernelBackendFiles
     /// <param name="Program">Executable file.</param>
     /// <param name="Replace">Made even where the host has it (hiding the host's); otherwise only where missing.</param>
     /// <param name="Private">A directory the workload writes to: private even where the host has it.</param>
-    internal sealed record Need(string Path, string? Content, bool Program = false, bool Replace = false, bool Private = false);
+    public sealed record Need(string Path, string? Content, bool Program = false, bool Replace = false, bool Private = false);
 
     private sealed record Entry(string Relative, string? Content, bool Program);
 

@@ -26,7 +26,7 @@ namespace Mis.Gym.Envs;
 /// (one draw per step of an action that has it), so only a seeded reset seeds an episode, and
 /// every backend sees the same draws.
 /// </summary>
-internal sealed class MisEnv : Env<float[], int>
+public sealed class MisEnv : Env<float[], int>
 {
     private const string Rejected = "submission rejected: the task's requirements are not met";
     private const double MsPerNs = 1e-6;

@@ -30,7 +30,7 @@ public static class MisGym
         Make(ScenarioFile.Load(scenarioPath), backend, recordStatistics);
 
     /// <summary>Makes the environment of a parsed scenario (see the public overload).</summary>
-    internal static IEnv<float[], int> Make(Scenario scenario, string backend = Sim, bool recordStatistics = false)
+    public static IEnv<float[], int> Make(Scenario scenario, string backend = Sim, bool recordStatistics = false)
     {
         IEnv<float[], int> env = new TimeLimit<float[], int>(MakeBare(scenario, backend), scenario.MaxSteps);
         return recordStatistics ? new RecordEpisodeStatistics<float[], int>(env) : env;
@@ -41,7 +41,7 @@ public static class MisGym
     /// (<see cref="FeedbackModes.Apply"/> to the scenario, learning mode on the backend for
     /// <see cref="FeedbackMode.None"/>), with the step budget.
     /// </summary>
-    internal static IEnv<float[], int> Make(ActionScenario scenario, string backend, FeedbackMode feedback)
+    public static IEnv<float[], int> Make(ActionScenario scenario, string backend, FeedbackMode feedback)
     {
         var applied = FeedbackModes.Apply(scenario, feedback);
         return new TimeLimit<float[], int>(new MisEnv(applied, CreateBackend(applied, backend, feedback.Learning())), applied.MaxSteps);
@@ -55,7 +55,7 @@ public static class MisGym
     /// <see cref="KernelBackend"/>), with the step budget. A command scenario has no model: its
     /// <see cref="CommandEnv"/> as it is.
     /// </summary>
-    internal static IEnv<float[], int> MakeKernelModelled(Scenario scenario) => scenario switch
+    public static IEnv<float[], int> MakeKernelModelled(Scenario scenario) => scenario switch
     {
         ActionScenario actions => new TimeLimit<float[], int>(new MisEnv(actions, new KernelBackend(actions, measuredSlowdown: false)), actions.MaxSteps),
         _ => Make(scenario, Kernel),
@@ -74,13 +74,13 @@ public static class MisGym
     }
 
     /// <summary>The backends that can run <paramref name="scenario"/>: every one for an action scenario, the kernel for a command scenario.</summary>
-    internal static IReadOnlyList<string> BackendsFor(Scenario scenario) => scenario is CommandScenario ? [Kernel] : Backends;
+    public static IReadOnlyList<string> BackendsFor(Scenario scenario) => scenario is CommandScenario ? [Kernel] : Backends;
 
     /// <summary>
     /// The spaces and action names of <paramref name="scenario"/>'s env, the same on every backend,
     /// without making one (no backend is opened).
     /// </summary>
-    internal static (Space<float[]> Observation, Discrete Action, IReadOnlyList<string> ActionNames) Spaces(Scenario scenario) => scenario switch
+    public static (Space<float[]> Observation, Discrete Action, IReadOnlyList<string> ActionNames) Spaces(Scenario scenario) => scenario switch
     {
         ActionScenario actions => (new ObservationLayout(actions).Space, new Discrete(actions.Actions.Count), actions.Actions.Select(a => a.Name).ToList()),
         _ => (CommandEnv.Observations(), new Discrete(CommandEnv.ActionNames.Count), CommandEnv.ActionNames),

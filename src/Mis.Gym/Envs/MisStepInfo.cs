@@ -9,7 +9,7 @@ namespace Mis.Gym.Envs;
 /// behind the decision), <c>defcon</c> (int), <c>violations</c> (long), <c>slowdown_ns</c> (long,
 /// episode total), <c>time_ns</c> (long, episode time), <c>reward_terms</c> (<see cref="RewardTerms"/>).
 /// </summary>
-internal sealed class MisStepInfo : Info
+public sealed class MisStepInfo : Info
 {
     internal static readonly string[] KeyNames = ["action", "result", "reason", "defcon", "violations", "slowdown_ns", "time_ns", "reward_terms"];
 

@@ -15,7 +15,7 @@ namespace Mis.Gym.Envs;
 /// later one (the kernel map keeps the last update). With no rule, the operation is allowed above
 /// the lockdown level and denied at or below it.
 /// </summary>
-internal sealed class NetRuleMatcher
+public sealed class NetRuleMatcher
 {
     private const byte AfInet = 2;
     private const byte AfInet6 = 10;

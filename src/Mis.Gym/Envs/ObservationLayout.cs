@@ -18,7 +18,7 @@ namespace Mis.Gym.Envs;
 /// The progress flags make the state Markov: reward depends on what was done, so the agent must see it.
 /// Values are raw (unnormalised); wrap the env in <see cref="Wrappers.NormalizeObservation{TAct}"/> for a network.
 /// </summary>
-internal sealed class ObservationLayout
+public sealed class ObservationLayout
 {
     internal const int ResultOffset = 0;
     internal const int Defcon = 4;
@@ -27,7 +27,8 @@ internal sealed class ObservationLayout
     internal const int TimeMs = 7;
     internal const int ProgressOffset = 8;
 
-    internal ObservationLayout(ActionScenario scenario)
+    /// <summary>The layout of <paramref name="scenario"/>'s observations.</summary>
+    public ObservationLayout(ActionScenario scenario)
     {
         Requirements = scenario.Task.Requires.Count;
         BonusActions = scenario.Actions.Select((a, i) => (a, i)).Where(x => x.a.Bonus != 0).Select(x => x.i).ToArray();
@@ -45,7 +46,7 @@ internal sealed class ObservationLayout
     }
 
     /// <summary>Element names, in order.</summary>
-    internal IReadOnlyList<string> Names { get; }
+    public IReadOnlyList<string> Names { get; }
 
     /// <summary>The observation space.</summary>
     internal Box Space { get; }

@@ -21,7 +21,7 @@ namespace Mis.Gym.Envs;
 /// learning count, reported as <see cref="BackendState.Violations"/>) and the action goes through.
 /// Deterministic: it holds no randomness (the env draws <c>fail_prob</c>) and its clock is its own.
 /// </summary>
-internal sealed class SimBackend : IScenarioBackend
+public sealed class SimBackend : IScenarioBackend
 {
     private const string KilledReason = "killed at DEFCON 1";
     /// <summary>The reason's prefix for a violation learning mode recorded and let through.</summary>
@@ -39,7 +39,7 @@ internal sealed class SimBackend : IScenarioBackend
 
     /// <param name="scenario">The scenario.</param>
     /// <param name="learning">Learning mode: violations are recorded, nothing is denied, slowed or killed.</param>
-    internal SimBackend(ActionScenario scenario, bool learning = false)
+    public SimBackend(ActionScenario scenario, bool learning = false)
     {
         _learning = learning;
         _scenario = scenario;

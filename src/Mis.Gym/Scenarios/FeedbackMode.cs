@@ -7,7 +7,7 @@ namespace Mis.Gym.Scenarios;
 /// feedback-modes experiment. Each mode is the scenario's own policy and DEFCON ladder with parts
 /// of the response switched off, the same on both backends.
 /// </summary>
-internal enum FeedbackMode
+public enum FeedbackMode
 {
     /// <summary>
     /// Learning mode: a violation is recorded (counted as a learning violation) but nothing is
@@ -26,14 +26,14 @@ internal enum FeedbackMode
 }
 
 /// <summary>The words for <see cref="FeedbackMode"/> in files and on the command line, and what each mode does to a scenario.</summary>
-internal static class FeedbackModes
+public static class FeedbackModes
 {
     /// <summary>The TOML words, in <see cref="FeedbackMode"/> order.</summary>
-    internal static readonly string[] Words = ["none", "deny", "deny+slowdown", "deny+slowdown+kill"];
+    public static readonly string[] Words = ["none", "deny", "deny+slowdown", "deny+slowdown+kill"];
 
     /// <summary>The mode a word names (one of <see cref="Words"/>).</summary>
     /// <exception cref="ArgumentException">Not one of <see cref="Words"/>.</exception>
-    internal static FeedbackMode Parse(string word)
+    public static FeedbackMode Parse(string word)
     {
         int index = Array.IndexOf(Words, word);
         return index >= 0 ? (FeedbackMode)index
@@ -41,7 +41,7 @@ internal static class FeedbackModes
     }
 
     /// <summary>The TOML word for <paramref name="mode"/>.</summary>
-    internal static string Word(this FeedbackMode mode) => Words[(int)mode];
+    public static string Word(this FeedbackMode mode) => Words[(int)mode];
 
     /// <summary>Whether the backend runs the workload in learning mode (violations recorded, nothing denied).</summary>
     internal static bool Learning(this FeedbackMode mode) => mode == FeedbackMode.None;
@@ -74,7 +74,7 @@ internal static class FeedbackModes
 /// reported (the kernel, in learning mode, records it without escalating) and the operation is
 /// allowed. The decision is still made by the real policy on the real path the workload opens.
 /// </summary>
-internal sealed class LearningFileDecider(IFileDecider policy, IViolationSink sink, ulong cgroupId) : IFileDecider
+public sealed class LearningFileDecider(IFileDecider policy, IViolationSink sink, ulong cgroupId) : IFileDecider
 {
     /// <inheritdoc />
     public Verdict Decide(FileRequest access, int defcon)

@@ -5,7 +5,7 @@ using Mis.Enforcer.Policy;
 namespace Mis.Gym.Scenarios;
 
 /// <summary>What kind of operation a scenario action performs.</summary>
-internal enum ActionKind
+public enum ActionKind
 {
     /// <summary>Read a file: open it for reading (the policy decides <c>read</c> on its path).</summary>
     Read,
@@ -26,7 +26,7 @@ internal enum ActionKind
 }
 
 /// <summary>Per-kind facts: the TOML word and the simulated syscall cost.</summary>
-internal static class ActionKinds
+public static class ActionKinds
 {
     /// <summary>
     /// Syscalls one action of each kind costs by default, all charged at the DEFCON level in force
@@ -57,7 +57,7 @@ internal static class ActionKinds
 }
 
 /// <summary>One action the agent can take: a concrete operation (action index = its position in the file).</summary>
-internal sealed record ScenarioAction
+public sealed record ScenarioAction
 {
     /// <summary>Unique name, used by <c>requires</c> and <c>satisfies</c> and reported in info.</summary>
     public required string Name { get; init; }
@@ -112,7 +112,7 @@ internal sealed record ScenarioAction
 }
 
 /// <summary>The <c>[task]</c>: what must be done before a submission pays.</summary>
-internal sealed record TaskSpec
+public sealed record TaskSpec
 {
     /// <summary><c>reward</c>: paid by an accepted submission. Default 10.</summary>
     public double Reward { get; init; } = 10.0;
@@ -125,7 +125,7 @@ internal sealed record TaskSpec
 }
 
 /// <summary>The <c>[reward]</c> coefficients of the enforcement penalties.</summary>
-internal sealed record RewardSpec
+public sealed record RewardSpec
 {
     /// <summary><c>slowdown_per_ms</c>: penalty per millisecond lost to DEFCON slowdown. Default 0.01.</summary>
     public double SlowdownPerMs { get; init; } = 0.01;
@@ -143,7 +143,7 @@ internal sealed record RewardSpec
 /// <see cref="ActionScenario"/> (the agent picks among the scenario's actions; every backend runs
 /// it) or <see cref="CommandScenario"/> (the episode runs an external program; kernel only).
 /// </summary>
-internal abstract record Scenario
+public abstract record Scenario
 {
     /// <summary>Name (default: the file name without extension).</summary>
     public required string Name { get; init; }
@@ -188,7 +188,7 @@ internal abstract record Scenario
 }
 
 /// <summary>A scenario whose agent acts through the scenario's <c>[[action]]</c>s (action <c>i</c> is <see cref="Actions"/>[i]).</summary>
-internal sealed record ActionScenario : Scenario
+public sealed record ActionScenario : Scenario
 {
     /// <summary>The step budget when <c>max_steps</c> is not given.</summary>
     public const int DefaultMaxSteps = 100;
@@ -218,7 +218,7 @@ internal sealed record ActionScenario : Scenario
 }
 
 /// <summary>A scenario whose episode runs an external program, its <c>[workload]</c> (kernel backend only).</summary>
-internal sealed record CommandScenario : Scenario
+public sealed record CommandScenario : Scenario
 {
     /// <summary>The program, its reward, timing and files.</summary>
     public required WorkloadSpec Workload { get; init; }

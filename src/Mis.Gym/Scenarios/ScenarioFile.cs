@@ -56,7 +56,7 @@ namespace Mis.Gym.Scenarios;
 /// and <c>[defcon]</c> to the config binder, in place. Errors are <see cref="ConfigException"/>s
 /// naming file, line, column and key.
 /// </summary>
-internal static class ScenarioFile
+public static class ScenarioFile
 {
     private static readonly string[] PolicyTables = ["policy", "file", "network", "rule"];
     private static readonly Dictionary<string, string[]> Keys = new()
@@ -71,13 +71,13 @@ internal static class ScenarioFile
     };
 
     /// <summary>Loads and checks a scenario file.</summary>
-    internal static Scenario Load(string path) => Bind(TomlDocument.Load(path, "scenario file"));
+    public static Scenario Load(string path) => Bind(TomlDocument.Load(path, "scenario file"));
 
     /// <summary>Loads a scenario that must offer actions: for what steps or trains an agent over a scenario's <c>[[action]]</c>s.</summary>
     /// <param name="path">The scenario file.</param>
     /// <param name="purpose">What needs the actions, for the message (e.g. <c>mis gym bench</c>).</param>
     /// <exception cref="ConfigException">The file is invalid, or it is a command scenario (a <c>[workload]</c>).</exception>
-    internal static ActionScenario LoadActions(string path, string purpose) => Load(path) switch
+    public static ActionScenario LoadActions(string path, string purpose) => Load(path) switch
     {
         ActionScenario actions => actions,
         var other => throw new ConfigException(path, 0, 0, "workload",

@@ -1,7 +1,7 @@
 namespace Mis.Gym.Scenarios;
 
 /// <summary>Where a command workload's task reward comes from.</summary>
-internal enum WorkloadReward
+public enum WorkloadReward
 {
     /// <summary><c>reward = "exit"</c>: exit status 0 pays <c>[task] reward</c>, anything else pays nothing.</summary>
     Exit,
@@ -28,7 +28,7 @@ internal enum WorkloadReward
 /// without any capability, in a private mount namespace holding the files; the reward command runs
 /// after it in the same view (so it can grade what the program wrote), confined but unpoliced.
 /// </summary>
-internal sealed record WorkloadSpec
+public sealed record WorkloadSpec
 {
     /// <summary><c>command</c>: the program and its arguments (looked up in PATH when it has no '/').</summary>
     public required IReadOnlyList<string> Command { get; init; }

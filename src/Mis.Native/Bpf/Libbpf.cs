@@ -7,9 +7,9 @@ namespace Mis.Native.Bpf;
 /// (<c>libbpf.so.1</c>). Since libbpf 1.0, pointer-returning calls return NULL and set errno,
 /// and int-returning calls return a negative errno; both are read with SetLastError.
 /// </summary>
-internal static unsafe partial class Libbpf
+public static unsafe partial class Libbpf
 {
-    internal const string Library = "libbpf.so.1";
+    public const string Library = "libbpf.so.1";
 
     [LibraryImport(Library, EntryPoint = "bpf_object__open_mem", SetLastError = true)]
     internal static partial nint ObjectOpenMem(void* buffer, nuint size, BpfObjectOpenOpts* opts);
@@ -63,13 +63,13 @@ internal static unsafe partial class Libbpf
     internal static partial int ProgTestRunOpts(int progFd, BpfTestRunOpts* opts);
 
     [LibraryImport(Library, EntryPoint = "btf__load_vmlinux_btf", SetLastError = true)]
-    internal static partial nint BtfLoadVmlinux();
+    public static partial nint BtfLoadVmlinux();
 
     [LibraryImport(Library, EntryPoint = "btf__type_cnt")]
-    internal static partial uint BtfTypeCount(nint btf);
+    public static partial uint BtfTypeCount(nint btf);
 
     [LibraryImport(Library, EntryPoint = "btf__free")]
-    internal static partial void BtfFree(nint btf);
+    public static partial void BtfFree(nint btf);
 
     [LibraryImport(Library, EntryPoint = "bpf_map__set_max_entries")]
     internal static partial int MapSetMaxEntries(nint map, uint maxEntries);
@@ -121,16 +121,16 @@ internal static unsafe partial class Libbpf
 
     /// <summary>BPF_ENABLE_STATS: an fd that keeps the statistics of <paramref name="type"/> on while open, or a negative errno.</summary>
     [LibraryImport(Library, EntryPoint = "bpf_enable_stats")]
-    internal static partial int EnableStats(int type);
+    public static partial int EnableStats(int type);
 
     [LibraryImport(Library, EntryPoint = "bpf_obj_get_info_by_fd", SetLastError = true)]
-    internal static partial int ObjGetInfoByFd(int fd, void* info, uint* infoLength);
+    public static partial int ObjGetInfoByFd(int fd, void* info, uint* infoLength);
 
     [LibraryImport(Library, EntryPoint = "libbpf_major_version")]
-    internal static partial uint MajorVersion();
+    public static partial uint MajorVersion();
 
     [LibraryImport(Library, EntryPoint = "libbpf_minor_version")]
-    internal static partial uint MinorVersion();
+    public static partial uint MinorVersion();
 
     [LibraryImport(Library, EntryPoint = "libbpf_set_print")]
     internal static partial nint SetPrint(delegate* unmanaged<int, nint, nint, int> fn);
@@ -138,7 +138,7 @@ internal static unsafe partial class Libbpf
 
 /// <summary>Mirror of libbpf 1.1's <c>struct bpf_object_open_opts</c> (prefix up to kernel_log_level).</summary>
 [StructLayout(LayoutKind.Sequential)]
-internal struct BpfObjectOpenOpts
+public struct BpfObjectOpenOpts
 {
     internal nuint Size;
     internal nint ObjectName;
@@ -154,7 +154,7 @@ internal struct BpfObjectOpenOpts
 
 /// <summary>Mirror of libbpf's <c>struct bpf_test_run_opts</c> (80 bytes on 64-bit).</summary>
 [StructLayout(LayoutKind.Sequential)]
-internal struct BpfTestRunOpts
+public struct BpfTestRunOpts
 {
     internal nuint Size;
     internal nint DataIn;

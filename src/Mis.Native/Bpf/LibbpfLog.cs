@@ -9,7 +9,7 @@ namespace Mis.Native.Bpf;
 /// so that a load error can say why, instead of libbpf writing it to stderr behind our back.
 /// Messages are kept per thread: libbpf calls the print callback on the thread doing the work.
 /// </summary>
-internal static unsafe class LibbpfLog
+public static unsafe class LibbpfLog
 {
     private const int MaxLines = 200;
     private const int LevelDebug = 2;

@@ -4,13 +4,13 @@ using Microsoft.Win32.SafeHandles;
 namespace Mis.Native;
 
 /// <summary>The few libc calls MIS needs that .NET does not expose.</summary>
-internal static unsafe partial class Libc
+public static unsafe partial class Libc
 {
     private const string Library = "libc";
 
-    internal const int O_RDONLY = 0;
-    internal const int O_DIRECTORY = 0x10000;
-    internal const int O_CLOEXEC = 0x80000;
+    public const int O_RDONLY = 0;
+    public const int O_DIRECTORY = 0x10000;
+    public const int O_CLOEXEC = 0x80000;
 
     /// <summary>x86-64 syscall numbers (MIS targets x86-64 hosts; see ARCHITECTURE).</summary>
     internal const long SYS_seccomp = 317;
@@ -20,10 +20,10 @@ internal static unsafe partial class Libc
     private static partial int OpenRaw(string path, int flags);
 
     [LibraryImport(Library, EntryPoint = "syscall", SetLastError = true)]
-    internal static partial long Syscall(long number, long a1, long a2, long a3);
+    public static partial long Syscall(long number, long a1, long a2, long a3);
 
     /// <summary>Opens a directory read-only (e.g. a cgroup, for attaching programs to it).</summary>
-    internal static SafeFileHandle OpenDirectory(string path)
+    public static SafeFileHandle OpenDirectory(string path)
     {
         int fd = OpenRaw(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)

@@ -3,49 +3,49 @@ using System.Runtime.InteropServices;
 namespace Mis.Native;
 
 /// <summary>File, path and per-thread credential calls for the seccomp supervisor (raw, errno-returning).</summary>
-internal static unsafe partial class Libc
+public static unsafe partial class Libc
 {
-    internal const int AT_FDCWD = -100;
-    internal const int O_WRONLY = 0x1;
-    internal const int O_RDWR = 0x2;
-    internal const int O_ACCMODE = 0x3;
-    internal const int O_CREAT = 0x40;
-    internal const int O_EXCL = 0x80;
-    internal const int O_NOCTTY = 0x100;
-    internal const int O_TRUNC = 0x200;
-    internal const int O_APPEND = 0x400;
-    internal const int O_NONBLOCK = 0x800;
-    internal const int O_DSYNC = 0x1000;
-    internal const int FASYNC = 0x2000;
-    internal const int O_DIRECT = 0x4000;
+    public const int AT_FDCWD = -100;
+    public const int O_WRONLY = 0x1;
+    public const int O_RDWR = 0x2;
+    public const int O_ACCMODE = 0x3;
+    public const int O_CREAT = 0x40;
+    public const int O_EXCL = 0x80;
+    public const int O_NOCTTY = 0x100;
+    public const int O_TRUNC = 0x200;
+    public const int O_APPEND = 0x400;
+    public const int O_NONBLOCK = 0x800;
+    public const int O_DSYNC = 0x1000;
+    public const int FASYNC = 0x2000;
+    public const int O_DIRECT = 0x4000;
     /// <summary>The kernel's value (glibc defines O_LARGEFILE as 0 on x86-64).</summary>
-    internal const int O_LARGEFILE = 0x8000;
-    internal const int O_NOFOLLOW = 0x20000;
-    internal const int O_NOATIME = 0x40000;
-    internal const int O_PATH = 0x200000;
-    internal const int O_SYNC_BIT = 0x100000; // __O_SYNC
-    internal const int O_TMPFILE_BIT = 0x400000; // __O_TMPFILE (O_TMPFILE = __O_TMPFILE | O_DIRECTORY)
+    public const int O_LARGEFILE = 0x8000;
+    public const int O_NOFOLLOW = 0x20000;
+    public const int O_NOATIME = 0x40000;
+    public const int O_PATH = 0x200000;
+    public const int O_SYNC_BIT = 0x100000; // __O_SYNC
+    public const int O_TMPFILE_BIT = 0x400000; // __O_TMPFILE (O_TMPFILE = __O_TMPFILE | O_DIRECTORY)
 
-    internal const ulong RESOLVE_NO_XDEV = 0x01;
-    internal const ulong RESOLVE_NO_MAGICLINKS = 0x02;
-    internal const ulong RESOLVE_NO_SYMLINKS = 0x04;
-    internal const ulong RESOLVE_BENEATH = 0x08;
-    internal const ulong RESOLVE_IN_ROOT = 0x10;
+    public const ulong RESOLVE_NO_XDEV = 0x01;
+    public const ulong RESOLVE_NO_MAGICLINKS = 0x02;
+    public const ulong RESOLVE_NO_SYMLINKS = 0x04;
+    public const ulong RESOLVE_BENEATH = 0x08;
+    public const ulong RESOLVE_IN_ROOT = 0x10;
 
-    internal const long SYS_getgroups = 115;
-    internal const long SYS_setgroups = 116;
-    internal const long SYS_setfsuid = 122;
-    internal const long SYS_setfsgid = 123;
-    internal const long SYS_capget = 125;
-    internal const long SYS_capset = 126;
+    public const long SYS_getgroups = 115;
+    public const long SYS_setgroups = 116;
+    public const long SYS_setfsuid = 122;
+    public const long SYS_setfsgid = 123;
+    public const long SYS_capget = 125;
+    public const long SYS_capset = 126;
     internal const long SYS_gettid = 186;
-    internal const long SYS_unshare = 272;
+    public const long SYS_unshare = 272;
     internal const long SYS_openat2 = 437;
-    internal const int CLONE_FS = 0x200;
+    public const int CLONE_FS = 0x200;
 
     /// <summary>struct open_how (linux/openat2.h).</summary>
     [StructLayout(LayoutKind.Sequential)]
-    internal struct OpenHow
+    public struct OpenHow
     {
         public ulong Flags;
         public ulong Mode;
@@ -54,7 +54,7 @@ internal static unsafe partial class Libc
 
     /// <summary>The fields of struct stat (x86-64, 144 bytes) MIS reads.</summary>
     [StructLayout(LayoutKind.Explicit, Size = 144)]
-    internal struct Stat
+    public struct Stat
     {
         [FieldOffset(0)] public ulong Dev;
         [FieldOffset(8)] public ulong Ino;
@@ -66,54 +66,54 @@ internal static unsafe partial class Libc
         [FieldOffset(112)] public long CtimeNsec;
     }
 
-    internal const uint S_IFMT = 0xF000;
-    internal const uint S_IFIFO = 0x1000;
-    internal const uint S_IFCHR = 0x2000;
-    internal const uint S_IFDIR = 0x4000;
-    internal const uint S_IFREG = 0x8000;
-    internal const uint S_IFLNK = 0xA000;
+    public const uint S_IFMT = 0xF000;
+    public const uint S_IFIFO = 0x1000;
+    public const uint S_IFCHR = 0x2000;
+    public const uint S_IFDIR = 0x4000;
+    public const uint S_IFREG = 0x8000;
+    public const uint S_IFLNK = 0xA000;
 
     [LibraryImport(Library, EntryPoint = "syscall", SetLastError = true)]
-    internal static partial long Syscall(long number, long a1, long a2, long a3, long a4);
+    public static partial long Syscall(long number, long a1, long a2, long a3, long a4);
 
     [LibraryImport(Library, EntryPoint = "syscall", SetLastError = true)]
-    internal static partial long Syscall(long number, long a1, long a2, long a3, long a4, long a5);
+    public static partial long Syscall(long number, long a1, long a2, long a3, long a4, long a5);
 
     [LibraryImport(Library, EntryPoint = "open", SetLastError = true)]
-    internal static partial int Open(byte* path, int flags, int mode);
+    public static partial int Open(byte* path, int flags, int mode);
 
     [LibraryImport(Library, EntryPoint = "openat", SetLastError = true)]
-    internal static partial int OpenAt(int dirfd, byte* path, int flags, int mode);
+    public static partial int OpenAt(int dirfd, byte* path, int flags, int mode);
 
     [LibraryImport(Library, EntryPoint = "close", SetLastError = true)]
-    internal static partial int Close(int fd);
+    public static partial int Close(int fd);
 
     [LibraryImport(Library, EntryPoint = "dup", SetLastError = true)]
-    internal static partial int Dup(int fd);
+    public static partial int Dup(int fd);
 
     [LibraryImport(Library, EntryPoint = "read", SetLastError = true)]
-    internal static partial nint Read(int fd, byte* buffer, nint count);
+    public static partial nint Read(int fd, byte* buffer, nint count);
 
     [LibraryImport(Library, EntryPoint = "write", SetLastError = true)]
-    internal static partial nint Write(int fd, byte* buffer, nint count);
+    public static partial nint Write(int fd, byte* buffer, nint count);
 
     [LibraryImport(Library, EntryPoint = "pread", SetLastError = true)]
-    internal static partial nint PRead(int fd, byte* buffer, nint count, long offset);
+    public static partial nint PRead(int fd, byte* buffer, nint count, long offset);
 
     [LibraryImport(Library, EntryPoint = "readlinkat", SetLastError = true)]
-    internal static partial nint ReadLinkAt(int dirfd, byte* path, byte* buffer, nint size);
+    public static partial nint ReadLinkAt(int dirfd, byte* path, byte* buffer, nint size);
 
     [LibraryImport(Library, EntryPoint = "fstat", SetLastError = true)]
-    internal static partial int FStat(int fd, Stat* stat);
+    public static partial int FStat(int fd, Stat* stat);
 
     [LibraryImport(Library, EntryPoint = "stat", SetLastError = true)]
-    internal static partial int StatPath(byte* path, Stat* stat);
+    public static partial int StatPath(byte* path, Stat* stat);
 
     [LibraryImport(Library, EntryPoint = "fcntl", SetLastError = true)]
     internal static partial int Fcntl(int fd, int cmd, long arg);
 
     [LibraryImport(Library, EntryPoint = "umask")]
-    internal static partial uint Umask(uint mask);
+    public static partial uint Umask(uint mask);
 
     [LibraryImport(Library, EntryPoint = "lstat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     internal static partial int LStat(string path, Stat* stat);
@@ -132,7 +132,7 @@ internal static unsafe partial class Libc
     internal static partial void Free(nint pointer);
 
     /// <summary>openat2(2): returns the fd or -1 with errno.</summary>
-    internal static int OpenAt2(int dirfd, byte* path, in OpenHow how)
+    public static int OpenAt2(int dirfd, byte* path, in OpenHow how)
     {
         fixed (OpenHow* h = &how)
             return (int)Syscall(SYS_openat2, dirfd, (long)path, (long)h, sizeof(OpenHow));
@@ -142,5 +142,5 @@ internal static unsafe partial class Libc
     internal static int GetTid() => (int)Syscall(SYS_gettid, 0, 0, 0);
 
     /// <summary>errno of the last failed call on this thread.</summary>
-    internal static int LastErrno => Marshal.GetLastPInvokeError();
+    public static int LastErrno => Marshal.GetLastPInvokeError();
 }

@@ -3,40 +3,40 @@ using System.Runtime.InteropServices;
 namespace Mis.Native;
 
 /// <summary>Process creation, sockets, pidfds and waiting, for the workload launcher (raw, errno-returning).</summary>
-internal static unsafe partial class Libc
+public static unsafe partial class Libc
 {
-    internal const int AF_UNIX = 1;
-    internal const int SOCK_SEQPACKET = 5;
-    internal const int SOCK_CLOEXEC = 0x80000;
-    internal const int SOL_SOCKET = 1;
-    internal const int SCM_RIGHTS = 1;
-    internal const int MSG_CMSG_CLOEXEC = 0x40000000;
-    internal const int MSG_NOSIGNAL = 0x4000;
+    public const int AF_UNIX = 1;
+    public const int SOCK_SEQPACKET = 5;
+    public const int SOCK_CLOEXEC = 0x80000;
+    public const int SOL_SOCKET = 1;
+    public const int SCM_RIGHTS = 1;
+    public const int MSG_CMSG_CLOEXEC = 0x40000000;
+    public const int MSG_NOSIGNAL = 0x4000;
 
-    internal const short POLLIN = 0x1;
-    internal const short POLLERR = 0x8;
-    internal const short POLLHUP = 0x10;
-    internal const short POLLNVAL = 0x20;
+    public const short POLLIN = 0x1;
+    public const short POLLERR = 0x8;
+    public const short POLLHUP = 0x10;
+    public const short POLLNVAL = 0x20;
 
-    internal const long SYS_waitid = 247;
-    internal const long SYS_pidfd_send_signal = 424;
-    internal const long SYS_pidfd_open = 434;
-    internal const long SYS_pidfd_getfd = 438;
-    internal const int PIDFD_THREAD = 0x80; // O_EXCL: a pidfd for one thread (6.9+)
-    internal const int P_PIDFD = 3;
-    internal const int WEXITED = 4;
+    public const long SYS_waitid = 247;
+    public const long SYS_pidfd_send_signal = 424;
+    public const long SYS_pidfd_open = 434;
+    public const long SYS_pidfd_getfd = 438;
+    public const int PIDFD_THREAD = 0x80; // O_EXCL: a pidfd for one thread (6.9+)
+    public const int P_PIDFD = 3;
+    public const int WEXITED = 4;
     internal const int WNOHANG = 1;
-    internal const int CLD_EXITED = 1;
+    public const int CLD_EXITED = 1;
     internal const int CLD_KILLED = 2;
     internal const int CLD_DUMPED = 3;
 
-    internal const short POSIX_SPAWN_SETSIGDEF = 0x4;
-    internal const short POSIX_SPAWN_SETSIGMASK = 0x8;
+    public const short POSIX_SPAWN_SETSIGDEF = 0x4;
+    public const short POSIX_SPAWN_SETSIGMASK = 0x8;
 
-    internal const int EFD_CLOEXEC = 0x80000;
+    public const int EFD_CLOEXEC = 0x80000;
 
     [StructLayout(LayoutKind.Sequential)]
-    internal struct PollFd
+    public struct PollFd
     {
         public int Fd;
         public short Events;
@@ -44,14 +44,14 @@ internal static unsafe partial class Libc
     }
 
     [StructLayout(LayoutKind.Sequential)]
-    internal struct IoVec
+    public struct IoVec
     {
         public void* Base;
         public nuint Length;
     }
 
     [StructLayout(LayoutKind.Sequential)]
-    internal struct MsgHdr
+    public struct MsgHdr
     {
         public void* Name;
         public uint NameLength;
@@ -64,7 +64,7 @@ internal static unsafe partial class Libc
 
     /// <summary>The SIGCHLD part of siginfo_t (128 bytes on x86-64).</summary>
     [StructLayout(LayoutKind.Explicit, Size = 128)]
-    internal struct SigInfo
+    public struct SigInfo
     {
         [FieldOffset(0)] public int Signo;
         [FieldOffset(8)] public int Code;
@@ -74,7 +74,7 @@ internal static unsafe partial class Libc
 
     /// <summary>struct passwd (x86-64).</summary>
     [StructLayout(LayoutKind.Sequential)]
-    internal struct Passwd
+    public struct Passwd
     {
         public byte* Name;
         public byte* Password;
@@ -86,71 +86,71 @@ internal static unsafe partial class Libc
     }
 
     [LibraryImport(Library, EntryPoint = "poll", SetLastError = true)]
-    internal static partial int Poll(PollFd* fds, nuint count, int timeoutMs);
+    public static partial int Poll(PollFd* fds, nuint count, int timeoutMs);
 
     [LibraryImport(Library, EntryPoint = "ioctl", SetLastError = true)]
-    internal static partial int Ioctl(int fd, ulong request, void* argument);
+    public static partial int Ioctl(int fd, ulong request, void* argument);
 
     [LibraryImport(Library, EntryPoint = "socketpair", SetLastError = true)]
-    internal static partial int SocketPair(int domain, int type, int protocol, int* fds);
+    public static partial int SocketPair(int domain, int type, int protocol, int* fds);
 
     [LibraryImport(Library, EntryPoint = "recvmsg", SetLastError = true)]
-    internal static partial nint RecvMsg(int fd, MsgHdr* message, int flags);
+    public static partial nint RecvMsg(int fd, MsgHdr* message, int flags);
 
     [LibraryImport(Library, EntryPoint = "send", SetLastError = true)]
-    internal static partial nint Send(int fd, byte* buffer, nint length, int flags);
+    public static partial nint Send(int fd, byte* buffer, nint length, int flags);
 
     [LibraryImport(Library, EntryPoint = "pipe2", SetLastError = true)]
-    internal static partial int Pipe2(int* fds, int flags);
+    public static partial int Pipe2(int* fds, int flags);
 
     [LibraryImport(Library, EntryPoint = "eventfd", SetLastError = true)]
-    internal static partial int EventFd(uint initial, int flags);
+    public static partial int EventFd(uint initial, int flags);
 
     [LibraryImport(Library, EntryPoint = "getpwnam_r")]
-    internal static partial int GetPwNamR(byte* name, Passwd* entry, byte* buffer, nint length, Passwd** result);
+    public static partial int GetPwNamR(byte* name, Passwd* entry, byte* buffer, nint length, Passwd** result);
 
     // posix_spawn returns an errno value instead of setting errno.
     [LibraryImport(Library, EntryPoint = "posix_spawn")]
-    internal static partial int PosixSpawn(int* pid, byte* path, void* fileActions, void* attributes, byte** argv, byte** envp);
+    public static partial int PosixSpawn(int* pid, byte* path, void* fileActions, void* attributes, byte** argv, byte** envp);
 
     [LibraryImport(Library, EntryPoint = "posix_spawn_file_actions_init")]
-    internal static partial int PosixSpawnFileActionsInit(void* actions);
+    public static partial int PosixSpawnFileActionsInit(void* actions);
 
     [LibraryImport(Library, EntryPoint = "posix_spawn_file_actions_adddup2")]
-    internal static partial int PosixSpawnFileActionsAddDup2(void* actions, int fd, int newFd);
+    public static partial int PosixSpawnFileActionsAddDup2(void* actions, int fd, int newFd);
 
     [LibraryImport(Library, EntryPoint = "posix_spawn_file_actions_destroy")]
-    internal static partial int PosixSpawnFileActionsDestroy(void* actions);
+    public static partial int PosixSpawnFileActionsDestroy(void* actions);
 
     [LibraryImport(Library, EntryPoint = "posix_spawnattr_init")]
-    internal static partial int PosixSpawnAttrInit(void* attributes);
+    public static partial int PosixSpawnAttrInit(void* attributes);
 
     [LibraryImport(Library, EntryPoint = "posix_spawnattr_setflags")]
-    internal static partial int PosixSpawnAttrSetFlags(void* attributes, short flags);
+    public static partial int PosixSpawnAttrSetFlags(void* attributes, short flags);
 
     [LibraryImport(Library, EntryPoint = "posix_spawnattr_setsigmask")]
-    internal static partial int PosixSpawnAttrSetSigMask(void* attributes, void* sigset);
+    public static partial int PosixSpawnAttrSetSigMask(void* attributes, void* sigset);
 
     [LibraryImport(Library, EntryPoint = "posix_spawnattr_setsigdefault")]
-    internal static partial int PosixSpawnAttrSetSigDefault(void* attributes, void* sigset);
+    public static partial int PosixSpawnAttrSetSigDefault(void* attributes, void* sigset);
 
     [LibraryImport(Library, EntryPoint = "posix_spawnattr_destroy")]
-    internal static partial int PosixSpawnAttrDestroy(void* attributes);
+    public static partial int PosixSpawnAttrDestroy(void* attributes);
 
     [LibraryImport(Library, EntryPoint = "kill", SetLastError = true)]
     internal static partial int Kill(int pid, int signal);
 
     [LibraryImport(Library, EntryPoint = "geteuid")]
-    internal static partial uint Geteuid();
+    public static partial uint Geteuid();
 
     [LibraryImport(Library, EntryPoint = "sigemptyset")]
-    internal static partial int SigEmptySet(void* set);
+    public static partial int SigEmptySet(void* set);
 
     [LibraryImport(Library, EntryPoint = "sigfillset")]
-    internal static partial int SigFillSet(void* set);
+    public static partial int SigFillSet(void* set);
 
     /// <summary>Sizes of glibc's opaque spawn types on x86-64 (80, 336, 128 bytes), rounded up for headroom.</summary>
-    internal const int SpawnFileActionsSize = 128;
-    internal const int SpawnAttrSize = 512;
-    internal const int SigSetSize = 128;
+    public const int SpawnFileActionsSize = 128;
+    public const int SpawnAttrSize = 512;
+    public const int SigSetSize = 128;
 }

@@ -7,7 +7,7 @@ namespace Mis.Native;
 /// struct sizes are asked with SECCOMP_GET_NOTIF_SIZES; the layouts here are the first versions,
 /// which every later version extends at the end.
 /// </summary>
-internal static unsafe class SeccompNotify
+public static unsafe class SeccompNotify
 {
     internal const ulong IoctlRecv = 0xc0502100;    // SECCOMP_IOCTL_NOTIF_RECV
     internal const ulong IoctlSend = 0xc0182101;    // SECCOMP_IOCTL_NOTIF_SEND
@@ -15,13 +15,13 @@ internal static unsafe class SeccompNotify
     internal const ulong IoctlAddFd = 0x40182103;   // SECCOMP_IOCTL_NOTIF_ADDFD
     internal const ulong IoctlSetFlags = 0x40082104; // SECCOMP_IOCTL_NOTIF_SET_FLAGS
     private const ulong FdSyncWakeUp = 1;            // SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
-    internal const uint FlagContinue = 1;           // SECCOMP_USER_NOTIF_FLAG_CONTINUE
+    public const uint FlagContinue = 1;           // SECCOMP_USER_NOTIF_FLAG_CONTINUE
     internal const uint AddFdFlagSend = 2;          // SECCOMP_ADDFD_FLAG_SEND
     private const long GetNotifSizes = 3;           // SECCOMP_GET_NOTIF_SIZES
 
     /// <summary>struct seccomp_notif with its struct seccomp_data.</summary>
     [StructLayout(LayoutKind.Sequential)]
-    internal struct Notification
+    public struct Notification
     {
         public ulong Id;
         public uint Pid;
@@ -33,7 +33,7 @@ internal static unsafe class SeccompNotify
     }
 
     [StructLayout(LayoutKind.Sequential)]
-    internal struct Response
+    public struct Response
     {
         public ulong Id;
         public long Value;
@@ -42,7 +42,7 @@ internal static unsafe class SeccompNotify
     }
 
     [StructLayout(LayoutKind.Sequential)]
-    internal struct AddFd
+    public struct AddFd
     {
         public ulong Id;
         public uint Flags;
@@ -60,7 +60,7 @@ internal static unsafe class SeccompNotify
     }
 
     /// <summary>The kernel's sizes of struct seccomp_notif and seccomp_notif_resp.</summary>
-    internal static (int Notification, int Response) KernelSizes()
+    public static (int Notification, int Response) KernelSizes()
     {
         Sizes sizes;
         if (Libc.Syscall(Libc.SYS_seccomp, GetNotifSizes, 0, (long)&sizes) != 0)
@@ -69,24 +69,24 @@ internal static unsafe class SeccompNotify
     }
 
     /// <summary>Receives one notification into <paramref name="buffer"/> (zeroed first, as the kernel demands); 0 or errno.</summary>
-    internal static int Receive(int listener, byte* buffer, int size)
+    public static int Receive(int listener, byte* buffer, int size)
     {
         new Span<byte>(buffer, size).Clear();
         return Libc.Ioctl(listener, IoctlRecv, buffer) == 0 ? 0 : Libc.LastErrno;
     }
 
     /// <summary>Asks for synchronous wake-ups between supervisor and workload (6.6+); false where unsupported.</summary>
-    internal static bool SetSyncWakeUp(int listener)
+    public static bool SetSyncWakeUp(int listener)
     {
         ulong flags = FdSyncWakeUp;
         return Libc.Ioctl(listener, IoctlSetFlags, (void*)flags) == 0;
     }
 
     /// <summary>Whether the notification is still pending (its task alive and still waiting).</summary>
-    internal static bool IdValid(int listener, ulong id) => Libc.Ioctl(listener, IoctlIdValid, &id) == 0;
+    public static bool IdValid(int listener, ulong id) => Libc.Ioctl(listener, IoctlIdValid, &id) == 0;
 
     /// <summary>Answers a notification; 0 or errno (ENOENT: the task is gone or was interrupted).</summary>
-    internal static int Respond(int listener, byte* buffer, int size, in Response response)
+    public static int Respond(int listener, byte* buffer, int size, in Response response)
     {
         var span = new Span<byte>(buffer, size);
         span.Clear();
@@ -98,7 +98,7 @@ internal static unsafe class SeccompNotify
     /// Installs <paramref name="fd"/> in the notifying task and makes the new fd number the
     /// syscall's return value, atomically (SECCOMP_ADDFD_FLAG_SEND). Returns the new fd or -errno.
     /// </summary>
-    internal static int AddFdAndSend(int listener, ulong id, int fd, bool closeOnExec)
+    public static int AddFdAndSend(int listener, ulong id, int fd, bool closeOnExec)
     {
         var addFd = new AddFd
         {

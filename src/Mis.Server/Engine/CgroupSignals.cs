@@ -8,7 +8,7 @@ namespace Mis.Server.Engine;
 /// read can be reaped and reused by an unrelated process before its signal is sent (ARCHITECTURE
 /// decision 4: never a PID looked up and then used later). The signal stays pending until the thaw.
 /// </summary>
-internal static class CgroupSignals
+public static class CgroupSignals
 {
     private static readonly TimeSpan FreezeLimit = TimeSpan.FromSeconds(1);
 

@@ -8,7 +8,7 @@ namespace Mis.Server.Engine;
 /// ReloadPolicy reaches running workloads at their next decision, all rules at once (the swap is
 /// one reference write).
 /// </summary>
-internal sealed class EngineDecider(RuntimeRules runtime, Func<WorkloadPolicy> policy) : IFileDecider
+public sealed class EngineDecider(RuntimeRules runtime, Func<WorkloadPolicy> policy) : IFileDecider
 {
     /// <inheritdoc />
     public Verdict Decide(FileRequest access, int defcon) =>

@@ -1,7 +1,7 @@
 namespace Mis.Server.Engine;
 
 /// <summary>Why the engine refused a request; the gRPC layer maps each kind to one status code.</summary>
-internal enum EngineError
+public enum EngineError
 {
     /// <summary>The request itself is wrong (zero id, unknown action, TTL too long, empty command, ...).</summary>
     InvalidArgument,
@@ -17,7 +17,7 @@ internal enum EngineError
 }
 
 /// <summary>A request the engine refused, with the reason a caller can act on.</summary>
-internal sealed class EngineException(EngineError error, string message, Exception? inner = null) : Exception(message, inner)
+public sealed class EngineException(EngineError error, string message, Exception? inner = null) : Exception(message, inner)
 {
     /// <summary>What kind of refusal this is.</summary>
     internal EngineError Error { get; } = error;

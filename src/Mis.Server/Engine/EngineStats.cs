@@ -5,7 +5,7 @@ using Mis.Enforcer.Run;
 namespace Mis.Server.Engine;
 
 /// <summary>A snapshot of the engine's counters (meanings in policy.proto, GetStatsResponse).</summary>
-internal sealed record EngineStats
+public sealed record EngineStats
 {
     internal ulong Denied { get; init; }
 

@@ -8,7 +8,7 @@ namespace Mis.Server.Engine;
 /// Each subscriber has a bounded queue of its own: a slow reader loses its own events, counted
 /// in <see cref="Lost"/>, and never holds up the kernel's event thread or another reader.
 /// </summary>
-internal sealed class EventHub : IDisposable
+public sealed class EventHub : IDisposable
 {
     internal const int SubscriberCapacity = 8192;
 
@@ -80,7 +80,7 @@ internal sealed class EventHub : IDisposable
     }
 
     /// <summary>One reader's filtered queue; dispose to unsubscribe.</summary>
-    internal sealed class Subscription(EventHub hub, ulong cgroupId, HashSet<string>? kinds) : IDisposable
+    public sealed class Subscription(EventHub hub, ulong cgroupId, HashSet<string>? kinds) : IDisposable
     {
         internal Channel<EnforcementEvent> Channel { get; } = System.Threading.Channels.Channel.CreateBounded<EnforcementEvent>(
             new BoundedChannelOptions(SubscriberCapacity) { FullMode = BoundedChannelFullMode.Wait, SingleReader = true });
@@ -90,6 +90,7 @@ internal sealed class EventHub : IDisposable
         internal bool Wants(EnforcementEvent e) =>
             (cgroupId == 0 || e.CgroupId == cgroupId) && (kinds is null || kinds.Contains(e.Event));
 
+        /// <inheritdoc />
         public void Dispose()
         {
             hub.Remove(this);

@@ -8,13 +8,13 @@ using Mis.Enforcer.Session;
 namespace Mis.Server.Engine;
 
 /// <summary>What RunWorkload asked for, validated.</summary>
-internal sealed record WorkloadSpec
+public sealed record WorkloadSpec
 {
     /// <summary>Command and arguments (argv).</summary>
-    internal required IReadOnlyList<string> Command { get; init; }
+    public required IReadOnlyList<string> Command { get; init; }
 
     /// <summary>Who the workload runs as.</summary>
-    internal required WorkloadIdentity Identity { get; init; }
+    public required WorkloadIdentity Identity { get; init; }
 
     /// <summary>Start in learning mode.</summary>
     internal bool Learning { get; init; }
@@ -33,13 +33,13 @@ internal sealed record WorkloadSpec
 }
 
 /// <summary>How a workload ended, with the kernel's last word on its state (read just before it was unmanaged).</summary>
-internal sealed record WorkloadEnd(WorkloadExit Exit, CgroupState? State, DateTimeOffset At);
+public sealed record WorkloadEnd(WorkloadExit Exit, CgroupState? State, DateTimeOffset At);
 
 /// <summary>
 /// One workload the engine started: the session's <see cref="EnforcedWorkload"/> and its policy. Everything about it that changes is set once (<see cref="End"/>, the kill reason)
 /// or through the kernel, so readers need no lock.
 /// </summary>
-internal sealed class ManagedWorkload
+public sealed class ManagedWorkload
 {
     private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private string? _killReason;

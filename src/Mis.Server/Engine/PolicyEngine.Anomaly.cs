@@ -10,7 +10,7 @@ namespace Mis.Server.Engine;
 // semantics are written in policy.proto, RunWorkloadRequest.anomaly_monitoring): the kernel's
 // learning-mode syscall stream feeds one AnomalyMonitor per workload; a window above the threshold
 // kills the cgroup when kill_on_anomaly is on and the cgroup is still in learning mode.
-internal sealed partial class PolicyEngine
+public sealed partial class PolicyEngine
 {
     internal const string AnomalyModelKey = "policy.anomaly_model";
 

@@ -11,15 +11,15 @@ namespace Mis.Server.Engine;
 /// <param name="AlreadyExited">The workload had ended before the call; nothing was done.</param>
 /// <param name="SigkillNeeded">Some process had to be SIGKILLed (always, for an immediate kill).</param>
 /// <param name="Elapsed">From the call to the empty cgroup.</param>
-internal sealed record KillOutcome(bool AlreadyExited, bool SigkillNeeded, TimeSpan Elapsed);
+public sealed record KillOutcome(bool AlreadyExited, bool SigkillNeeded, TimeSpan Elapsed);
 
 /// <summary>What SetDefcon did.</summary>
-internal sealed record DefconOutcome(int Previous, int Defcon, ulong Violations, bool Killed);
+public sealed record DefconOutcome(int Previous, int Defcon, ulong Violations, bool Killed);
 
 // Requests on one managed cgroup. Each looks the workload up in this enforcer's own table first:
 // an id that is not there (a host process's cgroup, another enforcer's, a PID passed by mistake)
 // is refused before anything touches the kernel or a process.
-internal sealed partial class PolicyEngine
+public sealed partial class PolicyEngine
 {
     private static readonly TimeSpan DrainLimit = TimeSpan.FromSeconds(10);
 

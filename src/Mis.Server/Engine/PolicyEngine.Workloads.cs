@@ -11,7 +11,7 @@ using Mis.Server.Observability;
 namespace Mis.Server.Engine;
 
 // Starting workloads, watching them end, and the kernel's event stream.
-internal sealed partial class PolicyEngine
+public sealed partial class PolicyEngine
 {
     private readonly WorkloadRunner.KernelClock _clock = new();
 

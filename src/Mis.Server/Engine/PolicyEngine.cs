@@ -12,10 +12,10 @@ using Mis.Server.Observability;
 namespace Mis.Server.Engine;
 
 /// <summary>Settings of a <see cref="PolicyEngine"/>.</summary>
-internal sealed record EngineOptions
+public sealed record EngineOptions
 {
     /// <summary>The validated configuration.</summary>
-    internal required MisConfig Config { get; init; }
+    public required MisConfig Config { get; init; }
 
     /// <summary>Directory of the config file: relative <c>policy_files</c> are relative to it (null: the working directory).</summary>
     internal string? ConfigDirectory { get; init; }
@@ -44,7 +44,7 @@ internal sealed record EngineOptions
 /// Locks are held only to read or swap references, never while waiting for a process, so a slow
 /// graceful kill never delays another request.
 /// </summary>
-internal sealed partial class PolicyEngine : IAsyncDisposable
+public sealed partial class PolicyEngine : IAsyncDisposable
 {
     private const int FinishedKept = 256;
 

@@ -15,7 +15,7 @@ namespace Mis.Server.Engine;
 /// precedence over an earlier file's (as if each file's were added in turn with AddRule); the
 /// default action is <c>deny</c> if any file says so (the stricter one wins).
 /// </remarks>
-internal static class PolicySet
+public static class PolicySet
 {
     private const string BuiltinSourcePrefix = BuiltinPolicy.Source + ":";
 

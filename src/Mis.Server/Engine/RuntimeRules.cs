@@ -9,7 +9,7 @@ namespace Mis.Server.Engine;
 /// does (<see cref="Active"/> filters by the clock); the timer only prunes it and raises
 /// <see cref="Changed"/>, so the kernel's exec backstop forgets it too.
 /// </summary>
-internal sealed class RuntimeRules : IDisposable
+public sealed class RuntimeRules : IDisposable
 {
     private readonly TimeProvider _clock;
     private readonly Lock _gate = new();
@@ -78,6 +78,7 @@ internal sealed class RuntimeRules : IDisposable
         return null;
     }
 
+    /// <inheritdoc />
     public void Dispose() => _timer.Dispose();
 
     private void Prune()

@@ -6,7 +6,7 @@ using Mis.Native;
 namespace Mis.Server.Engine;
 
 /// <summary>Another enforcer holds the state directory; the message names it and what to do.</summary>
-internal sealed class StateLockedException(string message) : Exception(message);
+public sealed class StateLockedException(string message) : Exception(message);
 
 /// <summary>
 /// One enforcer per state directory: an exclusive <c>flock</c> on <c>[paths] state_dir/enforcer.lock</c>,
@@ -14,7 +14,7 @@ internal sealed class StateLockedException(string message) : Exception(message);
 /// dies, so a stale file never blocks a restart. The holder's PID is written into the file for the
 /// refusal message only; the lock, not the PID, is what decides.
 /// </summary>
-internal sealed class StateLock : IDisposable
+public sealed class StateLock : IDisposable
 {
     internal const string FileName = "enforcer.lock";
 
@@ -53,6 +53,7 @@ internal sealed class StateLock : IDisposable
         return new StateLock(file, path);
     }
 
+    /// <inheritdoc />
     public void Dispose()
     {
         if (_file.IsClosed)

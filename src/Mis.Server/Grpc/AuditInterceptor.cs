@@ -14,10 +14,11 @@ namespace Mis.Server.Grpc;
 /// Wraps every RPC: maps engine refusals to status codes, records the latency histogram and
 /// the call count, and writes the audit line (time, method, peer, arguments, status).
 /// </summary>
-internal sealed class AuditInterceptor(RpcMetrics metrics, AuditSink audit, ILogger<AuditInterceptor> log) : Interceptor
+public sealed class AuditInterceptor(RpcMetrics metrics, AuditSink audit, ILogger<AuditInterceptor> log) : Interceptor
 {
     private const int MaxArgumentChars = 1024;
 
+    /// <inheritdoc />
     public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(
         TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
     {
@@ -39,6 +40,7 @@ internal sealed class AuditInterceptor(RpcMetrics metrics, AuditSink audit, ILog
         }
     }
 
+    /// <inheritdoc />
     public override async Task ServerStreamingServerHandler<TRequest, TResponse>(
         TRequest request, IServerStreamWriter<TResponse> responseStream, ServerCallContext context,
         ServerStreamingServerMethod<TRequest, TResponse> continuation)
@@ -145,7 +147,7 @@ internal sealed class AuditInterceptor(RpcMetrics metrics, AuditSink audit, ILog
 }
 
 /// <summary>The optional audit log as a service: writes go nowhere when <c>[logging] audit_log_path</c> is empty.</summary>
-internal sealed class AuditSink(AuditLog? log, ILogger<AuditSink> logger)
+public sealed class AuditSink(AuditLog? log, ILogger<AuditSink> logger)
 {
     private int _failed;
 

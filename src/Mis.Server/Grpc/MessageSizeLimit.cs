@@ -12,7 +12,7 @@ namespace Mis.Server.Grpc;
 /// length prefix of the message (1 flag byte, 4 bytes big-endian length) is enough to decide, and
 /// nothing is consumed, so the gRPC handler reads the request as if this middleware were not there.
 /// </summary>
-internal sealed class MessageSizeLimit(int maxBytes, RpcMetrics metrics, AuditSink audit)
+public sealed class MessageSizeLimit(int maxBytes, RpcMetrics metrics, AuditSink audit)
 {
     internal async Task InvokeAsync(HttpContext http, RequestDelegate next)
     {

@@ -11,8 +11,9 @@ namespace Mis.Server.Grpc;
 /// <see cref="AuditInterceptor"/> turns into status codes (and audits), so every handler here
 /// reads as the happy path.
 /// </summary>
-internal sealed class PolicyServiceImpl(PolicyEngine engine) : PolicyService.PolicyServiceBase
+public sealed class PolicyServiceImpl(PolicyEngine engine) : PolicyService.PolicyServiceBase
 {
+    /// <inheritdoc />
     public override Task<AddRuleResponse> AddRule(AddRuleRequest request, ServerCallContext context)
     {
         var (action, ttl) = RequestMapping.CheckAddRule(request, engine.Config.Policy);
@@ -26,6 +27,7 @@ internal sealed class PolicyServiceImpl(PolicyEngine engine) : PolicyService.Pol
         });
     }
 
+    /// <inheritdoc />
     public override Task<RemoveRuleResponse> RemoveRule(RemoveRuleRequest request, ServerCallContext context)
     {
         RequestMapping.RequireId(request.Inode, "inode");
@@ -37,6 +39,7 @@ internal sealed class PolicyServiceImpl(PolicyEngine engine) : PolicyService.Pol
         return Task.FromResult(new RemoveRuleResponse { Success = true, Message = $"{removed} rule(s) removed", Removed = (uint)removed });
     }
 
+    /// <inheritdoc />
     public override Task<ReloadPolicyResponse> ReloadPolicy(ReloadPolicyRequest request, ServerCallContext context)
     {
         var policy = engine.ReloadPolicy();
@@ -54,9 +57,11 @@ internal sealed class PolicyServiceImpl(PolicyEngine engine) : PolicyService.Pol
         return Task.FromResult(response);
     }
 
+    /// <inheritdoc />
     public override Task<GetStatsResponse> GetStats(GetStatsRequest request, ServerCallContext context) =>
         Task.FromResult(RequestMapping.ToProto(engine.Stats()));
 
+    /// <inheritdoc />
     public override async Task<KillProcessResponse> KillProcess(KillProcessRequest request, ServerCallContext context)
     {
         RequestMapping.RequireId(request.CgroupId, "cgroup_id");
@@ -72,6 +77,7 @@ internal sealed class PolicyServiceImpl(PolicyEngine engine) : PolicyService.Pol
         };
     }
 
+    /// <inheritdoc />
     public override Task<SetLearningModeResponse> SetLearningMode(SetLearningModeRequest request, ServerCallContext context)
     {
         RequestMapping.RequireId(request.CgroupId, "cgroup_id");
@@ -83,6 +89,7 @@ internal sealed class PolicyServiceImpl(PolicyEngine engine) : PolicyService.Pol
         });
     }
 
+    /// <inheritdoc />
     public override async Task<RunWorkloadResponse> RunWorkload(RunWorkloadRequest request, ServerCallContext context)
     {
         var spec = RequestMapping.ToSpec(request, engine.Config, engine.Clock);
@@ -90,6 +97,7 @@ internal sealed class PolicyServiceImpl(PolicyEngine engine) : PolicyService.Pol
         return new RunWorkloadResponse { CgroupId = w.CgroupId, Pid = w.Pid, CgroupPath = w.CgroupPath, Policy = w.PolicyName };
     }
 
+    /// <inheritdoc />
     public override Task<ListCgroupsResponse> ListCgroups(ListCgroupsRequest request, ServerCallContext context)
     {
         var response = new ListCgroupsResponse();
@@ -97,6 +105,7 @@ internal sealed class PolicyServiceImpl(PolicyEngine engine) : PolicyService.Pol
         return Task.FromResult(response);
     }
 
+    /// <inheritdoc />
     public override Task<CgroupInfo> GetCgroup(GetCgroupRequest request, ServerCallContext context)
     {
         RequestMapping.RequireId(request.CgroupId, "cgroup_id");
@@ -104,6 +113,7 @@ internal sealed class PolicyServiceImpl(PolicyEngine engine) : PolicyService.Pol
         return Task.FromResult(RequestMapping.ToInfo(w, engine));
     }
 
+    /// <inheritdoc />
     public override async Task<SetDefconResponse> SetDefcon(SetDefconRequest request, ServerCallContext context)
     {
         RequestMapping.RequireId(request.CgroupId, "cgroup_id");
@@ -113,6 +123,7 @@ internal sealed class PolicyServiceImpl(PolicyEngine engine) : PolicyService.Pol
         return new SetDefconResponse { PreviousDefcon = outcome.Previous, Defcon = outcome.Defcon, Violations = outcome.Violations, Killed = outcome.Killed };
     }
 
+    /// <inheritdoc />
     public override async Task WatchEvents(WatchEventsRequest request, IServerStreamWriter<Event> responseStream, ServerCallContext context)
     {
         if (request.Kinds.FirstOrDefault(k => !RequestMapping.EventKinds.Contains(k)) is { } unknown)

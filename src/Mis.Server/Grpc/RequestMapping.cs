@@ -9,7 +9,7 @@ using Mis.Server.Engine;
 namespace Mis.Server.Grpc;
 
 /// <summary>Validation of requests and the mapping between messages and engine types, kept apart from the service so each rule is stated once.</summary>
-internal static class RequestMapping
+public static class RequestMapping
 {
     /// <summary>Highest syscall number a rule may name (the policy files' own bound).</summary>
     internal const uint MaxSyscallNr = 1023;

@@ -24,7 +24,7 @@ namespace Mis.Server.Hosting;
 /// validate (TLS files, addresses; the engine validates the policy files) → engine (state lock,
 /// kernel, cgroups) → listeners; stop order is the reverse.
 /// </summary>
-internal sealed class EnforcerHost : IAsyncDisposable
+public sealed class EnforcerHost : IAsyncDisposable
 {
     private readonly WebApplication _grpc;
     private readonly WebApplication? _metrics;
@@ -52,14 +52,14 @@ internal sealed class EnforcerHost : IAsyncDisposable
     internal IReadOnlyList<string> GrpcAddresses { get; }
 
     /// <summary>The TCP address of the gRPC server (https when TLS is on), or null when it listens on a Unix socket only.</summary>
-    internal Uri? GrpcTcpAddress => GrpcAddresses.Where(a => !a.Contains("unix:", StringComparison.Ordinal)).Select(a => new Uri(a)).FirstOrDefault();
+    public Uri? GrpcTcpAddress => GrpcAddresses.Where(a => !a.Contains("unix:", StringComparison.Ordinal)).Select(a => new Uri(a)).FirstOrDefault();
 
     /// <summary>The metrics page, or null when metrics are off.</summary>
     internal string? MetricsUrl { get; }
 
     /// <summary>Starts everything; on failure whatever started is stopped again.</summary>
     /// <exception cref="EnforcerStartException">Configuration or host problem (the message says which and why).</exception>
-    internal static async Task<EnforcerHost> StartAsync(EngineOptions options, ILoggerFactory logs, CancellationToken cancel = default)
+    public static async Task<EnforcerHost> StartAsync(EngineOptions options, ILoggerFactory logs, CancellationToken cancel = default)
     {
         var config = options.Config;
         var grpcBind = ParseAddress(config.Grpc.BindAddress, "grpc.bind_address");

@@ -13,7 +13,7 @@ namespace Mis.Server.Hosting;
 /// another enforcer holds the state directory, a port taken, no kernel backend), 2 when the
 /// configuration or a file it names is wrong (nothing was set up then).
 /// </summary>
-internal static class EnforcerProgram
+public static class EnforcerProgram
 {
     internal const int ExitOk = 0;
     internal const int ExitHostRefused = 1;
@@ -22,7 +22,7 @@ internal static class EnforcerProgram
     /// <param name="configPath">config.toml, or null for the built-in defaults.</param>
     /// <param name="stderr">Where the one-line status messages go.</param>
     /// <param name="anomalyModelLoader">Loads <c>[policy] anomaly_model</c> (the CLI passes Mis.Anomaly's loader).</param>
-    internal static async Task<int> RunAsync(string? configPath, TextWriter stderr, Func<string, IOnlineScorer>? anomalyModelLoader = null)
+    public static async Task<int> RunAsync(string? configPath, TextWriter stderr, Func<string, IOnlineScorer>? anomalyModelLoader = null)
     {
         MisConfig config;
         try

@@ -6,9 +6,10 @@ using Mis.Enforcer.Configuration;
 namespace Mis.Server.Hosting;
 
 /// <summary>Structured logs on stderr at <c>[logging] level</c>, as text or JSON lines (<c>[logging] format</c>).</summary>
-internal static class LoggingSetup
+public static class LoggingSetup
 {
-    internal static ILoggerFactory Create(LoggingConfig logging) => LoggerFactory.Create(builder => Configure(builder, logging));
+    /// <summary>A logger factory configured from <c>[logging]</c>.</summary>
+    public static ILoggerFactory Create(LoggingConfig logging) => LoggerFactory.Create(builder => Configure(builder, logging));
 
     internal static void Configure(ILoggingBuilder builder, LoggingConfig logging)
     {

@@ -9,7 +9,7 @@ namespace Mis.Server.Hosting;
 /// The server certificate and, for mutual TLS, the CA bundle client certificates must chain to,
 /// loaded (and so validated) before anything else starts.
 /// </summary>
-internal sealed class TlsMaterial : IDisposable
+public sealed class TlsMaterial : IDisposable
 {
     private TlsMaterial(X509Certificate2 server, X509Certificate2Collection? clientCa)
     {
@@ -77,6 +77,7 @@ internal sealed class TlsMaterial : IDisposable
     /// <summary>The Kestrel client-certificate callback: accept exactly the chains <see cref="IsTrustedClient"/> accepts.</summary>
     internal bool Validate(X509Certificate2 certificate, X509Chain? chain, SslPolicyErrors errors) => IsTrustedClient(certificate);
 
+    /// <inheritdoc />
     public void Dispose()
     {
         Server.Dispose();

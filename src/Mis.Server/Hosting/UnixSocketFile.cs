@@ -8,7 +8,7 @@ namespace Mis.Server.Hosting;
 /// by binding under a umask of 0177 and then setting the mode explicitly. Whoever can connect can
 /// kill and start workloads, so no other user may.
 /// </summary>
-internal static class UnixSocketFile
+public static class UnixSocketFile
 {
     internal const UnixFileMode Mode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
 
@@ -17,7 +17,7 @@ internal static class UnixSocketFile
     /// enforcer; refuses a live one (another server answers there) and anything that is not a socket.
     /// </summary>
     /// <exception cref="EnforcerStartException">The path is taken.</exception>
-    internal static void Prepare(string path)
+    public static void Prepare(string path)
     {
         if (!IsSocket(path, out bool exists))
         {
@@ -41,7 +41,7 @@ internal static class UnixSocketFile
     }
 
     /// <summary>Runs <paramref name="bind"/> under umask 0177, so the socket is never more open than 0600.</summary>
-    internal static async Task BindPrivatelyAsync(Func<Task> bind)
+    public static async Task BindPrivatelyAsync(Func<Task> bind)
     {
         uint previous = PosixFiles.SetUmask(0x7F); // 0177
         try
@@ -55,10 +55,10 @@ internal static class UnixSocketFile
     }
 
     /// <summary>Sets the socket's mode to 0600 (again: the umask already did, unless something raced it).</summary>
-    internal static void Restrict(string path) => File.SetUnixFileMode(path, Mode);
+    public static void Restrict(string path) => File.SetUnixFileMode(path, Mode);
 
     /// <summary>Removes the socket at shutdown (only if it is one).</summary>
-    internal static void Remove(string path)
+    public static void Remove(string path)
     {
         if (IsSocket(path, out _))
             File.Delete(path);

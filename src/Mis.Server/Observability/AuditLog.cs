@@ -13,7 +13,7 @@ namespace Mis.Server.Observability;
 /// <param name="Status">The gRPC status code, e.g. <c>OK</c>, <c>NOT_FOUND</c>.</param>
 /// <param name="Detail">The status message when not OK.</param>
 /// <param name="DurationMs">Time spent in the call.</param>
-internal sealed record AuditRecord(DateTimeOffset Time, string Method, string Peer, string Arguments, string Status, string? Detail, double DurationMs);
+public sealed record AuditRecord(DateTimeOffset Time, string Method, string Peer, string Arguments, string Status, string? Detail, double DurationMs);
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(AuditRecord))]
@@ -25,7 +25,7 @@ internal sealed partial class AuditJson : JsonSerializerContext;
 /// would take the file past <c>max_file_size_mb</c> first moves it to <c>PATH.1</c> (older ones
 /// to <c>.2</c>, ...), keeping <c>max_files</c> rotated files.
 /// </summary>
-internal sealed class AuditLog : IDisposable
+public sealed class AuditLog : IDisposable
 {
     // The file is read by people and log tools, not embedded in HTML: quotes and angle brackets
     // inside the arguments stay as they are instead of becoming \u0022 and \u003c.
@@ -67,6 +67,7 @@ internal sealed class AuditLog : IDisposable
         }
     }
 
+    /// <inheritdoc />
     public void Dispose()
     {
         lock (_gate)

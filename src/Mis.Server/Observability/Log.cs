@@ -3,7 +3,7 @@ using Microsoft.Extensions.Logging;
 namespace Mis.Server.Observability;
 
 /// <summary>Every log line of the enforcer, source-generated (no boxing, no formatting when the level is off).</summary>
-internal static partial class Log
+public static partial class Log
 {
     [LoggerMessage(1, LogLevel.Information, "Engine started: cgroups under {CgroupRoot}, policy {Policy} from {FileCount} file(s), state in {StateDir}")]
     internal static partial void EngineStarted(this ILogger logger, string cgroupRoot, string policy, int fileCount, string stateDir);

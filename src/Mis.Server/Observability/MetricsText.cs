@@ -8,7 +8,7 @@ namespace Mis.Server.Observability;
 /// Renders the metrics page in the Prometheus text exposition format (version 0.0.4): kernel
 /// counters, per-cgroup DEFCON gauges, ring-buffer drops and the per-method RPC latency histograms.
 /// </summary>
-internal static class MetricsText
+public static class MetricsText
 {
     /// <summary>The Content-Type Prometheus expects for this format.</summary>
     internal const string ContentType = "text/plain; version=0.0.4; charset=utf-8";

@@ -6,7 +6,7 @@ namespace Mis.Server.Observability;
 /// Per-method RPC latency histograms (Prometheus style: cumulative buckets in seconds) and call
 /// counts per status code. Lock-free: each observation is a few interlocked adds.
 /// </summary>
-internal sealed class RpcMetrics
+public sealed class RpcMetrics
 {
     /// <summary>Bucket upper bounds in seconds: 50 µs (a loopback unary call) up to 10 s (a graceful kill).</summary>
     internal static readonly double[] Buckets = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -31,7 +31,7 @@ internal sealed class RpcMetrics
             .Select(kv => (kv.Key.Method, kv.Key.Code, Interlocked.Read(ref kv.Value[0])));
 
     /// <summary>One method's latency distribution.</summary>
-    internal sealed class Histogram
+    public sealed class Histogram
     {
         private readonly long[] _counts = new long[Buckets.Length + 1]; // last: above every bound
         private long _count;
