@@ -191,6 +191,23 @@ public sealed class ConfinementFileTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void A_multi_threaded_workload_gets_more_supervisor_threads_and_they_end_with_it()
+    {
+        using var h = new ConfinementHarness();
+        string threads = h.Compile("threads_open");
+        var run = h.Run([threads, h.Allowed, "4", "2000"]);
+        output.WriteLine($"{run.Stdout.Trim()}; supervisor threads at most {run.Supervisor.PeakThreads}");
+        Assert.Equal(0, run.Exit.ExitCode);
+        Assert.Equal("opened=8000 failed=0", run.Stdout.Trim());
+        Assert.Empty(h.Sink.Reports);
+        Assert.True(run.Supervisor.Ended, "a supervisor thread outlived the workload");
+        if (run.Supervisor.ExtraThreadsAllowed)
+            Assert.True(run.Supervisor.PeakThreads > 1, "four threads opening at once were served by one supervisor thread");
+        else
+            output.WriteLine("this kernel has no synchronous seccomp wake-ups (6.6+): one supervisor thread by design");
+    }
+
+    [Fact]
     public void Self_means_the_workload_through_every_symlink()
     {
         using var h = new ConfinementHarness();

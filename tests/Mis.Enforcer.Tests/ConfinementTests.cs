@@ -59,6 +59,9 @@ internal sealed class FakeSink : IViolationSink
 
 internal sealed record RunResult(WorkloadExit Exit, string Stdout, string Stderr)
 {
+    /// <summary>The supervisor's threads at their most, and whether all of them had ended once the workload had.</summary>
+    internal (int PeakThreads, bool ExtraThreadsAllowed, bool Ended) Supervisor { get; init; }
+
     public override string ToString() => $"{Exit}; stdout: {Stdout}; stderr: {Stderr}";
 }
 
@@ -149,7 +152,12 @@ internal sealed class ConfinementHarness : IDisposable
                 Assert.Fail($"{string.Join(' ', command)} did not end in time; stderr so far: {(stderr.IsCompleted ? stderr.Result : "")}");
             }
             Assert.True(Task.WaitAll([stdout, stderr], TimeSpan.FromSeconds(30)), "the workload's output did not close");
-            return new RunResult(exit!, stdout.Result, stderr.Result);
+            // The workload's last process is gone: every supervisor thread sees the hang-up and ends.
+            bool ended = supervisor.Completion.Wait(TimeSpan.FromSeconds(10));
+            return new RunResult(exit!, stdout.Result, stderr.Result)
+            {
+                Supervisor = (supervisor.Stats.PeakThreads, supervisor.ExtraThreadsAllowed, ended),
+            };
         }
     }
 

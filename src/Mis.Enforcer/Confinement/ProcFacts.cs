@@ -16,62 +16,64 @@ public static unsafe class ProcFacts
 
     /// <summary>
     /// Reads the NUL-terminated string at <paramref name="address"/> in task <paramref name="tid"/>
-    /// through /proc/TID/mem into <paramref name="buffer"/> (at least <see cref="PathMax"/> bytes).
-    /// Returns 0 and the length, or the errno the kernel would give the workload for it: EFAULT
-    /// (unreadable), ENAMETOOLONG (no NUL within PATH_MAX), ESRCH (task gone).
+    /// into <paramref name="buffer"/> (at least <see cref="PathMax"/> bytes), one page at a time so
+    /// that a string ending before an unmapped page is read whole. Returns 0 and the length, or the
+    /// errno the kernel would give the workload for it: EFAULT (unreadable), ENAMETOOLONG (no NUL
+    /// within PATH_MAX), ESRCH (task gone).
     /// </summary>
     internal static int ReadString(int tid, ulong address, byte[] buffer, out int length)
     {
         length = 0;
-        int fd = OpenMemory(tid);
-        if (fd < 0)
-            return Errno.ESRCH;
-        try
+        int have = 0;
+        while (have < PathMax)
         {
-            nint n;
-            // One pread: /proc/PID/mem copies page by page and returns what it got before an
-            // unmapped page, so a short read means the string ran into unmapped memory.
-            fixed (byte* b = buffer)
-                n = Libc.PRead(fd, b, PathMax, (long)address);
-            if (n <= 0)
-                return Errno.EFAULT;
-            int nul = Array.IndexOf(buffer, (byte)0, 0, (int)n);
+            ulong at = address + (ulong)have;
+            int chunk = (int)Math.Min((ulong)(PathMax - have), PageSize - (at % PageSize));
+            int errno = Copy(tid, at, buffer.AsSpan(have, chunk), out int got);
+            if (errno != 0)
+                return errno;
+            int nul = Array.IndexOf(buffer, (byte)0, have, got);
             if (nul >= 0)
             {
                 length = nul;
                 return 0;
             }
-            return n < PathMax ? Errno.EFAULT : Errno.ENAMETOOLONG;
+            have += got;
+            if (got < chunk)
+                return Errno.EFAULT; // the string runs into memory the task cannot read
         }
-        finally
-        {
-            Libc.Close(fd);
-        }
+        return Errno.ENAMETOOLONG;
     }
 
     /// <summary>Reads exactly <paramref name="destination"/>.Length bytes; 0 or EFAULT/ESRCH.</summary>
     internal static int ReadBytes(int tid, ulong address, Span<byte> destination)
     {
-        int fd = OpenMemory(tid);
-        if (fd < 0)
-            return Errno.ESRCH;
-        try
-        {
-            fixed (byte* b = destination)
-                return Libc.PRead(fd, b, destination.Length, (long)address) == destination.Length ? 0 : Errno.EFAULT;
-        }
-        finally
-        {
-            Libc.Close(fd);
-        }
+        int errno = Copy(tid, address, destination, out int got);
+        return errno != 0 ? errno : got == destination.Length ? 0 : Errno.EFAULT;
     }
 
-    private static int OpenMemory(int tid)
+    private const ulong PageSize = 4096;
+
+    /// <summary>
+    /// One process_vm_readv: no /proc/TID/mem to open and close per read, and page protections apply
+    /// as they do to the kernel's own copy from the caller (a PROT_NONE path faults either way).
+    /// </summary>
+    private static int Copy(int tid, ulong address, Span<byte> destination, out int got)
     {
-        Span<byte> path = stackalloc byte[32];
-        int len = Ascii($"/proc/{tid}/mem", path);
-        fixed (byte* p = path[..(len + 1)])
-            return Libc.Open(p, Libc.O_RDONLY | Libc.O_CLOEXEC, 0);
+        got = 0;
+        if (destination.IsEmpty)
+            return 0;
+        nint n;
+        fixed (byte* b = destination)
+        {
+            var local = new Libc.IoVec { Base = b, Length = (nuint)destination.Length };
+            var remote = new Libc.IoVec { Base = (void*)address, Length = (nuint)destination.Length };
+            n = Libc.ProcessVmReadv(tid, &local, 1, &remote, 1, 0);
+        }
+        if (n < 0)
+            return Libc.LastErrno is Errno.EFAULT ? Errno.EFAULT : Errno.ESRCH; // gone, or no longer ours to read
+        got = (int)n;
+        return got == 0 ? Errno.EFAULT : 0;
     }
 
     /// <summary>The thread group (process) id of thread <paramref name="tid"/>, or null when it is gone.</summary>

@@ -11,8 +11,9 @@ namespace Mis.Enforcer.Confinement;
 /// then done by the supervisor itself, as the workload (its fs ids and groups, no capabilities),
 /// on the directory and the object it resolved and decided: the kernel never resolves the
 /// workload's path again, so a thread rewriting it meanwhile gains nothing (as for opens).
-/// The one supervisor thread serialises these: no other notified syscall of the workload can
-/// rename or link behind a decision while it is being made.
+/// Each is decided and done alone (the supervisor's names lock, held for writing; opens and execs
+/// hold it for reading): no other notified syscall of the workload can rename or link behind a
+/// decision while it is being made.
 /// </summary>
 public sealed unsafe partial class SeccompSupervisor
 {
@@ -29,9 +30,14 @@ public sealed unsafe partial class SeccompSupervisor
     {
         get
         {
-            if (_ownRoot < 0)
+            if (Volatile.Read(ref _ownRoot) < 0)
+            {
+                int fd;
                 fixed (byte* root = "/\0"u8)
-                    _ownRoot = Libc.Open(root, Libc.O_PATH | Libc.O_DIRECTORY | Libc.O_CLOEXEC, 0);
+                    fd = Libc.Open(root, Libc.O_PATH | Libc.O_DIRECTORY | Libc.O_CLOEXEC, 0);
+                if (Interlocked.CompareExchange(ref _ownRoot, fd, -1) != -1 && fd >= 0)
+                    Libc.Close(fd); // another thread was first
+            }
             return _ownRoot;
         }
     }
@@ -323,7 +329,7 @@ public sealed unsafe partial class SeccompSupervisor
                 return;
             if (!entry.Exists && !entry.Dots && !MayWrite(n.Id, n.Nr, task, entry.Path, null, newName: false))
                 return;
-            if (!_umaskPrivate)
+            if (!t_umaskPrivate)
             {
                 Fail(n.Id, Errno.EPERM); // binding from the workload's root and cwd needs this thread's own
                 return;
@@ -491,7 +497,7 @@ public sealed unsafe partial class SeccompSupervisor
             FailIfValid(id, errno);
             return null;
         }
-        byte[] path = rewriteProcSelf ? OpenArguments.RewriteProcSelf(_path, length, task) : _path;
+        byte[] path = rewriteProcSelf ? OpenArguments.RewriteProcSelf(PathBuffer, length, task) : PathBuffer;
         int end = Array.IndexOf(path, (byte)0);
         return path.AsSpan(0, end + 1).ToArray();
     }

@@ -34,7 +34,7 @@ public sealed unsafe partial class SeccompSupervisor
             return;
         }
         int finalFlags = Libc.O_PATH | Libc.O_CLOEXEC | ((atFlags & AT_SYMLINK_NOFOLLOW) != 0 ? Libc.O_NOFOLLOW : 0);
-        byte[] path = OpenArguments.RewriteProcSelf(_path, length, task);
+        byte[] path = OpenArguments.RewriteProcSelf(PathBuffer, length, task);
         var none = new EarlyOpen(-1);
         if (ResolveAsWorkload(n.Id, task, dirFd, path, finalFlags, 0, create: false, emptyPathAllowed: (atFlags & AT_EMPTY_PATH) != 0, ref none) is not Resolution r)
             return;
@@ -100,7 +100,7 @@ public sealed unsafe partial class SeccompSupervisor
     }
 
     /// <summary>Mount ids seen, and the device of each one's superblock (the kernel's s_dev, in st_dev encoding).</summary>
-    private readonly Dictionary<int, ulong> _mountDevices = [];
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<int, ulong> _mountDevices = [];
 
     /// <summary>
     /// The (device, inode) the kernel will see as the executed file's: its superblock's device and
@@ -119,7 +119,7 @@ public sealed unsafe partial class SeccompSupervisor
                 return Libc.FStat(fd, &st) == 0 ? (st.Dev, inode) : null;
             if (_mountDevices.Count >= 4096)
                 _mountDevices.Clear(); // mount ids come and go; keep the cache bounded
-            _mountDevices[mount] = device = found;
+            _mountDevices[mount] = device = found; // several threads may find the same: same answer
         }
         return (device, inode);
     }

@@ -59,7 +59,7 @@ public sealed unsafe partial class SeccompSupervisor
         int finalFlags = Libc.O_PATH | Libc.O_CLOEXEC | (flags & Libc.O_DIRECTORY)
             | ((flags & Libc.O_NOFOLLOW) != 0 || exclusive ? Libc.O_NOFOLLOW : 0);
 
-        byte[] path = OpenArguments.RewriteProcSelf(_path, length, task);
+        byte[] path = OpenArguments.RewriteProcSelf(PathBuffer, length, task);
         for (int attempt = 0; ; attempt++)
         {
             var early = new EarlyOpen(op == FileOp.Read && !exclusive && (flags & Libc.O_PATH) == 0 ? ReopenFlags(flags) : -1);
@@ -232,7 +232,7 @@ public sealed unsafe partial class SeccompSupervisor
     /// <summary>New files get the workload's umask: this thread's fs_struct is its own (unshare(CLONE_FS) in Run).</summary>
     private void SetUmask(WorkloadTask task)
     {
-        if (_umaskPrivate && ProcFacts.Umask(task.Tid) is uint umask)
+        if (t_umaskPrivate && ProcFacts.Umask(task.Tid) is uint umask)
             Libc.Umask(umask);
     }
 

@@ -88,7 +88,7 @@ public sealed unsafe partial class SeccompSupervisor
         }
     }
 
-    private int ReadPath(int tid, ulong address, out int length) => ProcFacts.ReadString(tid, address, _path, out length);
+    private int ReadPath(int tid, ulong address, out int length) => ProcFacts.ReadString(tid, address, PathBuffer, out length);
 
     /// <summary>Answers with errno, unless the caller is already gone (then nobody is waiting).</summary>
     private void FailIfValid(ulong id, int errno)

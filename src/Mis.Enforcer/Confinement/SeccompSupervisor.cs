@@ -16,6 +16,9 @@ public sealed class SupervisorStats
 
     internal long Denied;
     internal long Errors;
+
+    /// <summary>The most supervisor threads that ran at once.</summary>
+    internal int PeakThreads = 1;
 }
 
 /// <summary>
@@ -25,8 +28,15 @@ public sealed class SupervisorStats
 /// execs are decided on the resolved inode and continued; the escape class is refused; signals and
 /// other cross-process calls are allowed only toward the workload's own cgroup. Every refusal is a
 /// violation reported to the <see cref="IViolationSink"/> before the workload learns of it.
-/// A notification that cannot be handled is logged and answered EPERM; the thread ends when no
+/// A notification that cannot be handled is logged and answered EPERM; the threads end when no
 /// process of the workload is left (the listener hangs up) or on <see cref="Dispose"/>.
+/// <para>
+/// Threads: one to begin with, more (up to <see cref="MaxThreads"/>) when notifications are seen
+/// waiting while every thread is busy, so a multi-threaded workload is not serialised behind one
+/// decision at a time; an extra thread that finds nothing to do for <see cref="IdleRetireMs"/> ends.
+/// Opens and execs are decided concurrently; a file change (rename, link, unlink, ...) is decided
+/// and done alone (<see cref="_names"/>), so no name changes behind a decision being made.
+/// </para>
 /// </summary>
 public sealed unsafe partial class SeccompSupervisor : Session.IFileDecisions
 {
@@ -48,11 +58,29 @@ public sealed unsafe partial class SeccompSupervisor : Session.IFileDecisions
     private readonly ThreadCredentials _credentials;
     private readonly PathResolver _resolver;
     private readonly FifoOpens _fifos;
-    private readonly byte[] _path = new byte[ProcFacts.PathMax];
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Thread _thread;
-    private bool _umaskPrivate;
+    private readonly bool _extraThreadsAllowed;
+    // Readers: opens and execs (they resolve names); the writer: a change of names or files.
+    private readonly ReaderWriterLockSlim _names = new(LockRecursionPolicy.NoRecursion);
+    private int _threads;
+    private int _idleThreads;
+    private long _received;
+    private Exception? _failure;
     private int _disposed;
+
+    /// <summary>Supervisor threads of one workload at most: four match a 4-thread workload; more only add wake-ups.</summary>
+    internal const int MaxThreads = 4;
+
+    /// <summary>How long an extra thread waits for work before it ends.</summary>
+    internal const int IdleRetireMs = 500;
+
+    // Per thread (a thread serves one supervisor): the path being decided, and whether its
+    // fs_struct (umask, root, cwd) is its own.
+    [ThreadStatic] private static byte[]? t_path;
+    [ThreadStatic] private static bool t_umaskPrivate;
+
+    private static byte[] PathBuffer => t_path ??= new byte[ProcFacts.PathMax];
 
     private SeccompSupervisor(Workload workload, IFileDecider decider, IViolationSink sink, Action<string>? log)
     {
@@ -95,8 +123,12 @@ public sealed unsafe partial class SeccompSupervisor : Session.IFileDecisions
         // The workload blocks until answered and the answer (ADDFD) blocks until the workload took
         // the fd: with synchronous wake-ups the kernel hands the CPU over directly both ways
         // (Linux 6.6+; older kernels just keep the ordinary wake-ups).
-        SeccompNotify.SetSyncWakeUp(_listener);
-        _thread = new Thread(Run) { IsBackground = true, Name = $"mis-seccomp-{workload.Pid}" };
+        // Extra threads block in RECV after losing a race for a notification; only from 6.6 on (the
+        // kernel that has synchronous wake-ups) does a hang-up wake a blocked RECV, so only there
+        // can an extra thread be sure to end with the workload.
+        _extraThreadsAllowed = SeccompNotify.SetSyncWakeUp(_listener);
+        _threads = 1;
+        _thread = new Thread(() => Run(primary: true)) { IsBackground = true, Name = $"mis-seccomp-{workload.Pid}" };
     }
 
     /// <summary>Starts supervising <paramref name="workload"/> (before its <see cref="Workload.Go"/>: until then it waits).</summary>
@@ -111,42 +143,58 @@ public sealed unsafe partial class SeccompSupervisor : Session.IFileDecisions
     /// <summary>Completes when the supervisor thread has ended (workload gone, disposed, or failed: then faulted).</summary>
     public Task Completion => _completion.Task;
 
+    /// <summary>Whether this kernel lets the supervisor add threads (see <see cref="MaxThreads"/>).</summary>
+    internal bool ExtraThreadsAllowed => _extraThreadsAllowed;
+
     /// <summary>What the supervisor has done so far.</summary>
     public SupervisorStats Stats { get; } = new();
 
-    private void Run()
+    private void Run(bool primary)
     {
         // A private fs_struct for this thread, so setting the workload's umask before a create
         // does not change the enforcer's.
-        _umaskPrivate = Libc.Syscall(Libc.SYS_unshare, Libc.CLONE_FS, 0, 0) == 0;
-        if (!_umaskPrivate)
+        t_umaskPrivate = Libc.Syscall(Libc.SYS_unshare, Libc.CLONE_FS, 0, 0) == 0;
+        if (!t_umaskPrivate)
             _log($"mis-seccomp: unshare(CLONE_FS) failed ({Errno.Describe(Libc.LastErrno)}); files are created with the enforcer's umask");
         byte* buffer = (byte*)NativeMemory.AllocZeroed((nuint)_notificationSize);
-        Exception? failure = null;
         try
         {
             _credentials.AdoptGroups();
             var fds = stackalloc Libc.PollFd[2];
-            while (true)
+            while (Volatile.Read(ref _disposed) == 0)
             {
                 fds[0] = new Libc.PollFd { Fd = _listener, Events = Libc.POLLIN };
                 fds[1] = new Libc.PollFd { Fd = _stopEvent, Events = Libc.POLLIN };
                 // Blocking RECV behind poll: poll also reports the hang-up when the workload's
-                // last process is gone, and lets Dispose wake the thread; the timeout only runs
-                // while a FIFO open waits, to release it if its caller went away.
-                int ready = Libc.Poll(fds, 2, _fifos.Count > 0 ? 250 : -1);
+                // last process is gone, and lets Dispose wake the thread; the first thread's
+                // timeout only runs while a FIFO open waits, to release it if its caller went away.
+                int timeout = !primary ? IdleRetireMs : _fifos.Count > 0 ? 250 : -1;
+                Interlocked.Increment(ref _idleThreads);
+                int ready = Libc.Poll(fds, 2, timeout);
+                Interlocked.Decrement(ref _idleThreads);
                 if (ready < 0 && Libc.LastErrno == Errno.EINTR)
                     continue;
                 if (ready < 0)
                     throw new IOException($"poll on the seccomp listener: {Errno.Describe(Libc.LastErrno)}");
-                _fifos.Sweep();
-                if (fds[1].Revents != 0)
+                if (primary)
+                    _fifos.Sweep();
+                if (fds[1].Revents != 0 || (ready == 0 && !primary))
                     break;
                 if ((fds[0].Revents & Libc.POLLIN) != 0)
                 {
+                    // Another thread may have taken it since poll: RECV then waits for the next
+                    // one (or the hang-up, which ends it with ENOENT).
                     int rc = SeccompNotify.Receive(_listener, buffer, _notificationSize);
+                    if (rc == 0 && Volatile.Read(ref _disposed) != 0)
+                    {
+                        Reply(MemoryMarshal.Read<SeccompNotify.Notification>(new ReadOnlySpan<byte>(buffer, sizeof(SeccompNotify.Notification))).Id, Errno.ENOSYS);
+                        break;
+                    }
                     if (rc == 0)
+                    {
+                        GrowIfBehind();
                         Handle(MemoryMarshal.Read<SeccompNotify.Notification>(new ReadOnlySpan<byte>(buffer, sizeof(SeccompNotify.Notification))));
+                    }
                     else if (rc != Errno.ENOENT && rc != Errno.EINTR) // ENOENT: the caller died between poll and recv
                         throw new IOException($"SECCOMP_IOCTL_NOTIF_RECV: {Errno.Describe(rc)}");
                 }
@@ -158,26 +206,59 @@ public sealed unsafe partial class SeccompSupervisor : Session.IFileDecisions
         }
         catch (Exception e)
         {
-            failure = e;
-            _log($"mis-seccomp: supervisor of cgroup {_cgroupName} stopped: {e.Message}; its workload's notified syscalls now fail (ENOSYS)");
+            Interlocked.CompareExchange(ref _failure, e, null);
+            _log($"mis-seccomp: a supervisor thread of cgroup {_cgroupName} stopped: {e.Message}; when none is left, its workload's notified syscalls fail (ENOSYS)");
         }
         finally
         {
             NativeMemory.Free(buffer);
-            _fifos.Dispose();
-            // Closing the listener fails every pending and future notified syscall of the
-            // workload with ENOSYS: without a supervisor nothing of the class is allowed.
-            _listenerHandle.Dispose();
-            _listenerHandle.DangerousRelease();
-            Libc.Close(_rootFd);
-            Libc.Close(_selfFdDir);
-            if (_ownRoot >= 0)
-                Libc.Close(_ownRoot);
-            if (failure is null)
-                _completion.TrySetResult();
-            else
-                _completion.TrySetException(failure);
+            if (Interlocked.Decrement(ref _threads) == 0)
+                Finish();
         }
+    }
+
+    /// <summary>The last thread out closes everything: from then on the workload's notified syscalls fail with ENOSYS.</summary>
+    private void Finish()
+    {
+        _fifos.Dispose();
+        // Closing the listener fails every pending and future notified syscall of the
+        // workload with ENOSYS: without a supervisor nothing of the class is allowed.
+        _listenerHandle.Dispose();
+        _listenerHandle.DangerousRelease();
+        Libc.Close(_rootFd);
+        Libc.Close(_selfFdDir);
+        if (_ownRoot >= 0)
+            Libc.Close(_ownRoot);
+        _names.Dispose();
+        Libc.Close(_stopEvent);
+        if (_failure is null)
+            _completion.TrySetResult();
+        else
+            _completion.TrySetException(_failure);
+    }
+
+    /// <summary>
+    /// Starts another thread when every thread is busy and a notification is already waiting: the
+    /// workload has more threads in notified syscalls than the supervisor has free. Checked on
+    /// every eighth notification only, so a single-threaded workload pays one poll in eight.
+    /// </summary>
+    private void GrowIfBehind()
+    {
+        if (!_extraThreadsAllowed || (Interlocked.Increment(ref _received) & 7) != 0
+            || Volatile.Read(ref _idleThreads) > 0 || Volatile.Read(ref _threads) >= MaxThreads)
+            return;
+        var probe = new Libc.PollFd { Fd = _listener, Events = Libc.POLLIN };
+        if (Libc.Poll(&probe, 1, 0) <= 0 || (probe.Revents & Libc.POLLIN) == 0)
+            return;
+        int count = Interlocked.Increment(ref _threads);
+        if (count > MaxThreads || Volatile.Read(ref _disposed) != 0)
+        {
+            Interlocked.Decrement(ref _threads);
+            return;
+        }
+        for (int peak = Volatile.Read(ref Stats.PeakThreads); count > peak; peak = Volatile.Read(ref Stats.PeakThreads))
+            Interlocked.CompareExchange(ref Stats.PeakThreads, count, peak);
+        new Thread(() => Run(primary: false)) { IsBackground = true, Name = $"{_thread.Name}-{count}" }.Start();
     }
 
     private void Handle(in SeccompNotify.Notification n)
@@ -194,14 +275,38 @@ public sealed unsafe partial class SeccompSupervisor : Session.IFileDecisions
             switch (n.Nr)
             {
                 case Syscalls.Open or Syscalls.Openat or Syscalls.Openat2 or Syscalls.Creat:
-                    HandleOpen(n, task);
+                    _names.EnterReadLock();
+                    try
+                    {
+                        HandleOpen(n, task);
+                    }
+                    finally
+                    {
+                        _names.ExitReadLock();
+                    }
                     break;
                 case Syscalls.Execve or Syscalls.Execveat:
-                    HandleExec(n, task);
+                    _names.EnterReadLock();
+                    try
+                    {
+                        HandleExec(n, task);
+                    }
+                    finally
+                    {
+                        _names.ExitReadLock();
+                    }
                     break;
                 case Syscalls.Ioctl when Syscalls.ChangesFile((uint)n.Args[1]):
                 case var nr when Syscalls.FileChanges.ContainsKey(nr):
-                    HandleChange(n, task);
+                    _names.EnterWriteLock();
+                    try
+                    {
+                        HandleChange(n, task);
+                    }
+                    finally
+                    {
+                        _names.ExitWriteLock();
+                    }
                     break;
                 case Syscalls.Kill or Syscalls.Tkill or Syscalls.Tgkill or Syscalls.RtSigqueueinfo
                     or Syscalls.RtTgsigqueueinfo or Syscalls.PidfdOpen or Syscalls.Prlimit64
@@ -289,25 +394,33 @@ public sealed unsafe partial class SeccompSupervisor : Session.IFileDecisions
     /// <summary>Whether <paramref name="pid"/> (or tid) is a process of this workload's cgroup.</summary>
     private bool InWorkload(int pid) => ProcFacts.CgroupOf(pid) == _cgroupName;
 
-    /// <summary>Stops the thread (the workload's notified syscalls then fail with ENOSYS) and waits for it.</summary>
+    /// <summary>Stops the threads (the workload's notified syscalls then fail with ENOSYS) and waits for the first.</summary>
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
             return;
-        if (_thread.IsAlive)
-        {
-            ulong one = 1;
-            Libc.Write(_stopEvent, (byte*)&one, sizeof(ulong));
-            if (Thread.CurrentThread != _thread)
-                _thread.Join(TimeSpan.FromSeconds(10));
-        }
-        else if (_thread.ThreadState == ThreadState.Unstarted)
+        if (_thread.ThreadState == ThreadState.Unstarted)
         {
             _listenerHandle.DangerousRelease();
             Libc.Close(_rootFd);
             Libc.Close(_selfFdDir);
+            Libc.Close(_stopEvent);
+            return;
         }
-        Libc.Close(_stopEvent);
+        // Count as a thread while signalling, so the last thread out cannot close the stop event
+        // (Finish) between the check and the write; none left means all is closed already.
+        int running;
+        do
+            running = Volatile.Read(ref _threads);
+        while (running > 0 && Interlocked.CompareExchange(ref _threads, running + 1, running) != running);
+        if (running == 0)
+            return;
+        ulong one = 1;
+        Libc.Write(_stopEvent, (byte*)&one, sizeof(ulong));
+        if (Thread.CurrentThread != _thread)
+            _thread.Join(TimeSpan.FromSeconds(10));
+        if (Interlocked.Decrement(ref _threads) == 0)
+            Finish();
     }
 
     private void Cleanup()

@@ -50,6 +50,14 @@ public static unsafe partial class Libc
         public nuint Length;
     }
 
+    /// <summary>
+    /// process_vm_readv(2): copies from another process's memory in one syscall (no /proc file to
+    /// open). Respects page protections, as the kernel's own copy from the caller would; a remote
+    /// element that meets an unmapped page ends the transfer with what was copied before it.
+    /// </summary>
+    [LibraryImport(Library, EntryPoint = "process_vm_readv", SetLastError = true)]
+    public static partial nint ProcessVmReadv(int pid, IoVec* local, nuint localCount, IoVec* remote, nuint remoteCount, nuint flags);
+
     [StructLayout(LayoutKind.Sequential)]
     public struct MsgHdr
     {
