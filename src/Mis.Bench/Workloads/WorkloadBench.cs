@@ -29,6 +29,9 @@ public sealed record WorkloadBenchOptions
     /// <summary>Told before every run: "workload, round r/N (mode)".</summary>
     public Action<string>? Progress { get; init; }
 
+    /// <summary>The policy under MIS; null: the built-in one, as <c>mis run</c> without --policy (tests give a denying one).</summary>
+    internal WorkloadPolicy? Policy { get; init; }
+
     /// <summary>The longest one run may take before it is killed and its row fails.</summary>
     public TimeSpan RunLimit { get; init; } = TimeSpan.FromMinutes(2);
 }
@@ -72,10 +75,10 @@ public static class WorkloadBench
                 OnEvent = e =>
                 {
                     if (e.Type == KernelEventType.Violation)
-                        denials.GetOrAdd(e.CgroupId, _ => new()).Enqueue($"{e.Op?.ToString().ToLowerInvariant() ?? "?"} {e.Target} ({e.Comm})");
+                        denials.GetOrAdd(e.CgroupId, _ => new()).Enqueue($"{e.Op?.ToString() ?? "?"} {e.Target} ({e.Comm})");
                 },
             });
-            var policy = BuiltinPolicy.Create();
+            var policy = options.Policy ?? BuiltinPolicy.Create();
             using var slot = session.Install(policy);
             long rssKb = 0;
             var modes = new[] { WorkloadMode.Bare, WorkloadMode.Floor, WorkloadMode.FloorAddfd, WorkloadMode.Mis };
@@ -185,7 +188,7 @@ public static class WorkloadBench
         if (state is { Violations: > 0 } || denied is not null)
             throw new WorkloadFailedException(
                 $"{workload.Key}: denied under MIS ({state?.Violations ?? 0} violations): {denied ?? "no violation event read"} " +
-                $"(the built-in policy denied what this workload needs: report it, do not weaken the policy){Tail(errors)}");
+                $"(the policy denies what this workload needs: report it, do not weaken the policy){Tail(errors)}");
         if (exit is null)
             throw new WorkloadFailedException($"{workload.Key}: still running under MIS after {limit.TotalSeconds:0} s (killed){Tail(errors)}");
         if (exit.ExitCode != 0)

@@ -52,7 +52,7 @@ public static class BenchCommand
             if (r.GetValueOrDefault<int?>() is <= 0 and int n)
                 r.AddError($"--rounds must be a positive number of rounds, got {n}");
         });
-        var all = new Option<bool>("--all") { Description = "Measure everything, write bench/results.json and the README's benchmark table (a few minutes)." };
+        var all = new Option<bool>("--all") { Description = "Measure everything (--workloads too), write bench/results.json and the README's benchmark table (a few minutes)." };
         var quick = new Option<bool>("--quick") { Description = "With --all, --kernel or --workloads: small samples, to check that everything works (figures are not meaningful)." };
         var output = new Option<string?>("--out") { Description = "With --all: where to write the results (default bench/results.json of the repository)." };
         var readme = new Option<string?>("--readme") { Description = "With --all: the README whose benchmark table to replace (default README.md of the repository)." };
@@ -202,8 +202,9 @@ public static class BenchCommand
         progress.Stage("anomaly scoring");
         var anomaly = ServiceBench.Anomaly(Path.Combine(root, "experiments", "anomaly", "corpus"), sizes.AnomalySeconds);
         progress.Done();
+        var workloads = Workloads(sizes, sizes.WorkloadRounds, progress);
 
-        var b = new BenchAll(opsResult, kernelResult, enforcement, grpc, realEnv, sim, anomaly, clock.Elapsed, quick);
+        var b = new BenchAll(opsResult, kernelResult, enforcement, grpc, realEnv, sim, anomaly, clock.Elapsed, quick) { Workloads = workloads };
         var json = BenchReport.Json(b, machine, when);
         output ??= Path.Combine(root, "bench", "results.json");
         readme ??= Path.Combine(root, "README.md");
@@ -220,7 +221,7 @@ public static class BenchCommand
             Console.Write(section);
             Console.WriteLine($"mis bench: wrote {output} and the table in {readme} ({clock.Elapsed.TotalSeconds:0} s)");
         }
-        return 0;
+        return ReportFailures(workloads);
     }
 
     /// <summary>The seed's table, measured, for people.</summary>
