@@ -86,7 +86,7 @@ public sealed class BenchCommandTests
             Assert.True(result.ExitCode == 0, $"exit {result.ExitCode}\n{result.Stderr}");
 
             var json = JsonDocument.Parse(File.ReadAllText(results)).RootElement;
-            foreach (string key in new[] { "machine", "ops", "kernel", "end_to_end", "comparison" })
+            foreach (string key in new[] { "machine", "ops", "kernel", "end_to_end", "workloads", "comparison" })
                 Assert.True(json.TryGetProperty(key, out _), key);
             Assert.True(json.GetProperty("quick").GetBoolean());
             var e2e = json.GetProperty("end_to_end");
@@ -104,6 +104,7 @@ public sealed class BenchCommandTests
             Assert.EndsWith(BenchReport.EndMarker + "\n\nafter\n", text);
             Assert.DoesNotContain("old table", text);
             Assert.Contains("| decision latency p50", text);
+            Assert.Contains("| workload: file walk", text);
         }
         finally
         {

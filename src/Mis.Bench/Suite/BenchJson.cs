@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Mis.Bench.Kernel;
+using Mis.Bench.Workloads;
 using Mis.Enforcer.Configuration;
 
 namespace Mis.Bench.Suite;
@@ -53,6 +54,49 @@ public static class BenchJson
         ["operations_per_s"] = Math.Round(r.Operations / r.Elapsed.TotalSeconds, 1),
         ["ladder"] = Ladder(r.Ladder),
     };
+
+    /// <summary>The <c>--workloads</c> result as it appears in results.json (times in ms, each workload timed inside itself).</summary>
+    public static JsonObject Workloads(WorkloadBenchResult r)
+    {
+        static double? Ms(double ns) => double.IsFinite(ns) ? Math.Round(ns / 1e6, 3) : null;
+        static double? Ratio(double? ratio) => ratio is double v ? Math.Round(v, 3) : null;
+        return new JsonObject
+        {
+            ["rounds"] = r.Rounds,
+            ["user"] = r.User,
+            ["modes"] = new JsonArray([.. r.Modes.Select(m => JsonValue.Create(WorkloadMath.Name(m)))]),
+            ["floor_threads"] = r.FloorThreads,
+            ["load_average_start"] = r.LoadAverageStart,
+            ["load_average_end"] = r.LoadAverageEnd,
+            ["enforcer_rss_kb"] = r.EnforcerRssKb,
+            ["enforcer_peak_rss_kb"] = r.EnforcerPeakRssKb,
+            ["elapsed_s"] = Math.Round(r.Elapsed.TotalSeconds, 1),
+            ["workloads"] = new JsonArray([.. r.Workloads.Select(w =>
+            {
+                var o = new JsonObject
+                {
+                    ["name"] = w.Workload.Key,
+                    ["description"] = w.Workload.Name,
+                    ["target_ratio"] = w.Workload.Target,
+                };
+                foreach (var mode in r.Modes)
+                    o[$"{WorkloadMath.Name(mode)}_median_ms"] = Ms(w.MedianNs(mode));
+                foreach (var mode in r.Modes.Where(m => m != WorkloadMode.Bare))
+                    o[$"{WorkloadMath.Name(mode)}_ratio"] = Ratio(w.Ratio(mode));
+                o["target_met"] = w.TargetMet;
+                o["mis_notifications_per_run"] = double.IsFinite(w.MisNotifications) ? w.MisNotifications : null;
+                o["samples_ms"] = new JsonObject([.. r.Modes.Select(m => new KeyValuePair<string, JsonNode?>(WorkloadMath.Name(m),
+                    new JsonArray([.. (w.SamplesNs.TryGetValue(m, out var s) ? s : []).Select(ns => JsonValue.Create(Ms(ns)))])))]);
+                o["failure"] = w.Failure;
+                return (JsonNode)o;
+            })]),
+            ["reader_scaling"] = new JsonObject([.. r.Modes.Select(m => new KeyValuePair<string, JsonNode?>(WorkloadMath.Name(m), new JsonObject
+            {
+                ["four_over_one"] = Ratio(r.Scaling(m)),
+                ["over_bare"] = Ratio(r.ScalingOverBare(m)),
+            }))]),
+        };
+    }
 
     internal static double? Round(double? value) => value is double v && double.IsFinite(v) ? Math.Round(v, 1) : null;
 }

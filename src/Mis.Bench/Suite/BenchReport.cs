@@ -3,13 +3,18 @@ using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Mis.Bench.Kernel;
+using Mis.Bench.Workloads;
 
 namespace Mis.Bench.Suite;
 
 /// <summary>Everything <c>mis bench --all</c> measured.</summary>
 public sealed record BenchAll(
     OpsBenchResult Ops, KernelOverheadResult Kernel, EnforcementResult Enforcement,
-    GrpcFigures Grpc, RealEnvFigures RealEnv, SimFigures Sim, AnomalyFigures Anomaly, TimeSpan Elapsed, bool Quick);
+    GrpcFigures Grpc, RealEnvFigures RealEnv, SimFigures Sim, AnomalyFigures Anomaly, TimeSpan Elapsed, bool Quick)
+{
+    /// <summary>What users feel (<c>--workloads</c>); null when it was not measured.</summary>
+    public WorkloadBenchResult? Workloads { get; init; }
+}
 
 /// <summary>
 /// <c>bench/results.json</c> and the README's benchmark table: the machine, the seed's claims, the
@@ -67,6 +72,8 @@ public static class BenchReport
             $"{BenchFormat.Rate(b.Sim.StepsPerCpuSecond, "steps")} per CPU-second", b.Sim.StepsPerCpuSecond >= 1e6));
         rows.Add(new($"anomaly scoring ({b.Anomaly.Algo}), offline / online", "-", "-",
             $"{BenchFormat.Rate(b.Anomaly.TraceSyscallsPerSecond, "syscalls")} / {BenchFormat.Rate(b.Anomaly.OnlineSyscallsPerSecond, "syscalls")}", null));
+        if (b.Workloads is { } workloads)
+            rows.AddRange(WorkloadReport.Rows(workloads).Select(w => new Row(w.Metric, "-", w.Target, w.Measured, w.Met)));
         return rows;
     }
 
@@ -180,6 +187,7 @@ public static class BenchReport
         ["ops"] = BenchJson.Ops(b.Ops),
         ["kernel"] = Kernel(b.Kernel),
         ["end_to_end"] = EndToEnd(b),
+        ["workloads"] = b.Workloads is { } w ? BenchJson.Workloads(w) : null,
         ["comparison"] = new JsonArray([.. Rows(b).Select(r => (JsonNode)new JsonObject
         {
             ["metric"] = r.Metric,

@@ -26,6 +26,11 @@ public sealed record BenchSizes
     /// <summary>Seconds of anomaly scoring per model.</summary>
     public double AnomalySeconds { get; init; } = 1;
 
+    /// <summary>Sizes of the workloads of <c>--workloads</c>.</summary>
+    public Workloads.WorkloadSizes Workloads { get; init; } = Mis.Bench.Workloads.WorkloadSizes.Full;
+    /// <summary>Counted rounds of the workloads (each runs bare, floor, floor addfd and MIS once).</summary>
+    public int WorkloadRounds { get; init; } = 5;
+
     /// <summary>The full run (a few minutes).</summary>
     public static BenchSizes Full { get; } = new();
 
@@ -43,5 +48,7 @@ public sealed record BenchSizes
         RealEnvSteps = 5,
         SimSeconds = 0.3,
         AnomalySeconds = 0.2,
+        Workloads = Mis.Bench.Workloads.WorkloadSizes.Quick,
+        WorkloadRounds = 1,
     };
 }

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Mis.Bench.Suite;
 using Mis.Bench.Kernel;
+using Mis.Bench.Workloads;
 using Mis.Enforcer.Kernel;
 using Mis.Enforcer.Policy;
 
@@ -35,17 +36,34 @@ public static class BenchCommand
                 r.AddError($"--decision-cache-size must be 0 (off) or positive, got {r.GetValueOrDefault<int>()}");
         });
         var kernel = new Option<bool>("--kernel") { Description = "Measure the kernel overhead per syscall instead (getppid: bare, empty-program floor, MIS unmanaged, managed)." };
-        var all = new Option<bool>("--all") { Description = "Measure everything, write bench/results.json and the README's benchmark table (a few minutes)." };
-        var quick = new Option<bool>("--quick") { Description = "With --all or --kernel: small samples, to check that everything works (figures are not meaningful)." };
+        var workloads = new Option<bool>("--workloads")
+        {
+            Description = "Measure what users feel instead: real workloads (file walk, directory walk, exec loop, Python imports, gcc, git, " +
+                          "a 1- and 4-thread C reader) timed inside themselves, bare, under a minimal seccomp-notify supervisor (the floor) " +
+                          "and under MIS, in alternation; medians and the ratio MIS / bare beside the targets.",
+        };
+        var rounds = new Option<int?>("--rounds")
+        {
+            Description = $"With --workloads: counted rounds per workload, default {BenchSizes.Full.WorkloadRounds} ({BenchSizes.Quick.WorkloadRounds} with --quick); " +
+                          "one warm-up round runs first and is not counted.",
+        };
+        rounds.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int?>() is <= 0 and int n)
+                r.AddError($"--rounds must be a positive number of rounds, got {n}");
+        });
+        var all = new Option<bool>("--all") { Description = "Measure everything (--workloads too), write bench/results.json and the README's benchmark table (a few minutes)." };
+        var quick = new Option<bool>("--quick") { Description = "With --all, --kernel or --workloads: small samples, to check that everything works (figures are not meaningful)." };
         var output = new Option<string?>("--out") { Description = "With --all: where to write the results (default bench/results.json of the repository)." };
         var readme = new Option<string?>("--readme") { Description = "With --all: the README whose benchmark table to replace (default README.md of the repository)." };
         var json = new Option<bool>("--json") { Description = "Print the results as JSON (snake_case, schema_version 1) instead of a table." };
         var command = new Command("bench",
             "Measure MIS for real. Default: N policy-checked operations through the real enforcer in a managed cgroup (decision " +
             "latency where the decision is made, cache hit rate, DEFCON transitions, kills). --kernel: the cost per syscall against " +
-            "a baseline measured in the same run. --all: everything, into bench/results.json and the README. Needs root.")
+            "a baseline measured in the same run. --workloads: real workloads bare, at the seccomp-notify floor and under MIS. " +
+            "--all: everything, into bench/results.json and the README. Needs root.")
         {
-            ops, seed, cacheSize, kernel, all, quick, output, readme, json, Micro(),
+            ops, seed, cacheSize, kernel, workloads, rounds, all, quick, output, readme, json, Micro(),
         };
         command.SetAction(result =>
         {
@@ -60,6 +78,12 @@ public static class BenchCommand
             {
                 if (result.GetValue(all))
                     return All(sizes, result.GetValue(quick), result.GetValue(output), result.GetValue(readme), result.GetValue(json), progress);
+                if (result.GetValue(workloads))
+                {
+                    var w = Workloads(sizes, result.GetValue(rounds) ?? sizes.WorkloadRounds, progress);
+                    Print(result.GetValue(json), "workloads", BenchJson.Workloads(w), () => RenderWorkloads(w));
+                    return ReportFailures(w);
+                }
                 if (result.GetValue(kernel))
                 {
                     var k = Kernel(sizes, progress);
@@ -120,6 +144,27 @@ public static class BenchCommand
         return r;
     }
 
+    private static WorkloadBenchResult Workloads(BenchSizes sizes, int rounds, BenchProgress progress)
+    {
+        progress.Stage("workloads");
+        var r = WorkloadBench.Run(new WorkloadBenchOptions
+        {
+            Rounds = rounds,
+            Sizes = sizes.Workloads,
+            Progress = progress.Update,
+        });
+        progress.Done();
+        return r;
+    }
+
+    // A workload denied under MIS, or failing in any mode, fails the command too: its row alone is easy to miss.
+    private static int ReportFailures(WorkloadBenchResult r)
+    {
+        foreach (var w in r.Failures)
+            Console.Error.WriteLine($"mis bench: workload FAILED: {w.Failure}");
+        return r.Failures.Any() ? 1 : 0;
+    }
+
     private static KernelOverheadResult Kernel(BenchSizes sizes, BenchProgress progress)
     {
         progress.Stage("kernel overhead");
@@ -157,8 +202,9 @@ public static class BenchCommand
         progress.Stage("anomaly scoring");
         var anomaly = ServiceBench.Anomaly(Path.Combine(root, "experiments", "anomaly", "corpus"), sizes.AnomalySeconds);
         progress.Done();
+        var workloads = Workloads(sizes, sizes.WorkloadRounds, progress);
 
-        var b = new BenchAll(opsResult, kernelResult, enforcement, grpc, realEnv, sim, anomaly, clock.Elapsed, quick);
+        var b = new BenchAll(opsResult, kernelResult, enforcement, grpc, realEnv, sim, anomaly, clock.Elapsed, quick) { Workloads = workloads };
         var json = BenchReport.Json(b, machine, when);
         output ??= Path.Combine(root, "bench", "results.json");
         readme ??= Path.Combine(root, "README.md");
@@ -175,7 +221,7 @@ public static class BenchCommand
             Console.Write(section);
             Console.WriteLine($"mis bench: wrote {output} and the table in {readme} ({clock.Elapsed.TotalSeconds:0} s)");
         }
-        return 0;
+        return ReportFailures(workloads);
     }
 
     /// <summary>The seed's table, measured, for people.</summary>
@@ -201,6 +247,18 @@ public static class BenchCommand
         w.WriteLine();
         w.WriteLine($"Ladder: thresholds [{string.Join(", ", r.Ladder.Thresholds)}], slowdown [{string.Join(", ", r.Ladder.SlowdownUs)}] µs. " +
                     "A decision is timed in the seccomp supervisor: the cgroup's DEFCON read from the kernel plus the policy's verdict.");
+        return w.ToString();
+    }
+
+    /// <summary>The workload table for people.</summary>
+    internal static string RenderWorkloads(WorkloadBenchResult r)
+    {
+        var w = new StringWriter();
+        w.WriteLine($"MIS bench --workloads: each workload timed inside itself ({r.Elapsed.TotalSeconds:0} s)");
+        w.WriteLine();
+        w.Write(WorkloadReport.Table(r, markdown: false));
+        w.WriteLine();
+        w.WriteLine(WorkloadReport.Legend(r));
         return w.ToString();
     }
 
