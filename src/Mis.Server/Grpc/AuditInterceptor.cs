@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Mis.Policy.V1;
 using Mis.Server.Engine;
+using Mis.Server.Hosting;
 using Mis.Server.Observability;
 
 namespace Mis.Server.Grpc;
@@ -14,8 +15,10 @@ namespace Mis.Server.Grpc;
 /// Wraps every RPC: maps engine refusals to status codes, records the latency histogram and
 /// the call count, and writes the audit line (time, method, peer, arguments, status).
 /// </summary>
-public sealed class AuditInterceptor(RpcMetrics metrics, AuditSink audit, ILogger<AuditInterceptor> log) : Interceptor
+public sealed class AuditInterceptor(RpcMetrics metrics, AuditSink audit, GrpcPipeline pipeline, ILogger<AuditInterceptor> log) : Interceptor
 {
+    private readonly bool _metrics = pipeline.Metrics;
+
     private const int MaxArgumentChars = 1024;
 
     /// <inheritdoc />
@@ -125,7 +128,8 @@ public sealed class AuditInterceptor(RpcMetrics metrics, AuditSink audit, ILogge
         string method = ShortName(context.Method);
         string code = CodeName(status.StatusCode);
         string peer = Peer(context);
-        metrics.Observe(method, code, elapsed);
+        if (_metrics)
+            metrics.Observe(method, code, elapsed);
         audit.Write(new AuditRecord(DateTimeOffset.UtcNow, method, peer, Summarize(request), code,
             status.StatusCode == StatusCode.OK ? null : status.Detail, Math.Round(elapsed.TotalMilliseconds, 3)));
         log.RpcDone(method, peer, code, elapsed.TotalMilliseconds);
