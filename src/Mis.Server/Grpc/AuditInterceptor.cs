@@ -20,6 +20,7 @@ public sealed class AuditInterceptor(RpcMetrics metrics, AuditSink audit, GrpcPi
     private readonly bool _metrics = pipeline.Metrics;
 
     private const int MaxArgumentChars = 1024;
+    private const string EmptyMessage = "{ }";
 
     /// <inheritdoc />
     public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(
@@ -136,8 +137,13 @@ public sealed class AuditInterceptor(RpcMetrics metrics, AuditSink audit, GrpcPi
     }
 
     /// <summary>The request as compact JSON, environment values redacted (they may hold secrets), cut to a bounded length.</summary>
-    internal static string Summarize(object request)
+    /// <param name="request">The request message.</param>
+    public static string Summarize(object request)
     {
+        // A message with every field at its default (GetStats, ListCgroups without flags) is
+        // what the formatter writes for it, without running the formatter's reflection.
+        if (request is IMessage { } empty && empty.CalculateSize() == 0)
+            return EmptyMessage;
         if (request is RunWorkloadRequest run && run.Env.Count > 0)
         {
             var copy = run.Clone();
