@@ -58,8 +58,10 @@ public static class BenchReport
             // a loop's total on a busy machine (both sides carry the statistics' own clock reads).
             new("mis_sys_enter over the empty program, unmanaged (BPF stats)", "-", "≤ 30 ns", D(programUnmanaged), programUnmanaged <= 30),
             new("mis_sys_enter over the empty program, managed (BPF stats)", "-", "≤ 100 ns", D(programManaged), programManaged <= 100),
-            new("gRPC GetStats p50 / p99 (loopback)", "~50 µs", "p50 ≤ 50 µs", $"{D(b.Grpc.Latency.P50Ns)} / {D(b.Grpc.Latency.P99Ns)}", b.Grpc.Latency.P50Ns <= 50_000),
-            new($"gRPC GetStats throughput ({b.Grpc.Callers} callers)", "-", "-", BenchFormat.Rate(b.Grpc.CallsPerSecond, "calls"), null),
+            new("gRPC GetStats p50 / p99 (loopback TCP, audit on)", "~50 µs", "≤ 50 µs / ≤ 200 µs", $"{D(b.Grpc.Tcp.Latency.P50Ns)} / {D(b.Grpc.Tcp.Latency.P99Ns)}", GrpcMet(b.Grpc.Tcp)),
+            new("gRPC GetStats p50 / p99 (Unix socket, audit on)", "-", "≤ 50 µs / ≤ 200 µs", $"{D(b.Grpc.Unix.Latency.P50Ns)} / {D(b.Grpc.Unix.Latency.P99Ns)}", GrpcMet(b.Grpc.Unix)),
+            new($"gRPC GetStats throughput, TCP / Unix socket ({b.Grpc.Callers} callers)", "-", "-",
+                $"{BenchFormat.Rate(b.Grpc.Tcp.CallsPerSecond, "calls")} / {BenchFormat.Rate(b.Grpc.Unix.CallsPerSecond, "calls")}", null),
             new("kill latency (decision to last process gone, p50)", "-", "-", D(b.Enforcement.KillLatency.P50Ns), null),
             new("event throughput (ring buffer to reader)", "-", "-",
                 $"{BenchFormat.Rate(b.Enforcement.Events.DeliveredPerSecond, "events")}, {b.Enforcement.Events.RingbufDrops + (ulong)b.Enforcement.Events.ChannelDrops} dropped", null),
@@ -76,6 +78,9 @@ public static class BenchReport
             rows.AddRange(WorkloadReport.Rows(workloads).Select(w => new Row(w.Metric, "-", w.Target, w.Measured, w.Met)));
         return rows;
     }
+
+    // Issue 13's control-plane target: p50 ≤ 50 µs and p99 ≤ 200 µs, audit log on.
+    private static bool GrpcMet(GrpcTransportFigures f) => f.Latency.P50Ns <= 50_000 && f.Latency.P99Ns <= 200_000;
 
     /// <summary>The host the figures come from.</summary>
     public static JsonObject Machine()
@@ -157,8 +162,14 @@ public static class BenchReport
         },
         ["grpc_get_stats"] = new JsonObject
         {
-            ["latency"] = BenchJson.Latency(b.Grpc.Latency),
-            ["calls_per_s"] = Math.Round(b.Grpc.CallsPerSecond, 1),
+            // Loopback TCP at the top level (as before the Unix socket was measured too).
+            ["latency"] = BenchJson.Latency(b.Grpc.Tcp.Latency),
+            ["calls_per_s"] = Math.Round(b.Grpc.Tcp.CallsPerSecond, 1),
+            ["unix"] = new JsonObject
+            {
+                ["latency"] = BenchJson.Latency(b.Grpc.Unix.Latency),
+                ["calls_per_s"] = Math.Round(b.Grpc.Unix.CallsPerSecond, 1),
+            },
             ["callers"] = b.Grpc.Callers,
         },
         ["real_env_step"] = new JsonObject { ["scenario"] = b.RealEnv.Scenario, ["latency"] = BenchJson.Latency(b.RealEnv.Step) },

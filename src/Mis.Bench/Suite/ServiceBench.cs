@@ -1,25 +1,13 @@
 using System.Diagnostics;
-using Grpc.Net.Client;
-using Microsoft.Extensions.Logging.Abstractions;
 using Mis.Anomaly;
 using Mis.Anomaly.Models;
 using Mis.Bench.Anomaly;
 using Mis.Bench.Gym;
 using Mis.Bench.Kernel;
-using Mis.Enforcer.Configuration;
 using Mis.Gym.Envs;
 using Mis.Gym.Scenarios;
-using Mis.Policy.V1;
-using Mis.Server.Engine;
-using Mis.Server.Hosting;
 
 namespace Mis.Bench.Suite;
-
-/// <summary>gRPC GetStats on loopback: sequential latency and concurrent throughput.</summary>
-/// <param name="Latency">One caller, one call at a time.</param>
-/// <param name="CallsPerSecond">Calls completed per second by <paramref name="Callers"/> concurrent callers.</param>
-/// <param name="Callers">Concurrent callers of the throughput run.</param>
-public sealed record GrpcFigures(LatencySummary Latency, double CallsPerSecond, int Callers);
 
 /// <summary>Steps of a real (kernel-backend) environment.</summary>
 /// <param name="Scenario">The scenario stepped.</param>
@@ -40,56 +28,12 @@ public sealed record AnomalyFigures(string Algo, double TraceSyscallsPerSecond, 
 
 /// <summary>
 /// End-to-end figures of the parts above the kernel: the gRPC control plane (a real
-/// <c>mis enforcer</c> host in this process, called over loopback TCP), a real environment's step,
+/// <c>mis enforcer</c> host in this process, called over loopback TCP and its Unix socket), a real environment's step,
 /// the simulator (reusing <see cref="GymBench"/>) and anomaly scoring (reusing <c>mis anomaly
-/// bench</c>'s measurement).
+/// bench</c>'s measurement). The gRPC part is in ServiceBench.Grpc.cs.
 /// </summary>
-public static class ServiceBench
+public static partial class ServiceBench
 {
-    /// <summary>GetStats latency over <paramref name="calls"/> sequential calls, then throughput for <paramref name="seconds"/>.</summary>
-    public static async Task<GrpcFigures> GrpcAsync(int calls = 2000, double seconds = 2, int callers = 4)
-    {
-        string dir = Directory.CreateTempSubdirectory("mis-bench-grpc-").FullName;
-        try
-        {
-            var config = MisConfig.Default with
-            {
-                Grpc = new GrpcConfig { Enabled = true, BindAddress = "127.0.0.1", Port = 0 },
-                Paths = MisConfig.Default.Paths with { StateDir = Path.Combine(dir, "state") },
-                Logging = MisConfig.Default.Logging with { AuditLogPath = Path.Combine(dir, "audit.jsonl") },
-            };
-            await using var host = await EnforcerHost.StartAsync(new EngineOptions { Config = config }, NullLoggerFactory.Instance);
-            using var channel = GrpcChannel.ForAddress(host.GrpcTcpAddress ?? throw new InvalidOperationException("the enforcer host has no TCP address"));
-            var client = new PolicyService.PolicyServiceClient(channel);
-            var request = new GetStatsRequest();
-            for (int i = 0; i < 200; i++) // warm-up: connection, JIT
-                await client.GetStatsAsync(request);
-            var samples = new double[calls];
-            for (int i = 0; i < calls; i++)
-            {
-                long t0 = Stopwatch.GetTimestamp();
-                await client.GetStatsAsync(request);
-                samples[i] = Stopwatch.GetElapsedTime(t0).Ticks * 100.0;
-            }
-            long done = 0;
-            var clock = Stopwatch.StartNew();
-            var until = TimeSpan.FromSeconds(seconds);
-            await Task.WhenAll(Enumerable.Range(0, callers).Select(_ => Task.Run(async () =>
-            {
-                while (clock.Elapsed < until)
-                {
-                    await client.GetStatsAsync(request);
-                    Interlocked.Increment(ref done);
-                }
-            })));
-            return new GrpcFigures(LatencySummary.Of(samples), done / clock.Elapsed.TotalSeconds, callers);
-        }
-        finally
-        {
-            Directory.Delete(dir, recursive: true);
-        }
-    }
-
     /// <summary>Steps the kernel backend of <paramref name="scenarioFile"/> with seeded random actions.</summary>
     public static RealEnvFigures RealEnv(string scenarioFile, int steps = 40)
     {

@@ -247,7 +247,7 @@ public sealed partial class PolicyEngine : IAsyncDisposable
             ManagedCgroups = live.Count,
             WorkloadsStarted = (ulong)Interlocked.Read(ref _started),
             SupervisorDecisions = (ulong)decisions,
-            RuntimeRules = _runtime.Active.Count,
+            RuntimeRules = _runtime.ActiveCount,
             LearningDenied = learningDenied,
             DefconByCgroup = states,
             AnomalyKills = (ulong)Interlocked.Read(ref _anomalyKills),

@@ -36,6 +36,21 @@ public sealed class RuntimeRules : IDisposable
         }
     }
 
+    /// <summary>How many rules <see cref="Active"/> holds now, without copying them (GetStats asks on every call).</summary>
+    internal int ActiveCount
+    {
+        get
+        {
+            var now = _clock.GetUtcNow();
+            int count = 0;
+            lock (_gate)
+                foreach (var r in _rules)
+                    if (r.Expires is not { } at || at > now)
+                        count++;
+            return count;
+        }
+    }
+
     /// <summary>Adds a rule ahead of the others; <paramref name="ttl"/> zero means no expiry.</summary>
     internal InodeRule Add(ulong device, ulong inode, int syscallNr, Verdict action, TimeSpan ttl)
     {

@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Mis.Policy.V1;
 using Mis.Server.Engine;
+using Mis.Server.Hosting;
 using Mis.Server.Observability;
 
 namespace Mis.Server.Grpc;
@@ -14,9 +15,12 @@ namespace Mis.Server.Grpc;
 /// Wraps every RPC: maps engine refusals to status codes, records the latency histogram and
 /// the call count, and writes the audit line (time, method, peer, arguments, status).
 /// </summary>
-public sealed class AuditInterceptor(RpcMetrics metrics, AuditSink audit, ILogger<AuditInterceptor> log) : Interceptor
+public sealed class AuditInterceptor(RpcMetrics metrics, AuditSink audit, GrpcPipeline pipeline, ILogger<AuditInterceptor> log) : Interceptor
 {
+    private readonly bool _metrics = pipeline.Metrics;
+
     private const int MaxArgumentChars = 1024;
+    private const string EmptyMessage = "{ }";
 
     /// <inheritdoc />
     public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(
@@ -125,15 +129,21 @@ public sealed class AuditInterceptor(RpcMetrics metrics, AuditSink audit, ILogge
         string method = ShortName(context.Method);
         string code = CodeName(status.StatusCode);
         string peer = Peer(context);
-        metrics.Observe(method, code, elapsed);
+        if (_metrics)
+            metrics.Observe(method, code, elapsed);
         audit.Write(new AuditRecord(DateTimeOffset.UtcNow, method, peer, Summarize(request), code,
             status.StatusCode == StatusCode.OK ? null : status.Detail, Math.Round(elapsed.TotalMilliseconds, 3)));
         log.RpcDone(method, peer, code, elapsed.TotalMilliseconds);
     }
 
     /// <summary>The request as compact JSON, environment values redacted (they may hold secrets), cut to a bounded length.</summary>
-    internal static string Summarize(object request)
+    /// <param name="request">The request message.</param>
+    public static string Summarize(object request)
     {
+        // A message with every field at its default (GetStats, ListCgroups without flags) is
+        // what the formatter writes for it, without running the formatter's reflection.
+        if (request is IMessage { } empty && empty.CalculateSize() == 0)
+            return EmptyMessage;
         if (request is RunWorkloadRequest run && run.Env.Count > 0)
         {
             var copy = run.Clone();

@@ -12,6 +12,7 @@ using Microsoft.Extensions.Logging;
 using Mis.Enforcer.Configuration;
 using Mis.Enforcer.Kernel;
 using Mis.Native.Bpf;
+using Mis.Policy.V1;
 using Mis.Server.Engine;
 using Mis.Server.Grpc;
 using Mis.Server.Observability;
@@ -59,8 +60,17 @@ public sealed class EnforcerHost : IAsyncDisposable
 
     /// <summary>Starts everything; on failure whatever started is stopped again.</summary>
     /// <exception cref="EnforcerStartException">Configuration or host problem (the message says which and why).</exception>
-    public static async Task<EnforcerHost> StartAsync(EngineOptions options, ILoggerFactory logs, CancellationToken cancel = default)
+    public static Task<EnforcerHost> StartAsync(EngineOptions options, ILoggerFactory logs, CancellationToken cancel = default) =>
+        StartAsync(options, logs, GrpcPipeline.Full, cancel);
+
+    /// <summary>
+    /// Starts everything with only the parts of the per-call path <paramref name="pipeline"/> names
+    /// (benchmarks measure what each part costs with it); on failure whatever started is stopped again.
+    /// </summary>
+    /// <exception cref="EnforcerStartException">Configuration or host problem (the message says which and why).</exception>
+    public static async Task<EnforcerHost> StartAsync(EngineOptions options, ILoggerFactory logs, GrpcPipeline pipeline, CancellationToken cancel = default)
     {
+        ArgumentNullException.ThrowIfNull(pipeline);
         var config = options.Config;
         var grpcBind = ParseAddress(config.Grpc.BindAddress, "grpc.bind_address");
         var metricsBind = config.Metrics.Enabled ? ParseAddress(config.Metrics.BindAddress, "metrics.bind_address") : null;
@@ -93,7 +103,7 @@ public sealed class EnforcerHost : IAsyncDisposable
         {
             if (config.Logging.AuditLogPath.Length > 0)
                 audit = new AuditLog(config.Logging.AuditLogPath, config.Logging.MaxFileSizeBytes, config.Logging.MaxFiles);
-            grpc = BuildGrpc(engine, grpcBind, tls, audit, rpc, logs);
+            grpc = BuildGrpc(engine, grpcBind, tls, pipeline.Audit ? audit : null, rpc, pipeline, logs);
             if (config.Grpc.UsesUnixSocket)
             {
                 await UnixSocketFile.BindPrivatelyAsync(() => grpc.StartAsync(cancel)).ConfigureAwait(false);
@@ -155,7 +165,10 @@ public sealed class EnforcerHost : IAsyncDisposable
         _tls?.Dispose();
     }
 
-    private static WebApplication BuildGrpc(PolicyEngine engine, IPAddress bind, TlsMaterial? tls, AuditLog? audit, RpcMetrics rpc, ILoggerFactory logs)
+    /// <summary>The counters as GetStats answers them, without the RPC (benchmarks time the handler alone with it).</summary>
+    public GetStatsResponse GetStats() => RequestMapping.ToProto(Engine.Stats());
+
+    private static WebApplication BuildGrpc(PolicyEngine engine, IPAddress bind, TlsMaterial? tls, AuditLog? audit, RpcMetrics rpc, GrpcPipeline pipeline, ILoggerFactory logs)
     {
         var grpcConfig = engine.Config.Grpc;
         var builder = Builder(logs);
@@ -182,19 +195,27 @@ public sealed class EnforcerHost : IAsyncDisposable
         builder.Services.AddSingleton(engine);
         builder.Services.AddSingleton(rpc);
         builder.Services.AddSingleton(audit is null ? new AuditSink(null, logs.CreateLogger<AuditSink>()) : new AuditSink(audit, logs.CreateLogger<AuditSink>()));
+        builder.Services.AddSingleton(pipeline);
         builder.Services.AddSingleton<AuditInterceptor>();
         builder.Services.AddGrpc(grpc =>
         {
-            grpc.Interceptors.Add<AuditInterceptor>();
+            if (pipeline.Interceptor)
+                grpc.Interceptors.Add<AuditInterceptor>();
             grpc.MaxReceiveMessageSize = grpcConfig.MaxMessageBytes;
             grpc.MaxSendMessageSize = grpcConfig.MaxMessageBytes;
         });
         builder.Services.AddGrpcReflection();
         var app = builder.Build();
+        if (pipeline.Handler == GrpcHandler.RawKestrel)
+            app.Use(BenchHandlers.RawGetStatsAsync);
         var limit = new MessageSizeLimit(grpcConfig.MaxMessageBytes, rpc, app.Services.GetRequiredService<AuditSink>());
-        app.Use((http, next) => limit.InvokeAsync(http, next));
+        if (pipeline.MessageSizeLimit)
+            app.Use((http, next) => limit.InvokeAsync(http, next));
         app.UseRouting();
-        app.MapGrpcService<PolicyServiceImpl>();
+        if (pipeline.Handler == GrpcHandler.EmptyService)
+            app.MapGrpcService<BenchHandlers.EmptyPolicyService>();
+        else
+            app.MapGrpcService<PolicyServiceImpl>();
         app.MapGrpcReflectionService();
         return app;
     }

@@ -1,4 +1,4 @@
-using System.Text;
+using System.Buffers;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Serialization;
@@ -20,8 +20,10 @@ public sealed record AuditRecord(DateTimeOffset Time, string Method, string Peer
 internal sealed partial class AuditJson : JsonSerializerContext;
 
 /// <summary>
-/// The audit trail: one JSON line per RPC, appended and flushed as it happens, in a file only
-/// root can read (0600: the arguments name files and cgroups). Rotation by size: a line that
+/// The audit trail: one JSON line per RPC, in a file only root can read (0600: the arguments name
+/// files and cgroups). Each line reaches the file (one <c>write(2)</c>, no user-space buffer)
+/// before <see cref="Write"/> returns, so an RPC's line is in the file before its response leaves,
+/// and lines are in the order of the calls to <see cref="Write"/>. Rotation by size: a line that
 /// would take the file past <c>max_file_size_mb</c> first moves it to <c>PATH.1</c> (older ones
 /// to <c>.2</c>, ...), keeping <c>max_files</c> rotated files.
 /// </summary>
@@ -34,10 +36,17 @@ public sealed class AuditLog : IDisposable
     private readonly Lock _gate = new();
     private readonly long _maxBytes;
     private readonly int _maxFiles;
+    // The line being written, reused under _gate: no string and no array per line.
+    private readonly ArrayBufferWriter<byte> _line = new(512);
+    private readonly Utf8JsonWriter _json;
     private FileStream? _stream;
+    private long _size; // of the live file, kept here: no fstat per line
 
     /// <summary>Opens (appends to) <paramref name="path"/>, creating its directory.</summary>
-    internal AuditLog(string path, long maxBytes, int maxFiles)
+    /// <param name="path">The live file.</param>
+    /// <param name="maxBytes">Rotate before a line would take the file past this size.</param>
+    /// <param name="maxFiles">Rotated files kept (<c>PATH.1</c> .. <c>PATH.N</c>).</param>
+    public AuditLog(string path, long maxBytes, int maxFiles)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(maxBytes, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxFiles, 1);
@@ -46,24 +55,31 @@ public sealed class AuditLog : IDisposable
         _maxFiles = maxFiles;
         if (System.IO.Path.GetDirectoryName(Path) is { } dir)
             Directory.CreateDirectory(dir);
+        _json = new Utf8JsonWriter(_line, new JsonWriterOptions { Encoder = Json.Options.Encoder, SkipValidation = true });
         _stream = Open();
+        _size = _stream.Length;
     }
 
     /// <summary>The live file.</summary>
     internal string Path { get; }
 
-    /// <summary>Appends one line, rotating first when it would not fit.</summary>
-    internal void Write(AuditRecord record)
+    /// <summary>Appends one line, rotating first when it would not fit; the line is in the file when this returns.</summary>
+    /// <exception cref="IOException">The file cannot be written (the caller reports it).</exception>
+    public void Write(AuditRecord record)
     {
-        byte[] line = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(record, Json.AuditRecord) + "\n");
         lock (_gate)
         {
             if (_stream is null)
                 return;
-            if (_stream.Length > 0 && _stream.Length + line.Length > _maxBytes)
+            _line.ResetWrittenCount();
+            _json.Reset(_line);
+            JsonSerializer.Serialize(_json, record, Json.AuditRecord);
+            _line.Write("\n"u8);
+            var line = _line.WrittenSpan;
+            if (_size > 0 && _size + line.Length > _maxBytes)
                 Rotate();
-            _stream.Write(line);
-            _stream.Flush();
+            _stream.Write(line); // unbuffered: one write(2), nothing left to flush
+            _size += line.Length;
         }
     }
 
@@ -74,6 +90,7 @@ public sealed class AuditLog : IDisposable
         {
             _stream?.Dispose();
             _stream = null;
+            _json.Dispose();
         }
     }
 
@@ -86,6 +103,7 @@ public sealed class AuditLog : IDisposable
                 File.Move($"{Path}.{i}", $"{Path}.{i + 1}", overwrite: true);
         File.Move(Path, $"{Path}.1", overwrite: true);
         _stream = Open();
+        _size = _stream.Length;
     }
 
     private FileStream Open() => new(Path, new FileStreamOptions
@@ -94,5 +112,6 @@ public sealed class AuditLog : IDisposable
         Access = FileAccess.Write,
         Share = FileShare.Read,
         UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+        BufferSize = 0,
     });
 }

@@ -15,7 +15,10 @@ public sealed class RpcMetrics
     private readonly ConcurrentDictionary<(string Method, string Code), long[]> _calls = new();
 
     /// <summary>Records one finished call.</summary>
-    internal void Observe(string method, string code, TimeSpan elapsed)
+    /// <param name="method">The short method name, e.g. <c>GetStats</c>.</param>
+    /// <param name="code">The status code as gRPC spells it, e.g. <c>OK</c>.</param>
+    /// <param name="elapsed">Time spent in the call.</param>
+    public void Observe(string method, string code, TimeSpan elapsed)
     {
         _latency.GetOrAdd(method, _ => new Histogram()).Observe(elapsed.TotalSeconds);
         Interlocked.Increment(ref _calls.GetOrAdd((method, code), _ => new long[1])[0]);
@@ -39,8 +42,10 @@ public sealed class RpcMetrics
 
         internal void Observe(double seconds)
         {
-            int i = Array.FindIndex(Buckets, b => seconds <= b);
-            Interlocked.Increment(ref _counts[i < 0 ? Buckets.Length : i]);
+            int i = 0;
+            while (i < Buckets.Length && seconds > Buckets[i])
+                i++;
+            Interlocked.Increment(ref _counts[i]); // Buckets.Length: above every bound
             Interlocked.Increment(ref _count);
             Interlocked.Add(ref _sumNanos, (long)(seconds * 1e9));
         }
