@@ -208,6 +208,31 @@ public sealed class ConfinementFileTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Handing_an_open_over_on_the_supervisors_CPU_leaves_the_workloads_own_CPU_mask_as_it_was()
+    {
+        // The hand-off holds the opening thread to the supervisor's CPU while it installs the fd
+        // (SeccompSupervisor.ReplyFdOnThisCpu); what the thread chose for itself must be what it
+        // has after every open, whether or not that choice includes the supervisor's CPU.
+        using var h = new ConfinementHarness();
+        string code = $$"""
+            import os
+            cpus = sorted(os.sched_getaffinity(0))
+            masks = [set(cpus)] + [{c} for c in cpus]
+            for mask in masks:
+                os.sched_setaffinity(0, mask)
+                for _ in range(200):
+                    with open('{{h.Allowed}}') as f:
+                        f.read()
+                    assert os.sched_getaffinity(0) == mask, (mask, os.sched_getaffinity(0))
+            print('ok', len(masks))
+            """;
+        var run = h.Python(code);
+        Assert.True(run.Exit.ExitCode == 0, run.ToString());
+        Assert.Equal($"ok {Environment.ProcessorCount + 1}", run.Stdout.Trim());
+        Assert.Empty(h.Sink.Reports);
+    }
+
+    [Fact]
     public void Self_means_the_workload_through_every_symlink()
     {
         using var h = new ConfinementHarness();

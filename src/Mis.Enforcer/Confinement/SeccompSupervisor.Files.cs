@@ -91,7 +91,7 @@ public sealed unsafe partial class SeccompSupervisor
             Libc.Close(r.Fd);
             if (fd >= 0)
             {
-                ReplyFd(n.Id, fd, (flags & Libc.O_CLOEXEC) != 0);
+                ReplyFd(n.Id, fd, (flags & Libc.O_CLOEXEC) != 0, task.Tid);
                 return;
             }
             // EEXIST without O_EXCL: the name appeared meanwhile; resolve again and decide on it.
@@ -164,7 +164,7 @@ public sealed unsafe partial class SeccompSupervisor
             }
             if (early.Fd >= 0)
             {
-                ReplyFd(id, early.Fd, closeOnExec);
+                ReplyFd(id, early.Fd, closeOnExec, task.Tid);
                 early.Fd = -1;
                 return;
             }
@@ -201,7 +201,7 @@ public sealed unsafe partial class SeccompSupervisor
             if (fd < 0)
                 Fail(id, errno);
             else
-                ReplyFd(id, fd, closeOnExec);
+                ReplyFd(id, fd, closeOnExec, task.Tid);
         }
         finally
         {

@@ -62,7 +62,7 @@ public sealed unsafe partial class SeccompSupervisor
                 return true;
             }
         }
-        ReplyFd(id, fd, closeOnExec);
+        ReplyFd(id, fd, closeOnExec, task.Tid);
         return true;
     }
 

@@ -60,7 +60,7 @@ public sealed unsafe partial class SeccompSupervisor : Session.IFileDecisions
     private readonly FifoOpens _fifos;
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Thread _thread;
-    private readonly bool _extraThreadsAllowed;
+    private readonly bool _syncWakeUp;
     // Readers: opens and execs (they resolve names); the writer: a change of names or files.
     private readonly ReaderWriterLockSlim _names = new(LockRecursionPolicy.NoRecursion);
     private int _threads;
@@ -126,7 +126,7 @@ public sealed unsafe partial class SeccompSupervisor : Session.IFileDecisions
         // Extra threads block in RECV after losing a race for a notification; only from 6.6 on (the
         // kernel that has synchronous wake-ups) does a hang-up wake a blocked RECV, so only there
         // can an extra thread be sure to end with the workload.
-        _extraThreadsAllowed = SeccompNotify.SetSyncWakeUp(_listener);
+        _syncWakeUp = SeccompNotify.SetSyncWakeUp(_listener);
         _threads = 1;
         _thread = new Thread(() => Run(primary: true)) { IsBackground = true, Name = $"mis-seccomp-{workload.Pid}" };
     }
@@ -144,7 +144,7 @@ public sealed unsafe partial class SeccompSupervisor : Session.IFileDecisions
     public Task Completion => _completion.Task;
 
     /// <summary>Whether this kernel lets the supervisor add threads (see <see cref="MaxThreads"/>).</summary>
-    internal bool ExtraThreadsAllowed => _extraThreadsAllowed;
+    internal bool ExtraThreadsAllowed => _syncWakeUp;
 
     /// <summary>What the supervisor has done so far.</summary>
     public SupervisorStats Stats { get; } = new();
@@ -244,7 +244,7 @@ public sealed unsafe partial class SeccompSupervisor : Session.IFileDecisions
     /// </summary>
     private void GrowIfBehind()
     {
-        if (!_extraThreadsAllowed || (Interlocked.Increment(ref _received) & 7) != 0
+        if (!_syncWakeUp || (Interlocked.Increment(ref _received) & 7) != 0
             || Volatile.Read(ref _idleThreads) > 0 || Volatile.Read(ref _threads) >= MaxThreads)
             return;
         var probe = new Libc.PollFd { Fd = _listener, Events = Libc.POLLIN };
@@ -377,14 +377,53 @@ public sealed unsafe partial class SeccompSupervisor : Session.IFileDecisions
     }
 
     /// <summary>Installs <paramref name="fd"/> as the syscall's result and closes ours.</summary>
-    internal void ReplyFd(ulong id, int fd, bool closeOnExec)
+    /// <param name="id">The notification.</param>
+    /// <param name="fd">Our fd of the file to hand over.</param>
+    /// <param name="closeOnExec">O_CLOEXEC on the workload's new fd.</param>
+    /// <param name="tid">The notifying thread, to keep the hand-off on this CPU (<see cref="ReplyFdOnThisCpu"/>); 0: not known.</param>
+    internal void ReplyFd(ulong id, int fd, bool closeOnExec, int tid = 0)
     {
-        int rc = SeccompNotify.AddFdAndSend(_listener, id, fd, closeOnExec);
+        int rc = tid > 0 && _syncWakeUp ? ReplyFdOnThisCpu(id, fd, closeOnExec, tid) : SeccompNotify.AddFdAndSend(_listener, id, fd, closeOnExec);
         Libc.Close(fd);
         if (rc >= 0)
             Interlocked.Increment(ref Stats.Allowed);
         else if (rc != -Errno.ENOENT) // ENOENT: the caller is gone; EMFILE etc. are the caller's answer
             Fail(id, -rc);
+    }
+
+    /// <summary>
+    /// The fd hand-off without a wake-up on another CPU. ADDFD wakes the waiting task with a plain
+    /// wake-up, which the scheduler sends to an idle CPU when there is one; on a VM whose idle vCPUs
+    /// halt that costs 30–40 µs each way (ARCHITECTURE.md), most of an enforced open. So the task is
+    /// held to this CPU (where the synchronous wake-up brought this thread) while it installs the
+    /// fd, its own CPUs are given back while it still waits for the answer (nothing of its own runs
+    /// in between, so nothing of its own is overwritten), and the answer is sent with the
+    /// synchronous wake-up, which runs it on this CPU too. Plain <see cref="SeccompNotify.AddFdAndSend"/>
+    /// where the task may not run here (its own mask, a cpuset) or the CPU is not known.
+    /// The one difference: a signal between the two steps leaves the installed fd in the task's
+    /// table (a file the policy allowed it to open) while its open is restarted. The thread is
+    /// named by its tid, which cannot name another process meanwhile: it is blocked in the syscall
+    /// until answered, and a killed thread's tid returns to use only after the pid space wraps.
+    /// </summary>
+    private int ReplyFdOnThisCpu(ulong id, int fd, bool closeOnExec, int tid)
+    {
+        byte* own = stackalloc byte[Libc.CpuMaskBytes];
+        byte* here = stackalloc byte[Libc.CpuMaskBytes];
+        int cpu = Libc.SchedGetCpu();
+        if (cpu < 0 || cpu >= Libc.CpuMaskBytes * 8 || Libc.SchedGetAffinity(tid, Libc.CpuMaskBytes, own) < 0
+            || (own[cpu / 8] & (1 << (cpu % 8))) == 0)
+            return SeccompNotify.AddFdAndSend(_listener, id, fd, closeOnExec);
+        new Span<byte>(here, Libc.CpuMaskBytes).Clear();
+        here[cpu / 8] = (byte)(1 << (cpu % 8));
+        if (Libc.SchedSetAffinity(tid, Libc.CpuMaskBytes, here) != 0)
+            return SeccompNotify.AddFdAndSend(_listener, id, fd, closeOnExec);
+        int installed = SeccompNotify.AddFdOnly(_listener, id, fd, closeOnExec);
+        Libc.SchedSetAffinity(tid, Libc.CpuMaskBytes, own); // ESRCH: gone meanwhile, nothing to give back
+        if (installed < 0)
+            return installed;
+        byte* buffer = stackalloc byte[_responseSize];
+        int errno = SeccompNotify.Respond(_listener, buffer, _responseSize, new SeccompNotify.Response { Id = id, Value = installed });
+        return errno == 0 ? installed : -errno;
     }
 
     internal bool IdValid(ulong id) => SeccompNotify.IdValid(_listener, id);

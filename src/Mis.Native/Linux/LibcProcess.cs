@@ -58,6 +58,21 @@ public static unsafe partial class Libc
     [LibraryImport(Library, EntryPoint = "process_vm_readv", SetLastError = true)]
     public static partial nint ProcessVmReadv(int pid, IoVec* local, nuint localCount, IoVec* remote, nuint remoteCount, nuint flags);
 
+    /// <summary>Bytes of the CPU masks passed to <see cref="SchedGetAffinity"/> and <see cref="SchedSetAffinity"/> (1024 CPUs, glibc's cpu_set_t).</summary>
+    public const int CpuMaskBytes = 128;
+
+    /// <summary>sched_getaffinity(2): the CPUs thread <paramref name="tid"/> may run on; bytes written or -1.</summary>
+    [LibraryImport(Library, EntryPoint = "sched_getaffinity", SetLastError = true)]
+    public static partial int SchedGetAffinity(int tid, nint size, byte* mask);
+
+    /// <summary>sched_setaffinity(2): restricts thread <paramref name="tid"/> to the CPUs of <paramref name="mask"/>; 0 or -1.</summary>
+    [LibraryImport(Library, EntryPoint = "sched_setaffinity", SetLastError = true)]
+    public static partial int SchedSetAffinity(int tid, nint size, byte* mask);
+
+    /// <summary>sched_getcpu(3): the CPU the calling thread runs on now (rseq, no syscall), or -1.</summary>
+    [LibraryImport(Library, EntryPoint = "sched_getcpu")]
+    public static partial int SchedGetCpu();
+
     [StructLayout(LayoutKind.Sequential)]
     public struct MsgHdr
     {

@@ -98,11 +98,19 @@ public static unsafe class SeccompNotify
     /// Installs <paramref name="fd"/> in the notifying task and makes the new fd number the
     /// syscall's return value, atomically (SECCOMP_ADDFD_FLAG_SEND). Returns the new fd or -errno.
     /// </summary>
-    public static int AddFdAndSend(int listener, ulong id, int fd, bool closeOnExec)
+    public static int AddFdAndSend(int listener, ulong id, int fd, bool closeOnExec) => AddFdTo(listener, id, fd, closeOnExec, AddFdFlagSend);
+
+    /// <summary>
+    /// Installs <paramref name="fd"/> in the notifying task, which goes on waiting for the answer
+    /// (<see cref="Respond"/> with the returned number as the value). Returns the new fd or -errno.
+    /// </summary>
+    public static int AddFdOnly(int listener, ulong id, int fd, bool closeOnExec) => AddFdTo(listener, id, fd, closeOnExec, 0);
+
+    private static int AddFdTo(int listener, ulong id, int fd, bool closeOnExec, uint flags)
     {
         var addFd = new AddFd
         {
-            Id = id, Flags = AddFdFlagSend, SourceFd = (uint)fd, NewFd = 0,
+            Id = id, Flags = flags, SourceFd = (uint)fd, NewFd = 0,
             NewFdFlags = closeOnExec ? (uint)Libc.O_CLOEXEC : 0,
         };
         int rc = Libc.Ioctl(listener, IoctlAddFd, &addFd);
