@@ -589,7 +589,7 @@ public sealed unsafe partial class SeccompSupervisor
     private bool MayWrite(ulong id, int nr, WorkloadTask task, string path, Libc.Stat? st, bool newName)
     {
         var request = st is { } s
-            ? new FileRequest(FileOp.Write, path, s.Dev, s.Ino) { SyscallNr = nr, Links = s.Nlink, NewName = newName }
+            ? new FileRequest(FileOp.Write, path, s.Dev, s.Ino) { SyscallNr = nr, Links = s.Nlink, NewName = newName, Directory = (s.Mode & Libc.S_IFMT) == Libc.S_IFDIR }
             : new FileRequest(FileOp.Write, path, 0, 0) { SyscallNr = nr };
         if (st is { } p && p.Dev == _procDev && ProcRefusal(path, FileOp.Write) is string why)
         {

@@ -148,7 +148,7 @@ public sealed unsafe partial class SeccompSupervisor
                 Deny(id, violation, task, canonical);
                 return;
             }
-            if (Decide(new FileRequest(op, canonical, st.Dev, st.Ino) { SyscallNr = nr, Links = st.Nlink }) == Verdict.Deny)
+            if (Decide(new FileRequest(op, canonical, st.Dev, st.Ino) { SyscallNr = nr, Links = st.Nlink, Directory = type == Libc.S_IFDIR }) == Verdict.Deny)
             {
                 Deny(id, violation, task, canonical);
                 return;

@@ -120,9 +120,9 @@ public sealed unsafe partial class SeccompSupervisor : Session.IFileDecisions
         _procDev = proc.Dev;
         _resolver = new PathResolver(_rootFd, _selfFdDir, _procDev, InWorkload);
         _fifos = new FifoOpens(this);
-        // The workload blocks until answered and the answer (ADDFD) blocks until the workload took
-        // the fd: with synchronous wake-ups the kernel hands the CPU over directly both ways
-        // (Linux 6.6+; older kernels just keep the ordinary wake-ups).
+        // The workload blocks until answered: with synchronous wake-ups the kernel hands the CPU
+        // over directly for the notification and for the answer (Linux 6.6+; older kernels keep
+        // the ordinary wake-ups). ADDFD has none of its own: see ReplyFdOnThisCpu.
         // Extra threads block in RECV after losing a race for a notification; only from 6.6 on (the
         // kernel that has synchronous wake-ups) does a hang-up wake a blocked RECV, so only there
         // can an extra thread be sure to end with the workload.

@@ -44,6 +44,12 @@ public sealed record FileRequest(FileOp Op, string Path, ulong Device, ulong Ino
     internal ulong Links { get; init; }
 
     /// <summary>
+    /// The file is a directory: its link count counts its subdirectories, not other names
+    /// (directories cannot be hard-linked), so it never hides a file an exact-path rule names.
+    /// </summary>
+    internal bool Directory { get; init; }
+
+    /// <summary>
     /// The operation gives the file another name (the source of a link or a rename, or a file
     /// under a renamed directory): rules that match it by path must follow it to the new name.
     /// </summary>
