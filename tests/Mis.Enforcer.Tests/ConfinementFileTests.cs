@@ -191,20 +191,26 @@ public sealed class ConfinementFileTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void A_multi_threaded_workload_gets_more_supervisor_threads_and_they_end_with_it()
+    public void A_multi_threaded_workload_gets_more_supervisor_threads_which_retire_when_not_needed_and_end_with_it()
     {
         using var h = new ConfinementHarness();
         string threads = h.Compile("threads_open");
-        var run = h.Run([threads, h.Allowed, "4", "2000"]);
-        output.WriteLine($"{run.Stdout.Trim()}; supervisor threads at most {run.Supervisor.PeakThreads}");
+        // Four threads opening at once, then one thread opening without a pause for well over
+        // SeccompSupervisor.IdleRetireMs: every open wakes every polling supervisor thread, yet the
+        // extra ones must retire (they are not needed), and everything must still be served.
+        var run = h.Sh($"{threads} {h.Allowed} 4 2000 && {threads} {h.Allowed} 1 20000");
+        output.WriteLine($"{run.Stdout.Trim()}; supervisor threads at most {run.Supervisor.PeakThreads}, {run.Supervisor.IdleRetired} retired idle");
         Assert.Equal(0, run.Exit.ExitCode);
-        Assert.Equal("opened=8000 failed=0", run.Stdout.Trim());
+        Assert.Equal("opened=8000 failed=0\nopened=20000 failed=0", run.Stdout.Trim());
         Assert.Empty(h.Sink.Reports);
         Assert.True(run.Supervisor.Ended, "a supervisor thread outlived the workload");
-        if (run.Supervisor.ExtraThreadsAllowed)
-            Assert.True(run.Supervisor.PeakThreads > 1, "four threads opening at once were served by one supervisor thread");
-        else
+        if (!run.Supervisor.ExtraThreadsAllowed)
+        {
             output.WriteLine("this kernel has no synchronous seccomp wake-ups (6.6+): one supervisor thread by design");
+            return;
+        }
+        Assert.True(run.Supervisor.PeakThreads > 1, "four threads opening at once were served by one supervisor thread");
+        Assert.True(run.Supervisor.IdleRetired == run.Supervisor.PeakThreads - 1, "not every extra supervisor thread retired while one workload thread was left");
     }
 
     [Fact]

@@ -60,7 +60,7 @@ internal sealed class FakeSink : IViolationSink
 internal sealed record RunResult(WorkloadExit Exit, string Stdout, string Stderr)
 {
     /// <summary>The supervisor's threads at their most, and whether all of them had ended once the workload had.</summary>
-    internal (int PeakThreads, bool ExtraThreadsAllowed, bool Ended) Supervisor { get; init; }
+    internal (int PeakThreads, int IdleRetired, bool ExtraThreadsAllowed, bool Ended) Supervisor { get; init; }
 
     public override string ToString() => $"{Exit}; stdout: {Stdout}; stderr: {Stderr}";
 }
@@ -156,7 +156,7 @@ internal sealed class ConfinementHarness : IDisposable
             bool ended = supervisor.Completion.Wait(TimeSpan.FromSeconds(10));
             return new RunResult(exit!, stdout.Result, stderr.Result)
             {
-                Supervisor = (supervisor.Stats.PeakThreads, supervisor.ExtraThreadsAllowed, ended),
+                Supervisor = (supervisor.Stats.PeakThreads, supervisor.Stats.IdleRetired, supervisor.ExtraThreadsAllowed, ended),
             };
         }
     }

@@ -19,6 +19,9 @@ public sealed class SupervisorStats
 
     /// <summary>The most supervisor threads that ran at once.</summary>
     internal int PeakThreads = 1;
+
+    /// <summary>Extra threads that ended because they found nothing to do.</summary>
+    internal int IdleRetired;
 }
 
 /// <summary>
@@ -33,7 +36,8 @@ public sealed class SupervisorStats
 /// <para>
 /// Threads: one to begin with, more (up to <see cref="MaxThreads"/>) when notifications are seen
 /// waiting while every thread is busy, so a multi-threaded workload is not serialised behind one
-/// decision at a time; an extra thread that finds nothing to do for <see cref="IdleRetireMs"/> ends.
+/// decision at a time; an extra thread ends once the threads have not all been busy at once for
+/// <see cref="IdleRetireMs"/>.
 /// Opens and execs are decided concurrently; a file change (rename, link, unlink, ...) is decided
 /// and done alone (<see cref="_names"/>), so no name changes behind a decision being made.
 /// </para>
@@ -63,8 +67,13 @@ public sealed unsafe partial class SeccompSupervisor : Session.IFileDecisions
     private readonly bool _syncWakeUp;
     // Readers: opens and execs (they resolve names); the writer: a change of names or files.
     private readonly ReaderWriterLockSlim _names = new(LockRecursionPolicy.NoRecursion);
+    private readonly object _receiving = new();
     private int _threads;
     private int _idleThreads;
+    private int _handling;
+    // When every thread was last deciding at once (Environment.TickCount64): extra threads are
+    // needed only while that happens.
+    private long _lastSaturatedMs = Environment.TickCount64;
     private long _received;
     private Exception? _failure;
     private int _disposed;
@@ -72,7 +81,7 @@ public sealed unsafe partial class SeccompSupervisor : Session.IFileDecisions
     /// <summary>Supervisor threads of one workload at most: four match a 4-thread workload; more only add wake-ups.</summary>
     internal const int MaxThreads = 4;
 
-    /// <summary>How long an extra thread waits for work before it ends.</summary>
+    /// <summary>How long the threads may go without all being busy at once before an extra one ends.</summary>
     internal const int IdleRetireMs = 500;
 
     // Per thread (a thread serves one supervisor): the path being decided, and whether its
@@ -123,9 +132,9 @@ public sealed unsafe partial class SeccompSupervisor : Session.IFileDecisions
         // The workload blocks until answered: with synchronous wake-ups the kernel hands the CPU
         // over directly for the notification and for the answer (Linux 6.6+; older kernels keep
         // the ordinary wake-ups). ADDFD has none of its own: see ReplyFdOnThisCpu.
-        // Extra threads block in RECV after losing a race for a notification; only from 6.6 on (the
-        // kernel that has synchronous wake-ups) does a hang-up wake a blocked RECV, so only there
-        // can an extra thread be sure to end with the workload.
+        // Extra threads and the co-located hand-off (ReplyFdOnThisCpu) count on the synchronous
+        // wake-up bringing a thread to the notifying task's CPU; without it (before 6.6) one
+        // thread serves as before.
         _syncWakeUp = SeccompNotify.SetSyncWakeUp(_listener);
         _threads = 1;
         _thread = new Thread(() => Run(primary: true)) { IsBackground = true, Name = $"mis-seccomp-{workload.Pid}" };
@@ -143,7 +152,7 @@ public sealed unsafe partial class SeccompSupervisor : Session.IFileDecisions
     /// <summary>Completes when the supervisor thread has ended (workload gone, disposed, or failed: then faulted).</summary>
     public Task Completion => _completion.Task;
 
-    /// <summary>Whether this kernel lets the supervisor add threads (see <see cref="MaxThreads"/>).</summary>
+    /// <summary>Whether the supervisor adds threads on this kernel (see <see cref="MaxThreads"/>).</summary>
     internal bool ExtraThreadsAllowed => _syncWakeUp;
 
     /// <summary>What the supervisor has done so far.</summary>
@@ -178,13 +187,21 @@ public sealed unsafe partial class SeccompSupervisor : Session.IFileDecisions
                     throw new IOException($"poll on the seccomp listener: {Errno.Describe(Libc.LastErrno)}");
                 if (primary)
                     _fifos.Sweep();
-                if (fds[1].Revents != 0 || (ready == 0 && !primary))
+                if (fds[1].Revents != 0)
                     break;
+                // Every notification wakes every polling thread, so "no work for a while" never
+                // comes while a one-thread workload keeps the first thread busy: an extra thread
+                // ends when the threads have not all been busy at once for a while.
+                if (!primary && Environment.TickCount64 - Volatile.Read(ref _lastSaturatedMs) > IdleRetireMs)
+                {
+                    Interlocked.Increment(ref Stats.IdleRetired);
+                    break;
+                }
                 if ((fds[0].Revents & Libc.POLLIN) != 0)
                 {
-                    // Another thread may have taken it since poll: RECV then waits for the next
-                    // one (or the hang-up, which ends it with ENOENT).
-                    int rc = SeccompNotify.Receive(_listener, buffer, _notificationSize);
+                    int rc = TryReceive(buffer);
+                    if (rc == Errno.EAGAIN)
+                        continue; // another thread took it
                     if (rc == 0 && Volatile.Read(ref _disposed) != 0)
                     {
                         Reply(MemoryMarshal.Read<SeccompNotify.Notification>(new ReadOnlySpan<byte>(buffer, sizeof(SeccompNotify.Notification))).Id, Errno.ENOSYS);
@@ -192,8 +209,17 @@ public sealed unsafe partial class SeccompSupervisor : Session.IFileDecisions
                     }
                     if (rc == 0)
                     {
-                        GrowIfBehind();
-                        Handle(MemoryMarshal.Read<SeccompNotify.Notification>(new ReadOnlySpan<byte>(buffer, sizeof(SeccompNotify.Notification))));
+                        if (Interlocked.Increment(ref _handling) >= Volatile.Read(ref _threads))
+                            Volatile.Write(ref _lastSaturatedMs, Environment.TickCount64);
+                        try
+                        {
+                            GrowIfBehind();
+                            Handle(MemoryMarshal.Read<SeccompNotify.Notification>(new ReadOnlySpan<byte>(buffer, sizeof(SeccompNotify.Notification))));
+                        }
+                        finally
+                        {
+                            Interlocked.Decrement(ref _handling);
+                        }
                     }
                     else if (rc != Errno.ENOENT && rc != Errno.EINTR) // ENOENT: the caller died between poll and recv
                         throw new IOException($"SECCOMP_IOCTL_NOTIF_RECV: {Errno.Describe(rc)}");
@@ -214,6 +240,34 @@ public sealed unsafe partial class SeccompSupervisor : Session.IFileDecisions
             NativeMemory.Free(buffer);
             if (Interlocked.Decrement(ref _threads) == 0)
                 Finish();
+        }
+    }
+
+    /// <summary>
+    /// RECV one notification, never waiting in it: RECV blocks when another thread took the one
+    /// poll saw, and a thread blocked there can neither retire nor see the stop event. So threads
+    /// receive one at a time, and with more than one thread the notification is looked for again
+    /// once it is this thread's turn. 0, EAGAIN (none left for this thread) or RECV's errno.
+    /// </summary>
+    private int TryReceive(byte* buffer)
+    {
+        if (!Monitor.TryEnter(_receiving))
+            return Errno.EAGAIN; // another thread is receiving: it takes this one
+        try
+        {
+            if (Volatile.Read(ref _threads) > 1)
+            {
+                var probe = new Libc.PollFd { Fd = _listener, Events = Libc.POLLIN };
+                if (Libc.Poll(&probe, 1, 0) <= 0 || (probe.Revents & Libc.POLLIN) == 0)
+                    return Errno.EAGAIN;
+            }
+            // Only holders of _receiving call RECV: what poll saw is still there (its caller may
+            // have died since: ENOENT).
+            return SeccompNotify.Receive(_listener, buffer, _notificationSize);
+        }
+        finally
+        {
+            Monitor.Exit(_receiving);
         }
     }
 
