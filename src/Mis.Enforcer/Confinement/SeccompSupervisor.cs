@@ -129,12 +129,11 @@ public sealed unsafe partial class SeccompSupervisor : Session.IFileDecisions
         _procDev = proc.Dev;
         _resolver = new PathResolver(_rootFd, _selfFdDir, _procDev, InWorkload);
         _fifos = new FifoOpens(this);
-        // The workload blocks until answered: with synchronous wake-ups the kernel hands the CPU
-        // over directly for the notification and for the answer (Linux 6.6+; older kernels keep
-        // the ordinary wake-ups). ADDFD has none of its own: see ReplyFdOnThisCpu.
-        // Extra threads and the co-located hand-off (ReplyFdOnThisCpu) count on the synchronous
-        // wake-up bringing a thread to the notifying task's CPU; without it (before 6.6) one
-        // thread serves as before.
+        // The workload blocks until answered: with synchronous wake-ups (Linux 6.6+) the kernel
+        // hands the CPU over directly for the notification and for the answer, bringing this
+        // thread to the notifying task's CPU. Extra threads and the co-located fd hand-off
+        // (ReplyFdOnThisCpu; ADDFD has no synchronous wake-up of its own) count on that; without
+        // it one thread serves with ordinary wake-ups.
         _syncWakeUp = SeccompNotify.SetSyncWakeUp(_listener);
         _threads = 1;
         _thread = new Thread(() => Run(primary: true)) { IsBackground = true, Name = $"mis-seccomp-{workload.Pid}" };
@@ -174,9 +173,9 @@ public sealed unsafe partial class SeccompSupervisor : Session.IFileDecisions
             {
                 fds[0] = new Libc.PollFd { Fd = _listener, Events = Libc.POLLIN };
                 fds[1] = new Libc.PollFd { Fd = _stopEvent, Events = Libc.POLLIN };
-                // Blocking RECV behind poll: poll also reports the hang-up when the workload's
-                // last process is gone, and lets Dispose wake the thread; the first thread's
-                // timeout only runs while a FIFO open waits, to release it if its caller went away.
+                // RECV behind poll: poll also reports the hang-up when the workload's last process
+                // is gone, and lets Dispose wake the thread; the first thread's timeout only runs
+                // while a FIFO open waits, to release it if its caller went away.
                 int timeout = !primary ? IdleRetireMs : _fifos.Count > 0 ? 250 : -1;
                 Interlocked.Increment(ref _idleThreads);
                 int ready = Libc.Poll(fds, 2, timeout);
@@ -202,19 +201,20 @@ public sealed unsafe partial class SeccompSupervisor : Session.IFileDecisions
                     int rc = TryReceive(buffer);
                     if (rc == Errno.EAGAIN)
                         continue; // another thread took it
-                    if (rc == 0 && Volatile.Read(ref _disposed) != 0)
-                    {
-                        Reply(MemoryMarshal.Read<SeccompNotify.Notification>(new ReadOnlySpan<byte>(buffer, sizeof(SeccompNotify.Notification))).Id, Errno.ENOSYS);
-                        break;
-                    }
                     if (rc == 0)
                     {
+                        var notification = MemoryMarshal.Read<SeccompNotify.Notification>(new ReadOnlySpan<byte>(buffer, sizeof(SeccompNotify.Notification)));
+                        if (Volatile.Read(ref _disposed) != 0)
+                        {
+                            Reply(notification.Id, Errno.ENOSYS);
+                            break;
+                        }
                         if (Interlocked.Increment(ref _handling) >= Volatile.Read(ref _threads))
                             Volatile.Write(ref _lastSaturatedMs, Environment.TickCount64);
                         try
                         {
                             GrowIfBehind();
-                            Handle(MemoryMarshal.Read<SeccompNotify.Notification>(new ReadOnlySpan<byte>(buffer, sizeof(SeccompNotify.Notification))));
+                            Handle(notification);
                         }
                         finally
                         {
@@ -329,38 +329,17 @@ public sealed unsafe partial class SeccompSupervisor : Session.IFileDecisions
             switch (n.Nr)
             {
                 case Syscalls.Open or Syscalls.Openat or Syscalls.Openat2 or Syscalls.Creat:
-                    _names.EnterReadLock();
-                    try
-                    {
+                    using (ResolvingNames())
                         HandleOpen(n, task);
-                    }
-                    finally
-                    {
-                        _names.ExitReadLock();
-                    }
                     break;
                 case Syscalls.Execve or Syscalls.Execveat:
-                    _names.EnterReadLock();
-                    try
-                    {
+                    using (ResolvingNames())
                         HandleExec(n, task);
-                    }
-                    finally
-                    {
-                        _names.ExitReadLock();
-                    }
                     break;
                 case Syscalls.Ioctl when Syscalls.ChangesFile((uint)n.Args[1]):
                 case var nr when Syscalls.FileChanges.ContainsKey(nr):
-                    _names.EnterWriteLock();
-                    try
-                    {
+                    using (ChangingNames())
                         HandleChange(n, task);
-                    }
-                    finally
-                    {
-                        _names.ExitWriteLock();
-                    }
                     break;
                 case Syscalls.Kill or Syscalls.Tkill or Syscalls.Tgkill or Syscalls.RtSigqueueinfo
                     or Syscalls.RtTgsigqueueinfo or Syscalls.PidfdOpen or Syscalls.Prlimit64
@@ -383,6 +362,30 @@ public sealed unsafe partial class SeccompSupervisor : Session.IFileDecisions
         {
             _log($"mis-seccomp: {Syscalls.Name(n.Nr)} from tid {n.Pid} in {_cgroupName}: {e.GetType().Name}: {e.Message}; answered EPERM");
             Fail(n.Id, Errno.EPERM);
+        }
+    }
+
+    private NamesScope ResolvingNames()
+    {
+        _names.EnterReadLock();
+        return new NamesScope(_names, write: false);
+    }
+
+    private NamesScope ChangingNames()
+    {
+        _names.EnterWriteLock();
+        return new NamesScope(_names, write: true);
+    }
+
+    /// <summary>Holds <see cref="_names"/> for one decision (a struct: nothing allocated per notification).</summary>
+    private readonly ref struct NamesScope(ReaderWriterLockSlim names, bool write)
+    {
+        public void Dispose()
+        {
+            if (write)
+                names.ExitWriteLock();
+            else
+                names.ExitReadLock();
         }
     }
 
