@@ -54,27 +54,63 @@ static __always_inline __u64 mis_slowdown_ns(const struct mis_cgroup_state *s, _
 }
 
 /*
- * Forgives decay_amount violations for every full decay_interval since the anchor. A killed
- * cgroup does not decay: DEFCON 1 is final. Emits a DEFCON event when the level rises.
+ * When decay would change the level derived from (v, anchor): the CLOCK_MONOTONIC ns at which
+ * enough full intervals have passed for v - steps * decay_amount to fall below the count that
+ * holds the level (mis_decay's arithmetic), or 0 for never.
  */
-static __always_inline void mis_decay(struct mis_cgroup_state *s, __u64 now, const struct mis_actor *a)
+static __always_inline __u64 mis_level_until_ns(const struct mis_cgroup_state *s, __u64 v, __u64 anchor, __u64 flags)
 {
-	__u64 interval = s->config.decay_interval_ns;
-	__u64 anchor, steps, amount, ceil, v, nv;
+	const struct mis_defcon_config *c = &s->config;
+	__u64 interval = c->decay_interval_ns, amount = c->decay_amount, keep, steps;
+	__u32 level = mis_level_for(c, v);
 
-	if (!interval || (READ_ONCE(s->flags) & MIS_CG_KILLED))
+	if (level >= MIS_DEFCON_NORMAL || !interval || !amount || (flags & MIS_CG_KILLED))
+		return 0;
+	keep = c->thresholds[(MIS_DEFCON_THRESHOLDS - level) & (MIS_DEFCON_THRESHOLDS - 1)];
+	steps = (v - keep) / amount + 1;
+	if (steps > (~0ULL - anchor) / interval)
+		return 0;
+	return anchor + steps * interval;
+}
+
+/*
+ * Writes the cgroup's word of mis_defcon_view (see mis_shared.h) after a change of its count,
+ * decay anchor or kill flag. Several CPUs may publish at once, each from its own reads of the
+ * state, so each takes a ticket after its change and before its reads, and a word is replaced
+ * only by one with a later ticket: the word left standing was read after every change whose
+ * publication was ticketed before it. A slot whose word is 0 is not in use: never written.
+ */
+static __always_inline void mis_publish(struct mis_cgroup_state *s)
+{
+	const __u64 gen_mask = (1ULL << MIS_VIEW_GEN_BITS) - 1;
+	__u32 slot = s->view_slot;
+	__u64 *word = bpf_map_lookup_elem(&mis_defcon_view, &slot);
+	__u64 gen, v, anchor, until, next, old;
+
+	if (!word)
 		return;
+	gen = (__sync_fetch_and_add(&s->view_gen, 1) + 1) & gen_mask;
+	v = READ_ONCE(s->violations);
 	anchor = READ_ONCE(s->decay_anchor_ns);
-	/* now < anchor happens when a caller supplies its own clock (mis_report's now_ns). */
-	if (now <= anchor || now - anchor < interval)
-		return;
-	steps = (now - anchor) / interval;
-	if (__sync_val_compare_and_swap(&s->decay_anchor_ns, anchor, anchor + steps * interval) != anchor)
-		return; /* another CPU claimed these intervals, or a violation just arrived */
-	amount = s->config.decay_amount;
+	until = mis_level_until_ns(s, v, anchor, READ_ONCE(s->flags));
+	until = until ? until / 1000000 : MIS_VIEW_UNTIL_NEVER;
+	next = mis_level_for(&s->config, v) | gen << MIS_VIEW_LEVEL_BITS | until << MIS_VIEW_UNTIL_SHIFT;
+	for (int i = 0; i < MIS_DECAY_CAS_TRIES; i++) {
+		old = READ_ONCE(*word);
+		if (!old || (__s16)(((old >> MIS_VIEW_LEVEL_BITS) & gen_mask) - gen) > 0)
+			return;
+		if (__sync_val_compare_and_swap(word, old, next) == old)
+			return;
+	}
+}
+
+/* The count part of mis_decay, once `steps` intervals are claimed. */
+static __always_inline void mis_decay_count(struct mis_cgroup_state *s, __u64 steps, __u64 now, const struct mis_actor *a)
+{
+	__u64 amount = s->config.decay_amount, ceil, v, nv;
+
 	if (!amount)
 		return;
-
 	for (int i = 0; i < MIS_DECAY_CAS_TRIES; i++) {
 		v = READ_ONCE(s->violations);
 		if (!v)
@@ -94,6 +130,28 @@ static __always_inline void mis_decay(struct mis_cgroup_state *s, __u64 now, con
 	}
 	/* Lost the count to MIS_DECAY_CAS_TRIES concurrent violations in a row: those violations
 	 * are fresher evidence than the decay, so dropping it is the right call. */
+}
+
+/*
+ * Forgives decay_amount violations for every full decay_interval since the anchor. A killed
+ * cgroup does not decay: DEFCON 1 is final. Emits a DEFCON event when the level rises.
+ */
+static __always_inline void mis_decay(struct mis_cgroup_state *s, __u64 now, const struct mis_actor *a)
+{
+	__u64 interval = s->config.decay_interval_ns;
+	__u64 anchor, steps;
+
+	if (!interval || (READ_ONCE(s->flags) & MIS_CG_KILLED))
+		return;
+	anchor = READ_ONCE(s->decay_anchor_ns);
+	/* now < anchor happens when a caller supplies its own clock (mis_report's now_ns). */
+	if (now <= anchor || now - anchor < interval)
+		return;
+	steps = (now - anchor) / interval;
+	if (__sync_val_compare_and_swap(&s->decay_anchor_ns, anchor, anchor + steps * interval) != anchor)
+		return; /* another CPU claimed these intervals, or a violation just arrived */
+	mis_decay_count(s, steps, now, a);
+	mis_publish(s);
 }
 
 struct mis_outcome {
@@ -132,6 +190,7 @@ static __always_inline struct mis_outcome mis_violation(struct mis_cgroup_state 
 		out.after = mis_level_for(&s->config, old + 1);
 		if (out.after == MIS_DEFCON_MIN && out.before != MIS_DEFCON_MIN && s->config.kill_at_level_1)
 			__sync_fetch_and_or(&s->flags, (__u64)MIS_CG_KILLED);
+		mis_publish(s);
 	}
 
 	if (e) {
@@ -174,6 +233,7 @@ static __always_inline struct mis_outcome mis_set_level(struct mis_cgroup_state 
 		mis_stat_add(MIS_STAT_ESCALATIONS, out.before - out.after);
 	if (out.after == MIS_DEFCON_MIN && out.before != MIS_DEFCON_MIN && s->config.kill_at_level_1)
 		__sync_fetch_and_or(&s->flags, (__u64)MIS_CG_KILLED);
+	mis_publish(s);
 	if (out.before != out.after) {
 		mis_emit_small(MIS_EV_DEFCON, now, s, a, out.violations, out.before, out.after, 0);
 		if (out.after == MIS_DEFCON_MIN && s->config.kill_at_level_1)

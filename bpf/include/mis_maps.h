@@ -34,6 +34,16 @@ struct {
 	__type(value, struct mis_cgroup_state);
 } mis_cgroups SEC(".maps");
 
+/* Each managed cgroup's DEFCON level as one word (see MIS_VIEW_* in mis_shared.h), indexed by
+ * mis_cgroup_state.view_slot; user space maps it read-only and reads it with a load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MIS_MAX_CGROUPS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, __u64);
+} mis_defcon_view SEC(".maps");
+
 /* Slot 0 holds MIS's own cgroup ("<cgroup2 mount>/mis"). Every managed cgroup lives below
  * it, so bpf_current_task_under_cgroup() is a first filter that rejects unmanaged tasks
  * with a pointer comparison instead of a hash lookup. */

@@ -82,9 +82,23 @@ struct mis_cgroup_state {
 	__u64 decay_anchor_ns;     /* last counted violation or last decay step: decay measures from here */
 	__u64 flags;               /* MIS_CG_*; 64-bit because BPF's atomic or/and need 64 bits before -mcpu=v3 */
 	__u32 policy_id;           /* selects the network and exec rules */
-	__u32 pad;
+	__u32 view_slot;           /* this cgroup's word in mis_defcon_view, chosen by user space */
 	struct mis_defcon_config config;
+	__u64 view_gen;            /* tickets of publications to mis_defcon_view (see mis_publish) */
 };
+
+/*
+ * mis_defcon_view: one 64-bit word per view slot, memory-mapped by user space, so that the
+ * seccomp supervisor reads a cgroup's DEFCON level with a load instead of a BPF_PROG_TEST_RUN.
+ * The word is the level the state machine derives now and how long that stays true without a
+ * new violation: bits 0-2 the level (0: no view, ask the kernel), 3-18 the publication's ticket
+ * (low 16 bits of view_gen), 19-63 the CLOCK_MONOTONIC millisecond (rounded down) at which decay
+ * would change the level; all ones: never (no decay configured, DEFCON 5, or killed).
+ */
+#define MIS_VIEW_LEVEL_BITS 3
+#define MIS_VIEW_GEN_BITS   16
+#define MIS_VIEW_UNTIL_SHIFT (MIS_VIEW_LEVEL_BITS + MIS_VIEW_GEN_BITS)
+#define MIS_VIEW_UNTIL_NEVER ((1ULL << (64 - MIS_VIEW_UNTIL_SHIFT)) - 1)
 
 /*
  * One ring-buffer record. Only MIS_EV_VIOLATION and MIS_EV_TRACE records carry a target and are

@@ -36,6 +36,7 @@ public sealed class KernelDefconDifferentialTests(ITestOutputHelper output)
         ulong now = 1_000_000_000 * Ms; // ~11 days: ahead of the real clock, the test owns time
         var twin = new DefconStateMachine(config, () => now);
         var trajectory = new List<int>();
+        int viewed = 0;
 
         for (int step = 0; step < 400; step++)
         {
@@ -58,13 +59,20 @@ public sealed class KernelDefconDifferentialTests(ITestOutputHelper output)
                 enforcer.SetLearningModeAt(cgroup.Id, learning, now);
                 twin.Learning = learning;
             }
+            ViewAgrees(enforcer, cgroup.Id, now, twin, $"seed {seed} step {step} before the query");
             var state = enforcer.StateAt(cgroup.Id, now)!;
             kernel = (state.Violations, state.Defcon, state.Killed);
             expected = (twin.Violations, twin.Level, twin.Killed);
             Assert.True(kernel == expected, $"seed {seed} step {step} at {now / Ms} ms: kernel {kernel}, twin {expected}");
             trajectory.Add(state.Defcon);
+            if (ViewAgrees(enforcer, cgroup.Id, now, twin, $"seed {seed} step {step} after the query"))
+                viewed++;
         }
         output.WriteLine("levels: " + string.Concat(trajectory));
+        output.WriteLine($"the view stated the level after {viewed} of 400 queries");
+        // A query publishes what it applied: the view then holds until the next level change,
+        // unless that falls in the same millisecond (it is kept in whole milliseconds).
+        Assert.True(viewed >= 360, $"the view stated the level after only {viewed} of 400 queries");
         // The sequence must have exercised the machine, not idled at 5.
         Assert.Contains(trajectory, level => level <= 3);
     }
@@ -122,6 +130,7 @@ public sealed class KernelDefconDifferentialTests(ITestOutputHelper output)
                 enforcer.SetLearningModeAt(cgroup.Id, learning, now);
                 twin.Learning = learning;
             }
+            ViewAgrees(enforcer, cgroup.Id, now, twin, $"seed {seed} step {step}");
             var state = enforcer.StateAt(cgroup.Id, now)!;
             var kernel = (state.Violations, state.Defcon, state.Killed);
             var expected = (twin.Violations, twin.Level, twin.Killed);
@@ -164,6 +173,19 @@ public sealed class KernelDefconDifferentialTests(ITestOutputHelper output)
         }
         Assert.Equal(killAtLevel1, twin.Killed);
         Assert.Equal(3, twin.Level); // the count is set even after a kill; only the kill itself is final
+    }
+
+    /// <summary>
+    /// The memory-mapped view the supervisor reads before each decision must state the twin's
+    /// level whenever it states one; it may decline (decay due by now: the kernel is asked), never
+    /// differ. True when it stated one.
+    /// </summary>
+    private static bool ViewAgrees(KernelEnforcer enforcer, ulong cgroupId, ulong now, DefconStateMachine twin, string where)
+    {
+        if (enforcer.ViewedDefcon(cgroupId, now) is not int level)
+            return false;
+        Assert.True(level == twin.Level, $"{where} at {now / Ms} ms: the view says DEFCON {level}, the twin {twin.Level}");
+        return true;
     }
 
     // Strictly increasing thresholds from 1 up, decay on or off, kill on or off by seed.

@@ -64,6 +64,8 @@ public sealed class KernelDefconTests
         });
 
         Assert.Equal(400UL, enforcer.State(cgroup.Id)!.Violations);
+        // Four CPUs published the cgroup's word at once: the one left standing is the latest.
+        Assert.Equal(1, enforcer.ViewedDefcon(cgroup.Id, KernelEnforcer.MonotonicNs()));
         var events = KernelTest.Drain(enforcer, es => es.Count(e => e.Type == KernelEventType.Violation) == 400);
         Assert.Equal(400, events.Count(e => e.Type == KernelEventType.Violation));
         Assert.Equal(400, events.Where(e => e.Type == KernelEventType.Violation).Select(e => e.Violations).Distinct().Count());
@@ -85,6 +87,7 @@ public sealed class KernelDefconTests
 
         Assert.Equal([4, 3, 2, 1, 1], strictLevels);
         Assert.Equal([5, 5, 5, 5, 5], lenientLevels);
+        Assert.Equal((1, 5), (enforcer.ViewedDefcon(strict.Id, KernelEnforcer.MonotonicNs()), enforcer.ViewedDefcon(lenient.Id, KernelEnforcer.MonotonicNs())));
         Assert.False(enforcer.State(strict.Id)!.Killed); // kill_at_level_1 = false: level 1 without a kill
     }
 

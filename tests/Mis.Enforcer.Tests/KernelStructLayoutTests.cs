@@ -114,6 +114,23 @@ public sealed unsafe class KernelStructLayoutTests
         Assert.Equal((int)MisNetKey.FixedPrefix, fixedBits);
     }
 
+    [Fact]
+    public void Defines_that_shape_the_defcon_view_match()
+    {
+        string shared = File.ReadAllText(Path.Combine(ConfinementHarness.RepoRoot(), "bpf", "include", "mis_shared.h"));
+        string maps = File.ReadAllText(Path.Combine(ConfinementHarness.RepoRoot(), "bpf", "include", "mis_maps.h"));
+        Assert.Equal(MisDefconView.LevelBits, Define(shared, "MIS_VIEW_LEVEL_BITS"));
+        Assert.Equal(MisDefconView.GenBits, Define(shared, "MIS_VIEW_GEN_BITS"));
+        Assert.Equal(KernelEnforcer.MaxCgroups, Define(maps, "MIS_MAX_CGROUPS"));
+    }
+
+    private static int Define(string header, string name)
+    {
+        var match = System.Text.RegularExpressions.Regex.Match(header, $@"#define\s+{name}\s+(\d+)");
+        Assert.True(match.Success, $"#define {name} not found");
+        return int.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+    }
+
     private static BpfObject OpenObject()
     {
         bool embedded = EmbeddedBpf.TryLoad(KernelEnforcer.ObjectName, out var elf, out var why);

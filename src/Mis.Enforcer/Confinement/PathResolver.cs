@@ -16,8 +16,12 @@ public enum ResolveStatus
     ProcDenied,
 }
 
-/// <summary>The outcome of <see cref="PathResolver.Resolve"/>; the caller owns and closes <see cref="Fd"/>.</summary>
-public readonly record struct Resolution(ResolveStatus Status, int Fd = -1, byte[]? Name = null, int Errno = 0, string? Denied = null);
+/// <summary>
+/// The outcome of <see cref="PathResolver.Resolve"/>; the caller owns and closes <see cref="Fd"/>.
+/// <see cref="Canonical"/>, when set, is what <see cref="PathResolver.CanonicalPath"/> would read
+/// for <see cref="Fd"/>, known without asking the kernel.
+/// </summary>
+public readonly record struct Resolution(ResolveStatus Status, int Fd = -1, byte[]? Name = null, int Errno = 0, string? Denied = null, string? Canonical = null);
 
 /// <summary>The notifying thread, with its thread group looked up only when a path needs it.</summary>
 public sealed class WorkloadTask(int tid)
@@ -108,7 +112,7 @@ public sealed unsafe class PathResolver
         }
         while (e == Errno.EAGAIN && absolute && (resolve & ResolveCached) == 0 && ++tries < 8);
         if (fd >= 0)
-            return new Resolution(ResolveStatus.Existing, fd);
+            return new Resolution(ResolveStatus.Existing, fd, Canonical: absolute ? NameIfCanonical(path) : null);
         bool symlinkOnTheWay = e == Errno.ELOOP && (resolve & Libc.RESOLVE_NO_SYMLINKS) == 0;
         if (!symlinkOnTheWay && !(e == Errno.ENOENT && create))
             return new Resolution(ResolveStatus.Failed, Errno: e);
@@ -232,6 +236,24 @@ public sealed unsafe class PathResolver
         if (fd < 0)
             return new Resolution(ResolveStatus.Failed, Errno: Libc.LastErrno);
         return IsDotOrDotDot(name) ? new Resolution(ResolveStatus.Failed, Errno: e) : new Resolution(ResolveStatus.Missing, fd, name);
+    }
+
+    /// <summary>
+    /// An absolute path that was resolved with no symlink on the way and has no empty, "." or ".."
+    /// component names its object exactly as d_path would: each component was looked up by that
+    /// name in the directory the previous one named. Saves the readlink of /proc/self/fd/N (about
+    /// 3 µs) on the most frequent open. Null for any other path.
+    /// </summary>
+    private static string? NameIfCanonical(byte[] path)
+    {
+        int length = Array.IndexOf(path, (byte)0);
+        if (length < 2 || path[length - 1] == '/')
+            return null;
+        var name = path.AsSpan(0, length);
+        if (name.IndexOf("//"u8) >= 0 || name.IndexOf("/./"u8) >= 0 || name.IndexOf("/../"u8) >= 0
+            || name.EndsWith("/."u8) || name.EndsWith("/.."u8))
+            return null;
+        return Encoding.UTF8.GetString(name);
     }
 
     /// <summary>The canonical path of one of our fds, as /proc/self/fd/N names it (d_path: "(deleted)" suffix and all).</summary>

@@ -75,7 +75,7 @@ public sealed unsafe partial class SeccompSupervisor
                     Deny(n.Id, op == FileOp.Write ? ViolationOp.FileWrite : ViolationOp.FileRead, task, r.Denied!);
                     return;
                 case ResolveStatus.Existing:
-                    OpenExisting(n.Id, n.Nr, task, r.Fd, flags, (uint)how.Mode, op, exclusive, early);
+                    OpenExisting(n.Id, n.Nr, task, r.Fd, r.Canonical, flags, (uint)how.Mode, op, exclusive, early);
                     return;
             }
             // Missing: decide on the name before anything exists, then create exactly that name.
@@ -118,7 +118,7 @@ public sealed unsafe partial class SeccompSupervisor
         internal bool HaveStat;
     }
 
-    private void OpenExisting(ulong id, int nr, WorkloadTask task, int opath, int flags, uint mode, FileOp op, bool exclusive, EarlyOpen early)
+    private void OpenExisting(ulong id, int nr, WorkloadTask task, int opath, string? knownCanonical, int flags, uint mode, FileOp op, bool exclusive, EarlyOpen early)
     {
         try
         {
@@ -140,7 +140,7 @@ public sealed unsafe partial class SeccompSupervisor
                 Fail(id, Errno.EISDIR);
                 return;
             }
-            string canonical = _resolver.CanonicalPath(opath);
+            string canonical = knownCanonical ?? _resolver.CanonicalPath(opath);
             var violation = op == FileOp.Write ? ViolationOp.FileWrite : ViolationOp.FileRead;
             if (st.Dev == _procDev && ProcRefusal(canonical, op) is string why)
             {

@@ -88,6 +88,7 @@ public sealed unsafe partial class SeccompSupervisor : Session.IFileDecisions
     // fs_struct (umask, root, cwd) is its own.
     [ThreadStatic] private static byte[]? t_path;
     [ThreadStatic] private static bool t_umaskPrivate;
+    [ThreadStatic] private static byte[]? t_ownCpus;
 
     private static byte[] PathBuffer => t_path ??= new byte[ProcFacts.PathMax];
 
@@ -478,18 +479,27 @@ public sealed unsafe partial class SeccompSupervisor : Session.IFileDecisions
         here[cpu / 8] = (byte)(1 << (cpu % 8));
         if (Libc.SchedSetAffinity(tid, Libc.CpuMaskBytes, here) != 0)
             return SeccompNotify.AddFdAndSend(_listener, id, fd, closeOnExec);
-        byte* mine = stackalloc byte[Libc.CpuMaskBytes];
         // tid 0: this thread. Held here, its wake-up by the task stays here too.
-        bool selfPinned = Libc.SchedGetAffinity(0, Libc.CpuMaskBytes, mine) >= 0 && Libc.SchedSetAffinity(0, Libc.CpuMaskBytes, here) == 0;
+        byte[] mine = t_ownCpus ??= OwnCpus();
+        bool selfPinned = mine.Length > 0 && Libc.SchedSetAffinity(0, Libc.CpuMaskBytes, here) == 0;
         int installed = SeccompNotify.AddFdOnly(_listener, id, fd, closeOnExec);
         Libc.SchedSetAffinity(tid, Libc.CpuMaskBytes, own); // ESRCH: gone meanwhile, nothing to give back
         if (selfPinned)
-            Libc.SchedSetAffinity(0, Libc.CpuMaskBytes, mine);
+            fixed (byte* m = mine)
+                Libc.SchedSetAffinity(0, Libc.CpuMaskBytes, m);
         if (installed < 0)
             return installed;
         byte* buffer = stackalloc byte[_responseSize];
         int errno = SeccompNotify.Respond(_listener, buffer, _responseSize, new SeccompNotify.Response { Id = id, Value = installed });
         return errno == 0 ? installed : -errno;
+    }
+
+    /// <summary>This thread's own CPUs, read once: only <see cref="ReplyFdOnThisCpu"/> changes them, and gives them back. Empty when unreadable.</summary>
+    private static byte[] OwnCpus()
+    {
+        var mask = new byte[Libc.CpuMaskBytes];
+        fixed (byte* m = mask)
+            return Libc.SchedGetAffinity(0, Libc.CpuMaskBytes, m) >= 0 ? mask : [];
     }
 
     internal bool IdValid(ulong id) => SeccompNotify.IdValid(_listener, id);

@@ -32,8 +32,37 @@ public struct MisCgroupState
     internal ulong DecayAnchorNs;
     internal ulong Flags;
     internal uint PolicyId;
-    internal uint Pad;
+    internal uint ViewSlot;
     internal MisDefconConfig Config;
+    internal ulong ViewGen;
+}
+
+/// <summary>
+/// The word layout of <c>mis_defcon_view</c> (the <c>MIS_VIEW_*</c> defines of mis_shared.h): the
+/// level in the low bits, the publication's ticket, then the millisecond until which it holds.
+/// </summary>
+internal static class MisDefconView
+{
+    internal const int LevelBits = 3;
+    internal const int GenBits = 16;
+    internal const int UntilShift = LevelBits + GenBits;
+    internal const ulong UntilNever = (1UL << (64 - UntilShift)) - 1;
+
+    /// <summary>The word user space writes for a new cgroup: DEFCON 5, ticket 0, held until a violation.</summary>
+    internal static ulong Fresh => 5UL | (UntilNever << UntilShift);
+
+    /// <summary>
+    /// The level the word states at CLOCK_MONOTONIC <paramref name="nowNs"/>, or null when it
+    /// states none then (0: slot not in use; decay due at or before this millisecond).
+    /// </summary>
+    internal static int? LevelAt(ulong word, ulong nowNs)
+    {
+        int level = (int)(word & ((1UL << LevelBits) - 1));
+        if (level is < 1 or > 5)
+            return null;
+        ulong untilMs = word >> UntilShift;
+        return untilMs == UntilNever || nowNs / 1_000_000 < untilMs ? level : null;
+    }
 }
 
 /// <summary>Mirror of <c>struct mis_event</c>, one ring-buffer record.</summary>

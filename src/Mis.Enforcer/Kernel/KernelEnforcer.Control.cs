@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.InteropServices;
 using Mis.Enforcer.Defcon;
 using Mis.Enforcer.Policy;
@@ -60,10 +61,22 @@ public sealed partial class KernelEnforcer
         return (MisResult)ctx.Result == MisResult.NoCgroup ? null : ToState(ctx);
     }
 
-    /// <summary>The cgroup's DEFCON level, decay applied.</summary>
+    /// <summary>
+    /// The cgroup's DEFCON level, decay applied: read from <c>mis_defcon_view</c> with a load when
+    /// it holds now (the supervisor asks before every decision), else queried from the kernel.
+    /// </summary>
     /// <exception cref="KeyNotFoundException">The cgroup is not managed: it has no level, and none is made up for it.</exception>
     public DefconLevel Defcon(ulong cgroupId) =>
-        State(cgroupId)?.Defcon ?? throw new KeyNotFoundException($"cgroup {cgroupId} is not managed by this enforcer: it has no DEFCON level");
+        ViewedDefcon(cgroupId, MonotonicNs()) is int level
+            ? DefconLevel.From(level)
+            : State(cgroupId)?.Defcon ?? throw new KeyNotFoundException($"cgroup {cgroupId} is not managed by this enforcer: it has no DEFCON level");
+
+    // Stopwatch is CLOCK_MONOTONIC in nanoseconds on Linux: the clock of bpf_ktime_get_ns.
+    internal static ulong MonotonicNs()
+    {
+        long ticks = Stopwatch.GetTimestamp();
+        return Stopwatch.Frequency == 1_000_000_000 ? (ulong)ticks : (ulong)(ticks * (1e9 / Stopwatch.Frequency));
+    }
 
     /// <summary>Turns learning mode on or off for a managed cgroup.</summary>
     /// <exception cref="KeyNotFoundException">The cgroup is not managed.</exception>

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Threading.Channels;
 using Mis.Enforcer.Bpf;
 using Mis.Enforcer.Configuration;
@@ -41,6 +42,15 @@ public sealed partial class KernelEnforcer : IViolationSink, IDisposable
     private readonly BpfMap _unixOwn;
     private readonly BpfProgram _report;
     private readonly Dictionary<ulong, ManagedCgroup> _managed = [];
+    // mis_defcon_view, mapped read-only: the DEFCON read of every supervisor decision is a load
+    // (Defcon). Slots are handed out round-robin, so a hook still running for a cgroup just
+    // unmanaged cannot publish into a slot that already belongs to another.
+    private readonly BpfMap _defconView;
+    private readonly unsafe ulong* _view;
+    private readonly nuint _viewBytes;
+    private readonly ConcurrentDictionary<ulong, uint> _viewSlots = new();
+    private readonly bool[] _slotInUse = new bool[MaxCgroups];
+    private uint _nextSlot;
     private readonly KernelEventPump _pump;
     private BpfLink? _sysEnterLink;
     private BpfLink? _execLink;
@@ -61,8 +71,20 @@ public sealed partial class KernelEnforcer : IViolationSink, IDisposable
         _unixOwn = obj.Map("mis_unix_own");
         UnixHooks = options.UnixHooks ?? UnixHooksAvailable;
         _report = obj.Program("mis_report");
+        _defconView = obj.Map("mis_defcon_view");
+        unsafe
+        {
+            _viewBytes = (nuint)(((MaxCgroups * sizeof(ulong)) + Environment.SystemPageSize - 1) / Environment.SystemPageSize * Environment.SystemPageSize);
+            void* view = Libc.Mmap(null, _viewBytes, Libc.PROT_READ, Libc.MAP_SHARED, _defconView.Fd, 0);
+            if (view == Libc.MapFailed)
+                throw new InvalidOperationException($"cannot map mis_defcon_view: {Errno.Describe(Libc.LastErrno)}");
+            _view = (ulong*)view;
+        }
         _pump = new KernelEventPump(obj.Map("mis_events"), options.EventCapacity, OnEvent);
     }
+
+    /// <summary>Managed cgroups at most (MIS_MAX_CGROUPS: the entries of mis_cgroups and mis_defcon_view).</summary>
+    internal const int MaxCgroups = 4096;
 
     /// <summary>The DEFCON configuration for cgroups managed without one of their own.</summary>
     public DefconConfig Defaults { get; }
@@ -239,11 +261,14 @@ public sealed partial class KernelEnforcer : IViolationSink, IDisposable
         {
             if (_managed.ContainsKey(id))
                 throw new InvalidOperationException($"cgroup {path} (id {id}) is already managed");
+            state.ViewSlot = TakeViewSlot();
             var fd = Libc.OpenDirectory(path);
             var links = new List<BpfLink>();
             bool inserted = false;
             try
             {
+                // The view's word before the state: the kernel publishes only to a slot in use.
+                SetViewWord(state.ViewSlot, MisDefconView.Fresh);
                 // State first: a hook that fires before it exists lets the task through.
                 _cgroups.Update(BpfMap.Bytes(ref id), BpfMap.Bytes(ref state), BpfMap.NoExist);
                 inserted = true;
@@ -261,6 +286,7 @@ public sealed partial class KernelEnforcer : IViolationSink, IDisposable
                     link.Dispose();
                 if (inserted)
                     _cgroups.Delete(BpfMap.Bytes(ref id));
+                ReleaseViewSlot(state.ViewSlot);
                 fd.Dispose();
                 if (_managed.Count == 0)
                     DetachGlobalHooks();
@@ -268,6 +294,7 @@ public sealed partial class KernelEnforcer : IViolationSink, IDisposable
             }
             var managed = new ManagedCgroup(id, path, policyId, config, fd, links);
             _managed.Add(id, managed);
+            _viewSlots[id] = state.ViewSlot;
             return managed;
         }
     }
@@ -284,6 +311,8 @@ public sealed partial class KernelEnforcer : IViolationSink, IDisposable
                 return false;
             managed.Release();
             _cgroups.Delete(BpfMap.Bytes(ref cgroupId));
+            if (_viewSlots.TryRemove(cgroupId, out uint slot))
+                ReleaseViewSlot(slot);
             ForgetUnixNames(cgroupId);
             if (_managed.Count == 0)
                 DetachGlobalHooks();
@@ -304,8 +333,47 @@ public sealed partial class KernelEnforcer : IViolationSink, IDisposable
             DetachGlobalHooks();
         }
         _pump.Dispose();
+        _viewSlots.Clear();
+        unsafe
+        {
+            Libc.Munmap(_view, _viewBytes);
+        }
         _object.Dispose();
     }
+
+    // Under _gate. The next free slot after the last one given: a freed slot is reused last.
+    private uint TakeViewSlot()
+    {
+        for (int i = 0; i < MaxCgroups; i++)
+        {
+            uint slot = (_nextSlot + (uint)i) % MaxCgroups;
+            if (!_slotInUse[slot])
+            {
+                _slotInUse[slot] = true;
+                _nextSlot = (slot + 1) % MaxCgroups;
+                return slot;
+            }
+        }
+        throw new InvalidOperationException($"MIS manages {MaxCgroups} cgroups already");
+    }
+
+    // Under _gate. Word 0 marks the slot unused, so the kernel stops publishing to it.
+    private void ReleaseViewSlot(uint slot)
+    {
+        SetViewWord(slot, 0);
+        _slotInUse[slot] = false;
+    }
+
+    private void SetViewWord(uint slot, ulong word) =>
+        _defconView.Update(BpfMap.Bytes(ref slot), BpfMap.Bytes(ref word));
+
+    /// <summary>
+    /// The level <c>mis_defcon_view</c> states for the cgroup at CLOCK_MONOTONIC
+    /// <paramref name="nowNs"/>: one load, no syscall. Null when it cannot say (not managed, or
+    /// decay due by now: the kernel's query applies it and publishes again).
+    /// </summary>
+    internal unsafe int? ViewedDefcon(ulong cgroupId, ulong nowNs) =>
+        _viewSlots.TryGetValue(cgroupId, out uint slot) ? MisDefconView.LevelAt(Volatile.Read(ref _view[slot]), nowNs) : null;
 
     private void DetachGlobalHooks()
     {

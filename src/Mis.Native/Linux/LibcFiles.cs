@@ -26,6 +26,20 @@ public static unsafe partial class Libc
     public const int O_SYNC_BIT = 0x100000; // __O_SYNC
     public const int O_TMPFILE_BIT = 0x400000; // __O_TMPFILE (O_TMPFILE = __O_TMPFILE | O_DIRECTORY)
 
+    public const int PROT_READ = 0x1;
+    public const int MAP_SHARED = 0x01;
+
+    /// <summary>mmap(2); <see cref="MapFailed"/> on failure.</summary>
+    [LibraryImport(Library, EntryPoint = "mmap", SetLastError = true)]
+    public static partial void* Mmap(void* address, nuint length, int protection, int flags, int fd, long offset);
+
+    /// <summary>munmap(2).</summary>
+    [LibraryImport(Library, EntryPoint = "munmap", SetLastError = true)]
+    public static partial int Munmap(void* address, nuint length);
+
+    /// <summary>What <see cref="Mmap"/> returns on failure.</summary>
+    public static void* MapFailed => (void*)-1;
+
     public const ulong RESOLVE_NO_XDEV = 0x01;
     public const ulong RESOLVE_NO_MAGICLINKS = 0x02;
     public const ulong RESOLVE_NO_SYMLINKS = 0x04;
