@@ -58,13 +58,18 @@ int BPF_PROG(mis_sys_enter, struct pt_regs *regs, long id)
 	if (!s)
 		return 0;
 
-	now = bpf_ktime_get_ns();
-	mis_actor_current(&actor);
 	__sync_fetch_and_add(&s->syscalls, 1);
 #ifdef MIS_UNIX_SERVES
 	if (MIS_UNIX_SERVES(id))
 		mis_unix_learn(cgroup_id, (int)PT_REGS_PARM1_CORE_SYSCALL(regs));
 #endif
+	/* The common case, a cgroup with no violation counted, not learning, not killed: DEFCON 5,
+	 * nothing to decay, slow down or record, so neither the clock nor the task is read. */
+	if (!READ_ONCE(s->violations) && !(READ_ONCE(s->flags) & (MIS_CG_LEARNING | MIS_CG_KILLED)))
+		return 0;
+
+	now = bpf_ktime_get_ns();
+	mis_actor_current(&actor);
 	mis_decay(s, now, &actor);
 
 	if (mis_must_kill(s)) {
