@@ -106,6 +106,11 @@ public sealed class ConfinementFileTests(ITestOutputHelper output)
         string link = Path.Combine(h.Dir, "link");
         File.CreateSymbolicLink(link, h.Allowed);
         File.CreateSymbolicLink(Path.Combine(h.Dir, "dangling"), Path.Combine(h.Writable, "made-through-dangling"));
+        // Symlinks the kernel may follow for the supervisor (SeccompSupervisor's second try), and
+        // one into /proc/self, which it must not: "self" would be the enforcer.
+        Directory.CreateDirectory(Path.Combine(h.Dir, "sub"));
+        File.CreateSymbolicLink(Path.Combine(h.Dir, "sublink"), "sub");
+        File.CreateSymbolicLink(Path.Combine(h.Dir, "selfstatus"), "/proc/self/status");
         string script = $$"""
             import ctypes, errno, os, fcntl
             libc = ctypes.CDLL(None, use_errno=True)
@@ -142,6 +147,16 @@ public sealed class ConfinementFileTests(ITestOutputHelper output)
             t("symlink-loop", os.O_RDONLY, "{{h.Dir}}/loop-a")
             t("fifo-nonblock-write-no-reader", os.O_WRONLY | os.O_NONBLOCK, "{{h.Dir}}/fifo")
             t("fifo-nonblock-read", os.O_RDONLY | os.O_NONBLOCK, "{{h.Dir}}/fifo")
+            t("dotdot-after-symlinked-dir", os.O_RDONLY, "{{h.Dir}}/sublink/../public.txt")
+            t("absolute-symlinked-dirs", os.O_RDONLY, "/lib/x86_64-linux-gnu/libc.so.6")
+            def whose(name, path):
+                fd = libc.open(path.encode(), os.O_RDONLY, 0)
+                if fd < 0:
+                    print(name, errno.errorcode[ctypes.get_errno()]); return
+                pid = [l.split()[1] for l in os.read(fd, 8192).decode().splitlines() if l.startswith("Pid:")]
+                os.close(fd)
+                print(name, "own" if pid == [str(os.getpid())] else "another process's")
+            whose("symlink-to-proc-self", "{{h.Dir}}/selfstatus")
             class How(ctypes.Structure):
                 _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
             def at(name, dirpath, path, resolve=None):

@@ -116,7 +116,40 @@ public sealed unsafe class PathResolver
         bool symlinkOnTheWay = e == Errno.ELOOP && (resolve & Libc.RESOLVE_NO_SYMLINKS) == 0;
         if (!symlinkOnTheWay && !(e == Errno.ENOENT && create))
             return new Resolution(ResolveStatus.Failed, Errno: e);
+        if (symlinkOnTheWay && absolute && FollowedByKernel(path, finalFlags, resolve) is int followed)
+            return new Resolution(ResolveStatus.Existing, followed);
         return Walk(startFd, path, finalFlags, resolve, create, task);
+    }
+
+    /// <summary>
+    /// The second try for an absolute path with a symlink on the way (/lib -> usr/lib on a merged
+    /// /usr: every dynamic library): the kernel follows the symlinks itself, beneath the
+    /// workload's root, with magic links refused. "self" is the one thing it would resolve as the
+    /// enforcer, and it lies in /proc; every way out of /proc is a magic link. So an object that
+    /// is not on /proc was reached exactly as the workload would reach it. Null: walk instead (a
+    /// magic link, an object on /proc, or any failure, which the walk reports as it should).
+    /// </summary>
+    private int? FollowedByKernel(byte[] path, int finalFlags, ulong resolve)
+    {
+        var how = new Libc.OpenHow
+        {
+            Flags = (ulong)finalFlags,
+            Resolve = resolve | Libc.RESOLVE_NO_MAGICLINKS | Libc.RESOLVE_IN_ROOT,
+        };
+        int fd, tries = 0;
+        do
+        {
+            fixed (byte* p = path)
+                fd = Libc.OpenAt2(_rootFd, p, how);
+        }
+        while (fd < 0 && Libc.LastErrno == Errno.EAGAIN && (resolve & ResolveCached) == 0 && ++tries < 8);
+        if (fd < 0)
+            return null;
+        Libc.Stat st;
+        if (Libc.FStat(fd, &st) == 0 && st.Dev != _procDev)
+            return fd;
+        Libc.Close(fd);
+        return null;
     }
 
     private Resolution Walk(int startFd, byte[] path, int finalFlags, ulong resolve, bool create, WorkloadTask task)
