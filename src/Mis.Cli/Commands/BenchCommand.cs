@@ -116,9 +116,9 @@ public static class BenchCommand
     private static Command Micro()
     {
         var command = new Command("micro",
-            "BenchmarkDotNet measurements of the managed hot paths (policy decisions, DEFCON arithmetic, event decoding, " +
-            "scoring, the simulator). Arguments go to BenchmarkDotNet: --filter '*' runs all, --list flat names them. " +
-            "Run from the repository (it builds src/Mis.Bench); no root needed.")
+            "BenchmarkDotNet measurements of the managed hot paths (policy decisions, DEFCON arithmetic, the supervisor's " +
+            "DEFCON read, event decoding, scoring, the simulator). Arguments go to BenchmarkDotNet: --filter '*' runs all, " +
+            "--list flat names them. Run from the repository (it builds src/Mis.Bench); only KernelDefconBenchmarks needs root and BPF.")
         {
             TreatUnmatchedTokensAsErrors = false,
         };
