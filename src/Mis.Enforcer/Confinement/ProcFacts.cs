@@ -188,9 +188,10 @@ public static unsafe class ProcFacts
 
     /// <summary>
     /// The device (st_dev encoding) of the superblock of mount <paramref name="mountId"/> in the
-    /// mount namespace of <paramref name="pid"/> (/proc/PID/mountinfo's major:minor), or null.
+    /// mount namespace of <paramref name="pid"/> (/proc/PID/mountinfo's major:minor) and whether it
+    /// is an overlay (whose stat reports the file below, not its own inode), or null.
     /// </summary>
-    internal static ulong? MountDevice(int pid, int mountId)
+    internal static (ulong Device, bool Overlay)? MountDevice(int pid, int mountId)
     {
         try
         {
@@ -201,8 +202,11 @@ public static unsafe class ProcFacts
                     continue;
                 var mm = fields[2].Split(':');
                 ulong major = ulong.Parse(mm[0], CultureInfo.InvariantCulture), minor = ulong.Parse(mm[1], CultureInfo.InvariantCulture);
+                // "... - FSTYPE SOURCE OPTIONS": the optional fields before " - " vary in number.
+                int separator = line.IndexOf(" - ", StringComparison.Ordinal);
+                bool overlay = separator >= 0 && line.AsSpan(separator + 3).StartsWith("overlay ");
                 // glibc's makedev
-                return ((major & 0xfffff000UL) << 32) | ((major & 0xfffUL) << 8) | ((minor & 0xffffff00UL) << 12) | (minor & 0xffUL);
+                return (((major & 0xfffff000UL) << 32) | ((major & 0xfffUL) << 8) | ((minor & 0xffffff00UL) << 12) | (minor & 0xffUL), overlay);
             }
         }
         catch (IOException)

@@ -99,29 +99,37 @@ public sealed unsafe partial class SeccompSupervisor
         }
     }
 
-    /// <summary>Mount ids seen, and the device of each one's superblock (the kernel's s_dev, in st_dev encoding).</summary>
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<int, ulong> _mountDevices = [];
+    /// <summary>Mount ids seen: the device of each one's superblock (the kernel's s_dev, in st_dev encoding), and whether it is an overlay.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<int, (ulong Device, bool Overlay)> _mounts = [];
 
     /// <summary>
     /// The (device, inode) the kernel will see as the executed file's: its superblock's device and
-    /// its inode number. Not what stat says on an overlay (there stat reports the file below).
+    /// its inode number. statx gives the mount and, except on an overlay (where stat reports the
+    /// file below), the kernel's inode number; the overlay's own inode comes from fdinfo.
     /// </summary>
     private (ulong Device, ulong Inode)? KernelIdentity(WorkloadTask task, int fd)
     {
-        if (ProcFacts.FdInfo(fd) is not var (mount, inode))
+        if (!Libc.MountAndInode(fd, out ulong mountId, out ulong inode))
             return null;
-        if (!_mountDevices.TryGetValue(mount, out ulong device))
+        int mount = (int)mountId;
+        if (!_mounts.TryGetValue(mount, out var facts))
         {
             // A kernel-internal mount (memfd's, pipes') is in no namespace's mountinfo: there
             // stat's device is the superblock's own.
             Libc.Stat st;
-            if (ProcFacts.MountDevice(task.Tid, mount) is not ulong found)
+            if (ProcFacts.MountDevice(task.Tid, mount) is not { } found)
                 return Libc.FStat(fd, &st) == 0 ? (st.Dev, inode) : null;
-            if (_mountDevices.Count >= 4096)
-                _mountDevices.Clear(); // mount ids come and go; keep the cache bounded
-            _mountDevices[mount] = device = found; // several threads may find the same: same answer
+            if (_mounts.Count >= 4096)
+                _mounts.Clear(); // mount ids come and go; keep the cache bounded
+            _mounts[mount] = facts = found; // several threads may find the same: same answer
         }
-        return (device, inode);
+        if (facts.Overlay)
+        {
+            if (ProcFacts.FdInfo(fd) is not var (_, overlayInode))
+                return null;
+            inode = overlayInode;
+        }
+        return (facts.Device, inode);
     }
 
     /// <summary>The policy's verdict on running the file behind our fd; false when refused (answered, counted).</summary>

@@ -55,6 +55,7 @@ public static unsafe partial class Libc
     internal const long SYS_gettid = 186;
     public const long SYS_unshare = 272;
     internal const long SYS_openat2 = 437;
+    internal const long SYS_statx = 332;
     public const int CLONE_FS = 0x200;
 
     /// <summary>struct open_how (linux/openat2.h).</summary>
@@ -119,6 +120,25 @@ public static unsafe partial class Libc
 
     [LibraryImport(Library, EntryPoint = "fstat", SetLastError = true)]
     public static partial int FStat(int fd, Stat* stat);
+
+    /// <summary>
+    /// The mount id and inode number of an open file (statx with AT_EMPTY_PATH, STATX_MNT_ID:
+    /// Linux 5.8+); false when the kernel cannot say (errno set, or no mount id reported).
+    /// </summary>
+    public static bool MountAndInode(int fd, out ulong mountId, out ulong inode)
+    {
+        const int AtEmptyPath = 0x1000, StatxIno = 0x100, StatxMntId = 0x1000;
+        byte* buffer = stackalloc byte[256]; // struct statx
+        byte* empty = stackalloc byte[1];
+        empty[0] = 0;
+        mountId = inode = 0;
+        if (Syscall(SYS_statx, fd, (long)empty, AtEmptyPath, StatxIno | StatxMntId, (long)buffer) != 0
+            || (*(uint*)buffer & StatxMntId) == 0)
+            return false;
+        inode = *(ulong*)(buffer + 32);   // stx_ino
+        mountId = *(ulong*)(buffer + 144); // stx_mnt_id
+        return true;
+    }
 
     [LibraryImport(Library, EntryPoint = "stat", SetLastError = true)]
     public static partial int StatPath(byte* path, Stat* stat);
