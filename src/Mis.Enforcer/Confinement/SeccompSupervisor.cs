@@ -91,6 +91,7 @@ public sealed unsafe partial class SeccompSupervisor : Session.IFileDecisions
     [ThreadStatic] private static byte[]? t_ownCpus;
     // 1 + the CPU this thread is held to after a hand-off (ReplyFdOnThisCpu); 0: not held.
     [ThreadStatic] private static int t_pinnedTo;
+    [ThreadStatic] private static int t_lastTid;
 
     private static byte[] PathBuffer => t_path ??= new byte[ProcFacts.PathMax];
 
@@ -462,9 +463,9 @@ public sealed unsafe partial class SeccompSupervisor : Session.IFileDecisions
     /// answer is sent with the synchronous wake-up, which runs it on this CPU too. Measured with
     /// a one-thread reader (open, read, close in a loop) at load 2–3: 132 → 73 µs per open, and
     /// remote wake-ups (function-call IPIs) from 0.49 to 0.03 per open. While it is the only
-    /// supervisor thread, this thread stays held to the CPU afterwards: the task notifies again
-    /// from here, and the next hand-off makes two affinity calls fewer (affinity calls per open,
-    /// p50, 11.3 → 4.7 µs). Plain
+    /// supervisor thread and serves the same task as last time, this thread stays held to the CPU
+    /// afterwards: the task notifies again from here, and the next hand-off makes two affinity
+    /// calls fewer (affinity calls per open, p50, 11.3 → 4.7 µs). Plain
     /// <see cref="SeccompNotify.AddFdAndSend"/> where the task may not run here (its own mask, a
     /// cpuset) or the CPU is not known. The one difference: a signal between the two steps leaves
     /// the installed fd in the task's table (a file the policy allowed it to open) while its open
@@ -490,10 +491,14 @@ public sealed unsafe partial class SeccompSupervisor : Session.IFileDecisions
         t_pinnedTo = selfPinned ? cpu + 1 : 0;
         int installed = SeccompNotify.AddFdOnly(_listener, id, fd, closeOnExec);
         Libc.SchedSetAffinity(tid, Libc.CpuMaskBytes, own); // ESRCH: gone meanwhile, nothing to give back
-        // The only thread stays where it is: the task is woken here by the answer and notifies
-        // from here, so the next hand-off finds both on this CPU (two affinity calls fewer per
-        // open). Threads that share the work go back to all their CPUs.
-        if (selfPinned && Volatile.Read(ref _threads) > 1)
+        // The only thread, serving the same task again, stays where it is: the task is woken here
+        // by the answer and notifies from here, so the next hand-off finds both on this CPU (two
+        // affinity calls fewer per open). Threads that share the work, and a thread serving tasks
+        // in turn (processes that may run on other CPUs, which a held thread would draw here),
+        // go back to all their CPUs.
+        bool again = tid == t_lastTid;
+        t_lastTid = tid;
+        if (selfPinned && (!again || Volatile.Read(ref _threads) > 1))
         {
             fixed (byte* m = mine)
                 Libc.SchedSetAffinity(0, Libc.CpuMaskBytes, m);
