@@ -169,5 +169,24 @@ public sealed class KernelDefconTests
         Assert.Throws<ArgumentException>(() => enforcer.Manage(Path.GetDirectoryName(enforcer.MisRoot)!, false));
     }
 
+    [Fact]
+    public void The_view_answers_while_managed_and_never_after_unmanage_or_dispose()
+    {
+        var enforcer = KernelTest.Open();
+        using var cgroup = new ScratchCgroup();
+        using var other = new ScratchCgroup();
+        enforcer.Manage(cgroup.Path, learning: false, config: new DefconConfig { Thresholds = [1, 2, 3, 4], KillAtLevel1 = false });
+        enforcer.Manage(other.Path, learning: false);
+        enforcer.Report(Violation(cgroup.Id));
+        Assert.Equal((4, 5), (enforcer.ViewedDefcon(cgroup.Id, KernelEnforcer.MonotonicNs()), enforcer.ViewedDefcon(other.Id, KernelEnforcer.MonotonicNs())));
+        // Unmanaged: no level from the view (its slot is free), and none made up by Defcon either.
+        Assert.True(enforcer.Unmanage(cgroup.Id));
+        Assert.Null(enforcer.ViewedDefcon(cgroup.Id, KernelEnforcer.MonotonicNs()));
+        Assert.Throws<KeyNotFoundException>(() => enforcer.Defcon(cgroup.Id));
+        // Disposed: the mapping is gone; a late reader gets no answer instead of a fault.
+        enforcer.Dispose();
+        Assert.Null(enforcer.ViewedDefcon(other.Id, KernelEnforcer.MonotonicNs()));
+    }
+
     private static (ulong, int) Level(CgroupState s) => (s.Violations, s.Defcon);
 }

@@ -51,6 +51,8 @@ public sealed partial class KernelEnforcer : IViolationSink, IDisposable
     private readonly ConcurrentDictionary<ulong, uint> _viewSlots = new();
     private readonly bool[] _slotInUse = new bool[MaxCgroups];
     private uint _nextSlot;
+    private int _viewReaders;
+    private int _viewClosed;
     private readonly KernelEventPump _pump;
     private BpfLink? _sysEnterLink;
     private BpfLink? _execLink;
@@ -261,8 +263,16 @@ public sealed partial class KernelEnforcer : IViolationSink, IDisposable
         {
             if (_managed.ContainsKey(id))
                 throw new InvalidOperationException($"cgroup {path} (id {id}) is already managed");
-            state.ViewSlot = TakeViewSlot();
             var fd = Libc.OpenDirectory(path);
+            try
+            {
+                state.ViewSlot = TakeViewSlot();
+            }
+            catch
+            {
+                fd.Dispose();
+                throw;
+            }
             var links = new List<BpfLink>();
             bool inserted = false;
             try
@@ -333,7 +343,10 @@ public sealed partial class KernelEnforcer : IViolationSink, IDisposable
             DetachGlobalHooks();
         }
         _pump.Dispose();
-        _viewSlots.Clear();
+        // A supervisor may still be reading the view: unmap only once no read is under way.
+        Interlocked.Exchange(ref _viewClosed, 1); // a full fence: no read starts unseen after this
+        while (Volatile.Read(ref _viewReaders) != 0)
+            Thread.Yield();
         unsafe
         {
             Libc.Munmap(_view, _viewBytes);
@@ -372,8 +385,20 @@ public sealed partial class KernelEnforcer : IViolationSink, IDisposable
     /// <paramref name="nowNs"/>: one load, no syscall. Null when it cannot say (not managed, or
     /// decay due by now: the kernel's query applies it and publishes again).
     /// </summary>
-    internal unsafe int? ViewedDefcon(ulong cgroupId, ulong nowNs) =>
-        _viewSlots.TryGetValue(cgroupId, out uint slot) ? MisDefconView.LevelAt(Volatile.Read(ref _view[slot]), nowNs) : null;
+    internal unsafe int? ViewedDefcon(ulong cgroupId, ulong nowNs)
+    {
+        if (!_viewSlots.TryGetValue(cgroupId, out uint slot))
+            return null;
+        Interlocked.Increment(ref _viewReaders);
+        try
+        {
+            return Volatile.Read(ref _viewClosed) == 0 ? MisDefconView.LevelAt(Volatile.Read(ref _view[slot]), nowNs) : null;
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _viewReaders);
+        }
+    }
 
     private void DetachGlobalHooks()
     {
