@@ -52,11 +52,11 @@ public sealed unsafe partial class SeccompSupervisor
         try
         {
             int current = r.Fd;
-            if (!MayExec(n.Id, n.Nr, task, current, interpreter: false, out _))
+            if (!MayExec(n.Id, n.Nr, task, current, interpreter: false, out var currentStat))
                 return;
             for (int depth = 0; ; depth++)
             {
-                var (interpreter, isElf) = ReadInterpreter(current);
+                var (interpreter, isElf) = ReadInterpreter(current, currentStat);
                 if (interpreter is null)
                     break;
                 if (depth >= MaxInterpreters)
@@ -77,7 +77,7 @@ public sealed unsafe partial class SeccompSupervisor
                     return;
                 }
                 opened.Add(nr.Fd);
-                if (!MayExec(n.Id, n.Nr, task, nr.Fd, interpreter: isElf, out _))
+                if (!MayExec(n.Id, n.Nr, task, nr.Fd, interpreter: isElf, out currentStat))
                     return;
                 if (isElf)
                     break; // ld.so: mapped by the kernel beside the program, which stays what runs
@@ -159,15 +159,15 @@ public sealed unsafe partial class SeccompSupervisor
     }
 
     /// <summary>
-    /// The interpreter the kernel would open for the file behind our O_PATH fd: a #! script's
+    /// The interpreter the kernel would open for the file behind our O_PATH fd (<paramref name="st"/>
+    /// its fstat, from <see cref="MayExec"/>): a #! script's
     /// (isElf false) or a 64-bit ELF's PT_INTERP (isElf true), NUL-terminated; null for neither.
     /// Read by the enforcer itself (an exec needs no read permission, and nothing read is given
     /// to the workload).
     /// </summary>
-    private (byte[]? Path, bool IsElf) ReadInterpreter(int opath)
+    private (byte[]? Path, bool IsElf) ReadInterpreter(int opath, in Libc.Stat st)
     {
-        Libc.Stat st;
-        if (Libc.FStat(opath, &st) != 0 || (st.Mode & Libc.S_IFMT) != Libc.S_IFREG)
+        if ((st.Mode & Libc.S_IFMT) != Libc.S_IFREG)
             return (null, false);
         int fd = Reopen(opath, Libc.O_RDONLY | Libc.O_CLOEXEC | Libc.O_NONBLOCK | Libc.O_NOCTTY, 0);
         if (fd < 0)
