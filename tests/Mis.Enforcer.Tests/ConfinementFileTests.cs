@@ -31,6 +31,21 @@ public sealed class ConfinementFileTests(ITestOutputHelper output)
         Assert.All(h.Sink.Reports, r => Assert.True(r.Pid > 0 && r.Tid > 0 && r.CgroupId != 0));
     }
 
+    [Fact]
+    public void Memory_devices_opened_before_their_decision_are_still_denied_and_counted()
+    {
+        // /dev/urandom, /dev/null ... are opened in the resolution's credential scope, before the
+        // decision (nothing happens when they are opened): a deny must still refuse and count.
+        using var h = new ConfinementHarness();
+        h.Decider.DeniedFiles.Add(FakeDecider.IdOf("/dev/urandom"));
+        h.Decider.DeniedWritePrefixes.Add("/dev/null");
+        var run = h.Sh("head -c 4 /dev/urandom | wc -c; echo x > /dev/null; echo rc=$?; head -c 3 /dev/zero | wc -c; cat /dev/null; echo rc=$?");
+        Assert.Equal("0\nrc=2\n3\nrc=0\n", run.Stdout.Replace(" ", ""));
+        Assert.Equal(2, h.Sink.Reports.Count);
+        Assert.Single(h.Sink.Reports, r => r.Target == "/dev/urandom" && r.Op == ViolationOp.FileRead);
+        Assert.Single(h.Sink.Reports, r => r.Target == "/dev/null" && r.Op == ViolationOp.FileWrite);
+    }
+
     [Theory]
     [InlineData("symlink")]
     [InlineData("hardlink")]
@@ -147,6 +162,9 @@ public sealed class ConfinementFileTests(ITestOutputHelper output)
             t("symlink-loop", os.O_RDONLY, "{{h.Dir}}/loop-a")
             t("fifo-nonblock-write-no-reader", os.O_WRONLY | os.O_NONBLOCK, "{{h.Dir}}/fifo")
             t("fifo-nonblock-read", os.O_RDONLY | os.O_NONBLOCK, "{{h.Dir}}/fifo")
+            t("dev-urandom", os.O_RDONLY, "/dev/urandom")
+            t("dev-null-creat-trunc", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, "/dev/null")
+            t("dev-zero-excl", os.O_RDONLY | os.O_CREAT | os.O_EXCL, "/dev/zero")
             t("dotdot-after-symlinked-dir", os.O_RDONLY, "{{h.Dir}}/sublink/../public.txt")
             t("absolute-symlinked-dirs", os.O_RDONLY, "/lib/x86_64-linux-gnu/libc.so.6")
             def whose(name, path):

@@ -62,7 +62,7 @@ public sealed unsafe partial class SeccompSupervisor
         byte[] path = OpenArguments.RewriteProcSelf(PathBuffer, length, task);
         for (int attempt = 0; ; attempt++)
         {
-            var early = new EarlyOpen(op == FileOp.Read && !exclusive && (flags & Libc.O_PATH) == 0 ? ReopenFlags(flags) : -1);
+            var early = new EarlyOpen(!exclusive && (flags & Libc.O_PATH) == 0 ? ReopenFlags(flags) : -1, op == FileOp.Read);
             var resolution = ResolveAsWorkload(n.Id, task, dirFd, path, finalFlags, how.Resolve, create, emptyPathAllowed: false, ref early);
             if (resolution is not Resolution r)
                 return; // already answered
@@ -104,14 +104,16 @@ public sealed unsafe partial class SeccompSupervisor
     }
 
     /// <summary>
-    /// A read-only open of a regular file or directory has no side effect worth deciding before
-    /// (no truncation, creation, blocking or device action), so it is done in the same credential
-    /// scope as the resolution and simply closed if the decision is deny: one credential switch
-    /// instead of two on the most frequent path. <see cref="Flags"/> -1: not eligible.
+    /// A read-only open of a regular file or directory, and any open of /dev/null, zero, full,
+    /// random or urandom, has no side effect worth deciding before (no truncation, creation,
+    /// blocking or device action), so it is done in the same credential scope as the resolution
+    /// and simply closed if the decision is deny: one credential switch instead of two on the most
+    /// frequent paths. <see cref="Flags"/> -1: not eligible.
     /// </summary>
-    private struct EarlyOpen(int flags)
+    private struct EarlyOpen(int flags, bool readOnly = false)
     {
         internal readonly int Flags = flags;
+        internal readonly bool ReadOnly = readOnly;
         internal int Fd = -1;
         internal int Errno;
         internal Libc.Stat Stat;
@@ -223,6 +225,18 @@ public sealed unsafe partial class SeccompSupervisor
         byte* name = stackalloc byte[16];
         PathResolver.FdName(opath, name);
         return Libc.OpenAt(_selfFdDir, name, flags, (int)mode);
+    }
+
+    /// <summary>Whether an object of this type may be opened before it is decided (<see cref="EarlyOpen"/>).</summary>
+    private static bool OpensWithoutEffect(in EarlyOpen early, in Libc.Stat st)
+    {
+        uint type = st.Mode & Libc.S_IFMT;
+        if (type is Libc.S_IFREG or Libc.S_IFDIR)
+            return early.ReadOnly;
+        // The memory devices (major 1) null 3, zero 5, full 7, random 8, urandom 9: opening one
+        // reaches no hardware and changes nothing. /dev/mem, kmem and port need capabilities the
+        // workload does not have; kmsg is left to the decision-first path.
+        return type == Libc.S_IFCHR && Major(st.Rdev) == 1 && Minor(st.Rdev) is 3 or 5 or 7 or 8 or 9;
     }
 
     /// <summary>Creation is done (O_CREAT, O_EXCL) once the name was found missing; following is done by the resolver.</summary>

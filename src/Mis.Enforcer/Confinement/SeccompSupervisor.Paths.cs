@@ -44,8 +44,7 @@ public sealed unsafe partial class SeccompSupervisor
                 {
                     fixed (Libc.Stat* st = &early.Stat)
                         early.HaveStat = Libc.FStat(r.Fd, st) == 0;
-                    uint type = early.Stat.Mode & Libc.S_IFMT;
-                    if (early.HaveStat && (type == Libc.S_IFREG || type == Libc.S_IFDIR))
+                    if (early.HaveStat && OpensWithoutEffect(early, early.Stat))
                     {
                         early.Fd = Reopen(r.Fd, early.Flags, 0);
                         early.Errno = early.Fd < 0 ? Libc.LastErrno : 0;
