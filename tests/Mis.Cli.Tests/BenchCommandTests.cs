@@ -74,6 +74,25 @@ public sealed class BenchCommandTests
     }
 
     [Fact]
+    public void Grpc_json_times_the_call_with_each_part_of_the_path_left_out()
+    {
+        RequireKernel();
+        var result = CliRunner.Run("bench", "--grpc", "--quick", "--json");
+        Assert.True(result.ExitCode == 0, $"exit {result.ExitCode}\n{result.Stderr}");
+        var rows = JsonDocument.Parse(result.Stdout).RootElement.GetProperty("grpc_breakdown").GetProperty("configurations").EnumerateArray().ToList();
+        var names = rows.Select(r => r.GetProperty("name").GetString()!).ToList();
+        Assert.Equal("full path (as served)", names[0]);
+        Assert.Contains("raw Kestrel (hand-framed reply)", names);
+        Assert.Contains(names, n => n.StartsWith("GetStats handler body alone", StringComparison.Ordinal));
+        foreach (var row in rows)
+            foreach (string key in new[] { "tcp_p50_ns", "tcp_p99_ns", "unix_p50_ns", "unix_p99_ns", "cpu_ns_per_call" })
+                Assert.True(row.GetProperty(key).GetDouble() > 0, $"{row.GetProperty("name")}: {key}");
+        // The handler alone is a method call; the served call crosses HTTP/2 twice.
+        double handler = rows.Single(r => r.GetProperty("name").GetString()!.StartsWith("GetStats handler", StringComparison.Ordinal)).GetProperty("tcp_p50_ns").GetDouble();
+        Assert.True(handler < rows[0].GetProperty("tcp_p50_ns").GetDouble(), result.Stdout);
+    }
+
+    [Fact]
     public void All_quick_writes_results_and_replaces_the_readme_table()
     {
         RequireKernel();

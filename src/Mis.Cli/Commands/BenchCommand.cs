@@ -52,8 +52,14 @@ public static class BenchCommand
             if (r.GetValueOrDefault<int?>() is <= 0 and int n)
                 r.AddError($"--rounds must be a positive number of rounds, got {n}");
         });
+        var grpc = new Option<bool>("--grpc")
+        {
+            Description = "Measure where a gRPC GetStats call's time goes instead: the same call to a real enforcer host with one part " +
+                          "of the path left out at a time (loggers, audit line, metrics, size limit, interceptor), down to an empty service " +
+                          "and Kestrel alone; p50 and p99 on loopback TCP and on the Unix socket, and CPU time per call.",
+        };
         var all = new Option<bool>("--all") { Description = "Measure everything (--workloads too), write bench/results.json and the README's benchmark table (a few minutes)." };
-        var quick = new Option<bool>("--quick") { Description = "With --all, --kernel or --workloads: small samples, to check that everything works (figures are not meaningful)." };
+        var quick = new Option<bool>("--quick") { Description = "With --all, --kernel, --workloads or --grpc: small samples, to check that everything works (figures are not meaningful)." };
         var output = new Option<string?>("--out") { Description = "With --all: where to write the results (default bench/results.json of the repository)." };
         var readme = new Option<string?>("--readme") { Description = "With --all: the README whose benchmark table to replace (default README.md of the repository)." };
         var json = new Option<bool>("--json") { Description = "Print the results as JSON (snake_case, schema_version 1) instead of a table." };
@@ -61,9 +67,9 @@ public static class BenchCommand
             "Measure MIS for real. Default: N policy-checked operations through the real enforcer in a managed cgroup (decision " +
             "latency where the decision is made, cache hit rate, DEFCON transitions, kills). --kernel: the cost per syscall against " +
             "a baseline measured in the same run. --workloads: real workloads bare, at the seccomp-notify floor and under MIS. " +
-            "--all: everything, into bench/results.json and the README. Needs root.")
+            "--grpc: where a GetStats call's time goes. --all: everything, into bench/results.json and the README. Needs root.")
         {
-            ops, seed, cacheSize, kernel, workloads, rounds, all, quick, output, readme, json, Micro(),
+            ops, seed, cacheSize, kernel, workloads, rounds, grpc, all, quick, output, readme, json, Micro(),
         };
         command.SetAction(result =>
         {
@@ -83,6 +89,14 @@ public static class BenchCommand
                     var w = Workloads(sizes, result.GetValue(rounds) ?? sizes.WorkloadRounds, progress);
                     Print(result.GetValue(json), "workloads", BenchJson.Workloads(w), () => RenderWorkloads(w));
                     return ReportFailures(w);
+                }
+                if (result.GetValue(grpc))
+                {
+                    progress.Stage("gRPC GetStats, part by part");
+                    var rows = ServiceBench.GrpcBreakdownAsync(sizes.GrpcCalls, result.GetValue(quick) ? 1 : 5, progress.Update).GetAwaiter().GetResult();
+                    progress.Done();
+                    Print(result.GetValue(json), "grpc_breakdown", GrpcBreakdownJson(rows), () => RenderGrpcBreakdown(rows));
+                    return 0;
                 }
                 if (result.GetValue(kernel))
                 {
@@ -246,7 +260,7 @@ public static class BenchCommand
         ], markdown: false));
         w.WriteLine();
         w.WriteLine($"Ladder: thresholds [{string.Join(", ", r.Ladder.Thresholds)}], slowdown [{string.Join(", ", r.Ladder.SlowdownUs)}] µs. " +
-                    "A decision is timed in the seccomp supervisor: the cgroup's DEFCON read from the kernel plus the policy's verdict.");
+                    "A decision is timed in the seccomp supervisor: the cgroup's DEFCON read (the memory-mapped view; the kernel when decay is due) plus the policy's verdict.");
         return w.ToString();
     }
 
@@ -259,6 +273,34 @@ public static class BenchCommand
         w.Write(WorkloadReport.Table(r, markdown: false));
         w.WriteLine();
         w.WriteLine(WorkloadReport.Legend(r));
+        return w.ToString();
+    }
+
+    /// <summary>Each configuration of the GetStats path, snake_case.</summary>
+    private static JsonObject GrpcBreakdownJson(IReadOnlyList<GrpcBreakdownRow> rows) => new()
+    {
+        ["configurations"] = new JsonArray([.. rows.Select(r => (JsonNode)new JsonObject
+        {
+            ["name"] = r.Name,
+            ["tcp_p50_ns"] = r.TcpP50Ns,
+            ["tcp_p99_ns"] = r.TcpP99Ns,
+            ["unix_p50_ns"] = r.UnixP50Ns,
+            ["unix_p99_ns"] = r.UnixP99Ns,
+            ["cpu_ns_per_call"] = r.CpuNsPerCall,
+        })]),
+    };
+
+    /// <summary>Where a GetStats call's time goes, for people.</summary>
+    internal static string RenderGrpcBreakdown(IReadOnlyList<GrpcBreakdownRow> rows)
+    {
+        var w = new StringWriter();
+        w.WriteLine("MIS bench --grpc: GetStats against a real enforcer host, one part of the path left out at a time (medians over rounds)");
+        w.WriteLine();
+        w.Write(BenchFormat.Table(["configuration", "TCP p50", "TCP p99", "Unix p50", "Unix p99", "CPU per call"],
+            rows.Select(r => (IReadOnlyList<string>)[r.Name, BenchFormat.Duration(r.TcpP50Ns), BenchFormat.Duration(r.TcpP99Ns),
+                BenchFormat.Duration(r.UnixP50Ns), BenchFormat.Duration(r.UnixP99Ns), BenchFormat.Duration(r.CpuNsPerCall)]), markdown: false));
+        w.WriteLine();
+        w.WriteLine("CPU per call is the whole process's (client and server together, every thread): the work a configuration does.");
         return w.ToString();
     }
 
