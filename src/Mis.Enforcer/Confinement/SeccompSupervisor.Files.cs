@@ -188,6 +188,7 @@ public sealed unsafe partial class SeccompSupervisor
             }
             if (type == Libc.S_IFIFO && (flags & Libc.O_NONBLOCK) == 0 && (flags & Libc.O_ACCMODE) != Libc.O_RDWR)
             {
+                ReleaseCpu(); // the FIFO's opener thread must not inherit a held CPU
                 _fifos.Start(id, opath, ReopenFlags(flags), closeOnExec); // blocks until the other end opens
                 opath = -1;
                 return;

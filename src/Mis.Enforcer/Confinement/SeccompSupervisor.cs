@@ -316,6 +316,7 @@ public sealed unsafe partial class SeccompSupervisor : Session.IFileDecisions
         }
         for (int peak = Volatile.Read(ref Stats.PeakThreads); count > peak; peak = Volatile.Read(ref Stats.PeakThreads))
             Interlocked.CompareExchange(ref Stats.PeakThreads, count, peak);
+        ReleaseCpu();
         new Thread(() => Run(primary: false)) { IsBackground = true, Name = $"{_thread.Name}-{count}" }.Start();
     }
 
@@ -498,17 +499,27 @@ public sealed unsafe partial class SeccompSupervisor : Session.IFileDecisions
         // go back to all their CPUs.
         bool again = tid == t_lastTid;
         t_lastTid = tid;
-        if (selfPinned && (!again || Volatile.Read(ref _threads) > 1))
-        {
-            fixed (byte* m = mine)
-                Libc.SchedSetAffinity(0, Libc.CpuMaskBytes, m);
-            t_pinnedTo = 0;
-        }
+        if (!again || Volatile.Read(ref _threads) > 1)
+            ReleaseCpu();
         if (installed < 0)
             return installed;
         byte* buffer = stackalloc byte[_responseSize];
         int errno = SeccompNotify.Respond(_listener, buffer, _responseSize, new SeccompNotify.Response { Id = id, Value = installed });
         return errno == 0 ? installed : -errno;
+    }
+
+    /// <summary>
+    /// Gives this thread its own CPUs back if a hand-off left it held to one. Also before it starts
+    /// a thread: a new thread inherits its creator's CPU mask, and would take the held CPU for all
+    /// of its own.
+    /// </summary>
+    private static void ReleaseCpu()
+    {
+        if (t_pinnedTo == 0)
+            return;
+        fixed (byte* m = t_ownCpus)
+            Libc.SchedSetAffinity(0, Libc.CpuMaskBytes, m);
+        t_pinnedTo = 0;
     }
 
     /// <summary>This thread's own CPUs, read once: only <see cref="ReplyFdOnThisCpu"/> changes them, and gives them back. Empty when unreadable.</summary>

@@ -254,7 +254,7 @@ public sealed class WorkloadPolicy : IFileDecider
     {
         bool concrete = matching is not null && matching.Exists(i => FileRules[i].Path.IsConcrete);
         if (matching is null && access.Links > 1 && !access.Directory)
-            RefreshConcrete(); // a stat per exact-path rule: only where a hard link could be one of them // another name of a file an exact-path rule names now (replaced since the policy was built)?
+            RefreshConcrete(); // another name of a file an exact-path rule names now (replaced since the policy was built)? A stat per such rule, so only where a hard link could be one.
         if (matching is null || !(access.NewName || access.Links > 1 || concrete))
             return true;
         var added = _objects.Add(identity, access.Path, matching);
