@@ -125,4 +125,23 @@ public sealed class CliTests
             tally.Read(line);
         Assert.Equal((17, 2, 1, 2), (tally.Passed, tally.Failed, tally.Skipped, tally.Assemblies));
     }
+
+    [Fact]
+    public void Test_tally_keeps_each_failed_tests_report_to_restate_it_at_the_end()
+    {
+        var tally = new TestCommand.Tally();
+        foreach (var line in new[]
+        {
+            "  Passed A.Ok [1 ms]", "  Failed A.Broken [3 ms]", "  Error Message:", "   Assert.Equal() Failure",
+            "  Stack Trace:", "     at A.Broken()", "  Passed A.Next [1 ms]",
+            "[xUnit.net 00:00:01.00]     B.Other [FAIL]", "  Failed B.Other [2 ms]", "  Error Message:", "   boom",
+            "Test Run Failed.", "Total tests: 3", "     Failed: 2",
+        })
+            tally.Read(line);
+        Assert.Equal(
+            new[] { "  Failed A.Broken [3 ms]", "  Error Message:", "   Assert.Equal() Failure", "  Stack Trace:", "     at A.Broken()",
+                    "  Failed B.Other [2 ms]", "  Error Message:", "   boom" },
+            tally.FailureReports);
+        Assert.Equal(2, tally.Failed);
+    }
 }

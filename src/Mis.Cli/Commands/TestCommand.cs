@@ -60,6 +60,9 @@ public static partial class TestCommand
             Console.WriteLine("mis test: the test runner reported no test assembly; see the output above.");
         if (ci && tally.Skipped > 0)
             Console.WriteLine($"mis test: CI=true and {tally.Skipped} test(s) skipped: under CI every test must run.");
+        // Failures are restated last so that a log cut to its tail (a CI summary) still names them.
+        foreach (string line in tally.FailureReports)
+            Console.WriteLine(line);
         Console.WriteLine($"tests: {tally.Passed} passed, {tally.Failed} failed, {tally.Skipped} skipped");
         bool ok = tally.RunnerExitCode == 0 && tally.Failed == 0 && tally.Assemblies > 0 && tally.Passed > 0 && !(ci && tally.Skipped > 0);
         return ok ? 0 : 1;
@@ -69,6 +72,8 @@ public static partial class TestCommand
     /// Sums VSTest's per-assembly results, in either of its two shapes: the one-line summary
     /// ("Passed!  - Failed: 0, Passed: 12, Skipped: 1, Total: 13, ...") or, at normal verbosity,
     /// a "Total tests: 13" line followed by indented "Passed: 12", "Failed: 0", "Skipped: 1" lines.
+    /// It also keeps each failed test's report (its "  Failed NAME" line and the message and stack
+    /// trace under it, cut to <see cref="FailureReportLines"/> lines).
     /// </summary>
     public sealed class Tally
     {
@@ -78,10 +83,17 @@ public static partial class TestCommand
         internal int Assemblies { get; private set; }
         internal int RunnerExitCode { get; set; }
 
+        internal const int FailureReportLines = 30;
+
+        private readonly List<string> _failureReports = [];
+        private int _failureLinesLeft;
         private bool _inBlock;
+
+        internal IReadOnlyList<string> FailureReports => _failureReports;
 
         internal void Read(string line)
         {
+            ReadFailureReport(line);
             if (SummaryLine().Match(line) is { Success: true } m)
             {
                 Assemblies++;
@@ -110,7 +122,26 @@ public static partial class TestCommand
                 _inBlock = false;
             }
         }
+
+        private void ReadFailureReport(string line)
+        {
+            if (FailedTestLine().IsMatch(line))
+                _failureLinesLeft = FailureReportLines;
+            else if (_failureLinesLeft > 0 && (ResultLine().IsMatch(line) || !line.StartsWith(' ')))
+                _failureLinesLeft = 0;
+            if (_failureLinesLeft > 0)
+            {
+                _failureReports.Add(line);
+                _failureLinesLeft--;
+            }
+        }
     }
+
+    [GeneratedRegex(@"^\s{2}Failed \S")]
+    private static partial Regex FailedTestLine();
+
+    [GeneratedRegex(@"^\s{2}(Passed|Failed|Skipped) \S")]
+    private static partial Regex ResultLine();
 
     [GeneratedRegex(@"^\s*(Passed|Failed)!\s+-\s+Failed:\s+(?<failed>\d+),\s+Passed:\s+(?<passed>\d+),\s+Skipped:\s+(?<skipped>\d+),")]
     private static partial Regex SummaryLine();
