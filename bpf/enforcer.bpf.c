@@ -11,8 +11,16 @@
 #include "mis_net.h"
 #include "mis_unix.h"
 #include "mis_egress.h"
+#include "mis_path_match.h"
+#include "mis_lsm.h"
 
 char LICENSE[] SEC("license") = "GPL";
+
+#if defined(__TARGET_ARCH_x86)
+#define MIS_IS_EXEC(id) ((id) == 59 /* execve */ || (id) == 322 /* execveat */)
+#elif defined(__TARGET_ARCH_arm64)
+#define MIS_IS_EXEC(id) ((id) == 221 || (id) == 281)
+#endif
 
 // Syscalls whose first argument is a socket that serves a Unix name (see mis_unix_learn).
 #if defined(__TARGET_ARCH_x86)
@@ -59,6 +67,8 @@ int BPF_PROG(mis_sys_enter, struct pt_regs *regs, long id)
 		return 0;
 
 	__sync_fetch_and_add(&s->syscalls, 1);
+	if (MIS_IS_EXEC(id) && (READ_ONCE(s->flags) & MIS_CG_LSM_FILES))
+		mis_lsm_exec_begins();
 #ifdef MIS_UNIX_SERVES
 	if (MIS_UNIX_SERVES(id))
 		mis_unix_learn(cgroup_id, (int)PT_REGS_PARM1_CORE_SYSCALL(regs));
@@ -266,6 +276,41 @@ int BPF_PROG(mis_exec, struct task_struct *task, pid_t old_pid, struct linux_bin
 	return 0;
 }
 
+// Hook (BPF LSM, global; loaded only where the kernel allows lsm/ programs and attached while a
+// cgroup is managed): every file open on the host, after the file is opened and before the fd is
+// installed, in the opener's context (for an exec, the kernel opening the program or its
+// interpreter), not sleepable. Returning -EPERM makes the open (or the exec) fail with EPERM.
+// Decides only for cgroups managed with MIS_CG_LSM_FILES (mis_lsm.h); everything else leaves
+// after the ancestry check.
+SEC("lsm/file_open")
+int BPF_PROG(mis_file_open, struct file *file)
+{
+	return mis_lsm_file(file);
+}
+
+// Hook (BPF LSM, global, as file_open): an exec about to hand a file to a binary format handler
+// (for a #! script, again for its interpreter). Records whether it is an ELF, whose interpreter
+// (PT_INTERP) the kernel opens next; never refuses.
+SEC("lsm/bprm_check_security")
+int BPF_PROG(mis_bprm_check, struct linux_binprm *bprm)
+{
+	struct mis_exec_phase_state *phase;
+	struct mis_cgroup_state *s;
+	__u64 cgroup_id;
+
+	if (bpf_current_task_under_cgroup(&mis_root, 0) != 1)
+		return 0;
+	cgroup_id = bpf_get_current_cgroup_id();
+	s = bpf_map_lookup_elem(&mis_cgroups, &cgroup_id);
+	if (!s || !(READ_ONCE(s->flags) & MIS_CG_LSM_FILES))
+		return 0;
+	phase = bpf_task_storage_get(&mis_exec_phase, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (phase)
+		phase->phase = bprm->buf[0] == 0x7f && bprm->buf[1] == 'E' && bprm->buf[2] == 'L' && bprm->buf[3] == 'F'
+			? MIS_EXEC_ELF : MIS_EXEC_OTHER;
+	return 0;
+}
+
 // Program: run by user space with BPF_PROG_TEST_RUN, never attached. Sleepable, in the
 // enforcer's own context: "current" is the enforcer, so this program never signals and takes
 // the reported task from the context; user space kills the cgroup when told DEFCON 1.
@@ -328,5 +373,28 @@ int mis_report(struct mis_report_ctx *ctx)
 	ctx->syscalls = READ_ONCE(s->syscalls);
 	ctx->flags = READ_ONCE(s->flags);
 	ctx->policy_id = s->policy_id;
+	return 0;
+}
+
+// Program: run by user space with BPF_PROG_TEST_RUN, never attached. The kernel's path-glob
+// matcher (mis_path_match.h) on a path user space gives: tests hold it to the policy's own
+// patterns byte for byte. Touches nothing but its context and a per-CPU scratch buffer.
+SEC("syscall")
+int mis_glob_match(struct mis_glob_match_ctx *ctx)
+{
+	__u64 rules[4] = {};
+	struct mis_path_buf *b;
+	__u32 zero = 0;
+
+	b = bpf_map_lookup_elem(&mis_path_scratch, &zero);
+	if (!b)
+		return 0;
+	__builtin_memcpy(b->path, ctx->path, MIS_PATH_MAX);
+	b->path[MIS_PATH_MAX - 1] = 0;
+	ctx->words = mis_glob_match_all(ctx->policy_id, b, rules);
+	ctx->matched[0] = rules[0];
+	ctx->matched[1] = rules[1];
+	ctx->matched[2] = rules[2];
+	ctx->matched[3] = rules[3];
 	return 0;
 }

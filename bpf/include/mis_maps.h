@@ -21,6 +21,7 @@
 #define MIS_MAX_EXEC_DENY 16384
 #define MIS_MAX_UNIX_RULES 4096
 #define MIS_MAX_UNIX_OWN 16384
+#define MIS_MAX_GLOB_WORDS 4096
 
 /* Managed cgroups: cgroup id -> state. Only user space inserts and deletes (the hooks only look
  * up and update fields in place), so nothing allocates in a hook. Not preallocated on purpose: a
@@ -114,10 +115,58 @@ struct {
 	__type(value, struct mis_exec_approval);
 } mis_exec_approved SEC(".maps");
 
+/* Compiled path globs of the policies' file rules (struct mis_glob_word, see mis_shared.h):
+ * (policy id, word) -> that word's automaton. Written by user space when a policy is installed. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MIS_MAX_GLOB_WORDS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct mis_glob_key);
+	__type(value, struct mis_glob_word);
+} mis_globs SEC(".maps");
+
+/* The in-kernel file backend's policies (mis_shared.h): policy id -> file rules in order. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct mis_file_policy);
+} mis_file_policies SEC(".maps");
+
+/* Concrete patterns: (policy id, path) -> the rules that name exactly that path. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct mis_exact_key);
+	__type(value, struct mis_rule_set);
+} mis_exact_paths SEC(".maps");
+
+/* Files rules follow by identity: written by user space (the files concrete patterns name) and
+ * by the hooks (a file a rule matched by path that has other names). LRU would forget a
+ * protected file, so it is a plain hash: when it is full, an open that would add one is denied. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct mis_object_key);
+	__type(value, struct mis_rule_set);
+} mis_file_objects SEC(".maps");
+
+/* The seed's inode rules: (dev, inode, policy, syscall) -> action. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct mis_inode_key);
+	__type(value, __u32);
+} mis_inode_rules SEC(".maps");
+
 /* Puts the contract types that are no map's key or value into the object's BTF, so the layout
  * test can find them by name and compare them with the C# mirrors. Never read. */
 struct mis_event *mis_btf_event __attribute__((unused));
 struct mis_report_ctx *mis_btf_report_ctx __attribute__((unused));
+struct mis_glob_match_ctx *mis_btf_glob_match_ctx __attribute__((unused));
 enum mis_op *mis_btf_op __attribute__((unused));
 enum mis_decision *mis_btf_decision __attribute__((unused));
 enum mis_cgroup_flags *mis_btf_cgroup_flags __attribute__((unused));

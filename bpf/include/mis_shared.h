@@ -42,6 +42,7 @@ enum mis_decision {
 enum mis_cgroup_flags {
 	MIS_CG_LEARNING = 1 << 0, /* violations are reported but do not escalate */
 	MIS_CG_KILLED = 1 << 1,   /* DEFCON 1 reached with kill_at_level_1: the cgroup is being killed */
+	MIS_CG_LSM_FILES = 1 << 2, /* its opens and execs are decided by the BPF LSM hooks (mis_lsm.h) */
 };
 
 /* mis_event.type */
@@ -85,6 +86,8 @@ struct mis_cgroup_state {
 	__u32 view_slot;           /* this cgroup's word in mis_defcon_view, chosen by user space */
 	struct mis_defcon_config config;
 	__u64 view_gen;            /* tickets of publications to mis_defcon_view (see mis_publish) */
+	__u64 started_realtime_ns; /* CLOCK_REALTIME when the workload started: an exec of a file whose
+				    * ctime is later was written during the run (exec allow-list) */
 };
 
 /*
@@ -225,6 +228,94 @@ struct mis_exec_approval {
 	__u64 dev;       /* kernel dev_t (MAJOR << 20 | MINOR), as inode->i_sb->s_dev */
 	__u64 ino;
 	__u64 cgroup_id; /* whose approval it is: a reused tid in another cgroup is not bound by it */
+};
+
+/*
+ * Path globs decided in the kernel (include/mis_path_match.h). User space compiles every glob
+ * rule of a policy into position automata (src/Mis.Enforcer/Policy/PathAutomaton.cs): each
+ * pattern is a run of positions inside one 64-bit word of positions, a position being "the
+ * pattern is matched up to here". Reading one byte c of the path moves every active position p
+ * with adv[c] bit p set to p + 1 and keeps every one with loop[c] bit p set; then positions with
+ * eps1 (eps3) set also activate p + 1 (p + 3) without reading, repeated MIS_GLOB_CLOSURE_STEPS
+ * times. A rule matches when its final position is active at the end of the path, or (a tree
+ * rule, a pattern ending in "/" "**") when it is active and the next byte is '/'. start is the set active before
+ * the first byte, closure included. Patterns never straddle words, so words are independent.
+ */
+#define MIS_PATH_MAX          256 /* bytes of a path (with its NUL) the kernel matches */
+#define MIS_GLOB_WORDS        16  /* words of positions per policy: 1024 positions */
+#define MIS_GLOB_CLOSURE_STEPS 4  /* longest chain of positions left without reading */
+#define MIS_GLOB_NO_RULE      255 /* rule[] of a position that is not a final one */
+
+struct mis_glob_key {
+	__u32 policy_id;
+	__u32 word; /* 0 .. MIS_GLOB_WORDS - 1 */
+};
+
+struct mis_glob_word {
+	__u64 adv[256];
+	__u64 loop[256];
+	__u64 start;
+	__u64 eps1;
+	__u64 eps3;
+	__u64 final;
+	__u64 tree;  /* final positions of tree rules */
+	__u8 rule[64]; /* the policy's file rule index (0..254) of each final position */
+};
+
+/* Context of the mis_glob_match program (BPF_PROG_TEST_RUN): the kernel's matcher, run on a
+ * path user space gives, so tests hold it to the C# patterns byte for byte. */
+struct mis_glob_match_ctx {
+	__u32 policy_id;        /* in */
+	__u32 words;            /* out: words of positions the policy has */
+	__u64 matched[4];       /* out: bit r set when file rule r matched the path */
+	char path[MIS_PATH_MAX]; /* in: NUL-terminated */
+};
+
+/*
+ * The in-kernel file backend (include/mis_lsm.h): a policy's file rules as the BPF LSM hooks
+ * decide opens and execs with them, under the policy id. Rule r of the policy is rules[r] of its
+ * mis_file_policy; a set of rules is 256 bits (struct mis_rule_set), bit r for rule r.
+ */
+#define MIS_FILE_RULES_MAX 255 /* rule numbers 0..254; 255 is MIS_GLOB_NO_RULE */
+
+struct mis_rule_set {
+	__u64 bits[4];
+};
+
+/* mis_file_policies value, keyed by policy id. */
+struct mis_file_policy {
+	__u32 rules;           /* file rules in decision order */
+	__u32 default_action;  /* MIS_DECISION_* when nothing matches at DEFCON 5 and 4 */
+	__u32 exec_allow_list; /* 1: only what an allow rule names may run, nothing written during the run */
+	__u32 pad;
+	struct mis_rule_set applies_read;  /* the rules that apply to opens for reading */
+	struct mis_rule_set applies_write; /* ... for writing (creating, truncating) */
+	struct mis_rule_set applies_exec;  /* ... to execs */
+	__u8 action[MIS_FILE_RULES_MAX + 1]; /* each rule's MIS_DECISION_* */
+};
+
+/* mis_exact_paths key: a concrete pattern (no wildcard), NUL-padded. */
+struct mis_exact_key {
+	__u32 policy_id;
+	char path[MIS_PATH_MAX];
+};
+
+/* mis_file_objects key: a file (kernel dev_t, inode) that rules follow by identity (a hard link
+ * or another name of a file they matched by path); value: those rules (struct mis_rule_set). */
+struct mis_object_key {
+	__u64 dev;
+	__u64 ino;
+	__u32 policy_id;
+	__u32 pad;
+};
+
+/* mis_inode_rules key: the seed's AddRule shape (dev, inode, syscall; 0 = any syscall). User
+ * space stores, for each key, the action the newest rule that applies to it gives. */
+struct mis_inode_key {
+	__u64 dev;
+	__u64 ino;
+	__u32 policy_id;
+	__u32 syscall;
 };
 
 /* Per-CPU counters (mis_stats array index). */

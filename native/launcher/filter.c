@@ -7,6 +7,10 @@
  *   - opens, execs, every syscall that creates, removes, renames, links or changes a file or its
  *     metadata, the escape class and cross-process operations go to the enforcer's supervisor
  *     (SECCOMP_RET_USER_NOTIF), which decides them on what the kernel would act on;
+ *   - where the kernel's BPF LSM hooks decide files (opens_in_kernel), execs and the open(2) and
+ *     openat(2) calls that neither create (O_CREAT, O_TMPFILE) nor ask for O_PATH are left to
+ *     them: the hook runs after an open has created its file, and is not called for O_PATH, so
+ *     those still go to the supervisor, as do openat2 (its flags are in user memory) and creat;
  *   - clone3 fails with ENOSYS: its arguments live in user memory that a filter cannot read,
  *     so CLONE_INTO_CGROUP and namespace flags could not be checked (glibc falls back to clone);
  *   - clone with any CLONE_NEW* flag fails with EPERM (flags are a register, so checkable here);
@@ -59,9 +63,12 @@
 #define CLONE_NEW_ANY (CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | \
                        CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET)
 
+/* Opens and execs the BPF LSM hooks decide where they can (see the top of this file). */
+static const int opens[] = {SYS_open, SYS_openat, SYS_execve, SYS_execveat};
+
 /* Decided by the supervisor: files, exec, the escape class and signals. */
 static const int notified[] = {
-    SYS_open, SYS_openat, SYS_openat2, SYS_creat, SYS_execve, SYS_execveat,
+    SYS_openat2, SYS_creat,
     SYS_ptrace, SYS_mount, SYS_umount2, SYS_pivot_root, SYS_chroot, SYS_bpf,
     SYS_perf_event_open, SYS_io_uring_setup, SYS_io_uring_enter, SYS_io_uring_register,
     SYS_kexec_load, SYS_kexec_file_load, SYS_init_module, SYS_finit_module,
@@ -124,7 +131,7 @@ static void emit(struct builder *b, struct sock_filter insn)
 /* "if A == k fall through, else skip `skip` instructions" */
 #define UNLESS_EQ(k, skip) JUMP(BPF_JMP | BPF_JEQ | BPF_K, k, 0, skip)
 
-size_t mis_build_filter(struct sock_filter *out, size_t cap)
+size_t mis_build_filter(struct sock_filter *out, size_t cap, int opens_in_kernel)
 {
     struct builder b = {out, cap, 0};
 
@@ -135,6 +142,26 @@ size_t mis_build_filter(struct sock_filter *out, size_t cap)
     emit(&b, LOAD(NR_OFF));
     emit(&b, JUMP(BPF_JMP | BPF_JGE | BPF_K, __X32_SYSCALL_BIT, 0, 1));
     emit(&b, RET(SECCOMP_RET_ERRNO | ENOSYS));
+
+    if (!opens_in_kernel) {
+        for (size_t i = 0; i < sizeof opens / sizeof opens[0]; i++) {
+            emit(&b, UNLESS_EQ((unsigned)opens[i], 1));
+            emit(&b, RET(SECCOMP_RET_USER_NOTIF));
+        }
+    } else {
+        /* open(path, flags): flags are argument 1; openat(dirfd, path, flags): argument 2.
+         * execve and execveat fall through to the final ALLOW. */
+        emit(&b, UNLESS_EQ(SYS_open, 4));
+        emit(&b, LOAD(ARG_LO(1)));
+        emit(&b, JUMP(BPF_JMP | BPF_JSET | BPF_K, O_CREAT | __O_TMPFILE | O_PATH, 0, 1));
+        emit(&b, RET(SECCOMP_RET_USER_NOTIF));
+        emit(&b, RET(SECCOMP_RET_ALLOW));
+        emit(&b, UNLESS_EQ(SYS_openat, 4));
+        emit(&b, LOAD(ARG_LO(2)));
+        emit(&b, JUMP(BPF_JMP | BPF_JSET | BPF_K, O_CREAT | __O_TMPFILE | O_PATH, 0, 1));
+        emit(&b, RET(SECCOMP_RET_USER_NOTIF));
+        emit(&b, RET(SECCOMP_RET_ALLOW));
+    }
 
     for (size_t i = 0; i < sizeof notified / sizeof notified[0]; i++) {
         emit(&b, UNLESS_EQ((unsigned)notified[i], 1));

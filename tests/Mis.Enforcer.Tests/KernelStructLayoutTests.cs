@@ -30,6 +30,14 @@ public sealed unsafe class KernelStructLayoutTests
         { "mis_exec_key", typeof(MisExecKey) },
         { "mis_exec_approval", typeof(MisExecApproval) },
         { "mis_unix_key", typeof(MisUnixKey) },
+        { "mis_glob_key", typeof(MisGlobKey) },
+        { "mis_glob_word", typeof(MisGlobWord) },
+        { "mis_glob_match_ctx", typeof(MisGlobMatchCtx) },
+        { "mis_rule_set", typeof(MisRuleSet) },
+        { "mis_file_policy", typeof(MisFilePolicy) },
+        { "mis_exact_key", typeof(MisExactKey) },
+        { "mis_object_key", typeof(MisObjectKey) },
+        { "mis_inode_key", typeof(MisInodeKey) },
     };
 
     public static TheoryData<string, Type, string> Enums => new()
@@ -122,6 +130,16 @@ public sealed unsafe class KernelStructLayoutTests
         Assert.Equal(MisDefconView.LevelBits, Define(shared, "MIS_VIEW_LEVEL_BITS"));
         Assert.Equal(MisDefconView.GenBits, Define(shared, "MIS_VIEW_GEN_BITS"));
         Assert.Equal(KernelEnforcer.MaxCgroups, Define(maps, "MIS_MAX_CGROUPS"));
+    }
+
+    [Fact]
+    public void Defines_that_shape_the_path_glob_automata_match()
+    {
+        string shared = File.ReadAllText(Path.Combine(ConfinementHarness.RepoRoot(), "bpf", "include", "mis_shared.h"));
+        Assert.Equal(PathAutomaton.PathMax, Define(shared, "MIS_PATH_MAX"));
+        Assert.Equal(PathAutomaton.MaxWords, Define(shared, "MIS_GLOB_WORDS"));
+        Assert.Equal(PathAutomaton.ClosureSteps, Define(shared, "MIS_GLOB_CLOSURE_STEPS"));
+        Assert.Equal(PathAutomaton.NoRule, Define(shared, "MIS_GLOB_NO_RULE"));
     }
 
     private static int Define(string header, string name)

@@ -121,6 +121,13 @@ public sealed record LaunchSpec
     internal MountNamespace? MountNamespace { get; init; }
 
     /// <summary>
+    /// The kernel's BPF LSM hooks decide this workload's plain opens and execs (its cgroup is
+    /// managed with them): the launcher's seccomp filter leaves those to the kernel and still
+    /// sends the supervisor everything else it decides.
+    /// </summary>
+    internal bool OpensInKernel { get; init; }
+
+    /// <summary>
     /// The most tasks (processes and threads) the workload's cgroup may hold; a fork beyond fails
     /// with EAGAIN. Enforced by a pids controller (see <see cref="Cgroups.PidsCap"/>: v2, or a v1
     /// mirror cgroup on hybrid hosts); where the host has none, there is no cap.

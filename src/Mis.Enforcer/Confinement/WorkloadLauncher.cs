@@ -46,7 +46,8 @@ public sealed unsafe class WorkloadLauncher
         string[] argv =
         [
             LauncherPath, "--cgroup", spec.CgroupPath, .. identity.LauncherArguments(),
-            "--sock-fd", "3", "--chdir", spec.WorkingDirectory, .. CapTasks(spec), "--", .. spec.Command,
+            "--sock-fd", "3", "--chdir", spec.WorkingDirectory, .. CapTasks(spec),
+            .. (spec.OpensInKernel ? ["--opens-in-kernel"] : Array.Empty<string>()), "--", .. spec.Command,
         ];
 
         int* pair = stackalloc int[2];

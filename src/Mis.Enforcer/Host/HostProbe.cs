@@ -76,6 +76,18 @@ public static class HostProbe
     }
 
     /// <summary>
+    /// Whether <c>lsm/</c> programs load and attach here: the probe <c>mis doctor</c> runs for
+    /// its "lsm" line, alone. False without root, libbpf or the embedded probes.
+    /// </summary>
+    internal static bool LsmProgramsWork()
+    {
+        string? libbpf = ProbeLibbpf();
+        bool embedded = EmbeddedBpf.TryLoad(EmbeddedBpf.Probe, out var elf, out var whyMissing);
+        using var scratch = ProbeCgroup.Create(null, root: false);
+        return ProbeProgram(Kinds.Single(k => k.Kind == "lsm"), libbpf, embedded ? elf : null, whyMissing, scratch).Status == "works";
+    }
+
+    /// <summary>
     /// The backend decision, from the probe results alone: the kernel backend needs the BPF
     /// objects, kernel BTF, a syscall hook, the cgroup socket hooks and cgroup v2 with
     /// <c>cgroup.kill</c>; otherwise MIS falls back to the simulator and says what is missing.

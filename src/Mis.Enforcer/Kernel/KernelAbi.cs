@@ -35,6 +35,7 @@ public struct MisCgroupState
     internal uint ViewSlot;
     internal MisDefconConfig Config;
     internal ulong ViewGen;
+    internal ulong StartedRealtimeNs;
 }
 
 /// <summary>
@@ -213,6 +214,8 @@ public enum MisCgroupFlags : uint
     Learning = 1,
     /// <summary>DEFCON 1 reached with kill_at_level_1.</summary>
     Killed = 2,
+    /// <summary>Its opens and execs are decided by the BPF LSM hooks.</summary>
+    LsmFiles = 4,
 }
 
 /// <summary><c>enum mis_command</c>: what a <c>mis_report</c> run does.</summary>
@@ -272,4 +275,87 @@ public static class KernelStrings
         var bytes = Encoding.UTF8.GetBytes(text);
         bytes.AsSpan(0, Math.Min(max, bytes.Length)).CopyTo(field);
     }
+}
+
+/// <summary>Mirror of <c>struct mis_glob_key</c>, the key of the <c>mis_globs</c> map.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct MisGlobKey
+{
+    internal uint PolicyId;
+    internal uint Word;
+}
+
+/// <summary>Mirror of <c>struct mis_glob_word</c>: one word of a policy's compiled path globs (see <see cref="Policy.PathAutomaton"/>).</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct MisGlobWord
+{
+    internal fixed ulong Adv[256];
+    internal fixed ulong Loop[256];
+    internal ulong Start;
+    internal ulong Eps1;
+    internal ulong Eps3;
+    internal ulong Final;
+    internal ulong Tree;
+    internal fixed byte Rule[64];
+}
+
+/// <summary>Mirror of <c>struct mis_glob_match_ctx</c>, the context of the <c>mis_glob_match</c> program.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct MisGlobMatchCtx
+{
+    internal uint PolicyId;
+    internal uint Words;
+    internal fixed ulong Matched[4];
+    internal fixed byte Path[256];
+}
+
+/// <summary>Mirror of <c>struct mis_rule_set</c>: bit r for file rule r.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct MisRuleSet
+{
+    internal fixed ulong Bits[4];
+
+    internal void Add(int rule) => Bits[rule >> 6] |= 1UL << (rule & 63);
+}
+
+/// <summary>Mirror of <c>struct mis_file_policy</c>: a policy's file rules as the LSM hooks decide with them.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct MisFilePolicy
+{
+    internal uint Rules;
+    internal uint DefaultAction;
+    internal uint ExecAllowList;
+    internal uint Pad;
+    internal MisRuleSet AppliesRead;
+    internal MisRuleSet AppliesWrite;
+    internal MisRuleSet AppliesExec;
+    internal fixed byte Action[256];
+}
+
+/// <summary>Mirror of <c>struct mis_exact_key</c>.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct MisExactKey
+{
+    internal uint PolicyId;
+    internal fixed byte Path[256];
+}
+
+/// <summary>Mirror of <c>struct mis_object_key</c>.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct MisObjectKey
+{
+    internal ulong Dev;
+    internal ulong Ino;
+    internal uint PolicyId;
+    internal uint Pad;
+}
+
+/// <summary>Mirror of <c>struct mis_inode_key</c>.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct MisInodeKey
+{
+    internal ulong Dev;
+    internal ulong Ino;
+    internal uint PolicyId;
+    internal uint Syscall;
 }

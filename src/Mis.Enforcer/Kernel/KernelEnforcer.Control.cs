@@ -171,6 +171,151 @@ public sealed partial class KernelEnforcer
     }
 
     /// <summary>
+    /// Writes <paramref name="policy"/>'s file rules, with <paramref name="runtimeRules"/> (which
+    /// apply to every policy), as the BPF LSM hooks decide with them under
+    /// <paramref name="policyId"/> (bpf/include/mis_lsm.h); null removes them. Compiled first and
+    /// written only whole: a policy the kernel cannot hold throws and changes nothing.
+    /// </summary>
+    /// <exception cref="NotSupportedException">The policy does not fit the kernel's tables (the message says why).</exception>
+    internal unsafe void SetFilePolicy(uint policyId, WorkloadPolicy? policy, IReadOnlyList<InodeRule> runtimeRules)
+    {
+        var globs = new List<(int, PathGlob)>();
+        var exact = new Dictionary<string, MisRuleSet>(StringComparer.Ordinal);
+        var objects = new Dictionary<(ulong, ulong), MisRuleSet>();
+        var file = new MisFilePolicy();
+        if (policy is not null)
+        {
+            if (policy.FileRules.Count > PathAutomaton.NoRule)
+                throw new NotSupportedException($"the policy has {policy.FileRules.Count} file rules; the kernel holds {PathAutomaton.NoRule}");
+            file.Rules = (uint)policy.FileRules.Count;
+            file.DefaultAction = (uint)policy.DefaultAction;
+            file.ExecAllowList = policy.ExecAllowList ? 1u : 0;
+            for (int r = 0; r < policy.FileRules.Count; r++)
+            {
+                var rule = policy.FileRules[r];
+                file.Action[r] = (byte)rule.Action;
+                if (rule.Ops.HasFlag(FileOps.Read))
+                    file.AppliesRead.Add(r);
+                if (rule.Ops.HasFlag(FileOps.Write))
+                    file.AppliesWrite.Add(r);
+                if (rule.Ops.HasFlag(FileOps.Exec))
+                    file.AppliesExec.Add(r);
+                if (!rule.Path.IsConcrete)
+                {
+                    globs.Add((r, rule.Path));
+                    continue;
+                }
+                if (System.Text.Encoding.UTF8.GetByteCount(rule.Path.Pattern) >= PathAutomaton.PathMax)
+                    throw new NotSupportedException($"the path {rule.Path.Pattern} is longer than the kernel matches ({PathAutomaton.PathMax - 1} bytes)");
+                var set = exact.GetValueOrDefault(rule.Path.Pattern);
+                set.Add(r);
+                exact[rule.Path.Pattern] = set;
+                if (rule.Identity is { } id)
+                {
+                    var named = objects.GetValueOrDefault((KernelDev(id.Device), id.Inode));
+                    named.Add(r);
+                    objects[(KernelDev(id.Device), id.Inode)] = named;
+                }
+            }
+        }
+        var automaton = policy is null ? null : PathAutomaton.Compile(globs);
+        var inodeActions = policy is null ? [] : InodeActions(policy.InodeRules.Concat(runtimeRules).ToList(), policyId);
+
+        SetGlobs(policyId, automaton);
+        ReplaceEntries(_exactPaths, exact.Select(e => (Key: ExactKey(policyId, e.Key), Value: e.Value)).ToList(), (MisExactKey k) => k.PolicyId == policyId);
+        // Objects the hooks followed by identity stay: they are what the rules met during the run.
+        foreach (var ((dev, ino), set) in objects)
+        {
+            var key = new MisObjectKey { Dev = dev, Ino = ino, PolicyId = policyId };
+            var value = set;
+            lock (_gate)
+                _fileObjects.Update(BpfMap.Bytes(ref key), BpfMap.Bytes(ref value));
+        }
+        if (policy is null)
+            ReplaceEntries(_fileObjects, new List<(MisObjectKey, MisRuleSet)>(), (MisObjectKey k) => k.PolicyId == policyId);
+        ReplaceEntries(_inodeRules, inodeActions, (MisInodeKey k) => k.PolicyId == policyId);
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed != 0, this);
+            if (policy is null)
+                _filePolicies.Delete(BpfMap.Bytes(ref policyId));
+            else
+                _filePolicies.Update(BpfMap.Bytes(ref policyId), BpfMap.Bytes(ref file));
+        }
+    }
+
+    /// <summary>
+    /// The seed's inode rules (newest first) as (dev, inode, syscall) -> action: for a syscall
+    /// some rule names, the newest rule for it or for any syscall; for 0, the newest for any.
+    /// </summary>
+    private static List<(MisInodeKey Key, uint Value)> InodeActions(IReadOnlyList<InodeRule> rules, uint policyId)
+    {
+        var result = new Dictionary<(ulong, ulong, int), uint>();
+        foreach (var group in rules.GroupBy(r => (r.Device, r.Inode)))
+        {
+            foreach (int nr in group.Select(r => r.SyscallNr).Append(0).Distinct())
+            {
+                var first = group.FirstOrDefault(r => r.SyscallNr == 0 || (nr != 0 && r.SyscallNr == nr));
+                if (first is not null)
+                    result[(group.Key.Device, group.Key.Inode, nr)] = (uint)first.Action;
+            }
+        }
+        return result.Select(e => (new MisInodeKey { Dev = KernelDev(e.Key.Item1), Ino = e.Key.Item2, PolicyId = policyId, Syscall = (uint)e.Key.Item3 }, e.Value)).ToList();
+    }
+
+    private static unsafe MisExactKey ExactKey(uint policyId, string path)
+    {
+        var key = new MisExactKey { PolicyId = policyId };
+        byte[] bytes = System.Text.Encoding.UTF8.GetBytes(path);
+        for (int i = 0; i < bytes.Length; i++)
+            key.Path[i] = bytes[i];
+        return key;
+    }
+
+    /// <summary>
+    /// Replaces the compiled path globs of <paramref name="policyId"/> (see <see cref="PathAutomaton"/>);
+    /// null removes them. New words are written before stale ones are removed.
+    /// </summary>
+    internal unsafe void SetGlobs(uint policyId, PathAutomaton? automaton)
+    {
+        var entries = new List<(MisGlobKey Key, MisGlobWord Value)>();
+        for (int w = 0; automaton is not null && w < automaton.Words.Count; w++)
+        {
+            var word = automaton.Words[w];
+            var value = new MisGlobWord { Start = word.Start, Eps1 = word.Eps1, Eps3 = word.Eps3, Final = word.Final, Tree = word.Tree };
+            for (int c = 0; c < 256; c++)
+            {
+                value.Adv[c] = word.Adv[c];
+                value.Loop[c] = word.Loop[c];
+            }
+            for (int p = 0; p < 64; p++)
+                value.Rule[p] = word.Rule[p];
+            entries.Add((new MisGlobKey { PolicyId = policyId, Word = (uint)w }, value));
+        }
+        ReplaceEntries(_globs, entries, (MisGlobKey k) => k.PolicyId == policyId);
+    }
+
+    /// <summary>
+    /// The file rules of <paramref name="policyId"/> whose globs the kernel's matcher finds in
+    /// <paramref name="path"/> (at most <see cref="PathAutomaton.PathMax"/> - 1 bytes of it): the
+    /// code the in-kernel file backend decides with, run on demand.
+    /// </summary>
+    internal unsafe IReadOnlySet<int> KernelGlobMatch(uint policyId, string path)
+    {
+        var ctx = new MisGlobMatchCtx { PolicyId = policyId };
+        byte[] bytes = System.Text.Encoding.UTF8.GetBytes(path);
+        for (int i = 0; i < Math.Min(bytes.Length, PathAutomaton.PathMax - 1); i++)
+            ctx.Path[i] = bytes[i];
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        _globMatch.TestRunInOut(MemoryMarshal.AsBytes(new Span<MisGlobMatchCtx>(ref ctx)));
+        var rules = new SortedSet<int>();
+        for (int r = 0; r < 256; r++)
+            if ((ctx.Matched[r >> 6] & (1UL << (r & 63))) != 0)
+                rules.Add(r);
+        return rules;
+    }
+
+    /// <summary>
     /// Makes <paramref name="entries"/> the entries of <paramref name="map"/> that
     /// <paramref name="owned"/> selects (one policy's): new ones are written before stale ones are
     /// removed, so an entry present in both sets never disappears in between.

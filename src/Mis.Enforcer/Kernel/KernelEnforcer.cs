@@ -23,6 +23,8 @@ public sealed partial class KernelEnforcer : IViolationSink, IDisposable
 {
     internal const string ObjectName = "enforcer.bpf.o";
 
+    private static readonly string[] LsmPrograms = ["mis_file_open", "mis_bprm_check"];
+
     private static readonly string[] CgroupPrograms = ["mis_sock_create", "mis_connect4", "mis_connect6", "mis_sendmsg4", "mis_sendmsg6", "mis_egress"];
 
     // The Unix socket hooks (Linux 6.7+) and their kernel numbers: libbpf 1.1 predates their
@@ -41,6 +43,12 @@ public sealed partial class KernelEnforcer : IViolationSink, IDisposable
     private readonly BpfMap _unixRules;
     private readonly BpfMap _unixOwn;
     private readonly BpfProgram _report;
+    private readonly BpfMap _globs;
+    private readonly BpfMap _filePolicies;
+    private readonly BpfMap _exactPaths;
+    private readonly BpfMap _fileObjects;
+    private readonly BpfMap _inodeRules;
+    private readonly BpfProgram _globMatch;
     private readonly Dictionary<ulong, ManagedCgroup> _managed = [];
     // mis_defcon_view, mapped read-only: the DEFCON read of every supervisor decision is a load
     // (Defcon). Slots are handed out round-robin, so a hook still running for a cgroup just
@@ -56,6 +64,8 @@ public sealed partial class KernelEnforcer : IViolationSink, IDisposable
     private readonly KernelEventPump _pump;
     private BpfLink? _sysEnterLink;
     private BpfLink? _execLink;
+    private BpfLink? _fileOpenLink;
+    private BpfLink? _bprmCheckLink;
     private long _cgroupKills;
     private int _disposed;
 
@@ -72,7 +82,14 @@ public sealed partial class KernelEnforcer : IViolationSink, IDisposable
         _unixRules = obj.Map("mis_unix_rules");
         _unixOwn = obj.Map("mis_unix_own");
         UnixHooks = options.UnixHooks ?? UnixHooksAvailable;
+        LsmFiles = options.LsmFiles;
         _report = obj.Program("mis_report");
+        _globs = obj.Map("mis_globs");
+        _filePolicies = obj.Map("mis_file_policies");
+        _exactPaths = obj.Map("mis_exact_paths");
+        _fileObjects = obj.Map("mis_file_objects");
+        _inodeRules = obj.Map("mis_inode_rules");
+        _globMatch = obj.Program("mis_glob_match");
         _defconView = obj.Map("mis_defcon_view");
         unsafe
         {
@@ -99,6 +116,9 @@ public sealed partial class KernelEnforcer : IViolationSink, IDisposable
     /// Linux 6.7+). Without them a workload reaches every Unix socket its file permissions allow.
     /// </summary>
     public bool UnixHooks { get; }
+
+    /// <summary>Whether the BPF LSM file hooks are loaded (<see cref="KernelEnforcerOptions.LsmFiles"/>).</summary>
+    public bool LsmFiles { get; }
 
     /// <summary>
     /// Whether this kernel has the cgroup Unix socket hooks (added in Linux 6.7): found by loading
@@ -218,6 +238,10 @@ public sealed partial class KernelEnforcer : IViolationSink, IDisposable
                 else
                     obj.Program(program).Autoload = false;
             }
+            // The LSM file hooks load only where asked for: elsewhere the kernel refuses lsm/
+            // programs, and with them the whole object.
+            foreach (string program in LsmPrograms)
+                obj.Program(program).Autoload = options.LsmFiles;
             obj.Load();
             // The map keeps its own reference to the cgroup, so the fd can close right away.
             using (var rootFd = Libc.OpenDirectory(misRoot))
@@ -245,15 +269,20 @@ public sealed partial class KernelEnforcer : IViolationSink, IDisposable
     /// <param name="config">DEFCON settings for this cgroup; null uses <see cref="Defaults"/>.</param>
     /// <exception cref="ArgumentException">The path is not a cgroup below MIS's root, or contains the enforcer.</exception>
     /// <exception cref="InvalidOperationException">The cgroup is already managed.</exception>
-    public ManagedCgroup Manage(string cgroupPath, bool learning, uint policyId = 0, DefconConfig? config = null)
+    /// <param name="lsmFiles">Its opens and execs are decided by the BPF LSM hooks with the policy's file rules (see <see cref="SetFilePolicy"/>); needs <see cref="LsmFiles"/>.</param>
+    public ManagedCgroup Manage(string cgroupPath, bool learning, uint policyId = 0, DefconConfig? config = null, bool lsmFiles = false)
     {
+        if (lsmFiles && !LsmFiles)
+            throw new InvalidOperationException("the LSM file hooks are not loaded (KernelEnforcerOptions.LsmFiles)");
         ObjectDisposedException.ThrowIf(_disposed != 0, this);
         string path = CheckManageable(cgroupPath);
         config ??= Defaults;
         var state = new MisCgroupState
         {
             CgroupId = CgroupV2.IdOf(path),
-            Flags = learning ? (ulong)MisCgroupFlags.Learning : 0,
+            Flags = (learning ? (ulong)MisCgroupFlags.Learning : 0) | (lsmFiles ? (ulong)MisCgroupFlags.LsmFiles : 0),
+            // As the seccomp supervisor counts it: a file whose ctime is later was written during the run.
+            StartedRealtimeNs = (ulong)(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - 50) * 1_000_000,
             PolicyId = policyId,
             Config = KernelConfig.ToKernel(config),
         };
@@ -289,6 +318,11 @@ public sealed partial class KernelEnforcer : IViolationSink, IDisposable
                         links.Add(_object.Program(program).AttachCgroup(fd));
                 _sysEnterLink ??= _object.Program("mis_sys_enter").Attach();
                 _execLink ??= _object.Program("mis_exec").Attach();
+                if (LsmFiles)
+                {
+                    _fileOpenLink ??= _object.Program("mis_file_open").Attach();
+                    _bprmCheckLink ??= _object.Program("mis_bprm_check").Attach();
+                }
             }
             catch
             {
@@ -406,6 +440,10 @@ public sealed partial class KernelEnforcer : IViolationSink, IDisposable
         _sysEnterLink = null;
         _execLink?.Dispose();
         _execLink = null;
+        _fileOpenLink?.Dispose();
+        _fileOpenLink = null;
+        _bprmCheckLink?.Dispose();
+        _bprmCheckLink = null;
     }
 
     // Only cgroups below MIS's root: the syscall hook's first filter is "is the task below

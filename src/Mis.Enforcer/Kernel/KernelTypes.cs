@@ -23,6 +23,13 @@ public sealed record KernelEnforcerOptions
 
     /// <summary>Decide Unix socket connects and sends (null: where the kernel has the hooks, 6.7+; false skips them).</summary>
     public bool? UnixHooks { get; init; }
+
+    /// <summary>
+    /// Load the BPF LSM file hooks (bpf/include/mis_lsm.h), so that cgroups managed with
+    /// <c>lsmFiles</c> have their opens and execs decided in the kernel. Only where the kernel
+    /// allows <c>lsm/</c> programs (<c>mis doctor</c>); elsewhere loading the object fails.
+    /// </summary>
+    public bool LsmFiles { get; init; }
 }
 
 /// <summary>A cgroup's enforcement state as the kernel holds it, decay applied.</summary>

@@ -76,8 +76,10 @@ public sealed class PathGlob
                     break;
             }
         }
-        regex.Append('$');
-        glob = new PathGlob(pattern, new Regex(regex.ToString(), RegexOptions.CultureInvariant | RegexOptions.Compiled));
+        // \z, not $ (which also matches before a final newline), and Singleline so that ** and
+        // /** cross newlines too: a file named "x\n" under a denied tree is under that tree.
+        regex.Append("\\z");
+        glob = new PathGlob(pattern, new Regex(regex.ToString(), RegexOptions.CultureInvariant | RegexOptions.Singleline | RegexOptions.Compiled));
         error = "";
         return true;
     }

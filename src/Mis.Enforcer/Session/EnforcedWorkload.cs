@@ -20,10 +20,17 @@ public sealed class EnforcedWorkload : IDisposable
     private WorkloadTeardown? _teardown;
     private int _ended;
 
-    internal EnforcedWorkload(EnforcementSession session, EnforcedWorkloadSpec spec, WorkloadCgroup cgroup)
+    internal EnforcedWorkload(EnforcementSession session, EnforcedWorkloadSpec spec, WorkloadCgroup cgroup, FileBackend fileBackend)
     {
-        (_session, Spec, Cgroup) = (session, spec, cgroup);
+        (_session, Spec, Cgroup, FileBackend) = (session, spec, cgroup, fileBackend);
     }
+
+    /// <summary>
+    /// Where its opens and execs are decided: <see cref="Session.FileBackend.Lsm"/> in the kernel,
+    /// or <see cref="Session.FileBackend.Seccomp"/> by the supervisor (which on either backend
+    /// decides what the hooks leave: creating opens, changes to the file tree, the escape class).
+    /// </summary>
+    public FileBackend FileBackend { get; }
 
     /// <summary>What was launched.</summary>
     internal EnforcedWorkloadSpec Spec { get; }

@@ -68,7 +68,8 @@ public sealed class EnforcementSession : IDisposable
     {
         ArgumentNullException.ThrowIfNull(options);
         var denyPoint = FileDenyPoints.For(options.FileBackend);
-        var kernel = KernelEnforcer.Open(options.Defcon, options.Kernel);
+        var kernelOptions = options.Kernel ?? new KernelEnforcerOptions();
+        var kernel = KernelEnforcer.Open(options.Defcon, kernelOptions with { LsmFiles = denyPoint.Backend == FileBackend.Lsm });
         string? privateDirectory = null;
         WorkloadCgroups? cgroups = null;
         try
@@ -135,14 +136,17 @@ public sealed class EnforcementSession : IDisposable
         if (spec.Command.Count == 0)
             throw new ArgumentException("the command is empty", nameof(spec));
         var cgroup = _cgroups.CreateWorkload(spec.Label ?? Path.GetFileName(spec.Command[0]));
-        var workload = new EnforcedWorkload(this, spec, cgroup);
+        // The kernel decides opens and execs only with the slot's own policy compiled into it: a
+        // caller's own decider (the gym's) is C# the kernel cannot run, so the supervisor keeps those.
+        bool inKernel = spec.Policy is { InKernel: true } && spec.Decider is null;
+        var workload = new EnforcedWorkload(this, spec, cgroup, inKernel ? FileBackend.Lsm : FileBackend.Seccomp);
         bool managed = false;
         try
         {
             if (spec.Policy is { } slot)
             {
                 ObjectDisposedException.ThrowIf(slot.Disposed, slot);
-                Kernel.Manage(cgroup.Path, spec.Learning, slot.Id, spec.Defcon);
+                Kernel.Manage(cgroup.Path, spec.Learning, slot.Id, spec.Defcon, lsmFiles: inKernel);
                 managed = true;
                 _live[cgroup.Id] = workload;
             }
@@ -157,6 +161,7 @@ public sealed class EnforcementSession : IDisposable
                 Stdout = spec.Stdout,
                 Stderr = spec.Stderr,
                 MountNamespace = spec.MountNamespace,
+                OpensInKernel = inKernel,
             });
             workload.Attach(process);
             IFileDecider decider = spec.Decider?.Invoke(workload) ?? (IFileDecider?)spec.Policy?.Policy ?? Unpoliced.Instance;

@@ -8,6 +8,14 @@ public enum FileBackend
 {
     /// <summary>Seccomp user notification: the launcher's filter sends file, exec and escape-class syscalls to <see cref="SeccompSupervisor"/>.</summary>
     Seccomp,
+
+    /// <summary>
+    /// BPF LSM: opens and execs are decided in the kernel (bpf/include/mis_lsm.h) with the
+    /// policy compiled to maps; what the hooks cannot decide before it happens (creating opens,
+    /// O_PATH, changes to the file tree, the escape class) still goes to the seccomp supervisor.
+    /// Where the kernel allows <c>lsm/</c> programs (<c>mis doctor</c>).
+    /// </summary>
+    Lsm,
 }
 
 /// <summary>
@@ -38,17 +46,20 @@ public interface IFileDecisions : IDisposable
 public static class FileDenyPoints
 {
     private static readonly Lazy<FileBackend?> s_host = new(() =>
-        Native.Seccomp.UserNotificationAvailable().Available ? FileBackend.Seccomp : null);
+        !Native.Seccomp.UserNotificationAvailable().Available ? null
+        : Host.HostProbe.LsmProgramsWork() ? FileBackend.Lsm : FileBackend.Seccomp);
 
     /// <summary>
     /// The deny point for <paramref name="requested"/>, or (null) the one this host offers, as
-    /// <c>mis doctor</c> finds it: seccomp user notification today.
+    /// <c>mis doctor</c> finds it: BPF LSM where <c>lsm/</c> programs load and attach, seccomp
+    /// user notification elsewhere (the LSM backend needs it too, for what its hooks leave).
     /// </summary>
     /// <exception cref="Kernel.KernelUnavailableException">The host has no file deny point MIS can use.</exception>
     internal static IFileDenyPoint For(FileBackend? requested) =>
         (requested ?? s_host.Value) switch
         {
             FileBackend.Seccomp => SeccompDenyPoint.Instance,
+            FileBackend.Lsm => LsmDenyPoint.Instance,
             _ => throw new Kernel.KernelUnavailableException(
                 "no file deny point: this kernel has neither BPF LSM nor seccomp user notification (see mis doctor)"),
         };
@@ -58,6 +69,18 @@ public static class FileDenyPoints
         internal static readonly SeccompDenyPoint Instance = new();
 
         public FileBackend Backend => FileBackend.Seccomp;
+
+        public IFileDecisions Start(Workload workload, IFileDecider decider, IViolationSink sink, Action<string>? log) =>
+            SeccompSupervisor.Start(workload, decider, sink, log);
+    }
+
+    // The hooks decide in the kernel on their own; the supervisor answers what the launcher's
+    // filter still sends (the session launched the workload with OpensInKernel).
+    private sealed class LsmDenyPoint : IFileDenyPoint
+    {
+        internal static readonly LsmDenyPoint Instance = new();
+
+        public FileBackend Backend => FileBackend.Lsm;
 
         public IFileDecisions Start(Workload workload, IFileDecider decider, IViolationSink sink, Action<string>? log) =>
             SeccompSupervisor.Start(workload, decider, sink, log);

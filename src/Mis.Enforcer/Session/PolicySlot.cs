@@ -26,6 +26,15 @@ public sealed class PolicySlot : IDisposable
     /// <summary>The policy in force (swapped whole by <see cref="Replace"/>).</summary>
     public WorkloadPolicy Policy => Volatile.Read(ref _policy);
 
+    /// <summary>
+    /// Whether the kernel's BPF LSM hooks decide this policy's opens and execs: the session's
+    /// backend is <see cref="FileBackend.Lsm"/> and the policy compiled into the kernel's tables.
+    /// </summary>
+    internal bool InKernel { get; private set; }
+
+    /// <summary>Why a policy on the LSM backend is decided by the supervisor instead (null when it is not).</summary>
+    internal string? NotInKernelReason { get; private set; }
+
     /// <summary>Whether it was cleared.</summary>
     internal bool Disposed => Volatile.Read(ref _disposed);
 
@@ -46,6 +55,19 @@ public sealed class PolicySlot : IDisposable
         kernel.SetNetRules(Id, _netRules ?? policy.NetRules);
         kernel.SetUnixRules(Id, policy.UnixRules);
         kernel.SetExecDeny(Id, policy.ExecDenySet(_session.RuntimeRules));
+        if (_session.DenyPoint.Backend != FileBackend.Lsm)
+            return;
+        try
+        {
+            kernel.SetFilePolicy(Id, policy, _session.RuntimeRules);
+            (InKernel, NotInKernelReason) = (true, null);
+        }
+        catch (NotSupportedException e)
+        {
+            // Workloads launched from now on are decided by the supervisor; ones already
+            // running keep the kernel's last complete copy of the rules.
+            (InKernel, NotInKernelReason) = (false, e.Message);
+        }
     }
 
     /// <inheritdoc />
@@ -60,6 +82,8 @@ public sealed class PolicySlot : IDisposable
             _session.Kernel.SetNetRules(Id, []);
             _session.Kernel.SetUnixRules(Id, []);
             _session.Kernel.SetExecDeny(Id, []);
+            if (_session.DenyPoint.Backend == FileBackend.Lsm)
+                _session.Kernel.SetFilePolicy(Id, null, []);
         }
         catch (ObjectDisposedException)
         {

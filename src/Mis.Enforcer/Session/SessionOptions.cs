@@ -27,7 +27,7 @@ public sealed record SessionOptions
     public string? LauncherPath { get; init; }
 
     /// <summary>The file deny point; null: what this host offers (<see cref="FileDenyPoints.For"/>).</summary>
-    internal FileBackend? FileBackend { get; init; }
+    public FileBackend? FileBackend { get; init; }
 
     /// <summary>
     /// Every kernel event of every workload, called by the session's one reader of the kernel's
