@@ -202,7 +202,8 @@ int mis_egress(struct __sk_buff *skb)
 	return mis_egress_decide(skb);
 }
 
-extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+// Weak: a kernel without it (before 6.2) has no Unix socket hooks either, and those programs are not loaded there.
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym __weak;
 
 // Hook: connect() of an AF_UNIX socket of a managed cgroup to a name (Linux 6.7+; attached per
 // managed cgroup, only where the kernel has it). Process context, before the name is looked up,
@@ -355,6 +356,17 @@ int mis_report(struct mis_report_ctx *ctx)
 		}
 		out = mis_set_level(s, now, &actor, ctx->arg);
 		ctx->defcon_before = out.before;
+		break;
+	case MIS_CMD_TRACE:
+		e = mis_event_reserve_full();
+		if (e) {
+			__builtin_memcpy(e->target, ctx->target, sizeof(e->target));
+			e->target[sizeof(e->target) - 1] = 0;
+			mis_event_fill(e, MIS_EV_TRACE, now, s, &actor, READ_ONCE(s->violations), ctx->defcon_before, ctx->defcon_before);
+			e->op = ctx->op;
+			e->decision = MIS_DECISION_TRACE;
+			bpf_ringbuf_submit(e, 0);
+		}
 		break;
 	case MIS_CMD_SET_LEARNING:
 		if (ctx->arg)

@@ -168,9 +168,9 @@ struct mis_outcome {
  * violation is recorded (and counted in learning_violations) but does not escalate.
  * The caller still decides what to do to the task (deny, SIGKILL where the helper exists).
  */
-static __always_inline struct mis_outcome mis_violation(struct mis_cgroup_state *s, __u64 now,
-							const struct mis_actor *a, __u32 op,
-							struct mis_event *e)
+static __always_inline struct mis_outcome mis_count_violation(struct mis_cgroup_state *s, __u64 now,
+							      const struct mis_actor *a, __u32 op,
+							      struct mis_event *e)
 {
 	struct mis_outcome out;
 	__u64 old;
@@ -206,6 +206,21 @@ static __always_inline struct mis_outcome mis_violation(struct mis_cgroup_state 
 			mis_emit_small(MIS_EV_KILL, now, s, a, out.violations, out.before, out.after, 0);
 	}
 	return out;
+}
+
+/*
+ * mis_count_violation, inlined once for a reserved record and once for none: each copy tests
+ * `e` against NULL at compile time, so the program never tests a record it has already tested.
+ * Verifiers before Linux 6.2 do not know that a tested record cannot be NULL when it is tested
+ * again after a reload from the stack, and refuse the program for a record "never submitted".
+ */
+static __always_inline struct mis_outcome mis_violation(struct mis_cgroup_state *s, __u64 now,
+							const struct mis_actor *a, __u32 op,
+							struct mis_event *e)
+{
+	if (e)
+		return mis_count_violation(s, now, a, op, e);
+	return mis_count_violation(s, now, a, op, NULL);
 }
 
 /*

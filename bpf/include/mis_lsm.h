@@ -243,10 +243,9 @@ static __always_inline int mis_lsm_file(struct file *file)
 	if (verdict == MIS_DECISION_ALLOW)
 		return 0;
 	e = mis_event_reserve_full();
-	if (e)
-		bpf_probe_read_kernel_str(e->target, sizeof(e->target), b->path);
 	if (verdict == MIS_DECISION_TRACE) {
 		if (e) {
+			bpf_probe_read_kernel_str(e->target, sizeof(e->target), b->path);
 			mis_event_fill(e, MIS_EV_TRACE, now, s, &actor, READ_ONCE(s->violations), level, level);
 			e->op = op;
 			e->decision = MIS_DECISION_TRACE;
@@ -254,6 +253,8 @@ static __always_inline int mis_lsm_file(struct file *file)
 		}
 		return 0;
 	}
+	if (e)
+		bpf_probe_read_kernel_str(e->target, sizeof(e->target), b->path);
 	mis_violation(s, now, &actor, op, e);
 	return -MIS_EPERM;
 }

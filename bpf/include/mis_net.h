@@ -128,16 +128,24 @@ static __always_inline struct mis_event *mis_net_trace(struct mis_cgroup_state *
 }
 
 /*
+ * Whether the socket hooks may signal the current task: bpf_send_signal is refused to cgroup
+ * programs before Linux 6.x (Debian 12's 6.1 among them). Set by the loader before load
+ * (KernelEnforcer.Open, from libbpf's helper probe); read-only, so where it is 0 the verifier
+ * drops the call instead of refusing the program. Alone in its section: at offset 0.
+ */
+const volatile __u32 mis_sock_may_signal SEC(".rodata.mis_sock") = 1;
+
+/*
  * Counts one denied network operation of the current task (event `e`, target filled, may be
- * NULL) and returns 0, the hooks' "deny". DEFCON 1: this task dies now; user space kills the
- * rest of the cgroup on the KILL event, and sys_enter catches any task at its next syscall
- * before that.
+ * NULL) and returns 0, the hooks' "deny". DEFCON 1: this task dies now where the hook may
+ * signal it (otherwise at the entry of its next syscall, by sys_enter, which lets that syscall
+ * run); user space kills the rest of the cgroup on the KILL event.
  */
 static __always_inline int mis_net_deny(struct mis_cgroup_state *s, __u64 now,
 					const struct mis_actor *actor, __u32 op, struct mis_event *e)
 {
 	mis_violation(s, now, actor, op, e);
-	if (mis_must_kill(s))
+	if (mis_sock_may_signal && mis_must_kill(s))
 		mis_kill_current();
 	return 0;
 }

@@ -133,6 +133,7 @@ enum mis_command {
 	MIS_CMD_VIOLATION = 1,    /* count one violation of type op, then return the state */
 	MIS_CMD_SET_LEARNING = 2, /* arg = 1 enables learning mode, 0 disables it */
 	MIS_CMD_SET_DEFCON = 3,   /* arg = level 1..5: set violations to that level's entry count */
+	MIS_CMD_TRACE = 4,        /* emit a TRACE event of type op for target (a trace rule let it through) */
 };
 
 /* mis_report_ctx.result */

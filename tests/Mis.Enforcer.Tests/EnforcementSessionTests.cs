@@ -46,6 +46,38 @@ public sealed class EnforcementSessionTests
     }
 
     [Fact]
+    public void A_file_a_trace_rule_lets_through_is_opened_and_reported_as_a_trace_event()
+    {
+        string file = Path.Combine(Path.GetTempPath(), $"mis-traced-{Guid.NewGuid():N}");
+        File.WriteAllText(file, "traced\n");
+        var seen = new List<KernelEvent>();
+        try
+        {
+            using var session = Open();
+            using var policy = session.Install(new WorkloadPolicy("trace", Verdict.Allow,
+                [new FileRule(Glob(file), FileOps.Read, Verdict.Trace, "trace it"), .. BuiltinPolicy.Rules()], [], []));
+            using var workload = session.Launch(new EnforcedWorkloadSpec
+            {
+                Command = ["/bin/cat", file],
+                Policy = policy,
+                OnEvent = e => { lock (seen) seen.Add(e); },
+            });
+            Assert.Equal(0, workload.Wait().ExitCode);
+            var end = workload.Finish();
+            Assert.Equal(0UL, end.State!.Violations);
+            lock (seen)
+            {
+                var trace = Assert.Single(seen, e => e.Type == KernelEventType.Trace);
+                Assert.Equal((ViolationOp.FileRead, file, Verdict.Trace), (trace.Op!.Value, trace.Target, trace.Decision));
+            }
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [Fact]
     public void A_workload_runs_in_its_own_cgroup_its_events_arrive_before_finish_returns_and_nothing_is_left()
     {
         var seen = new List<KernelEvent>();

@@ -46,7 +46,7 @@ public sealed class LsmVmFixture : IAsyncLifetime
             string root = RepoRoot();
             string configuration = typeof(LsmVmFixture).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
                 .Single(a => a.Key == "MisConfiguration").Value!;
-            string guest = Path.Combine(root, "tests", "Mis.Lsm.Guest", "bin", configuration, "net10.0", "Mis.Lsm.Guest.dll");
+            string guest = Path.Combine(root, "tests", "Mis.Lsm.Guest", "bin", configuration, "net10.0", "Mis.Lsm.Guest.Tests.dll");
             string mis = Path.Combine(root, "src", "Mis.Cli", "bin", configuration, "net10.0", "mis.dll");
             foreach (string built in new[] { guest, mis })
                 if (!File.Exists(built))

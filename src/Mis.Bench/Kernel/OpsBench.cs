@@ -273,6 +273,9 @@ public static class OpsBench
         public void ApproveExec(ulong cgroupId, int tid, ulong device, ulong inode) => inner.ApproveExec(cgroupId, tid, device, inode);
 
         /// <inheritdoc />
+        public void Trace(ViolationReport report) => inner.Trace(report);
+
+        /// <inheritdoc />
         public DefconLevel Defcon(ulong cgroupId)
         {
             ReadStarted = Stopwatch.GetTimestamp();

@@ -5,6 +5,7 @@ using Mis.Enforcer.Confinement;
 using Mis.Enforcer.Kernel;
 using Mis.Enforcer.Policy;
 using Mis.Enforcer.Run;
+using Mis.Enforcer.Session;
 using Mis.Native.Bpf;
 
 namespace Mis.Cli.Commands;
@@ -27,13 +28,20 @@ public static class RunCommand
         var env = new Option<string[]>("--env") { HelpName = "NAME=VALUE", Description = "NAME=VALUE to add to the command's minimal environment (repeatable).", AllowMultipleArgumentsPerToken = false };
         var traces = new Option<DirectoryInfo?>("--traces") { HelpName = "DIR", Description = "With --learn: write each thread's syscall sequence to DIR/TID-COMM.trace (whitespace-separated syscall numbers)." };
         var anomalyModel = new Option<FileInfo?>("--anomaly-model") { HelpName = "MODEL", Description = "With --learn: score each thread's live syscall stream with this model (mis anomaly train); above [policy] anomaly_threshold the cgroup is killed when kill_on_anomaly is true." };
+        var fileBackend = new Option<string?>("--file-backend")
+        {
+            HelpName = "lsm|seccomp",
+            Description = "Where opens and execs are decided: lsm (BPF LSM hooks in the kernel, where mis doctor finds that lsm programs load) " +
+                          "or seccomp (the seccomp user-notification supervisor). Default: lsm where the kernel allows it, else seccomp.",
+        };
+        fileBackend.AcceptOnlyFromAmong("lsm", "seccomp");
         var command = new Argument<string[]>("CMD") { Description = "The command and its arguments, after --.", Arity = ArgumentArity.OneOrMore };
         var run = new Command("run",
             "Run CMD in a fresh MIS-managed cgroup under the kernel enforcer: denied operations fail with EPERM and count as " +
             "violations; at DEFCON 4/3/2 every syscall is slowed, at DEFCON 1 the cgroup is killed. Prints a summary on stderr " +
             "and exits with CMD's status (137 when MIS killed it, 125 when MIS could not run it). Needs root.")
         {
-            policy, config, events, user, asRoot, learn, cwd, env, traces, anomalyModel, command,
+            policy, config, events, user, asRoot, learn, cwd, env, traces, anomalyModel, fileBackend, command,
         };
         run.SetAction(result =>
         {
@@ -76,6 +84,7 @@ public static class RunCommand
             var request = new RunRequest
             {
                 Command = cmd,
+                FileBackend = result.GetValue(fileBackend) switch { "lsm" => FileBackend.Lsm, "seccomp" => FileBackend.Seccomp, _ => null },
                 Config = loaded.Value.Config,
                 Policy = workloadPolicy,
                 Learn = result.GetValue(learn),
@@ -140,6 +149,7 @@ public static class RunCommand
             : r.Exit.Signal is int s ? $"killed by signal {s} (exit status {r.ExitStatus})"
             : $"exited with status {r.ExitStatus}";
         w.WriteLine($"  result      {outcome}");
+        w.WriteLine($"  files       decided by {(r.FileBackend == FileBackend.Lsm ? "the BPF LSM hooks (in the kernel)" : "the seccomp supervisor")}");
         string byOp = r.ViolationsByOperation.Count == 0 ? ""
             : " (" + string.Join(", ", r.ViolationsByOperation.OrderByDescending(kv => kv.Value).Select(kv => $"{kv.Key} {kv.Value}")) + ")";
         w.WriteLine($"  violations  {r.Violations}{byOp}");

@@ -597,7 +597,7 @@ public sealed unsafe partial class SeccompSupervisor
             Deny(id, ViolationOp.FileWrite, task, path);
             return false;
         }
-        if (Decide(request) != Verdict.Deny)
+        if (Decide(request, task) != Verdict.Deny)
             return true;
         Deny(id, ViolationOp.FileWrite, task, path);
         return false;

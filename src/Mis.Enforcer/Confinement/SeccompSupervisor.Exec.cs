@@ -152,7 +152,7 @@ public sealed unsafe partial class SeccompSupervisor
             Interpreter = interpreter,
             WrittenDuringRun = nameless || st.CtimeSec * 1_000_000_000 + st.CtimeNsec >= _runStartedNs,
         };
-        if (Decide(request) != Verdict.Deny)
+        if (Decide(request, task) != Verdict.Deny)
             return true;
         Deny(id, ViolationOp.Exec, task, canonical);
         return false;

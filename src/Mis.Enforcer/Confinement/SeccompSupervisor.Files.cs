@@ -81,7 +81,7 @@ public sealed unsafe partial class SeccompSupervisor
             // Missing: decide on the name before anything exists, then create exactly that name.
             string parent = _resolver.CanonicalPath(r.Fd);
             string target = (parent == "/" ? "/" : parent + "/") + Encoding.UTF8.GetString(r.Name!, 0, r.Name!.Length - 1);
-            if (Decide(new FileRequest(FileOp.Write, target, 0, 0) { SyscallNr = n.Nr }) == Verdict.Deny)
+            if (Decide(new FileRequest(FileOp.Write, target, 0, 0) { SyscallNr = n.Nr }, task) == Verdict.Deny)
             {
                 Libc.Close(r.Fd);
                 Deny(n.Id, ViolationOp.FileWrite, task, target);
@@ -150,7 +150,7 @@ public sealed unsafe partial class SeccompSupervisor
                 Deny(id, violation, task, canonical);
                 return;
             }
-            if (Decide(new FileRequest(op, canonical, st.Dev, st.Ino) { SyscallNr = nr, Links = st.Nlink, Directory = type == Libc.S_IFDIR }) == Verdict.Deny)
+            if (Decide(new FileRequest(op, canonical, st.Dev, st.Ino) { SyscallNr = nr, Links = st.Nlink, Directory = type == Libc.S_IFDIR }, task) == Verdict.Deny)
             {
                 Deny(id, violation, task, canonical);
                 return;

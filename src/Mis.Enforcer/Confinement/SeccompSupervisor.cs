@@ -394,8 +394,23 @@ public sealed unsafe partial class SeccompSupervisor : Session.IFileDecisions
         }
     }
 
-    /// <summary>The policy's verdict, at the cgroup's current DEFCON level.</summary>
-    private Verdict Decide(FileRequest request) => _decider.Decide(request, _sink.Defcon(_cgroupId));
+    /// <summary>The policy's verdict, at the cgroup's current DEFCON level; a trace verdict is reported as an event.</summary>
+    private Verdict Decide(FileRequest request, WorkloadTask task)
+    {
+        var verdict = _decider.Decide(request, _sink.Defcon(_cgroupId));
+        if (verdict != Verdict.Trace)
+            return verdict;
+        var op = request.Op switch { FileOp.Read => ViolationOp.FileRead, FileOp.Write => ViolationOp.FileWrite, _ => ViolationOp.Exec };
+        try
+        {
+            _sink.Trace(new ViolationReport(_cgroupId, op, task.Tgid ?? task.Tid, task.Tid, request.Path));
+        }
+        catch (Exception e)
+        {
+            _log($"mis-seccomp: reporting the trace of {op} {request.Path} for {_cgroupName} failed: {e.Message}");
+        }
+        return verdict;
+    }
 
     /// <summary>Reports the violation, then refuses with EPERM: the state machine counts it before the workload can react.</summary>
     private void Deny(ulong id, ViolationOp op, WorkloadTask task, string target)

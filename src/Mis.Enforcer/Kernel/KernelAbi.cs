@@ -229,6 +229,8 @@ public enum MisCommand : uint
     SetLearning = 2,
     /// <summary>Set the violation count to the entry count of level Arg (1..5): the manual DEFCON override.</summary>
     SetDefcon = 3,
+    /// <summary>Emit a trace event of type Op for Target (a trace rule let it through).</summary>
+    Trace = 4,
 }
 
 /// <summary><c>enum mis_result</c>.</summary>

@@ -19,6 +19,27 @@ public sealed partial class KernelEnforcer
     /// <exception cref="KeyNotFoundException">The cgroup is not managed.</exception>
     public ViolationOutcome Report(ViolationReport report) => ReportAt(report, 0);
 
+    /// <inheritdoc />
+    /// <remarks>Through mis_report, so that the event takes the same path as the hooks' trace events.</remarks>
+    public void Trace(ViolationReport report)
+    {
+        ArgumentNullException.ThrowIfNull(report);
+        var ctx = new MisReportCtx
+        {
+            CgroupId = report.CgroupId,
+            Command = (uint)MisCommand.Trace,
+            Op = (uint)report.Op,
+            Pid = (uint)report.Pid,
+            Tid = (uint)report.Tid,
+        };
+        unsafe
+        {
+            KernelStrings.Encode(CommOf(report.Pid), new Span<byte>(ctx.Comm, 16));
+            KernelStrings.Encode(report.Target, new Span<byte>(ctx.Target, 256));
+        }
+        Run(ref ctx);
+    }
+
     /// <summary>
     /// <see cref="Report"/> with the kernel's clock replaced by <paramref name="nowNs"/> (0: the real
     /// CLOCK_MONOTONIC), for deterministic tests of decay and for replaying traces.

@@ -23,6 +23,13 @@ public sealed partial class KernelEnforcer : IViolationSink, IDisposable
 {
     internal const string ObjectName = "enforcer.bpf.o";
 
+    // BPF_PROG_TYPE_CGROUP_SOCK, BPF_PROG_TYPE_CGROUP_SOCK_ADDR and BPF_FUNC_send_signal.
+    private static readonly Lazy<bool> s_socketHooksMaySignal = new(() =>
+        BpfObject.HelperAvailable(9, 109) && BpfObject.HelperAvailable(18, 109));
+
+    /// <summary>Whether this kernel lets the cgroup socket hooks call bpf_send_signal (not on Linux 6.1).</summary>
+    internal static bool SocketHooksMaySignal => s_socketHooksMaySignal.Value;
+
     private static readonly string[] LsmPrograms = ["mis_file_open", "mis_bprm_check"];
 
     private static readonly string[] CgroupPrograms = ["mis_sock_create", "mis_connect4", "mis_connect6", "mis_sendmsg4", "mis_sendmsg6", "mis_egress"];
@@ -238,6 +245,9 @@ public sealed partial class KernelEnforcer : IViolationSink, IDisposable
                 else
                     obj.Program(program).Autoload = false;
             }
+            // The socket hooks kill a task at its DEFCON 1 denial only where the kernel lets them signal.
+            uint maySignal = SocketHooksMaySignal ? 1u : 0;
+            obj.Map(".rodata.mis_sock").SetInitialValue(0, BpfMap.Bytes(ref maySignal));
             // The LSM file hooks load only where asked for: elsewhere the kernel refuses lsm/
             // programs, and with them the whole object.
             foreach (string program in LsmPrograms)

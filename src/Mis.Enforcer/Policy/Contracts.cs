@@ -101,6 +101,11 @@ public interface IViolationSink
     /// <summary>Counts a violation for the cgroup and returns the resulting state.</summary>
     ViolationOutcome Report(ViolationReport report);
 
+    /// <summary>An operation a trace rule let through: an event, counted as nothing (the kernel's hooks emit the same).</summary>
+    void Trace(ViolationReport report)
+    {
+    }
+
     /// <summary>The cgroup's current DEFCON level, decay applied.</summary>
     /// <exception cref="KeyNotFoundException">
     /// The cgroup is not managed: no level applies to it, and guessing one would decide its

@@ -11,6 +11,9 @@ public sealed record RunRequest
     /// <summary>The command and its arguments.</summary>
     public required IReadOnlyList<string> Command { get; init; }
 
+    /// <summary>The file deny point (<c>--file-backend</c>); null: what this host offers.</summary>
+    public Session.FileBackend? FileBackend { get; init; }
+
     /// <summary>The configuration (DEFCON ladder, paths).</summary>
     public MisConfig Config { get; init; } = MisConfig.Default;
 
@@ -95,4 +98,7 @@ public sealed record RunResult
 
     /// <summary>Trace files written (learning mode with a traces directory).</summary>
     public IReadOnlyList<string> TraceFiles { get; init; } = [];
+
+    /// <summary>Where the workload's opens and execs were decided.</summary>
+    public Session.FileBackend FileBackend { get; init; }
 }

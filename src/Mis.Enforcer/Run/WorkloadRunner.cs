@@ -32,6 +32,7 @@ public static class WorkloadRunner
         {
             Defcon = request.Config.Defcon,
             Kernel = new KernelEnforcerOptions { CgroupRoot = request.Config.Paths.CgroupRoot },
+            FileBackend = request.FileBackend,
             OnEventsLost = _ => record?.ReportDrops(opened!.EventsLost, workload?.State()),
         });
         using var policy = session.Install(request.Policy);
@@ -65,7 +66,7 @@ public static class WorkloadRunner
             var end = workload.Finish();
             var traceFiles = traces?.WriteTo(request.TracesDirectory!) ?? [];
             return record.Finish(exit, end.State, session.EventsLost, started.Elapsed)
-                with { Anomaly = end.Anomaly, TraceFiles = traceFiles };
+                with { Anomaly = end.Anomaly, TraceFiles = traceFiles, FileBackend = workload.FileBackend };
         }
     }
 

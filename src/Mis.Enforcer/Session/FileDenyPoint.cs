@@ -59,7 +59,9 @@ public static class FileDenyPoints
         (requested ?? s_host.Value) switch
         {
             FileBackend.Seccomp => SeccompDenyPoint.Instance,
-            FileBackend.Lsm => LsmDenyPoint.Instance,
+            FileBackend.Lsm when requested is null || Host.HostProbe.LsmProgramsWork() => LsmDenyPoint.Instance,
+            FileBackend.Lsm => throw new Kernel.KernelUnavailableException(
+                "the BPF LSM file backend was asked for, but this kernel refuses lsm/ programs; use the seccomp backend"),
             _ => throw new Kernel.KernelUnavailableException(
                 "no file deny point: this kernel has neither BPF LSM nor seccomp user notification (see mis doctor)"),
         };

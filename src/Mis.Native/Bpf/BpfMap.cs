@@ -47,6 +47,21 @@ public sealed unsafe class BpfMap
             throw new BpfLoadException($"cannot resize map '{Name}' to {maxEntries}", -rc, "");
     }
 
+    /// <summary>
+    /// Writes <paramref name="value"/> at <paramref name="offset"/> of a global-data map's initial
+    /// contents (a <c>.rodata.NAME</c> section's variables), before load: for read-only data, the
+    /// verifier then knows the value and drops the code it rules out.
+    /// </summary>
+    public void SetInitialValue(int offset, ReadOnlySpan<byte> value)
+    {
+        _ = _owner.Handle;
+        nuint size;
+        byte* data = (byte*)Libbpf.MapInitialValue(_map, &size);
+        if (data == null || offset < 0 || (nuint)(offset + value.Length) > size)
+            throw new BpfLoadException($"map '{Name}' has no initial value of {offset + value.Length} bytes", 22, "");
+        value.CopyTo(new Span<byte>(data + offset, value.Length));
+    }
+
     /// <summary>Inserts or replaces an element.</summary>
     /// <exception cref="BpfLoadException">The kernel refused (full map, bad size, <paramref name="flags"/> not met).</exception>
     public void Update(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong flags = Any)

@@ -68,7 +68,10 @@ public sealed unsafe class BpfObject : IDisposable
             : throw new KeyNotFoundException($"BPF object '{Name}' has no program named '{name}'");
     }
 
-    /// <summary>The map named <paramref name="name"/> (its C variable name).</summary>
+    /// <summary>Whether the kernel lets programs of type <paramref name="progType"/> call helper <paramref name="helperId"/> (libbpf's probe: loads a tiny program).</summary>
+    public static bool HelperAvailable(int progType, int helperId) => Libbpf.ProbeBpfHelper(progType, helperId, 0) == 1;
+
+    /// <summary>The map named <paramref name="name"/> (its C variable name, or a global-data section's name).</summary>
     /// <exception cref="KeyNotFoundException">No such map in the object.</exception>
     public BpfMap Map(string name)
     {
@@ -92,7 +95,7 @@ public sealed unsafe class BpfObject : IDisposable
         LibbpfLog.Clear();
         int rc = Libbpf.ObjectLoad(Handle);
         if (rc < 0)
-            throw new BpfLoadException($"cannot load BPF object '{Name}'", -rc, LibbpfLog.Tail());
+            throw new BpfLoadException($"cannot load BPF object '{Name}'", -rc, LibbpfLog.Tail(400));
         IsLoaded = true;
     }
 

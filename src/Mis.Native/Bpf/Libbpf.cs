@@ -29,6 +29,12 @@ public static unsafe partial class Libbpf
     [LibraryImport(Library, EntryPoint = "bpf_object__find_map_by_name")]
     internal static partial nint ObjectFindMapByName(nint obj, [MarshalAs(UnmanagedType.LPUTF8Str)] string name);
 
+    [LibraryImport(Library, EntryPoint = "bpf_map__initial_value")]
+    internal static partial void* MapInitialValue(nint map, nuint* size);
+
+    [LibraryImport(Library, EntryPoint = "libbpf_probe_bpf_helper")]
+    internal static partial int ProbeBpfHelper(int progType, int helperId, nint opts);
+
     [LibraryImport(Library, EntryPoint = "bpf_program__name")]
     internal static partial nint ProgramName(nint prog);
 

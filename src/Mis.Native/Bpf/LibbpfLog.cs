@@ -17,6 +17,10 @@ public static unsafe class LibbpfLog
     [ThreadStatic]
     private static List<string>? t_lines;
 
+    // One per thread that ever logged, kept for the thread's life (libbpf logs from a few threads).
+    [ThreadStatic]
+    private static byte* t_buffer;
+
     private static int s_installed;
 
     /// <summary>Installs the print callback once per process.</summary>
@@ -45,9 +49,10 @@ public static unsafe class LibbpfLog
         if (level >= LevelDebug)
             return 0;
         // va_list is a pointer to the register save area on x86-64 and arm64 when passed as an
-        // argument, so it can be handed straight to vsnprintf, which consumes it once.
-        const int size = 1024;
-        byte* buffer = stackalloc byte[size];
+        // argument, so it can be handed straight to vsnprintf, which consumes it once: the
+        // buffer must hold a whole verifier log, whose last lines say why a load failed.
+        const int size = 1 << 20;
+        byte* buffer = t_buffer != null ? t_buffer : t_buffer = (byte*)NativeMemory.Alloc(size);
         int written = Vsnprintf(buffer, size, format, args);
         if (written <= 0)
             return 0;
