@@ -296,14 +296,8 @@ SEC("lsm/bprm_check_security")
 int BPF_PROG(mis_bprm_check, struct linux_binprm *bprm)
 {
 	struct mis_exec_phase_state *phase;
-	struct mis_cgroup_state *s;
-	__u64 cgroup_id;
 
-	if (bpf_current_task_under_cgroup(&mis_root, 0) != 1)
-		return 0;
-	cgroup_id = bpf_get_current_cgroup_id();
-	s = bpf_map_lookup_elem(&mis_cgroups, &cgroup_id);
-	if (!s || !(READ_ONCE(s->flags) & MIS_CG_LSM_FILES))
+	if (!mis_lsm_cgroup())
 		return 0;
 	phase = bpf_task_storage_get(&mis_exec_phase, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (phase)

@@ -65,6 +65,19 @@ static __always_inline void mis_lsm_exec_begins(void)
 		st->phase = MIS_EXEC_NONE;
 }
 
+/* The current task's cgroup state when its files are decided here (MIS_CG_LSM_FILES), else NULL. */
+static __always_inline struct mis_cgroup_state *mis_lsm_cgroup(void)
+{
+	struct mis_cgroup_state *s;
+	__u64 cgroup_id;
+
+	if (bpf_current_task_under_cgroup(&mis_root, 0) != 1)
+		return NULL;
+	cgroup_id = bpf_get_current_cgroup_id();
+	s = bpf_map_lookup_elem(&mis_cgroups, &cgroup_id);
+	return s && (READ_ONCE(s->flags) & MIS_CG_LSM_FILES) ? s : NULL;
+}
+
 /* Renamed in 6.6 (__i_ctime) and split in 6.11 (i_ctime_sec, i_ctime_nsec). */
 struct inode___v61 {
 	struct timespec64 i_ctime;
@@ -141,8 +154,11 @@ static __always_inline __u32 mis_lsm_decide(const struct mis_file_policy *fp, __
 	/* 3. file rules: by path (exact, then globs), then by identity. */
 	ekey = bpf_map_lookup_elem(&mis_exact_scratch, &zero);
 	if (ekey) {
+		/* The key is the whole buffer: NUL-padded, as user space wrote it (d_path leaves the
+		 * bytes after the NUL as they were). */
 		ekey->policy_id = policy_id;
-		__builtin_memcpy(ekey->path, b->path, MIS_PATH_MAX);
+		__builtin_memset(ekey->path, 0, MIS_PATH_MAX);
+		bpf_probe_read_kernel_str(ekey->path, MIS_PATH_MAX, b->path);
 		exact = bpf_map_lookup_elem(&mis_exact_paths, ekey);
 		if (exact) {
 			by_path = *exact;
@@ -196,16 +212,13 @@ static __always_inline int mis_lsm_file(struct file *file)
 	struct mis_actor actor;
 	struct mis_event *e;
 	struct inode *inode;
-	__u64 cgroup_id, now, dev;
+	__u64 now, dev;
 	__u32 op, level, verdict, zero = 0;
 	bool interpreter = false;
 	long len;
 
-	if (bpf_current_task_under_cgroup(&mis_root, 0) != 1)
-		return 0;
-	cgroup_id = bpf_get_current_cgroup_id();
-	s = bpf_map_lookup_elem(&mis_cgroups, &cgroup_id);
-	if (!s || !(READ_ONCE(s->flags) & MIS_CG_LSM_FILES))
+	s = mis_lsm_cgroup();
+	if (!s)
 		return 0;
 	fp = bpf_map_lookup_elem(&mis_file_policies, &s->policy_id);
 	b = bpf_map_lookup_elem(&mis_path_scratch, &zero);

@@ -55,7 +55,7 @@ public sealed class LsmFileBackendTests(LsmFileBackendTests.Backends backends) :
         // open anyway is refused by the kernel's permission check before any LSM hook runs.
         Directory.CreateDirectory($"{Dir}/secret");
         Directory.CreateDirectory($"{Dir}/allowed");
-        foreach (string file in new[] { "exact.txt", "traced.txt", "plain.txt", "secret/a.txt", "secret/b.txt", "allowed/c.txt" })
+        foreach (string file in new[] { "exact.txt", "traced.txt", "plain.txt", "secret/a.txt", "secret/b.txt", "secret/d.txt", "allowed/c.txt" })
         {
             File.WriteAllText($"{Dir}/{file}", file + "\n");
             File.SetUnixFileMode($"{Dir}/{file}", (UnixFileMode)0b110_110_110);
@@ -64,8 +64,14 @@ public sealed class LsmFileBackendTests(LsmFileBackendTests.Backends backends) :
             File.SetUnixFileMode(dir, (UnixFileMode)0b111_111_111);
         Relink($"{Dir}/exact.txt", $"{Dir}/hard-exact");
         Relink($"{Dir}/secret/b.txt", $"{Dir}/hard-b");
+        Relink($"{Dir}/secret/d.txt", $"{Dir}/hard-d"); // b and d: the cases share the sessions, and what one follows stays followed
         File.Delete($"{Dir}/sym-a");
         File.CreateSymbolicLink($"{Dir}/sym-a", $"{Dir}/secret/a.txt");
+        foreach (var (script, text) in new[] { ("reads-exact.sh", $"#!/bin/sh\ncat {Dir}/exact.txt\n"), ("runs-id", "#!/usr/bin/id\n") })
+        {
+            File.WriteAllText($"{Dir}/{script}", text);
+            File.SetUnixFileMode($"{Dir}/{script}", (UnixFileMode)0b111_101_101);
+        }
     }
 
     private static void Relink(string target, string link)
@@ -75,6 +81,8 @@ public sealed class LsmFileBackendTests(LsmFileBackendTests.Backends backends) :
         ln.WaitForExit();
         Assert.Equal(0, ln.ExitCode);
     }
+
+    private const int DeniedPort = 9;
 
     private static WorkloadPolicy Policy()
     {
@@ -86,11 +94,12 @@ public sealed class LsmFileBackendTests(LsmFileBackendTests.Backends backends) :
             Rule($"{Dir}/secret/**", FileOps.Read | FileOps.Write, Verdict.Deny),
             Rule($"{Dir}/exact.txt", FileOps.All, Verdict.Deny),
             Rule($"{Dir}/traced.txt", FileOps.Read, Verdict.Trace),
+            Rule($"{Dir}/later.txt", FileOps.Read, Verdict.Deny),
             Rule("/usr/bin/id", FileOps.Exec, Verdict.Deny),
             Rule("/bin/cat", FileOps.Exec, Verdict.Allow),
             Rule("/usr/bin/cat", FileOps.Exec, Verdict.Allow),
             .. BuiltinPolicy.Rules(),
-        ], [], []);
+        ], [new NetRule(System.Net.IPAddress.Loopback, 32, DeniedPort, NetProtocol.Tcp, Verdict.Deny, "no port 9")], []);
     }
 
     /// <summary>Workloads an agent could use to reach a protected file, and what the ladder does to them.</summary>
@@ -99,15 +108,19 @@ public sealed class LsmFileBackendTests(LsmFileBackendTests.Backends backends) :
         { "builtin deny, as root", "cat /etc/shadow >/dev/null; echo $?" },
         { "glob tree", $"cat {Dir}/secret/a.txt; cat {Dir}/allowed/c.txt; cat {Dir}/plain.txt" },
         { "exact path", $"cat {Dir}/exact.txt; echo $?" },
+        { "exact path of a file made during the run", $"echo made >{Dir}/later.txt; cat {Dir}/later.txt; echo $?; rm -f {Dir}/later.txt" },
         { "hard link to an exact path", $"cat {Dir}/hard-exact; echo $?" },
         { "hard link met after its protected name", $"cat {Dir}/secret/b.txt; cat {Dir}/hard-b; echo $?" },
-        { "hard link met before its protected name", $"cat {Dir}/hard-b; cat {Dir}/secret/b.txt; echo $?" },
+        { "hard link met before its protected name", $"cat {Dir}/hard-d; cat {Dir}/secret/d.txt; cat {Dir}/hard-d; echo $?" },
         { "symlink", $"cat {Dir}/sym-a; echo $?" },
         { "/proc/self/root", $"cat /proc/self/root{Dir}/exact.txt; echo $?" },
         { "relative path", $"cd {Dir}/secret && cat ./a.txt ../exact.txt; echo $?" },
         { "open for writing without creating", $"dd if=/dev/null of={Dir}/exact.txt conv=notrunc,nocreat 2>/dev/null; echo $?" },
         { "trace rule", $"cat {Dir}/traced.txt" },
         { "exec of a denied binary", "/usr/bin/id; echo $?" },
+        { "a script whose program is denied reading", $"{Dir}/reads-exact.sh; echo $?" },
+        { "a script whose interpreter is a denied binary", $"{Dir}/runs-id; echo $?" },
+        { "a network rule", $"python3 -c \"import socket; socket.create_connection(('127.0.0.1', {DeniedPort}))\" 2>/dev/null; echo $?" },
         { "the ladder to DEFCON 1", "for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16; do cat /etc/shadow >/dev/null 2>&1; done; echo survived" },
         { "exec at DEFCON 3", $"for i in 1 2 3 4 5 6; do cat {Dir}/exact.txt 2>/dev/null; done; /bin/true; echo $?; cat {Dir}/plain.txt" },
     };

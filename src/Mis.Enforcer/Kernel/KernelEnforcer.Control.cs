@@ -23,11 +23,19 @@ public sealed partial class KernelEnforcer
     /// <remarks>Through mis_report, so that the event takes the same path as the hooks' trace events.</remarks>
     public void Trace(ViolationReport report)
     {
+        var ctx = ReportContext(MisCommand.Trace, report, 0);
+        Run(ref ctx);
+    }
+
+    // The context of a command about one task's operation (a violation, a trace).
+    private static MisReportCtx ReportContext(MisCommand command, ViolationReport report, ulong nowNs)
+    {
         ArgumentNullException.ThrowIfNull(report);
         var ctx = new MisReportCtx
         {
             CgroupId = report.CgroupId,
-            Command = (uint)MisCommand.Trace,
+            NowNs = nowNs,
+            Command = (uint)command,
             Op = (uint)report.Op,
             Pid = (uint)report.Pid,
             Tid = (uint)report.Tid,
@@ -37,7 +45,7 @@ public sealed partial class KernelEnforcer
             KernelStrings.Encode(CommOf(report.Pid), new Span<byte>(ctx.Comm, 16));
             KernelStrings.Encode(report.Target, new Span<byte>(ctx.Target, 256));
         }
-        Run(ref ctx);
+        return ctx;
     }
 
     /// <summary>
@@ -46,21 +54,7 @@ public sealed partial class KernelEnforcer
     /// </summary>
     internal ViolationOutcome ReportAt(ViolationReport report, ulong nowNs)
     {
-        ArgumentNullException.ThrowIfNull(report);
-        var ctx = new MisReportCtx
-        {
-            CgroupId = report.CgroupId,
-            NowNs = nowNs,
-            Command = (uint)MisCommand.Violation,
-            Op = (uint)report.Op,
-            Pid = (uint)report.Pid,
-            Tid = (uint)report.Tid,
-        };
-        unsafe
-        {
-            KernelStrings.Encode(CommOf(report.Pid), new Span<byte>(ctx.Comm, 16));
-            KernelStrings.Encode(report.Target, new Span<byte>(ctx.Target, 256));
-        }
+        var ctx = ReportContext(MisCommand.Violation, report, nowNs);
         Run(ref ctx);
         if ((MisResult)ctx.Result == MisResult.NoCgroup)
             throw new KeyNotFoundException($"cgroup {report.CgroupId} is not managed by this enforcer");
