@@ -352,13 +352,10 @@ int mis_report(struct mis_report_ctx *ctx)
 		ctx->defcon_before = out.before;
 		break;
 	case MIS_CMD_TRACE:
-		e = mis_event_reserve_full();
+		e = mis_trace_event(s, now, &actor, ctx->op);
 		if (e) {
 			__builtin_memcpy(e->target, ctx->target, sizeof(e->target));
 			e->target[sizeof(e->target) - 1] = 0;
-			mis_event_fill(e, MIS_EV_TRACE, now, s, &actor, READ_ONCE(s->violations), ctx->defcon_before, ctx->defcon_before);
-			e->op = ctx->op;
-			e->decision = MIS_DECISION_TRACE;
 			bpf_ringbuf_submit(e, 0);
 		}
 		break;

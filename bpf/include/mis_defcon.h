@@ -224,6 +224,28 @@ static __always_inline struct mis_outcome mis_violation(struct mis_cgroup_state 
 }
 
 /*
+ * The event of one operation a trace rule lets through (a hook's, or the supervisor's through
+ * mis_report), reserved and filled but for its target (the caller writes it and submits); NULL
+ * when the ring buffer is full.
+ */
+static __always_inline struct mis_event *mis_trace_event(struct mis_cgroup_state *s, __u64 now,
+							 const struct mis_actor *actor, __u32 op)
+{
+	struct mis_event *e = mis_event_reserve_full();
+	__u64 v;
+	__u32 level;
+
+	if (!e)
+		return NULL;
+	v = READ_ONCE(s->violations);
+	level = mis_level_for(&s->config, v);
+	mis_event_fill(e, MIS_EV_TRACE, now, s, actor, v, level, level);
+	e->op = op;
+	e->decision = MIS_DECISION_TRACE;
+	return e;
+}
+
+/*
  * A manual override (the gRPC SetDefcon): sets the violation count to the entry count of
  * `level` (0 for DEFCON 5, thresholds[4 - level] otherwise), whether that raises or lowers the
  * level, and emits one DEFCON record for the change (and KILL when it enters DEFCON 1 with

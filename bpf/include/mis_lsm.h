@@ -117,10 +117,10 @@ static __always_inline __u32 mis_lowest_bit(__u64 x)
 }
 
 /* The policy's verdict on (op, path, file); 1-based op: MIS_OP_FILE_READ, _WRITE, _EXEC. */
-static __always_inline __u32 mis_lsm_decide(const struct mis_file_policy *fp, __u32 policy_id, __u32 op, bool interpreter,
-					    struct mis_path_buf *b, struct inode *inode, __u64 dev, __u32 level,
-					    const struct mis_cgroup_state *s)
+static __always_inline __u32 mis_lsm_decide(const struct mis_cgroup_state *s, const struct mis_file_policy *fp, __u32 op,
+					    bool interpreter, struct mis_path_buf *b, struct inode *inode, __u64 dev, __u32 level)
 {
+	__u32 policy_id = s->policy_id;
 	struct mis_object_key okey = { .dev = dev, .ino = inode->i_ino, .policy_id = policy_id };
 	struct mis_inode_key ikey = { .dev = dev, .ino = inode->i_ino, .policy_id = policy_id };
 	struct mis_rule_set by_path = {}, *named;
@@ -130,7 +130,7 @@ static __always_inline __u32 mis_lsm_decide(const struct mis_file_policy *fp, __
 	struct task_struct *task;
 	struct pt_regs *regs;
 	__u32 *inode_action, zero = 0;
-	bool matched = false, concrete = false;
+	bool matched, concrete = false;
 
 	/* 1. inode rules, by the syscall that asked. */
 	task = bpf_get_current_task_btf();
@@ -252,20 +252,18 @@ static __always_inline int mis_lsm_file(struct file *file)
 		level = MIS_DEFCON_NORMAL;
 	}
 
-	verdict = mis_lsm_decide(fp, s->policy_id, op, interpreter, b, inode, dev, level, s);
+	verdict = mis_lsm_decide(s, fp, op, interpreter, b, inode, dev, level);
 	if (verdict == MIS_DECISION_ALLOW)
 		return 0;
-	e = mis_event_reserve_full();
 	if (verdict == MIS_DECISION_TRACE) {
+		e = mis_trace_event(s, now, &actor, op);
 		if (e) {
 			bpf_probe_read_kernel_str(e->target, sizeof(e->target), b->path);
-			mis_event_fill(e, MIS_EV_TRACE, now, s, &actor, READ_ONCE(s->violations), level, level);
-			e->op = op;
-			e->decision = MIS_DECISION_TRACE;
 			bpf_ringbuf_submit(e, 0);
 		}
 		return 0;
 	}
+	e = mis_event_reserve_full();
 	if (e)
 		bpf_probe_read_kernel_str(e->target, sizeof(e->target), b->path);
 	mis_violation(s, now, &actor, op, e);

@@ -107,27 +107,6 @@ static __always_inline __u32 mis_net_action(const struct mis_cgroup_state *s, co
 }
 
 /*
- * The event of one operation a trace rule lets through, reserved and filled but for its target
- * (the caller formats it and submits); NULL when the ring buffer is full.
- */
-static __always_inline struct mis_event *mis_net_trace(struct mis_cgroup_state *s, __u64 now,
-						       const struct mis_actor *actor, __u32 op)
-{
-	struct mis_event *e = mis_event_reserve_full();
-	__u64 v;
-	__u32 level;
-
-	if (!e)
-		return NULL;
-	v = READ_ONCE(s->violations);
-	level = mis_level_for(&s->config, v);
-	mis_event_fill(e, MIS_EV_TRACE, now, s, actor, v, level, level);
-	e->op = op;
-	e->decision = MIS_DECISION_TRACE;
-	return e;
-}
-
-/*
  * Whether the socket hooks may signal the current task: bpf_send_signal is refused to cgroup
  * programs before Linux 6.x (Debian 12's 6.1 among them). Set by the loader before load
  * (KernelEnforcer.Open, from libbpf's helper probe); read-only, so where it is 0 the verifier
@@ -173,7 +152,7 @@ static __always_inline int mis_net_decide(const struct mis_dest *d, __u32 op)
 	action = mis_net_action(s, d);
 
 	if (action == MIS_DECISION_TRACE) {
-		e = mis_net_trace(s, now, &actor, op);
+		e = mis_trace_event(s, now, &actor, op);
 		if (e) {
 			mis_net_format(e->target, d);
 			bpf_ringbuf_submit(e, 0);

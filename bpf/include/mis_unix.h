@@ -100,7 +100,7 @@ static __always_inline int mis_unix_decide(struct bpf_sock_addr_kern *sa, __u32 
 	mis_actor_current(&actor);
 	mis_decay(s, now, &actor);
 	if (action == MIS_DECISION_TRACE) {
-		e = mis_net_trace(s, now, &actor, op);
+		e = mis_trace_event(s, now, &actor, op);
 		if (e) {
 			mis_unix_format(e->target, &key);
 			bpf_ringbuf_submit(e, 0);

@@ -281,9 +281,7 @@ public sealed partial class KernelEnforcer
     private static unsafe MisExactKey ExactKey(uint policyId, string path)
     {
         var key = new MisExactKey { PolicyId = policyId };
-        byte[] bytes = System.Text.Encoding.UTF8.GetBytes(path);
-        for (int i = 0; i < bytes.Length; i++)
-            key.Path[i] = bytes[i];
+        KernelStrings.Encode(path, new Span<byte>(key.Path, PathAutomaton.PathMax));
         return key;
     }
 
@@ -318,9 +316,7 @@ public sealed partial class KernelEnforcer
     internal unsafe IReadOnlySet<int> KernelGlobMatch(uint policyId, string path)
     {
         var ctx = new MisGlobMatchCtx { PolicyId = policyId };
-        byte[] bytes = System.Text.Encoding.UTF8.GetBytes(path);
-        for (int i = 0; i < Math.Min(bytes.Length, PathAutomaton.PathMax - 1); i++)
-            ctx.Path[i] = bytes[i];
+        KernelStrings.Encode(path, new Span<byte>(ctx.Path, PathAutomaton.PathMax));
         ObjectDisposedException.ThrowIf(_disposed != 0, this);
         _globMatch.TestRunInOut(MemoryMarshal.AsBytes(new Span<MisGlobMatchCtx>(ref ctx)));
         var rules = new SortedSet<int>();

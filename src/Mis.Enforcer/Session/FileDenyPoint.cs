@@ -45,6 +45,9 @@ public interface IFileDecisions : IDisposable
 /// <summary>The deny points and the choice between them.</summary>
 public static class FileDenyPoints
 {
+    private static readonly IFileDenyPoint s_seccomp = new SupervisedDenyPoint(FileBackend.Seccomp);
+    private static readonly IFileDenyPoint s_lsm = new SupervisedDenyPoint(FileBackend.Lsm);
+
     private static readonly Lazy<FileBackend?> s_host = new(() =>
         !Native.Seccomp.UserNotificationAvailable().Available ? null
         : Host.HostProbe.LsmProgramsWork() ? FileBackend.Lsm : FileBackend.Seccomp);
@@ -58,31 +61,20 @@ public static class FileDenyPoints
     internal static IFileDenyPoint For(FileBackend? requested) =>
         (requested ?? s_host.Value) switch
         {
-            FileBackend.Seccomp => SeccompDenyPoint.Instance,
-            FileBackend.Lsm when requested is null || Host.HostProbe.LsmProgramsWork() => LsmDenyPoint.Instance,
+            FileBackend.Seccomp => s_seccomp,
+            FileBackend.Lsm when requested is null || Host.HostProbe.LsmProgramsWork() => s_lsm,
             FileBackend.Lsm => throw new Kernel.KernelUnavailableException(
                 "the BPF LSM file backend was asked for, but this kernel refuses lsm/ programs; use the seccomp backend"),
             _ => throw new Kernel.KernelUnavailableException(
                 "no file deny point: this kernel has neither BPF LSM nor seccomp user notification (see mis doctor)"),
         };
 
-    private sealed class SeccompDenyPoint : IFileDenyPoint
+    // Both backends start the supervisor: on the LSM backend the hooks decide in the kernel on
+    // their own, and the supervisor answers what the launcher's filter still sends (the session
+    // launched the workload with OpensInKernel).
+    private sealed class SupervisedDenyPoint(FileBackend backend) : IFileDenyPoint
     {
-        internal static readonly SeccompDenyPoint Instance = new();
-
-        public FileBackend Backend => FileBackend.Seccomp;
-
-        public IFileDecisions Start(Workload workload, IFileDecider decider, IViolationSink sink, Action<string>? log) =>
-            SeccompSupervisor.Start(workload, decider, sink, log);
-    }
-
-    // The hooks decide in the kernel on their own; the supervisor answers what the launcher's
-    // filter still sends (the session launched the workload with OpensInKernel).
-    private sealed class LsmDenyPoint : IFileDenyPoint
-    {
-        internal static readonly LsmDenyPoint Instance = new();
-
-        public FileBackend Backend => FileBackend.Lsm;
+        public FileBackend Backend => backend;
 
         public IFileDecisions Start(Workload workload, IFileDecider decider, IViolationSink sink, Action<string>? log) =>
             SeccompSupervisor.Start(workload, decider, sink, log);

@@ -95,7 +95,7 @@ public sealed unsafe class BpfObject : IDisposable
         LibbpfLog.Clear();
         int rc = Libbpf.ObjectLoad(Handle);
         if (rc < 0)
-            throw new BpfLoadException($"cannot load BPF object '{Name}'", -rc, LibbpfLog.Tail(400));
+            throw new BpfLoadException($"cannot load BPF object '{Name}'", -rc, LibbpfLog.Tail());
         IsLoaded = true;
     }
 

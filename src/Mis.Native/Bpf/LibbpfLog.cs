@@ -14,12 +14,13 @@ public static unsafe class LibbpfLog
     private const int MaxLines = 200;
     private const int LevelDebug = 2;
 
+    // Big enough for a whole verifier log, so one buffer for the process, taken under a lock.
+    private const int BufferSize = 1 << 20;
+    private static readonly Lock s_bufferGate = new();
+    private static byte* s_buffer;
+
     [ThreadStatic]
     private static List<string>? t_lines;
-
-    // One per thread that ever logged, kept for the thread's life (libbpf logs from a few threads).
-    [ThreadStatic]
-    private static byte* t_buffer;
 
     private static int s_installed;
 
@@ -51,12 +52,16 @@ public static unsafe class LibbpfLog
         // va_list is a pointer to the register save area on x86-64 and arm64 when passed as an
         // argument, so it can be handed straight to vsnprintf, which consumes it once: the
         // buffer must hold a whole verifier log, whose last lines say why a load failed.
-        const int size = 1 << 20;
-        byte* buffer = t_buffer != null ? t_buffer : t_buffer = (byte*)NativeMemory.Alloc(size);
-        int written = Vsnprintf(buffer, size, format, args);
-        if (written <= 0)
-            return 0;
-        string text = Encoding.UTF8.GetString(buffer, Math.Min(written, size - 1)).TrimEnd('\n');
+        string text;
+        lock (s_bufferGate)
+        {
+            if (s_buffer == null)
+                s_buffer = (byte*)NativeMemory.Alloc(BufferSize);
+            int written = Vsnprintf(s_buffer, BufferSize, format, args);
+            if (written <= 0)
+                return 0;
+            text = Encoding.UTF8.GetString(s_buffer, Math.Min(written, BufferSize - 1)).TrimEnd('\n');
+        }
         var lines = t_lines ??= [];
         foreach (var line in text.Split('\n'))
         {
