@@ -289,6 +289,95 @@ int BPF_PROG(mis_file_open, struct file *file)
 	return mis_lsm_file(file);
 }
 
+// Hooks (BPF LSM, global, as file_open; the kernel's path hooks, CONFIG_SECURITY_PATH): changes to
+// the file tree, each decided as a write (mis_lsm_change) before the kernel makes it. A new name
+// (mkdir, mknod and the create of an open, symlink) is decided on its path; unlink, rmdir,
+// chmod, chown and truncate(2) on the file there; a link on its source, which gets a new name,
+// then on the name it makes.
+SEC("lsm/path_mknod")
+int BPF_PROG(mis_path_mknod, const struct path *dir, struct dentry *dentry, umode_t mode, unsigned int dev)
+{
+	return mis_lsm_change(dir->mnt, dentry, false);
+}
+
+SEC("lsm/path_mkdir")
+int BPF_PROG(mis_path_mkdir, const struct path *dir, struct dentry *dentry, umode_t mode)
+{
+	return mis_lsm_change(dir->mnt, dentry, false);
+}
+
+SEC("lsm/path_symlink")
+int BPF_PROG(mis_path_symlink, const struct path *dir, struct dentry *dentry, const char *old_name)
+{
+	return mis_lsm_change(dir->mnt, dentry, false);
+}
+
+SEC("lsm/path_unlink")
+int BPF_PROG(mis_path_unlink, const struct path *dir, struct dentry *dentry)
+{
+	return mis_lsm_change(dir->mnt, dentry, false);
+}
+
+SEC("lsm/path_rmdir")
+int BPF_PROG(mis_path_rmdir, const struct path *dir, struct dentry *dentry)
+{
+	return mis_lsm_change(dir->mnt, dentry, false);
+}
+
+SEC("lsm/path_link")
+int BPF_PROG(mis_path_link, struct dentry *old_dentry, const struct path *new_dir, struct dentry *new_dentry)
+{
+	int rc = mis_lsm_change(new_dir->mnt, old_dentry, true); /* a link never crosses a mount */
+
+	return rc ? rc : mis_lsm_change(new_dir->mnt, new_dentry, false);
+}
+
+SEC("lsm/path_chmod")
+int BPF_PROG(mis_path_chmod, const struct path *path, umode_t mode)
+{
+	return mis_lsm_change(path->mnt, path->dentry, false);
+}
+
+SEC("lsm/path_chown")
+int BPF_PROG(mis_path_chown, const struct path *path, unsigned int uid, unsigned int gid) /* kuid_t, kgid_t */
+{
+	return mis_lsm_change(path->mnt, path->dentry, false);
+}
+
+// truncate(2) only: an open with O_TRUNC was decided as a write by file_open, and ftruncate acts
+// on a descriptor whose open was decided.
+SEC("lsm/path_truncate")
+int BPF_PROG(mis_path_truncate, const struct path *path)
+{
+	if (mis_current_syscall() != MIS_SYS_TRUNCATE)
+		return 0;
+	return mis_lsm_change(path->mnt, path->dentry, false);
+}
+
+// Hook (BPF LSM, global, as file_open): a signal from a process (kill, tkill, tgkill,
+// rt_[tg]sigqueueinfo with a pid > 0: the launcher's filter leaves those to the kernel here), on the
+// task the kernel found, after its own permission check. A managed task may signal only tasks of
+// its own cgroup, as the supervisor allows; decided on the task itself, so a pid freed and reused
+// by another process between a decision and the signal cannot be hit.
+SEC("lsm/task_kill")
+int BPF_PROG(mis_task_kill, struct task_struct *p, struct kernel_siginfo *info, int sig, const struct cred *cred)
+{
+	struct mis_cgroup_state *s = mis_lsm_cgroup();
+	struct mis_actor actor;
+	struct mis_event *e;
+
+	if (!s || BPF_CORE_READ(p, cgroups, dfl_cgrp, kn, id) == s->cgroup_id)
+		return 0;
+	mis_actor_current(&actor);
+	e = mis_event_reserve_full();
+	if (e) {
+		e->value = MIS_DECIDED_LSM;
+		mis_signal_syscall_name(e->target);
+	}
+	mis_violation(s, bpf_ktime_get_ns(), &actor, MIS_OP_ESCAPE_SYSCALL, e);
+	return -MIS_EPERM;
+}
+
 // Hook (BPF LSM, global, as file_open): an exec about to hand a file to a binary format handler
 // (for a #! script, again for its interpreter). Records whether it is an ELF, whose interpreter
 // (PT_INTERP) the kernel opens next; never refuses.
@@ -337,6 +426,7 @@ int mis_report(struct mis_report_ctx *ctx)
 	case MIS_CMD_VIOLATION:
 		e = mis_event_reserve_full();
 		if (e) {
+			e->value = MIS_DECIDED_SUPERVISOR;
 			__builtin_memcpy(e->target, ctx->target, sizeof(e->target));
 			e->target[sizeof(e->target) - 1] = 0;
 		}
@@ -354,6 +444,7 @@ int mis_report(struct mis_report_ctx *ctx)
 	case MIS_CMD_TRACE:
 		e = mis_trace_event(s, now, &actor, ctx->op);
 		if (e) {
+			e->value = MIS_DECIDED_SUPERVISOR;
 			__builtin_memcpy(e->target, ctx->target, sizeof(e->target));
 			e->target[sizeof(e->target) - 1] = 0;
 			bpf_ringbuf_submit(e, 0);

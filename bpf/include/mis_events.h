@@ -57,12 +57,14 @@ static __always_inline struct mis_event *mis_event_reserve_full(void)
 {
 	struct mis_event *e = mis_event_reserve(sizeof(struct mis_event));
 
-	if (e)
+	if (e) {
 		e->target[0] = 0;
+		e->value = MIS_DECIDED_HOOK; /* the deny point, for the caller to set */
+	}
 	return e;
 }
 
-/* Fills every header field (a reserved record is not zeroed). */
+/* Fills every header field but value (a reserved record is not zeroed: the caller sets it). */
 static __always_inline void mis_event_fill(struct mis_event *e, __u32 type, __u64 now,
 					   const struct mis_cgroup_state *s, const struct mis_actor *a,
 					   __u64 violations, __u32 prev_defcon, __u32 defcon)
@@ -70,7 +72,6 @@ static __always_inline void mis_event_fill(struct mis_event *e, __u32 type, __u6
 	e->timestamp_ns = now;
 	e->cgroup_id = s->cgroup_id;
 	e->violations = violations;
-	e->value = 0;
 	e->type = type;
 	e->pid = a->pid;
 	e->tid = a->tid;

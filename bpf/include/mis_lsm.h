@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * The in-kernel file backend: BPF LSM hooks that decide the opens and execs of cgroups managed
- * with MIS_CG_LSM_FILES, with the same policy and the same order of decision as the seccomp
+ * The in-kernel file backend: BPF LSM hooks that decide the opens, execs, file changes and
+ * signals of cgroups managed with MIS_CG_LSM_FILES, with the same policy and the same order of decision as the seccomp
  * supervisor's WorkloadPolicy.Explain (src/Mis.Enforcer/Policy/WorkloadPolicy.cs):
  *   1. inode rules (the seed's AddRule: dev, inode, syscall);
  *   2. with the exec allow-list, an exec of a file written during the run or without a name;
@@ -11,11 +11,19 @@
  *   4. an ELF program's interpreter (ld.so) is allowed when no rule named it;
  *   5. DEFCON 2 and 1 deny everything not explicitly allowed, DEFCON 3 every exec, the exec
  *      allow-list every exec; otherwise the policy's default.
- * The path is the kernel's own (d_path of the opened file, within the task's root): nothing is
- * read from user memory. Opens that create (O_CREAT, O_TMPFILE), O_PATH opens and every change
- * to the file tree stay with the seccomp supervisor (the launcher's filter still sends them):
- * file_open runs after a create, too late to refuse it without leaving the file behind.
- * Every denial goes through mis_violation (mis_defcon.h), the state machine every deny point uses.
+ * The path is the kernel's own (d_path of the opened file, within the task's root; for the
+ * path_* hooks, the dentry's names walked up to that root, mis_dentry_path): nothing is read from
+ * user memory. Changes to the file tree are decided as writes, as the supervisor decides them
+ * (SeccompSupervisor.Changes.cs): a new name (mkdir, mknod and every create of an open, symlink,
+ * the name a link makes) on its path before it exists; unlink, rmdir, truncate(2), chmod and
+ * chown on the object; a link on its source first, as an operation that gives it a new name.
+ * What has no path hook, or a decision no hook can make, stays with the seccomp supervisor (the
+ * launcher's filter still sends it): rename (a renamed directory moves every file below it),
+ * utimes, xattrs, file attributes, Unix binds, O_TMPFILE and O_PATH opens, and openat2.
+ * Signals to one process (task_kill) are decided on the task the kernel found: only the
+ * workload's own cgroup may be signalled, as the supervisor allows.
+ * Every denial goes through mis_violation (mis_defcon.h), the state machine every deny point
+ * uses; its event says MIS_DECIDED_LSM.
  */
 #ifndef MIS_LSM_H
 #define MIS_LSM_H
@@ -26,7 +34,11 @@
 #define MIS_EPERM 1
 #define MIS_FMODE_WRITE 0x2
 #define MIS_FMODE_EXEC 0x20   /* FMODE_EXEC in f_mode, __FMODE_EXEC in f_flags */
+#define MIS_O_CREAT 0100
 #define MIS_O_TRUNC 01000
+#define MIS_FMODE_CREATED 0x100000 /* this open made the file: path_mknod decided it */
+#define MIS_SYS_TRUNCATE 76
+#define MIS_PROC_SUPER_MAGIC 0x9fa0
 
 /* Where a task is in an exec, for telling the program's interpreter from the program. */
 enum mis_exec_phase {
@@ -53,6 +65,110 @@ struct {
 	__type(key, __u32);
 	__type(value, struct mis_exact_key);
 } mis_exact_scratch SEC(".maps");
+
+/* A path under construction by mis_dentry_path: written backwards from the end of the first
+ * half; the second half only keeps the verifier's bounds (a name is copied at an offset below
+ * MIS_PATH_MAX, of a length below it). */
+struct mis_path_build {
+	char buf[2 * MIS_PATH_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct mis_path_build);
+} mis_build_scratch SEC(".maps");
+
+/* The struct mount a vfsmount is embedded in. */
+static __always_inline struct mount *mis_mount_of(struct vfsmount *mnt)
+{
+	return (struct mount *)((void *)mnt - bpf_core_field_offset(struct mount, mnt));
+}
+
+/* One step of the walk from a dentry up to the task's root (bpf_loop's context). */
+struct mis_path_walk {
+	__u64 dentry;      /* struct dentry *: the component to prepend next */
+	__u64 mnt;         /* struct mount * it is on */
+	__u64 root_dentry; /* the task's root */
+	__u64 root_mnt;    /* struct mount * */
+	__u32 off;         /* the path so far starts at buf[off] */
+	__u32 done;
+};
+
+static long mis_walk_step(__u64 i, void *data)
+{
+	struct mis_path_walk *w = data;
+	struct dentry *d = (struct dentry *)w->dentry, *parent;
+	struct mount *m = (struct mount *)w->mnt, *up;
+	struct mis_path_build *out;
+	struct qstr name;
+	__u32 zero = 0, len, off = w->off;
+
+	if (w->dentry == w->root_dentry && w->mnt == w->root_mnt) {
+		w->done = 1;
+		return 1;
+	}
+	parent = BPF_CORE_READ(d, d_parent);
+	if (d == BPF_CORE_READ(m, mnt.mnt_root) || d == parent) {
+		/* The top of a mount: go on from where it is mounted, or stop at the namespace's root. */
+		up = BPF_CORE_READ(m, mnt_parent);
+		if (up == m || !up) {
+			w->done = 1;
+			return 1;
+		}
+		w->dentry = (__u64)BPF_CORE_READ(m, mnt_mountpoint);
+		w->mnt = (__u64)up;
+		return 0;
+	}
+	name = BPF_CORE_READ(d, d_name);
+	len = name.len;
+	out = bpf_map_lookup_elem(&mis_build_scratch, &zero);
+	if (!out || len + 1 > off)
+		return 1; /* longer than MIS_PATH_MAX: not done */
+	off -= len;
+	bpf_probe_read_kernel(&out->buf[off & (MIS_PATH_MAX - 1)], len & (MIS_PATH_MAX - 1), name.name);
+	off -= 1;
+	out->buf[off & (MIS_PATH_MAX - 1)] = '/';
+	w->off = off;
+	w->dentry = (__u64)parent;
+	return 0;
+}
+
+/*
+ * The path of `dentry` on `mnt` as d_path writes it (within the task's root), into `b`; what
+ * bpf_d_path does for the hooks that may call it (file_open), for the path_* hooks, which get a
+ * dentry and may not. A negative dentry (a name about to be made) has its name and parent too.
+ * Returns 0, or -1 when the path is longer than MIS_PATH_MAX.
+ */
+static __always_inline int mis_dentry_path(struct mis_path_buf *b, struct vfsmount *mnt, struct dentry *dentry)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct mis_path_walk w = {
+		.dentry = (__u64)dentry,
+		.mnt = (__u64)mis_mount_of(mnt),
+		.root_dentry = (__u64)BPF_CORE_READ(task, fs, root.dentry),
+		.root_mnt = (__u64)mis_mount_of(BPF_CORE_READ(task, fs, root.mnt)),
+		.off = MIS_PATH_MAX - 1,
+	};
+	struct mis_path_build *out;
+	__u32 zero = 0;
+
+	out = bpf_map_lookup_elem(&mis_build_scratch, &zero);
+	if (!out)
+		return -1;
+	out->buf[MIS_PATH_MAX - 1] = 0;
+	bpf_loop(MIS_PATH_MAX, mis_walk_step, &w, 0);
+	if (!w.done)
+		return -1;
+	if (w.off == MIS_PATH_MAX - 1) { /* the root itself */
+		b->path[0] = '/';
+		b->path[1] = 0;
+		return 0;
+	}
+	bpf_probe_read_kernel_str(b->path, MIS_PATH_MAX, &out->buf[w.off & (MIS_PATH_MAX - 1)]);
+	return 0;
+}
 
 /* Called by sys_enter at execve/execveat: a new exec starts with its program, never with an
  * interpreter, whatever an earlier exec that failed half-way left behind. */
@@ -116,36 +232,59 @@ static __always_inline __u32 mis_lowest_bit(__u64 x)
 	return n;
 }
 
-/* The policy's verdict on (op, path, file); 1-based op: MIS_OP_FILE_READ, _WRITE, _EXEC. */
+/* The syscall the current task is in (its orig_ax), 0 when not known. */
+static __always_inline __u32 mis_current_syscall(void)
+{
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+
+	return regs ? (__u32)BPF_CORE_READ(regs, orig_ax) : 0;
+}
+
+/* The name of the signal syscall the current task is in, as the supervisor names it, into `out`. */
+static __always_inline void mis_signal_syscall_name(char *out)
+{
+	switch (mis_current_syscall()) {
+	case 62: __builtin_memcpy(out, "kill", 5); break;
+	case 200: __builtin_memcpy(out, "tkill", 6); break;
+	case 234: __builtin_memcpy(out, "tgkill", 7); break;
+	case 129: __builtin_memcpy(out, "rt_sigqueueinfo", 16); break;
+	case 297: __builtin_memcpy(out, "rt_tgsigqueueinfo", 18); break;
+	default: __builtin_memcpy(out, "signal", 7); break;
+	}
+}
+
+/* The policy's verdict on (op, path, file); 1-based op: MIS_OP_FILE_READ, _WRITE, _EXEC. `inode`
+ * is NULL for a name with nothing there yet; `new_name`: the operation gives the file another
+ * name (the source of a link), so a rule that matches it by path must follow it by identity. */
 static __always_inline __u32 mis_lsm_decide(const struct mis_cgroup_state *s, const struct mis_file_policy *fp, __u32 op,
-					    bool interpreter, struct mis_path_buf *b, struct inode *inode, __u64 dev, __u32 level)
+					    bool interpreter, bool new_name, struct mis_path_buf *b, struct inode *inode, __u32 level)
 {
 	__u32 policy_id = s->policy_id;
-	struct mis_object_key okey = { .dev = dev, .ino = inode->i_ino, .policy_id = policy_id };
-	struct mis_inode_key ikey = { .dev = dev, .ino = inode->i_ino, .policy_id = policy_id };
-	struct mis_rule_set by_path = {}, *named;
+	struct mis_object_key okey = { .policy_id = policy_id };
+	struct mis_inode_key ikey = { .policy_id = policy_id };
+	struct mis_rule_set by_path = {}, *named = NULL;
 	const struct mis_rule_set *applies;
 	struct mis_exact_key *ekey;
 	struct mis_rule_set *exact;
-	struct task_struct *task;
-	struct pt_regs *regs;
-	__u32 *inode_action, zero = 0;
+	__u32 *inode_action = NULL, zero = 0;
 	bool matched, concrete = false;
 
 	/* 1. inode rules, by the syscall that asked. */
-	task = bpf_get_current_task_btf();
-	regs = (struct pt_regs *)bpf_task_pt_regs(task);
-	ikey.syscall = regs ? (__u32)BPF_CORE_READ(regs, orig_ax) : 0;
-	inode_action = bpf_map_lookup_elem(&mis_inode_rules, &ikey);
-	if (!inode_action) {
-		ikey.syscall = 0;
+	if (inode) {
+		okey.dev = ikey.dev = inode->i_sb->s_dev;
+		okey.ino = ikey.ino = inode->i_ino;
+		ikey.syscall = mis_current_syscall();
 		inode_action = bpf_map_lookup_elem(&mis_inode_rules, &ikey);
+		if (!inode_action) {
+			ikey.syscall = 0;
+			inode_action = bpf_map_lookup_elem(&mis_inode_rules, &ikey);
+		}
+		if (inode_action)
+			return *inode_action;
 	}
-	if (inode_action)
-		return *inode_action;
 
 	/* 2. the exec allow-list refuses what was written during the run, or has no name. */
-	if (op == MIS_OP_EXEC && fp->exec_allow_list &&
+	if (op == MIS_OP_EXEC && fp->exec_allow_list && inode &&
 	    (!inode->i_nlink || mis_ctime_ns(inode) >= s->started_realtime_ns ||
 	     (b->path[0] == '/' && b->path[1] == 'm' && b->path[2] == 'e' && b->path[3] == 'm' &&
 	      b->path[4] == 'f' && b->path[5] == 'd' && b->path[6] == ':')))
@@ -167,22 +306,27 @@ static __always_inline __u32 mis_lsm_decide(const struct mis_cgroup_state *s, co
 	}
 	mis_glob_match_all(policy_id, b, by_path.bits);
 	matched = by_path.bits[0] | by_path.bits[1] | by_path.bits[2] | by_path.bits[3];
-	/* A file a rule matches by path that has other names (or that an exact rule names: it may
-	 * have been replaced) is followed by identity, so no other name of it escapes the rule. */
-	if (matched && (inode->i_nlink > 1 || concrete)) {
-		struct mis_rule_set merged = by_path, *old = bpf_map_lookup_elem(&mis_file_objects, &okey);
+	if (inode) {
+		/* A file a rule matches by path that has other names, is given one now, or that an
+		 * exact rule names (it may have been replaced) is followed by identity, so no other
+		 * name of it escapes the rule. */
+		if (matched && (inode->i_nlink > 1 || concrete || new_name)) {
+			struct mis_rule_set merged = by_path, *old = bpf_map_lookup_elem(&mis_file_objects, &okey);
 
-		if (old) {
-			merged.bits[0] |= old->bits[0];
-			merged.bits[1] |= old->bits[1];
-			merged.bits[2] |= old->bits[2];
-			merged.bits[3] |= old->bits[3];
+			if (old) {
+				merged.bits[0] |= old->bits[0];
+				merged.bits[1] |= old->bits[1];
+				merged.bits[2] |= old->bits[2];
+				merged.bits[3] |= old->bits[3];
+			}
+			/* Full: a new name would be unprotected, so the operation that makes it is refused. */
+			if ((!old || merged.bits[0] != old->bits[0] || merged.bits[1] != old->bits[1] ||
+			     merged.bits[2] != old->bits[2] || merged.bits[3] != old->bits[3]) &&
+			    bpf_map_update_elem(&mis_file_objects, &okey, &merged, BPF_ANY) && new_name)
+				return MIS_DECISION_DENY;
 		}
-		if (!old || merged.bits[0] != old->bits[0] || merged.bits[1] != old->bits[1] ||
-		    merged.bits[2] != old->bits[2] || merged.bits[3] != old->bits[3])
-			bpf_map_update_elem(&mis_file_objects, &okey, &merged, BPF_ANY);
+		named = bpf_map_lookup_elem(&mis_file_objects, &okey);
 	}
-	named = bpf_map_lookup_elem(&mis_file_objects, &okey);
 	applies = op == MIS_OP_EXEC ? &fp->applies_exec : op == MIS_OP_FILE_WRITE ? &fp->applies_write : &fp->applies_read;
 	for (int w = 0; w < 4; w++) {
 		__u64 candidates = (by_path.bits[w] | (named ? named->bits[w] : 0)) & applies->bits[w];
@@ -202,6 +346,85 @@ static __always_inline __u32 mis_lsm_decide(const struct mis_cgroup_state *s, co
 	return fp->default_action;
 }
 
+/*
+ * Another cgroup's process, reached through /proc: a write to any of its entries, or its memory
+ * (mem) at all, is refused, as the supervisor's ProcRefusal refuses it. The kernel's own check
+ * (ptrace access) lets a process reach another with the same credentials: a second workload of
+ * the same user, whatever its cgroup. The task is the one the proc inode was made for, not a
+ * pid read from the path.
+ */
+static __always_inline bool mis_proc_refused(struct inode *inode, struct dentry *dentry, __u32 op)
+{
+	struct hlist_node *first;
+	struct task_struct *t;
+	struct proc_inode *pi;
+	struct pid *pid;
+	struct qstr name;
+	char entry[4] = {};
+
+	if (!inode || BPF_CORE_READ(inode, i_sb, s_magic) != MIS_PROC_SUPER_MAGIC)
+		return false;
+	if (op != MIS_OP_FILE_WRITE) {
+		name = BPF_CORE_READ(dentry, d_name);
+		if (name.len != 3)
+			return false;
+		bpf_probe_read_kernel(entry, 3, name.name);
+		if (entry[0] != 'm' || entry[1] != 'e' || entry[2] != 'm')
+			return false;
+	}
+	pi = (struct proc_inode *)((void *)inode - bpf_core_field_offset(struct proc_inode, vfs_inode));
+	pid = BPF_CORE_READ(pi, pid);
+	if (!pid)
+		return false; /* not a process's entry */
+	first = BPF_CORE_READ(pid, tasks[PIDTYPE_PID].first);
+	if (!first)
+		return false; /* the process is gone: the kernel refuses the open itself */
+	t = (struct task_struct *)((void *)first - bpf_core_field_offset(struct task_struct, pid_links));
+	return BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id) != bpf_get_current_cgroup_id();
+}
+
+/* The hook's answer once the path is in `b`: decided, then allowed, traced, or refused and counted. */
+static __always_inline int mis_lsm_judge(struct mis_cgroup_state *s, const struct mis_file_policy *fp, __u32 op,
+					 bool interpreter, bool new_name, struct mis_path_buf *b, struct dentry *dentry,
+					 struct inode *inode)
+{
+	struct mis_actor actor;
+	struct mis_event *e;
+	__u32 level, verdict;
+	__u64 now;
+
+	now = bpf_ktime_get_ns();
+	mis_actor_current(&actor);
+	/* The common case, as in sys_enter: no violation counted means DEFCON 5, nothing to decay. */
+	if (READ_ONCE(s->violations)) {
+		mis_decay(s, now, &actor);
+		level = mis_level(s);
+	} else {
+		level = MIS_DEFCON_NORMAL;
+	}
+
+	verdict = mis_proc_refused(inode, dentry, op) ? MIS_DECISION_DENY
+		: mis_lsm_decide(s, fp, op, interpreter, new_name, b, inode, level);
+	if (verdict == MIS_DECISION_ALLOW)
+		return 0;
+	if (verdict == MIS_DECISION_TRACE) {
+		e = mis_trace_event(s, now, &actor, op);
+		if (e) {
+			e->value = MIS_DECIDED_LSM;
+			bpf_probe_read_kernel_str(e->target, sizeof(e->target), b->path);
+			bpf_ringbuf_submit(e, 0);
+		}
+		return 0;
+	}
+	e = mis_event_reserve_full();
+	if (e) {
+		e->value = MIS_DECIDED_LSM;
+		bpf_probe_read_kernel_str(e->target, sizeof(e->target), b->path);
+	}
+	mis_violation(s, now, &actor, op, e);
+	return -MIS_EPERM;
+}
+
 /* The hook's answer for one open or exec of `file` by a task of a managed cgroup. */
 static __always_inline int mis_lsm_file(struct file *file)
 {
@@ -209,16 +432,14 @@ static __always_inline int mis_lsm_file(struct file *file)
 	const struct mis_file_policy *fp;
 	struct mis_cgroup_state *s;
 	struct mis_path_buf *b;
-	struct mis_actor actor;
-	struct mis_event *e;
-	struct inode *inode;
-	__u64 now, dev;
-	__u32 op, level, verdict, zero = 0;
+	__u32 op, zero = 0;
 	bool interpreter = false;
-	long len;
 
 	s = mis_lsm_cgroup();
 	if (!s)
+		return 0;
+	/* This open made the file: path_mknod decided it as a new name already. */
+	if (file->f_mode & MIS_FMODE_CREATED)
 		return 0;
 	fp = bpf_map_lookup_elem(&mis_file_policies, &s->policy_id);
 	b = bpf_map_lookup_elem(&mis_path_scratch, &zero);
@@ -231,43 +452,38 @@ static __always_inline int mis_lsm_file(struct file *file)
 		interpreter = phase && phase->phase == MIS_EXEC_ELF;
 		if (phase)
 			phase->phase = MIS_EXEC_NONE;
-	} else if ((file->f_mode & MIS_FMODE_WRITE) || (file->f_flags & MIS_O_TRUNC)) {
+	} else if ((file->f_mode & MIS_FMODE_WRITE) || (file->f_flags & (MIS_O_TRUNC | MIS_O_CREAT))) {
+		/* O_CREAT of a file that is there is a write, as for the supervisor. */
 		op = MIS_OP_FILE_WRITE;
 	} else {
 		op = MIS_OP_FILE_READ;
 	}
 
-	len = bpf_d_path((struct path *)&file->f_path, b->path, MIS_PATH_MAX);
-	if (len < 0)
+	if (bpf_d_path((struct path *)&file->f_path, b->path, MIS_PATH_MAX) < 0)
 		return -MIS_EPERM; /* longer than MIS_PATH_MAX: no rule could be checked */
-	inode = file->f_inode;
-	dev = inode->i_sb->s_dev;
-	now = bpf_ktime_get_ns();
-	mis_actor_current(&actor);
-	/* The common case, as in sys_enter: no violation counted means DEFCON 5, nothing to decay. */
-	if (READ_ONCE(s->violations)) {
-		mis_decay(s, now, &actor);
-		level = mis_level(s);
-	} else {
-		level = MIS_DEFCON_NORMAL;
-	}
+	return mis_lsm_judge(s, fp, op, interpreter, false, b, file->f_path.dentry, file->f_inode);
+}
 
-	verdict = mis_lsm_decide(s, fp, op, interpreter, b, inode, dev, level);
-	if (verdict == MIS_DECISION_ALLOW)
+/* The hook's answer for one change of the file tree at `dentry` on `mnt`, decided as a write:
+ * on the file there (NULL inode: a name about to be made), with `new_name` when the operation
+ * gives that file another name. */
+static __always_inline int mis_lsm_change(struct vfsmount *mnt, struct dentry *dentry, bool new_name)
+{
+	const struct mis_file_policy *fp;
+	struct mis_cgroup_state *s;
+	struct mis_path_buf *b;
+	__u32 zero = 0;
+
+	s = mis_lsm_cgroup();
+	if (!s)
 		return 0;
-	if (verdict == MIS_DECISION_TRACE) {
-		e = mis_trace_event(s, now, &actor, op);
-		if (e) {
-			bpf_probe_read_kernel_str(e->target, sizeof(e->target), b->path);
-			bpf_ringbuf_submit(e, 0);
-		}
-		return 0;
-	}
-	e = mis_event_reserve_full();
-	if (e)
-		bpf_probe_read_kernel_str(e->target, sizeof(e->target), b->path);
-	mis_violation(s, now, &actor, op, e);
-	return -MIS_EPERM;
+	fp = bpf_map_lookup_elem(&mis_file_policies, &s->policy_id);
+	b = bpf_map_lookup_elem(&mis_path_scratch, &zero);
+	if (!fp || !b)
+		return -MIS_EPERM;
+	if (mis_dentry_path(b, mnt, dentry))
+		return -MIS_EPERM; /* longer than MIS_PATH_MAX: no rule could be checked */
+	return mis_lsm_judge(s, fp, MIS_OP_FILE_WRITE, false, new_name, b, dentry, dentry->d_inode);
 }
 
 #endif /* MIS_LSM_H */

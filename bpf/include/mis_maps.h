@@ -172,6 +172,7 @@ enum mis_decision *mis_btf_decision __attribute__((unused));
 enum mis_cgroup_flags *mis_btf_cgroup_flags __attribute__((unused));
 enum mis_event_type *mis_btf_event_type __attribute__((unused));
 enum mis_command *mis_btf_command __attribute__((unused));
+enum mis_decided_by *mis_btf_decided_by __attribute__((unused));
 enum mis_result *mis_btf_result __attribute__((unused));
 enum mis_stat *mis_btf_stat __attribute__((unused));
 

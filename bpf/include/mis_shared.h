@@ -112,7 +112,8 @@ struct mis_event {
 	__u64 timestamp_ns; /* bpf_ktime_get_ns (CLOCK_MONOTONIC) */
 	__u64 cgroup_id;
 	__u64 violations;   /* the cgroup's counted violations after this event */
-	__u64 value;        /* syscall number (SYSCALL), slowdown_ns_total (SLOWDOWN_TOTAL), 0 otherwise */
+	__u64 value;        /* syscall number (SYSCALL), slowdown_ns_total (SLOWDOWN_TOTAL), the deny
+	                     * point (VIOLATION, TRACE: MIS_DECIDED_*), 0 otherwise */
 	__u32 type;         /* MIS_EV_* */
 	__u32 pid;          /* tgid of the task, 0 when not known */
 	__u32 tid;
@@ -123,6 +124,13 @@ struct mis_event {
 	__u32 flags;        /* the cgroup's MIS_CG_* at the time */
 	char comm[16];
 	char target[256];   /* path, or "addr:port" ("[v6]:port") for network operations */
+};
+
+/* mis_event.value of VIOLATION and TRACE records: which deny point decided. */
+enum mis_decided_by {
+	MIS_DECIDED_HOOK = 0,       /* a hook of its own: sys_enter, the cgroup socket hooks, the exec backstop */
+	MIS_DECIDED_LSM = 1,        /* the BPF LSM file hooks (mis_lsm.h) */
+	MIS_DECIDED_SUPERVISOR = 2, /* user space, through mis_report: the seccomp supervisor */
 };
 
 #define MIS_EVENT_HEADER_SIZE 80 /* offsetof(struct mis_event, target) */

@@ -7,10 +7,12 @@
  *   - opens, execs, every syscall that creates, removes, renames, links or changes a file or its
  *     metadata, the escape class and cross-process operations go to the enforcer's supervisor
  *     (SECCOMP_RET_USER_NOTIF), which decides them on what the kernel would act on;
- *   - where the kernel's BPF LSM hooks decide files (opens_in_kernel), execs and the open(2) and
- *     openat(2) calls that neither create (O_CREAT, O_TMPFILE) nor ask for O_PATH are left to
- *     them: the hook runs after an open has created its file, and is not called for O_PATH, so
- *     those still go to the supervisor, as do openat2 (its flags are in user memory) and creat;
+ *   - where the kernel's BPF LSM hooks decide files (files_in_kernel), execs, open(2), openat(2)
+ *     and creat(2) but for O_TMPFILE and O_PATH opens (the hooks never see a name for the one, and
+ *     are not called for the other), and the changes the kernel's path hooks see (below) are
+ *     left to them, as are signals to one process (pid > 0, decided on the task the kernel
+ *     found); openat2 (its flags are in user memory) and the other changes still go to the
+ *     supervisor (bpf/include/mis_lsm.h says why each);
  *   - clone3 fails with ENOSYS: its arguments live in user memory that a filter cannot read,
  *     so CLONE_INTO_CGROUP and namespace flags could not be checked (glibc falls back to clone);
  *   - clone with any CLONE_NEW* flag fails with EPERM (flags are a register, so checkable here);
@@ -64,11 +66,25 @@
                        CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET)
 
 /* Opens and execs the BPF LSM hooks decide where they can (see the top of this file). */
-static const int opens[] = {SYS_open, SYS_openat, SYS_execve, SYS_execveat};
+static const int opens[] = {SYS_open, SYS_openat, SYS_creat, SYS_execve, SYS_execveat};
+
+/* Signals to one process or thread (pid, argument 0, > 0): decided on the task the kernel found
+ * where the BPF LSM hooks are loaded (lsm/task_kill), by the supervisor otherwise. A process
+ * group or broadcast (pid <= 0) always goes to the supervisor, which refuses it. */
+static const int signals[] = {SYS_kill, SYS_tkill, SYS_tgkill, SYS_rt_sigqueueinfo, SYS_rt_tgsigqueueinfo};
+
+/* Changes to the file tree and to files' metadata that a rule protects against, as opens are:
+ * decided as writes on every name and object they touch. The BPF LSM path hooks decide these
+ * where they are loaded; the supervisor decides them otherwise. */
+static const int path_hook_changes[] = {
+    SYS_truncate, SYS_mkdir, SYS_mkdirat, SYS_rmdir, SYS_link, SYS_linkat, SYS_unlink, SYS_unlinkat,
+    SYS_symlink, SYS_symlinkat, SYS_mknod, SYS_mknodat, SYS_chmod, SYS_fchmod, SYS_fchmodat,
+    SYS_fchmodat2, SYS_chown, SYS_fchown, SYS_lchown, SYS_fchownat,
+};
 
 /* Decided by the supervisor: files, exec, the escape class and signals. */
 static const int notified[] = {
-    SYS_openat2, SYS_creat,
+    SYS_openat2,
     SYS_ptrace, SYS_mount, SYS_umount2, SYS_pivot_root, SYS_chroot, SYS_bpf,
     SYS_perf_event_open, SYS_io_uring_setup, SYS_io_uring_enter, SYS_io_uring_register,
     SYS_kexec_load, SYS_kexec_file_load, SYS_init_module, SYS_finit_module,
@@ -79,20 +95,16 @@ static const int notified[] = {
     /* the new mount API reaches the same places as mount(2) */
     SYS_fsopen, SYS_fsconfig, SYS_fsmount, SYS_fspick, SYS_move_mount, SYS_open_tree,
     SYS_mount_setattr,
-    SYS_kill, SYS_tkill, SYS_tgkill, SYS_rt_sigqueueinfo, SYS_rt_tgsigqueueinfo,
     SYS_pidfd_open, SYS_pidfd_send_signal, SYS_pidfd_getfd,
     /* Keyrings: uid 0's user keyring (@u) is the host root's, and a capless uid-0 process still
      * reaches it (by @u, or by linking it into its own session keyring by serial), as a nobody
      * workload reaches the @u every nobody process shares. The workload has a session keyring of
      * its own (mis-launch) and never touches one itself. */
     SYS_add_key, SYS_request_key, SYS_keyctl,
-    /* Changes to the file tree and to files' metadata (a rule protects against all of them,
-     * not only against opens): decided as writes on every name and object they touch. */
-    SYS_truncate, SYS_rename, SYS_renameat, SYS_renameat2, SYS_mkdir, SYS_mkdirat, SYS_rmdir,
-    SYS_link, SYS_linkat, SYS_unlink, SYS_unlinkat, SYS_symlink, SYS_symlinkat, SYS_mknod,
-    SYS_mknodat, SYS_chmod, SYS_fchmod, SYS_fchmodat, SYS_fchmodat2, SYS_chown, SYS_fchown,
-    SYS_lchown, SYS_fchownat, SYS_utime, SYS_utimes, SYS_futimesat, SYS_utimensat, SYS_setxattr,
-    SYS_lsetxattr, SYS_fsetxattr, SYS_removexattr, SYS_lremovexattr, SYS_fremovexattr,
+    /* The other changes (see path_hook_changes): no path hook sees them, or a hook could not
+     * decide them (a renamed directory moves every file below it). */
+    SYS_rename, SYS_renameat, SYS_renameat2, SYS_utime, SYS_utimes, SYS_futimesat, SYS_utimensat,
+    SYS_setxattr, SYS_lsetxattr, SYS_fsetxattr, SYS_removexattr, SYS_lremovexattr, SYS_fremovexattr,
     SYS_setxattrat, SYS_removexattrat, SYS_file_setattr,
     /* bind() of a Unix socket creates a file (the family is in user memory: all binds go). */
     SYS_bind,
@@ -131,7 +143,7 @@ static void emit(struct builder *b, struct sock_filter insn)
 /* "if A == k fall through, else skip `skip` instructions" */
 #define UNLESS_EQ(k, skip) JUMP(BPF_JMP | BPF_JEQ | BPF_K, k, 0, skip)
 
-size_t mis_build_filter(struct sock_filter *out, size_t cap, int opens_in_kernel)
+size_t mis_build_filter(struct sock_filter *out, size_t cap, int files_in_kernel)
 {
     struct builder b = {out, cap, 0};
 
@@ -143,28 +155,46 @@ size_t mis_build_filter(struct sock_filter *out, size_t cap, int opens_in_kernel
     emit(&b, JUMP(BPF_JMP | BPF_JGE | BPF_K, __X32_SYSCALL_BIT, 0, 1));
     emit(&b, RET(SECCOMP_RET_ERRNO | ENOSYS));
 
-    if (!opens_in_kernel) {
+    if (!files_in_kernel) {
         for (size_t i = 0; i < sizeof opens / sizeof opens[0]; i++) {
             emit(&b, UNLESS_EQ((unsigned)opens[i], 1));
             emit(&b, RET(SECCOMP_RET_USER_NOTIF));
         }
+        for (size_t i = 0; i < sizeof path_hook_changes / sizeof path_hook_changes[0]; i++) {
+            emit(&b, UNLESS_EQ((unsigned)path_hook_changes[i], 1));
+            emit(&b, RET(SECCOMP_RET_USER_NOTIF));
+        }
     } else {
         /* open(path, flags): flags are argument 1; openat(dirfd, path, flags): argument 2.
-         * execve and execveat fall through to the final ALLOW. */
+         * creat, execve, execveat and path_hook_changes fall through to the final ALLOW. */
         emit(&b, UNLESS_EQ(SYS_open, 4));
         emit(&b, LOAD(ARG_LO(1)));
-        emit(&b, JUMP(BPF_JMP | BPF_JSET | BPF_K, O_CREAT | __O_TMPFILE | O_PATH, 0, 1));
+        emit(&b, JUMP(BPF_JMP | BPF_JSET | BPF_K, __O_TMPFILE | O_PATH, 0, 1));
         emit(&b, RET(SECCOMP_RET_USER_NOTIF));
         emit(&b, RET(SECCOMP_RET_ALLOW));
         emit(&b, UNLESS_EQ(SYS_openat, 4));
         emit(&b, LOAD(ARG_LO(2)));
-        emit(&b, JUMP(BPF_JMP | BPF_JSET | BPF_K, O_CREAT | __O_TMPFILE | O_PATH, 0, 1));
+        emit(&b, JUMP(BPF_JMP | BPF_JSET | BPF_K, __O_TMPFILE | O_PATH, 0, 1));
         emit(&b, RET(SECCOMP_RET_USER_NOTIF));
         emit(&b, RET(SECCOMP_RET_ALLOW));
     }
 
     for (size_t i = 0; i < sizeof notified / sizeof notified[0]; i++) {
         emit(&b, UNLESS_EQ((unsigned)notified[i], 1));
+        emit(&b, RET(SECCOMP_RET_USER_NOTIF));
+    }
+
+    for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++) {
+        if (!files_in_kernel) {
+            emit(&b, UNLESS_EQ((unsigned)signals[i], 1));
+            emit(&b, RET(SECCOMP_RET_USER_NOTIF));
+            continue;
+        }
+        emit(&b, UNLESS_EQ((unsigned)signals[i], 5));
+        emit(&b, LOAD(ARG_LO(0)));
+        emit(&b, JUMP(BPF_JMP | BPF_JSET | BPF_K, 0x80000000u, 2, 0)); /* negative */
+        emit(&b, JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 0));
+        emit(&b, RET(SECCOMP_RET_ALLOW));
         emit(&b, RET(SECCOMP_RET_USER_NOTIF));
     }
 

@@ -20,9 +20,9 @@ extern int mis_sock;
 #define MIS_FILTER_MAX 512
 
 /* Builds the seccomp program into `out` (capacity `cap` instructions); returns the length. With
- * `opens_in_kernel`, opens that neither create nor ask for O_PATH, and execs, are left to the
- * kernel's BPF LSM hooks instead of the supervisor. */
-size_t mis_build_filter(struct sock_filter *out, size_t cap, int opens_in_kernel);
+ * `files_in_kernel`, opens but for O_TMPFILE and O_PATH, execs, and the changes the kernel's path
+ * hooks see are left to its BPF LSM hooks instead of the supervisor (filter.c lists them). */
+size_t mis_build_filter(struct sock_filter *out, size_t cap, int files_in_kernel);
 
 /* --guard mode: waits for EOF on stdin, then kills and removes every child cgroup of `dir`. */
 int mis_guard(const char *dir);

@@ -69,7 +69,7 @@ static void usage(void)
 {
     dprintf(STDERR_FILENO,
             "usage: mis-launch --cgroup DIR (--user NAME | --uid N --gid N | --as-root)\n"
-            "                  --sock-fd N [--chdir DIR] [--pids-cgroup V1_DIR] [--opens-in-kernel]\n"
+            "                  --sock-fd N [--chdir DIR] [--pids-cgroup V1_DIR] [--files-in-kernel]\n"
             "                  -- COMMAND [ARG...]\n"
             "       mis-launch --guard CGROUP_PARENT_DIR\n");
     _exit(MIS_SETUP_FAILED);
@@ -79,7 +79,7 @@ struct options {
     const char *cgroup, *pids_cgroup, *user, *chdir_to;
     long uid, gid, sock;
     int as_root;
-    int opens_in_kernel; /* the BPF LSM hooks decide plain opens and execs (see filter.c) */
+    int files_in_kernel; /* the BPF LSM hooks decide opens, execs and path changes (see filter.c) */
     char **command;
 };
 
@@ -107,8 +107,8 @@ static struct options parse(int argc, char **argv)
             o.as_root = 1;
             continue;
         }
-        if (strcmp(a, "--opens-in-kernel") == 0) {
-            o.opens_in_kernel = 1;
+        if (strcmp(a, "--files-in-kernel") == 0) {
+            o.files_in_kernel = 1;
             continue;
         }
         if (i + 1 >= argc)
@@ -269,10 +269,10 @@ static void drop_capabilities(int last)
             mis_die("capability %d survived in the bounding set", cap);
 }
 
-static int install_filter(int opens_in_kernel)
+static int install_filter(int files_in_kernel)
 {
     struct sock_filter insns[MIS_FILTER_MAX];
-    struct sock_fprog prog = {(unsigned short)mis_build_filter(insns, MIS_FILTER_MAX, opens_in_kernel), insns};
+    struct sock_fprog prog = {(unsigned short)mis_build_filter(insns, MIS_FILTER_MAX, files_in_kernel), insns};
     /* WAIT_KILLABLE_RECV: once the supervisor has received a notification, only a fatal
      * signal interrupts the waiting syscall, so a decided open is not restarted (and not
      * decided, or created, twice) because a signal arrived meanwhile. */
@@ -360,7 +360,7 @@ int main(int argc, char **argv)
         mis_die("PR_SET_PDEATHSIG: %s", strerror(errno));
     if (getppid() != enforcer) /* it died before PDEATHSIG was armed */
         mis_die("the enforcer died during setup");
-    send_listener(install_filter(o.opens_in_kernel));
+    send_listener(install_filter(o.files_in_kernel));
     wait_for_go();
     /* From here on errors go to stderr only: the enforcer no longer listens. */
     close(mis_sock);

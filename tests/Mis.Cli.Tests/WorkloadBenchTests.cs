@@ -132,6 +132,20 @@ public sealed class WorkloadBenchTests
         MisNotifications = 10,
     };
 
+    private static WorkloadBenchResult Result(IReadOnlyList<WorkloadFigures> workloads, IReadOnlyList<WorkloadMode> modes) => new()
+    {
+        Rounds = 3,
+        Workloads = workloads,
+        Modes = modes,
+        FloorThreads = 4,
+        User = "nobody",
+        LoadAverageStart = "0.00 0.00 0.00",
+        LoadAverageEnd = "0.00 0.00 0.00",
+        EnforcerRssKb = 1,
+        EnforcerPeakRssKb = 1,
+        Elapsed = TimeSpan.FromSeconds(1),
+    };
+
     [Fact]
     public void Ratios_are_of_medians_and_scaling_is_four_threads_over_one_relative_to_bare()
     {
@@ -143,25 +157,13 @@ public sealed class WorkloadBenchTests
         Assert.False(walk.TargetMet);
         Assert.Null(Figures("git", null, [1], [1], [1], [1]).TargetMet);
 
-        var result = new WorkloadBenchResult
-        {
-            Rounds = 3,
-            Workloads =
-            [
-                walk,
-                // 4 threads do 4× the work: bare on 2 cores takes 2×, MIS serialised 4×.
-                Figures(WorkloadCatalog.Reader1, null, [100], [200], [200], [300]),
-                Figures(WorkloadCatalog.Reader4, null, [200], [400], [500], [1200]),
-            ],
-            Modes = [WorkloadMode.Bare, WorkloadMode.Floor, WorkloadMode.FloorAddfd, WorkloadMode.Mis],
-            FloorThreads = 4,
-            User = "nobody",
-            LoadAverageStart = "0.00 0.00 0.00",
-            LoadAverageEnd = "0.00 0.00 0.00",
-            EnforcerRssKb = 1,
-            EnforcerPeakRssKb = 1,
-            Elapsed = TimeSpan.FromSeconds(1),
-        };
+        var result = Result(
+        [
+            walk,
+            // 4 threads do 4× the work: bare on 2 cores takes 2×, MIS serialised 4×.
+            Figures(WorkloadCatalog.Reader1, null, [100], [200], [200], [300]),
+            Figures(WorkloadCatalog.Reader4, null, [200], [400], [500], [1200]),
+        ], [WorkloadMode.Bare, WorkloadMode.Floor, WorkloadMode.FloorAddfd, WorkloadMode.Mis]);
         Assert.Equal(2.0, result.Scaling(WorkloadMode.Bare));
         Assert.Equal(4.0, result.Scaling(WorkloadMode.Mis));
         Assert.Equal(2.0, result.ScalingOverBare(WorkloadMode.Mis));
@@ -169,5 +171,20 @@ public sealed class WorkloadBenchTests
         Assert.False(WorkloadReport.ScalingMet(result));
         Assert.Contains(WorkloadReport.Rows(result), r => r.Metric.Contains("4 threads", StringComparison.Ordinal) && r.Met == false);
         Assert.Contains(WorkloadReport.Rows(result), r => r.Metric.Contains("file_walk", StringComparison.Ordinal) && r.Measured.StartsWith("×3.00", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Where_the_LSM_backend_was_measured_the_table_and_the_readme_rows_show_it_against_its_own_target()
+    {
+        var walk = Figures("file_walk", 2.0, [10], [15], [20], [30]);
+        walk = walk with { SamplesNs = new Dictionary<WorkloadMode, IReadOnlyList<double>>(walk.SamplesNs) { [WorkloadMode.MisLsm] = [10.4] } };
+        var result = Result([walk], [WorkloadMode.Bare, WorkloadMode.Floor, WorkloadMode.FloorAddfd, WorkloadMode.Mis, WorkloadMode.MisLsm]);
+        string table = WorkloadReport.Table(result, markdown: true);
+        Assert.Contains("MIS (LSM)", table, StringComparison.Ordinal);
+        Assert.Contains("×1.04", table, StringComparison.Ordinal);
+        Assert.Contains(WorkloadReport.Rows(result), r => r.Metric.Contains("BPF LSM", StringComparison.Ordinal) && r.Met == true);
+        Assert.Equal("mis_lsm", WorkloadMath.Name(WorkloadMode.MisLsm));
+        // Without it, no LSM column.
+        Assert.DoesNotContain("LSM", WorkloadReport.Table(result with { Modes = [.. result.Modes.SkipLast(1)] }, markdown: true), StringComparison.Ordinal);
     }
 }

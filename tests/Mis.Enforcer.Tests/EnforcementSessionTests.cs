@@ -69,6 +69,7 @@ public sealed class EnforcementSessionTests
             {
                 var trace = Assert.Single(seen, e => e.Type == KernelEventType.Trace);
                 Assert.Equal((ViolationOp.FileRead, file, Verdict.Trace), (trace.Op!.Value, trace.Target, trace.Decision));
+                Assert.Equal(workload.FileBackend == FileBackend.Lsm ? MisDecidedBy.Lsm : MisDecidedBy.Supervisor, (MisDecidedBy)trace.Value);
             }
         }
         finally

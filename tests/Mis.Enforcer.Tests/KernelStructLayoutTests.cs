@@ -47,6 +47,7 @@ public sealed unsafe class KernelStructLayoutTests
         { "mis_cgroup_flags", typeof(MisCgroupFlags), "MIS_CG_" },
         { "mis_event_type", typeof(KernelEventType), "MIS_EV_" },
         { "mis_command", typeof(MisCommand), "MIS_CMD_" },
+        { "mis_decided_by", typeof(MisDecidedBy), "MIS_DECIDED_" },
         { "mis_result", typeof(MisResult), "MIS_RESULT_" },
         { "mis_stat", typeof(MisStat), "MIS_STAT_" },
     };

@@ -35,7 +35,7 @@ public sealed class RunRecorderTests : IDisposable
         {
             var recorder = new RunRecorder(7, log, new WorkloadRunner.KernelClock());
             recorder.Record(new KernelEvent(KernelEventType.Violation, 1, 7, 100, 101, "cat", ViolationOp.FileRead, "/etc/shadow",
-                Verdict.Deny, 4, 5, 3, 0, false));
+                Verdict.Deny, 4, 5, 3, (ulong)MisDecidedBy.Lsm, false));
             recorder.Record(new KernelEvent(KernelEventType.Defcon, 2, 7, 100, 101, "cat", null, "", Verdict.Allow, 4, 5, 3, 0, false));
             recorder.Record(new KernelEvent(KernelEventType.Syscall, 3, 7, 100, 101, "cat", null, "", Verdict.Allow, 4, 4, 3, 257, true));
             var result = recorder.Finish(new Confinement.WorkloadExit(2, null), null, 0, TimeSpan.FromSeconds(1));
@@ -45,6 +45,8 @@ public sealed class RunRecorderTests : IDisposable
         var lines = Lines();
         Assert.Equal(["violation", "defcon_transition", "syscall", "slowdown", "exit"], lines.Select(l => l.Event));
         Assert.Equal(("file_read", "/etc/shadow", "deny", "cat"), (lines[0].Operation, lines[0].Target, lines[0].Decision, lines[0].Comm));
+        Assert.Equal("lsm", lines[0].DecidedBy);
+        Assert.Null(lines[1].DecidedBy); // a state event names no deny point
         Assert.Equal(5, lines[1].PrevDefcon);
         Assert.Equal(257, lines[2].SyscallNr);
         Assert.Equal(2, lines[4].ExitStatus);

@@ -53,14 +53,14 @@ public sealed class LsmFileBackendTests(LsmFileBackendTests.Backends backends) :
     {
         // World-readable files, so that only the policy refuses: a file the workload could not
         // open anyway is refused by the kernel's permission check before any LSM hook runs.
-        Directory.CreateDirectory($"{Dir}/secret");
+        Directory.CreateDirectory($"{Dir}/secret/empty");
         Directory.CreateDirectory($"{Dir}/allowed");
-        foreach (string file in new[] { "exact.txt", "traced.txt", "plain.txt", "secret/a.txt", "secret/b.txt", "secret/d.txt", "allowed/c.txt" })
+        foreach (string file in Protected.Concat(["traced.txt", "plain.txt", "read-only-rule.txt", "allowed/c.txt"]))
         {
             File.WriteAllText($"{Dir}/{file}", file + "\n");
             File.SetUnixFileMode($"{Dir}/{file}", (UnixFileMode)0b110_110_110);
         }
-        foreach (string dir in new[] { Dir, $"{Dir}/secret", $"{Dir}/allowed" })
+        foreach (string dir in new[] { Dir, $"{Dir}/secret", $"{Dir}/secret/empty", $"{Dir}/allowed" })
             File.SetUnixFileMode(dir, (UnixFileMode)0b111_111_111);
         Relink($"{Dir}/exact.txt", $"{Dir}/hard-exact");
         Relink($"{Dir}/secret/b.txt", $"{Dir}/hard-b");
@@ -74,6 +74,9 @@ public sealed class LsmFileBackendTests(LsmFileBackendTests.Backends backends) :
         }
     }
 
+    /// <summary>Files a rule protects from writing: whatever a case does, each must be there, unchanged, afterwards.</summary>
+    private static readonly string[] Protected = ["exact.txt", "secret/a.txt", "secret/b.txt", "secret/d.txt"];
+
     private static void Relink(string target, string link)
     {
         File.Delete(link);
@@ -84,10 +87,11 @@ public sealed class LsmFileBackendTests(LsmFileBackendTests.Backends backends) :
 
     private const int DeniedPort = 9;
 
+    private static FileRule Rule(string pattern, FileOps ops, Verdict action) =>
+        new(PathGlob.TryParse(pattern, out var glob, out var error) ? glob! : throw new ArgumentException(error), ops, action, pattern);
+
     private static WorkloadPolicy Policy()
     {
-        FileRule Rule(string pattern, FileOps ops, Verdict action) =>
-            new(PathGlob.TryParse(pattern, out var glob, out var error) ? glob! : throw new ArgumentException(error), ops, action, pattern);
         return new WorkloadPolicy("lsm-differential", Verdict.Allow,
         [
             Rule($"{Dir}/allowed/**", FileOps.All, Verdict.Allow),
@@ -95,6 +99,7 @@ public sealed class LsmFileBackendTests(LsmFileBackendTests.Backends backends) :
             Rule($"{Dir}/exact.txt", FileOps.All, Verdict.Deny),
             Rule($"{Dir}/traced.txt", FileOps.Read, Verdict.Trace),
             Rule($"{Dir}/later.txt", FileOps.Read, Verdict.Deny),
+            Rule($"{Dir}/read-only-rule.txt", FileOps.Read, Verdict.Deny),
             Rule("/usr/bin/id", FileOps.Exec, Verdict.Deny),
             Rule("/bin/cat", FileOps.Exec, Verdict.Allow),
             Rule("/usr/bin/cat", FileOps.Exec, Verdict.Allow),
@@ -123,7 +128,42 @@ public sealed class LsmFileBackendTests(LsmFileBackendTests.Backends backends) :
         { "a network rule", $"python3 -c \"import socket; socket.create_connection(('127.0.0.1', {DeniedPort}))\" 2>/dev/null; echo $?" },
         { "the ladder to DEFCON 1", "for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16; do cat /etc/shadow >/dev/null 2>&1; done; echo survived" },
         { "exec at DEFCON 3", $"for i in 1 2 3 4 5 6; do cat {Dir}/exact.txt 2>/dev/null; done; /bin/true; echo $?; cat {Dir}/plain.txt" },
+        // Changes to the file tree: decided as writes on every name and object they touch.
+        { "a file created in a denied tree", $"echo x >{Dir}/secret/new.txt; echo $?; test -e {Dir}/secret/new.txt && echo made" },
+        { "creat(2) in a denied tree", $"python3 -c \"import ctypes; print(ctypes.CDLL(None).creat(b'{Dir}/secret/creat.txt', 0o644))\"" },
+        { "a file created and written where allowed", $"echo kept >{Dir}/allowed/new.txt; cat {Dir}/allowed/new.txt; rm {Dir}/allowed/new.txt; echo $?" },
+        // What a build or git does, where the policy allows it: each must work on both (the
+        // supervisor does these itself, with syscalls the kernel here may lack).
+        { "everyday changes where allowed", $"cd {Dir}/allowed && mkdir -p t/u && echo x >t/u/f && ln -s f t/u/s && ln t/u/f t/u/h && chmod 600 t/u/f && " +
+            "chown 0:0 t/u/f && touch t/u/f && mv t/u/f t/u/g && python3 -c \"import os; os.truncate('t/u/g', 0)\" && rm -r t; echo $?" },
+        { "overwriting a protected file", $"echo overwritten >{Dir}/exact.txt; echo $?" },
+        { "unlink of a protected file", $"rm -f {Dir}/secret/a.txt; echo $?" },
+        { "rmdir in a denied tree", $"rmdir {Dir}/secret/empty; echo $?" },
+        { "mkdir in a denied tree", $"mkdir {Dir}/secret/made; echo $?" },
+        { "mknod of a fifo in a denied tree", $"mkfifo {Dir}/secret/fifo; echo $?" },
+        { "a symlink in a denied tree", $"ln -s /etc/passwd {Dir}/secret/sym; echo $?" },
+        { "a hard link to a protected file", $"ln {Dir}/secret/a.txt {Dir}/link-a; echo $?; cat {Dir}/link-a; echo $?" },
+        { "a hard link made to a file a rule protects from reading only", $"ln {Dir}/read-only-rule.txt {Dir}/ro-link; echo $?; cat {Dir}/ro-link; echo $?; rm -f {Dir}/ro-link" },
+        { "chmod of a protected file", $"chmod 600 {Dir}/exact.txt; echo $?" },
+        { "chown of a protected file", $"chown 0:0 {Dir}/secret/a.txt; echo $?" },
+        { "truncate(2) of a protected file", $"python3 -c \"import os; os.truncate('{Dir}/exact.txt', 0)\" 2>/dev/null; echo $?" },
+        { "ftruncate of a file opened where allowed", $"python3 -c \"import os; fd = os.open('{Dir}/allowed/c.txt', os.O_RDWR); os.ftruncate(fd, 14); print(os.read(fd, 100))\"" },
+        // /proc: another cgroup's process (pid 1 here) is out of reach, the workload's own is not.
+        { "another cgroup's process memory", "cat /proc/1/mem >/dev/null 2>&1; echo $?" },
+        { "a write to another cgroup's process's /proc entry", "echo 0 >/proc/1/oom_score_adj; echo $?" },
+        { "its own /proc entries", "cat /proc/self/comm; echo renamed >/proc/self/comm; echo $?; cat /proc/$$/comm" },
+        // Signals: only to the workload's own processes.
+        { "a signal to another cgroup's process", "kill -0 1; echo $?" },
+        { "a signal within the workload", "sleep 5 & kill $!; wait $!; echo $?" },
+        { "a signal to a process group (the supervisor decides it on both)", "kill -0 -1; echo $?" },
+        { "openat2 (the supervisor decides it on both)", $"python3 -c \"{Openat2} print(openat2(b'{Dir}/secret/a.txt'), openat2(b'{Dir}/plain.txt') >= 0)\"" },
+        { "rename of a protected file (the supervisor decides it on both)", $"mv {Dir}/secret/b.txt {Dir}/moved; echo $?" },
     };
+
+    /// <summary>openat2(AT_FDCWD, path, {flags=O_RDONLY}) through ctypes: the fd, or -errno.</summary>
+    private const string Openat2 =
+        "import ctypes; libc = ctypes.CDLL(None, use_errno=True); how = (ctypes.c_uint64 * 3)(0, 0, 0); " +
+        "openat2 = lambda p: (lambda fd: fd if fd >= 0 else -ctypes.get_errno())(libc.syscall(437, -100, p, how, 24));";
 
     [Fact]
     public void This_kernel_gets_the_LSM_backend_by_default() =>
@@ -135,18 +175,123 @@ public sealed class LsmFileBackendTests(LsmFileBackendTests.Backends backends) :
     {
         var seccomp = Run(FileBackend.Seccomp, script);
         var lsm = Run(FileBackend.Lsm, script);
-        Assert.Equal(FileBackend.Lsm, lsm.DecidedBy);
+        Assert.Equal(FileBackend.Lsm, lsm.Backend);
         Assert.Equal(seccomp.Exit, lsm.Exit);
         Assert.Equal(seccomp.Output, lsm.Output);
         Assert.Equal(seccomp.Violations, lsm.Violations);
         Assert.Equal(seccomp.Denials, lsm.Denials);
         Assert.Equal(seccomp.Traces, lsm.Traces);
         Assert.Equal(seccomp.Trajectory, lsm.Trajectory);
+        // Each decision is reported by the deny point that made it: network rules by the cgroup hooks on both.
+        static bool Network(ViolationOp op) => op is ViolationOp.Connect or ViolationOp.Send;
+        Assert.All(seccomp.DecidedBy, d => Assert.Equal(Network(d.Op) ? MisDecidedBy.Hook : MisDecidedBy.Supervisor, d.By));
+        bool supervisorStill = name.Contains("the supervisor decides it");
+        Assert.All(lsm.DecidedBy, d => Assert.Equal(Network(d.Op) ? MisDecidedBy.Hook : supervisorStill ? MisDecidedBy.Supervisor : MisDecidedBy.Lsm, d.By));
+        foreach (string file in Protected)
+            Assert.True(File.Exists($"{Dir}/{file}") && File.ReadAllText($"{Dir}/{file}") == file + "\n", $"{name}: {file} was changed");
         // The kernel decided the opens itself: the supervisor was asked about far fewer syscalls.
         Assert.True(lsm.Notifications < seccomp.Notifications, $"{name}: {lsm.Notifications} notifications under LSM, {seccomp.Notifications} under seccomp");
     }
 
-    private sealed record Outcome(FileBackend DecidedBy, string Exit, string Output, ulong Violations, string Denials, string Traces, string Trajectory, long Notifications);
+    /// <summary>
+    /// One thread flips a symlink between an allowed file and a protected one while another opens
+    /// it: a decision made on one file and an open of another would let the protected content
+    /// through. The reader stops at its third denial.
+    /// </summary>
+    [Theory]
+    [InlineData(FileBackend.Lsm)]
+    [InlineData(FileBackend.Seccomp)]
+    public void A_path_rewritten_while_it_is_opened_never_opens_the_protected_file(FileBackend backend)
+    {
+        string script = $$"""
+            import os, threading
+            d = '{{Dir}}'
+            done = False
+            def flip():
+                while not done:
+                    for target in ('allowed/c.txt', 'secret/a.txt'):
+                        try:
+                            os.symlink(f'{d}/{target}', f'{d}/race.tmp')
+                            os.replace(f'{d}/race.tmp', f'{d}/race')
+                        except OSError:
+                            pass
+            threading.Thread(target=flip, daemon=True).start()
+            denied = leaked = 0
+            for _ in range(3000):
+                try:
+                    with open(f'{d}/race') as f:
+                        leaked += f.read() == 'secret/a.txt\n'
+                except PermissionError:
+                    denied += 1
+                    if denied == 3:
+                        break
+                except OSError:
+                    pass
+            done = True
+            print('denied', denied, 'leaked', leaked)
+            """;
+        File.WriteAllText($"{Dir}/race.py", script);
+        var outcome = Run(backend, $"python3 {Dir}/race.py; rm -f {Dir}/race {Dir}/race.tmp");
+        Assert.Equal("denied 3 leaked 0\n", outcome.Output);
+    }
+
+    /// <summary>
+    /// A runtime rule (the control plane's AddRule) comes before the policy's own rules, in the
+    /// kernel's tables as in the supervisor, and its removal reaches both.
+    /// </summary>
+    [Theory]
+    [InlineData(FileBackend.Lsm)]
+    [InlineData(FileBackend.Seccomp)]
+    public void A_runtime_rule_decides_before_the_policy_until_it_is_removed(FileBackend backend)
+    {
+        var (session, _) = backends[backend];
+        string file = $"{Dir}/plain.txt";
+        var identity = Mis.Native.FileIdentity.Of(file)!.Value;
+        session.SetRuntimeRules([new InodeRule(identity.Device, identity.Inode, 0, Verdict.Deny, null, "runtime rule")]);
+        Outcome denied;
+        try
+        {
+            denied = Run(backend, $"cat {file}; echo $?");
+        }
+        finally
+        {
+            session.SetRuntimeRules([]);
+        }
+        Assert.Equal(("1\n", 1UL), (denied.Output, denied.Violations));
+        Assert.Equal("plain.txt\n", Run(backend, $"cat {file}").Output);
+    }
+
+    /// <summary>
+    /// A reload to a policy the kernel cannot hold (more file rules than its tables) while a
+    /// workload it decides runs would leave that workload on the old rules: refused, with why;
+    /// once the workload has ended, the new policy is put in force and decided by the supervisor.
+    /// </summary>
+    [Fact]
+    public void A_policy_the_kernel_cannot_hold_is_not_put_in_force_while_the_kernel_decides_a_running_workload()
+    {
+        var (session, _) = backends[FileBackend.Lsm];
+        using var slot = session.Install(Policy());
+        Assert.True(slot.InKernel);
+        var inForce = slot.Policy;
+        var tooLarge = new WorkloadPolicy("too-large", Verdict.Allow,
+            Enumerable.Range(0, 300).Select(i => Rule($"{Dir}/rule-{i}", FileOps.Read, Verdict.Deny)).ToList(), [], []);
+        using (var workload = session.Launch(new EnforcedWorkloadSpec { Command = ["/bin/sleep", "60"], Policy = slot, Identity = WorkloadIdentity.Root }))
+        {
+            Assert.Equal(FileBackend.Lsm, workload.FileBackend);
+            var refused = Assert.Throws<NotSupportedException>(() => slot.Replace(tooLarge));
+            Assert.Contains("1 running workload(s)", refused.Message);
+            Assert.Contains("300 file rules", refused.Message);
+            Assert.Same(inForce, slot.Policy);
+            Assert.True(slot.InKernel);
+            workload.Finish();
+        }
+        slot.Replace(tooLarge);
+        Assert.Same(tooLarge, slot.Policy);
+        Assert.False(slot.InKernel);
+    }
+
+    private sealed record Outcome(FileBackend Backend, string Exit, string Output, ulong Violations, string Denials, string Traces, string Trajectory,
+        long Notifications, IReadOnlyList<(ViolationOp Op, MisDecidedBy By)> DecidedBy);
 
     private Outcome Run(FileBackend backend, string script)
     {
@@ -181,7 +326,9 @@ public sealed class LsmFileBackendTests(LsmFileBackendTests.Backends backends) :
                 Describe(events.Where(e => e.Type == KernelEventType.Violation)),
                 Describe(events.Where(e => e.Type == KernelEventType.Trace)),
                 string.Join(" ", events.Where(e => e.Type == KernelEventType.Defcon).Select(e => $"{e.PrevDefcon}>{e.Defcon}")),
-                notifications);
+                notifications,
+                events.Where(e => e.Type is KernelEventType.Violation or KernelEventType.Trace && e.Op is not null)
+                    .Select(e => (e.Op!.Value, (MisDecidedBy)e.Value)).ToList());
         }
     }
 }

@@ -42,7 +42,7 @@ internal sealed class LsmVm
     internal const string GuestResults = "/tmp/mis-vm";
 
     /// <summary>How long a run may take before qemu is killed, unless the caller says otherwise.</summary>
-    internal static readonly TimeSpan DefaultTimeout = TimeSpan.FromMinutes(8);
+    internal static readonly TimeSpan DefaultTimeout = TimeSpan.FromMinutes(12);
 
     // Debian's meta-package that depends on the current kernel image of the release.
     private const string KernelMetaPackage = "linux-image-amd64";

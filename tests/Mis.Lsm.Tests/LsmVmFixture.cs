@@ -15,6 +15,14 @@ public sealed class LsmVmFixture : IAsyncLifetime
     internal const string GuestExit = "guest.exit";
     internal const string DoctorJson = "doctor.json";
     internal const string DoctorExit = "doctor.exit";
+    internal const string BenchText = "bench.txt";
+
+    /// <summary>
+    /// Set to a file path, this run also measures <c>mis bench --workloads --quick --rounds 3</c> in the VM
+    /// (bare, the seccomp floor, MIS on the seccomp backend, MIS on the BPF LSM backend) and writes
+    /// its table there. Opt-in: it takes tens of minutes under software emulation.
+    /// </summary>
+    internal const string BenchVariable = "MIS_LSM_VM_BENCH";
 
     internal string? Unavailable { get; private set; }
 
@@ -63,7 +71,16 @@ public sealed class LsmVmFixture : IAsyncLifetime
                 t2=$(cut -d' ' -f1 /proc/uptime)
                 echo "mis-lsm: guest suite $t0..$t1 s, mis doctor $t1..$t2 s (guest uptime)"
                 """;
-            Run = await vm.RunAsync(script, root, keepVisible: [root]);
+            string? bench = Environment.GetEnvironmentVariable(BenchVariable) is { Length: > 0 } b ? Path.GetFullPath(b) : null;
+            if (bench is not null)
+                script += $"""
+
+                    dotnet '{mis}' bench --workloads --quick --rounds 3 >"$MIS_VM_RESULTS/{BenchText}" 2>&1
+                    echo "mis-lsm: bench exit $?"
+                    """;
+            Run = await vm.RunAsync(script, root, keepVisible: [root], timeout: bench is null ? null : TimeSpan.FromMinutes(90));
+            if (bench is not null)
+                File.WriteAllText(bench, Run.ReadResult(BenchText) ?? $"the bench wrote nothing; VM output:\n{Run.Stdout}");
         }
         catch (Exception e) when (e is TimeoutException or InvalidOperationException or IOException or UnauthorizedAccessException)
         {

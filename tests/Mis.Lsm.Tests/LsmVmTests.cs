@@ -44,7 +44,9 @@ public sealed class LsmVmTests(LsmVmFixture vm)
 
         Assert.True(problems.Count == 0, $"the guest suite under kernel {vm.KernelRelease}:\n" + string.Join("\n", problems));
         Assert.Equal("0", run.ReadResult(LsmVmFixture.GuestExit)?.Trim());
-        TestContext.Current.TestOutputHelper?.WriteLine($"{tests.Count} guest test(s) passed: {string.Join(", ", tests.Select(t => (string?)t.Attribute("method")))}");
+        TestContext.Current.TestOutputHelper?.WriteLine($"{tests.Count} guest test(s) passed; the slowest: " + string.Join(", ", tests
+            .OrderByDescending(t => double.TryParse((string?)t.Attribute("time"), System.Globalization.CultureInfo.InvariantCulture, out double s) ? s : 0)
+            .Take(8).Select(t => $"{(string?)t.Attribute("name")} {(string?)t.Attribute("time")} s")));
     }
 
     [Fact]

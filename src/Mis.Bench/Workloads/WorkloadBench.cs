@@ -70,18 +70,22 @@ public static class WorkloadBench
         {
             var files = Prepare(root, options);
             var denials = new ConcurrentDictionary<ulong, ConcurrentQueue<string>>();
-            using var session = EnforcementSession.Open(new SessionOptions
+            // One session per file backend: seccomp everywhere, BPF LSM where the kernel allows it.
+            using var backends = new BackendSessions();
+            foreach (var (mode, backend) in new[] { (WorkloadMode.Mis, FileBackend.Seccomp), (WorkloadMode.MisLsm, FileBackend.Lsm) })
             {
-                OnEvent = e =>
+                backends.Open(mode, new SessionOptions
                 {
-                    if (e.Type == KernelEventType.Violation)
-                        denials.GetOrAdd(e.CgroupId, _ => new()).Enqueue($"{e.Op?.ToString() ?? "?"} {e.Target} ({e.Comm})");
-                },
-            });
-            var policy = options.Policy ?? BuiltinPolicy.Create();
-            using var slot = session.Install(policy);
+                    FileBackend = backend,
+                    OnEvent = e =>
+                    {
+                        if (e.Type == KernelEventType.Violation)
+                            denials.GetOrAdd(e.CgroupId, _ => new()).Enqueue($"{e.Op?.ToString() ?? "?"} {e.Target} ({e.Comm})");
+                    },
+                }, options.Policy ?? BuiltinPolicy.Create());
+            }
             long rssKb = 0;
-            var modes = new[] { WorkloadMode.Bare, WorkloadMode.Floor, WorkloadMode.FloorAddfd, WorkloadMode.Mis };
+            var modes = new[] { WorkloadMode.Bare, WorkloadMode.Floor, WorkloadMode.FloorAddfd }.Concat(backends.Modes).ToArray();
             var figures = new List<WorkloadFigures>();
             foreach (var workload in workloads)
             {
@@ -100,12 +104,12 @@ public static class WorkloadBench
                                 ? $"{workload.Key}, warm-up ({WorkloadMath.Name(mode)})"
                                 : $"{workload.Key}, round {round}/{options.Rounds} ({WorkloadMath.Name(mode)})");
                             double elapsed;
-                            if (mode == WorkloadMode.Mis)
+                            if (backends.For(mode) is { } under)
                             {
-                                var run = RunUnderMis(session, slot, identity, workload, command, environment, files.Work, denials, options.RunLimit);
+                                var run = RunUnderMis(under.Session, under.Slot, identity, workload, command, environment, files.Work, denials, options.RunLimit);
                                 elapsed = run.ElapsedNs;
                                 rssKb = Math.Max(rssKb, run.RssKb);
-                                if (round > 0)
+                                if (round > 0 && mode == WorkloadMode.Mis)
                                     notifications.Add(run.Notifications);
                             }
                             else
@@ -146,6 +150,49 @@ public static class WorkloadBench
         finally
         {
             Directory.Delete(root, recursive: true);
+        }
+    }
+
+    /// <summary>One enforcement session, with the policy installed, per file backend measured.</summary>
+    private sealed class BackendSessions : IDisposable
+    {
+        private readonly List<(WorkloadMode Mode, EnforcementSession Session, PolicySlot Slot)> _open = [];
+
+        internal IEnumerable<WorkloadMode> Modes => _open.Select(b => b.Mode);
+
+        /// <summary>Opens the session of <paramref name="mode"/>; one of the LSM backend where the kernel refuses BPF LSM is left out.</summary>
+        internal void Open(WorkloadMode mode, SessionOptions options, WorkloadPolicy policy)
+        {
+            EnforcementSession session;
+            try
+            {
+                session = EnforcementSession.Open(options);
+            }
+            catch (KernelUnavailableException) when (options.FileBackend == FileBackend.Lsm)
+            {
+                return;
+            }
+            try
+            {
+                _open.Add((mode, session, session.Install(policy)));
+            }
+            catch
+            {
+                session.Dispose();
+                throw;
+            }
+        }
+
+        internal (EnforcementSession Session, PolicySlot Slot)? For(WorkloadMode mode) =>
+            _open.FirstOrDefault(b => b.Mode == mode) is { Session: not null } b ? (b.Session, b.Slot) : null;
+
+        public void Dispose()
+        {
+            foreach (var (_, session, slot) in _open)
+            {
+                slot.Dispose();
+                session.Dispose();
+            }
         }
     }
 

@@ -24,6 +24,11 @@ public static class WorkloadReport
         return r.ScalingOverBare(WorkloadMode.Mis) is double s ? s <= ScalingTolerance : null;
     }
 
+    /// <summary>The BPF LSM backend's target on every workload (MIS / bare).</summary>
+    public const double LsmTarget = 1.05;
+
+    private static readonly string LsmTargetText = $"≤ {LsmTarget.ToString("0.00", CultureInfo.InvariantCulture)}×";
+
     private static string Ms(double ns) => double.IsFinite(ns) ? BenchFormat.Duration(ns) : "n/a";
 
     /// <summary>The table of medians and ratios.</summary>
@@ -54,9 +59,20 @@ public static class WorkloadReport
                 $"{BenchFormat.Ratio(r.ScalingOverBare(WorkloadMode.FloorAddfd))} of bare's", ScalingTarget, met switch { true => "yes", false => "no", null => "" },
             ]);
         }
-        return BenchFormat.Table(
-            ["workload (timed inside itself)", "bare", "floor", "floor (addfd)", "MIS", "MIS / bare", "floor / bare", "addfd / bare", "target (MIS / bare)", "met"],
-            rows, markdown);
+        string[] header = ["workload (timed inside itself)", "bare", "floor", "floor (addfd)", "MIS", "MIS / bare", "floor / bare", "addfd / bare", "target (MIS / bare)", "met"];
+        if (r.Modes.Contains(WorkloadMode.MisLsm))
+        {
+            // The BPF LSM backend, where the kernel allows it: its target is the same for every workload.
+            header = [.. header, "MIS (LSM)", "LSM / bare", $"target (LSM / bare)"];
+            for (int i = 0; i < r.Workloads.Count; i++)
+            {
+                var w = r.Workloads[i];
+                rows[i] = [.. rows[i], Ms(w.MedianNs(WorkloadMode.MisLsm)), w.Failure is null ? BenchFormat.Ratio(w.Ratio(WorkloadMode.MisLsm)) : "FAILED", LsmTargetText];
+            }
+            if (rows.Count > r.Workloads.Count)
+                rows[^1] = [.. rows[^1], BenchFormat.Ratio(r.Scaling(WorkloadMode.MisLsm)), $"{BenchFormat.Ratio(r.ScalingOverBare(WorkloadMode.MisLsm))} of bare's", ScalingTarget];
+        }
+        return BenchFormat.Table(header, rows, markdown);
     }
 
     /// <summary>What the columns mean, and the conditions of the run.</summary>
@@ -67,7 +83,9 @@ public static class WorkloadReport
                $"floor: mis-notify-floor, {r.FloorThreads} supervisor threads answering every open/openat/openat2/creat/execve/execveat " +
                "notification CONTINUE (the notification round trip alone); floor (addfd): the same, but opens are made by the supervisor " +
                "and injected with SECCOMP_IOCTL_NOTIF_ADDFD (the floor of a deciding supervisor); MIS: launched as `mis run` launches " +
-               $"(built-in policy, default DEFCON ladder). Load average {r.LoadAverageStart} at the start, {r.LoadAverageEnd} at the end; " +
+               "(built-in policy, default DEFCON ladder) with the seccomp file backend" +
+               (r.Modes.Contains(WorkloadMode.MisLsm) ? "; MIS (LSM): the same with the BPF LSM file backend." : " (this kernel refuses BPF LSM: no LSM column).") +
+               $" Load average {r.LoadAverageStart} at the start, {r.LoadAverageEnd} at the end; " +
                $"enforcer RSS {r.EnforcerRssKb / 1024.0:0.0} MB with a workload running (peak {r.EnforcerPeakRssKb / 1024.0:0.0} MB).";
     }
 
@@ -82,6 +100,13 @@ public static class WorkloadReport
                 : $"{BenchFormat.Ratio(w.Ratio(WorkloadMode.Mis))} ({Ms(w.MedianNs(WorkloadMode.Bare))} → {Ms(w.MedianNs(WorkloadMode.Mis))}; " +
                   $"floor {BenchFormat.Ratio(w.Ratio(WorkloadMode.Floor))}, addfd floor {BenchFormat.Ratio(w.Ratio(WorkloadMode.FloorAddfd))})";
             yield return ($"workload: {w.Workload.Name}, MIS / bare", w.Workload.TargetText, measured, w.Failure is not null ? false : w.TargetMet);
+            if (r.Modes.Contains(WorkloadMode.MisLsm))
+            {
+                double? lsm = w.Ratio(WorkloadMode.MisLsm);
+                yield return ($"workload: {w.Workload.Name}, MIS with BPF LSM / bare", LsmTargetText,
+                    w.Failure is not null ? "FAILED" : $"{BenchFormat.Ratio(lsm)} ({Ms(w.MedianNs(WorkloadMode.Bare))} → {Ms(w.MedianNs(WorkloadMode.MisLsm))})",
+                    w.Failure is not null ? false : lsm is double l ? l <= LsmTarget : null);
+            }
         }
         if (r.Scaling(WorkloadMode.Bare) is not null)
         {

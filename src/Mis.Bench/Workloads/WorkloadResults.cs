@@ -12,8 +12,11 @@ public enum WorkloadMode
     /// <summary>Under mis-notify-floor: opens made by the supervisor and injected with ADDFD (the floor of a deciding supervisor).</summary>
     FloorAddfd,
 
-    /// <summary>Under MIS, launched as <c>mis run</c> launches: built-in policy, default DEFCON ladder.</summary>
+    /// <summary>Under MIS with the seccomp file backend, launched as <c>mis run</c> launches: built-in policy, default DEFCON ladder.</summary>
     Mis,
+
+    /// <summary>The same with the BPF LSM file backend: measured only where the kernel lets <c>lsm/</c> programs load.</summary>
+    MisLsm,
 }
 
 /// <summary>The arithmetic of the workload table: medians of repeated runs and their ratios.</summary>
@@ -41,6 +44,7 @@ public static class WorkloadMath
         WorkloadMode.Floor => "floor",
         WorkloadMode.FloorAddfd => "floor_addfd",
         WorkloadMode.Mis => "mis",
+        WorkloadMode.MisLsm => "mis_lsm",
         _ => throw new ArgumentOutOfRangeException(nameof(mode)),
     };
 }

@@ -121,11 +121,11 @@ public sealed record LaunchSpec
     internal MountNamespace? MountNamespace { get; init; }
 
     /// <summary>
-    /// The kernel's BPF LSM hooks decide this workload's plain opens and execs (its cgroup is
-    /// managed with them): the launcher's seccomp filter leaves those to the kernel and still
-    /// sends the supervisor everything else it decides.
+    /// The kernel's BPF LSM hooks decide this workload's opens, execs and the changes the path
+    /// hooks see (its cgroup is managed with them; bpf/include/mis_lsm.h): the launcher's seccomp
+    /// filter leaves those to the kernel and still sends the supervisor everything else it decides.
     /// </summary>
-    internal bool OpensInKernel { get; init; }
+    internal bool FilesInKernel { get; init; }
 
     /// <summary>
     /// The most tasks (processes and threads) the workload's cgroup may hold; a fork beyond fails

@@ -50,7 +50,7 @@ public sealed unsafe partial class SeccompSupervisor
         if (Libc.Syscall(SYS_fchdir, root, 0, 0) != 0 || Libc.Syscall(SYS_chroot, (long)here, 0, 0) != 0 || Libc.Syscall(SYS_fchdir, cwd, 0, 0) != 0)
             throw new IOException($"cannot enter the workload's root and working directory: {Errno.Describe(Libc.LastErrno)}");
     }
-    private const long SYS_truncate = 76, SYS_fchdir = 81, SYS_fchmod = 91, SYS_fchown = 93, SYS_setxattr = 188,
+    private const long SYS_truncate = 76, SYS_fchdir = 81, SYS_chmod = 90, SYS_fchmod = 91, SYS_fchown = 93, SYS_setxattr = 188,
         SYS_fsetxattr = 190, SYS_removexattr = 197, SYS_fremovexattr = 199, SYS_mkdirat = 258, SYS_mknodat = 259,
         SYS_fchownat = 260, SYS_newfstatat = 262, SYS_unlinkat = 263, SYS_linkat = 265, SYS_symlinkat = 266,
         SYS_utimensat = 280, SYS_renameat2 = 316, SYS_fchmodat2 = 452, SYS_file_setattr = 469,
@@ -459,7 +459,7 @@ public sealed unsafe partial class SeccompSupervisor
                 rc = nr switch
                 {
                     Syscalls.Truncate => AsWorkload(SYS_truncate, procPath, a[1]),
-                    Syscalls.Chmod or Syscalls.Fchmodat => AsWorkload(SYS_fchmodat2, target, here, a[nr == Syscalls.Chmod ? 1 : 2], AT_EMPTY_PATH),
+                    Syscalls.Chmod or Syscalls.Fchmodat => ChmodAsWorkload(target, here, procPath, a[nr == Syscalls.Chmod ? 1 : 2]),
                     Syscalls.Fchmodat2 => AsWorkload(SYS_fchmodat2, target, here, a[2], AT_EMPTY_PATH | (atFlags & AT_SYMLINK_NOFOLLOW)),
                     Syscalls.Fchmod => AsWorkload(SYS_fchmod, target, a[1]),
                     Syscalls.Chown or Syscalls.Lchown => AsWorkload(SYS_fchownat, target, here, a[1], a[2], AT_EMPTY_PATH),
@@ -601,6 +601,23 @@ public sealed unsafe partial class SeccompSupervisor
             return true;
         Deny(id, ViolationOp.FileWrite, task, path);
         return false;
+    }
+
+    // fchmodat2 (with AT_EMPTY_PATH: the object behind an O_PATH fd) is Linux 6.6+; before, the
+    // object is reached through its /proc/self/fd link, which chmod follows to it.
+    private static volatile bool s_noFchmodat2;
+
+    /// <summary>chmod of the object behind our fd <paramref name="target"/> (<paramref name="procPath"/> its /proc/self/fd link), as the workload.</summary>
+    private long ChmodAsWorkload(int target, long empty, long procPath, long mode)
+    {
+        if (!s_noFchmodat2)
+        {
+            long rc = AsWorkload(SYS_fchmodat2, target, empty, mode, AT_EMPTY_PATH);
+            if (rc != -Errno.ENOSYS)
+                return rc;
+            s_noFchmodat2 = true;
+        }
+        return AsWorkload(SYS_chmod, procPath, mode);
     }
 
     /// <summary>Runs one syscall as the workload (see <see cref="ThreadCredentials"/>); its result, or -errno.</summary>

@@ -68,12 +68,26 @@ public sealed unsafe partial class SeccompSupervisor
         return fd >= 0 ? fd : -Errno.ESRCH;
     }
 
+    // pidfd_open(PIDFD_THREAD) is Linux 6.9+; before, a thread's fd is taken through its thread
+    // group's pidfd (the table threads share, unless one was cloned without CLONE_FILES: then
+    // the leader's fd of that number is the one decided and acted on, an object of the workload's
+    // own either way).
+    private static volatile bool s_noPidfdThread;
+
     /// <summary>The workload's fd <paramref name="fd"/> as ours (pidfd_getfd), or -errno (EBADF as the kernel would say).</summary>
     private static int DupWorkloadFd(int tid, int fd)
     {
         if (fd < 0)
             return -Errno.EBADF;
-        int pidfd = (int)Libc.Syscall(Libc.SYS_pidfd_open, tid, Libc.PIDFD_THREAD, 0);
+        int pidfd = -1;
+        if (!s_noPidfdThread)
+        {
+            pidfd = (int)Libc.Syscall(Libc.SYS_pidfd_open, tid, Libc.PIDFD_THREAD, 0);
+            if (pidfd < 0 && Libc.LastErrno == Errno.EINVAL)
+                s_noPidfdThread = true;
+        }
+        if (s_noPidfdThread && ProcFacts.Tgid(tid) is int tgid)
+            pidfd = (int)Libc.Syscall(Libc.SYS_pidfd_open, tgid, 0, 0);
         if (pidfd < 0)
             return -Errno.ESRCH;
         try

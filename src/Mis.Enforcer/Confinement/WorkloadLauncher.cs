@@ -47,7 +47,7 @@ public sealed unsafe class WorkloadLauncher
         [
             LauncherPath, "--cgroup", spec.CgroupPath, .. identity.LauncherArguments(),
             "--sock-fd", "3", "--chdir", spec.WorkingDirectory, .. CapTasks(spec),
-            .. (spec.OpensInKernel ? ["--opens-in-kernel"] : Array.Empty<string>()), "--", .. spec.Command,
+            .. (spec.FilesInKernel ? ["--files-in-kernel"] : Array.Empty<string>()), "--", .. spec.Command,
         ];
 
         int* pair = stackalloc int[2];

@@ -83,6 +83,14 @@ public sealed record EnforcementEvent
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public IReadOnlyList<int>? Window { get; init; }
 
+    /// <summary>
+    /// violation and trace: the deny point that decided — <c>lsm</c> (the BPF LSM file hooks),
+    /// <c>seccomp</c> (the seccomp supervisor) or <c>kernel</c> (MIS's other kernel hooks: the
+    /// network and socket hooks, the exec backstop).
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? DecidedBy { get; init; }
+
     /// <summary>The rule or level that produced a decision, when known.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? Reason { get; init; }

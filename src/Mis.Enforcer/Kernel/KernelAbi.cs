@@ -218,6 +218,17 @@ public enum MisCgroupFlags : uint
     LsmFiles = 4,
 }
 
+/// <summary><c>enum mis_decided_by</c>: the deny point a violation or trace record names in its value.</summary>
+public enum MisDecidedBy : ulong
+{
+    /// <summary>A kernel hook of its own: sys_enter, the cgroup socket hooks, the exec backstop.</summary>
+    Hook = 0,
+    /// <summary>The BPF LSM file hooks.</summary>
+    Lsm = 1,
+    /// <summary>User space through <c>mis_report</c>: the seccomp supervisor.</summary>
+    Supervisor = 2,
+}
+
 /// <summary><c>enum mis_command</c>: what a <c>mis_report</c> run does.</summary>
 public enum MisCommand : uint
 {

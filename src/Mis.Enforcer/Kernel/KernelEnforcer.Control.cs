@@ -192,7 +192,17 @@ public sealed partial class KernelEnforcer
     /// written only whole: a policy the kernel cannot hold throws and changes nothing.
     /// </summary>
     /// <exception cref="NotSupportedException">The policy does not fit the kernel's tables (the message says why).</exception>
-    internal unsafe void SetFilePolicy(uint policyId, WorkloadPolicy? policy, IReadOnlyList<InodeRule> runtimeRules)
+    internal void SetFilePolicy(uint policyId, WorkloadPolicy? policy, IReadOnlyList<InodeRule> runtimeRules) =>
+        WriteFilePolicy(CompileFilePolicy(policyId, policy, runtimeRules));
+
+    /// <summary>A policy's file rules as the kernel's tables hold them (<see cref="CompileFilePolicy"/>), not written yet.</summary>
+    internal sealed record CompiledFilePolicy(uint PolicyId, MisFilePolicy? File, PathAutomaton? Automaton,
+        List<(MisExactKey Key, MisRuleSet Value)> Exact, List<(MisObjectKey Key, MisRuleSet Value)> Objects,
+        List<(MisInodeKey Key, uint Value)> InodeActions);
+
+    /// <summary>Compiles <paramref name="policy"/>'s file rules for the kernel without writing them (null: their removal).</summary>
+    /// <exception cref="NotSupportedException">The policy does not fit the kernel's tables (the message says why).</exception>
+    internal static unsafe CompiledFilePolicy CompileFilePolicy(uint policyId, WorkloadPolicy? policy, IReadOnlyList<InodeRule> runtimeRules)
     {
         var globs = new List<(int, PathGlob)>();
         var exact = new Dictionary<string, MisRuleSet>(StringComparer.Ordinal);
@@ -233,26 +243,35 @@ public sealed partial class KernelEnforcer
                 }
             }
         }
-        var automaton = policy is null ? null : PathAutomaton.Compile(globs);
-        var inodeActions = policy is null ? [] : InodeActions(policy.InodeRules.Concat(runtimeRules).ToList(), policyId);
+        return new CompiledFilePolicy(policyId, policy is null ? null : file,
+            policy is null ? null : PathAutomaton.Compile(globs),
+            exact.Select(e => (ExactKey(policyId, e.Key), e.Value)).ToList(),
+            objects.Select(o => (new MisObjectKey { Dev = o.Key.Item1, Ino = o.Key.Item2, PolicyId = policyId }, o.Value)).ToList(),
+            // The runtime rules first, as the supervisor asks them (EnforcementSession.SlotDecider).
+            policy is null ? [] : InodeActions(runtimeRules.Concat(policy.InodeRules).ToList(), policyId));
+    }
 
-        SetGlobs(policyId, automaton);
-        ReplaceEntries(_exactPaths, exact.Select(e => (Key: ExactKey(policyId, e.Key), Value: e.Value)).ToList(), (MisExactKey k) => k.PolicyId == policyId);
+    /// <summary>Writes what <see cref="CompileFilePolicy"/> made: the policy entry last, so the hooks never see it half written.</summary>
+    private void WriteFilePolicy(CompiledFilePolicy compiled)
+    {
+        uint policyId = compiled.PolicyId;
+        SetGlobs(policyId, compiled.Automaton);
+        ReplaceEntries(_exactPaths, compiled.Exact, (MisExactKey k) => k.PolicyId == policyId);
         // Objects the hooks followed by identity stay: they are what the rules met during the run.
-        foreach (var ((dev, ino), set) in objects)
+        foreach (var (objectKey, set) in compiled.Objects)
         {
-            var key = new MisObjectKey { Dev = dev, Ino = ino, PolicyId = policyId };
+            var key = objectKey;
             var value = set;
             lock (_gate)
                 _fileObjects.Update(BpfMap.Bytes(ref key), BpfMap.Bytes(ref value));
         }
-        if (policy is null)
+        if (compiled.File is null)
             ReplaceEntries(_fileObjects, new List<(MisObjectKey, MisRuleSet)>(), (MisObjectKey k) => k.PolicyId == policyId);
-        ReplaceEntries(_inodeRules, inodeActions, (MisInodeKey k) => k.PolicyId == policyId);
+        ReplaceEntries(_inodeRules, compiled.InodeActions, (MisInodeKey k) => k.PolicyId == policyId);
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed != 0, this);
-            if (policy is null)
+            if (compiled.File is not { } file)
                 _filePolicies.Delete(BpfMap.Bytes(ref policyId));
             else
                 _filePolicies.Update(BpfMap.Bytes(ref policyId), BpfMap.Bytes(ref file));

@@ -30,7 +30,9 @@ public sealed partial class KernelEnforcer : IViolationSink, IDisposable
     /// <summary>Whether this kernel lets the cgroup socket hooks call bpf_send_signal (not on Linux 6.1).</summary>
     internal static bool SocketHooksMaySignal => s_socketHooksMaySignal.Value;
 
-    private static readonly string[] LsmPrograms = ["mis_file_open", "mis_bprm_check"];
+    // The BPF LSM hooks (bpf/include/mis_lsm.h): opens and execs, the changes to the file tree, signals.
+    private static readonly string[] LsmPrograms = ["mis_file_open", "mis_bprm_check", "mis_path_mknod", "mis_path_mkdir",
+        "mis_path_symlink", "mis_path_unlink", "mis_path_rmdir", "mis_path_link", "mis_path_chmod", "mis_path_chown", "mis_path_truncate", "mis_task_kill"];
 
     private static readonly string[] CgroupPrograms = ["mis_sock_create", "mis_connect4", "mis_connect6", "mis_sendmsg4", "mis_sendmsg6", "mis_egress"];
 
@@ -71,8 +73,7 @@ public sealed partial class KernelEnforcer : IViolationSink, IDisposable
     private readonly KernelEventPump _pump;
     private BpfLink? _sysEnterLink;
     private BpfLink? _execLink;
-    private BpfLink? _fileOpenLink;
-    private BpfLink? _bprmCheckLink;
+    private List<BpfLink>? _lsmLinks;
     private long _cgroupKills;
     private int _disposed;
 
@@ -328,11 +329,8 @@ public sealed partial class KernelEnforcer : IViolationSink, IDisposable
                         links.Add(_object.Program(program).AttachCgroup(fd));
                 _sysEnterLink ??= _object.Program("mis_sys_enter").Attach();
                 _execLink ??= _object.Program("mis_exec").Attach();
-                if (LsmFiles)
-                {
-                    _fileOpenLink ??= _object.Program("mis_file_open").Attach();
-                    _bprmCheckLink ??= _object.Program("mis_bprm_check").Attach();
-                }
+                if (LsmFiles && _lsmLinks is null)
+                    _lsmLinks = AttachAll(LsmPrograms); // all of them or none: a half set would decide half the operations
             }
             catch
             {
@@ -444,16 +442,32 @@ public sealed partial class KernelEnforcer : IViolationSink, IDisposable
         }
     }
 
+    private List<BpfLink> AttachAll(IEnumerable<string> programs)
+    {
+        var attached = new List<BpfLink>();
+        try
+        {
+            foreach (string program in programs)
+                attached.Add(_object.Program(program).Attach());
+            return attached;
+        }
+        catch
+        {
+            foreach (var link in attached)
+                link.Dispose();
+            throw;
+        }
+    }
+
     private void DetachGlobalHooks()
     {
         _sysEnterLink?.Dispose();
         _sysEnterLink = null;
         _execLink?.Dispose();
         _execLink = null;
-        _fileOpenLink?.Dispose();
-        _fileOpenLink = null;
-        _bprmCheckLink?.Dispose();
-        _bprmCheckLink = null;
+        foreach (var link in _lsmLinks ?? [])
+            link.Dispose();
+        _lsmLinks = null;
     }
 
     // Only cgroups below MIS's root: the syscall hook's first filter is "is the task below

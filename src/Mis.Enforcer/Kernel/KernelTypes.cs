@@ -59,7 +59,7 @@ public sealed record CgroupState(
 /// <param name="Defcon">Level after the event.</param>
 /// <param name="PrevDefcon">Level before the event.</param>
 /// <param name="Violations">The cgroup's counted violations after the event.</param>
-/// <param name="Value">Syscall number (Syscall) or total slowdown ns (SlowdownTotal).</param>
+/// <param name="Value">Syscall number (Syscall), total slowdown ns (SlowdownTotal), the deny point (Violation, Trace: <see cref="MisDecidedBy"/>).</param>
 /// <param name="Learning">The cgroup was in learning mode.</param>
 public sealed record KernelEvent(
     KernelEventType Type, ulong TimestampNs, ulong CgroupId, int Pid, int Tid, string Comm,

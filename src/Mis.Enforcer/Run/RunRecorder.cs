@@ -104,7 +104,16 @@ public sealed class RunRecorder(ulong cgroupId, EventLog log, WorkloadRunner.Ker
         PrevDefcon = e.Type == KernelEventType.Defcon ? e.PrevDefcon : null,
         SlowdownNs = e.Type == KernelEventType.SlowdownTotal ? e.Value : null,
         SyscallNr = e.Type == KernelEventType.Syscall ? (int)e.Value : null,
+        DecidedBy = e.Type is KernelEventType.Violation or KernelEventType.Trace ? DecidedByName(e.Value) : null,
         Reason = e.Type == KernelEventType.Violation && e.Learning ? "learning mode: recorded, not counted" : null,
+    };
+
+    /// <summary>The deny point a violation or trace record names (<c>MIS_DECIDED_*</c> in its value).</summary>
+    internal static string DecidedByName(ulong value) => value switch
+    {
+        (ulong)MisDecidedBy.Lsm => "lsm",
+        (ulong)MisDecidedBy.Supervisor => "seccomp",
+        _ => "kernel",
     };
 
     internal static string OperationName(ViolationOp? op) => op switch

@@ -55,7 +55,7 @@ public sealed class EnforcementSession : IDisposable
     /// <summary>This session's directory of workload cgroups.</summary>
     public string CgroupRoot => _cgroups.Root;
 
-    /// <summary>Runtime inode rules (AddRule): they apply to every policy's exec deny set.</summary>
+    /// <summary>Runtime inode rules (AddRule), newest first: they come before every policy's own rules, in the kernel and in the supervisor alike.</summary>
     internal IReadOnlyList<InodeRule> RuntimeRules => Volatile.Read(ref _runtimeRules);
 
     /// <summary>
@@ -112,7 +112,11 @@ public sealed class EnforcementSession : IDisposable
         return slot;
     }
 
-    /// <summary>Replaces the runtime rules; every installed policy's exec deny set follows.</summary>
+    /// <summary>
+    /// Replaces the runtime rules (newest first; the caller replaces them again when one expires):
+    /// every installed policy's kernel tables follow, and every workload's supervisor decides with
+    /// them before its policy.
+    /// </summary>
     public void SetRuntimeRules(IReadOnlyList<InodeRule> rules)
     {
         Volatile.Write(ref _runtimeRules, rules);
@@ -121,6 +125,24 @@ public sealed class EnforcementSession : IDisposable
     }
 
     internal void Forget(PolicySlot slot) => _slots.TryRemove(slot.Id, out _);
+
+    /// <summary>
+    /// What a workload's supervisor asks when its caller brings no decider of its own: the
+    /// session's runtime rules first, then the policy in force in its slot, read on every decision
+    /// so that a reload reaches running workloads at once (the same order the kernel's tables hold).
+    /// </summary>
+    private sealed class SlotDecider(EnforcementSession session, PolicySlot slot) : IFileDecider
+    {
+        public Verdict Decide(FileRequest access, int defcon)
+        {
+            // An expired rule is gone when its owner replaces the list (as from the kernel's tables).
+            if (access.Inode != 0)
+                foreach (var rule in session.RuntimeRules)
+                    if (rule.Device == access.Device && rule.Inode == access.Inode && (rule.SyscallNr == 0 || rule.SyscallNr == access.SyscallNr))
+                        return rule.Action;
+            return slot.Policy.Decide(access, defcon);
+        }
+    }
 
     /// <summary>
     /// Starts <paramref name="spec"/>: a fresh cgroup (managed by the kernel when it has a
@@ -161,10 +183,10 @@ public sealed class EnforcementSession : IDisposable
                 Stdout = spec.Stdout,
                 Stderr = spec.Stderr,
                 MountNamespace = spec.MountNamespace,
-                OpensInKernel = inKernel,
+                FilesInKernel = inKernel,
             });
             workload.Attach(process);
-            IFileDecider decider = spec.Decider?.Invoke(workload) ?? (IFileDecider?)spec.Policy?.Policy ?? Unpoliced.Instance;
+            IFileDecider decider = spec.Decider?.Invoke(workload) ?? (spec.Policy is { } policy ? new SlotDecider(this, policy) : Unpoliced.Instance);
             IViolationSink sink = spec.Sink ?? (spec.Policy is null ? Unpoliced.Instance : Kernel);
             workload.Attach(DenyPoint.Start(process, decider, sink, spec.Log), spec.Anomaly?.Invoke(workload));
             if (start)
@@ -209,6 +231,10 @@ public sealed class EnforcementSession : IDisposable
     public void WaitForEventsRead(TimeSpan limit) => Kernel.WaitForEventsRead(() => Interlocked.Read(ref _eventsRead), limit);
 
     internal void Ended(EnforcedWorkload workload) => _live.TryRemove(workload.CgroupId, out _);
+
+    /// <summary>Running workloads of <paramref name="slot"/> whose files the kernel's BPF LSM hooks decide.</summary>
+    internal int DecidedInKernel(PolicySlot slot) =>
+        _live.Values.Count(w => w.FileBackend == FileBackend.Lsm && ReferenceEquals(w.Spec.Policy, slot));
 
     /// <summary>Kills every workload still running, removes the session's cgroups, clears its policies and detaches the kernel programs. Safe to call twice.</summary>
     public void Dispose()

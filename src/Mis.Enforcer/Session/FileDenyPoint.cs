@@ -71,7 +71,7 @@ public static class FileDenyPoints
 
     // Both backends start the supervisor: on the LSM backend the hooks decide in the kernel on
     // their own, and the supervisor answers what the launcher's filter still sends (the session
-    // launched the workload with OpensInKernel).
+    // launched the workload with FilesInKernel).
     private sealed class SupervisedDenyPoint(FileBackend backend) : IFileDenyPoint
     {
         public FileBackend Backend => backend;

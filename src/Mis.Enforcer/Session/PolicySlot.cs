@@ -39,8 +39,26 @@ public sealed class PolicySlot : IDisposable
     internal bool Disposed => Volatile.Read(ref _disposed);
 
     /// <summary>Puts <paramref name="policy"/> in force (a reload): the kernel's rules are rewritten, never absent in between.</summary>
+    /// <exception cref="NotSupportedException">
+    /// Workloads of this policy running now are decided by the kernel's BPF LSM hooks, which cannot
+    /// hold <paramref name="policy"/> (the message says why): they would go on deciding with the old
+    /// rules, so nothing is replaced. Workloads launched after those end are decided by the supervisor.
+    /// </exception>
     public void Replace(WorkloadPolicy policy)
     {
+        ArgumentNullException.ThrowIfNull(policy);
+        if (_session.DecidedInKernel(this) is > 0 and int running)
+        {
+            try
+            {
+                KernelEnforcer.CompileFilePolicy(Id, policy, _session.RuntimeRules);
+            }
+            catch (NotSupportedException e)
+            {
+                throw new NotSupportedException($"policy {policy.Name} not put in force, {Policy.Name} stays: {running} running workload(s) of it are " +
+                    $"decided by the kernel's BPF LSM hooks, which cannot hold the new one ({e.Message}); reload when they have ended", e);
+            }
+        }
         Volatile.Write(ref _policy, policy);
         Apply();
     }
@@ -64,8 +82,8 @@ public sealed class PolicySlot : IDisposable
         }
         catch (NotSupportedException e)
         {
-            // Workloads launched from now on are decided by the supervisor; ones already
-            // running keep the kernel's last complete copy of the rules.
+            // Workloads launched from now on are decided by the supervisor (Replace refuses a
+            // policy the kernel cannot hold while any it decides runs).
             (InKernel, NotInKernelReason) = (false, e.Message);
         }
     }

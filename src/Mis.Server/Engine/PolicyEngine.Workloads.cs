@@ -42,7 +42,6 @@ public sealed partial class PolicyEngine
                 Learning = spec.Learning,
                 WorkingDirectory = spec.WorkingDirectory,
                 Environment = spec.Environment,
-                Decider = _ => new EngineDecider(_runtime, () => slot.Policy),
                 // Made before its first instruction, so its first syscall already reaches the monitor.
                 Anomaly = spec.AnomalyMonitoring ? e => StartAnomalyMonitor(e.CgroupId, () => workload) : null,
                 Log = message => _log.SupervisorMessage(enforced?.CgroupId ?? 0, message),

@@ -179,7 +179,15 @@ public sealed partial class PolicyEngine : IAsyncDisposable
                 throw new EngineException(EngineError.FailedPrecondition, $"policy not reloaded, the previous one stays in force: {e.Message}", e);
             }
             var retired = _global.Policy;
-            _global.Replace(fresh);
+            try
+            {
+                _global.Replace(fresh);
+            }
+            catch (NotSupportedException e)
+            {
+                _log.PolicyReloadFailed(e.Message);
+                throw new EngineException(EngineError.FailedPrecondition, e.Message, e);
+            }
             // Its cache's counts move to the totals (a decision still running on it is not counted).
             lock (_statsGate)
                 _decisionCacheRetired += retired.DecisionCacheStats;
@@ -290,13 +298,13 @@ public sealed partial class PolicyEngine : IAsyncDisposable
     }
 
     // Runs on the caller of AddRule/RemoveRule or on the expiry timer's thread, where an
-    // exception would end the process: a failure is logged (the supervisor, which decides execs
-    // first, already follows the rules; only the kernel's backstop lags).
+    // exception would end the process: a failure is logged (the session's supervisors follow the
+    // new rules at once; only the kernel's tables lag).
     private void OnRuntimeRulesChanged()
     {
         try
         {
-            RefreshExecDeny();
+            PublishRuntimeRules();
         }
         catch (ObjectDisposedException)
         {
@@ -308,6 +316,7 @@ public sealed partial class PolicyEngine : IAsyncDisposable
         }
     }
 
-    // The kernel's exec backstop follows the runtime deny rules, which apply to every policy.
-    private void RefreshExecDeny() => _session.SetRuntimeRules(_runtime.Active);
+    // The runtime rules apply to every policy: the session hands them to every workload's
+    // supervisor and writes them to the kernel's tables (the BPF LSM hooks', the exec backstop).
+    private void PublishRuntimeRules() => _session.SetRuntimeRules(_runtime.Active);
 }
