@@ -31,8 +31,8 @@ public static class RunCommand
         var fileBackend = new Option<string?>("--file-backend")
         {
             HelpName = "lsm|seccomp",
-            Description = "Where opens and execs are decided: lsm (BPF LSM hooks in the kernel, where mis doctor finds that lsm programs load) " +
-                          "or seccomp (the seccomp user-notification supervisor). Default: lsm where the kernel allows it, else seccomp.",
+            Description = "Where opens, execs, file changes and signals are decided: lsm (BPF LSM hooks in the kernel, where mis doctor finds that lsm " +
+                          "programs load; renames, xattrs and a few more stay with the supervisor) or seccomp (the seccomp user-notification supervisor). Default: lsm where the kernel allows it, else seccomp.",
         };
         fileBackend.AcceptOnlyFromAmong("lsm", "seccomp");
         var command = new Argument<string[]>("CMD") { Description = "The command and its arguments, after --.", Arity = ArgumentArity.OneOrMore };

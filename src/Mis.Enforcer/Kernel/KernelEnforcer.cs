@@ -280,7 +280,7 @@ public sealed partial class KernelEnforcer : IViolationSink, IDisposable
     /// <param name="config">DEFCON settings for this cgroup; null uses <see cref="Defaults"/>.</param>
     /// <exception cref="ArgumentException">The path is not a cgroup below MIS's root, or contains the enforcer.</exception>
     /// <exception cref="InvalidOperationException">The cgroup is already managed.</exception>
-    /// <param name="lsmFiles">Its opens and execs are decided by the BPF LSM hooks with the policy's file rules (see <see cref="SetFilePolicy"/>); needs <see cref="LsmFiles"/>.</param>
+    /// <param name="lsmFiles">Its opens, execs, file changes and signals are decided by the BPF LSM hooks with the policy's file rules (see <see cref="SetFilePolicy"/>); needs <see cref="LsmFiles"/>.</param>
     public ManagedCgroup Manage(string cgroupPath, bool learning, uint policyId = 0, DefconConfig? config = null, bool lsmFiles = false)
     {
         if (lsmFiles && !LsmFiles)

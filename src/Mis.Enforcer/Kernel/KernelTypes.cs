@@ -26,8 +26,9 @@ public sealed record KernelEnforcerOptions
 
     /// <summary>
     /// Load the BPF LSM file hooks (bpf/include/mis_lsm.h), so that cgroups managed with
-    /// <c>lsmFiles</c> have their opens and execs decided in the kernel. Only where the kernel
-    /// allows <c>lsm/</c> programs (<c>mis doctor</c>); elsewhere loading the object fails.
+    /// <c>lsmFiles</c> have their opens, execs, file changes and signals decided in the kernel.
+    /// Only where the kernel allows <c>lsm/</c> programs (<c>mis doctor</c>); elsewhere loading
+    /// the object fails.
     /// </summary>
     public bool LsmFiles { get; init; }
 }

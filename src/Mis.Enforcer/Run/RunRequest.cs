@@ -99,6 +99,6 @@ public sealed record RunResult
     /// <summary>Trace files written (learning mode with a traces directory).</summary>
     public IReadOnlyList<string> TraceFiles { get; init; } = [];
 
-    /// <summary>Where the workload's opens and execs were decided.</summary>
+    /// <summary>Where the workload's opens, execs, file changes and signals were decided.</summary>
     public Session.FileBackend FileBackend { get; init; }
 }

@@ -26,7 +26,7 @@ public sealed class EnforcedWorkload : IDisposable
     }
 
     /// <summary>
-    /// Where its opens and execs are decided: <see cref="Session.FileBackend.Lsm"/> in the kernel,
+    /// Where its opens, execs, file changes and signals are decided: <see cref="Session.FileBackend.Lsm"/> in the kernel,
     /// or <see cref="Session.FileBackend.Seccomp"/> by the supervisor (which on either backend
     /// decides what the hooks leave: creating opens, changes to the file tree, the escape class).
     /// </summary>

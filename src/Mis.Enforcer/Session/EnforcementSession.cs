@@ -158,7 +158,7 @@ public sealed class EnforcementSession : IDisposable
         if (spec.Command.Count == 0)
             throw new ArgumentException("the command is empty", nameof(spec));
         var cgroup = _cgroups.CreateWorkload(spec.Label ?? Path.GetFileName(spec.Command[0]));
-        // The kernel decides opens and execs only with the slot's own policy compiled into it: a
+        // The kernel decides files only with the slot's own policy compiled into it: a
         // caller's own decider (the gym's) is C# the kernel cannot run, so the supervisor keeps those.
         bool inKernel = spec.Policy is { InKernel: true } && spec.Decider is null;
         var workload = new EnforcedWorkload(this, spec, cgroup, inKernel ? FileBackend.Lsm : FileBackend.Seccomp);

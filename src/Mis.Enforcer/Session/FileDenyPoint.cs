@@ -10,9 +10,10 @@ public enum FileBackend
     Seccomp,
 
     /// <summary>
-    /// BPF LSM: opens and execs are decided in the kernel (bpf/include/mis_lsm.h) with the
-    /// policy compiled to maps; what the hooks cannot decide before it happens (creating opens,
-    /// O_PATH, changes to the file tree, the escape class) still goes to the seccomp supervisor.
+    /// BPF LSM: opens, execs, most file changes and signals are decided in the kernel
+    /// (bpf/include/mis_lsm.h) with the policy compiled to maps; what no hook can decide (O_TMPFILE
+    /// and O_PATH opens, openat2, renames, utimes, xattrs, the escape class) still goes to the
+    /// seccomp supervisor.
     /// Where the kernel allows <c>lsm/</c> programs (<c>mis doctor</c>).
     /// </summary>
     Lsm,

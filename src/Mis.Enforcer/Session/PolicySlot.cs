@@ -27,7 +27,7 @@ public sealed class PolicySlot : IDisposable
     public WorkloadPolicy Policy => Volatile.Read(ref _policy);
 
     /// <summary>
-    /// Whether the kernel's BPF LSM hooks decide this policy's opens and execs: the session's
+    /// Whether the kernel's BPF LSM hooks decide this policy's opens, execs and file changes: the session's
     /// backend is <see cref="FileBackend.Lsm"/> and the policy compiled into the kernel's tables.
     /// </summary>
     internal bool InKernel { get; private set; }
