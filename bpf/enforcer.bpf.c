@@ -395,6 +395,14 @@ int BPF_PROG(mis_bprm_check, struct linux_binprm *bprm)
 	return 0;
 }
 
+// A record of mis_report's: the supervisor decided, on the target it names.
+static __always_inline void mis_report_record(struct mis_event *e, const struct mis_report_ctx *ctx)
+{
+	e->value = MIS_DECIDED_SUPERVISOR;
+	__builtin_memcpy(e->target, ctx->target, sizeof(e->target));
+	e->target[sizeof(e->target) - 1] = 0;
+}
+
 // Program: run by user space with BPF_PROG_TEST_RUN, never attached. Sleepable, in the
 // enforcer's own context: "current" is the enforcer, so this program never signals and takes
 // the reported task from the context; user space kills the cgroup when told DEFCON 1.
@@ -426,9 +434,7 @@ int mis_report(struct mis_report_ctx *ctx)
 	case MIS_CMD_VIOLATION:
 		e = mis_event_reserve_full();
 		if (e) {
-			e->value = MIS_DECIDED_SUPERVISOR;
-			__builtin_memcpy(e->target, ctx->target, sizeof(e->target));
-			e->target[sizeof(e->target) - 1] = 0;
+			mis_report_record(e, ctx);
 		}
 		out = mis_violation(s, now, &actor, ctx->op, e);
 		ctx->defcon_before = out.before;
@@ -444,9 +450,7 @@ int mis_report(struct mis_report_ctx *ctx)
 	case MIS_CMD_TRACE:
 		e = mis_trace_event(s, now, &actor, ctx->op);
 		if (e) {
-			e->value = MIS_DECIDED_SUPERVISOR;
-			__builtin_memcpy(e->target, ctx->target, sizeof(e->target));
-			e->target[sizeof(e->target) - 1] = 0;
+			mis_report_record(e, ctx);
 			bpf_ringbuf_submit(e, 0);
 		}
 		break;

@@ -109,4 +109,9 @@ public sealed record UnixRule(string Name, Verdict Action, string Source)
 /// A rule of the seed's AddRule shape: a file by (device, inode), optionally only for one syscall
 /// number, with an optional lifetime. <see cref="Expires"/> is null for a rule that never expires.
 /// </summary>
-public sealed record InodeRule(ulong Device, ulong Inode, int SyscallNr, Verdict Action, DateTimeOffset? Expires, string Source);
+public sealed record InodeRule(ulong Device, ulong Inode, int SyscallNr, Verdict Action, DateTimeOffset? Expires, string Source)
+{
+    /// <summary>Whether it decides <paramref name="access"/>: the same file (a name with nothing there yet is none), and its syscall or any.</summary>
+    public bool AppliesTo(FileRequest access) =>
+        access.Inode != 0 && Device == access.Device && Inode == access.Inode && (SyscallNr == 0 || SyscallNr == access.SyscallNr);
+}

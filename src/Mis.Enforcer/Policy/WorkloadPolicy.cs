@@ -189,7 +189,7 @@ public sealed class WorkloadPolicy : IFileDecider
         if (access.Inode != 0)
         {
             foreach (var rule in InodeRules)
-                if (rule.Device == access.Device && rule.Inode == access.Inode && (rule.SyscallNr == 0 || rule.SyscallNr == access.SyscallNr))
+                if (rule.AppliesTo(access))
                     return (rule.Action, rule.Source);
         }
         if (access.Op == FileOp.Exec && access.WrittenDuringRun && ExecAllowList)

@@ -136,10 +136,9 @@ public sealed class EnforcementSession : IDisposable
         public Verdict Decide(FileRequest access, int defcon)
         {
             // An expired rule is gone when its owner replaces the list (as from the kernel's tables).
-            if (access.Inode != 0)
-                foreach (var rule in session.RuntimeRules)
-                    if (rule.Device == access.Device && rule.Inode == access.Inode && (rule.SyscallNr == 0 || rule.SyscallNr == access.SyscallNr))
-                        return rule.Action;
+            foreach (var rule in session.RuntimeRules)
+                if (rule.AppliesTo(access))
+                    return rule.Action;
             return slot.Policy.Decide(access, defcon);
         }
     }

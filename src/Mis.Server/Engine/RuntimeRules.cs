@@ -83,15 +83,7 @@ public sealed class RuntimeRules : IDisposable
     }
 
     /// <summary>The first rule in force that matches the access, or null.</summary>
-    internal InodeRule? Match(FileRequest access)
-    {
-        if (access.Inode == 0)
-            return null;
-        foreach (var rule in Active)
-            if (rule.Device == access.Device && rule.Inode == access.Inode && (rule.SyscallNr == 0 || rule.SyscallNr == access.SyscallNr))
-                return rule;
-        return null;
-    }
+    internal InodeRule? Match(FileRequest access) => access.Inode == 0 ? null : Active.FirstOrDefault(r => r.AppliesTo(access));
 
     /// <inheritdoc />
     public void Dispose() => _timer.Dispose();
