@@ -22,6 +22,8 @@
  * utimes, xattrs, file attributes, Unix binds, O_TMPFILE and O_PATH opens, and openat2.
  * Signals to one process (task_kill) are decided on the task the kernel found: only the
  * workload's own cgroup may be signalled, as the supervisor allows.
+ * What the path rules say of a path an open or exec meets is remembered per CPU
+ * (mis_path_rules_remembered), since the same paths are opened again and again.
  * Every denial goes through mis_violation (mis_defcon.h), the state machine every deny point
  * uses; its event says MIS_DECIDED_LSM.
  */
@@ -253,11 +255,105 @@ static __always_inline void mis_signal_syscall_name(char *out)
 	}
 }
 
+/* A hash of a NUL-padded path. Every word is read and no branch taken but the loop's own, which
+ * keeps the verifier's count of paths through the hook where it was. */
+static __always_inline __u32 mis_path_slot(const struct mis_exact_key *key)
+{
+	__u64 h = 0x9e3779b97f4a7c15ULL;
+
+#pragma clang loop unroll(disable)
+	for (int i = 0; i < MIS_PATH_MAX / 8; i++) {
+		h = (h ^ *(const __u64 *)&key->path[i * 8]) * 0xff51afd7ed558ccdULL;
+		h ^= h >> 32;
+	}
+	return (__u32)h & (MIS_PATH_RULES_SLOTS - 1);
+}
+
+/* Whether two NUL-padded paths are the same bytes (without a branch, as above). */
+static __always_inline bool mis_same_path(const char *a, const char *b)
+{
+	__u64 differ = 0;
+
+#pragma clang loop unroll(disable)
+	for (int i = 0; i < MIS_PATH_MAX / 8; i++)
+		differ |= *(const __u64 *)&a[i * 8] ^ *(const __u64 *)&b[i * 8];
+	return !differ;
+}
+
+/* Every rule of policy `policy_id` that names the path in `key` (NUL-padded; `b` holds the same
+ * path), into `rules`: exact rules, then globs. Returns whether an exact rule names it. */
+static __always_inline bool mis_path_rules_now(__u32 policy_id, const struct mis_exact_key *key, const struct mis_path_buf *b,
+					       struct mis_rule_set *rules)
+{
+	struct mis_rule_set *exact = bpf_map_lookup_elem(&mis_exact_paths, key);
+
+	if (exact)
+		*rules = *exact;
+	mis_glob_match_all(policy_id, b, rules->bits);
+	return exact != NULL;
+}
+
+/*
+ * mis_path_rules_now, remembered in this CPU's slot of mis_path_rules under the policy's
+ * `generation`: a path met again costs a compare, not a pass of every glob. A slot is read
+ * between two reads of its sequence and written under an odd one, so a hook preempted on this
+ * CPU by another never takes half of one path's entry for another's. A global function, checked
+ * by the verifier once rather than on every path through the hook, so it takes the path from
+ * the scratch maps (where mis_lsm_decide put it) and not as an argument: a global function's
+ * pointer argument is memory that no helper takes as a map key.
+ */
+__attribute__((noinline)) int mis_path_rules_remembered(__u32 policy_id, __u32 generation, struct mis_rule_set *rules)
+{
+	struct mis_path_rules_slot *slot;
+	struct mis_exact_key *key;
+	struct mis_path_buf *b;
+	bool concrete;
+	__u32 index = 0;
+	__u64 seq;
+
+	key = bpf_map_lookup_elem(&mis_exact_scratch, &index);
+	b = bpf_map_lookup_elem(&mis_path_scratch, &index);
+	if (!key || !b || !rules)
+		return 0;
+	index = mis_path_slot(key);
+	slot = bpf_map_lookup_elem(&mis_path_rules, &index);
+	if (!slot)
+		return mis_path_rules_now(policy_id, key, b, rules);
+
+	seq = READ_ONCE(slot->seq);
+	if (!(seq & 1) && slot->policy_id == policy_id && slot->generation == generation &&
+	    mis_same_path(slot->path, key->path)) {
+		*rules = slot->rules;
+		concrete = slot->concrete;
+		barrier();
+		if (READ_ONCE(slot->seq) == seq)
+			return concrete;
+		__builtin_memset(rules, 0, sizeof(*rules));
+	}
+
+	concrete = mis_path_rules_now(policy_id, key, b, rules);
+	/* Taken only from an even sequence: a writer this one preempted keeps the slot. */
+	seq = READ_ONCE(slot->seq);
+	if (!(seq & 1) && __sync_val_compare_and_swap(&slot->seq, seq, seq + 1) == seq) {
+		slot->policy_id = policy_id;
+		slot->generation = generation;
+		slot->concrete = concrete;
+		slot->rules = *rules;
+		__builtin_memcpy(slot->path, key->path, MIS_PATH_MAX);
+		barrier();
+		WRITE_ONCE(slot->seq, seq + 2);
+	}
+	return concrete;
+}
+
 /* The policy's verdict on (op, path, file); 1-based op: MIS_OP_FILE_READ, _WRITE, _EXEC. `inode`
  * is NULL for a name with nothing there yet; `new_name`: the operation gives the file another
- * name (the source of a link), so a rule that matches it by path must follow it by identity. */
+ * name (the source of a link), so a rule that matches it by path must follow it by identity;
+ * `remember`: what the path rules say of the path is kept for the next time (mis_path_rules_remembered;
+ * opens and execs, which meet the same paths again and again). */
 static __always_inline __u32 mis_lsm_decide(const struct mis_cgroup_state *s, const struct mis_file_policy *fp, __u32 op,
-					    bool interpreter, bool new_name, struct mis_path_buf *b, struct inode *inode, __u32 level)
+					    bool interpreter, bool new_name, bool remember, struct mis_path_buf *b, struct inode *inode,
+					    __u32 level)
 {
 	__u32 policy_id = s->policy_id;
 	struct mis_object_key okey = { .policy_id = policy_id };
@@ -265,7 +361,6 @@ static __always_inline __u32 mis_lsm_decide(const struct mis_cgroup_state *s, co
 	struct mis_rule_set by_path = {}, *named = NULL;
 	const struct mis_rule_set *applies;
 	struct mis_exact_key *ekey;
-	struct mis_rule_set *exact;
 	__u32 *inode_action = NULL, zero = 0;
 	bool matched, concrete = false;
 
@@ -292,19 +387,15 @@ static __always_inline __u32 mis_lsm_decide(const struct mis_cgroup_state *s, co
 
 	/* 3. file rules: by path (exact, then globs), then by identity. */
 	ekey = bpf_map_lookup_elem(&mis_exact_scratch, &zero);
-	if (ekey) {
-		/* The key is the whole buffer: NUL-padded, as user space wrote it (d_path leaves the
-		 * bytes after the NUL as they were). */
-		ekey->policy_id = policy_id;
-		__builtin_memset(ekey->path, 0, MIS_PATH_MAX);
-		bpf_probe_read_kernel_str(ekey->path, MIS_PATH_MAX, b->path);
-		exact = bpf_map_lookup_elem(&mis_exact_paths, ekey);
-		if (exact) {
-			by_path = *exact;
-			concrete = true;
-		}
-	}
-	mis_glob_match_all(policy_id, b, by_path.bits);
+	if (!ekey)
+		return MIS_DECISION_DENY;
+	/* The key is the whole buffer: NUL-padded, as user space wrote it (d_path leaves the bytes
+	 * after the NUL as they were). */
+	ekey->policy_id = policy_id;
+	__builtin_memset(ekey->path, 0, MIS_PATH_MAX);
+	bpf_probe_read_kernel_str(ekey->path, MIS_PATH_MAX, b->path);
+	concrete = remember ? mis_path_rules_remembered(policy_id, fp->generation, &by_path)
+			    : mis_path_rules_now(policy_id, ekey, b, &by_path);
 	matched = by_path.bits[0] | by_path.bits[1] | by_path.bits[2] | by_path.bits[3];
 	if (inode) {
 		/* A file a rule matches by path that has other names, is given one now, or that an
@@ -385,7 +476,7 @@ static __always_inline bool mis_proc_refused(struct inode *inode, struct dentry 
 
 /* The hook's answer once the path is in `b`: decided, then allowed, traced, or refused and counted. */
 static __always_inline int mis_lsm_judge(struct mis_cgroup_state *s, const struct mis_file_policy *fp, __u32 op,
-					 bool interpreter, bool new_name, struct mis_path_buf *b, struct dentry *dentry,
+					 bool interpreter, bool new_name, bool remember, struct mis_path_buf *b, struct dentry *dentry,
 					 struct inode *inode)
 {
 	struct mis_actor actor;
@@ -404,7 +495,7 @@ static __always_inline int mis_lsm_judge(struct mis_cgroup_state *s, const struc
 	}
 
 	verdict = mis_proc_refused(inode, dentry, op) ? MIS_DECISION_DENY
-		: mis_lsm_decide(s, fp, op, interpreter, new_name, b, inode, level);
+		: mis_lsm_decide(s, fp, op, interpreter, new_name, remember, b, inode, level);
 	if (verdict == MIS_DECISION_ALLOW)
 		return 0;
 	if (verdict == MIS_DECISION_TRACE) {
@@ -461,7 +552,7 @@ static __always_inline int mis_lsm_file(struct file *file)
 
 	if (bpf_d_path((struct path *)&file->f_path, b->path, MIS_PATH_MAX) < 0)
 		return -MIS_EPERM; /* longer than MIS_PATH_MAX: no rule could be checked */
-	return mis_lsm_judge(s, fp, op, interpreter, false, b, file->f_path.dentry, file->f_inode);
+	return mis_lsm_judge(s, fp, op, interpreter, false, true, b, file->f_path.dentry, file->f_inode);
 }
 
 /* The hook's answer for one change of the file tree at `dentry` on `mnt`, decided as a write:
@@ -483,7 +574,7 @@ static __always_inline int mis_lsm_change(struct vfsmount *mnt, struct dentry *d
 		return -MIS_EPERM;
 	if (mis_dentry_path(b, mnt, dentry))
 		return -MIS_EPERM; /* longer than MIS_PATH_MAX: no rule could be checked */
-	return mis_lsm_judge(s, fp, MIS_OP_FILE_WRITE, false, new_name, b, dentry, dentry->d_inode);
+	return mis_lsm_judge(s, fp, MIS_OP_FILE_WRITE, false, new_name, false, b, dentry, dentry->d_inode);
 }
 
 #endif /* MIS_LSM_H */

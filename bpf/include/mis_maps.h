@@ -142,6 +142,16 @@ struct {
 	__type(value, struct mis_rule_set);
 } mis_exact_paths SEC(".maps");
 
+/* Paths matched against their policy's path rules, remembered per CPU (mis_lsm.h):
+ * direct-mapped by a hash of the path, each slot holding the whole path, so a slot answers only
+ * for the very path it was computed for; one overwritten is computed again, never wrong. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MIS_PATH_RULES_SLOTS);
+	__type(key, __u32);
+	__type(value, struct mis_path_rules_slot);
+} mis_path_rules SEC(".maps");
+
 /* Files rules follow by identity: written by user space (the files concrete patterns name) and
  * by the hooks (a file a rule matched by path that has other names). LRU would forget a
  * protected file, so it is a plain hash: when it is full, an open that would add one is denied. */

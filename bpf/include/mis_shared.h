@@ -254,6 +254,7 @@ struct mis_exec_approval {
 #define MIS_GLOB_WORDS        16  /* words of positions per policy: 1024 positions */
 #define MIS_GLOB_CLOSURE_STEPS 4  /* longest chain of positions left without reading */
 #define MIS_GLOB_NO_RULE      255 /* rule[] of a position that is not a final one */
+#define MIS_PATH_RULES_SLOTS  1024 /* per CPU, in mis_path_rules (a power of two) */
 
 struct mis_glob_key {
 	__u32 policy_id;
@@ -296,7 +297,7 @@ struct mis_file_policy {
 	__u32 rules;           /* file rules in decision order */
 	__u32 default_action;  /* MIS_DECISION_* when nothing matches at DEFCON 5 and 4 */
 	__u32 exec_allow_list; /* 1: only what an allow rule names may run, nothing written during the run */
-	__u32 pad;
+	__u32 generation;      /* new at every write of the policy's rules: older mis_path_rules entries are stale */
 	struct mis_rule_set applies_read;  /* the rules that apply to opens for reading */
 	struct mis_rule_set applies_write; /* ... for writing (creating, truncating) */
 	struct mis_rule_set applies_exec;  /* ... to execs */
@@ -307,6 +308,19 @@ struct mis_file_policy {
 struct mis_exact_key {
 	__u32 policy_id;
 	char path[MIS_PATH_MAX];
+};
+
+/* mis_path_rules value: one slot of a per-CPU cache of what a policy's path rules (exact, then
+ * globs) say of one path. They depend on the path's bytes and the policy's rules alone, so a path
+ * opened again costs a compare instead of a pass of every glob. */
+struct mis_path_rules_slot {
+	__u64 seq;                 /* odd while the slot is being written (a writer's preemption shows) */
+	__u32 policy_id;
+	__u32 generation;          /* the mis_file_policy.generation the rules were computed under */
+	__u32 concrete;            /* 1: an exact rule names the path (the file is followed by identity) */
+	__u32 pad;
+	struct mis_rule_set rules; /* every rule that names the path, exact or glob */
+	char path[MIS_PATH_MAX];   /* NUL-padded: compared whole */
 };
 
 /* mis_file_objects key: a file (kernel dev_t, inode) that rules follow by identity (a hard link

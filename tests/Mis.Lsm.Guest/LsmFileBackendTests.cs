@@ -90,10 +90,12 @@ public sealed class LsmFileBackendTests(LsmFileBackendTests.Backends backends) :
     private static FileRule Rule(string pattern, FileOps ops, Verdict action) =>
         new(PathGlob.TryParse(pattern, out var glob, out var error) ? glob! : throw new ArgumentException(error), ops, action, pattern);
 
-    private static WorkloadPolicy Policy()
+    /// <summary>The cases' policy; <paramref name="first"/>, if given, decides before its rules.</summary>
+    private static WorkloadPolicy Policy(FileRule? first = null)
     {
         return new WorkloadPolicy("lsm-differential", Verdict.Allow,
         [
+            .. first is null ? [] : new[] { first },
             Rule($"{Dir}/allowed/**", FileOps.All, Verdict.Allow),
             Rule($"{Dir}/secret/**", FileOps.Read | FileOps.Write, Verdict.Deny),
             Rule($"{Dir}/exact.txt", FileOps.All, Verdict.Deny),
@@ -262,6 +264,31 @@ public sealed class LsmFileBackendTests(LsmFileBackendTests.Backends backends) :
     }
 
     /// <summary>
+    /// The kernel remembers what a policy's path rules say of each path it met (mis_path_rules):
+    /// a reload that changes them decides a path met before it by the new rules at once, and a
+    /// reload back by the old ones, on both backends.
+    /// </summary>
+    [Theory]
+    [InlineData(FileBackend.Lsm)]
+    [InlineData(FileBackend.Seccomp)]
+    public void A_path_met_before_a_reload_is_decided_by_the_rules_in_force(FileBackend backend)
+    {
+        var (session, _) = backends[backend];
+        using var slot = session.Install(Policy());
+        Assert.Equal(backend == FileBackend.Lsm, slot.InKernel);
+        string read = $"cat {Dir}/plain.txt; cat {Dir}/plain.txt; echo $?";
+        var before = Run(backend, read, slot);
+        slot.Replace(Policy(first: Rule($"{Dir}/pla*.txt", FileOps.Read, Verdict.Deny)));
+        var during = Run(backend, read, slot);
+        slot.Replace(Policy());
+        var after = Run(backend, read, slot);
+        Assert.Equal(("plain.txt\nplain.txt\n0\n", 0UL), (before.Output, before.Violations));
+        Assert.Equal(("1\n", 2UL, $"FileRead {Dir}/plain.txt\nFileRead {Dir}/plain.txt"), (during.Output, during.Violations, during.Denials));
+        Assert.Equal(("plain.txt\nplain.txt\n0\n", 0UL), (after.Output, after.Violations));
+        Assert.Equal(backend, during.Backend);
+    }
+
+    /// <summary>
     /// A reload to a policy the kernel cannot hold (more file rules than its tables) while a
     /// workload it decides runs would leave that workload on the old rules: refused, with why;
     /// once the workload has ended, the new policy is put in force and decided by the supervisor.
@@ -293,11 +320,12 @@ public sealed class LsmFileBackendTests(LsmFileBackendTests.Backends backends) :
     private sealed record Outcome(FileBackend Backend, string Exit, string Output, ulong Violations, string Denials, string Traces, string Trajectory,
         long Notifications, IReadOnlyList<(ViolationOp Op, MisDecidedBy By)> DecidedBy);
 
-    private Outcome Run(FileBackend backend, string script)
+    private Outcome Run(FileBackend backend, string script, PolicySlot? slot = null)
     {
         var events = new List<KernelEvent>();
         string output = Path.Combine(Path.GetTempPath(), $"mis-lsm-out-{Guid.NewGuid():N}");
         var (session, policy) = backends[backend];
+        policy = slot ?? policy;
         string exit;
         WorkloadTeardown end;
         FileBackend decidedBy;

@@ -18,7 +18,7 @@ public sealed class LsmVmFixture : IAsyncLifetime
     internal const string BenchText = "bench.txt";
 
     /// <summary>
-    /// Set to a file path, this run also measures <c>mis bench --workloads --quick --rounds 3</c> in the VM
+    /// Set to a file path, this run also measures <c>mis bench --workloads --rounds 3</c> in the VM
     /// (bare, the seccomp floor, MIS on the seccomp backend, MIS on the BPF LSM backend) and writes
     /// its table there. Opt-in: it takes tens of minutes under software emulation.
     /// </summary>
@@ -75,7 +75,7 @@ public sealed class LsmVmFixture : IAsyncLifetime
             if (bench is not null)
                 script += $"""
 
-                    dotnet '{mis}' bench --workloads --quick --rounds 3 >"$MIS_VM_RESULTS/{BenchText}" 2>&1
+                    dotnet '{mis}' bench --workloads --rounds 3 >"$MIS_VM_RESULTS/{BenchText}" 2>&1
                     echo "mis-lsm: bench exit $?"
                     """;
             Run = await vm.RunAsync(script, root, keepVisible: [root], timeout: bench is null ? null : TimeSpan.FromMinutes(90));

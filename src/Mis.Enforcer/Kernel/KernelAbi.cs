@@ -338,7 +338,7 @@ internal unsafe struct MisFilePolicy
     internal uint Rules;
     internal uint DefaultAction;
     internal uint ExecAllowList;
-    internal uint Pad;
+    internal uint Generation;
     internal MisRuleSet AppliesRead;
     internal MisRuleSet AppliesWrite;
     internal MisRuleSet AppliesExec;

@@ -195,6 +195,8 @@ public sealed partial class KernelEnforcer
     internal void SetFilePolicy(uint policyId, WorkloadPolicy? policy, IReadOnlyList<InodeRule> runtimeRules) =>
         WriteFilePolicy(CompileFilePolicy(policyId, policy, runtimeRules));
 
+    private static int s_filePolicyGeneration;
+
     /// <summary>A policy's file rules as the kernel's tables hold them (<see cref="CompileFilePolicy"/>), not written yet.</summary>
     internal sealed record CompiledFilePolicy(uint PolicyId, MisFilePolicy? File, PathAutomaton? Automaton,
         List<(MisExactKey Key, MisRuleSet Value)> Exact, List<(MisObjectKey Key, MisRuleSet Value)> Objects,
@@ -207,7 +209,9 @@ public sealed partial class KernelEnforcer
         var globs = new List<(int, PathGlob)>();
         var exact = new Dictionary<string, MisRuleSet>(StringComparer.Ordinal);
         var objects = new Dictionary<(ulong, ulong), MisRuleSet>();
-        var file = new MisFilePolicy();
+        // A new generation for every compile: what the hooks remember of a path under older
+        // rules (mis_path_rules) no longer answers once these are in force.
+        var file = new MisFilePolicy { Generation = unchecked((uint)Interlocked.Increment(ref s_filePolicyGeneration)) };
         if (policy is not null)
         {
             if (policy.FileRules.Count > PathAutomaton.NoRule)
