@@ -37,6 +37,9 @@
 #ifndef F_SETOWN_EX
 #define F_SETOWN_EX 15
 #endif
+/* The kernel's O_TMPFILE bit alone: glibc's __O_TMPFILE also carries O_DIRECTORY, and a test of
+ * it would send every directory open to the supervisor. */
+#define MIS_O_TMPFILE_BIT 020000000
 /* Newer than Debian 12's kernel headers. */
 #ifndef SYS_fchmodat2
 #define SYS_fchmodat2 452
@@ -169,12 +172,12 @@ size_t mis_build_filter(struct sock_filter *out, size_t cap, int files_in_kernel
          * creat, execve, execveat and path_hook_changes fall through to the final ALLOW. */
         emit(&b, UNLESS_EQ(SYS_open, 4));
         emit(&b, LOAD(ARG_LO(1)));
-        emit(&b, JUMP(BPF_JMP | BPF_JSET | BPF_K, __O_TMPFILE | O_PATH, 0, 1));
+        emit(&b, JUMP(BPF_JMP | BPF_JSET | BPF_K, MIS_O_TMPFILE_BIT | O_PATH, 0, 1));
         emit(&b, RET(SECCOMP_RET_USER_NOTIF));
         emit(&b, RET(SECCOMP_RET_ALLOW));
         emit(&b, UNLESS_EQ(SYS_openat, 4));
         emit(&b, LOAD(ARG_LO(2)));
-        emit(&b, JUMP(BPF_JMP | BPF_JSET | BPF_K, __O_TMPFILE | O_PATH, 0, 1));
+        emit(&b, JUMP(BPF_JMP | BPF_JSET | BPF_K, MIS_O_TMPFILE_BIT | O_PATH, 0, 1));
         emit(&b, RET(SECCOMP_RET_USER_NOTIF));
         emit(&b, RET(SECCOMP_RET_ALLOW));
     }
