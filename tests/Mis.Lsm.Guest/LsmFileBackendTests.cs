@@ -365,7 +365,16 @@ public sealed class LsmFileBackendTests(LsmFileBackendTests.Backends backends) :
             OnEvent = e => { lock (events) events.Add(e); },
         }))
         {
-            exit = workload.Wait().ToString();
+            // Bounded: a workload that never ends fails its case, with what it printed, instead of
+            // holding the whole VM run until its timeout.
+            var exited = workload.Wait(TimeSpan.FromMinutes(3));
+            if (exited is null)
+            {
+                workload.Kill();
+                workload.Wait();
+                Assert.Fail($"{backend}: `{script}` still ran after 3 minutes (killed); its output: {File.ReadAllText(output)}");
+            }
+            exit = exited.ToString();
             end = workload.Finish();
             decidedBy = workload.FileBackend;
             notifications = workload.Decisions.Notifications;

@@ -189,7 +189,7 @@ internal sealed class LsmVm
             string exitFile = Path.Combine(results.FullName, "exit-code");
             if (!File.Exists(exitFile) || !int.TryParse(File.ReadAllText(exitFile).Trim(), out int exitCode))
                 throw new InvalidOperationException(
-                    $"the LSM VM powered off without reporting the command's exit code (qemu exited {qemu.ExitCode} after {total.TotalSeconds:0.0} s); console tail:\n{console.Tail(40)}");
+                    $"the LSM VM powered off without reporting the command's exit code (qemu exited {qemu.ExitCode} after {total.TotalSeconds:0.0} s); console tail:\n{console.Tail(150)}");
 
             var boot = console.Running ?? total;
             var run = (console.Done ?? total) - boot;
@@ -211,7 +211,9 @@ internal sealed class LsmVm
         .. (File.Exists(QBoot) ? new[] { "-bios", QBoot } : []),
         "-kernel", Kernel, "-initrd", Initramfs,
         // panic=-1: a guest that panics reboots at once, and -no-reboot turns that into qemu's exit.
-        "-append", "console=ttyS0 panic=-1 loglevel=4",
+        // A CPU stuck in the kernel (a soft lockup) panics too, with every CPU's backtrace on the
+        // console (loglevel 5 shows them), instead of hanging the run until its timeout.
+        "-append", "console=ttyS0 panic=-1 softlockup_panic=1 softlockup_all_cpu_backtrace=1 loglevel=5",
         // Without multidevs=remap the inode numbers of the host's several file systems collide in
         // the guest: /proc will not mount in the chroot and CoreCLR fails with 0x8007000E.
         "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",

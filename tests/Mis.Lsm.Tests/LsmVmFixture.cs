@@ -63,7 +63,7 @@ public sealed class LsmVmFixture : IAsyncLifetime
             // Each step's exit code goes to its own file, so one failing does not hide the other.
             string script = $"""
                 t0=$(cut -d' ' -f1 /proc/uptime)
-                dotnet '{guest}' -xml "$MIS_VM_RESULTS/{GuestXml}" -noColor -longRunning 90
+                dotnet '{guest}' -xml "$MIS_VM_RESULTS/{GuestXml}" -noColor -diagnostics -longRunning 90
                 echo $? >"$MIS_VM_RESULTS/{GuestExit}"
                 t1=$(cut -d' ' -f1 /proc/uptime)
                 dotnet '{mis}' doctor --json >"$MIS_VM_RESULTS/{DoctorJson}"
