@@ -44,6 +44,9 @@ internal sealed class LsmVm
     /// <summary>How long a run may take before qemu is killed, unless the caller says otherwise.</summary>
     internal static readonly TimeSpan DefaultTimeout = TimeSpan.FromMinutes(12);
 
+    /// <summary>Console lines a failure shows: enough for a soft lockup's backtraces of both CPUs.</summary>
+    private const int ConsoleTailLines = 150;
+
     // Debian's meta-package that depends on the current kernel image of the release.
     private const string KernelMetaPackage = "linux-image-amd64";
 
@@ -181,7 +184,7 @@ internal sealed class LsmVm
                 // The command's own output goes to the share, not the console: show both.
                 throw new TimeoutException(
                     $"the LSM VM did not finish within {timeout.Value.TotalSeconds:0} s (qemu killed; the command {(console.Running is null ? "never started" : "was running")}); " +
-                    $"console tail:\n{console.Tail(40)}\ncommand stdout tail:\n{Tail(ReadIfPresent(results, "stdout"), 20)}\ncommand stderr tail:\n{Tail(ReadIfPresent(results, "stderr"), 20)}");
+                    $"console tail:\n{console.Tail(ConsoleTailLines)}\ncommand stdout tail:\n{Tail(ReadIfPresent(results, "stdout"), 20)}\ncommand stderr tail:\n{Tail(ReadIfPresent(results, "stderr"), 20)}");
             }
             await Task.WhenAll(readOut, readErr);
             var total = clock.Elapsed;
@@ -189,7 +192,7 @@ internal sealed class LsmVm
             string exitFile = Path.Combine(results.FullName, "exit-code");
             if (!File.Exists(exitFile) || !int.TryParse(File.ReadAllText(exitFile).Trim(), out int exitCode))
                 throw new InvalidOperationException(
-                    $"the LSM VM powered off without reporting the command's exit code (qemu exited {qemu.ExitCode} after {total.TotalSeconds:0.0} s); console tail:\n{console.Tail(150)}");
+                    $"the LSM VM powered off without reporting the command's exit code (qemu exited {qemu.ExitCode} after {total.TotalSeconds:0.0} s); console tail:\n{console.Tail(ConsoleTailLines)}");
 
             var boot = console.Running ?? total;
             var run = (console.Done ?? total) - boot;
