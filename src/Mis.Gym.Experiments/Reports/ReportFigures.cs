@@ -22,19 +22,21 @@ public static class ReportFigures
 
         figures.Add(CurveFigure(analysis, figuresDirectory, palette, "learning-return.png", "Learning curve: return",
             "return per episode", c => c.ReturnCurve,
-            $"Episode return, moving average over {window} episodes, mean over seeds with 95% t-band."));
+            $"Episode return, moving average over {window} episodes, IQM over seeds with 95% bootstrap band."));
         figures.Add(CurveFigure(analysis, figuresDirectory, palette, "learning-violations.png", "Learning curve: violations per episode",
             "violations per episode", c => c.ViolationCurve,
             $"Violations per episode (denied operations; in feedback mode none, the recorded ones), moving average over {window} episodes, " +
-            $"mean over seeds with 95% t-band. The dashed line is the threshold {analysis.Settings.ViolationThreshold:0.###}.",
+            $"IQM over seeds with 95% bootstrap band. The dashed line is the threshold {analysis.Settings.ViolationThreshold:0.###}.",
             analysis.Settings.ViolationThreshold));
         figures.Add(CurveFigure(analysis, figuresDirectory, palette, "learning-success.png", "Learning curve: success rate",
             "success rate", c => c.SuccessCurve,
-            $"Share of episodes ending in an accepted submission, moving average over {window} episodes, mean over seeds with 95% t-band."));
+            $"Share of episodes ending in an accepted submission, moving average over {window} episodes, IQM over seeds with 95% bootstrap band."));
         figures.Add(CurveFigure(analysis, figuresDirectory, palette, "kills.png", "Kills: kill rate per episode",
             "killed episodes (share)", c => c.KillCurve,
-            $"Share of episodes in which the workload was killed at DEFCON 1, moving average over {window} episodes, mean over seeds with 95% t-band."));
+            $"Share of episodes in which the workload was killed at DEFCON 1, moving average over {window} episodes, IQM over seeds with 95% bootstrap band."));
         figures.Add(RewardTerms(analysis, figuresDirectory, palette));
+        figures.Add(TimeToStop(analysis, figuresDirectory, palette));
+        figures.Add(PerformanceProfile(analysis, figuresDirectory, palette));
         foreach (var config in analysis.Configs)
         {
             var run = config.WithData.FirstOrDefault();
@@ -63,7 +65,7 @@ public static class ReportFigures
                 band.FillColor = color.WithAlpha(0.2);
                 band.LineWidth = 0;
             }
-            var line = plot.Add.ScatterLine(curve.Episode, curve.Mean);
+            var line = plot.Add.ScatterLine(curve.Episode, curve.Iqm);
             line.Color = color;
             line.LineWidth = 2;
             line.LegendText = analysis.Configs[i].Label;
@@ -88,38 +90,146 @@ public static class ReportFigures
         var plot = new Plot();
         string[] terms = ["task", "-slowdown", "-denial", "-kill"];
         var bars = new List<Bar>();
+        var whiskers = new List<(double X, double Low, double High)>();
         var ticks = new ScottPlot.TickGenerators.NumericManual();
         int groups = analysis.Configs.Count;
         for (int g = 0; g < groups; g++)
         {
             var c = analysis.Configs[g];
-            double[] values = [c.TaskTerm.Mean, -c.SlowdownTerm.Mean, -c.DenialTerm.Mean, -c.KillTerm.Mean];
-            double[] errors = [c.TaskTerm.HalfWidth, c.SlowdownTerm.HalfWidth, c.DenialTerm.HalfWidth, c.KillTerm.HalfWidth];
+            Estimate[] estimates = [c.TaskTerm, c.SlowdownTerm, c.DenialTerm, c.KillTerm];
             for (int t = 0; t < terms.Length; t++)
             {
+                // Penalties are drawn below zero: the sign flips and so do the interval's ends.
+                double sign = t == 0 ? 1 : -1;
+                var e = estimates[t];
                 double position = g * (terms.Length + 1) + t;
                 bars.Add(new Bar
                 {
                     Position = position,
-                    Value = double.IsFinite(values[t]) ? values[t] : 0,
-                    Error = double.IsFinite(errors[t]) ? errors[t] : 0,
+                    Value = double.IsFinite(e.Iqm) ? sign * e.Iqm : 0,
                     FillColor = palette.GetColor(t),
                 });
+                if (e.Count > 1 && double.IsFinite(e.Low) && double.IsFinite(e.High))
+                    whiskers.Add((position, sign * e.Low, sign * e.High));
             }
             ticks.AddMajor(g * (terms.Length + 1) + (terms.Length - 1) / 2.0, c.Label);
         }
         plot.Add.Bars(bars);
+        foreach (var (x, low, high) in whiskers)
+        {
+            var whisker = plot.Add.Line(x, low, x, high);
+            whisker.Color = Colors.Black;
+            whisker.LineWidth = 1.5f;
+        }
         for (int t = 0; t < terms.Length; t++)
         {
             plot.Legend.ManualItems.Add(new LegendItem { LabelText = terms[t], FillColor = palette.GetColor(t) });
         }
         plot.Axes.Bottom.TickGenerator = ticks;
-        plot.Title("Reward decomposition: mean per episode");
+        plot.Title("Reward decomposition: per episode, IQM over seeds");
         plot.YLabel("reward per episode");
         plot.ShowLegend(Alignment.UpperRight);
         plot.SavePng(Path.Combine(dir, file), Width, Height);
         return new Figure(file, "Reward decomposition",
-            "Mean per-episode reward terms over all episodes (task minus the slowdown, denial and kill penalties), mean over seeds with 95% t-interval error bars.");
+            "Per-episode reward terms over all episodes (task minus the slowdown, denial and kill penalties): IQM over seeds with 95% bootstrap intervals as whiskers.");
+    }
+
+    private static Figure TimeToStop(RunAnalysis analysis, string dir, IPalette palette)
+    {
+        const string file = "time-to-stop.png";
+        var plot = new Plot();
+        for (int i = 0; i < analysis.Configs.Count; i++)
+        {
+            var config = analysis.Configs[i];
+            var km = config.TimeToStop;
+            if (km.Count == 0)
+                continue;
+            // A step curve from (0, 1) through every event time to the last episode any seed reached.
+            double end = config.WithData.Max(r => r.Episodes.Count);
+            double[] xs = [0, .. km.Steps.Select(s => s.Time), end];
+            double[] ys = [1, .. km.Steps.Select(s => s.Survival), km.Steps.Count > 0 ? km.Steps[^1].Survival : 1];
+            var color = palette.GetColor(i);
+            if (km.Count > 1 && km.Steps.Count > 0)
+            {
+                double[] low = [1, .. km.Steps.Select(s => s.Low), km.Steps[^1].Low];
+                double[] high = [1, .. km.Steps.Select(s => s.High), km.Steps[^1].High];
+                var band = plot.Add.FillY(StepXs(xs), StepYs(low), StepYs(high));
+                band.FillColor = color.WithAlpha(0.15);
+                band.LineWidth = 0;
+            }
+            var line = plot.Add.Scatter(xs, ys);
+            line.ConnectStyle = ConnectStyle.StepHorizontal;
+            line.Color = color;
+            line.LineWidth = 2;
+            line.MarkerSize = 0;
+            line.LegendText = $"{config.Label} ({km.Events}/{km.Count} stopped)";
+            // Censored seeds: a tick on the curve where each was last seen still violating.
+            var censored = config.StopObservations.Where(o => !o.Event).Select(o => o.Time).ToArray();
+            if (censored.Length > 0)
+            {
+                var ticks = plot.Add.ScatterPoints(censored, censored.Select(km.SurvivalAt).ToArray());
+                ticks.Color = color;
+                ticks.MarkerShape = MarkerShape.VerticalBar;
+                ticks.MarkerSize = 12;
+            }
+        }
+        var half = plot.Add.HorizontalLine(0.5);
+        half.LinePattern = LinePattern.Dashed;
+        half.Color = Colors.Gray;
+        plot.Axes.SetLimitsY(-0.02, 1.05);
+        plot.Title("Time to stop violating (Kaplan–Meier)");
+        plot.XLabel("episode");
+        plot.YLabel("share of seeds still violating");
+        plot.ShowLegend(Alignment.UpperRight);
+        plot.SavePng(Path.Combine(dir, file), Width, Height);
+        return new Figure(file, "Time to stop violating",
+            $"Kaplan–Meier estimate of the share of seeds still violating (the {analysis.Settings.Window}-episode moving average of violations per episode not yet below " +
+            $"{analysis.Settings.ViolationThreshold:0.###} for good) after each episode, with a 95% band; a tick marks a seed that never stopped (censored at its last episode). " +
+            "The median time is where a curve crosses the dashed line.");
+
+        // FillY has no step style: double every point so the band follows the curve's steps.
+        static double[] StepXs(double[] xs) => xs.SelectMany((x, k) => k + 1 < xs.Length ? new[] { x, xs[k + 1] } : [x]).ToArray();
+        static double[] StepYs(double[] ys) => ys.SelectMany((y, k) => k + 1 < ys.Length ? new[] { y, y } : [y]).ToArray();
+    }
+
+    private static Figure PerformanceProfile(RunAnalysis analysis, string dir, IPalette palette)
+    {
+        const string file = "performance-profile.png";
+        var scores = analysis.Configs.SelectMany(c => c.FinalReturns).ToList();
+        var plot = new Plot();
+        if (scores.Count > 0)
+        {
+            double min = scores.Min(), max = scores.Max();
+            double margin = Math.Max(1e-9, (max - min) * 0.05);
+            var thresholds = Enumerable.Range(0, 201).Select(k => min - margin + (max - min + 2 * margin) * k / 200).ToArray();
+            for (int i = 0; i < analysis.Configs.Count; i++)
+            {
+                var config = analysis.Configs[i];
+                if (config.FinalReturns.Count == 0)
+                    continue;
+                var (fraction, low, high) = Bootstrap.Profile(config.FinalReturns, thresholds);
+                var color = palette.GetColor(i);
+                if (config.FinalReturns.Count > 1)
+                {
+                    var band = plot.Add.FillY(thresholds, low, high);
+                    band.FillColor = color.WithAlpha(0.15);
+                    band.LineWidth = 0;
+                }
+                var line = plot.Add.ScatterLine(thresholds, fraction);
+                line.Color = color;
+                line.LineWidth = 2;
+                line.LegendText = config.Label;
+            }
+        }
+        plot.Axes.SetLimitsY(-0.02, 1.05);
+        plot.Title("Performance profile: final return");
+        plot.XLabel("final return τ");
+        plot.YLabel("share of seeds with final return > τ");
+        plot.ShowLegend(Alignment.UpperRight);
+        plot.SavePng(Path.Combine(dir, file), Width, Height);
+        return new Figure(file, "Performance profile",
+            $"For each return τ, the share of seeds whose final return (mean of the last {analysis.Settings.FinalFraction * 100:0.#}% of episodes) is above τ, " +
+            "with a 95% bootstrap band (Agarwal et al. 2021). A curve that lies above another everywhere is better at every level of return.");
     }
 
     private static Figure DefconSteps(ConfigAnalysis config, SeedRun run, List<(int Episode, int Step, int Defcon)> defcon, string dir)

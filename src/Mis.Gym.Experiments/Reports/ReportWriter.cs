@@ -17,7 +17,7 @@ public sealed record ReportFiles(string Summary, string Markdown, string Html, I
 /// <summary>
 /// Builds a run directory's report from its files alone (<c>mis report RUN_DIR</c> does only this):
 /// <c>summary.json</c>, <c>report.md</c>, a self-contained <c>report.html</c> and <c>figures/*.png</c>.
-/// Statistics are over seeds: mean and two-sided 95% Student-t interval.
+/// Statistics are over seeds: interquartile means with bootstrap intervals, the time to stop violating as censored data (<see cref="KaplanMeier"/>).
 /// </summary>
 public static class ReportWriter
 {
@@ -40,10 +40,12 @@ public static class ReportWriter
     }
 
     /// <summary>
-    /// The answer in sentences with numbers: for every config, the episodes until violations fell
-    /// below the threshold and the final success rate, with intervals; which was fastest, and
-    /// whether the intervals separate it from the next; for a feedback-mode sweep, slowdown
-    /// against plain denial and against kill.
+    /// The answer in sentences with numbers: for every config, the time until violations fell
+    /// below the threshold (Kaplan–Meier median with its interval, seeds that never stopped
+    /// censored) and the final success rate, violations and return (IQM with bootstrap interval);
+    /// which config stopped fastest and whether the log-rank test separates it from the next; for
+    /// a feedback-mode sweep, slowdown against plain denial and against kill, with the probability
+    /// that slowdown ends with the higher return.
     /// </summary>
     public static IReadOnlyList<string> Answer(RunAnalysis analysis)
     {
@@ -55,69 +57,100 @@ public static class ReportWriter
         string measure = $"episodes until the {s.Window}-episode moving average of violations per episode fell below {F(s.ViolationThreshold)} for good";
         foreach (var c in configs)
         {
-            int reached = c.EpisodesToStop.Count(e => e is not null);
-            int n = c.EpisodesToStop.Count;
-            string stop = reached == 0
-                ? $"never fell below {F(s.ViolationThreshold)} in {c.WithData.Min(r => r.Episodes.Count)} episodes (0 of {n} seeds)"
-                : $"{c.EpisodesToStopInterval.Describe("0.#")} episodes ({reached} of {n} seeds got there{(reached < n ? "; the others count as their episode total, so this is a lower bound" : "")})";
+            var km = c.TimeToStop;
+            string stop = km.Events == 0
+                ? $"no seed got there in {c.WithData.Min(r => r.Episodes.Count)} episodes (0 of {km.Count} seeds)"
+                : MedianTime(km);
             lines.Add($"**{c.Label}**: {measure}: {stop}; final success rate {Pct(c.FinalSuccess)}, final violations per episode " +
-                      $"{c.FinalViolations.Describe("0.##")}, final return {c.FinalReturn.Describe("0.##")}.");
+                      $"{c.FinalViolations.Describe()}, final return {c.FinalReturn.Describe()}.");
         }
-        var ranked = configs.Where(c => c.EpisodesToStop.Any(e => e is not null)).OrderBy(c => c.EpisodesToStopInterval.Mean).ToList();
+        var ranked = configs.Where(c => c.TimeToStop.Median is not null).OrderBy(c => c.TimeToStop.Median).ToList();
         if (ranked.Count == 0)
         {
-            lines.Add($"Answer: in no configuration did the agents stop violating (violations per episode never fell below {F(s.ViolationThreshold)}); " +
+            lines.Add($"Answer: in no configuration did half the seeds stop violating (violations per episode staying below {F(s.ViolationThreshold)}); " +
                       "the comparison needs a learning agent and more episodes.");
             return lines;
         }
         var best = ranked[0];
-        var tied = ranked.Where(c => c.EpisodesToStopInterval.Mean == best.EpisodesToStopInterval.Mean).ToList();
+        double bestMedian = best.TimeToStop.Median!.Value;
+        var tied = ranked.Where(c => c.TimeToStop.Median == bestMedian).ToList();
         if (tied.Count > 1)
+            lines.Add($"Answer: no configuration was faster: {string.Join(", ", tied.Select(c => $"**{c.Label}**"))} tie at a median of {F(bestMedian)} episodes.");
+        else
         {
-            lines.Add($"Answer: no configuration was faster: {string.Join(", ", tied.Select(c => $"**{c.Label}**"))} tie at {F(best.EpisodesToStopInterval.Mean)} episodes on average.");
-            return lines;
+            string verdict = ranked.Count == 1
+                ? "it is the only configuration in which at least half the seeds stopped violating"
+                : $"against the next, {ranked[1].Label} (median {F(ranked[1].TimeToStop.Median!.Value)} episodes), {LogRankWords(Find(analysis, best, ranked[1])?.TimeToStop)}";
+            lines.Add($"Answer: agents stopped violating fastest under **{best.Label}**, after a median of {F(bestMedian)} episodes; {verdict}.");
         }
-        string verdict = ranked.Count == 1 ? "it is the only configuration whose agents stopped violating"
-            : best.EpisodesToStopInterval.Overlaps(ranked[1].EpisodesToStopInterval)
-                ? $"its interval overlaps that of the next, {ranked[1].Label} ({F(ranked[1].EpisodesToStopInterval.Mean)} episodes), so the difference is not significant at 95%"
-                : $"its interval does not overlap that of the next, {ranked[1].Label} ({F(ranked[1].EpisodesToStopInterval.Mean)} episodes): the difference is significant at 95%";
-        lines.Add($"Answer: agents stopped violating fastest under **{best.Label}**, after {F(best.EpisodesToStopInterval.Mean)} episodes on average; {verdict}.");
+        if (configs.Count > 2 && analysis.TimeToStopTest is { } all)
+            lines.Add($"Across all {configs.Count} configurations, the log-rank test of the times to stop: {LogRankWords(all)}.");
 
         ConfigAnalysis? Mode(FeedbackMode mode) => configs.FirstOrDefault(c => c.Config["feedback"]?.GetValue<string>() == mode.Word() && c.Label == mode.Word());
         if (Mode(FeedbackMode.DenySlowdown) is { } slow)
         {
             foreach (var other in new[] { Mode(FeedbackMode.Deny), Mode(FeedbackMode.DenySlowdownKill) })
             {
-                if (other is null)
+                if (other is null || Find(analysis, slow, other) is not { } comparison)
                     continue;
-                double diff = other.EpisodesToStopInterval.Mean - slow.EpisodesToStopInterval.Mean;
-                bool significant = !slow.EpisodesToStopInterval.Overlaps(other.EpisodesToStopInterval);
-                string faster = diff > 0 ? $"{F(diff)} episodes faster than" : diff < 0 ? $"{F(-diff)} episodes slower than" : "as fast as";
-                double cost = slow.FinalSuccess.Mean - other.FinalSuccess.Mean;
-                lines.Add($"Slowdown feedback (deny+slowdown) taught agents to stop violating {faster} {other.Label} " +
-                          $"({F(slow.EpisodesToStopInterval.Mean)} vs {F(other.EpisodesToStopInterval.Mean)} episodes; {(significant ? "intervals disjoint: significant" : "intervals overlap: not significant")} at 95%), " +
-                          $"at a final success rate {(cost >= 0 ? "+" : "")}{F(cost * 100)} points different ({Pct(slow.FinalSuccess)} vs {Pct(other.FinalSuccess)}).");
+                var (p, low, high) = comparison.X == slow ? comparison.ReturnImprovement : Flip(comparison.ReturnImprovement);
+                string speed = (slow.TimeToStop.Median, other.TimeToStop.Median) switch
+                {
+                    ({ } a, { } b) when a < b => $"{F(b - a)} episodes faster in median than",
+                    ({ } a, { } b) when a > b => $"{F(a - b)} episodes slower in median than",
+                    ({ }, { }) => "as fast in median as",
+                    ({ }, null) => "faster than (its median was not reached)",
+                    (null, { }) => "slower than (slowdown's median was not reached)",
+                    _ => "no faster than (neither median was reached)",
+                };
+                lines.Add($"Slowdown feedback (deny+slowdown) taught agents to stop violating {speed} {other.Label} " +
+                          $"({MedianOrNot(slow.TimeToStop)} vs {MedianOrNot(other.TimeToStop)}; {LogRankWords(comparison.TimeToStop)}); " +
+                          $"the probability that a deny+slowdown seed ends with a higher final return than a {other.Label} seed is {F(p)} (95% CI {F(low)} to {F(high)}; 0.5 is a tie), " +
+                          $"final success rate {Pct(slow.FinalSuccess)} vs {Pct(other.FinalSuccess)}.");
             }
         }
         return lines;
     }
 
+    private static Comparison? Find(RunAnalysis a, ConfigAnalysis x, ConfigAnalysis y) =>
+        a.Comparisons.FirstOrDefault(c => (c.X == x && c.Y == y) || (c.X == y && c.Y == x));
+
+    private static (double, double, double) Flip((double Point, double Low, double High) p) => (1 - p.Point, 1 - p.High, 1 - p.Low);
+
+    private static string MedianTime(KaplanMeier km)
+    {
+        string seeds = $"{km.Events} of {km.Count} seeds stopped{(km.Events < km.Count ? ", the others censored at their last episode" : "")}";
+        return km.Median is { } m
+            ? $"median {F(m)} episodes (Kaplan–Meier, 95% CI {(km.MedianInterval.Low is { } lo ? F(lo) : "not reached")} to {(km.MedianInterval.High is { } hi ? F(hi) : "not reached")}; {seeds})"
+            : $"median not reached ({seeds}: fewer than half)";
+    }
+
+    private static string MedianOrNot(KaplanMeier km) => km.Median is { } m ? $"median {F(m)}" : "median not reached";
+
+    private static string LogRankWords(LogRankResult? test) => test is { } t
+        ? $"log-rank χ² = {F(t.ChiSquare)} on {t.DegreesOfFreedom} df, p = {P(t.P)}: {(t.P < 0.05 ? "different at the 5% level" : "not different at the 5% level")}"
+        : "no log-rank test (no seed stopped)";
+
     private static JsonObject Summary(RunAnalysis a, IReadOnlyList<string> answer)
     {
-        static JsonObject I(Interval i) => new()
+        static JsonObject E(Estimate e) => new()
         {
-            ["mean"] = Finite(i.Mean),
-            ["ci95_low"] = Finite(i.Low),
-            ["ci95_high"] = Finite(i.High),
-            ["n"] = i.Count,
+            ["iqm"] = Finite(e.Iqm),
+            ["ci95_low"] = Finite(e.Low),
+            ["ci95_high"] = Finite(e.High),
+            ["mean"] = Finite(e.Mean),
+            ["n"] = e.Count,
         };
+        static JsonObject? Test(LogRankResult? t) => t is { } r
+            ? new JsonObject { ["chi_square"] = Finite(r.ChiSquare), ["df"] = r.DegreesOfFreedom, ["p"] = Finite(r.P) }
+            : null;
         var configs = new JsonArray();
         foreach (var c in a.Configs)
         {
             var seeds = new JsonArray();
-            for (int k = 0; k < c.Runs.Count; k++)
+            var withData = c.WithData.ToList();
+            foreach (var r in c.Runs)
             {
-                var r = c.Runs[k];
                 var seed = new JsonObject
                 {
                     ["seed"] = r.Seed,
@@ -128,37 +161,67 @@ public static class ReportWriter
                     seed["error"] = r.Error;
                 if (r.Episodes.Count > 0)
                 {
-                    int index = c.WithData.ToList().IndexOf(r);
-                    seed["episodes_to_stop_violating"] = index >= 0 && c.EpisodesToStop[index] is { } e ? e : null;
+                    int index = withData.IndexOf(r);
+                    seed["episodes_to_stop_violating"] = c.EpisodesToStop[index];
+                    seed["final_return"] = c.FinalReturns[index];
                     seed["mean_return"] = r.Episodes.Average(x => x.Return);
                     seed["kills"] = r.Episodes.Count(x => x.Killed);
                     seed["successes"] = r.Episodes.Count(x => x.Success);
                 }
                 seeds.Add(seed);
             }
+            var km = c.TimeToStop;
             configs.Add(new JsonObject
             {
                 ["directory"] = c.DirectoryName,
                 ["label"] = c.Label,
                 ["config"] = c.Config.DeepClone(),
-                ["episodes_to_stop_violating"] = I(c.EpisodesToStopInterval),
-                ["seeds_that_stopped_violating"] = c.EpisodesToStop.Count(e => e is not null),
-                ["final_success_rate"] = I(c.FinalSuccess),
-                ["final_violations_per_episode"] = I(c.FinalViolations),
-                ["final_return"] = I(c.FinalReturn),
-                ["final_kill_rate"] = I(c.FinalKillRate),
-                ["mean_return"] = I(c.MeanReturn),
+                ["time_to_stop_violating"] = new JsonObject
+                {
+                    ["median"] = km.Median,
+                    ["median_ci95_low"] = km.MedianInterval.Low,
+                    ["median_ci95_high"] = km.MedianInterval.High,
+                    ["seeds"] = km.Count,
+                    ["stopped"] = km.Events,
+                    ["censored"] = km.Count - km.Events,
+                    ["kaplan_meier"] = new JsonArray(km.Steps.Select(step => (JsonNode)new JsonObject
+                    {
+                        ["episode"] = step.Time,
+                        ["at_risk"] = step.AtRisk,
+                        ["stopped"] = step.Events,
+                        ["still_violating"] = step.Survival,
+                        ["ci95_low"] = step.Low,
+                        ["ci95_high"] = step.High,
+                    }).ToArray()),
+                },
+                ["final_success_rate"] = E(c.FinalSuccess),
+                ["final_violations_per_episode"] = E(c.FinalViolations),
+                ["final_return"] = E(c.FinalReturn),
+                ["final_kill_rate"] = E(c.FinalKillRate),
+                ["mean_return"] = E(c.MeanReturn),
                 ["reward_terms_per_episode"] = new JsonObject
                 {
-                    ["task"] = I(c.TaskTerm),
-                    ["slowdown"] = I(c.SlowdownTerm),
-                    ["denial"] = I(c.DenialTerm),
-                    ["kill"] = I(c.KillTerm),
+                    ["task"] = E(c.TaskTerm),
+                    ["slowdown"] = E(c.SlowdownTerm),
+                    ["denial"] = E(c.DenialTerm),
+                    ["kill"] = E(c.KillTerm),
                 },
-                ["kills_per_run"] = I(c.Kills),
+                ["kills_per_run"] = E(c.Kills),
                 ["seeds"] = seeds,
             });
         }
+        var comparisons = new JsonArray(a.Comparisons.Select(c => (JsonNode)new JsonObject
+        {
+            ["x"] = c.X.Label,
+            ["y"] = c.Y.Label,
+            ["probability_x_final_return_higher"] = new JsonObject
+            {
+                ["point"] = Finite(c.ReturnImprovement.Point),
+                ["ci95_low"] = Finite(c.ReturnImprovement.Low),
+                ["ci95_high"] = Finite(c.ReturnImprovement.High),
+            },
+            ["time_to_stop_logrank"] = Test(c.TimeToStop),
+        }).ToArray());
         return new JsonObject
         {
             ["experiment"] = a.Name,
@@ -168,16 +231,69 @@ public static class ReportWriter
                 ["violation_threshold"] = a.Settings.ViolationThreshold,
                 ["window"] = a.Settings.Window,
                 ["final_fraction"] = a.Settings.FinalFraction,
-                ["interval"] = "mean over seeds, two-sided 95% Student-t",
+                ["interval"] = IntervalMethod,
+                ["time_to_stop"] = TimeToStopMethod,
             },
             ["answer"] = new JsonArray(answer.Select(l => (JsonNode)JsonValue.Create(l.Replace("**", "", StringComparison.Ordinal))).ToArray()),
             ["configs"] = configs,
+            ["comparisons"] = comparisons,
+            ["time_to_stop_logrank_all"] = Test(a.TimeToStopTest),
             ["generated"] = DateTimeOffset.UtcNow.ToString("O", CultureInfo.InvariantCulture),
         };
     }
 
+    private const string IntervalMethod =
+        "interquartile mean (IQM) over seeds with a 95% percentile bootstrap interval (10,000 resamples of seeds, seeded; rliable's method for one task)";
+
+    private const string TimeToStopMethod =
+        "Kaplan-Meier over seeds, a seed that never stopped censored at its last episode; median with its 95% interval (log transform, Brookmeyer-Crowley); log-rank tests";
+
+    private const string StatisticsNote =
+        "Per config, numbers over seeds are the interquartile mean (IQM: the mean of the middle half of the seeds) with a 95% percentile bootstrap interval in brackets " +
+        "(Agarwal et al. 2021, as rliable computes it for one task); an interval stays inside what the metric can take. The time to stop violating is censored data: " +
+        "a seed that never stopped counts as still violating at its last episode (Kaplan-Meier), and two configs' times are compared with the log-rank test. " +
+        "P(X > Y) is the probability that a seed of X ends with a higher final return than a seed of Y (ties count one half).";
+
+    // The results and comparison tables, once for Markdown and HTML.
+    private static (string[] Header, List<string[]> Rows) ResultsTable(RunAnalysis a)
+    {
+        string[] header = ["config", "backend", "feedback", "agent", "seeds", "episodes", "median episodes to stop violating [95% CI]", "seeds stopped",
+                           "final success rate", "final violations/episode", "final return", "kills per run"];
+        var rows = a.Configs.Select(c => new[]
+        {
+            c.Label, c.Config["backend"]?.ToString() ?? "", c.Config["feedback"]?.ToString() ?? "", c.Config["algorithm"]?.ToString() ?? "",
+            $"{c.WithData.Count()}/{c.Runs.Count}", (c.WithData.Any() ? c.WithData.Min(r => r.Episodes.Count) : 0).ToString(CultureInfo.InvariantCulture),
+            MedianCell(c.TimeToStop), $"{c.TimeToStop.Events}/{c.TimeToStop.Count}",
+            PctShort(c.FinalSuccess), c.FinalViolations.Short(), c.FinalReturn.Short(), c.Kills.Short(),
+        }).ToList();
+        return (header, rows);
+    }
+
+    private static (string[] Header, List<string[]> Rows) ComparisonTable(RunAnalysis a)
+    {
+        string[] header = ["X", "Y", "P(X's final return > Y's) [95% CI]", "time to stop: log-rank χ² (p)"];
+        var rows = a.Comparisons.Select(c => new[]
+        {
+            c.X.Label, c.Y.Label, $"{F(c.ReturnImprovement.Point)} [{F(c.ReturnImprovement.Low)}, {F(c.ReturnImprovement.High)}]",
+            c.TimeToStop is { } t ? $"{F(t.ChiSquare)} (p = {P(t.P)})" : "n/a (no seed stopped)",
+        }).ToList();
+        return (header, rows);
+    }
+
+    private static string MedianCell(KaplanMeier km) => km.Median is { } m
+        ? $"{F(m)} [{(km.MedianInterval.Low is { } lo ? F(lo) : "–")}, {(km.MedianInterval.High is { } hi ? F(hi) : "not reached")}]"
+        : km.Count == 0 ? "n/a" : "not reached";
+
     private static string Markdown(RunAnalysis a, IReadOnlyList<string> answer, IReadOnlyList<Figure> figures)
     {
+        static void Table(StringBuilder w, (string[] Header, List<string[]> Rows) table)
+        {
+            w.AppendLine($"| {string.Join(" | ", table.Header)} |");
+            w.AppendLine($"|{string.Concat(table.Header.Select(_ => "---|"))}");
+            foreach (var row in table.Rows)
+                w.AppendLine($"| {string.Join(" | ", row)} |");
+            w.AppendLine();
+        }
         var w = new StringBuilder();
         w.AppendLine($"# Experiment report: {a.Name}").AppendLine();
         if (a.Description.Length > 0)
@@ -188,17 +304,14 @@ public static class ReportWriter
         foreach (var line in answer)
             w.AppendLine($"- {line}");
         w.AppendLine();
-        w.AppendLine($"Intervals are two-sided 95% Student-t intervals over seeds. \"Final\" is the mean of the last {F(a.Settings.FinalFraction * 100)}% of each run's episodes.").AppendLine();
+        w.AppendLine($"{StatisticsNote} \"Final\" is the mean of the last {F(a.Settings.FinalFraction * 100)}% of each run's episodes.").AppendLine();
         w.AppendLine("## Results").AppendLine();
-        w.AppendLine("| config | backend | feedback | agent | seeds | episodes | episodes to stop violating | final success rate | final violations/episode | final return | kills per run |");
-        w.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|");
-        foreach (var c in a.Configs)
+        Table(w, ResultsTable(a));
+        if (a.Comparisons.Count > 0)
         {
-            w.AppendLine($"| {c.Label} | {c.Config["backend"]} | {c.Config["feedback"]} | {c.Config["algorithm"]} | {c.WithData.Count()}/{c.Runs.Count} | " +
-                         $"{(c.WithData.Any() ? c.WithData.Min(r => r.Episodes.Count) : 0)} | {Short(c.EpisodesToStopInterval)} | {Short(c.FinalSuccess)} | " +
-                         $"{Short(c.FinalViolations)} | {Short(c.FinalReturn)} | {Short(c.Kills)} |");
+            w.AppendLine("### Comparisons").AppendLine();
+            Table(w, ComparisonTable(a));
         }
-        w.AppendLine();
         var failed = a.Configs.SelectMany(c => c.Runs.Where(r => r.Status != "complete").Select(r => (c.Label, r))).ToList();
         if (failed.Count > 0)
         {
@@ -221,6 +334,13 @@ public static class ReportWriter
         static string E(string text) => WebUtility.HtmlEncode(text);
         static string Bold(string text) => E(text).Replace("**", "\u0001", StringComparison.Ordinal) is var t
             ? string.Join("", t.Split('\u0001').Select((part, i) => i % 2 == 1 ? $"<strong>{part}</strong>" : part)) : text;
+        static void Table(StringBuilder w, (string[] Header, List<string[]> Rows) table)
+        {
+            w.Append("<table><tr>").Append(string.Concat(table.Header.Select(h => $"<th>{E(h)}</th>"))).AppendLine("</tr>");
+            foreach (var row in table.Rows)
+                w.Append("<tr>").Append(string.Concat(row.Select(cell => $"<td>{E(cell)}</td>"))).AppendLine("</tr>");
+            w.AppendLine("</table>");
+        }
         var w = new StringBuilder();
         w.AppendLine("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">");
         w.AppendLine($"<title>Experiment report: {E(a.Name)}</title>");
@@ -237,16 +357,14 @@ public static class ReportWriter
         foreach (var line in answer)
             w.AppendLine($"<li>{Bold(line)}</li>");
         w.AppendLine("</ul>");
-        w.AppendLine($"<p>Intervals are two-sided 95% Student-t intervals over seeds. &ldquo;Final&rdquo; is the mean of the last {F(a.Settings.FinalFraction * 100)}% of each run's episodes.</p>");
-        w.AppendLine("<h2>Results</h2><table><tr><th>config</th><th>backend</th><th>feedback</th><th>agent</th><th>seeds</th><th>episodes to stop violating</th>" +
-                     "<th>final success rate</th><th>final violations/episode</th><th>final return</th><th>kills per run</th></tr>");
-        foreach (var c in a.Configs)
+        w.AppendLine($"<p>{E(StatisticsNote)} &ldquo;Final&rdquo; is the mean of the last {F(a.Settings.FinalFraction * 100)}% of each run's episodes.</p>");
+        w.AppendLine("<h2>Results</h2>");
+        Table(w, ResultsTable(a));
+        if (a.Comparisons.Count > 0)
         {
-            w.AppendLine($"<tr><td>{E(c.Label)}</td><td>{E(c.Config["backend"]?.ToString() ?? "")}</td><td>{E(c.Config["feedback"]?.ToString() ?? "")}</td>" +
-                         $"<td>{E(c.Config["algorithm"]?.ToString() ?? "")}</td><td>{c.WithData.Count()}/{c.Runs.Count}</td><td>{E(Short(c.EpisodesToStopInterval))}</td>" +
-                         $"<td>{E(Short(c.FinalSuccess))}</td><td>{E(Short(c.FinalViolations))}</td><td>{E(Short(c.FinalReturn))}</td><td>{E(Short(c.Kills))}</td></tr>");
+            w.AppendLine("<h3>Comparisons</h3>");
+            Table(w, ComparisonTable(a));
         }
-        w.AppendLine("</table>");
         w.AppendLine("<h2>Figures</h2>");
         foreach (var f in figures)
         {
@@ -257,19 +375,21 @@ public static class ReportWriter
         return w.ToString();
     }
 
-    private static string Short(Interval i) => i.Count switch
+    private static string PctShort(Estimate e) => e.Count switch
     {
         0 => "n/a",
-        1 => F(i.Mean),
-        _ => $"{F(i.Mean)} ± {F(i.HalfWidth)}",
+        1 => string.Create(CultureInfo.InvariantCulture, $"{e.Iqm * 100:0.#}%"),
+        _ => string.Create(CultureInfo.InvariantCulture, $"{e.Iqm * 100:0.#}% [{e.Low * 100:0.#}, {e.High * 100:0.#}]"),
     };
 
-    private static string Pct(Interval i) => i.Count switch
+    private static string Pct(Estimate e) => e.Count switch
     {
         0 => "n/a",
-        1 => string.Create(CultureInfo.InvariantCulture, $"{i.Mean * 100:0.#}%"),
-        _ => string.Create(CultureInfo.InvariantCulture, $"{i.Mean * 100:0.#}% ± {i.HalfWidth * 100:0.#} points (95% CI {Math.Max(0, i.Low) * 100:0.#}% to {Math.Min(1, i.High) * 100:0.#}%)"),
+        1 => string.Create(CultureInfo.InvariantCulture, $"{e.Iqm * 100:0.#}% (one seed)"),
+        _ => string.Create(CultureInfo.InvariantCulture, $"{e.Iqm * 100:0.#}% (95% CI {e.Low * 100:0.#}% to {e.High * 100:0.#}%, n = {e.Count})"),
     };
+
+    private static string P(double p) => p < 0.001 ? p.ToString("0.0e0", CultureInfo.InvariantCulture) : p.ToString("0.###", CultureInfo.InvariantCulture);
 
     private static string F(double value) => value.ToString("0.##", CultureInfo.InvariantCulture);
 

@@ -6,10 +6,10 @@ namespace Mis.Gym.Reports;
 /// <summary>One (config, seed) run as read back from its directory.</summary>
 public sealed record SeedRun(int Seed, string Directory, string Status, string? Error, IReadOnlyList<EpisodeRecord> Episodes);
 
-/// <summary>A learning curve: the per-seed moving average of a metric, then mean and 95% band over seeds, per episode.</summary>
-public sealed record Curve(double[] Episode, double[] Mean, double[] Low, double[] High);
+/// <summary>A learning curve: the per-seed moving average of a metric, then per episode the IQM over seeds with its 95% bootstrap band.</summary>
+public sealed record Curve(double[] Episode, double[] Iqm, double[] Low, double[] High);
 
-/// <summary>One config's statistics over its seeds.</summary>
+/// <summary>One config's statistics over its seeds: IQMs with 95% bootstrap intervals, and the time to stop violating as censored data.</summary>
 public sealed record ConfigAnalysis
 {
     /// <summary>The config's directory under the run directory.</summary>
@@ -24,32 +24,37 @@ public sealed record ConfigAnalysis
     /// <summary>Runs with at least one episode.</summary>
     public IEnumerable<SeedRun> WithData => Runs.Where(r => r.Episodes.Count > 0);
 
-    /// <summary>Episodes until the moving average of violations per episode fell below the threshold for good, per seed (null: never).</summary>
+    /// <summary>Episodes until the moving average of violations per episode fell below the threshold for good, per seed with data (null: never).</summary>
     public required IReadOnlyList<int?> EpisodesToStop { get; init; }
 
-    /// <summary><see cref="EpisodesToStop"/> over seeds, a seed that never got there counted as its episode total (a lower bound).</summary>
-    public required Interval EpisodesToStopInterval { get; init; }
+    /// <summary>
+    /// <see cref="EpisodesToStop"/> as censored data: a seed that never stopped is censored at its
+    /// last episode (all we know is that it had not stopped by then), not counted as if it stopped.
+    /// </summary>
+    public required KaplanMeier TimeToStop { get; init; }
 
     /// <summary>Success rate over the final fraction of episodes, over seeds.</summary>
-    public required Interval FinalSuccess { get; init; }
+    public required Estimate FinalSuccess { get; init; }
     /// <summary>Violations per episode over the final fraction of episodes, over seeds.</summary>
-    public required Interval FinalViolations { get; init; }
+    public required Estimate FinalViolations { get; init; }
+    /// <summary>Return over the final fraction of episodes, per seed with data (the scores the probability of improvement and the performance profile compare).</summary>
+    public required IReadOnlyList<double> FinalReturns { get; init; }
     /// <summary>Return over the final fraction of episodes, over seeds.</summary>
-    public required Interval FinalReturn { get; init; }
+    public required Estimate FinalReturn { get; init; }
     /// <summary>Share of episodes killed over the final fraction, over seeds.</summary>
-    public required Interval FinalKillRate { get; init; }
+    public required Estimate FinalKillRate { get; init; }
     /// <summary>Mean return over all episodes, over seeds.</summary>
-    public required Interval MeanReturn { get; init; }
+    public required Estimate MeanReturn { get; init; }
     /// <summary>Mean task reward term per episode, over seeds.</summary>
-    public required Interval TaskTerm { get; init; }
+    public required Estimate TaskTerm { get; init; }
     /// <summary>Mean slowdown reward term per episode, over seeds.</summary>
-    public required Interval SlowdownTerm { get; init; }
+    public required Estimate SlowdownTerm { get; init; }
     /// <summary>Mean denial reward term per episode, over seeds.</summary>
-    public required Interval DenialTerm { get; init; }
+    public required Estimate DenialTerm { get; init; }
     /// <summary>Mean kill reward term per episode, over seeds.</summary>
-    public required Interval KillTerm { get; init; }
+    public required Estimate KillTerm { get; init; }
     /// <summary>Kills per seed run, over seeds.</summary>
-    public required Interval Kills { get; init; }
+    public required Estimate Kills { get; init; }
 
     /// <summary>Return per episode.</summary>
     public required Curve ReturnCurve { get; init; }
@@ -59,7 +64,17 @@ public sealed record ConfigAnalysis
     public required Curve SuccessCurve { get; init; }
     /// <summary>Kill rate per episode.</summary>
     public required Curve KillCurve { get; init; }
+
+    /// <summary>The time to stop as censored observations, one per seed with data: the episode it stopped, or its last episode (censored).</summary>
+    public required IReadOnlyList<Observation> StopObservations { get; init; }
 }
+
+/// <summary>Two configs compared: X's chance to beat Y on final return, and whether their times to stop violating differ.</summary>
+/// <param name="X">The first config.</param>
+/// <param name="Y">The second config.</param>
+/// <param name="ReturnImprovement">P(a seed of X ends with a higher final return than a seed of Y), ties one half, with its 95% bootstrap interval.</param>
+/// <param name="TimeToStop">The log-rank test of the two time-to-stop curves (null when neither config had a seed stop).</param>
+public sealed record Comparison(ConfigAnalysis X, ConfigAnalysis Y, (double Point, double Low, double High) ReturnImprovement, LogRankResult? TimeToStop);
 
 /// <summary>The whole experiment as read back from a run directory: what the report and summary.json say.</summary>
 public sealed record RunAnalysis
@@ -78,6 +93,10 @@ public sealed record RunAnalysis
     public required ReportSettings Settings { get; init; }
     /// <summary>Every config that started, in experiment order.</summary>
     public required IReadOnlyList<ConfigAnalysis> Configs { get; init; }
+    /// <summary>Every pair of configs with data, X before Y in experiment order.</summary>
+    public required IReadOnlyList<Comparison> Comparisons { get; init; }
+    /// <summary>The log-rank test across every config with data: do their times to stop violating differ at all?</summary>
+    public required LogRankResult? TimeToStopTest { get; init; }
 
     /// <summary>Reads every config and seed of the run directory and computes the statistics.</summary>
     /// <exception cref="InvalidDataException">The directory is not a run directory, or a file in it is malformed (the message names it).</exception>
@@ -113,6 +132,7 @@ public sealed record RunAnalysis
             }
             configs.Add(Analyse(name, config, runs, settings));
         }
+        var withData = configs.Where(c => c.WithData.Any()).ToList();
         return new RunAnalysis
         {
             Directory = directory,
@@ -122,20 +142,28 @@ public sealed record RunAnalysis
             SweepKeys = experiment["sweep_keys"]?.AsArray().Select(k => k!.GetValue<string>()).ToList() ?? [],
             Settings = settings,
             Configs = configs,
+            Comparisons = withData.SelectMany((x, i) => withData.Skip(i + 1).Select(y => Compare(x, y))).ToList(),
+            TimeToStopTest = LogRank.Test(withData.Select(c => c.StopObservations).ToList()),
         };
     }
+
+    /// <summary>Compares two configs: probability of improvement on final return, log-rank on the time to stop.</summary>
+    internal static Comparison Compare(ConfigAnalysis x, ConfigAnalysis y) =>
+        new(x, y, Bootstrap.ProbabilityOfImprovementInterval(x.FinalReturns, y.FinalReturns), LogRank.Test([x.StopObservations, y.StopObservations]));
 
     private static ConfigAnalysis Analyse(string name, JsonObject config, List<SeedRun> runs, ReportSettings s)
     {
         var data = runs.Where(r => r.Episodes.Count > 0).ToList();
         var toStop = data.Select(r => EpisodesUntilBelowForGood(r.Episodes.Select(e => (double)e.Violations).ToArray(), s.Window, s.ViolationThreshold)).ToList();
-        var toStopOrTotal = data.Zip(toStop, (r, e) => (double)(e ?? r.Episodes.Count)).ToList();
-        Interval Final(Func<EpisodeRecord, double> metric) => Interval.Of(data.Select(r =>
+        List<double> FinalOf(Func<EpisodeRecord, double> metric) => data.Select(r =>
         {
             int n = Math.Max(1, (int)Math.Ceiling(r.Episodes.Count * s.FinalFraction));
             return r.Episodes.Skip(r.Episodes.Count - n).Average(metric);
-        }).ToList());
-        Interval All(Func<EpisodeRecord, double> metric) => Interval.Of(data.Select(r => r.Episodes.Average(metric)).ToList());
+        }).ToList();
+        Estimate Final(Func<EpisodeRecord, double> metric) => Estimate.Of(FinalOf(metric));
+        Estimate All(Func<EpisodeRecord, double> metric) => Estimate.Of(data.Select(r => r.Episodes.Average(metric)).ToList());
+        var finalReturns = FinalOf(e => e.Return);
+        var stops = data.Zip(toStop, (r, e) => new Observation(e ?? r.Episodes.Count, e is not null)).ToList();
         Curve CurveOf(Func<EpisodeRecord, double> metric) => LearningCurve(data, metric, s.Window);
         return new ConfigAnalysis
         {
@@ -144,17 +172,19 @@ public sealed record RunAnalysis
             Config = config,
             Runs = runs,
             EpisodesToStop = toStop,
-            EpisodesToStopInterval = Interval.Of(toStopOrTotal),
+            StopObservations = stops,
+            TimeToStop = new KaplanMeier(stops),
             FinalSuccess = Final(e => e.Success ? 1 : 0),
             FinalViolations = Final(e => e.Violations),
-            FinalReturn = Final(e => e.Return),
+            FinalReturns = finalReturns,
+            FinalReturn = Estimate.Of(finalReturns),
             FinalKillRate = Final(e => e.Killed ? 1 : 0),
             MeanReturn = All(e => e.Return),
             TaskTerm = All(e => e.Task),
             SlowdownTerm = All(e => e.Slowdown),
             DenialTerm = All(e => e.Denial),
             KillTerm = All(e => e.Kill),
-            Kills = Interval.Of(data.Select(r => (double)r.Episodes.Count(e => e.Killed)).ToList()),
+            Kills = Estimate.Of(data.Select(r => (double)r.Episodes.Count(e => e.Killed)).ToList()),
             ReturnCurve = CurveOf(e => e.Return),
             ViolationCurve = CurveOf(e => e.Violations),
             SuccessCurve = CurveOf(e => e.Success ? 1 : 0),
@@ -194,23 +224,12 @@ public sealed record RunAnalysis
         return result;
     }
 
-    // Over the episodes every seed has: per seed the moving average, then mean and t-band per episode.
+    // Over the episodes every seed has: per seed the moving average, then the IQM and bootstrap band per episode.
     private static Curve LearningCurve(List<SeedRun> runs, Func<EpisodeRecord, double> metric, int window)
     {
         int length = runs.Count == 0 ? 0 : runs.Min(r => r.Episodes.Count);
         var smoothed = runs.Select(r => MovingAverage(r.Episodes.Take(length).Select(metric).ToArray(), window)).ToList();
-        var x = new double[length];
-        var mean = new double[length];
-        var low = new double[length];
-        var high = new double[length];
-        var column = new double[runs.Count];
-        for (int i = 0; i < length; i++)
-        {
-            for (int k = 0; k < runs.Count; k++)
-                column[k] = smoothed[k][i];
-            var interval = Interval.Of(column);
-            (x[i], mean[i], low[i], high[i]) = (i + 1, interval.Mean, interval.Low, interval.High);
-        }
-        return new Curve(x, mean, low, high);
+        var (iqm, low, high) = Bootstrap.Curve(smoothed);
+        return new Curve(Enumerable.Range(1, length).Select(i => (double)i).ToArray(), iqm, low, high);
     }
 }

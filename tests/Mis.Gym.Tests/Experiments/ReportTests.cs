@@ -12,19 +12,6 @@ namespace Mis.Gym.Tests.Experiments;
 /// <summary>Reports: statistics, the answer sentence, and files that are produced and readable.</summary>
 public sealed class ReportTests
 {
-    [Fact]
-    public void The_interval_is_the_student_t_interval()
-    {
-        var i = Interval.Of([1, 2, 3, 4, 5]);
-        Assert.Equal(3, i.Mean, 12);
-        Assert.Equal(2.776 * Math.Sqrt(2.5 / 5), i.HalfWidth, 9);
-        Assert.Equal(5, i.Count);
-        Assert.Equal(0, Interval.Of([4]).HalfWidth);
-        Assert.True(double.IsNaN(Interval.Of([]).Mean));
-        Assert.Equal(12.706, Interval.TCritical95(1));
-        Assert.Equal(1.96, Interval.TCritical95(5000));
-    }
-
     [Theory]
     [InlineData(new double[] { 2, 2, 0, 0, 0, 0 }, 2, 0.5, 4)]       // averages 2, 2, 1, 0, 0, 0: below from the 4th on
     [InlineData(new double[] { 0, 2, 2, 0, 0, 0 }, 2, 0.5, 5)]       // an early dip (episode 1) does not count
@@ -55,8 +42,12 @@ public sealed class ReportTests
         Assert.Equal([33, 33, 33], analysis.Configs[0].EpisodesToStop);
         Assert.Equal([8, 8, 8], analysis.Configs[1].EpisodesToStop);
         var answer = ReportWriter.Answer(analysis);
-        Assert.Contains(answer, l => l.StartsWith("Answer: agents stopped violating fastest under **5**, after 8 episodes", StringComparison.Ordinal));
-        Assert.Contains(answer, l => l.Contains("does not overlap that of the next, 30 (33 episodes)", StringComparison.Ordinal));
+        TestContext.Current.TestOutputHelper?.WriteLine(string.Join("\n", answer));
+        Assert.Contains(answer, l => l.StartsWith("Answer: agents stopped violating fastest under **5**, after a median of 8 episodes", StringComparison.Ordinal));
+        // Log-rank by hand: at episode 8 three of six seeds stop, all of config 5 (expected 1.5, variance 0.45);
+        // at 33 only config 30 is left. χ² = 1.5² / 0.45 = 5 on 1 df, p = 0.025.
+        Assert.Contains(answer, l => l.Contains("against the next, 30 (median 33 episodes), log-rank χ² = 5 on 1 df, p = 0.025: different at the 5% level", StringComparison.Ordinal));
+        Assert.Contains(answer, l => l.StartsWith("**5**: episodes until", StringComparison.Ordinal) && l.Contains("median 8 episodes (Kaplan–Meier, 95% CI 8 to 8; 3 of 3 seeds stopped)", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -76,9 +67,14 @@ public sealed class ReportTests
             Assert.Equal(3, c!["seeds"]!.AsArray().Count);
             Assert.Equal(3, c["final_success_rate"]!["n"]!.GetValue<int>());
             double low = c["final_success_rate"]!["ci95_low"]!.GetValue<double>(), high = c["final_success_rate"]!["ci95_high"]!.GetValue<double>();
-            Assert.True(low <= high);
+            Assert.True(0 <= low && low <= c["final_success_rate"]!["iqm"]!.GetValue<double>() && high <= 1);
+            var stop = c["time_to_stop_violating"]!;
+            Assert.Equal(3, stop["stopped"]!.GetValue<int>() + stop["censored"]!.GetValue<int>());
         }
         Assert.NotEmpty(summary["answer"]!.AsArray());
+        // Every pair of configs compared once.
+        Assert.Equal(6, summary["comparisons"]!.AsArray().Count);
+        Assert.All(summary["comparisons"]!.AsArray(), c => Assert.InRange(c!["probability_x_final_return_higher"]!["point"]!.GetValue<double>(), 0, 1));
 
         // Figures: every PNG decodes; the curves, decomposition, kills and per-config DEFCON plots are there.
         var names = files.Figures.Select(Path.GetFileName).ToList();
@@ -87,6 +83,8 @@ public sealed class ReportTests
         Assert.Contains("learning-success.png", names);
         Assert.Contains("reward-terms.png", names);
         Assert.Contains("kills.png", names);
+        Assert.Contains("time-to-stop.png", names);
+        Assert.Contains("performance-profile.png", names);
         Assert.Contains("defcon-steps-deny+slowdown.png", names);
         Assert.Contains("defcon-heatmap-none.png", names);
         foreach (var png in files.Figures)
