@@ -44,6 +44,7 @@ public sealed class ExperimentCommandTests : IDisposable
         Assert.Contains("ep/s", result.Stdout);
         var lines = result.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal($"report: {Path.Combine(outDir, "report.html")}", lines[^1]);
+        Assert.Equal($"tensorboard: tensorboard --logdir {outDir}", lines[^2]);
         foreach (var config in new[] { "deny", "deny+slowdown+kill" })
         {
             foreach (var seed in new[] { 0, 1 })
@@ -52,6 +53,7 @@ public sealed class ExperimentCommandTests : IDisposable
                 Assert.Equal(10, File.ReadAllLines(Path.Combine(seedDir, "episodes.csv")).Length); // header + 9 episodes
                 Assert.True(File.Exists(Path.Combine(seedDir, "trajectory.csv")));
                 Assert.True(File.Exists(Path.Combine(seedDir, "trajectory.jsonl")));
+                Assert.Single(Directory.GetFiles(Path.Combine(outDir, "tensorboard", config, $"seed-{seed}"), "events.out.tfevents.*"));
             }
         }
         foreach (var file in new[] { "experiment.toml", "summary.json", "report.md", "report.html", "figures/learning-return.png" })

@@ -30,7 +30,8 @@ public static class GymCommand
         var seeds = new Option<int?>("--seeds") { HelpName = "N", Description = "Run seeds 0..N-1, overriding the file." };
         var command = new Command("run",
             "Run an experiment: every config of its sweep grid with every seed, each step written to trajectory.csv/.jsonl, " +
-            "each episode to episodes.csv, then summary.json and the report (report.md, report.html, figures/). Ctrl+C stops " +
+            "each episode to episodes.csv and a TensorBoard events file (tensorboard/), then summary.json and the report " +
+            "(report.md, report.html, figures/). Ctrl+C stops " +
             "at the next episode; rerun to resume. Exit status 0 when all runs completed, 1 when some failed, 2 for a bad " +
             "file or backend, 130 when interrupted.")
         {

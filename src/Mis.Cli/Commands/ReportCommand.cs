@@ -116,6 +116,7 @@ public static class ExperimentConsole
         var files = ReportWriter.Build(runner.OutDirectory);
         foreach (var line in ReportWriter.Answer(RunAnalysis.Load(runner.OutDirectory)))
             log.WriteLine("  " + line.Replace("**", "", StringComparison.Ordinal));
+        log.WriteLine($"tensorboard: tensorboard --logdir {runner.OutDirectory}");
         log.WriteLine($"report: {files.Html}");
         return failed.Count > 0 ? SomeRunsFailed : 0;
     }

@@ -48,6 +48,9 @@ public sealed record RunOutcome(ExperimentConfig Config, int Seed, string Direct
 /// rerun into the same directory skips complete runs and continues a partial one from its
 /// checkpoint, the files cut back to the recorded lengths: what a crash wrote after the
 /// checkpoint is redone, finished episodes before it are kept.</item>
+/// <item>TensorBoard: each run's episodes also go to an events file under <c>tensorboard/</c>
+/// (<see cref="TensorBoardEvents"/>), appended as they finish and rewritten from <c>episodes.csv</c>
+/// when a run resumes.</item>
 /// <item>Isolation: a run that throws is recorded as failed (<c>status.json</c> with the error) and
 /// the others go on; the next invocation retries it from its checkpoint.</item>
 /// </list>
@@ -170,8 +173,12 @@ public sealed class ExperimentRunner
         var status = RunFiles.ReadJson(Path.Combine(dir, RunFiles.Status));
         var checkpoint = RunFiles.ReadJson(Path.Combine(dir, RunFiles.Checkpoint));
         int start = checkpoint?["episodes"]?.GetValue<int>() ?? 0;
+        string tensorBoardDir = RunFiles.TensorBoardDirectory(_outDirectory, config.DirectoryName, seed);
         if (status?["status"]?.GetValue<string>() == "complete" && start >= config.Episodes)
+        {
+            TensorBoardEvents.WriteIfMissing(tensorBoardDir, Path.Combine(dir, RunFiles.Episodes));
             return new RunOutcome(config, seed, dir, RunStatus.Skipped, start, null);
+        }
 
         var layout = new ObservationLayout(config.Scenario);
         using var agent = _makeAgent(config.Algorithm, layout.Names.Count, config.Scenario.Actions.Count, seed, config.Hyperparameters);
@@ -184,6 +191,9 @@ public sealed class ExperimentRunner
         using var trajectory = Open(Path.Combine(dir, RunFiles.Trajectory), checkpoint?["trajectory_csv"], RunFiles.TrajectoryHeader, start);
         using var trajectoryJson = Open(Path.Combine(dir, RunFiles.TrajectoryJson), checkpoint?["trajectory_jsonl"], null, start);
         using var episodes = Open(Path.Combine(dir, RunFiles.Episodes), checkpoint?["episodes_csv"], RunFiles.EpisodesHeader, start);
+        // The events file restarts from the episodes kept at the checkpoint: none twice, none from after it.
+        episodes.Flush();
+        using var tensorBoard = TensorBoardEvents.Start(tensorBoardDir, start > 0 ? RunFiles.ReadEpisodes(Path.Combine(dir, RunFiles.Episodes)) : []);
         using var env = MisGym.Make(config.Scenario, config.Backend, config.Feedback);
         var actions = config.Scenario.Actions;
         episodeDone(start);
@@ -193,17 +203,18 @@ public sealed class ExperimentRunner
         {
             if (cancel.IsCancellationRequested)
             {
-                Checkpoint(dir, agent, episode, trajectory, trajectoryJson, episodes);
+                Checkpoint(dir, agent, episode, trajectory, trajectoryJson, episodes, tensorBoard);
                 WriteStatus(dir, seed, "interrupted", episode, null);
                 cancel.ThrowIfCancellationRequested();
             }
             var record = RunEpisode(env, agent, actions, seed, episode, trajectory, trajectoryJson);
             episodes.WriteLine(RunFiles.Csv(record));
+            tensorBoard.Append(record);
             if ((episode + 1) % _experiment.CheckpointEvery == 0 && episode + 1 < config.Episodes)
-                Checkpoint(dir, agent, episode + 1, trajectory, trajectoryJson, episodes);
+                Checkpoint(dir, agent, episode + 1, trajectory, trajectoryJson, episodes, tensorBoard);
             episodeDone(episode + 1);
         }
-        Checkpoint(dir, agent, episode, trajectory, trajectoryJson, episodes);
+        Checkpoint(dir, agent, episode, trajectory, trajectoryJson, episodes, tensorBoard);
         WriteStatus(dir, seed, "complete", episode, null);
         return new RunOutcome(config, seed, dir, RunStatus.Completed, start, null);
     }
@@ -266,11 +277,14 @@ public sealed class ExperimentRunner
 
     // Saves the agent into a new directory, then points checkpoint.json at it with the files'
     // lengths (written atomically last: a crash before it leaves the previous checkpoint valid).
-    private static void Checkpoint(string dir, IAgent agent, int episodes, StreamWriter trajectory, StreamWriter trajectoryJson, StreamWriter episodesCsv)
+    // The events file needs no length: a restart rewrites it from episodes.csv.
+    private static void Checkpoint(string dir, IAgent agent, int episodes, StreamWriter trajectory, StreamWriter trajectoryJson, StreamWriter episodesCsv,
+        TensorBoardEvents tensorBoard)
     {
         trajectory.Flush();
         trajectoryJson.Flush();
         episodesCsv.Flush();
+        tensorBoard.Flush();
         string name = $"checkpoint-{episodes:D7}";
         string agentDir = Path.Combine(dir, name);
         if (Directory.Exists(agentDir))

@@ -19,7 +19,8 @@ public readonly record struct EpisodeRecord(
 /// <summary>
 /// The names and formats of a run directory's files: <c>trajectory.csv</c>, <c>trajectory.jsonl</c>,
 /// <c>episodes.csv</c> (plain RFC 4180 CSV with a header row; numbers invariant; booleans 0/1, so
-/// pandas reads them as integers), <c>checkpoint.json</c> and <c>status.json</c>.
+/// pandas reads them as integers), <c>checkpoint.json</c> and <c>status.json</c>; and the run directory's
+/// <c>tensorboard/</c> event files (<see cref="TensorBoardEvents"/>).
 /// </summary>
 public static class RunFiles
 {
@@ -30,6 +31,8 @@ public static class RunFiles
     internal const string Status = "status.json";
     internal const string Config = "config.json";
     internal const string ExperimentCopy = "experiment.toml";
+    /// <summary>The run directory's folder of TensorBoard event files (<see cref="TensorBoardEvents"/>).</summary>
+    internal const string TensorBoard = "tensorboard";
     /// <summary>The run directory's experiment description (configs, seeds, report settings).</summary>
     public const string ExperimentJson = "experiment.json";
 
@@ -43,6 +46,10 @@ public static class RunFiles
 
     /// <summary>The directory of seed <paramref name="seed"/> inside a config's directory.</summary>
     internal static string SeedDirectory(string configDirectory, int seed) => Path.Combine(configDirectory, $"seed-{seed}");
+
+    /// <summary>The directory of the TensorBoard events of seed <paramref name="seed"/> of a config: <c>tensorboard/CONFIG/seed-N</c>.</summary>
+    internal static string TensorBoardDirectory(string runDirectory, string configDirectoryName, int seed) =>
+        SeedDirectory(Path.Combine(runDirectory, TensorBoard, configDirectoryName), seed);
 
     internal static string Csv(in StepRecord r)
     {
@@ -93,7 +100,8 @@ public static class RunFiles
     {
         int fields = header.Split(',').Length;
         var rows = new List<T>();
-        using var reader = new StreamReader(path);
+        // Shared for writing: the runner reads episodes.csv back while it holds it open for appending.
+        using var reader = new StreamReader(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite));
         string? first = reader.ReadLine();
         if (first != header)
             throw new InvalidDataException($"{path}:1: unexpected header \"{first}\"; expected \"{header}\"");

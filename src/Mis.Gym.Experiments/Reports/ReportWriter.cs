@@ -325,7 +325,7 @@ public static class ReportWriter
             w.AppendLine($"### {f.Title}").AppendLine().AppendLine($"![{f.Title}](figures/{f.File})").AppendLine().AppendLine(f.Caption).AppendLine();
         w.AppendLine("## Files").AppendLine();
         w.AppendLine("Per config and seed (`CONFIG/seed-N/`): `trajectory.csv` and `trajectory.jsonl` (every step), `episodes.csv` (one row per episode), " +
-                     "`status.json`, `checkpoint.json`. `summary.json` holds these numbers; `mis report RUN_DIR` rebuilds this report from the files.");
+                     "`status.json`, `checkpoint.json`; TensorBoard event files per config and seed in `tensorboard/` (`tensorboard --logdir RUN_DIR`). `summary.json` holds these numbers; `mis report RUN_DIR` rebuilds this report from the files.");
         return w.ToString();
     }
 
