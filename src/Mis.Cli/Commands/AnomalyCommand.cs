@@ -7,6 +7,7 @@ using Mis.Anomaly.Evaluation;
 using Mis.Anomaly.Models;
 using Mis.Anomaly.Traces;
 using Mis.Bench.Anomaly;
+using Mis.Bench.Suite;
 using Mis.Cli.Terminal;
 using Mis.Enforcer.Kernel;
 using Mis.Enforcer.Run;
@@ -50,8 +51,9 @@ public static class AnomalyCommand
                 DotnetApp = ReadableByOthers(Path.Combine(AppContext.BaseDirectory, "mis.dll")),
             }, new Progress<(int Done, int Total, string Label)>(p => progress.Report((double)p.Done / Math.Max(1, p.Total), detail: p.Label)));
             progress.Done();
-            foreach (var g in report.Runs.GroupBy(x => x.Split).OrderBy(g => g.Key, StringComparer.Ordinal))
-                Console.WriteLine($"{g.Key,-13} {g.Count(),4} runs {g.Sum(x => x.Traces),6} traces {g.Sum(x => x.Syscalls),9} syscalls");
+            Console.Write(TextTable.Render(["split", "runs", "traces", "syscalls"],
+                report.Runs.GroupBy(x => x.Split).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => (IReadOnlyList<string>)
+                    [g.Key, $"{g.Count()}", $"{g.Sum(x => x.Traces)}", $"{g.Sum(x => x.Syscalls)}"])));
             ulong lost = report.Runs.Aggregate(0UL, (s, x) => s + x.Dropped);
             if (lost > 0)
                 Console.WriteLine($"warning: {lost} kernel events lost (gaps in some traces; see MANIFEST.md)");
