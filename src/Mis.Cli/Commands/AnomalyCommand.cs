@@ -50,6 +50,7 @@ public static class AnomalyCommand
                 Pack = r.GetValue(pack),
                 DotnetApp = ReadableByOthers(Path.Combine(AppContext.BaseDirectory, "mis.dll")),
             }, new Progress<(int Done, int Total, string Label)>(p => progress.Report((double)p.Done / Math.Max(1, p.Total), detail: p.Label)));
+            progress.Report(1, detail: "done");
             progress.Done();
             Console.Write(TextTable.Render(["split", "runs", "traces", "syscalls"],
                 report.Runs.GroupBy(x => x.Split).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => (IReadOnlyList<string>)
@@ -130,6 +131,7 @@ public static class AnomalyCommand
             progress.Stage($"train {options.Algo}", 1);
             using var detector = AnomalyTrainer.Train(normal, options, source,
                 new Progress<TrainProgress>(p => progress.Report(p.Stage == "fit" ? 0.9 * p.Fraction : 0.9 + 0.1 * p.Fraction, detail: p.Stage)));
+            progress.Report(1, detail: "done");
             progress.Done();
             string path = r.GetValue(output)!.FullName;
             ModelFile.Save(detector, path);

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using Spectre.Console;
 using Spectre.Console.Rendering;
 
@@ -90,7 +91,7 @@ internal sealed class ConsoleProgress : IDisposable
         }
     }
 
-    /// <summary>Reports <paramref name="done"/> units of the stage (of <paramref name="total"/>, when it changed), with an optional detail.</summary>
+    /// <summary>Reports <paramref name="done"/> units of the stage (of <paramref name="total"/>, when it changed), with an optional detail; a value below the last is ignored.</summary>
     internal void Report(double done, double? total = null, string? detail = null)
     {
         lock (_gate)
@@ -100,7 +101,8 @@ internal sealed class ConsoleProgress : IDisposable
             if (total is { } t)
                 _task.MaxValue = Math.Max(t, double.Epsilon);
             _task.IsIndeterminate = false;
-            _task.Value = Math.Clamp(double.IsFinite(done) ? done : 0, 0, _task.MaxValue);
+            // Never backwards: Progress<T> callbacks run on the thread pool and can arrive out of order.
+            _task.Value = Math.Max(_task.Value, Math.Clamp(double.IsFinite(done) ? done : 0, 0, _task.MaxValue));
             if (_live is not null)
             {
                 if (detail is not null)
@@ -195,9 +197,12 @@ internal sealed class ConsoleProgress : IDisposable
     {
         private readonly TaskCompletionSource _end = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private readonly Task _running;
+        private readonly IAnsiConsole _console;
+        private readonly PosixSignalRegistration[] _signals;
 
         internal LiveDisplay(IAnsiConsole console, string unit)
         {
+            _console = console;
             var columns = new List<ProgressColumn>
             {
                 new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn { Width = 30 }, new PercentageColumn(),
@@ -216,6 +221,11 @@ internal sealed class ConsoleProgress : IDisposable
             if (!ready.Task.IsCompleted)
                 _running.GetAwaiter().GetResult(); // the display failed to start: its exception
             Context = ready.Task.Result;
+            // Spectre hides the cursor while it draws; Ctrl+C in the middle must not leave the terminal
+            // without one. The handlers do not cancel the signal: the command still ends as it would.
+            _signals = [.. new[] { PosixSignal.SIGINT, PosixSignal.SIGTERM, PosixSignal.SIGQUIT }
+                .Select(signal => PosixSignalRegistration.Create(signal, _ => _console.Cursor.Show()))];
+            AppDomain.CurrentDomain.ProcessExit += ShowCursor;
         }
 
         internal ProgressContext Context { get; }
@@ -228,7 +238,12 @@ internal sealed class ConsoleProgress : IDisposable
         {
             _end.TrySetResult();
             _running.GetAwaiter().GetResult();
+            AppDomain.CurrentDomain.ProcessExit -= ShowCursor;
+            foreach (var signal in _signals)
+                signal.Dispose();
         }
+
+        private void ShowCursor(object? sender, EventArgs e) => _console.Cursor.Show();
     }
 
     /// <summary>Units per second (Spectre's own speed column is for bytes).</summary>
