@@ -44,7 +44,7 @@ internal static class Layers
 
 /// <summary>
 /// Dependencies point one way, by weight: the policy server never reaches TorchSharp, ML.NET or
-/// ScottPlot; the environment core neither; the enforcer reaches nothing of the gym, the models or
+/// ScottPlot (nor Spectre.Console: terminal drawing is the command line's); the environment core neither; the enforcer reaches nothing of the gym, the models or
 /// the servers; only test projects see internals.
 /// </summary>
 public sealed class LayerTests
@@ -58,7 +58,7 @@ public sealed class LayerTests
         { "Mis.Gym", [.. Layers.Heavy, "Mis.Torch", "Mis.Anomaly", "Mis.Gym.Agents", "Mis.Gym.Experiments", "Mis.Server", "Mis.Gym.Server", "Mis.Bench", "mis"] },
         { "Mis.Gym.Agents", ["ScottPlot", "Microsoft.ML", "Mis.Anomaly", "Mis.Gym.Experiments", "Mis.Server", "Mis.Gym.Server", "Mis.Bench", "mis"] },
         { "Mis.Gym.Experiments", ["Microsoft.ML", "Mis.Anomaly", "Mis.Server", "Mis.Gym.Server", "Mis.Bench", "mis"] },
-        { "Mis.Server", [.. Layers.Heavy, "Mis.Torch", "Mis.Anomaly", "Mis.Gym", "Mis.Gym.Agents", "Mis.Gym.Experiments", "Mis.Gym.Server", "Mis.Bench", "mis"] },
+        { "Mis.Server", [.. Layers.Heavy, "Spectre.Console", "Mis.Torch", "Mis.Anomaly", "Mis.Gym", "Mis.Gym.Agents", "Mis.Gym.Experiments", "Mis.Gym.Server", "Mis.Bench", "mis"] },
         { "Mis.Gym.Server", [.. Layers.Heavy, "Mis.Torch", "Mis.Anomaly", "Mis.Gym.Agents", "Mis.Gym.Experiments", "Mis.Bench", "mis"] },
     };
 

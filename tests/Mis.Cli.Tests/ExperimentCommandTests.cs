@@ -42,6 +42,7 @@ public sealed class ExperimentCommandTests : IDisposable
         // Not a terminal: plain progress lines with the count, the rate and the end.
         Assert.Contains("36/36 episodes", result.Stdout);
         Assert.Contains("ep/s", result.Stdout);
+        Assert.DoesNotContain('\u001b', result.Stdout + result.Stderr); // no escape sequences in a log
         var lines = result.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal($"report: {Path.Combine(outDir, "report.html")}", lines[^1]);
         Assert.Equal($"tensorboard: tensorboard --logdir {outDir}", lines[^2]);

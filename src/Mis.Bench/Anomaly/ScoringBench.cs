@@ -71,12 +71,12 @@ public static class ScoringBench
     }
 
     /// <summary>The table <c>mis anomaly bench</c> prints.</summary>
-    public static string Table(IEnumerable<BenchRow> rows)
-    {
-        var w = new StringWriter();
-        w.WriteLine($"{"model",-6} {"AUROC",6} {"DR@1%",6} {"DR@5%",6} {"DR@10%",6} {"FA>800",7} {"runAUROC",8} {"train s",8} {"threads",7} {"trace syscalls/s",17} {"online syscalls/s",18}");
-        foreach (var r in rows)
-            w.WriteLine($"{r.Eval.Algo,-6} {r.Eval.Auroc,6:0.000} {r.Eval.DetectionAt1,6:P0} {r.Eval.DetectionAt5,6:P0} {r.Eval.DetectionAt10,6:P0} {r.Eval.FalseAlarmsAbove800,7:P1} {r.Eval.RunAuroc,8:0.000} {r.TrainSeconds,8:0.0} {r.Threads,7} {r.TraceSyscallsPerSecond,17:N0} {r.OnlineSyscallsPerSecond,18:N0}");
-        return w.ToString();
-    }
+    public static string Table(IEnumerable<BenchRow> rows) => Suite.TextTable.Render(
+        ["model", "AUROC", "DR@1%", "DR@5%", "DR@10%", "FA>800", "runAUROC", "train s", "threads", "trace syscalls/s", "online syscalls/s"],
+        rows.Select(r => (IReadOnlyList<string>)
+        [
+            r.Eval.Algo, $"{r.Eval.Auroc:0.000}", $"{r.Eval.DetectionAt1:P0}", $"{r.Eval.DetectionAt5:P0}", $"{r.Eval.DetectionAt10:P0}",
+            $"{r.Eval.FalseAlarmsAbove800:P1}", $"{r.Eval.RunAuroc:0.000}", $"{r.TrainSeconds:0.0}", $"{r.Threads}",
+            $"{r.TraceSyscallsPerSecond:N0}", $"{r.OnlineSyscallsPerSecond:N0}",
+        ]));
 }

@@ -27,9 +27,11 @@ public static class BenchFormat
     /// <summary>A ratio as "×1.23".</summary>
     public static string Ratio(double? ratio) => ratio is double r && double.IsFinite(r) ? $"×{r.ToString("0.00", CultureInfo.InvariantCulture)}" : "n/a";
 
-    /// <summary>A Markdown or plain table with aligned columns.</summary>
+    /// <summary>A Markdown table with aligned columns (the README's; its generator parses it), or a console one (<see cref="TextTable"/>).</summary>
     public static string Table(IReadOnlyList<string> header, IEnumerable<IReadOnlyList<string>> rows, bool markdown)
     {
+        if (!markdown)
+            return TextTable.Render(header, rows);
         var all = new List<IReadOnlyList<string>> { header };
         all.AddRange(rows);
         int columns = header.Count;
@@ -38,10 +40,9 @@ public static class BenchFormat
         for (int i = 0; i < all.Count; i++)
         {
             var cells = all[i].Select((cell, c) => cell.PadRight(widths[c]));
-            w.WriteLine(markdown ? $"| {string.Join(" | ", cells)} |" : string.Join("  ", cells).TrimEnd());
+            w.WriteLine($"| {string.Join(" | ", cells)} |");
             if (i == 0)
-                w.WriteLine(markdown ? $"| {string.Join(" | ", widths.Select(x => new string('-', x)))} |"
-                                     : string.Join("  ", widths.Select(x => new string('-', x))));
+                w.WriteLine($"| {string.Join(" | ", widths.Select(x => new string('-', x)))} |");
         }
         return w.ToString();
     }

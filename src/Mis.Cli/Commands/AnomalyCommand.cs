@@ -7,6 +7,8 @@ using Mis.Anomaly.Evaluation;
 using Mis.Anomaly.Models;
 using Mis.Anomaly.Traces;
 using Mis.Bench.Anomaly;
+using Mis.Bench.Suite;
+using Mis.Cli.Terminal;
 using Mis.Enforcer.Kernel;
 using Mis.Enforcer.Run;
 
@@ -38,7 +40,8 @@ public static class AnomalyCommand
             "and writes one trace file per thread. Needs root.") { output, runs, only, max, pack };
         cmd.SetAction(r => Guard("corpus", () =>
         {
-            var bar = new ProgressBar("corpus");
+            using var progress = ConsoleProgress.OnStandardError("mis anomaly");
+            progress.Stage("corpus", 1);
             var report = CorpusBuilder.Build(r.GetValue(output)!.FullName, RunUnderMis, new CorpusOptions
             {
                 Runs = r.GetValue(runs),
@@ -46,10 +49,12 @@ public static class AnomalyCommand
                 MaxSyscallsPerTrace = r.GetValue(max),
                 Pack = r.GetValue(pack),
                 DotnetApp = ReadableByOthers(Path.Combine(AppContext.BaseDirectory, "mis.dll")),
-            }, new Progress<(int Done, int Total, string Label)>(p => bar.Report((double)p.Done / Math.Max(1, p.Total), p.Label)));
-            bar.Report(1, "done");
-            foreach (var g in report.Runs.GroupBy(x => x.Split).OrderBy(g => g.Key, StringComparer.Ordinal))
-                Console.WriteLine($"{g.Key,-13} {g.Count(),4} runs {g.Sum(x => x.Traces),6} traces {g.Sum(x => x.Syscalls),9} syscalls");
+            }, new Progress<(int Done, int Total, string Label)>(p => progress.Report((double)p.Done / Math.Max(1, p.Total), detail: p.Label)));
+            progress.Report(1, detail: "done");
+            progress.Done();
+            Console.Write(TextTable.Render(["split", "runs", "traces", "syscalls"],
+                report.Runs.GroupBy(x => x.Split).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => (IReadOnlyList<string>)
+                    [g.Key, $"{g.Count()}", $"{g.Sum(x => x.Traces)}", $"{g.Sum(x => x.Syscalls)}"])));
             ulong lost = report.Runs.Aggregate(0UL, (s, x) => s + x.Dropped);
             if (lost > 0)
                 Console.WriteLine($"warning: {lost} kernel events lost (gaps in some traces; see MANIFEST.md)");
@@ -122,10 +127,12 @@ public static class AnomalyCommand
                 options = options with { Ngram = options.Ngram with { WindowSize = w }, Pca = options.Pca with { WindowSize = w }, Lstm = options.Lstm with { WindowSize = w } };
             if (r.GetValue(stride) is int st)
                 options = options with { Ngram = options.Ngram with { Stride = st }, Pca = options.Pca with { Stride = st }, Lstm = options.Lstm with { Stride = st } };
-            var bar = new ProgressBar($"train {options.Algo}");
+            using var progress = ConsoleProgress.OnStandardError("mis anomaly");
+            progress.Stage($"train {options.Algo}", 1);
             using var detector = AnomalyTrainer.Train(normal, options, source,
-                new Progress<TrainProgress>(p => bar.Report(p.Stage == "fit" ? 0.9 * p.Fraction : 0.9 + 0.1 * p.Fraction, p.Stage)));
-            bar.Report(1, "done");
+                new Progress<TrainProgress>(p => progress.Report(p.Stage == "fit" ? 0.9 * p.Fraction : 0.9 + 0.1 * p.Fraction, detail: p.Stage)));
+            progress.Report(1, detail: "done");
+            progress.Done();
             string path = r.GetValue(output)!.FullName;
             ModelFile.Save(detector, path);
             var t = detector.Training;

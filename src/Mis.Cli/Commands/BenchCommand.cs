@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Mis.Bench.Suite;
+using Mis.Cli.Terminal;
 using Mis.Bench.Kernel;
 using Mis.Bench.Workloads;
 using Mis.Enforcer.Kernel;
@@ -78,7 +79,7 @@ public static class BenchCommand
                 Console.Error.WriteLine("mis bench: needs root (it runs workloads under the real kernel enforcer); run it with sudo");
                 return 2;
             }
-            var progress = new BenchProgress();
+            using var progress = ConsoleProgress.OnStandardError("mis bench");
             var sizes = result.GetValue(quick) ? BenchSizes.Quick : BenchSizes.Full;
             try
             {
@@ -93,7 +94,7 @@ public static class BenchCommand
                 if (result.GetValue(grpc))
                 {
                     progress.Stage("gRPC GetStats, part by part");
-                    var rows = ServiceBench.GrpcBreakdownAsync(sizes.GrpcCalls, result.GetValue(quick) ? 1 : 5, progress.Update).GetAwaiter().GetResult();
+                    var rows = ServiceBench.GrpcBreakdownAsync(sizes.GrpcCalls, result.GetValue(quick) ? 1 : 5, progress.Detail).GetAwaiter().GetResult();
                     progress.Done();
                     Print(result.GetValue(json), "grpc_breakdown", GrpcBreakdownJson(rows), () => RenderGrpcBreakdown(rows));
                     return 0;
@@ -144,7 +145,7 @@ public static class BenchCommand
         return command;
     }
 
-    private static OpsBenchResult Ops(int operations, ulong seed, int cacheSize, BenchProgress progress)
+    private static OpsBenchResult Ops(int operations, ulong seed, int cacheSize, ConsoleProgress progress)
     {
         progress.Stage($"{operations} operations through the enforcer");
         var r = OpsBench.Run(new OpsBenchOptions
@@ -152,20 +153,20 @@ public static class BenchCommand
             Operations = operations,
             Seed = seed,
             DecisionCacheSize = cacheSize,
-            Progress = (done, total) => progress.Update($"{done}/{total}"),
+            Progress = (done, total) => progress.Report(done, total),
         });
         progress.Done();
         return r;
     }
 
-    private static WorkloadBenchResult Workloads(BenchSizes sizes, int rounds, BenchProgress progress)
+    private static WorkloadBenchResult Workloads(BenchSizes sizes, int rounds, ConsoleProgress progress)
     {
         progress.Stage("workloads");
         var r = WorkloadBench.Run(new WorkloadBenchOptions
         {
             Rounds = rounds,
             Sizes = sizes.Workloads,
-            Progress = progress.Update,
+            Progress = progress.Detail,
         });
         progress.Done();
         return r;
@@ -179,7 +180,7 @@ public static class BenchCommand
         return r.Failures.Any() ? 1 : 0;
     }
 
-    private static KernelOverheadResult Kernel(BenchSizes sizes, BenchProgress progress)
+    private static KernelOverheadResult Kernel(BenchSizes sizes, ConsoleProgress progress)
     {
         progress.Stage("kernel overhead");
         var k = KernelOverheadBench.Run(new KernelOverheadOptions
@@ -187,13 +188,13 @@ public static class BenchCommand
             Iterations = sizes.OverheadIterations,
             Rounds = sizes.OverheadRounds,
             TransitionCycles = sizes.TransitionCycles,
-            Progress = progress.Update,
+            Progress = progress.Detail,
         });
         progress.Done();
         return k;
     }
 
-    private static int All(BenchSizes sizes, bool quick, string? output, string? readme, bool asJson, BenchProgress progress)
+    private static int All(BenchSizes sizes, bool quick, string? output, string? readme, bool asJson, ConsoleProgress progress)
     {
         var clock = Stopwatch.StartNew();
         var when = DateTimeOffset.UtcNow;
@@ -206,7 +207,7 @@ public static class BenchCommand
         var kernelResult = Kernel(sizes, progress);
         var opsResult = Ops(sizes.Operations, 1, WorkloadPolicy.DefaultDecisionCacheSize, progress);
         progress.Stage("enforcement end to end");
-        var enforcement = EnforcementBench.Run(sizes.KillRepetitions, sizes.EventSyscalls, progress.Update);
+        var enforcement = EnforcementBench.Run(sizes.KillRepetitions, sizes.EventSyscalls, progress.Detail);
         progress.Stage("gRPC GetStats");
         var grpc = ServiceBench.GrpcAsync(sizes.GrpcCalls, sizes.GrpcSeconds).GetAwaiter().GetResult();
         progress.Stage("real environment steps");

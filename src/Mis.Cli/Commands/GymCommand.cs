@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Mis.Enforcer.Configuration;
 using Mis.Bench.Gym;
+using Mis.Bench.Suite;
 using Mis.Gym.Checking;
 using Mis.Gym.Envs;
 using Mis.Gym.Scenarios;
@@ -128,10 +129,8 @@ public static class GymCommand
                 if (failed.Count > 0 && exit == 0)
                     exit = 1;
             }
-            int width = Math.Max("scenario".Length, rows.Max(r => r.Scenario.Length));
-            Console.WriteLine($"{"scenario".PadRight(width)}  backend  passed  failed  detail");
-            foreach (var row in rows)
-                Console.WriteLine($"{row.Scenario.PadRight(width)}  {name,-7}  {row.Passed,-6}  {row.Failed,-6}  {row.Detail}");
+            Console.Write(TextTable.Render(["scenario", "backend", "passed", "failed", "detail"],
+                rows.Select(row => (IReadOnlyList<string>)[row.Scenario, name, row.Passed, row.Failed, row.Detail])));
             return exit;
         });
         return command;

@@ -1,10 +1,10 @@
 using System.CommandLine;
-using System.Diagnostics;
 using System.Runtime.InteropServices;
 using Mis.Enforcer.Configuration;
 using Mis.Gym.Envs;
 using Mis.Gym.Experiments;
 using Mis.Gym.Reports;
+using Mis.Cli.Terminal;
 
 namespace Mis.Cli.Commands;
 
@@ -90,20 +90,22 @@ public static class ExperimentConsole
         using var interrupt = new CancellationTokenSource();
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => { ctx.Cancel = true; interrupt.Cancel(); });
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; interrupt.Cancel(); });
-        var bar = new ProgressBar(log, !Console.IsOutputRedirected && ReferenceEquals(log, Console.Out));
+        using var progress = ReferenceEquals(log, Console.Out) ? ConsoleProgress.OnStandardOutput(command, "ep") : new ConsoleProgress(command, log, live: false, "ep");
+        progress.Stage("episodes", experiment.TotalEpisodes);
         try
         {
-            outcomes = runner.Run(bar.Update, interrupt.Token);
-            bar.Finish();
+            outcomes = runner.Run(p => progress.Report(p.Done, p.Total, p.Current), interrupt.Token);
+            progress.Done();
         }
         catch (OperationCanceledException)
         {
-            bar.Finish();
+            progress.Done();
             log.WriteLine($"{command}: interrupted; finished episodes are kept (checkpointed). Rerun the same command to resume.");
             return Interrupted;
         }
         catch (InvalidOperationException e)
         {
+            progress.Done();
             Console.Error.WriteLine($"{command}: {e.Message}");
             return BadInput;
         }
@@ -119,57 +121,5 @@ public static class ExperimentConsole
         log.WriteLine($"tensorboard: tensorboard --logdir {runner.OutDirectory}");
         log.WriteLine($"report: {files.Html}");
         return failed.Count > 0 ? SomeRunsFailed : 0;
-    }
-
-    /// <summary>One line: a bar with episodes done/total, rate and ETA, redrawn in place on a terminal; plain lines otherwise.</summary>
-    private sealed class ProgressBar(TextWriter log, bool terminal)
-    {
-        private const int Width = 30;
-        private readonly Stopwatch _sinceDraw = Stopwatch.StartNew();
-        private long _lastPlainPercent = -1;
-        private ExperimentProgress _last;
-        private bool _drawn;
-
-        internal void Update(ExperimentProgress p)
-        {
-            _last = p;
-            if (terminal)
-            {
-                if (_drawn && _sinceDraw.ElapsedMilliseconds < 100 && p.Done < p.Total)
-                    return;
-                log.Write("\r" + Line(p) + "\u001b[K");
-                _drawn = true;
-                _sinceDraw.Restart();
-                return;
-            }
-            // Not a terminal (a log file, CI): a line every 10%, or every 10 s.
-            long percent = p.Total == 0 ? 100 : p.Done * 100 / p.Total;
-            if (percent / 10 != _lastPlainPercent / 10 || _sinceDraw.Elapsed.TotalSeconds >= 10)
-            {
-                log.WriteLine(Line(p));
-                _lastPlainPercent = percent;
-                _sinceDraw.Restart();
-            }
-        }
-
-        internal void Finish()
-        {
-            if (terminal && _drawn)
-            {
-                log.Write("\r" + Line(_last) + "\u001b[K");
-                log.WriteLine();
-            }
-        }
-
-        private static string Line(ExperimentProgress p)
-        {
-            double fraction = p.Total == 0 ? 1 : (double)p.Done / p.Total;
-            int filled = (int)Math.Round(fraction * Width);
-            string eta = p.Done >= p.Total ? $"done in {Time(p.Elapsed)}" : p.Eta is { } e ? $"ETA {Time(e)}" : "ETA --:--";
-            string rate = p.Rate > 0 ? $"{p.Rate:0.#} ep/s" : "- ep/s";
-            return $"[{new string('#', filled)}{new string('.', Width - filled)}] {p.Done}/{p.Total} episodes  {rate}  {eta}  {p.Current}";
-        }
-
-        private static string Time(TimeSpan t) => t.TotalHours >= 1 ? $"{(int)t.TotalHours}:{t.Minutes:00}:{t.Seconds:00}" : $"{t.Minutes}:{t.Seconds:00}";
     }
 }

@@ -230,6 +230,7 @@ public sealed class EnforcerHost : IAsyncDisposable
             kestrel.Listen(bind, metricsConfig.Port, listen => listen.Protocols = HttpProtocols.Http1AndHttp2);
         });
         var app = builder.Build();
+        var page = new MetricsPage(rpc, engine.Stats);
         app.Run(async http =>
         {
             if (http.Request.Path != metricsConfig.Endpoint || !HttpMethods.IsGet(http.Request.Method))
@@ -237,8 +238,8 @@ public sealed class EnforcerHost : IAsyncDisposable
                 http.Response.StatusCode = StatusCodes.Status404NotFound;
                 return;
             }
-            http.Response.ContentType = MetricsText.ContentType;
-            await http.Response.WriteAsync(MetricsText.Render(engine.Stats(), rpc), http.RequestAborted).ConfigureAwait(false);
+            http.Response.ContentType = MetricsPage.ContentType;
+            await page.WriteAsync(http.Response.Body, http.RequestAborted).ConfigureAwait(false);
         });
         return app;
     }
