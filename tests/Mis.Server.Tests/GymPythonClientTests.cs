@@ -51,6 +51,9 @@ public sealed class GymPythonClientTests
         await using var gym = await GymTestServer.StartAsync();
         RequirePython("torch");
 
+        var (gaeExit, gaeOutput) = Run("", Python, "-m", "unittest", "-v", "test_ppo_torch");
+        Assert.True(gaeExit == 0, gaeOutput);
+
         // 8 updates of 16 envs x 64 steps. Seeded and single-threaded, so the run is the same every
         // time: the mean return goes from 0.68 (random) to 6.4 (the honest path pays 9.8); seeds 2-4
         // rise by 3.9 or more too.
