@@ -15,8 +15,6 @@ import random
 import sys
 import time
 
-import grpc
-
 import mis_gym
 
 
