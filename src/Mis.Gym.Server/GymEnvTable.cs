@@ -1,19 +1,20 @@
 using System.Security.Cryptography;
 using Grpc.Core;
 using Mis.Gym;
+using Mis.Gym.Vector;
 
 namespace Mis.Gym.Server;
 
 /// <summary>
-/// The environments a Gym server holds, by id, up to a cap. Each has a gate so its calls run one at
-/// a time (an environment is not thread-safe, and a kernel backend's actuator is one process);
-/// different environments run in parallel. <see cref="CloseAllAsync"/> at shutdown closes every one,
+/// The environments and vectors a Gym server holds, by id, up to a cap (a vector counts once).
+/// Each has a gate so its calls run one at a time (an environment is not thread-safe, and a kernel
+/// backend's actuator is one process); different ones run in parallel. <see cref="CloseAllAsync"/> at shutdown closes every one,
 /// after the call it is running, if any, has finished.
 /// </summary>
 public sealed class GymEnvTable
 {
     private readonly Lock _lock = new();
-    private readonly Dictionary<string, GymEnvSlot> _envs = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, GymSlot> _envs = new(StringComparer.Ordinal);
     // Ids are "<server instance>-<n>": an id from an earlier server process is NOT_FOUND here,
     // never silently someone else's environment.
     private readonly string _instance = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3));
@@ -29,7 +30,7 @@ public sealed class GymEnvTable
 
     internal GymEnvTable(int max, TimeProvider? clock = null) => (_max, _clock) = (max, clock ?? TimeProvider.System);
 
-    /// <summary>Environments open now.</summary>
+    /// <summary>Environments and vectors open now.</summary>
     internal int Count
     {
         get
@@ -41,7 +42,16 @@ public sealed class GymEnvTable
 
     /// <summary>Makes an environment with <paramref name="make"/> and adds it, within the cap.</summary>
     /// <exception cref="RpcException">RESOURCE_EXHAUSTED at the cap; UNAVAILABLE when shutting down.</exception>
-    internal GymEnvSlot Add(Func<IEnv<float[], int>> make, string scenario, string backend)
+    internal GymEnvSlot Add(Func<IEnv<float[], int>> make, string scenario, string backend) =>
+        Add(make, (id, env) => new GymEnvSlot(id, env, scenario, backend, _clock), env => env.Close());
+
+    /// <summary>Makes a vector with <paramref name="make"/> and adds it, within the cap (where it counts once).</summary>
+    /// <exception cref="RpcException">As <see cref="Add(Func{IEnv{float[], int}}, string, string)"/>.</exception>
+    internal GymVectorSlot AddVector(Func<SyncVectorEnv<float[], int>> make, string scenario, string backend) =>
+        Add(make, (id, vector) => new GymVectorSlot(id, vector, scenario, backend, _clock), vector => vector.Close());
+
+    private TSlot Add<T, TSlot>(Func<T> make, Func<string, T, TSlot> slotOf, Action<T> close)
+        where TSlot : GymSlot
     {
         lock (_lock)
         {
@@ -51,11 +61,11 @@ public sealed class GymEnvTable
                     $"this server already has {_max} open environment(s), its cap (--max-envs): close one first"));
             _reserved++;
         }
-        IEnv<float[], int> env;
+        T made;
         try
         {
             // Made outside the lock: a kernel backend takes a while (BPF programs, cgroups).
-            env = make();
+            made = make();
         }
         catch
         {
@@ -68,21 +78,33 @@ public sealed class GymEnvTable
             _reserved--;
             if (!_closed)
             {
-                var slot = new GymEnvSlot($"{_instance}-{++_next}", env, scenario, backend, _clock);
+                var slot = slotOf($"{_instance}-{++_next}", made);
                 _envs.Add(slot.Id, slot);
                 return slot;
             }
         }
-        env.Close(); // the server began to shut down while it was being made
+        close(made); // the server began to shut down while it was being made
         throw ShuttingDown();
     }
 
     /// <summary>The environment <paramref name="id"/>.</summary>
+    /// <exception cref="RpcException">INVALID_ARGUMENT for an empty id or a vector's, NOT_FOUND for an unknown one.</exception>
+    internal GymEnvSlot Get(string id) => GetSlot(id) as GymEnvSlot
+        ?? throw new RpcException(new Status(StatusCode.InvalidArgument,
+            $"\"{id}\" is a vector (VectorReset made it): step it with VectorStep and reset it with VectorReset"));
+
+    /// <summary>The vector <paramref name="id"/>.</summary>
+    /// <exception cref="RpcException">INVALID_ARGUMENT for an empty id or a single environment's, NOT_FOUND for an unknown one.</exception>
+    internal GymVectorSlot GetVector(string id) => GetSlot(id, "vector_id", "VectorReset") as GymVectorSlot
+        ?? throw new RpcException(new Status(StatusCode.InvalidArgument,
+            $"\"{id}\" is a single environment (Make made it): step it with Step and reset it with Reset"));
+
+    /// <summary>The environment or vector <paramref name="id"/>.</summary>
     /// <exception cref="RpcException">INVALID_ARGUMENT for an empty id, NOT_FOUND for an unknown one.</exception>
-    internal GymEnvSlot Get(string id)
+    internal GymSlot GetSlot(string id, string field = "env_id", string maker = "Make")
     {
         if (string.IsNullOrEmpty(id))
-            throw new RpcException(new Status(StatusCode.InvalidArgument, "env_id is empty: pass the id Make returned"));
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"{field} is empty: pass the id {maker} returned"));
         lock (_lock)
         {
             return _envs.TryGetValue(id, out var slot) ? slot : throw NotFound(id);
@@ -93,7 +115,7 @@ public sealed class GymEnvTable
     /// <exception cref="RpcException">As <see cref="Get"/>.</exception>
     internal async Task CloseAsync(string id)
     {
-        var slot = Get(id);
+        var slot = GetSlot(id);
         lock (_lock)
         {
             if (!_envs.Remove(id))
@@ -110,7 +132,7 @@ public sealed class GymEnvTable
     /// <returns>The ids closed, each with the error its close raised, if any.</returns>
     internal async Task<IReadOnlyList<(string Id, Exception? Error)>> CloseIdleAsync(TimeSpan limit)
     {
-        List<GymEnvSlot> idle;
+        List<GymSlot> idle;
         lock (_lock)
         {
             idle = [.. _envs.Values.Where(s => s.Idle >= limit)];
@@ -130,7 +152,7 @@ public sealed class GymEnvTable
     /// <returns>The ids closed, each with the error its close raised, if any.</returns>
     internal async Task<IReadOnlyList<(string Id, Exception? Error)>> CloseAllAsync()
     {
-        List<GymEnvSlot> slots;
+        List<GymSlot> slots;
         lock (_lock)
         {
             _closed = true;
@@ -142,7 +164,7 @@ public sealed class GymEnvTable
 
     // Every one is closed even when one fails (a kernel backend whose cleanup hit an error must
     // not keep the others' cgroups and processes alive).
-    private static async Task<IReadOnlyList<(string Id, Exception? Error)>> CloseEachAsync(IEnumerable<GymEnvSlot> slots)
+    private static async Task<IReadOnlyList<(string Id, Exception? Error)>> CloseEachAsync(IEnumerable<GymSlot> slots)
     {
         var closed = new List<(string, Exception?)>();
         foreach (var slot in slots)

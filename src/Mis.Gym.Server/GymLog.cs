@@ -11,6 +11,9 @@ public static partial class GymLog
     [LoggerMessage(101, LogLevel.Information, "Environment {EnvId} made: scenario {Scenario}, backend {Backend}, for {Peer}")]
     internal static partial void GymEnvMade(this ILogger logger, string envId, string scenario, string backend, string peer);
 
+    [LoggerMessage(106, LogLevel.Information, "Vector {VectorId} made: {NumEnvs} environment(s) of scenario {Scenario}, backend {Backend}, for {Peer}")]
+    internal static partial void GymVectorMade(this ILogger logger, string vectorId, int numEnvs, string scenario, string backend, string peer);
+
     [LoggerMessage(102, LogLevel.Information, "Environment {EnvId} closed")]
     internal static partial void GymEnvClosed(this ILogger logger, string envId);
 

@@ -1,5 +1,7 @@
+using System.Buffers.Binary;
 using System.Collections;
 using System.Globalization;
+using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Mis.Gym;
@@ -35,6 +37,56 @@ public static class GymMapping
         if (value is < int.MinValue or > int.MaxValue || !space.Contains((int)value))
             throw Invalid($"action {value} is not in the action space {space}");
         return (int)value;
+    }
+
+    /// <summary>
+    /// Observations of equal length as the contract's packed bytes: float32, little-endian, row-major.
+    /// </summary>
+    internal static ByteString ToPackedFloats(float[][] observations)
+    {
+        int size = observations.Length == 0 ? 0 : observations[0].Length;
+        var bytes = new byte[observations.Length * size * sizeof(float)];
+        var span = bytes.AsSpan();
+        for (int i = 0; i < observations.Length; i++)
+        {
+            var observation = observations[i];
+            if (observation.Length != size)
+                throw new InvalidOperationException($"sub-environment {i} returned {observation.Length} observation values, sub-environment 0 {size}");
+            for (int j = 0; j < size; j++)
+                BinaryPrimitives.WriteSingleLittleEndian(span[((i * size + j) * sizeof(float))..], observation[j]);
+        }
+        // The array is this message's alone from here on: wrapped, not copied.
+        return UnsafeByteOperations.UnsafeWrap(bytes);
+    }
+
+    /// <summary>
+    /// A VectorStep's actions, one element of the Discrete action space per sub-environment.
+    /// </summary>
+    /// <exception cref="RpcException">INVALID_ARGUMENT: not <paramref name="numEnvs"/> actions, or one outside the space (its index named).</exception>
+    internal static int[] ToVectorActions(IReadOnlyList<long> actions, Space<int> space, int numEnvs)
+    {
+        if (actions.Count != numEnvs)
+            throw Invalid($"expected {numEnvs} actions, one per sub-environment, got {actions.Count}");
+        var result = new int[numEnvs];
+        for (int i = 0; i < numEnvs; i++)
+        {
+            long value = actions[i];
+            if (value is < int.MinValue or > int.MaxValue || !space.Contains((int)value))
+                throw Invalid($"actions[{i}] = {value} is not in the action space {space}");
+            result[i] = (int)value;
+        }
+        return result;
+    }
+
+    /// <summary>A vector reset's seed: sub-environment i gets seed + i, so seed + <paramref name="numEnvs"/> - 1 must fit in int32 too.</summary>
+    internal static int? ToVectorSeed(long? seed, int numEnvs)
+    {
+        if (seed is not { } first)
+            return null;
+        // Compared without adding, which could overflow a long.
+        return first >= int.MinValue && first <= int.MaxValue - (numEnvs - 1) ? (int)first
+            : throw Invalid($"seed {first} does not fit: sub-environment i is reset with seed + i, and seed .. seed + {numEnvs - 1} " +
+                            $"must fit in int32 ({int.MinValue}..{int.MaxValue})");
     }
 
     /// <summary>The seed of a reset request, checked to fit the environment's <see cref="int"/> seed.</summary>
@@ -84,12 +136,18 @@ public static class GymMapping
                 m.RewardTerms = new Wire.RewardTerms { Task = t.Task, Slowdown = t.Slowdown, Denial = t.Denial, Kill = t.Kill };
                 return true;
             case (RecordEpisodeStatistics<float[], int>.Key, EpisodeStatistics e):
-                m.Episode = new Wire.EpisodeStatistics { R = e.Return, L = e.Length, T = e.Time.TotalSeconds };
+                m.Episode = ToProto(e);
                 return true;
             default:
                 return false;
         }
     }
+
+    /// <summary>The statistics of an ended episode, from the info of its last step when the env records them; else null.</summary>
+    internal static Wire.EpisodeStatistics? EpisodeOf(Info info) =>
+        info.TryGetValue(RecordEpisodeStatistics<float[], int>.Key, out var value) && value is EpisodeStatistics e ? ToProto(e) : null;
+
+    private static Wire.EpisodeStatistics ToProto(EpisodeStatistics e) => new() { R = e.Return, L = e.Length, T = e.Time.TotalSeconds };
 
     private static Wire.ActionResult ToProto(ActionResult result) => result switch
     {

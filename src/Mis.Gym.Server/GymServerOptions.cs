@@ -31,6 +31,20 @@ public sealed record GymServerOptions
         init => field = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(MaxEnvs), value, "the cap on open environments must be at least 1");
     } = DefaultMaxEnvs;
 
+    /// <summary>Default <see cref="MaxVectorEnvs"/>.</summary>
+    public const int DefaultMaxVectorEnvs = 256;
+
+    /// <summary>
+    /// Sub-environments one vector may have at most; a VectorReset asking for more is
+    /// INVALID_ARGUMENT. A vector counts once against <see cref="MaxEnvs"/> (vectors are sim only,
+    /// and a sim environment holds a few kilobytes, no process or cgroup).
+    /// </summary>
+    public int MaxVectorEnvs
+    {
+        get;
+        init => field = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(MaxVectorEnvs), value, "the cap on a vector's size must be at least 1");
+    } = DefaultMaxVectorEnvs;
+
     /// <summary>Default <see cref="IdleTimeout"/>.</summary>
     public static readonly TimeSpan DefaultIdleTimeout = TimeSpan.FromMinutes(30);
 

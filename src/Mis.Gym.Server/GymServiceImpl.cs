@@ -4,6 +4,7 @@ using Mis.Enforcer.Configuration;
 using Mis.Gym.Envs;
 using Mis.Gym.Scenarios;
 using Mis.Gym.Spaces;
+using Mis.Gym.Vector;
 using Wire = Mis.Gym.V1;
 
 namespace Mis.Gym.Server;
@@ -28,12 +29,7 @@ public sealed class GymServiceImpl(GymServerOptions options, ScenarioCatalog cat
     /// <inheritdoc />
     public override Task<Wire.MakeResponse> Make(Wire.MakeRequest request, ServerCallContext context)
     {
-        string backend = request.Backend.Length == 0 ? MisGym.Sim : request.Backend;
-        if (!MisGym.Backends.Contains(backend))
-            throw Refuse(StatusCode.InvalidArgument, $"unknown backend \"{backend}\"; expected one of: {string.Join(", ", MisGym.Backends)}");
-        if (!options.AllowedBackends.Contains(backend))
-            throw Refuse(StatusCode.PermissionDenied,
-                $"this server does not offer the {backend} backend (it allows: {string.Join(", ", options.AllowedBackends)}; see `mis gym serve --backend-allow`)");
+        string backend = AllowedBackend(request.Backend);
         var (path, name) = catalog.Resolve(request.Scenario);
         var slot = envs.Add(() => MakeEnv(path, backend, request.RecordEpisodeStatistics), name, backend);
         log.GymEnvMade(slot.Id, name, backend, context.Peer);
@@ -92,8 +88,99 @@ public sealed class GymServiceImpl(GymServerOptions options, ScenarioCatalog cat
     /// <inheritdoc />
     public override Task<Wire.SpacesResponse> Spaces(Wire.SpacesRequest request, ServerCallContext context)
     {
-        var slot = envs.Get(request.EnvId);
+        var slot = envs.GetSlot(request.EnvId);
         return Task.FromResult(new Wire.SpacesResponse { ObservationSpace = slot.ObservationSpace, ActionSpace = slot.ActionSpaceMessage });
+    }
+
+    /// <inheritdoc />
+    public override async Task<Wire.VectorResetResponse> VectorReset(Wire.VectorResetRequest request, ServerCallContext context)
+    {
+        bool made = request.VectorId.Length == 0;
+        if (!made && (request.Scenario.Length != 0 || request.Backend.Length != 0 || request.NumEnvs != 0 || request.RecordEpisodeStatistics))
+            throw Refuse(StatusCode.InvalidArgument,
+                "vector_id is set, so leave scenario, backend, num_envs and record_episode_statistics unset: a vector keeps what it was made with " +
+                "(an empty vector_id makes a new vector)");
+        // The seed is checked before a new vector is made, so a bad one leaves nothing behind.
+        int? seed = GymMapping.ToVectorSeed(request.Seed, made ? CheckedVectorSize(request.NumEnvs) : envs.GetVector(request.VectorId).NumEnvs);
+        var vector = made ? MakeVector(request, context) : envs.GetVector(request.VectorId);
+        VectorResetResult<float[]> reset;
+        try
+        {
+            reset = await vector.ResetAsync(seed, context.CancellationToken).ConfigureAwait(false);
+        }
+        catch when (made)
+        {
+            await envs.CloseAsync(vector.Id).ConfigureAwait(false); // the client never learnt its id
+            throw;
+        }
+        var response = new Wire.VectorResetResponse
+        {
+            VectorId = vector.Id,
+            Scenario = vector.Scenario,
+            Backend = vector.Backend,
+            NumEnvs = vector.NumEnvs,
+            ObservationSpace = vector.ObservationSpace,
+            ActionSpace = vector.ActionSpaceMessage,
+            Observations = GymMapping.ToPackedFloats(reset.Observations),
+        };
+        if (request.Infos)
+            response.Infos.AddRange(reset.Infos.Select(GymMapping.ToProto));
+        return response;
+    }
+
+    /// <inheritdoc />
+    public override async Task<Wire.VectorStepResponse> VectorStep(Wire.VectorStepRequest request, ServerCallContext context)
+    {
+        var vector = envs.GetVector(request.VectorId);
+        int[] actions = GymMapping.ToVectorActions(request.Actions, vector.ActionSpace, vector.NumEnvs);
+        var step = await vector.StepAsync(actions, context.CancellationToken).ConfigureAwait(false);
+        // Flat arrays: the client decodes a few contiguous blocks, not N messages.
+        var response = new Wire.VectorStepResponse { Observations = GymMapping.ToPackedFloats(step.Observations) };
+        response.Rewards.AddRange(step.Rewards);
+        response.Terminated.AddRange(step.Terminated);
+        response.Truncated.AddRange(step.Truncated);
+        if (request.Infos)
+            response.Infos.AddRange(step.Infos.Select(GymMapping.ToProto));
+        for (int i = 0; i < step.Infos.Length; i++)
+        {
+            if ((step.Terminated[i] || step.Truncated[i]) && GymMapping.EpisodeOf(step.Infos[i]) is { } episode)
+                response.Episodes.Add(new Wire.VectorEpisode { Env = i, Statistics = episode });
+        }
+        return response;
+    }
+
+    // A new vector of N sim environments; the backend is checked as Make checks it, then refused
+    // unless it is sim (a kernel environment is a cgroup and a process: N of them per call would
+    // be N real workloads, not a batch).
+    private GymVectorSlot MakeVector(Wire.VectorResetRequest request, ServerCallContext context)
+    {
+        string backend = AllowedBackend(request.Backend);
+        if (backend != MisGym.Sim)
+            throw Refuse(StatusCode.InvalidArgument,
+                $"vectors run on the {MisGym.Sim} backend only, not {backend}: make {backend} environments one at a time with Make");
+        int n = CheckedVectorSize(request.NumEnvs);
+        var (path, name) = catalog.Resolve(request.Scenario);
+        bool record = request.RecordEpisodeStatistics;
+        var vector = envs.AddVector(
+            () => new SyncVectorEnv<float[], int>([.. Enumerable.Repeat<Func<Mis.Gym.IEnv<float[], int>>>(() => MakeEnv(path, backend, record), n)]),
+            name, backend);
+        log.GymVectorMade(vector.Id, n, name, backend, context.Peer);
+        return vector;
+    }
+
+    private int CheckedVectorSize(int numEnvs) => numEnvs >= 1 && numEnvs <= options.MaxVectorEnvs ? numEnvs
+        : throw Refuse(StatusCode.InvalidArgument, $"num_envs {numEnvs} is out of range: a vector on this server has 1..{options.MaxVectorEnvs} sub-environments");
+
+    // The backend a request names ("" is sim), if it exists and this server offers it.
+    private string AllowedBackend(string requested)
+    {
+        string backend = requested.Length == 0 ? MisGym.Sim : requested;
+        if (!MisGym.Backends.Contains(backend))
+            throw Refuse(StatusCode.InvalidArgument, $"unknown backend \"{backend}\"; expected one of: {string.Join(", ", MisGym.Backends)}");
+        if (!options.AllowedBackends.Contains(backend))
+            throw Refuse(StatusCode.PermissionDenied,
+                $"this server does not offer the {backend} backend (it allows: {string.Join(", ", options.AllowedBackends)}; see `mis gym serve --backend-allow`)");
+        return backend;
     }
 
     // The factory's failures as the contract's statuses: a scenario file that does not load names
