@@ -27,6 +27,7 @@ public sealed class QuickstartExperimentTests
             // The seed's workload for real, where the host allows it (it must, in CI).
             Assert.Contains(HostRequirements.InCi || kernel ? "the kernel followed the configured ladder: yes" : "skipped:", result.Stdout);
             Assert.Contains(kernel ? "on the kernel backend" : "on the simulator, because", result.Stdout);
+            Assert.Contains("scenario data-shortcut-strict: DEFCON 4, 3, 2, 1 at 1, 2, 3, 4 violations; configurations deny and deny+slowdown+kill, 3 seeds × 30 episodes", result.Stdout);
             if (HostRequirements.InCi)
                 Assert.True(kernel, "CI hosts run the kernel backend");
             var experiment = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "summary.json")))!;
