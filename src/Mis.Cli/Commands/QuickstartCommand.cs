@@ -75,6 +75,10 @@ public static class QuickstartCommand
         var experiment = ExperimentConsole.Load("mis quickstart", file);
         if (experiment is null)
             return ExperimentConsole.BadInput;
+        // Its scenario has a ladder of its own, not the one shown in [2/4]: say which.
+        var scenario = experiment.Configs[0].Scenario;
+        Console.WriteLine($"      scenario {scenario.Name}: DEFCON 4, 3, 2, 1 at {string.Join(", ", scenario.Defcon.Thresholds)} violations; " +
+                          $"configurations {string.Join(" and ", experiment.Configs.Select(c => c.Label))}, {experiment.Seeds.Count} seeds × {experiment.Configs[0].Episodes} episodes");
         string dir = outDir ?? Path.GetFullPath(Path.Combine("runs", "quickstart"));
         // A fresh run each time (the runner would otherwise resume the finished one), but only
         // over a previous quickstart run: never delete a directory MIS did not make.

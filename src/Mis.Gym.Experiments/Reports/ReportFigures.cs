@@ -1,4 +1,5 @@
 using Mis.Gym.Experiments;
+using Mis.Gym.Scenarios;
 using ScottPlot;
 
 namespace Mis.Gym.Reports;
@@ -232,14 +233,41 @@ public static class ReportFigures
             "with a 95% bootstrap band (Agarwal et al. 2021). A curve that lies above another everywhere is better at every level of return.");
     }
 
+    // The run's feedback mode, which decides what each level does (the level names in the legends).
+    private static FeedbackMode FeedbackOf(ConfigAnalysis config)
+    {
+        string? word = config.Config["feedback"]?.GetValue<string>();
+        if (word is null)
+            return FeedbackMode.DenySlowdownKill; // an experiment's default
+        return Array.IndexOf(FeedbackModes.Words, word) >= 0 ? FeedbackModes.Parse(word)
+            : throw new InvalidDataException($"{config.DirectoryName}/{RunFiles.Config}: unknown feedback mode \"{word}\"");
+    }
+
     private static Figure DefconSteps(ConfigAnalysis config, SeedRun run, List<(int Episode, int Step, int Defcon)> defcon, string dir)
     {
         string file = $"defcon-steps-{config.DirectoryName}.png";
-        var plot = new Plot();
-        int episodes = run.Episodes.Count;
-        var chosen = new[] { 0, episodes / 4, episodes / 2, 3 * episodes / 4, episodes - 1 }.Distinct().Where(e => e >= 0).ToList();
-        var palette = new ScottPlot.Palettes.Category10();
+        var mode = FeedbackOf(config);
         var byEpisode = defcon.GroupBy(d => d.Episode).ToDictionary(g => g.Key, g => g.OrderBy(d => d.Step).ToList());
+        int episodes = run.Episodes.Count;
+        // The first episode, the first to reach the run's most severe level (where the ladder ends:
+        // a kill, under kill), the middle one and the last.
+        int severest = defcon.Count == 0 ? 5 : defcon.Min(d => d.Defcon);
+        int firstSeverest = defcon.Where(d => d.Defcon == severest).Select(d => d.Episode).DefaultIfEmpty(0).Min();
+        var chosen = new[] { 0, firstSeverest, episodes / 2, episodes - 1 }.Where(e => e >= 0).Distinct().Order().ToList();
+
+        var plot = new Plot();
+        // The levels as coloured bands behind the lines, named in the legend, calmest first.
+        foreach (int level in DefconPalette.Levels)
+        {
+            var band = plot.Add.VerticalSpan(level - 0.5, level + 0.5);
+            band.FillStyle.Color = DefconPalette.ColorOf(level).WithAlpha(0.35);
+            band.LineStyle.Width = 0;
+            band.LegendText = DefconPalette.Label(level, mode);
+        }
+        // The episodes in dark, neutral colours told apart by pattern and marker, so no line takes a level's colour.
+        Color[] lineColors = [Colors.Black, Color.FromHex("#1F3A93"), Color.FromHex("#555555"), Color.FromHex("#1F3A93")];
+        LinePattern[] patterns = [LinePattern.Solid, LinePattern.Dashed, LinePattern.Solid, LinePattern.Dotted];
+        MarkerShape[] markers = [MarkerShape.FilledCircle, MarkerShape.FilledSquare, MarkerShape.FilledTriangleUp, MarkerShape.FilledDiamond];
         for (int i = 0; i < chosen.Count; i++)
         {
             if (!byEpisode.TryGetValue(chosen[i], out var steps))
@@ -249,24 +277,33 @@ public static class ReportFigures
             double[] ys = [5, .. steps.Select(s => (double)s.Defcon)];
             var line = plot.Add.Scatter(xs, ys);
             line.ConnectStyle = ConnectStyle.StepHorizontal;
-            line.Color = palette.GetColor(i);
+            line.Color = lineColors[i % lineColors.Length];
+            line.LinePattern = patterns[i % patterns.Length];
+            line.MarkerShape = markers[i % markers.Length];
             line.LineWidth = 2;
-            line.MarkerSize = 4;
-            line.LegendText = $"episode {chosen[i] + 1}";
+            line.MarkerSize = 6;
+            bool killed = run.Episodes.Any(e => e.Episode == chosen[i] && e.Killed);
+            line.LegendText = $"episode {chosen[i] + 1}{(killed ? " (killed)" : "")}";
         }
+        var ticks = new ScottPlot.TickGenerators.NumericManual();
+        foreach (int level in DefconPalette.Levels)
+            ticks.AddMajor(level, level.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        plot.Axes.Left.TickGenerator = ticks;
         plot.Axes.SetLimitsY(0.5, 5.5);
         plot.Title($"DEFCON over the steps of an episode: {config.Label}, seed {run.Seed}");
         plot.XLabel("step");
-        plot.YLabel("DEFCON level (5 normal, 1 kill)");
-        plot.ShowLegend(Alignment.LowerLeft);
-        plot.SavePng(Path.Combine(dir, file), Width, Height);
+        plot.YLabel("DEFCON level");
+        plot.ShowLegend(Edge.Right);
+        plot.SavePng(Path.Combine(dir, file), Width + 260, Height);
         return new Figure(file, $"DEFCON over steps: {config.Label}",
-            $"DEFCON level after each step of episodes 1, ¼, ½, ¾ and last of the training run (seed {run.Seed}).");
+            $"DEFCON level after each step of the first episode, the first to reach DEFCON {severest} (the run's most severe level), " +
+            $"the middle one and the last of the training run (seed {run.Seed}); the bands are the levels, green calm to dark red alarm.");
     }
 
     private static Figure DefconHeatmap(ConfigAnalysis config, SeedRun run, List<(int Episode, int Step, int Defcon)> defcon, string dir)
     {
         string file = $"defcon-heatmap-{config.DirectoryName}.png";
+        var mode = FeedbackOf(config);
         int episodes = run.Episodes.Count;
         int steps = Math.Max(1, run.Episodes.Max(e => e.Steps));
         // At most 300 rows: longer runs show every k-th episode.
@@ -283,18 +320,23 @@ public static class ReportFigures
         }
         var plot = new Plot();
         var heatmap = plot.Add.Heatmap(cells);
-        heatmap.Colormap = new ScottPlot.Colormaps.Turbo();
-        heatmap.ManualRange = new ScottPlot.Range(1, 5);
+        heatmap.Colormap = DefconPalette.Colormap;
+        heatmap.ManualRange = new ScottPlot.Range(DefconPalette.ScaleLow, DefconPalette.ScaleHigh);
         heatmap.FlipVertically = true; // row 0, the first episode, at the bottom
         // Cell centres at x = action number (1..steps) and y = episode number.
         heatmap.Position = new CoordinateRect(1, Math.Max(2, steps), 1, Math.Max(2, 1 + (rows - 1) * every));
-        plot.Add.ColorBar(heatmap);
+        // The colour bar as a legend: one swatch per level, each named.
+        var colorBar = plot.Add.ColorBar(heatmap);
+        var ticks = new ScottPlot.TickGenerators.NumericManual();
+        foreach (int level in DefconPalette.Levels)
+            ticks.AddMajor(level, DefconPalette.Label(level, mode));
+        colorBar.Axis.TickGenerator = ticks;
         plot.Title($"DEFCON heat map: {config.Label}, seed {run.Seed}");
         plot.XLabel("step");
         plot.YLabel(every == 1 ? "episode" : $"episode (1 in {every} shown)");
-        plot.SavePng(Path.Combine(dir, file), Width, Height);
+        plot.SavePng(Path.Combine(dir, file), Width + 260, Height);
         return new Figure(file, $"DEFCON heat map: {config.Label}",
-            $"DEFCON level (colour, 5 normal to 1 kill) after each action (x) of each episode (y, {(every == 1 ? "every episode" : $"1 episode in {every}")}) " +
-            $"of the training run with seed {run.Seed}; blank after the episode ended.");
+            $"DEFCON level after each action (x) of each episode (y, {(every == 1 ? "every episode" : $"1 episode in {every}")}) " +
+            $"of the training run with seed {run.Seed}, green calm to dark red alarm; blank after the episode ended.");
     }
 }
