@@ -64,6 +64,8 @@ public static class ReportWriter
             lines.Add($"**{c.Label}**: {measure}: {stop}; final success rate {Pct(c.FinalSuccess)}, final violations per episode " +
                       $"{c.FinalViolations.Describe()}, final return {c.FinalReturn.Describe()}.");
         }
+        if (configs.Any(c => c.Kills.Mean > 0 || c.SlowdownTerm.Mean > 0))
+            lines.Add("DEFCON feedback met: " + string.Join("; ", configs.Select(FeedbackMet)) + ".");
         var ranked = configs.Where(c => c.TimeToStop.Median is not null).OrderBy(c => c.TimeToStop.Median).ToList();
         if (ranked.Count == 0)
         {
@@ -110,6 +112,17 @@ public static class ReportWriter
             }
         }
         return lines;
+    }
+
+    // What the DEFCON response did to a config's episodes: kills and the reward slowdown cost.
+    private static string FeedbackMet(ConfigAnalysis c)
+    {
+        int episodes = c.WithData.Sum(r => r.Episodes.Count);
+        int kills = c.WithData.Sum(r => r.Episodes.Count(e => e.Killed));
+        if (kills == 0 && c.SlowdownTerm.Mean == 0)
+            return $"under **{c.Label}** no episode was killed or slowed";
+        return $"under **{c.Label}** the workload was killed in {kills} of {episodes} episodes (per run {c.Kills.Short()}) " +
+               $"and slowdown cost {c.SlowdownTerm.Short("0.###")} reward per episode";
     }
 
     private static Comparison? Find(RunAnalysis a, ConfigAnalysis x, ConfigAnalysis y) =>

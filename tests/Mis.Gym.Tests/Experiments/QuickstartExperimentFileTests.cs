@@ -36,5 +36,11 @@ public sealed class QuickstartExperimentFileTests
         // A kill ends the episode, so the full response caps violations per episode at the ladder's four.
         Assert.All(full.Runs, r => Assert.All(r.Episodes, e => Assert.InRange(e.Violations, 0, 4)));
         Assert.Contains(deny.Runs, r => r.Episodes.Any(e => e.Violations > 4));
+
+        // The report states the difference in words.
+        string met = Assert.Single(ReportWriter.Answer(analysis), l => l.StartsWith("DEFCON feedback met:", StringComparison.Ordinal));
+        Assert.Contains("under **deny** no episode was killed or slowed", met);
+        int kills = full.Runs.Sum(r => r.Episodes.Count(e => e.Killed));
+        Assert.Contains($"under **deny+slowdown+kill** the workload was killed in {kills} of {full.Runs.Sum(r => r.Episodes.Count)} episodes", met);
     }
 }
