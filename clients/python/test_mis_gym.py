@@ -327,7 +327,7 @@ class GymnasiumTests(unittest.TestCase):
         result = subprocess.run([sys.executable, script, TARGET], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 universal_newlines=True, timeout=120)
         self.assertEqual(0, result.returncode, result.stdout)
-        self.assertIn("registration ok: mis/agent-command-v0, mis/data-shortcut-v0", result.stdout)
+        self.assertIn("registration ok: mis/agent-command-v0, mis/data-shortcut-strict-v0, mis/data-shortcut-v0", result.stdout)
 
 
 class SpaceTests(unittest.TestCase):

@@ -21,7 +21,7 @@ def main(target):
     assert gymnasium.__version__ == "0.0-standin", "not the stand-in: %r" % gymnasium.__file__
     assert issubclass(mis_gym.MisEnv, gymnasium.Env), mis_gym.MisEnv.__mro__
     ids = sorted(i for i in gymnasium.registry if i.startswith("mis/"))
-    assert ids == ["mis/%s-v0" % name for name in sorted(mis_gym.SHIPPED_SCENARIOS)], ids
+    assert ids == sorted("mis/%s-v0" % name for name in mis_gym.SHIPPED_SCENARIOS), ids
     assert mis_gym.register_envs(["sub/inner"]) == ["mis/sub.inner-v0"]
 
     env = gymnasium.make("mis/data-shortcut-v0", target=target, record_episode_statistics=True)
