@@ -218,6 +218,12 @@ public static class GymCommand
             Description = "Open environments at most, over all clients; a Make beyond it fails with RESOURCE_EXHAUSTED.",
             DefaultValueFactory = _ => GymServerOptions.DefaultMaxEnvs,
         };
+        var maxVector = new Option<int>("--max-vector-envs")
+        {
+            HelpName = "N",
+            Description = "Environments one VectorReset may make at most (a vector counts as one against --max-envs); beyond it INVALID_ARGUMENT.",
+            DefaultValueFactory = _ => GymServerOptions.DefaultMaxVectorEnvs,
+        };
         var idle = new Option<int>("--idle-timeout")
         {
             HelpName = "SECONDS",
@@ -229,11 +235,12 @@ public static class GymCommand
         var command = new Command("serve",
             "Serve MIS environments over gRPC (mis.gym.v1.GymService in proto/mis/gym/v1/gym.proto, server reflection on), so RL code " +
             "in any language can make, reset, step and close them; clients/python/mis_gym.py is a Python client shaped like a " +
-            "Gymnasium env. The Gymnasium contract holds: terminated and truncated kept apart, no autoreset (the client resets). " +
+            "Gymnasium env, MisVectorEnv its vectorised one. The Gymnasium contract holds: terminated and truncated kept apart; a single environment: " +
+            "no autoreset (the client resets); VectorStep autoresets as Gymnasium's vector envs do (next step). " +
             "SIGTERM or SIGINT stops it: calls in flight finish, every open environment is closed, exit 0. Exit 1 when the address " +
             "cannot be used, 2 when an option is wrong.")
         {
-            listen, dir, allow, maxEnvs, idle,
+            listen, dir, allow, maxEnvs, maxVector, idle,
         };
         command.SetAction((result, cancel) =>
         {
@@ -253,6 +260,12 @@ public static class GymCommand
                 Console.Error.WriteLine($"mis gym serve: --max-envs {max}: allow at least 1 environment");
                 return Task.FromResult(2);
             }
+            int vectorMax = result.GetValue(maxVector);
+            if (vectorMax < 1)
+            {
+                Console.Error.WriteLine($"mis gym serve: --max-vector-envs {vectorMax}: allow at least 1 environment per vector");
+                return Task.FromResult(2);
+            }
             int idleSeconds = result.GetValue(idle);
             if (idleSeconds < 0)
             {
@@ -266,6 +279,7 @@ public static class GymCommand
                 ScenarioDirectory = result.GetValue(dir)?.FullName ?? DefaultScenarioDir(),
                 AllowedBackends = [.. result.GetValue(allow)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Distinct()],
                 MaxEnvs = max,
+                MaxVectorEnvs = vectorMax,
             };
             return GymServeProgram.RunAsync(options, Console.Error);
         });
