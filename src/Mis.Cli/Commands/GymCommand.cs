@@ -44,9 +44,9 @@ public static class GymCommand
         var command = new Command("run",
             "Run an experiment: every config of its sweep grid with every seed, each step written to trajectory.csv/.jsonl, " +
             "each episode to episodes.csv and a TensorBoard events file (tensorboard/), then summary.json and the report " +
-            "(report.md, report.html, figures/). Ctrl+C stops " +
-            "at the next episode; rerun to resume. Exit status 0 when all runs completed, 1 when some failed, 2 for a bad " +
-            "file or backend, 130 when interrupted.")
+            "(report.md, report.html, figures/); a shard (--shard I/N, or a Slurm array task or Indexed Job pod) runs only its " +
+            "share and no report. Ctrl+C stops at the next episode; rerun to resume. Exit status 0 when all runs completed, 1 " +
+            "when some failed, 2 for a bad file, backend, --shard or a run directory of another experiment, 130 when interrupted.")
         {
             file, outDir, episodes, seeds, shard,
         };

@@ -107,8 +107,9 @@ public static class ExperimentConsole
         IReadOnlyList<RunOutcome> outcomes;
         long episodes = runs.Sum(r => (long)r.Config.Episodes);
         if (shard is not null && !part.IsWhole)
-            log.WriteLine($"{command}: shard {part} (from {shard.Source}): {runs.Count} of the {experiment.Runs.Count} (config, seed) runs " +
-                          $"(numbers {part.Index}, {part.Index + part.Count}, {part.Index + 2 * part.Count}, … in experiment order)");
+            log.WriteLine($"{command}: shard {part} (from {shard.Source}): {runs.Count} of the {experiment.Runs.Count} (config, seed) runs" +
+                          (runs.Count == 0 ? "" : $" (numbers {string.Join(", ", Enumerable.Range(0, experiment.Runs.Count).Where(part.Owns).Take(4))}" +
+                                                  $"{(runs.Count > 4 ? ", …" : "")} in experiment order)"));
         log.WriteLine($"{command}: {experiment.Name}: {experiment.Configs.Count} config(s) × {experiment.Seeds.Count} seed(s), " +
                       $"{episodes:N0} episodes on {string.Join(", ", runs.Select(r => r.Config.Backend).Distinct())}, into {runner.OutDirectory}");
         using var interrupt = new CancellationTokenSource();
