@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Mis.Gym.Envs;
+using Mis.Native;
 
 namespace Mis.Gym.Experiments;
 
@@ -175,9 +176,10 @@ public static class RunFiles
 
     /// <summary>
     /// Publishes a file that several shards of one sweep write with the same content: written
-    /// (atomically) when absent, left alone when present with the same content. Publishing does not
-    /// overwrite, so of two writers racing to create it one wins and the other compares against
-    /// the winner's file.
+    /// when absent, left alone when present, never overwritten. The content goes to a temporary
+    /// file first, which is then hard-linked to <paramref name="path"/>: a reader sees all of it or
+    /// no file, and of two writers racing to create it one wins (link(2) fails on an existing name,
+    /// atomically, also over NFS) and the other compares against the winner's file.
     /// </summary>
     /// <returns>Null when the file now holds <paramref name="text"/>; otherwise the text it holds (another writer's).</returns>
     internal static string? PublishOnce(string path, string text)
@@ -188,11 +190,18 @@ public static class RunFiles
             File.WriteAllText(temp, text);
             try
             {
-                // Without overwrite this is link(2) then unlink(2): it fails when the file exists,
-                // atomically, also on NFS.
-                File.Move(temp, path, overwrite: false);
+                int errno = Libc.Link(temp, path);
+                // A filesystem without hard links: check, then rename. Two steps, so two shards of
+                // different experiments starting at the same moment could both think they won; the
+                // same experiment's shards publish the same bytes either way.
+                if (errno is not 0 and not Errno.EEXIST && !File.Exists(path))
+                    File.Move(temp, path, overwrite: false);
             }
             catch (IOException) when (File.Exists(path))
+            {
+                // Another writer's rename came first: compare against it below.
+            }
+            finally
             {
                 File.Delete(temp);
             }

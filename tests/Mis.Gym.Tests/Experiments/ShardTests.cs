@@ -215,6 +215,29 @@ public sealed class ShardTests
     }
 
     [Fact]
+    public async Task Of_writers_publishing_one_file_at_once_exactly_one_wins_and_the_others_see_its_bytes()
+    {
+        using var dir = new TempDir();
+        string path = dir.File(RunFiles.ExperimentJson);
+        for (int round = 0; round < 20; round++)
+        {
+            File.Delete(path);
+            using var start = new Barrier(6);
+            var writers = Enumerable.Range(0, 6).Select(i => Task.Factory.StartNew(() =>
+            {
+                start.SignalAndWait(TestContext.Current.CancellationToken);
+                return RunFiles.PublishOnce(path, $"writer {i}\n" + new string('x', 100_000));
+            }, TestContext.Current.CancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default)).ToArray();
+            var seen = await Task.WhenAll(writers);
+            Assert.Equal(1, seen.Count(s => s is null));
+            string published = File.ReadAllText(path);
+            Assert.All(seen.Where(s => s is not null), s => Assert.Equal(published, s));
+        }
+        Assert.Equal([RunFiles.ExperimentJson], Directory.GetFiles(dir.Path).Select(Path.GetFileName)); // no temporary left
+        Assert.Null(RunFiles.PublishOnce(path, File.ReadAllText(path))); // the same bytes again: nothing to do
+    }
+
+    [Fact]
     public void A_line_without_its_newline_is_not_read_and_an_empty_file_has_no_rows()
     {
         using var dir = new TempDir();
