@@ -53,6 +53,8 @@ public sealed record RunOutcome(ExperimentConfig Config, int Seed, string Direct
 /// when a run resumes.</item>
 /// <item>Isolation: a run that throws is recorded as failed (<c>status.json</c> with the error) and
 /// the others go on; the next invocation retries it from its checkpoint.</item>
+/// <item>Shards: with <see cref="Shard"/> set, only that share of the runs, into a directory other
+/// shards share at the same time (see <see cref="Shard"/>); <c>mis report</c> merges them.</item>
 /// </list>
 /// </summary>
 public sealed class ExperimentRunner
@@ -144,7 +146,7 @@ public sealed class ExperimentRunner
                     done = runStart + config.Episodes;
                     progress?.Invoke(new ExperimentProgress(done, total, doneAtStart, clock.Elapsed, current));
                 }
-                state?.Count(outcomes[^1].Status);
+                state?.CountOutcome(outcomes[^1].Status);
             }
         }
         catch (OperationCanceledException)

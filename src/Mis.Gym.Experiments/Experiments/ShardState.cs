@@ -34,7 +34,7 @@ internal sealed class ShardState(string runDirectory, Shard shard, int runs)
         Path.Combine(runDirectory, Folder, string.Create(CultureInfo.InvariantCulture, $"shard-{shard.Index}-of-{shard.Count}.json"));
 
     /// <summary>Counts a run's outcome (written with the next <see cref="Write"/>).</summary>
-    internal void Count(RunStatus status)
+    internal void CountOutcome(RunStatus status)
     {
         if (status == RunStatus.Failed)
             _failed++;
