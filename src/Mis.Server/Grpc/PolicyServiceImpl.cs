@@ -75,7 +75,7 @@ public sealed class PolicyServiceImpl(PolicyEngine engine, ControlPlaneAccess ac
     {
         RequestMapping.RequireId(request.CgroupId, "cgroup_id");
         Authorize(context, request.CgroupId);
-        var outcome = await engine.KillAsync(request.CgroupId, request.Graceful).ConfigureAwait(false);
+        var outcome = await engine.KillAsync(request.CgroupId, request.Graceful, stopping: engine.Stopping).ConfigureAwait(false);
         return new KillProcessResponse
         {
             Success = true,

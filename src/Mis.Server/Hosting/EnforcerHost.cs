@@ -153,15 +153,15 @@ public sealed class EnforcerHost : IAsyncDisposable
     }
 
     /// <summary>
-    /// Stops cleanly: new requests are refused and event streams end, the gRPC server drains,
-    /// then every workload is killed, the cgroups removed, the kernel programs detached and the
-    /// state lock released. Safe to call twice.
+    /// Stops cleanly: new requests and requests waiting on a workload answer UNAVAILABLE and event
+    /// streams end with UNAVAILABLE, the gRPC server drains, then every workload is killed, the
+    /// cgroups removed, the kernel programs detached and the state lock released. Safe to call twice.
     /// </summary>
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
             return;
-        Engine.Events.Complete();
+        Engine.BeginStop();
         using (var drain = new CancellationTokenSource(TimeSpan.FromSeconds(5)))
             await _grpc.StopAsync(drain.Token).ConfigureAwait(false);
         await Engine.DisposeAsync().ConfigureAwait(false);
