@@ -17,14 +17,22 @@ public sealed partial class EnforcerProcessTests
     public async Task On_SIGTERM_blocked_callers_get_UNAVAILABLE_workloads_die_and_the_restarted_daemon_serves()
     {
         var (config, socket) = DaemonConfig("sigterm.toml");
-        var daemon = await StartDaemonAsync(config);
+        // systemd's side of Type=notify: a datagram socket named in NOTIFY_SOCKET.
+        using var notify = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Dgram, System.Net.Sockets.ProtocolType.Unspecified);
+        string notifyPath = Path.Combine(_dir, "notify.sock");
+        notify.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(notifyPath));
+        var daemon = await StartDaemonAsync(config, new Dictionary<string, string> { ["NOTIFY_SOCKET"] = notifyPath });
         try
         {
+            string ready = await ReceiveAsync(notify);
+            Assert.Contains("READY=1", ready);
+            Assert.Contains($"MAINPID={daemon.Process.Process.Id}", ready);
             using var channel = NodeDaemonAccessTests.UnixChannel(socket);
             var client = new PolicyService.PolicyServiceClient(channel);
             var blocked = await BlockCallsAsync(client);
 
             daemon.Process.Terminate();
+            Assert.Contains("STOPPING=1", await ReceiveAsync(notify));
             await AssertUnavailableAsync(blocked.Watch, blocked.Kill);
             Assert.True(daemon.Process.Process.WaitForExit(TimeSpan.FromSeconds(30)), "mis enforcer did not stop on SIGTERM");
             Assert.Equal(0, daemon.Process.Process.ExitCode);
@@ -84,9 +92,9 @@ public sealed partial class EnforcerProcessTests
         return (config, socket);
     }
 
-    private static async Task<Daemon> StartDaemonAsync(string config)
+    private static async Task<Daemon> StartDaemonAsync(string config, IReadOnlyDictionary<string, string>? environment = null)
     {
-        var process = MisProcess.Start("enforcer", config);
+        var process = MisProcess.Start(environment ?? new Dictionary<string, string>(), "enforcer", config);
         var daemon = new Daemon(process, Path.Combine(TestEnforcer.CgroupMount, "mis", $"enforcer-{process.Process.Id}"));
         try
         {
@@ -98,6 +106,13 @@ public sealed partial class EnforcerProcessTests
             throw;
         }
         return daemon;
+    }
+
+    private static async Task<string> ReceiveAsync(System.Net.Sockets.Socket socket)
+    {
+        var buffer = new byte[4096];
+        int length = await socket.ReceiveAsync(buffer, Ct).AsTask().WaitAsync(NoHang, Ct);
+        return System.Text.Encoding.UTF8.GetString(buffer, 0, length);
     }
 
     // Two workloads (one ignores SIGTERM), a WatchEvents stream and a graceful KillProcess that
