@@ -137,9 +137,9 @@ public sealed class PolicyServiceImpl(PolicyEngine engine, ControlPlaneAccess ac
     public override async Task<SetDefconResponse> SetDefcon(SetDefconRequest request, ServerCallContext context)
     {
         RequestMapping.RequireId(request.CgroupId, "cgroup_id");
-        Authorize(context, request.CgroupId);
         if (request.Level is < 1 or > 5)
             throw EngineException.Invalid($"level {request.Level} is not a DEFCON level (1..5)");
+        Authorize(context, request.CgroupId);
         var outcome = await engine.SetDefconAsync(request.CgroupId, DefconLevel.From(request.Level), request.Reset).ConfigureAwait(false);
         return new SetDefconResponse { PreviousDefcon = outcome.Previous, Defcon = outcome.Defcon, Violations = outcome.Violations, Killed = outcome.Killed };
     }
