@@ -154,7 +154,7 @@ public sealed class NodeDaemonAccessTests
     }
 
     [Fact]
-    public async Task A_socket_group_that_does_not_exist_is_a_configuration_error_naming_the_key()
+    public async Task A_missing_socket_group_or_a_missing_or_broken_user_policy_is_a_configuration_error()
     {
         string dir = Directory.CreateTempSubdirectory("mis-node-config-").FullName;
         try
@@ -173,6 +173,12 @@ public sealed class NodeDaemonAccessTests
                 new EngineOptions { Config = MisConfig.Load(config), ConfigPath = config, ConfigDirectory = dir }, NullLoggerFactory.Instance, Ct));
             Assert.True(e.IsConfiguration);
             Assert.Contains($"{config}:7:21: access.user_policy_files: \"{dir}/missing.toml\" does not exist", e.Message);
+
+            File.WriteAllText(Path.Combine(dir, "missing.toml"), "[[file]]\npath = \"/x\"\nops = [\"fly\"]\naction = \"deny\"\n");
+            e = await Assert.ThrowsAsync<EnforcerStartException>(() => EnforcerHost.StartAsync(
+                new EngineOptions { Config = MisConfig.Load(config), ConfigPath = config, ConfigDirectory = dir }, NullLoggerFactory.Instance, Ct));
+            Assert.True(e.IsConfiguration);
+            Assert.Contains($"{dir}/missing.toml:3:", e.Message); // a user policy that does not parse
 
             File.WriteAllText(Path.Combine(dir, "missing.toml"), "");
             e = await Assert.ThrowsAsync<EnforcerStartException>(() => EnforcerHost.StartAsync(

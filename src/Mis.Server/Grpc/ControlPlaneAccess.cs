@@ -67,17 +67,23 @@ public sealed class ControlPlaneAccess
 
     /// <summary>
     /// Resolves <c>[access]</c> against the host: the admin group must exist and every
-    /// <c>user_policy_files</c> entry must be a file, so a typo stops the start (exit 2 naming the key).
+    /// <c>user_policy_files</c> entry must be a policy file that parses, so a typo stops the start
+    /// (exit 2 naming the key, or the policy file's line).
     /// </summary>
-    /// <exception cref="ConfigException">A group or file the configuration names does not exist.</exception>
+    /// <exception cref="ConfigException">A group or file the configuration names does not exist, or a policy file does not parse.</exception>
     internal static ControlPlaneAccess Create(MisConfig config, string? configPath, string? configDirectory)
     {
         var access = config.Access;
         uint? adminGid = access.AdminGroup.Length == 0 ? null : ResolveGroup(access.AdminGroup, AdminGroupKey, configPath);
         var files = PolicySet.Resolve(access.UserPolicyFiles, configDirectory).Select(Path.GetFullPath).ToList();
         foreach (string file in files)
+        {
             if (!File.Exists(file))
                 throw KeyError(configPath, UserPolicyFilesKey, $"\"{file}\" does not exist (relative paths are relative to the configuration file)");
+            // Parsed now too, so a broken one stops the start (its own file:line:column) instead
+            // of failing each user's RunWorkload later.
+            _ = Mis.Enforcer.Policy.PolicyFile.Load(file, config.Policy.MaxRuleTtlSecs, TimeProvider.System);
+        }
 
         // Why "auto" is what it is: the TCP listener carries no kernel credentials, and a loopback
         // port is reachable by every local user. While the Unix socket is root's alone (0600) the
