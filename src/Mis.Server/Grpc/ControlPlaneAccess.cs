@@ -15,7 +15,7 @@ namespace Mis.Server.Grpc;
 /// <param name="Pid">Its process id at connect time (Unix socket only).</param>
 /// <param name="UserName">Its account name, when the passwd database has one.</param>
 /// <param name="IsAdmin">Root, a member of <c>[access] admin_group</c>, or a TCP caller that <c>[access] tcp_callers</c> makes an admin.</param>
-public sealed record Caller(uint? Uid, uint? Gid, int? Pid, string? UserName, bool IsAdmin)
+internal sealed record Caller(uint? Uid, uint? Gid, int? Pid, string? UserName, bool IsAdmin)
 {
     /// <summary>How refusals and audit lines name the caller: <c>uid 1001 (alice)</c>, or <c>a TCP caller</c>.</summary>
     public string Describe() => Uid is { } uid ? UserName is { } name ? $"uid {uid} ({name})" : $"uid {uid}" : "a TCP caller";
