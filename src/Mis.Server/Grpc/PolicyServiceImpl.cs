@@ -9,12 +9,13 @@ namespace Mis.Server.Grpc;
 /// mis.policy.v1.PolicyService over the <see cref="PolicyEngine"/>. Validation is in
 /// <see cref="RequestMapping"/>; refusals are <see cref="EngineException"/>s, which
 /// <see cref="AuditInterceptor"/> turns into status codes (and audits), so every handler here
-/// reads as the happy path. Each handler first asks <see cref="ControlPlaneAccess"/> whether its
-/// caller may do this, before anything else is looked at.
+/// reads as the happy path. Each handler asks <see cref="ControlPlaneAccess"/> whether its caller
+/// may do this before it touches the engine or a workload.
 /// </summary>
 public sealed class PolicyServiceImpl(PolicyEngine engine, ControlPlaneAccess access) : PolicyService.PolicyServiceBase
 {
     private const string RuntimeRules = "runtime rules (AddRule, RemoveRule), which apply to every workload on the node,";
+
     /// <inheritdoc />
     public override Task<AddRuleResponse> AddRule(AddRuleRequest request, ServerCallContext context)
     {
