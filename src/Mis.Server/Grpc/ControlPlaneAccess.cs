@@ -25,7 +25,16 @@ internal sealed record Caller(uint? Uid, uint? Gid, int? Pid, string? UserName, 
 }
 
 /// <summary>The kernel credentials of a Unix-socket connection, read once when it was accepted.</summary>
-internal sealed record PeerCredentialsFeature(PeerCredentials Credentials);
+internal sealed class PeerCredentialsFeature(PeerCredentials credentials)
+{
+    internal PeerCredentials Credentials { get; } = credentials;
+
+    /// <summary>
+    /// The caller these credentials make, worked out at the connection's first call and kept: the
+    /// credentials cannot change, and the passwd look-up is not free.
+    /// </summary>
+    internal Caller? Caller { get; set; }
+}
 
 /// <summary>
 /// Who may do what over the control plane (<c>[access]</c>). On the Unix socket the caller is
@@ -151,10 +160,13 @@ public sealed class ControlPlaneAccess
     /// <exception cref="EngineException">PermissionDenied for a TCP caller when TCP callers are refused.</exception>
     internal Caller CallerOf(HttpContext http)
     {
-        if (http.Features.Get<PeerCredentialsFeature>() is { Credentials: var peer })
+        if (http.Features.Get<PeerCredentialsFeature>() is { } connection)
         {
+            if (connection.Caller is { } known)
+                return known;
+            var peer = connection.Credentials;
             bool admin = peer.Uid == 0 || (_adminGid is { } gid && peer.IsInGroup(gid));
-            return new Caller(peer.Uid, peer.Gid, peer.Pid, UserName(peer.Uid), admin);
+            return connection.Caller = new Caller(peer.Uid, peer.Gid, peer.Pid, UserName(peer.Uid), admin);
         }
         if (!TcpIsAdmin)
             throw Denied(_tcpRefusal);
