@@ -301,6 +301,8 @@ internal sealed partial class SlurmCluster : IAsyncDisposable
         try
         {
             using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            // As slurmctld and slurmd bind: connections of an earlier cluster in TIME_WAIT do not count, a listener does.
+            probe.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
             probe.Bind(new IPEndPoint(IPAddress.Any, port));
         }
         catch (SocketException e)
