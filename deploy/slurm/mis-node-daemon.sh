@@ -15,8 +15,8 @@ set -euo pipefail
 
 # Site settings (the environment may override each).
 MIS_BIN=${MIS_BIN:-/usr/local/bin/mis}                     # the `mis` command
-MIS_CONFIG_FILE=${MIS_CONFIG_FILE:-/etc/mis/config.toml}   # its [grpc] unix_socket_path is MIS_SOCKET
-MIS_SOCKET=${MIS_SOCKET:-/run/mis/enforcer.sock}
+MIS_CONFIG_FILE=${MIS_CONFIG_FILE:-/etc/mis/enforcer.toml}   # its [grpc] unix_socket_path is MIS_SOCKET
+MIS_SOCKET=${MIS_SOCKET:-/run/mis/mis.sock}
 MIS_STATE_LOCK=${MIS_STATE_LOCK:-/var/lib/mis/enforcer.lock} # [paths] state_dir/enforcer.lock
 MIS_UNIT=${MIS_UNIT:-mis-enforcer.service}                 # deploy/systemd/ installs it
 MIS_STATE=${MIS_STATE:-/run/mis/slurm}                     # pid file, lock and the job list

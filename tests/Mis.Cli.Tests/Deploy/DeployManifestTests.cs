@@ -13,7 +13,7 @@ namespace Mis.Cli.Tests.Deploy;
 public sealed class DeployManifestTests
 {
     private const string ConfigMapName = "mis-enforcer-config";
-    private const string ConfigKey = "config.toml";
+    private const string ConfigKey = "enforcer.toml";
 
     private static readonly KubernetesManifests Manifests = KubernetesManifests.Load();
 
@@ -85,7 +85,7 @@ public sealed class DeployManifestTests
     {
         var config = EnforcerConfig();
         Assert.True(config.Grpc.Enabled, "mis enforcer refuses to start with [grpc] enabled = false");
-        Assert.Equal("/run/mis/enforcer.sock", config.Grpc.UnixSocketPath);
+        Assert.Equal("/run/mis/mis.sock", config.Grpc.UnixSocketPath);
         Assert.True(config.Metrics.Enabled, "the probes and Prometheus read the metrics page");
         // The kubelet probes the pod's address: a loopback-only page would fail every probe.
         Assert.False(IPAddress.IsLoopback(IPAddress.Parse(config.Metrics.BindAddress)), $"metrics bind to {config.Metrics.BindAddress}");
@@ -106,6 +106,32 @@ public sealed class DeployManifestTests
         var shard = Assert.Single(sweep.Spec.Template.Spec.Containers);
         Assert.Equal(socketVolume.HostPath.Path, HostPathMountedAt(sweep.Spec.Template.Spec, shard, socketDir).HostPath.Path);
         Assert.Equal("unix:" + config.Grpc.UnixSocketPath, Env(shard, "MIS_ENFORCER"));
+    }
+
+    [Fact]
+    public void Kubernetes_Slurm_and_systemd_reach_the_node_daemon_at_one_socket_with_one_configuration_file()
+    {
+        string root = RepoRoot.Find();
+        string socket = EnforcerConfig().Grpc.UnixSocketPath;
+        string nodeDaemon = File.ReadAllText(Path.Combine(root, "deploy", "slurm", "mis-node-daemon.sh"));
+        string sweep = File.ReadAllText(Path.Combine(root, "deploy", "slurm", "mis-sweep.sbatch"));
+        Assert.Equal(socket, ShellDefault(nodeDaemon, "MIS_SOCKET"));
+        Assert.Equal("unix:" + socket, ShellDefault(sweep, "MIS_ENFORCER"));
+        string configFile = ShellDefault(nodeDaemon, "MIS_CONFIG_FILE");
+        Assert.Equal(configFile, Manifests.Single<V1DaemonSet>("mis-enforcer").Spec.Template.Spec.Containers[0].Command[^1]);
+
+        // The systemd unit and its configuration (deploy/systemd/, the node daemon's own files): the
+        // same socket, the same file, the same state lock, the unit the prolog starts.
+        string systemd = Path.Combine(root, "deploy", "systemd");
+        string unitFile = Path.Combine(systemd, ShellDefault(nodeDaemon, "MIS_UNIT"));
+        string unitConfig = Path.Combine(systemd, Path.GetFileName(configFile));
+        if (!File.Exists(unitFile) && !File.Exists(unitConfig))
+            return; // Before the node daemon's unit exists there is nothing to agree with.
+        var config = MisConfig.Load(unitConfig);
+        Assert.Equal(socket, config.Grpc.UnixSocketPath);
+        Assert.Equal(Path.Combine(config.Paths.StateDir, "enforcer.lock"), ShellDefault(nodeDaemon, "MIS_STATE_LOCK"));
+        string execStart = File.ReadLines(unitFile).Single(l => l.StartsWith("ExecStart=", StringComparison.Ordinal));
+        Assert.EndsWith(" enforcer " + configFile, execStart, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -215,6 +241,14 @@ public sealed class DeployManifestTests
         Assert.True(map.Data.TryGetValue(ConfigKey, out string? text), $"ConfigMap {ConfigMapName} has no {ConfigKey}");
         // MIS's own loader: an unknown key or a bad value is a ConfigException naming line and key.
         return MisConfig.Parse(text, $"enforcer-configmap.yaml:{ConfigKey}");
+    }
+
+    // VAR's default in a script's VAR=${VAR:-default} line.
+    private static string ShellDefault(string script, string variable)
+    {
+        var match = Regex.Match(script, $@"\b{variable}=\$\{{{variable}:-([^}}]+)\}}");
+        Assert.True(match.Success, $"no {variable}=${{{variable}:-...}} line");
+        return match.Groups[1].Value;
     }
 
     private static string Dockerfile() => File.ReadAllText(Path.Combine(RepoRoot.Find(), "deploy", "container", "Dockerfile"));

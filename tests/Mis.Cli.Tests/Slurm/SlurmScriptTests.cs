@@ -76,7 +76,7 @@ public sealed partial class SlurmScriptTests : IDisposable
         string enforcer = Regex.Match(sweep, @"MIS_ENFORCER=\$\{MIS_ENFORCER:-([^}]+)\}").Groups[1].Value;
         string daemon = File.ReadAllText(Path.Combine(SlurmDir, "mis-node-daemon.sh"));
         string socket = Regex.Match(daemon, @"MIS_SOCKET=\$\{MIS_SOCKET:-([^}]+)\}").Groups[1].Value;
-        Assert.Equal("/run/mis/enforcer.sock", socket);
+        Assert.Equal("/run/mis/mis.sock", socket);
         Assert.Equal("unix:" + socket, enforcer);
         // The merge waits for every task whatever its status: a failed shard is named by the report.
         Assert.Contains("--dependency=afterany:", File.ReadAllText(Path.Combine(SlurmDir, "merge.sbatch")), StringComparison.Ordinal);
@@ -109,7 +109,7 @@ public sealed partial class SlurmScriptTests : IDisposable
     [Fact]
     public void A_daemon_the_prolog_did_not_start_is_used_and_left_running()
     {
-        var psi = new ProcessStartInfo(FakeEnforcer, ["enforcer", "/etc/mis/config.toml"]);
+        var psi = new ProcessStartInfo(FakeEnforcer, ["enforcer", "/etc/mis/enforcer.toml"]);
         foreach (var (key, value) in Settings())
             psi.Environment[key] = value;
         using var site = Process.Start(psi)!;
@@ -150,7 +150,7 @@ public sealed partial class SlurmScriptTests : IDisposable
     private Dictionary<string, string> Settings() => new()
     {
         ["MIS_BIN"] = Path.Combine(_scratch, "mis"),
-        ["MIS_CONFIG_FILE"] = "/etc/mis/config.toml",
+        ["MIS_CONFIG_FILE"] = "/etc/mis/enforcer.toml",
         ["MIS_SOCKET"] = Socket,
         ["MIS_STATE_LOCK"] = Path.Combine(_scratch, "enforcer.lock"),
         ["MIS_UNIT"] = "mis-test-no-such-unit.service",
