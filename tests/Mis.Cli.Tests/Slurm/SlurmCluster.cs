@@ -142,15 +142,21 @@ internal sealed partial class SlurmCluster : IAsyncDisposable
     }
 
     /// <summary>Runs a Slurm client command as root against this cluster.</summary>
-    internal ProcessResult Client(string program, params string[] args) => Run(null, program, args);
+    internal ProcessResult Client(string program, params string[] args) => Run(null, program, args, null);
 
     /// <summary>Runs a Slurm client command (sbatch, squeue, ...) as <paramref name="user"/> (runuser; the caller is root).</summary>
-    internal ProcessResult ClientAs(string user, string program, params string[] args) => Run(user, program, args);
+    internal ProcessResult ClientAs(string user, string program, params string[] args) => Run(user, program, args, null);
 
     /// <summary>Submits a batch script as <paramref name="user"/>; the job id.</summary>
-    internal string SubmitAs(string user, params string[] sbatchArgs)
+    internal string SubmitAs(string user, params string[] sbatchArgs) => SubmitAs(user, null, sbatchArgs);
+
+    /// <summary>
+    /// Submits a batch script as <paramref name="user"/> with <paramref name="environment"/> added to
+    /// sbatch's (which the job inherits: sbatch exports its whole environment); the job id.
+    /// </summary>
+    internal string SubmitAs(string user, IReadOnlyDictionary<string, string>? environment, params string[] sbatchArgs)
     {
-        var r = ClientAs(user, "sbatch", ["--parsable", .. sbatchArgs]);
+        var r = Run(user, "sbatch", ["--parsable", .. sbatchArgs], environment);
         if (r.ExitCode != 0)
             throw new InvalidOperationException($"sbatch {string.Join(' ', sbatchArgs)} as {user} failed ({r.ExitCode}): {r.Stderr}{Logs()}");
         return r.Stdout.Trim().Split(';')[0];
@@ -264,7 +270,7 @@ internal sealed partial class SlurmCluster : IAsyncDisposable
         _daemons.Add(daemon);
     }
 
-    private ProcessResult Run(string? user, string program, string[] args)
+    private ProcessResult Run(string? user, string program, string[] args, IReadOnlyDictionary<string, string>? environment)
     {
         string path = Which(program) ?? program;
         var psi = user is null ? new ProcessStartInfo(path) : new ProcessStartInfo("runuser") { ArgumentList = { "-u", user, "--", path } };
@@ -273,6 +279,8 @@ internal sealed partial class SlurmCluster : IAsyncDisposable
         psi.RedirectStandardOutput = true;
         psi.RedirectStandardError = true;
         psi.Environment["SLURM_CONF"] = ConfigPath;
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
+            psi.Environment[key] = value;
         using var process = Process.Start(psi) ?? throw new InvalidOperationException($"cannot start {program}");
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();

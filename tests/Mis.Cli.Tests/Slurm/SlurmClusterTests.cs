@@ -50,6 +50,74 @@ public sealed class SlurmClusterTests
         }
     }
 
+    [Fact]
+    public async Task The_sweep_and_merge_scripts_run_a_small_sweep_as_an_unprivileged_user()
+    {
+        HostRequirements.Root();
+        var missing = SlurmCluster.MissingPrograms();
+        HostRequirements.That(missing.Count == 0, $"Slurm is not installed (missing {string.Join(", ", missing)}; ./mis installs slurm-wlm and munge)");
+        var cancel = TestContext.Current.CancellationToken;
+
+        await using var cluster = await SlurmCluster.StartAsync(TimeSpan.FromSeconds(60), cancel);
+        string shared = Path.Combine(cluster.Root, "shared");
+        Directory.CreateDirectory(shared);
+        File.SetUnixFileMode(shared, (UnixFileMode)Convert.ToInt32("1777", 8));
+        // What a site has on shared storage, readable by the user: a built checkout (the build
+        // output, the experiments) and deploy/slurm's scripts.
+        string misHome = MisHomeFor(shared);
+        string runs = Path.Combine(shared, "runs");
+        var environment = new Dictionary<string, string>
+        {
+            ["MIS_HOME"] = misHome,
+            ["RUNS"] = runs,
+            ["MIS_GYM_ARGS"] = "--episodes 2 --seeds 1",
+        };
+
+        var clock = Stopwatch.StartNew();
+        string sweep = cluster.SubmitAs(User, environment, "--array=0-0", $"--chdir={shared}", "--export=ALL,HOME=/tmp",
+            Path.Combine(misHome, "deploy", "slurm", "mis-sweep.sbatch"));
+        string merge = cluster.SubmitAs(User, environment, $"--dependency=afterany:{sweep}", $"--chdir={shared}", "--export=ALL,HOME=/tmp",
+            Path.Combine(misHome, "deploy", "slurm", "merge.sbatch"));
+        var sweepStates = await cluster.WaitForJobAsync(sweep, TimeSpan.FromMinutes(3), cancel);
+        var mergeStates = await cluster.WaitForJobAsync(merge, TimeSpan.FromMinutes(2), cancel);
+        TestContext.Current.TestOutputHelper?.WriteLine($"sweep (1 task, 4 configs x 1 seed x 2 episodes) and merge done in {clock.Elapsed.TotalSeconds:F1} s");
+
+        string output = string.Join('\n', Directory.GetFiles(shared, "*.out").Select(f => $"--- {Path.GetFileName(f)}\n{File.ReadAllText(f)}"));
+        Assert.True(sweepStates.Values.All(s => s == "COMPLETED"), $"sweep: {string.Join(", ", sweepStates)}\n{output}{cluster.Logs()}");
+        Assert.True(mergeStates.Values.All(s => s == "COMPLETED"), $"merge: {string.Join(", ", mergeStates)}\n{output}{cluster.Logs()}");
+        string summary = Path.Combine(runs, "feedback-modes", "summary.json");
+        Assert.True(File.Exists(summary), $"no {summary}\n{output}");
+        Assert.True(File.Exists(Path.Combine(runs, "feedback-modes", "report.html")), output);
+        Assert.Equal(Id("-u", User), Stat(summary));
+        Assert.Contains("mis report:", File.ReadAllText(Directory.GetFiles(shared, "mis-merge-*.out").Single()), StringComparison.Ordinal);
+    }
+
+    // A checkout as the job's user may read it: the CLI's build output (hard links where the file
+    // system allows, the tests' own output holds mis.dll and everything it loads), the experiments
+    // and deploy/slurm, under a directory of the cluster's.
+    private static string MisHomeFor(string shared)
+    {
+        string repo = RepoRoot.Find();
+        string home = Path.Combine(shared, "mis-home");
+        string bin = Path.Combine(home, "src", "Mis.Cli", "bin", "Release", "net10.0");
+        Directory.CreateDirectory(Path.GetDirectoryName(bin)!);
+        if (Exec("cp", "-al", AppContext.BaseDirectory.TrimEnd('/'), bin) != 0)
+            Assert.Equal(0, Exec("cp", "-a", AppContext.BaseDirectory.TrimEnd('/'), bin));
+        Assert.Equal(0, Exec("cp", "-a", Path.Combine(repo, "experiments"), home));
+        Directory.CreateDirectory(Path.Combine(home, "deploy"));
+        Assert.Equal(0, Exec("cp", "-a", Path.Combine(repo, "deploy", "slurm"), Path.Combine(home, "deploy")));
+        Assert.Equal(0, Exec("chmod", "-R", "o+rX", home));
+        return home;
+    }
+
+    private static int Exec(string program, params string[] args)
+    {
+        using var p = Process.Start(new ProcessStartInfo(program, args) { RedirectStandardError = true })!;
+        p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        return p.ExitCode;
+    }
+
     private static string Id(string flag, string user) => Output("id", flag, user);
 
     private static string Stat(string file) => Output("stat", "-c", "%u", file);
