@@ -47,7 +47,15 @@ internal sealed partial class SlurmCluster : IAsyncDisposable
 
     /// <summary>Starts munged, slurmctld and slurmd and waits until the node is idle.</summary>
     /// <exception cref="InvalidOperationException">A port is taken or a daemon did not come up (the message has its log).</exception>
-    internal static async Task<SlurmCluster> StartAsync(TimeSpan timeout, CancellationToken cancel = default)
+    internal static Task<SlurmCluster> StartAsync(TimeSpan timeout, CancellationToken cancel = default) =>
+        StartAsync(timeout, _ => [], cancel);
+
+    /// <summary>
+    /// As <see cref="StartAsync(TimeSpan, CancellationToken)"/>, with lines of the caller's appended to
+    /// slurm.conf (e.g. <c>Prolog=</c>); <paramref name="extraConf"/> gets the cluster's directory, where
+    /// files they name may be written first.
+    /// </summary>
+    internal static async Task<SlurmCluster> StartAsync(TimeSpan timeout, Func<string, IReadOnlyList<string>> extraConf, CancellationToken cancel = default)
     {
         foreach (int port in Ports)
             EnsurePortFree(port);
@@ -55,7 +63,7 @@ internal sealed partial class SlurmCluster : IAsyncDisposable
         var cluster = new SlurmCluster(root);
         try
         {
-            await cluster.StartDaemonsAsync(timeout, cancel).ConfigureAwait(false);
+            await cluster.StartDaemonsAsync(timeout, extraConf, cancel).ConfigureAwait(false);
             return cluster;
         }
         catch
@@ -65,7 +73,7 @@ internal sealed partial class SlurmCluster : IAsyncDisposable
         }
     }
 
-    private async Task StartDaemonsAsync(TimeSpan timeout, CancellationToken cancel)
+    private async Task StartDaemonsAsync(TimeSpan timeout, Func<string, IReadOnlyList<string>> extraConf, CancellationToken cancel)
     {
         const UnixFileMode Shared = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute |
                                     UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute;
@@ -77,7 +85,7 @@ internal sealed partial class SlurmCluster : IAsyncDisposable
         string key = Path.Combine(Root, "munge", "munge.key");
         File.WriteAllBytes(key, RandomNumberGenerator.GetBytes(1024));
         File.SetUnixFileMode(key, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        File.WriteAllText(ConfigPath, SlurmConf());
+        File.WriteAllText(ConfigPath, SlurmConf() + string.Concat(extraConf(Root).Select(line => line + "\n")));
         File.SetUnixFileMode(ConfigPath, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
 
         var clock = Stopwatch.StartNew();

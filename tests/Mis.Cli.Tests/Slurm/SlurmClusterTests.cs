@@ -92,6 +92,62 @@ public sealed class SlurmClusterTests
         Assert.Contains("mis report:", File.ReadAllText(Directory.GetFiles(shared, "mis-merge-*.out").Single()), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task The_prolog_starts_the_node_daemon_before_the_jobs_and_the_epilog_stops_it_after()
+    {
+        HostRequirements.Root();
+        var missing = SlurmCluster.MissingPrograms();
+        HostRequirements.That(missing.Count == 0, $"Slurm is not installed (missing {string.Join(", ", missing)}; ./mis installs slurm-wlm and munge)");
+        var cancel = TestContext.Current.CancellationToken;
+        string repo = RepoRoot.Find();
+
+        // deploy/slurm's prolog and epilog as slurmd runs them (root, SLURM_JOB_ID, PrologFlags=Alloc),
+        // with the node daemon's settings pointed into the cluster's directory and the stand-in
+        // daemon of SlurmScriptTests as `mis`. The wrappers only set those variables.
+        string? node = null;
+        await using var cluster = await SlurmCluster.StartAsync(TimeSpan.FromSeconds(60), root =>
+        {
+            node = Path.Combine(root, "node");
+            Directory.CreateDirectory(node);
+            File.SetUnixFileMode(node, (UnixFileMode)Convert.ToInt32("755", 8));
+            string settings =
+                $"export MIS_BIN='{Path.Combine(repo, "tests", "Mis.Cli.Tests", "Slurm", "fake_enforcer.py")}' MIS_CONFIG_FILE=/etc/mis/enforcer.toml " +
+                $"MIS_SOCKET='{node}/mis.sock' MIS_STATE_LOCK='{node}/enforcer.lock' MIS_UNIT=mis-test-no-such-unit.service " +
+                $"MIS_STATE='{node}/state' MIS_LOG='{node}/enforcer.log' FAKE_ENFORCER_STARTS='{node}/starts'\n";
+            foreach (string script in new[] { "prolog", "epilog" })
+            {
+                File.WriteAllText(Path.Combine(node, $"{script}.sh"), $"#!/bin/sh\n{settings}exec '{Path.Combine(repo, "deploy", "slurm", $"{script}.sh")}'\n");
+                File.SetUnixFileMode(Path.Combine(node, $"{script}.sh"), (UnixFileMode)Convert.ToInt32("755", 8));
+            }
+            return [$"Prolog={node}/prolog.sh", "PrologFlags=Alloc", $"Epilog={node}/epilog.sh"];
+        }, cancel);
+        Assert.NotNull(node);
+
+        string shared = Path.Combine(cluster.Root, "shared");
+        Directory.CreateDirectory(shared);
+        File.SetUnixFileMode(shared, (UnixFileMode)Convert.ToInt32("1777", 8));
+        string script = Path.Combine(shared, "job.sh");
+        // Each task records whether the daemon's socket was there when it ran.
+        File.WriteAllText(script, $"#!/bin/sh\nif [ -S '{node}/mis.sock' ]; then echo up; else echo down; fi > \"socket-$SLURM_ARRAY_TASK_ID.txt\"\n");
+        File.SetUnixFileMode(script, (UnixFileMode)Convert.ToInt32("755", 8));
+
+        string job = cluster.SubmitAs(User, "--array=0-1", $"--chdir={shared}", $"--output={shared}/slurm-%A_%a.out", script);
+        var states = await cluster.WaitForJobAsync(job, TimeSpan.FromMinutes(2), cancel);
+        string log = File.Exists(Path.Combine(node, "enforcer.log")) ? File.ReadAllText(Path.Combine(node, "enforcer.log")) : "";
+        Assert.True(states.Values.All(s => s == "COMPLETED"), $"{string.Join(", ", states)}\n{log}{cluster.Logs()}");
+        for (int task = 0; task < 2; task++)
+            Assert.Equal("up\n", File.ReadAllText(Path.Combine(shared, $"socket-{task}.txt")));
+
+        // Every daemon a prolog started was stopped by an epilog once no job needed it.
+        var pids = File.ReadAllLines(Path.Combine(node, "starts")).Select(int.Parse).ToList();
+        Assert.NotEmpty(pids);
+        Assert.All(pids, pid => Assert.False(Directory.Exists($"/proc/{pid}") && !File.ReadAllText($"/proc/{pid}/stat").Contains(") Z ", StringComparison.Ordinal),
+            $"daemon {pid} still runs after the last epilog"));
+        Assert.False(File.Exists(Path.Combine(node, "mis.sock")), "the socket outlived the daemon");
+        Assert.Empty(Directory.GetFiles(Path.Combine(node, "state", "jobs")));
+        TestContext.Current.TestOutputHelper?.WriteLine($"prolog/epilog: {pids.Count} daemon start(s) for 2 array tasks");
+    }
+
     // A checkout as the job's user may read it: the CLI's build output (hard links where the file
     // system allows, the tests' own output holds mis.dll and everything it loads), the experiments
     // and deploy/slurm, under a directory of the cluster's.
