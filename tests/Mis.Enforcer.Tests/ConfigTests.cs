@@ -168,11 +168,18 @@ public sealed class ConfigTests
             bind_address = "0.0.0.0"
             port = 7000
             unix_socket_path = "/run/mis.sock"
+            unix_socket_mode = "0660"
+            unix_socket_group = "mis"
             tls_enabled = true
             tls_cert_path = "cert.pem"
             tls_key_path = "key.pem"
             tls_client_ca_path = "ca.pem"
             max_message_bytes = 1024
+
+            [access]
+            admin_group = "mis-admin"
+            user_policy_files = ["user.toml"]
+            tcp_callers = "refused"
 
             [metrics]
             enabled = true
@@ -226,12 +233,15 @@ public sealed class ConfigTests
                 BindAddress = "0.0.0.0",
                 Port = 7000,
                 UnixSocketPath = "/run/mis.sock",
+                UnixSocketMode = "0660",
+                UnixSocketGroup = "mis",
                 TlsEnabled = true,
                 TlsCertPath = "cert.pem",
                 TlsKeyPath = "key.pem",
                 TlsClientCaPath = "ca.pem",
                 MaxMessageBytes = 1024,
             },
+            Access = new AccessConfig { AdminGroup = "mis-admin", UserPolicyFiles = ["user.toml"], TcpCallers = "refused" },
             Metrics = new MetricsConfig { Enabled = true, BindAddress = "::1", Port = 9100, Endpoint = "/m" },
             Defcon = new DefconConfig
             {
@@ -339,6 +349,7 @@ public sealed class ConfigTests
         Assert.Contains("Thresholds = [3, 6, 10, 15]", text, StringComparison.Ordinal);
         Assert.Contains("SlowdownUs = [100, 1000, 10000]", text, StringComparison.Ordinal);
         Assert.Contains("PolicyFiles = []", text, StringComparison.Ordinal);
+        Assert.Contains("UserPolicyFiles = []", text, StringComparison.Ordinal);
     }
 
     // ---- errors ------------------------------------------------------------------------------
@@ -386,7 +397,7 @@ public sealed class ConfigTests
     [InlineData("[grpc\nport = 1\n", 1, 6, "grpc", "syntax error: ")]
     // Unknown sections and keys.
     [InlineData("[grcp]\nport = 1\n", 1, 2, "grcp", "unknown section [grcp]; did you mean [grpc]?")]
-    [InlineData("[policy]\nlearning_mode = true\n\n[zzzzzz]\n", 4, 2, "zzzzzz", "unknown section [zzzzzz]; known sections: [paths], [policy], [watchdog], [logging], [grpc], [metrics], [defcon]")]
+    [InlineData("[policy]\nlearning_mode = true\n\n[zzzzzz]\n", 4, 2, "zzzzzz", "unknown section [zzzzzz]; known sections: [paths], [policy], [watchdog], [logging], [grpc], [access], [metrics], [defcon]")]
     [InlineData("[grpc]\nprot = 1\n", 2, 1, "grpc.prot", "unknown key; did you mean 'port'?")]
     [InlineData("[grpc]\nenabled = true\nbindAddress = \"::\"\n", 3, 1, "grpc.bindAddress", "unknown key; did you mean 'bind_address'?")]
     [InlineData("[grpc]\nendpoint = \"/x\"\n", 2, 1, "grpc.endpoint", "unknown key in [grpc]; 'endpoint' belongs in [metrics]")]
@@ -446,6 +457,13 @@ public sealed class ConfigTests
     [InlineData("[grpc]\ntls_enabled = true\ntls_cert_path = \"cert.pem\"\ntls_key_path = \"\"\n", 4, 16, "grpc.tls_key_path", "must not be empty when grpc.tls_enabled = true")]
     [InlineData("[grpc]\ntls_client_ca_path = \"ca.pem\"\n", 2, 22, "grpc.tls_client_ca_path", "mutual TLS requires grpc.tls_enabled = true")]
     [InlineData("[grpc]\nenabled = true\nport = 9090\n[metrics]\nenabled = true\n", 3, 8, "metrics.port", "127.0.0.1:9090 is also the gRPC address")]
+    // The Unix socket opened to users.
+    [InlineData("[grpc]\nunix_socket_path = \"/run/mis/mis.sock\"\nunix_socket_mode = \"666\"\n", 3, 20, "grpc.unix_socket_mode", "invalid value \"666\"; expected one of: 0600, 0660, 0666")]
+    [InlineData("[grpc]\nunix_socket_mode = \"0666\"\n", 2, 20, "grpc.unix_socket_mode", "\"0666\" needs a socket: set grpc.unix_socket_path")]
+    [InlineData("[grpc]\nunix_socket_path = \"/run/mis/mis.sock\"\nunix_socket_mode = \"0660\"\n", 3, 20, "grpc.unix_socket_mode", "\"0660\" lets a group connect: name it with grpc.unix_socket_group")]
+    [InlineData("[grpc]\nunix_socket_path = \"/run/mis/mis.sock\"\nunix_socket_group = \"mis\"\n", 3, 21, "grpc.unix_socket_group", "has no effect with unix_socket_mode = \"0600\"")]
+    [InlineData("[access]\ntcp_callers = \"yes\"\n", 2, 15, "access.tcp_callers", "invalid value \"yes\"; expected one of: auto, admin, refused")]
+    [InlineData("[access]\nuser_policy_files = [\"\"]\n", 2, 22, "access.user_policy_files", "element 1: must not be empty")]
     public void InvalidFilesAreRejectedWithLineColumnAndKey(string text, int line, int column, string key, string detail)
     {
         var e = Assert.Throws<ConfigException>(() => MisConfig.Parse(text, File));
@@ -559,7 +577,7 @@ public sealed class ConfigTests
                 }
             }
         }
-        Assert.Equal(7, keys.Select(k => k.Item1).Distinct().Count());
+        Assert.Equal(8, keys.Select(k => k.Item1).Distinct().Count());
         return keys;
     }
 

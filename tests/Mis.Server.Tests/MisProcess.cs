@@ -20,7 +20,10 @@ internal sealed class MisProcess : IDisposable
     }
 
     /// <summary>Starts <c>mis ARGS</c> with the dotnet running these tests, without the caller's MIS_CONFIG.</summary>
-    internal static MisProcess Start(params string[] args)
+    internal static MisProcess Start(params string[] args) => Start(new Dictionary<string, string>(), args);
+
+    /// <summary>Starts <c>mis ARGS</c> as <see cref="Start(string[])"/> does, with <paramref name="environment"/> added.</summary>
+    internal static MisProcess Start(IReadOnlyDictionary<string, string> environment, params string[] args)
     {
         var psi = new ProcessStartInfo(Environment.ProcessPath is { } p && Path.GetFileNameWithoutExtension(p) == "dotnet" ? p : "dotnet")
         {
@@ -31,6 +34,8 @@ internal sealed class MisProcess : IDisposable
         foreach (string a in args)
             psi.ArgumentList.Add(a);
         psi.Environment.Remove("MIS_CONFIG");
+        foreach (var (name, value) in environment)
+            psi.Environment[name] = value;
         return new MisProcess(Process.Start(psi)!);
     }
 

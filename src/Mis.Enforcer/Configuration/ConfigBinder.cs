@@ -210,6 +210,8 @@ public sealed class ConfigBinder
                 "mutual TLS requires grpc.tls_enabled = true");
         }
 
+        CheckUnixSocket(grpc);
+
         var metrics = _config.Metrics;
         if (grpc.Enabled && metrics.Enabled && grpc.Port == metrics.Port && grpc.BindAddress == metrics.BindAddress)
         {
@@ -217,6 +219,25 @@ public sealed class ConfigBinder
                 ?? _bound.GetValueOrDefault("metrics.enabled");
             throw Error(at, "metrics.port",
                 $"{metrics.BindAddress}:{metrics.Port} is also the gRPC address; the two servers need different ports");
+        }
+    }
+
+    private void CheckUnixSocket(GrpcConfig grpc)
+    {
+        if (grpc.UnixSocketMode != "0600" && !grpc.UsesUnixSocket)
+        {
+            throw Error(_bound.GetValueOrDefault("grpc.unix_socket_mode"), "grpc.unix_socket_mode",
+                $"\"{grpc.UnixSocketMode}\" needs a socket: set grpc.unix_socket_path");
+        }
+        if (grpc.UnixSocketMode == "0660" && grpc.UnixSocketGroup.Length == 0)
+        {
+            throw Error(_bound.GetValueOrDefault("grpc.unix_socket_mode"), "grpc.unix_socket_mode",
+                "\"0660\" lets a group connect: name it with grpc.unix_socket_group");
+        }
+        if (grpc.UnixSocketGroup.Length > 0 && grpc.UnixSocketMode != "0660")
+        {
+            throw Error(_bound.GetValueOrDefault("grpc.unix_socket_group"), "grpc.unix_socket_group",
+                $"has no effect with unix_socket_mode = \"{grpc.UnixSocketMode}\"; set grpc.unix_socket_mode = \"0660\" to let this group connect");
         }
     }
 

@@ -9,6 +9,9 @@ public static class ConfigSchema
     internal static readonly string[] DefaultActions = ["allow", "deny"];
     internal static readonly string[] LogLevels = ["trace", "debug", "info", "warning", "error", "critical", "none"];
     internal static readonly string[] LogFormats = ["text", "json"];
+    // Octal modes spelled as strings: TOML has octal integers (0o660) but people write "0660".
+    // Only these three: a socket needs read and write to connect, and no one but root may own it.
+    internal static readonly string[] UnixSocketModes = ["0600", "0660", "0666"];
 
     /// <summary>The sections, in the order <c>config/config.toml</c> documents them.</summary>
     internal static IReadOnlyList<SectionSpec> Sections { get; } =
@@ -54,11 +57,19 @@ public static class ConfigSchema
             new("bind_address", (v, c) => c with { Grpc = c.Grpc with { BindAddress = v.NonEmptyString() } }),
             new("port", (v, c) => c with { Grpc = c.Grpc with { Port = v.Int(1, 65535) } }),
             new("unix_socket_path", (v, c) => c with { Grpc = c.Grpc with { UnixSocketPath = v.String() } }),
+            new("unix_socket_mode", (v, c) => c with { Grpc = c.Grpc with { UnixSocketMode = v.OneOf(UnixSocketModes) } }),
+            new("unix_socket_group", (v, c) => c with { Grpc = c.Grpc with { UnixSocketGroup = v.String() } }),
             new("tls_enabled", (v, c) => c with { Grpc = c.Grpc with { TlsEnabled = v.Bool() } }),
             new("tls_cert_path", (v, c) => c with { Grpc = c.Grpc with { TlsCertPath = v.String() } }),
             new("tls_key_path", (v, c) => c with { Grpc = c.Grpc with { TlsKeyPath = v.String() } }),
             new("tls_client_ca_path", (v, c) => c with { Grpc = c.Grpc with { TlsClientCaPath = v.String() } }),
             new("max_message_bytes", (v, c) => c with { Grpc = c.Grpc with { MaxMessageBytes = v.Int(1024) } }),
+        ]),
+        new("access",
+        [
+            new("admin_group", (v, c) => c with { Access = c.Access with { AdminGroup = v.String() } }),
+            new("user_policy_files", (v, c) => c with { Access = c.Access with { UserPolicyFiles = v.StringArray() } }),
+            new("tcp_callers", (v, c) => c with { Access = c.Access with { TcpCallers = v.OneOf(AccessConfig.TcpCallerModes) } }),
         ]),
         new("metrics",
         [

@@ -22,6 +22,19 @@ public sealed record GrpcConfig
     public string UnixSocketPath { get; init; } = "";
 
     /// <summary>
+    /// <c>unix_socket_mode</c>: who may connect to the Unix socket: <c>"0600"</c> root alone,
+    /// <c>"0660"</c> root and <see cref="UnixSocketGroup"/>, <c>"0666"</c> every local user (what
+    /// each caller may then do is <c>[access]</c>'s to say). Default <c>"0600"</c>.
+    /// </summary>
+    public string UnixSocketMode { get; init; } = "0600";
+
+    /// <summary>
+    /// <c>unix_socket_group</c>: the group owning the Unix socket; required by, and only meaningful
+    /// with, <c>unix_socket_mode = "0660"</c>. Default <c>""</c>.
+    /// </summary>
+    public string UnixSocketGroup { get; init; } = "";
+
+    /// <summary>
     /// <c>tls_enabled</c>: serve TLS on the TCP listener; requires <see cref="TlsCertPath"/> and
     /// <see cref="TlsKeyPath"/>. Default <c>false</c>.
     /// </summary>
@@ -47,6 +60,12 @@ public sealed record GrpcConfig
 
     /// <summary>True when <see cref="UnixSocketPath"/> is set.</summary>
     public bool UsesUnixSocket => UnixSocketPath.Length > 0;
+
+    /// <summary>The socket's permission bits, from <see cref="UnixSocketMode"/>.</summary>
+    public UnixFileMode UnixSocketFileMode => (UnixFileMode)Convert.ToInt32(UnixSocketMode, 8);
+
+    /// <summary>True when users other than root may connect to the Unix socket (<see cref="UnixSocketMode"/> is not "0600").</summary>
+    public bool UnixSocketOpenToUsers => UsesUnixSocket && UnixSocketMode != "0600";
 
     /// <summary>True when TLS is on and client certificates are required (<see cref="TlsClientCaPath"/> set).</summary>
     public bool UsesMutualTls => TlsEnabled && TlsClientCaPath.Length > 0;

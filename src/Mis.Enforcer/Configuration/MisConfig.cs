@@ -22,6 +22,9 @@ public sealed record MisConfig
     /// <summary><c>[grpc]</c>: the gRPC control API.</summary>
     public GrpcConfig Grpc { get; init; } = new();
 
+    /// <summary><c>[access]</c>: who may do what over the gRPC control API.</summary>
+    public AccessConfig Access { get; init; } = new();
+
     /// <summary><c>[metrics]</c>: the Prometheus metrics endpoint.</summary>
     public MetricsConfig Metrics { get; init; } = new();
 

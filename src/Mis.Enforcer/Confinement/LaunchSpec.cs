@@ -63,12 +63,17 @@ public sealed record WorkloadIdentity
         return new WorkloadIdentity(name, entry.Uid, entry.Gid, asRoot: false);
     }
 
-    /// <summary>A numeric identity (no supplementary groups), e.g. one uid per tenant without a passwd entry.</summary>
-    internal static WorkloadIdentity Ids(uint uid, uint gid)
+    /// <summary>
+    /// A numeric identity (no supplementary groups), e.g. one uid per tenant without a passwd entry,
+    /// or a control-plane caller's own uid and gid; <paramref name="name"/> is what reports show
+    /// (default <c>#uid</c>).
+    /// </summary>
+    /// <exception cref="ArgumentException">uid or gid is 0.</exception>
+    public static WorkloadIdentity Ids(uint uid, uint gid, string? name = null)
     {
         if (uid == 0 || gid == 0)
             throw new ArgumentException($"uid {uid} gid {gid}: use WorkloadIdentity.Root for uid/gid 0");
-        return new WorkloadIdentity($"#{uid}", uid, gid, asRoot: false);
+        return new WorkloadIdentity(name ?? $"#{uid}", uid, gid, asRoot: false);
     }
 
     /// <summary>The launcher's identity arguments.</summary>

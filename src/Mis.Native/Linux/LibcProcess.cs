@@ -95,6 +95,16 @@ public static unsafe partial class Libc
         [FieldOffset(24)] public int Status;
     }
 
+    /// <summary>struct group (x86-64).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct GroupEntry
+    {
+        public byte* Name;
+        public byte* Password;
+        public uint Gid;
+        public byte** Members;
+    }
+
     /// <summary>struct passwd (x86-64).</summary>
     [StructLayout(LayoutKind.Sequential)]
     public struct Passwd
@@ -131,6 +141,15 @@ public static unsafe partial class Libc
 
     [LibraryImport(Library, EntryPoint = "getpwnam_r")]
     public static partial int GetPwNamR(byte* name, Passwd* entry, byte* buffer, nint length, Passwd** result);
+
+    [LibraryImport(Library, EntryPoint = "getpwuid_r")]
+    public static partial int GetPwUidR(uint uid, Passwd* entry, byte* buffer, nint length, Passwd** result);
+
+    [LibraryImport(Library, EntryPoint = "getgrnam_r")]
+    public static partial int GetGrNamR(byte* name, GroupEntry* entry, byte* buffer, nint length, GroupEntry** result);
+
+    [LibraryImport(Library, EntryPoint = "chown", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Chown(string path, uint owner, uint group);
 
     // posix_spawn returns an errno value instead of setting errno.
     [LibraryImport(Library, EntryPoint = "posix_spawn")]

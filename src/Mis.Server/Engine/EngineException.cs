@@ -12,6 +12,9 @@ public enum EngineError
     /// <summary>The request does not fit the current state (workload exited, policy file broken, ...).</summary>
     FailedPrecondition,
 
+    /// <summary>The caller may not do this (an unprivileged caller outside its own workloads, runtime rules, ...).</summary>
+    PermissionDenied,
+
     /// <summary>The engine is shutting down, or the kernel backend cannot run here.</summary>
     Unavailable,
 }

@@ -26,10 +26,14 @@ public sealed class EventHub : IDisposable
     /// <summary>Events dropped because a subscriber's queue was full.</summary>
     internal long Lost => Interlocked.Read(ref _lost);
 
-    /// <summary>Subscribes to the events of <paramref name="cgroupId"/> (0: all) of the given kinds (empty: all).</summary>
-    internal Subscription Subscribe(ulong cgroupId, IReadOnlyCollection<string> kinds)
+    /// <summary>
+    /// Subscribes to the events of <paramref name="cgroupId"/> (0: all) of the given kinds (empty:
+    /// all) that <paramref name="visible"/> lets through (null: every one; it runs on the
+    /// publishing thread, so it must be quick).
+    /// </summary>
+    internal Subscription Subscribe(ulong cgroupId, IReadOnlyCollection<string> kinds, Func<EnforcementEvent, bool>? visible = null)
     {
-        var subscription = new Subscription(this, cgroupId, kinds.Count == 0 ? null : kinds.ToHashSet(StringComparer.Ordinal));
+        var subscription = new Subscription(this, cgroupId, kinds.Count == 0 ? null : kinds.ToHashSet(StringComparer.Ordinal), visible);
         lock (_gate)
         {
             if (_completed)
@@ -80,7 +84,7 @@ public sealed class EventHub : IDisposable
     }
 
     /// <summary>One reader's filtered queue; dispose to unsubscribe.</summary>
-    public sealed class Subscription(EventHub hub, ulong cgroupId, HashSet<string>? kinds) : IDisposable
+    public sealed class Subscription(EventHub hub, ulong cgroupId, HashSet<string>? kinds, Func<EnforcementEvent, bool>? visible) : IDisposable
     {
         internal Channel<EnforcementEvent> Channel { get; } = System.Threading.Channels.Channel.CreateBounded<EnforcementEvent>(
             new BoundedChannelOptions(SubscriberCapacity) { FullMode = BoundedChannelFullMode.Wait, SingleReader = true });
@@ -88,7 +92,7 @@ public sealed class EventHub : IDisposable
         internal ChannelReader<EnforcementEvent> Reader => Channel.Reader;
 
         internal bool Wants(EnforcementEvent e) =>
-            (cgroupId == 0 || e.CgroupId == cgroupId) && (kinds is null || kinds.Contains(e.Event));
+            (cgroupId == 0 || e.CgroupId == cgroupId) && (kinds is null || kinds.Contains(e.Event)) && (visible is null || visible(e));
 
         /// <inheritdoc />
         public void Dispose()

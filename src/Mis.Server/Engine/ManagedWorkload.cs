@@ -28,6 +28,12 @@ public sealed record WorkloadSpec
     /// <summary>The full environment.</summary>
     internal IReadOnlyList<string> Environment { get; init; } = LaunchSpec.DefaultEnvironment;
 
+    /// <summary>
+    /// The uid of the Unix-socket caller that started it (SO_PEERCRED); null when it was started
+    /// over TCP. An unprivileged caller sees and acts on only the workloads whose owner it is.
+    /// </summary>
+    internal uint? OwnerUid { get; init; }
+
     /// <summary>Score its syscall stream with the enforcer's anomaly model (resolved from the request and the configuration).</summary>
     internal bool AnomalyMonitoring { get; init; }
 }

@@ -40,8 +40,27 @@ public sealed partial class PolicyEngine
     /// after <c>[watchdog] kill_grace_ms</c> if any is left. No lock is held while waiting, so
     /// other kills (and every other request) proceed meanwhile.
     /// </summary>
-    /// <exception cref="EngineException">NotFound for a cgroup this enforcer does not manage.</exception>
-    internal async Task<KillOutcome> KillAsync(ulong cgroupId, bool graceful, string reason = "KillProcess")
+    /// <param name="cgroupId">The workload's cgroup.</param>
+    /// <param name="graceful">SIGTERM first, SIGKILL after the grace period.</param>
+    /// <param name="reason">Why, for the kill event and reason.</param>
+    /// <param name="stopping">
+    /// Cancelled when the enforcer stops (an RPC passes <see cref="Stopping"/>): the wait ends at
+    /// once, what is left is killed, and the call answers UNAVAILABLE; the shutdown's own kills pass none.
+    /// </param>
+    /// <exception cref="EngineException">NotFound for a cgroup this enforcer does not manage; Unavailable when the enforcer stopped meanwhile.</exception>
+    internal async Task<KillOutcome> KillAsync(ulong cgroupId, bool graceful, string reason = "KillProcess", CancellationToken stopping = default)
+    {
+        try
+        {
+            return await KillUntilStoppedAsync(cgroupId, graceful, reason, stopping).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+        {
+            throw ShuttingDown();
+        }
+    }
+
+    private async Task<KillOutcome> KillUntilStoppedAsync(ulong cgroupId, bool graceful, string reason, CancellationToken stopping)
     {
         var w = Find(cgroupId) ?? throw EngineException.NotManaged(cgroupId);
         var watch = Stopwatch.StartNew();
@@ -57,7 +76,7 @@ public sealed partial class PolicyEngine
             {
                 int signalled = await Task.Run(() => CgroupSignals.SignalAll(w.CgroupPath, Mis.Native.Signals.SIGTERM)).ConfigureAwait(false);
                 Events.Publish(KillEvent(w, $"{reason}: SIGTERM to {signalled} process(es), SIGKILL after {Config.Watchdog.KillGraceMs} ms"));
-                sigkill = !await CgroupSignals.WaitEmptyAsync(w.CgroupPath, Config.Watchdog.KillGrace).ConfigureAwait(false);
+                sigkill = !await CgroupSignals.WaitEmptyAsync(w.CgroupPath, Config.Watchdog.KillGrace, stopping).ConfigureAwait(false);
             }
             finally
             {
@@ -73,8 +92,8 @@ public sealed partial class PolicyEngine
             CgroupKiller.Kill(w.CgroupPath);
             Events.Publish(KillEvent(w, $"{reason}: cgroup.kill"));
         }
-        await CgroupSignals.WaitEmptyAsync(w.CgroupPath, DrainLimit).ConfigureAwait(false);
-        await w.Completion.WaitAsync(DrainLimit).ConfigureAwait(false);
+        await CgroupSignals.WaitEmptyAsync(w.CgroupPath, DrainLimit, stopping).ConfigureAwait(false);
+        await w.Completion.WaitAsync(DrainLimit, stopping).ConfigureAwait(false);
         _log.WorkloadKilled(cgroupId, graceful, sigkill, watch.ElapsedMilliseconds);
         return new KillOutcome(false, sigkill, watch.Elapsed);
     }
@@ -101,7 +120,7 @@ public sealed partial class PolicyEngine
     /// cgroup and one in learning mode are refused. Entering DEFCON 1 with kill returns once the
     /// cgroup is empty.
     /// </summary>
-    /// <exception cref="EngineException">NotFound, FailedPrecondition as above.</exception>
+    /// <exception cref="EngineException">NotFound, FailedPrecondition as above; Unavailable when the enforcer stops during DEFCON 1's drain.</exception>
     internal async Task<DefconOutcome> SetDefconAsync(ulong cgroupId, DefconLevel level, bool reset)
     {
         var w = Running(cgroupId);
@@ -132,8 +151,15 @@ public sealed partial class PolicyEngine
         _log.DefconSet(cgroupId, outcome.DefconBefore, outcome.DefconAfter);
         if (killing)
         {
-            await CgroupSignals.WaitEmptyAsync(w.CgroupPath, DrainLimit).ConfigureAwait(false);
-            await w.Completion.WaitAsync(DrainLimit).ConfigureAwait(false);
+            try
+            {
+                await CgroupSignals.WaitEmptyAsync(w.CgroupPath, DrainLimit, Stopping).ConfigureAwait(false);
+                await w.Completion.WaitAsync(DrainLimit, Stopping).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (Stopping.IsCancellationRequested)
+            {
+                throw ShuttingDown();
+            }
         }
         return new DefconOutcome(outcome.DefconBefore, outcome.DefconAfter, outcome.Violations, killing);
     }
@@ -143,6 +169,8 @@ public sealed partial class PolicyEngine
         var w = Find(cgroupId) ?? throw EngineException.NotManaged(cgroupId);
         return w.End is null ? w : throw Ended(cgroupId);
     }
+
+    private static EngineException ShuttingDown() => new(EngineError.Unavailable, "the enforcer is shutting down");
 
     private static EngineException Ended(ulong cgroupId) =>
         new(EngineError.FailedPrecondition, $"the workload of cgroup {cgroupId} has already ended");

@@ -60,6 +60,9 @@ public sealed partial class PolicyEngine : IAsyncDisposable
     private readonly Lock _gate = new();
     private readonly Lock _reloadGate = new();
     private readonly Lock _statsGate = new();
+    // Cancelled when the stop begins: RPCs waiting on a workload (a graceful kill's grace, DEFCON
+    // 1's drain) stop waiting and answer UNAVAILABLE instead of holding the shutdown up.
+    private readonly CancellationTokenSource _stoppingSource = new();
     private bool _stopping;
     private int _disposed;
     private long _started;
@@ -265,6 +268,29 @@ public sealed partial class PolicyEngine : IAsyncDisposable
         };
     }
 
+    /// <summary>Cancelled once the engine begins to stop (<see cref="BeginStop"/>).</summary>
+    internal CancellationToken Stopping => _stoppingSource.Token;
+
+    /// <summary>
+    /// The first step of stopping, before the gRPC server drains: new requests and requests
+    /// waiting on a workload answer UNAVAILABLE from now on, and event streams end. The workloads
+    /// keep running until <see cref="DisposeAsync"/> kills them. Safe to call twice.
+    /// </summary>
+    internal void BeginStop()
+    {
+        lock (_gate)
+            _stopping = true;
+        Events.Complete();
+        try
+        {
+            _stoppingSource.Cancel();
+        }
+        catch (AggregateException e)
+        {
+            _log.TeardownFailed(0, e.Message); // a callback failed; the stop goes on
+        }
+    }
+
     /// <summary>
     /// Stops for good: refuses new work, ends every event stream, kills every workload it
     /// started and waits for their teardown, removes its cgroups, detaches the kernel programs
@@ -282,11 +308,13 @@ public sealed partial class PolicyEngine : IAsyncDisposable
         }
         _log.EngineStopping(running.Count);
         Events.Complete();
+        _stoppingSource.Cancel();
         await Task.WhenAll(running.Select(w => KillForShutdownAsync(w))).ConfigureAwait(false);
         _runtime.Dispose();
         _session.Dispose();
         Events.Dispose();
         _stateLock.Dispose();
+        _stoppingSource.Dispose();
         (_scorer as IDisposable)?.Dispose();
         _log.EngineStopped();
     }

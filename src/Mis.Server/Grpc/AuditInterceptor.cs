@@ -13,7 +13,7 @@ namespace Mis.Server.Grpc;
 
 /// <summary>
 /// Wraps every RPC: maps engine refusals to status codes, records the latency histogram and
-/// the call count, and writes the audit line (time, method, peer, arguments, status).
+/// the call count, and writes the audit line (time, method, peer, the caller's uid and role, arguments, status).
 /// </summary>
 public sealed class AuditInterceptor(RpcMetrics metrics, AuditSink audit, GrpcPipeline pipeline, ILogger<AuditInterceptor> log) : Interceptor
 {
@@ -111,6 +111,7 @@ public sealed class AuditInterceptor(RpcMetrics metrics, AuditSink audit, GrpcPi
             EngineError.InvalidArgument => StatusCode.InvalidArgument,
             EngineError.NotFound => StatusCode.NotFound,
             EngineError.FailedPrecondition => StatusCode.FailedPrecondition,
+            EngineError.PermissionDenied => StatusCode.PermissionDenied,
             _ => StatusCode.Unavailable,
         }, engine.Message)),
         OperationCanceledException => new RpcException(new Status(StatusCode.Cancelled, "the call was cancelled")),
@@ -131,8 +132,17 @@ public sealed class AuditInterceptor(RpcMetrics metrics, AuditSink audit, GrpcPi
         string peer = Peer(context);
         if (_metrics)
             metrics.Observe(method, code, elapsed);
+        // The caller as it was authorized; a call refused before that (a refused TCP caller) is
+        // still named by its peer, and a Unix-socket call by the credentials of its connection.
+        var caller = ControlPlaneAccess.KnownCaller(context);
+        var credentials = context.GetHttpContext().Features.Get<PeerCredentialsFeature>()?.Credentials;
         audit.Write(new AuditRecord(DateTimeOffset.UtcNow, method, peer, Summarize(request), code,
-            status.StatusCode == StatusCode.OK ? null : status.Detail, Math.Round(elapsed.TotalMilliseconds, 3)));
+            status.StatusCode == StatusCode.OK ? null : status.Detail, Math.Round(elapsed.TotalMilliseconds, 3))
+        {
+            Uid = credentials?.Uid,
+            Pid = credentials?.Pid,
+            Role = caller?.Role,
+        });
         log.RpcDone(method, peer, code, elapsed.TotalMilliseconds);
     }
 

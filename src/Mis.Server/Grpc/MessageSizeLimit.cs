@@ -40,7 +40,11 @@ public sealed class MessageSizeLimit(int maxBytes, RpcMetrics metrics, AuditSink
         string method = AuditInterceptor.ShortName(http.Request.Path.Value ?? "");
         string detail = $"request message of {length} bytes exceeds [grpc] max_message_bytes ({maxBytes})";
         metrics.Observe(method, "INVALID_ARGUMENT", TimeSpan.Zero);
-        audit.Write(new AuditRecord(DateTimeOffset.UtcNow, method, AuditInterceptor.Peer(http), $"<{length} bytes, not read>", "INVALID_ARGUMENT", detail, 0));
+        audit.Write(new AuditRecord(DateTimeOffset.UtcNow, method, AuditInterceptor.Peer(http), $"<{length} bytes, not read>", "INVALID_ARGUMENT", detail, 0)
+        {
+            Uid = http.Features.Get<PeerCredentialsFeature>()?.Credentials.Uid,
+            Pid = http.Features.Get<PeerCredentialsFeature>()?.Credentials.Pid,
+        });
         // A trailers-only response: the status travels in the headers, with no message.
         http.Response.StatusCode = StatusCodes.Status200OK;
         http.Response.ContentType = "application/grpc";

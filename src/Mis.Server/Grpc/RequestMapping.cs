@@ -39,7 +39,11 @@ public static class RequestMapping
     }
 
     /// <summary>Turns a RunWorkload request into a launch, resolving the user and loading the policy file now, so a typo fails before anything starts.</summary>
-    internal static WorkloadSpec ToSpec(RunWorkloadRequest request, MisConfig config, TimeProvider clock)
+    /// <param name="request">The request.</param>
+    /// <param name="config">The enforcer's configuration.</param>
+    /// <param name="clock">The clock of rule TTLs.</param>
+    /// <param name="callerIdentity">An unprivileged caller's own identity (<see cref="ControlPlaneAccess.CheckRunWorkload"/>), which the workload runs as; null: the request's <c>user</c> / <c>as_root</c>.</param>
+    internal static WorkloadSpec ToSpec(RunWorkloadRequest request, MisConfig config, TimeProvider clock, WorkloadIdentity? callerIdentity = null)
     {
         if (string.IsNullOrWhiteSpace(request.Command))
             throw EngineException.Invalid("command is empty");
@@ -52,8 +56,8 @@ public static class RequestMapping
         WorkloadIdentity identity;
         try
         {
-            identity = request.AsRoot ? WorkloadIdentity.Root
-                : request.User.Length > 0 ? WorkloadIdentity.User(request.User) : WorkloadIdentity.Default;
+            identity = callerIdentity ?? (request.AsRoot ? WorkloadIdentity.Root
+                : request.User.Length > 0 ? WorkloadIdentity.User(request.User) : WorkloadIdentity.Default);
         }
         catch (ArgumentException e)
         {
@@ -131,6 +135,7 @@ public static class RequestMapping
             Syscalls = state?.Syscalls ?? 0,
             LearningViolations = state?.LearningViolations ?? 0,
             User = w.Spec.Identity.Name,
+            OwnerUid = w.Spec.OwnerUid is { } owner ? owner : -1,
             Policy = w.PolicyName,
             CgroupPath = w.CgroupPath,
             StartedUnixMs = w.Started.ToUnixTimeMilliseconds(),

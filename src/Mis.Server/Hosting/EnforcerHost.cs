@@ -21,7 +21,8 @@ namespace Mis.Server.Hosting;
 
 /// <summary>
 /// The running enforcer: the <see cref="PolicyEngine"/>, the gRPC server (TCP, optionally TLS or
-/// mutual TLS, and/or a 0600 Unix socket, reflection on) and the metrics server. Start order is
+/// mutual TLS, and/or a Unix socket — root's alone, a group's or every local user's, its callers
+/// authorized by SO_PEERCRED, see <see cref="ControlPlaneAccess"/> —, reflection on) and the metrics server. Start order is
 /// validate (TLS files, addresses; the engine validates the policy files) → engine (state lock,
 /// kernel, cgroups) → listeners; stop order is the reverse.
 /// </summary>
@@ -74,6 +75,17 @@ public sealed class EnforcerHost : IAsyncDisposable
         var config = options.Config;
         var grpcBind = ParseAddress(config.Grpc.BindAddress, "grpc.bind_address");
         var metricsBind = config.Metrics.Enabled ? ParseAddress(config.Metrics.BindAddress, "metrics.bind_address") : null;
+        ControlPlaneAccess access;
+        uint? socketGroup;
+        try
+        {
+            access = ControlPlaneAccess.Create(config, options.ConfigPath, options.ConfigDirectory);
+            socketGroup = ControlPlaneAccess.SocketGroup(config, options.ConfigPath);
+        }
+        catch (ConfigException e)
+        {
+            throw new EnforcerStartException(e.Message, true, e);
+        }
         var tls = TlsMaterial.Load(config.Grpc);
         if (config.Grpc.UsesUnixSocket)
             UnixSocketFile.Prepare(config.Grpc.UnixSocketPath);
@@ -103,11 +115,11 @@ public sealed class EnforcerHost : IAsyncDisposable
         {
             if (config.Logging.AuditLogPath.Length > 0)
                 audit = new AuditLog(config.Logging.AuditLogPath, config.Logging.MaxFileSizeBytes, config.Logging.MaxFiles);
-            grpc = BuildGrpc(engine, grpcBind, tls, pipeline.Audit ? audit : null, rpc, pipeline, logs);
+            grpc = BuildGrpc(engine, access, grpcBind, tls, pipeline.Audit ? audit : null, rpc, pipeline, logs);
             if (config.Grpc.UsesUnixSocket)
             {
                 await UnixSocketFile.BindPrivatelyAsync(() => grpc.StartAsync(cancel)).ConfigureAwait(false);
-                UnixSocketFile.Restrict(config.Grpc.UnixSocketPath);
+                UnixSocketFile.Open(config.Grpc.UnixSocketPath, config.Grpc.UnixSocketFileMode, socketGroup);
             }
             else
             {
@@ -141,15 +153,15 @@ public sealed class EnforcerHost : IAsyncDisposable
     }
 
     /// <summary>
-    /// Stops cleanly: new requests are refused and event streams end, the gRPC server drains,
-    /// then every workload is killed, the cgroups removed, the kernel programs detached and the
-    /// state lock released. Safe to call twice.
+    /// Stops cleanly: new requests and requests waiting on a workload answer UNAVAILABLE and event
+    /// streams end with UNAVAILABLE, the gRPC server drains, then every workload is killed, the
+    /// cgroups removed, the kernel programs detached and the state lock released. Safe to call twice.
     /// </summary>
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
             return;
-        Engine.Events.Complete();
+        Engine.BeginStop();
         using (var drain = new CancellationTokenSource(TimeSpan.FromSeconds(5)))
             await _grpc.StopAsync(drain.Token).ConfigureAwait(false);
         await Engine.DisposeAsync().ConfigureAwait(false);
@@ -168,7 +180,7 @@ public sealed class EnforcerHost : IAsyncDisposable
     /// <summary>The counters as GetStats answers them, without the RPC (benchmarks time the handler alone with it).</summary>
     public GetStatsResponse GetStats() => RequestMapping.ToProto(Engine.Stats());
 
-    private static WebApplication BuildGrpc(PolicyEngine engine, IPAddress bind, TlsMaterial? tls, AuditLog? audit, RpcMetrics rpc, GrpcPipeline pipeline, ILoggerFactory logs)
+    private static WebApplication BuildGrpc(PolicyEngine engine, ControlPlaneAccess access, IPAddress bind, TlsMaterial? tls, AuditLog? audit, RpcMetrics rpc, GrpcPipeline pipeline, ILoggerFactory logs)
     {
         var grpcConfig = engine.Config.Grpc;
         var builder = Builder(logs);
@@ -190,9 +202,14 @@ public sealed class EnforcerHost : IAsyncDisposable
                     });
             });
             if (grpcConfig.UsesUnixSocket)
-                kestrel.ListenUnixSocket(grpcConfig.UnixSocketPath, listen => listen.Protocols = HttpProtocols.Http2);
+                kestrel.ListenUnixSocket(grpcConfig.UnixSocketPath, listen =>
+                {
+                    listen.Protocols = HttpProtocols.Http2;
+                    listen.Use(ControlPlaneAccess.ReadPeerCredentials);
+                });
         });
         builder.Services.AddSingleton(engine);
+        builder.Services.AddSingleton(access);
         builder.Services.AddSingleton(rpc);
         builder.Services.AddSingleton(audit is null ? new AuditSink(null, logs.CreateLogger<AuditSink>()) : new AuditSink(audit, logs.CreateLogger<AuditSink>()));
         builder.Services.AddSingleton(pipeline);

@@ -9,7 +9,7 @@ namespace Mis.Server.Hosting;
 
 /// <summary>
 /// <c>mis enforcer [config.toml]</c> from start to exit: validate, start, serve until SIGTERM or
-/// SIGINT, stop cleanly. Exit status 0 after a clean stop, 1 when the host refused (not root,
+/// SIGINT, stop cleanly; under systemd (<c>Type=notify</c>) it says READY=1 and STOPPING=1. Exit status 0 after a clean stop, 1 when the host refused (not root,
 /// another enforcer holds the state directory, a port taken, no kernel backend), 2 when the
 /// configuration or a file it names is wrong (nothing was set up then).
 /// </summary>
@@ -65,7 +65,10 @@ public static class EnforcerProgram
         {
             stderr.WriteLine($"mis enforcer: ready (pid {Environment.ProcessId}): gRPC on {string.Join(", ", host.GrpcAddresses)}" +
                              (host.MetricsUrl is null ? "" : $", metrics on {host.MetricsUrl}") + $", cgroups under {host.Engine.CgroupRoot}");
+            // Type=notify: systemd orders dependent units after this, when the socket answers.
+            SystemdNotify.Send($"READY=1\nMAINPID={Environment.ProcessId}\nSTATUS=serving gRPC on {string.Join(", ", host.GrpcAddresses)}");
             string signal = await stop.Task.ConfigureAwait(false);
+            SystemdNotify.Send($"STOPPING=1\nSTATUS=stopping on {signal}: killing the workloads");
             log.ShuttingDown(signal);
         }
         stderr.WriteLine("mis enforcer: stopped (workloads killed, cgroups removed, programs detached)");

@@ -4,9 +4,10 @@ using Mis.Native;
 namespace Mis.Server.Hosting;
 
 /// <summary>
-/// The Unix-domain socket of the control plane: made 0600 (root only) from the moment it exists,
-/// by binding under a umask of 0177 and then setting the mode explicitly. Whoever can connect can
-/// kill and start workloads, so no other user may.
+/// The Unix-domain socket of the control plane: 0600 (root only) from the moment it exists, by
+/// binding under a umask of 0177; only then is it given its group and opened to the mode
+/// <c>[grpc] unix_socket_mode</c> asks for (0660 for a group, 0666 for every local user). What a
+/// caller who connects may do is decided per call by its kernel credentials (ControlPlaneAccess).
 /// </summary>
 public static class UnixSocketFile
 {
@@ -56,6 +57,17 @@ public static class UnixSocketFile
 
     /// <summary>Sets the socket's mode to 0600 (again: the umask already did, unless something raced it).</summary>
     public static void Restrict(string path) => File.SetUnixFileMode(path, Mode);
+
+    /// <summary>
+    /// Gives the socket (bound 0600) its group, then its <paramref name="mode"/>: in that order, so
+    /// it is never open to a group it does not yet belong to.
+    /// </summary>
+    public static void Open(string path, UnixFileMode mode, uint? group)
+    {
+        if (group is { } gid)
+            Accounts.ChangeOwner(path, 0, gid);
+        File.SetUnixFileMode(path, mode);
+    }
 
     /// <summary>Removes the socket at shutdown (only if it is one).</summary>
     public static void Remove(string path)

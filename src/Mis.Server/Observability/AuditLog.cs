@@ -13,7 +13,17 @@ namespace Mis.Server.Observability;
 /// <param name="Status">The gRPC status code, e.g. <c>OK</c>, <c>NOT_FOUND</c>.</param>
 /// <param name="Detail">The status message when not OK.</param>
 /// <param name="DurationMs">Time spent in the call.</param>
-public sealed record AuditRecord(DateTimeOffset Time, string Method, string Peer, string Arguments, string Status, string? Detail, double DurationMs);
+public sealed record AuditRecord(DateTimeOffset Time, string Method, string Peer, string Arguments, string Status, string? Detail, double DurationMs)
+{
+    /// <summary>The caller's uid (SO_PEERCRED) on the Unix socket; null on TCP.</summary>
+    public uint? Uid { get; init; }
+
+    /// <summary>The caller's process id at connect time (Unix socket only).</summary>
+    public int? Pid { get; init; }
+
+    /// <summary>"admin" or "user", as the control plane authorized the caller; null when it was refused before that was known.</summary>
+    public string? Role { get; init; }
+}
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(AuditRecord))]

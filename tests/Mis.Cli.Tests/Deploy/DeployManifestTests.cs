@@ -86,6 +86,8 @@ public sealed class DeployManifestTests
         var config = EnforcerConfig();
         Assert.True(config.Grpc.Enabled, "mis enforcer refuses to start with [grpc] enabled = false");
         Assert.Equal("/run/mis/mis.sock", config.Grpc.UnixSocketPath);
+        // The sweep pods connect as a non-root uid that no group of the node names: only 0666 lets them in.
+        Assert.Equal("0666", config.Grpc.UnixSocketMode);
         Assert.True(config.Metrics.Enabled, "the probes and Prometheus read the metrics page");
         // The kubelet probes the pod's address: a loopback-only page would fail every probe.
         Assert.False(IPAddress.IsLoopback(IPAddress.Parse(config.Metrics.BindAddress)), $"metrics bind to {config.Metrics.BindAddress}");
