@@ -148,6 +148,73 @@ public sealed class SlurmClusterTests
         TestContext.Current.TestOutputHelper?.WriteLine($"prolog/epilog: {pids.Count} daemon start(s) for 2 array tasks");
     }
 
+    [Fact]
+    public async Task The_prolog_runs_the_real_node_daemon_for_a_job_whose_user_reaches_its_socket_and_the_epilog_stops_it_cleanly()
+    {
+        HostRequirements.Root();
+        var missing = SlurmCluster.MissingPrograms();
+        HostRequirements.That(missing.Count == 0, $"Slurm is not installed (missing {string.Join(", ", missing)}; ./mis installs slurm-wlm and munge)");
+        var cancel = TestContext.Current.CancellationToken;
+        string repo = RepoRoot.Find();
+
+        // deploy/slurm's prolog and epilog as slurmd runs them, starting this build's `mis enforcer`
+        // (no systemd here: the background path with its pid file) on a socket open to every user.
+        string? node = null;
+        await using var cluster = await SlurmCluster.StartAsync(TimeSpan.FromSeconds(60), root =>
+        {
+            node = Path.Combine(root, "node");
+            Directory.CreateDirectory(Path.Combine(node, "state-dir"));
+            File.SetUnixFileMode(node, (UnixFileMode)Convert.ToInt32("755", 8));
+            string dotnet = Environment.ProcessPath is { } p && Path.GetFileNameWithoutExtension(p) == "dotnet" ? p : "dotnet";
+            File.WriteAllText(Path.Combine(node, "mis"), $"#!/bin/sh\nexec '{dotnet}' '{Path.Combine(AppContext.BaseDirectory, "mis.dll")}' \"$@\"\n");
+            File.WriteAllText(Path.Combine(node, "enforcer.toml"),
+                $"[paths]\nstate_dir = \"{node}/state-dir\"\n[grpc]\nenabled = true\nport = {FreeTcpPort()}\n" +
+                $"unix_socket_path = \"{node}/mis.sock\"\nunix_socket_mode = \"0666\"\n");
+            string settings =
+                $"export MIS_BIN='{node}/mis' MIS_CONFIG_FILE='{node}/enforcer.toml' MIS_SOCKET='{node}/mis.sock' " +
+                $"MIS_STATE_LOCK='{node}/state-dir/enforcer.lock' MIS_UNIT=mis-test-no-such-unit.service " +
+                $"MIS_STATE='{node}/state' MIS_LOG='{node}/enforcer.log'\n";
+            foreach (string script in new[] { "prolog", "epilog" })
+                File.WriteAllText(Path.Combine(node, $"{script}.sh"), $"#!/bin/sh\n{settings}exec '{Path.Combine(repo, "deploy", "slurm", $"{script}.sh")}'\n");
+            foreach (string file in new[] { "mis", "prolog.sh", "epilog.sh" })
+                File.SetUnixFileMode(Path.Combine(node, file), (UnixFileMode)Convert.ToInt32("755", 8));
+            return [$"Prolog={node}/prolog.sh", "PrologFlags=Alloc", $"Epilog={node}/epilog.sh"];
+        }, cancel);
+        Assert.NotNull(node);
+
+        string shared = Path.Combine(cluster.Root, "shared");
+        Directory.CreateDirectory(shared);
+        File.SetUnixFileMode(shared, (UnixFileMode)Convert.ToInt32("1777", 8));
+        string script = Path.Combine(shared, "job.sh");
+        // The job, as nobody, connects to the daemon's socket (SO_PEERCRED then names it to the daemon).
+        File.WriteAllText(script,
+            "#!/bin/sh\n/usr/bin/python3 -c 'import socket, sys; s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); print(\"connected\")' " +
+            $"'{node}/mis.sock' > connect.txt 2>&1\n");
+        File.SetUnixFileMode(script, (UnixFileMode)Convert.ToInt32("755", 8));
+
+        var clock = Stopwatch.StartNew();
+        string job = cluster.SubmitAs(User, $"--chdir={shared}", $"--output={shared}/slurm-%j.out", script);
+        var states = await cluster.WaitForJobAsync(job, TimeSpan.FromMinutes(2), cancel);
+        string log = File.Exists(Path.Combine(node, "enforcer.log")) ? File.ReadAllText(Path.Combine(node, "enforcer.log")) : "(no enforcer log)";
+        TestContext.Current.TestOutputHelper?.WriteLine($"job with the real daemon started by the prolog and stopped by the epilog: {clock.Elapsed.TotalSeconds:F1} s");
+        Assert.True(states.Values.All(s => s == "COMPLETED"), $"{string.Join(", ", states)}\n{log}{cluster.Logs()}");
+        Assert.Equal("connected\n", File.ReadAllText(Path.Combine(shared, "connect.txt")));
+
+        // The epilog stopped it the clean way: SIGTERM, workloads and cgroups gone, socket removed, exit.
+        Assert.Contains("mis enforcer: stopped", log, StringComparison.Ordinal);
+        int pid = int.Parse(System.Text.RegularExpressions.Regex.Match(log, @"ready \(pid (\d+)\)").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.False(Directory.Exists($"/proc/{pid}") && !File.ReadAllText($"/proc/{pid}/stat").Contains(") Z ", StringComparison.Ordinal), $"the daemon {pid} still runs\n{log}");
+        Assert.False(File.Exists(Path.Combine(node, "mis.sock")), "the daemon's socket outlived it");
+        Assert.False(File.Exists(Path.Combine(node, "state", "enforcer.pid")), "the epilog left the pid file");
+    }
+
+    private static int FreeTcpPort()
+    {
+        using var probe = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        probe.Start();
+        return ((System.Net.IPEndPoint)probe.LocalEndpoint).Port;
+    }
+
     // A checkout as the job's user may read it: the CLI's build output (hard links where the file
     // system allows, the tests' own output holds mis.dll and everything it loads), the experiments
     // and deploy/slurm, under a directory of the cluster's.
