@@ -1,3 +1,5 @@
+using System.Globalization;
+
 namespace Mis.Gym.Agents;
 
 /// <summary>Makes agents by algorithm name, with hyperparameters given as the experiment file's key/value pairs.</summary>
@@ -41,13 +43,20 @@ public static class AgentFactory
         new($"unknown agent algorithm \"{algorithm}\"; expected one of: {string.Join(", ", Algorithms)}", nameof(algorithm));
 }
 
-/// <summary>The baseline that learns nothing: uniform random actions, seeded.</summary>
+/// <summary>
+/// The baseline that learns nothing: uniform random actions, seeded. A resumed agent continues its
+/// seed's stream exactly where the saved one stopped (it saves how many actions it drew and a load
+/// draws them again), so a run killed and resumed gives the actions of one that never stopped.
+/// </summary>
 public sealed class RandomAgent : IAgent
 {
-    private readonly Random _random;
+    private const string DrawsFile = "random-draws.txt";
+    private readonly int _seed;
     private readonly int _actionCount;
+    private Random _random;
+    private long _draws;
 
-    private RandomAgent(int actionCount, int seed) => (_actionCount, _random) = (actionCount, new Random(seed));
+    private RandomAgent(int actionCount, int seed) => (_actionCount, _seed, _random) = (actionCount, seed, new Random(seed));
 
     internal static RandomAgent Create(int actionCount, int seed, IReadOnlyDictionary<string, object> hyperparameters)
     {
@@ -67,10 +76,10 @@ public sealed class RandomAgent : IAgent
     public string Algorithm => "random";
 
     /// <inheritdoc />
-    public int Act(float[] observation) => _random.Next(_actionCount);
+    public int Act(float[] observation) => Draw();
 
     /// <inheritdoc />
-    public int ActGreedy(float[] observation) => _random.Next(_actionCount);
+    public int ActGreedy(float[] observation) => Draw();
 
     /// <inheritdoc />
     public void Observe(in Transition transition)
@@ -80,15 +89,31 @@ public sealed class RandomAgent : IAgent
     /// <inheritdoc />
     public void Save(string directory)
     {
+        Directory.CreateDirectory(directory);
+        File.WriteAllText(Path.Combine(directory, DrawsFile), _draws.ToString(CultureInfo.InvariantCulture));
     }
 
     /// <inheritdoc />
+    /// <remarks>Replays the saved number of draws: one <see cref="Random.Next(int)"/> per step, cheap next to the steps themselves. A directory saved before draws were recorded starts the stream afresh.</remarks>
     public void Load(string directory)
     {
+        string path = Path.Combine(directory, DrawsFile);
+        if (!File.Exists(path))
+            return;
+        long draws = long.Parse(File.ReadAllText(path), NumberStyles.None, CultureInfo.InvariantCulture);
+        (_random, _draws) = (new Random(_seed), 0);
+        while (_draws < draws)
+            Draw();
     }
 
     /// <inheritdoc />
     public void Dispose()
     {
+    }
+
+    private int Draw()
+    {
+        _draws++;
+        return _random.Next(_actionCount);
     }
 }

@@ -40,6 +40,13 @@ internal static class CliRunner
     internal static Result Run(IDictionary<string, string>? environment, params string[] args) =>
         Start(new ProcessStartInfo(Dotnet), AppContext.BaseDirectory, args, environment);
 
+    /// <summary>Starts mis without waiting (output redirected; the caller reads it, waits or kills the process).</summary>
+    internal static Process StartInBackground(params string[] args)
+    {
+        var psi = StartInfo(new ProcessStartInfo(Dotnet), AppContext.BaseDirectory, args, null);
+        return Process.Start(psi)!;
+    }
+
     private static int Exec(string file, params string[] args)
     {
         var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
@@ -53,7 +60,7 @@ internal static class CliRunner
     private static string Dotnet =>
         Environment.ProcessPath is { } p && Path.GetFileNameWithoutExtension(p) == "dotnet" ? p : "dotnet";
 
-    private static Result Start(ProcessStartInfo psi, string binDir, string[] args, IDictionary<string, string>? environment)
+    private static ProcessStartInfo StartInfo(ProcessStartInfo psi, string binDir, string[] args, IDictionary<string, string>? environment)
     {
         psi.RedirectStandardOutput = true;
         psi.RedirectStandardError = true;
@@ -61,10 +68,19 @@ internal static class CliRunner
         foreach (var arg in args)
             psi.ArgumentList.Add(arg);
         psi.Environment.Remove("MIS_CONFIG");
+        // Tests run inside a Slurm array task or an Indexed Job pod would otherwise make every
+        // `mis gym run` a shard; a test that wants that sets them itself.
+        foreach (var name in new[] { "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_STEP", "JOB_COMPLETION_INDEX", "MIS_SHARD_COUNT" })
+            psi.Environment.Remove(name);
         if (environment is not null)
             foreach (var (key, value) in environment)
                 psi.Environment[key] = value;
-        using var process = Process.Start(psi)!;
+        return psi;
+    }
+
+    private static Result Start(ProcessStartInfo psi, string binDir, string[] args, IDictionary<string, string>? environment)
+    {
+        using var process = Process.Start(StartInfo(psi, binDir, args, environment))!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         if (!process.WaitForExit(TimeSpan.FromMinutes(2)))

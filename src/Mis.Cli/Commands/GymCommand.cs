@@ -4,6 +4,7 @@ using Mis.Bench.Gym;
 using Mis.Bench.Suite;
 using Mis.Gym.Checking;
 using Mis.Gym.Envs;
+using Mis.Gym.Experiments;
 using Mis.Gym.Scenarios;
 using Mis.Gym.Server;
 
@@ -29,14 +30,25 @@ public static class GymCommand
         var outDir = new Option<DirectoryInfo?>("--out") { HelpName = "DIR", Description = "Run directory (default: runs/NAME). Rerunning into it resumes: complete runs are skipped, partial ones continue from their checkpoint." };
         var episodes = new Option<int?>("--episodes") { HelpName = "N", Description = "Episodes per (config, seed), overriding the file." };
         var seeds = new Option<int?>("--seeds") { HelpName = "N", Description = "Run seeds 0..N-1, overriding the file." };
+        var shard = new Option<string?>("--shard")
+        {
+            HelpName = "I/N",
+            Description = "Run only shard I of N (0-based, 0 <= I < N) of a sweep spread over machines: of the (config, seed) runs in " +
+                          "experiment order (config by config, each config's seeds in turn) those whose number modulo N is I, round-robin " +
+                          "so every shard gets a mix of configs. All shards use the same --out on a shared filesystem and never write the " +
+                          "same file; rerunning a shard resumes it. A shard writes no report: when all have finished, mis report DIR merges " +
+                          $"them. Without --shard, a Slurm array task takes I = {ShardSelection.SlurmTaskId} - {ShardSelection.SlurmTaskMin}, " +
+                          $"N = {ShardSelection.SlurmTaskCount}, and a Kubernetes Indexed Job pod I = {ShardSelection.KubernetesIndex}, " +
+                          $"N = {ShardSelection.ShardCount} (which the Job template sets to its completions); --shard 0/1 runs everything.",
+        };
         var command = new Command("run",
             "Run an experiment: every config of its sweep grid with every seed, each step written to trajectory.csv/.jsonl, " +
             "each episode to episodes.csv and a TensorBoard events file (tensorboard/), then summary.json and the report " +
-            "(report.md, report.html, figures/). Ctrl+C stops " +
-            "at the next episode; rerun to resume. Exit status 0 when all runs completed, 1 when some failed, 2 for a bad " +
-            "file or backend, 130 when interrupted.")
+            "(report.md, report.html, figures/); a shard (--shard I/N, or a Slurm array task or Indexed Job pod) runs only its " +
+            "share and no report. Ctrl+C stops at the next episode; rerun to resume. Exit status 0 when all runs completed, 1 " +
+            "when some failed, 2 for a bad file, backend, --shard or a run directory of another experiment, 130 when interrupted.")
         {
-            file, outDir, episodes, seeds,
+            file, outDir, episodes, seeds, shard,
         };
         command.SetAction(result =>
         {
@@ -55,8 +67,17 @@ public static class GymCommand
                     return Usage("--seeds must be at least 1");
                 experiment = experiment.WithSeedCount(k);
             }
+            ShardChoice part;
+            try
+            {
+                part = ShardSelection.Resolve(result.GetValue(shard), Environment.GetEnvironmentVariable);
+            }
+            catch (FormatException e)
+            {
+                return Usage(e.Message);
+            }
             string dir = result.GetValue(outDir)?.FullName ?? Path.Combine("runs", experiment.Name);
-            return ExperimentConsole.Run("mis gym run", experiment, dir, Console.Out);
+            return ExperimentConsole.Run("mis gym run", experiment, dir, Console.Out, part);
         });
         return command;
 

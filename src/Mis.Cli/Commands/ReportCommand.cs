@@ -11,12 +11,19 @@ namespace Mis.Cli.Commands;
 /// <summary><c>mis report RUN_DIR</c>: rebuilds an experiment's report from its run directory's files.</summary>
 public static class ReportCommand
 {
+    /// <summary>Exit status when runs of the experiment are not complete (the report covers what is there).</summary>
+    internal const int Incomplete = 3;
+
     internal static Command Create()
     {
         var dir = new Argument<DirectoryInfo>("RUN_DIR") { Description = "A run directory made by `mis gym run` (e.g. runs/feedback-modes)." };
         var command = new Command("report",
             "Rebuild an experiment's report (summary.json, report.md, self-contained report.html, figures/*.png) from the " +
-            "trajectory and episode files of its run directory. Exit status 0 on success, 2 when the directory is not a run directory.")
+            "trajectory and episode files of its run directory. This also merges a sharded sweep (mis gym run --shard I/N): it " +
+            "reports whatever is there and names the runs that are not complete (not started, partial, failed) and their shards. " +
+            "For a complete sweep summary.json is byte for byte what a one-machine run writes (on the simulator). Exit status 0 " +
+            "when every run is complete, 2 when the directory is not a run directory, 3 when runs are missing (the report covers " +
+            "what is there).")
         {
             dir,
         };
@@ -25,10 +32,17 @@ public static class ReportCommand
             var path = result.GetValue(dir)!.FullName;
             try
             {
-                var files = ReportWriter.Build(path);
+                var analysis = RunAnalysis.Load(path);
+                var files = ReportWriter.Build(analysis);
                 Console.WriteLine($"mis report: {files.Figures.Count} figures, {files.Markdown}");
+                if (!analysis.IsComplete)
+                {
+                    Console.WriteLine($"mis report: incomplete: {analysis.Incomplete.Count} of {analysis.RunCount} runs are not complete; the report covers what is there:");
+                    foreach (var line in ReportWriter.IncompleteLines(analysis))
+                        Console.WriteLine($"  {line}");
+                }
                 Console.WriteLine($"report: {files.Html}");
-                return 0;
+                return analysis.IsComplete ? 0 : Incomplete;
             }
             catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
             {
@@ -66,10 +80,16 @@ public static class ExperimentConsole
         }
     }
 
-    /// <summary>Runs <paramref name="experiment"/> into <paramref name="outDir"/> and builds the report; the exit status.</summary>
-    internal static int Run(string command, Experiment experiment, string outDir, TextWriter log)
+    /// <summary>
+    /// Runs <paramref name="experiment"/> (or the share of it <paramref name="shard"/> names) into
+    /// <paramref name="outDir"/> and builds the report; the exit status. A shard of several builds no
+    /// report (other shards may still be running): it says how to merge.
+    /// </summary>
+    internal static int Run(string command, Experiment experiment, string outDir, TextWriter log, ShardChoice? shard = null)
     {
-        foreach (var backend in experiment.Configs.Select(c => c.Backend).Distinct())
+        var part = shard?.Shard ?? Shard.Whole;
+        var runs = part.Select(experiment.Runs).ToList();
+        foreach (var backend in runs.Select(r => r.Config.Backend).Distinct())
         {
             // An unavailable backend is one clear message, not every run recorded as failed.
             try
@@ -83,15 +103,20 @@ public static class ExperimentConsole
                 return BadInput;
             }
         }
-        var runner = new ExperimentRunner(experiment, outDir);
+        var runner = new ExperimentRunner(experiment, outDir) { Shard = part };
         IReadOnlyList<RunOutcome> outcomes;
+        long episodes = runs.Sum(r => (long)r.Config.Episodes);
+        if (shard is not null && !part.IsWhole)
+            log.WriteLine($"{command}: shard {part} (from {shard.Source}): {runs.Count} of the {experiment.Runs.Count} (config, seed) runs" +
+                          (runs.Count == 0 ? "" : $" (numbers {string.Join(", ", Enumerable.Range(0, experiment.Runs.Count).Where(part.Owns).Take(4))}" +
+                                                  $"{(runs.Count > 4 ? ", …" : "")} in experiment order)"));
         log.WriteLine($"{command}: {experiment.Name}: {experiment.Configs.Count} config(s) × {experiment.Seeds.Count} seed(s), " +
-                      $"{experiment.TotalEpisodes:N0} episodes on {string.Join(", ", experiment.Configs.Select(c => c.Backend).Distinct())}, into {runner.OutDirectory}");
+                      $"{episodes:N0} episodes on {string.Join(", ", runs.Select(r => r.Config.Backend).Distinct())}, into {runner.OutDirectory}");
         using var interrupt = new CancellationTokenSource();
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => { ctx.Cancel = true; interrupt.Cancel(); });
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; interrupt.Cancel(); });
         using var progress = ReferenceEquals(log, Console.Out) ? ConsoleProgress.OnStandardOutput(command, "ep") : new ConsoleProgress(command, log, live: false, "ep");
-        progress.Stage("episodes", experiment.TotalEpisodes);
+        progress.Stage("episodes", episodes);
         try
         {
             outcomes = runner.Run(p => progress.Report(p.Done, p.Total, p.Current), interrupt.Token);
@@ -115,8 +140,17 @@ public static class ExperimentConsole
         int skipped = outcomes.Count(o => o.Status == RunStatus.Skipped);
         if (skipped > 0)
             log.WriteLine($"{command}: {skipped} run(s) were already complete in {runner.OutDirectory}");
-        var files = ReportWriter.Build(runner.OutDirectory);
-        foreach (var line in ReportWriter.Answer(RunAnalysis.Load(runner.OutDirectory)))
+        if (!part.IsWhole)
+        {
+            // Another shard may still be running: a report now would be over part of the sweep.
+            log.WriteLine($"{command}: shard {part} done: {outcomes.Count - failed.Count} of its {outcomes.Count} run(s) complete" +
+                          (failed.Count > 0 ? $", {failed.Count} failed (rerun with the same --shard to retry)" : ""));
+            log.WriteLine($"merge: when every shard has finished, mis report {runner.OutDirectory}");
+            return failed.Count > 0 ? SomeRunsFailed : 0;
+        }
+        var analysis = RunAnalysis.Load(runner.OutDirectory);
+        var files = ReportWriter.Build(analysis);
+        foreach (var line in ReportWriter.Answer(analysis))
             log.WriteLine("  " + line.Replace("**", "", StringComparison.Ordinal));
         log.WriteLine($"tensorboard: tensorboard --logdir {runner.OutDirectory}");
         log.WriteLine($"report: {files.Html}");

@@ -83,6 +83,13 @@ public sealed record Experiment
     /// <summary>Report settings.</summary>
     public ReportSettings Report { get; init; } = new();
 
+    /// <summary>
+    /// Every (config, seed) run in the experiment's fixed order: config by config in grid order,
+    /// each config's seeds in file order. The runner runs them in this order and a
+    /// <see cref="Shard"/> takes its share of them by position.
+    /// </summary>
+    public IReadOnlyList<(ExperimentConfig Config, int Seed)> Runs => Configs.SelectMany(c => Seeds.Select(s => (c, s))).ToList();
+
     /// <summary>The total number of training episodes over every config and seed.</summary>
     public long TotalEpisodes => Configs.Sum(c => (long)c.Episodes) * Seeds.Count;
 

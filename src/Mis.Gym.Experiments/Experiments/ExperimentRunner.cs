@@ -53,6 +53,8 @@ public sealed record RunOutcome(ExperimentConfig Config, int Seed, string Direct
 /// when a run resumes.</item>
 /// <item>Isolation: a run that throws is recorded as failed (<c>status.json</c> with the error) and
 /// the others go on; the next invocation retries it from its checkpoint.</item>
+/// <item>Shards: with <see cref="Shard"/> set, only that share of the runs, into a directory other
+/// shards share at the same time (see <see cref="Shard"/>); <c>mis report</c> merges them.</item>
 /// </list>
 /// </summary>
 public sealed class ExperimentRunner
@@ -84,39 +86,41 @@ public sealed class ExperimentRunner
         return (int)((z ^ (z >> 31)) & 0x7FFFFFFF);
     }
 
-    /// <summary>Runs every (config, seed) not yet complete; stops at an episode boundary when cancelled (after a checkpoint).</summary>
-    /// <param name="progress">Called after every episode (and once at the start).</param>
+    /// <summary>
+    /// The share of the runs this runner runs (default: all of them). Shards of one sweep share the
+    /// run directory: each writes only its runs' directories, the description files
+    /// (<c>experiment.toml</c>, <c>experiment.json</c>, every <c>config.json</c>) are published once
+    /// and must be identical across shards, and <c>shards/</c> gets one state file per shard.
+    /// </summary>
+    public Shard Shard { get; init; } = Shard.Whole;
+
+    /// <summary>Runs every (config, seed) of <see cref="Shard"/> not yet complete; stops at an episode boundary when cancelled (after a checkpoint).</summary>
+    /// <param name="progress">Called after every episode (and once at the start); its totals are this shard's.</param>
     /// <param name="cancel">Stops the experiment; rerun to resume.</param>
-    /// <returns>One outcome per (config, seed), in grid order.</returns>
+    /// <returns>One outcome per (config, seed) of the shard, in experiment order.</returns>
     /// <exception cref="OperationCanceledException">Cancelled; what finished is on disk.</exception>
-    /// <exception cref="InvalidOperationException">The directory holds runs of a config that differs from this experiment's (resuming would mix them).</exception>
+    /// <exception cref="InvalidOperationException">The directory holds runs of a config that differs from this experiment's (resuming would mix them), or, for a shard, another experiment's description.</exception>
     public IReadOnlyList<RunOutcome> Run(Action<ExperimentProgress>? progress = null, CancellationToken cancel = default)
     {
         CheckSameConfigs();
         Directory.CreateDirectory(_outDirectory);
-        File.WriteAllText(Path.Combine(_outDirectory, RunFiles.ExperimentCopy), _experiment.Text);
-        RunFiles.WriteJsonAtomic(Path.Combine(_outDirectory, RunFiles.ExperimentJson), ExperimentJson(_experiment));
+        WriteDescription();
+        var runs = Shard.Select(_experiment.Runs).ToList();
         var clock = Stopwatch.StartNew();
-        long total = _experiment.TotalEpisodes;
-        long done = 0;
-        foreach (var config in _experiment.Configs)
-        {
-            string configDir = Path.Combine(_outDirectory, config.DirectoryName);
-            Directory.CreateDirectory(configDir);
-            RunFiles.WriteJsonAtomic(Path.Combine(configDir, RunFiles.Config), ConfigJson(config));
-            foreach (int seed in _experiment.Seeds)
-                done += Math.Min(CheckpointedEpisodes(RunFiles.SeedDirectory(configDir, seed)), config.Episodes);
-        }
+        long total = runs.Sum(r => (long)r.Config.Episodes);
+        long done = runs.Sum(r => (long)Math.Min(CheckpointedEpisodes(SeedDirectory(r.Config, r.Seed)), r.Config.Episodes));
         long doneAtStart = done;
+        var state = Shard.IsWhole ? null : new ShardState(_outDirectory, Shard, runs.Count);
+        state?.Write(ShardState.Running);
         progress?.Invoke(new ExperimentProgress(done, total, doneAtStart, clock.Elapsed, ""));
 
         var outcomes = new List<RunOutcome>();
-        foreach (var config in _experiment.Configs)
+        try
         {
-            foreach (int seed in _experiment.Seeds)
+            foreach (var (config, seed) in runs)
             {
                 cancel.ThrowIfCancellationRequested();
-                string dir = RunFiles.SeedDirectory(Path.Combine(_outDirectory, config.DirectoryName), seed);
+                string dir = SeedDirectory(config, seed);
                 string current = $"{config.Label} / seed {seed}";
                 int before = Math.Min(CheckpointedEpisodes(dir), config.Episodes);
                 long runStart = done - before;
@@ -142,9 +146,53 @@ public sealed class ExperimentRunner
                     done = runStart + config.Episodes;
                     progress?.Invoke(new ExperimentProgress(done, total, doneAtStart, clock.Elapsed, current));
                 }
+                state?.CountOutcome(outcomes[^1].Status);
             }
         }
+        catch (OperationCanceledException)
+        {
+            state?.Write(ShardState.Interrupted);
+            throw;
+        }
+        state?.Write(ShardState.Finished);
         return outcomes;
+    }
+
+    private string SeedDirectory(ExperimentConfig config, int seed) => RunFiles.SeedDirectory(Path.Combine(_outDirectory, config.DirectoryName), seed);
+
+    // The files that say what the experiment is. The whole experiment rewrites them (a rerun with
+    // more episodes or seeds extends the runs). Shards write them at the same moment into a shared
+    // directory: published once, and a shard whose description differs from what is there belongs
+    // to another experiment (or the same file with other options) and must not mix its runs in.
+    private void WriteDescription()
+    {
+        var files = new List<(string Path, string Text)>
+        {
+            (Path.Combine(_outDirectory, RunFiles.ExperimentCopy), _experiment.Text),
+            (Path.Combine(_outDirectory, RunFiles.ExperimentJson), RunFiles.JsonText(ExperimentJson(_experiment))),
+        };
+        files.AddRange(_experiment.Configs.Select(c => (Path.Combine(_outDirectory, c.DirectoryName, RunFiles.Config), RunFiles.JsonText(ConfigJson(c)))));
+        foreach (var (path, text) in files)
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+            if (Shard.IsWhole)
+                RunFiles.WriteTextAtomic(path, text);
+            else if (RunFiles.PublishOnce(path, text) is { } existing)
+                throw new InvalidOperationException(
+                    $"{path} describes another experiment than shard {Shard}'s ({FirstDifference(existing, text)}): the shards of one sweep must run the same " +
+                    "experiment file with the same --episodes and --seeds; use another --out for another experiment, or delete the directory to start over");
+        }
+    }
+
+    private static string FirstDifference(string existing, string wanted)
+    {
+        var a = existing.Split('\n');
+        var b = wanted.Split('\n');
+        int line = 0;
+        while (line < a.Length && line < b.Length && a[line] == b[line])
+            line++;
+        static string At(string[] lines, int i) => i < lines.Length ? $"\"{lines[i].Trim()}\"" : "nothing";
+        return $"line {line + 1} there is {At(a, line)}, this shard's is {At(b, line)}";
     }
 
     // Resuming continues checkpoints; one made under other settings (another scenario, agent or

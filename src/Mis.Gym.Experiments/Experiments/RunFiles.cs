@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Mis.Gym.Envs;
+using Mis.Native;
 
 namespace Mis.Gym.Experiments;
 
@@ -95,19 +96,26 @@ public static class RunFiles
         ReadRows(path, TrajectoryHeader, f => (Int(f[0]), Int(f[1]), Int(f[10])));
 
     // The rows of a CSV file this class wrote: the header must be <paramref name="header"/> and every
-    // row have its number of fields (names are plain words, so commas only separate fields).
+    // row have its number of fields (names are plain words, so commas only separate fields). Only
+    // lines that end in a newline are read: a last line without one is still being written (a run
+    // in progress, read by `mis report` while a shard runs) or was torn by a crash (a shard killed
+    // outright), and its fields would be cut short. An empty file (killed before its header was
+    // flushed) has no rows.
     private static List<T> ReadRows<T>(string path, string header, Func<string[], T> parse)
     {
         int fields = header.Split(',').Length;
         var rows = new List<T>();
         // Shared for writing: the runner reads episodes.csv back while it holds it open for appending.
         using var reader = new StreamReader(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite));
-        string? first = reader.ReadLine();
-        if (first != header)
-            throw new InvalidDataException($"{path}:1: unexpected header \"{first}\"; expected \"{header}\"");
+        using var lines = TerminatedLines(reader).GetEnumerator();
+        if (!lines.MoveNext())
+            return rows;
+        if (lines.Current != header)
+            throw new InvalidDataException($"{path}:1: unexpected header \"{lines.Current}\"; expected \"{header}\"");
         int line = 1;
-        while (reader.ReadLine() is { } text)
+        while (lines.MoveNext())
         {
+            string text = lines.Current;
             line++;
             if (text.Length == 0)
                 continue;
@@ -126,13 +134,86 @@ public static class RunFiles
         return rows;
     }
 
-    /// <summary>Writes JSON to <paramref name="path"/> atomically (a temporary file renamed over it).</summary>
-    internal static void WriteJsonAtomic(string path, JsonNode node)
+    // The lines of <paramref name="reader"/> that end in '\n' (without it, nor a '\r' before it);
+    // what follows the last newline is left out.
+    private static IEnumerable<string> TerminatedLines(TextReader reader)
     {
-        string temp = path + ".tmp";
-        File.WriteAllText(temp, node.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        var line = new StringBuilder();
+        var buffer = new char[1 << 16];
+        int read;
+        while ((read = reader.Read(buffer, 0, buffer.Length)) > 0)
+        {
+            int start = 0;
+            int newline;
+            while ((newline = Array.IndexOf(buffer, '\n', start, read - start)) >= 0)
+            {
+                line.Append(buffer, start, newline - start);
+                if (line.Length > 0 && line[^1] == '\r')
+                    line.Length--;
+                yield return line.ToString();
+                line.Clear();
+                start = newline + 1;
+            }
+            line.Append(buffer, start, read - start);
+        }
+    }
+
+    /// <summary>Writes JSON to <paramref name="path"/> atomically (a temporary file renamed over it).</summary>
+    internal static void WriteJsonAtomic(string path, JsonNode node) => WriteTextAtomic(path, JsonText(node));
+
+    /// <summary>
+    /// Writes <paramref name="text"/> to <paramref name="path"/> atomically: a reader sees the old
+    /// file or the new one, never a part. The temporary file's name is unique to this write, so two
+    /// processes writing the same file (shards sharing a run directory) cannot rename each other's
+    /// half-written temporary into place.
+    /// </summary>
+    internal static void WriteTextAtomic(string path, string text)
+    {
+        string temp = TempName(path);
+        File.WriteAllText(temp, text);
         File.Move(temp, path, overwrite: true);
     }
+
+    /// <summary>
+    /// Publishes a file that several shards of one sweep write with the same content: written
+    /// when absent, left alone when present, never overwritten. The content goes to a temporary
+    /// file first, which is then hard-linked to <paramref name="path"/>: a reader sees all of it or
+    /// no file, and of two writers racing to create it one wins (link(2) fails on an existing name,
+    /// atomically, also over NFS) and the other compares against the winner's file.
+    /// </summary>
+    /// <returns>Null when the file now holds <paramref name="text"/>; otherwise the text it holds (another writer's).</returns>
+    internal static string? PublishOnce(string path, string text)
+    {
+        if (!File.Exists(path))
+        {
+            string temp = TempName(path);
+            File.WriteAllText(temp, text);
+            try
+            {
+                int errno = Libc.Link(temp, path);
+                // A filesystem without hard links: check, then rename. Two steps, so two shards of
+                // different experiments starting at the same moment could both think they won; the
+                // same experiment's shards publish the same bytes either way.
+                if (errno is not 0 and not Errno.EEXIST && !File.Exists(path))
+                    File.Move(temp, path, overwrite: false);
+            }
+            catch (IOException) when (File.Exists(path))
+            {
+                // Another writer's rename came first: compare against it below.
+            }
+            finally
+            {
+                File.Delete(temp);
+            }
+        }
+        string existing = File.ReadAllText(path);
+        return existing == text ? null : existing;
+    }
+
+    /// <summary>The text <see cref="WriteJsonAtomic"/> writes for <paramref name="node"/>: indented, one trailing newline.</summary>
+    internal static string JsonText(JsonNode node) => node.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
+
+    private static string TempName(string path) => $"{path}.{Guid.NewGuid():N}.tmp";
 
     /// <summary>Reads a JSON object file, or null when it is missing or unreadable (a run that never got that far).</summary>
     public static JsonObject? ReadJson(string path)

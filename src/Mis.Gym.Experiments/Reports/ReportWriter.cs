@@ -22,10 +22,23 @@ public sealed record ReportFiles(string Summary, string Markdown, string Html, I
 public static class ReportWriter
 {
     /// <summary>Reads the run directory and writes the report into it.</summary>
+    /// <remarks>
+    /// <c>summary.json</c> depends on the run files alone: no time, no path of the run directory,
+    /// keys in a fixed order, seeded bootstrap. So shards merged by <c>mis report</c> give the bytes
+    /// a one-machine run of the same sweep gives; the time the report was made is in report.md
+    /// and report.html only.
+    /// </remarks>
+    /// <param name="runDirectory">The run directory.</param>
+    /// <param name="generated">When the report is made (default: now), for report.md and report.html.</param>
     /// <exception cref="InvalidDataException">Not a run directory, or a malformed file (the message names it).</exception>
-    public static ReportFiles Build(string runDirectory)
+    public static ReportFiles Build(string runDirectory, DateTimeOffset? generated = null) => Build(RunAnalysis.Load(runDirectory), generated);
+
+    /// <summary>Writes the report of an analysis already loaded (<see cref="RunAnalysis.Load"/>) into its run directory.</summary>
+    /// <param name="analysis">The run directory, read.</param>
+    /// <param name="generated">When the report is made (default: now), for report.md and report.html.</param>
+    public static ReportFiles Build(RunAnalysis analysis, DateTimeOffset? generated = null)
     {
-        var analysis = RunAnalysis.Load(runDirectory);
+        string when = (generated ?? DateTimeOffset.UtcNow).ToUniversalTime().ToString("yyyy-MM-dd HH:mm:ss 'UTC'", CultureInfo.InvariantCulture);
         string dir = analysis.Directory;
         var figures = ReportFigures.Draw(analysis, Path.Combine(dir, "figures"));
         var answer = Answer(analysis);
@@ -33,9 +46,9 @@ public static class ReportWriter
         string summary = Path.Combine(dir, "summary.json");
         RunFiles.WriteJsonAtomic(summary, Summary(analysis, answer));
         string markdown = Path.Combine(dir, "report.md");
-        File.WriteAllText(markdown, Markdown(analysis, answer, figures));
+        File.WriteAllText(markdown, Markdown(analysis, answer, figures, when));
         string html = Path.Combine(dir, "report.html");
-        File.WriteAllText(html, Html(analysis, answer, figures, Path.Combine(dir, "figures")));
+        File.WriteAllText(html, Html(analysis, answer, figures, Path.Combine(dir, "figures"), when));
         return new ReportFiles(summary, markdown, html, figures.Select(f => Path.Combine(dir, "figures", f.File)).ToList());
     }
 
@@ -238,7 +251,16 @@ public static class ReportWriter
             ["configs"] = configs,
             ["comparisons"] = comparisons,
             ["time_to_stop_logrank_all"] = Test(a.TimeToStopTest),
-            ["generated"] = DateTimeOffset.UtcNow.ToString("O", CultureInfo.InvariantCulture),
+            ["complete"] = a.IsComplete,
+            ["runs_not_complete"] = new JsonArray(a.Incomplete.Select(r =>
+            {
+                var run = new JsonObject { ["config"] = r.Config, ["seed"] = r.Seed, ["status"] = r.Status, ["episodes"] = r.Episodes };
+                if (r.Error is not null)
+                    run["error"] = r.Error;
+                if (r.Shard is not null)
+                    run["shard"] = r.Shard;
+                return (JsonNode)run;
+            }).ToArray()),
         };
     }
 
@@ -284,7 +306,7 @@ public static class ReportWriter
         ? $"{F(m)} [{(km.MedianInterval.Low is { } lo ? F(lo) : "–")}, {(km.MedianInterval.High is { } hi ? F(hi) : "not reached")}]"
         : km.Count == 0 ? "n/a" : "not reached";
 
-    private static string Markdown(RunAnalysis a, IReadOnlyList<string> answer, IReadOnlyList<Figure> figures)
+    private static string Markdown(RunAnalysis a, IReadOnlyList<string> answer, IReadOnlyList<Figure> figures, string generated)
     {
         static void Table(StringBuilder w, (string[] Header, List<string[]> Rows) table)
         {
@@ -312,12 +334,12 @@ public static class ReportWriter
             w.AppendLine("### Comparisons").AppendLine();
             Table(w, ComparisonTable(a));
         }
-        var failed = a.Configs.SelectMany(c => c.Runs.Where(r => r.Status != "complete").Select(r => (c.Label, r))).ToList();
-        if (failed.Count > 0)
+        if (!a.IsComplete)
         {
             w.AppendLine("### Runs not complete").AppendLine();
-            foreach (var (label, r) in failed)
-                w.AppendLine($"- {label} / seed {r.Seed}: {r.Status}{(r.Error is null ? "" : $": {r.Error}")} ({r.Episodes.Count} episodes on disk)");
+            w.AppendLine($"{a.Incomplete.Count} of {a.RunCount} runs are not complete; the numbers above are over what is on disk.").AppendLine();
+            foreach (var line in IncompleteLines(a))
+                w.AppendLine($"- {line}");
             w.AppendLine();
         }
         w.AppendLine("## Figures").AppendLine();
@@ -326,10 +348,11 @@ public static class ReportWriter
         w.AppendLine("## Files").AppendLine();
         w.AppendLine("Per config and seed (`CONFIG/seed-N/`): `trajectory.csv` and `trajectory.jsonl` (every step), `episodes.csv` (one row per episode), " +
                      "`status.json`, `checkpoint.json`; TensorBoard event files per config and seed in `tensorboard/` (`tensorboard --logdir RUN_DIR`). `summary.json` holds these numbers; `mis report RUN_DIR` rebuilds this report from the files.");
+        w.AppendLine().AppendLine($"Generated {generated}.");
         return w.ToString();
     }
 
-    private static string Html(RunAnalysis a, IReadOnlyList<string> answer, IReadOnlyList<Figure> figures, string figuresDirectory)
+    private static string Html(RunAnalysis a, IReadOnlyList<string> answer, IReadOnlyList<Figure> figures, string figuresDirectory, string generated)
     {
         static string E(string text) => WebUtility.HtmlEncode(text);
         static string Bold(string text) => E(text).Replace("**", "\u0001", StringComparison.Ordinal) is var t
@@ -365,14 +388,44 @@ public static class ReportWriter
             w.AppendLine("<h3>Comparisons</h3>");
             Table(w, ComparisonTable(a));
         }
+        if (!a.IsComplete)
+        {
+            w.AppendLine($"<h3>Runs not complete</h3><p>{a.Incomplete.Count} of {a.RunCount} runs are not complete; the numbers above are over what is on disk.</p><ul>");
+            foreach (var line in IncompleteLines(a))
+                w.AppendLine($"<li>{E(line)}</li>");
+            w.AppendLine("</ul>");
+        }
         w.AppendLine("<h2>Figures</h2>");
         foreach (var f in figures)
         {
             string data = Convert.ToBase64String(File.ReadAllBytes(Path.Combine(figuresDirectory, f.File)));
             w.AppendLine($"<figure><img alt=\"{E(f.Title)}\" src=\"data:image/png;base64,{data}\"><figcaption><strong>{E(f.Title)}.</strong> {E(f.Caption)}</figcaption></figure>");
         }
+        w.AppendLine($"<p><small>Generated {E(generated)}.</small></p>");
         w.AppendLine("</body></html>");
         return w.ToString();
+    }
+
+    /// <summary>
+    /// One line per run that is not complete (with its shard when known), then one per shard whose
+    /// state file says it did not finish: what <c>mis report</c> prints and report.md lists.
+    /// </summary>
+    public static IReadOnlyList<string> IncompleteLines(RunAnalysis a)
+    {
+        var lines = a.Incomplete.Select(r =>
+            $"{r.Config} / seed {r.Seed}: {r.Status}{(r.Error is null ? "" : $": {r.Error}")} ({r.Episodes} episodes on disk)" +
+            (r.Shard is null ? "" : $", shard {r.Shard}")).ToList();
+        foreach (var shard in a.Shards.Where(s => s.Status != "finished"))
+            lines.Add($"shard {shard.Shard}: {shard.Status} on {shard.Host}, last update {shard.Updated}" +
+                      (shard.Status == "running" ? " (if it is not running any more, it was killed: rerun it with the same --shard to resume)" : " (rerun it with the same --shard to resume)"));
+        var shardCounts = a.Shards.Select(s => s.Shard.Count).Distinct().ToList();
+        if (shardCounts.Count == 1)
+        {
+            var missing = Enumerable.Range(0, shardCounts[0]).Where(i => a.Shards.All(s => s.Shard.Index != i)).ToList();
+            if (missing.Count > 0)
+                lines.Add($"shard(s) {string.Join(", ", missing.Select(i => $"{i}/{shardCounts[0]}"))}: never started");
+        }
+        return lines;
     }
 
     private static string PctShort(Estimate e) => e.Count switch

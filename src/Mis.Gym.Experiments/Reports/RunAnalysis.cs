@@ -6,6 +6,15 @@ namespace Mis.Gym.Reports;
 /// <summary>One (config, seed) run as read back from its directory.</summary>
 public sealed record SeedRun(int Seed, string Directory, string Status, string? Error, IReadOnlyList<EpisodeRecord> Episodes);
 
+/// <summary>A (config, seed) run of the experiment that is not complete: not started, partial (running or interrupted) or failed.</summary>
+/// <param name="Config">The config's label (its directory name when it never started).</param>
+/// <param name="Seed">The seed.</param>
+/// <param name="Status">What its <c>status.json</c> says, or <c>not started</c>.</param>
+/// <param name="Episodes">Episodes on disk.</param>
+/// <param name="Error">A failed run's error.</param>
+/// <param name="Shard">The shard (<c>I/N</c>) it belongs to, when the run directory's shard state files name one number of shards; else null.</param>
+public sealed record IncompleteRun(string Config, int Seed, string Status, int Episodes, string? Error, string? Shard);
+
 /// <summary>A learning curve: the per-seed moving average of a metric, then per episode the IQM over seeds with its 95% bootstrap band.</summary>
 public sealed record Curve(double[] Episode, double[] Iqm, double[] Low, double[] High);
 
@@ -97,6 +106,15 @@ public sealed record RunAnalysis
     public required IReadOnlyList<Comparison> Comparisons { get; init; }
     /// <summary>The log-rank test across every config with data: do their times to stop violating differ at all?</summary>
     public required LogRankResult? TimeToStopTest { get; init; }
+    /// <summary>Every run of the experiment that is not complete, in experiment order (empty for a complete sweep).</summary>
+    public required IReadOnlyList<IncompleteRun> Incomplete { get; init; }
+    /// <summary>The state files of the shards that ran into the directory (none for a one-machine run).</summary>
+    public required IReadOnlyList<ShardRecord> Shards { get; init; }
+    /// <summary>The number of (config, seed) runs of the experiment.</summary>
+    public required int RunCount { get; init; }
+
+    /// <summary>Whether every (config, seed) run of the experiment is complete.</summary>
+    public bool IsComplete => Incomplete.Count == 0;
 
     /// <summary>Reads every config and seed of the run directory and computes the statistics.</summary>
     /// <exception cref="InvalidDataException">The directory is not a run directory, or a file in it is malformed (the message names it).</exception>
@@ -114,13 +132,22 @@ public sealed record RunAnalysis
         };
         var seeds = experiment["seeds"]?.AsArray().Select(s => s!.GetValue<int>()).ToList() ?? [];
         var configs = new List<ConfigAnalysis>();
-        foreach (var node in experiment["configs"]?.AsArray() ?? [])
+        var incomplete = new List<IncompleteRun>();
+        var shards = ShardState.ReadAll(directory);
+        // The owner of a missing run, when the shards agree on how many there are: runs are dealt
+        // round-robin in experiment order (Shard).
+        int? shardCount = shards.Select(r => r.Shard.Count).Distinct().Count() == 1 ? shards[0].Shard.Count : null;
+        var configNames = experiment["configs"]?.AsArray().Select(n => n!.GetValue<string>()).ToList() ?? [];
+        string? Owner(int config, int seed) => shardCount is { } n ? new Shard((config * seeds.Count + seed) % n, n).ToString() : null;
+        foreach (var (name, configIndex) in configNames.Select((n, i) => (n, i)))
         {
-            string name = node!.GetValue<string>();
             string configDir = Path.Combine(directory, name);
             var config = RunFiles.ReadJson(Path.Combine(configDir, RunFiles.Config));
             if (config is null)
-                continue; // never started
+            {
+                incomplete.AddRange(seeds.Select((seed, i) => new IncompleteRun(name, seed, "not started", 0, null, Owner(configIndex, i))));
+                continue;
+            }
             var runs = new List<SeedRun>();
             foreach (int seed in seeds)
             {
@@ -130,7 +157,10 @@ public sealed record RunAnalysis
                 var episodes = File.Exists(episodesPath) ? RunFiles.ReadEpisodes(episodesPath) : [];
                 runs.Add(new SeedRun(seed, dir, status?["status"]?.GetValue<string>() ?? "not started", status?["error"]?.GetValue<string>(), episodes));
             }
-            configs.Add(Analyse(name, config, runs, settings));
+            var analysed = Analyse(name, config, runs, settings);
+            configs.Add(analysed);
+            incomplete.AddRange(runs.Select((r, i) => (r, i)).Where(x => x.r.Status != "complete")
+                .Select(x => new IncompleteRun(analysed.Label, x.r.Seed, x.r.Status, x.r.Episodes.Count, x.r.Error, Owner(configIndex, x.i))));
         }
         var withData = configs.Where(c => c.WithData.Any()).ToList();
         return new RunAnalysis
@@ -144,6 +174,9 @@ public sealed record RunAnalysis
             Configs = configs,
             Comparisons = withData.SelectMany((x, i) => withData.Skip(i + 1).Select(y => Compare(x, y))).ToList(),
             TimeToStopTest = LogRank.Test(withData.Select(c => c.StopObservations).ToList()),
+            Incomplete = incomplete,
+            Shards = shards,
+            RunCount = configNames.Count * seeds.Count,
         };
     }
 
