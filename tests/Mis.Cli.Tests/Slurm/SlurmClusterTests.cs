@@ -51,7 +51,7 @@ public sealed class SlurmClusterTests
     }
 
     [Fact]
-    public async Task The_sweep_and_merge_scripts_run_a_small_sweep_as_an_unprivileged_user()
+    public async Task The_sweep_and_merge_scripts_run_a_sharded_sweep_as_an_unprivileged_user_that_merges_to_the_one_machine_summary()
     {
         HostRequirements.Root();
         var missing = SlurmCluster.MissingPrograms();
@@ -66,21 +66,24 @@ public sealed class SlurmClusterTests
         // output, the experiments) and deploy/slurm's scripts.
         string misHome = MisHomeFor(shared);
         string runs = Path.Combine(shared, "runs");
+        // The flagship experiment cut small (4 feedback modes x 2 seeds x 2 episodes, simulator):
+        // 8 (config, seed) runs over 3 shards of unequal size.
+        const string Args = "--episodes 2 --seeds 2";
         var environment = new Dictionary<string, string>
         {
             ["MIS_HOME"] = misHome,
             ["RUNS"] = runs,
-            ["MIS_GYM_ARGS"] = "--episodes 2 --seeds 1",
+            ["MIS_GYM_ARGS"] = Args,
         };
 
         var clock = Stopwatch.StartNew();
-        string sweep = cluster.SubmitAs(User, environment, "--array=0-0", $"--chdir={shared}", "--export=ALL,HOME=/tmp",
+        string sweep = cluster.SubmitAs(User, environment, "--array=0-2", $"--chdir={shared}", "--export=ALL,HOME=/tmp",
             Path.Combine(misHome, "deploy", "slurm", "mis-sweep.sbatch"));
         string merge = cluster.SubmitAs(User, environment, $"--dependency=afterany:{sweep}", $"--chdir={shared}", "--export=ALL,HOME=/tmp",
             Path.Combine(misHome, "deploy", "slurm", "merge.sbatch"));
         var sweepStates = await cluster.WaitForJobAsync(sweep, TimeSpan.FromMinutes(3), cancel);
         var mergeStates = await cluster.WaitForJobAsync(merge, TimeSpan.FromMinutes(2), cancel);
-        TestContext.Current.TestOutputHelper?.WriteLine($"sweep (1 task, 4 configs x 1 seed x 2 episodes) and merge done in {clock.Elapsed.TotalSeconds:F1} s");
+        TestContext.Current.TestOutputHelper?.WriteLine($"sweep (3 array tasks: 4 configs x 2 seeds x 2 episodes) and merge done in {clock.Elapsed.TotalSeconds:F1} s");
 
         string output = string.Join('\n', Directory.GetFiles(shared, "*.out").Select(f => $"--- {Path.GetFileName(f)}\n{File.ReadAllText(f)}"));
         Assert.True(sweepStates.Values.All(s => s == "COMPLETED"), $"sweep: {string.Join(", ", sweepStates)}\n{output}{cluster.Logs()}");
@@ -90,6 +93,15 @@ public sealed class SlurmClusterTests
         Assert.True(File.Exists(Path.Combine(runs, "feedback-modes", "report.html")), output);
         Assert.Equal(Id("-u", User), Stat(summary));
         Assert.Contains("mis report:", File.ReadAllText(Directory.GetFiles(shared, "mis-merge-*.out").Single()), StringComparison.Ordinal);
+        for (int task = 0; task < 3; task++)
+            Assert.Contains($"shard {task}/3", File.ReadAllText(Directory.GetFiles(shared, $"mis-sweep-{sweep}_{task}.out").Single()), StringComparison.Ordinal);
+
+        // The same sweep on one machine, unsharded, from the same files (summary.json names the
+        // scenario file by its absolute path): the merged summary is byte for byte the same.
+        string alone = Path.Combine(cluster.Root, "one-machine");
+        var run = CliRunner.Run("gym", "run", Path.Combine(misHome, "experiments", "feedback-modes.toml"), "--out", alone, "--episodes", "2", "--seeds", "2");
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        Assert.Equal(File.ReadAllText(Path.Combine(alone, "summary.json")), File.ReadAllText(summary));
     }
 
     [Fact]
