@@ -19,7 +19,7 @@ MIS_CONFIG_FILE=${MIS_CONFIG_FILE:-/etc/mis/enforcer.toml}   # its [grpc] unix_s
 MIS_SOCKET=${MIS_SOCKET:-/run/mis/mis.sock}
 MIS_STATE_LOCK=${MIS_STATE_LOCK:-/var/lib/mis/enforcer.lock} # [paths] state_dir/enforcer.lock
 MIS_UNIT=${MIS_UNIT:-mis-enforcer.service}                 # deploy/systemd/ installs it
-MIS_STATE=${MIS_STATE:-/run/mis/slurm}                     # pid file, lock and the job list
+MIS_STATE=${MIS_STATE:-/run/mis-slurm}   # pid file, lock, job list (not in /run/mis: the unit removes its RuntimeDirectory when it stops)
 MIS_LOG=${MIS_LOG:-/var/log/mis/enforcer.log}              # the daemon's stderr, without systemd
 MIS_START_TIMEOUT=${MIS_START_TIMEOUT:-60}                 # seconds to wait for the socket
 
