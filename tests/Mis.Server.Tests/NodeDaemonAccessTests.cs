@@ -154,6 +154,82 @@ public sealed class NodeDaemonAccessTests
     }
 
     [Fact]
+    public async Task A_workload_calling_the_socket_with_its_owners_uid_cannot_steer_the_enforcer()
+    {
+        HostRequirements.Root();
+        using var users = new LocalUsers();
+        var bob = users.AddUser("w");
+        string dir = Directory.CreateTempSubdirectory("mis-node-self-").FullName;
+        File.SetUnixFileMode(dir, (UnixFileMode)0x1ED); // 0755
+        string socket = Path.Combine(dir, "mis.sock");
+        // A policy the node offers its users that lets a workload connect to the socket: the node's
+        // own policy does not (a Unix socket no rule names is denied), so that is the first wall.
+        string reachable = Path.Combine(dir, "reachable.toml");
+        File.WriteAllText(reachable, $"[[unix]]\npath = \"{socket}\"\naction = \"allow\"\n");
+        string outDir = Path.Combine(dir, "out");
+        Directory.CreateDirectory(outDir);
+        LocalUsers.Run("/usr/bin/chown", $"{bob.Uid}:{bob.Gid}", outDir);
+        try
+        {
+            await using var mis = await TestEnforcer.StartAsync(c => c with
+            {
+                Grpc = c.Grpc with { UnixSocketPath = socket, UnixSocketMode = "0666" },
+                Access = new AccessConfig { UserPolicyFiles = [reachable] },
+            });
+            // What an agent would try from inside its workload: its uid is its owner's, so by uid
+            // alone these would pass (GetStats and ListCgroups are every user's, a second workload
+            // its owner's).
+            File.WriteAllText(Path.Combine(outDir, "calls.json"), System.Text.Json.JsonSerializer.Serialize(new[]
+            {
+                Call("GetStats", new { }),
+                Call("ListCgroups", new { }),
+                Call("RunWorkload", new { command = "sleep", args = new[] { "1" } }),
+            }));
+
+            // Under the node's policy the connect itself is denied.
+            var first = await FromInsideAsync(users, bob, socket, outDir, policyFile: null);
+            Assert.All(first, r => Assert.Contains("Operation not permitted", (string)r!["detail"]!));
+
+            // Under a policy that allows it, the enforcer still refuses: the caller is in a MIS cgroup.
+            var second = await FromInsideAsync(users, bob, socket, outDir, reachable);
+            Assert.Equal(3, second.Count);
+            foreach (var refused in second)
+            {
+                Assert.True(Code(refused) == Denied, $"{refused!["rpc"]}: expected {Denied}, got {Code(refused)} {refused["detail"]}");
+                Assert.Contains("a workload may not steer the enforcer", (string)refused["detail"]!);
+            }
+            // Bob himself, outside any MIS cgroup, is served.
+            Assert.Equal("OK", Code(Single(users.CallAs(bob.Uid, bob.Gid, socket, [Call("GetStats", new { })]))));
+            var audit = File.ReadAllLines(mis.AuditPath).Select(l => JsonNode.Parse(l)!).ToList();
+            Assert.Equal(3, audit.Count(l => (uint?)l["uid"] == bob.Uid && (string?)l["status"] == Denied));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    // Runs the access client as a workload of Bob's (under policyFile, or the node's policy) with
+    // the calls in outDir/calls.json; returns its results.
+    private static async Task<JsonArray> FromInsideAsync(LocalUsers users, (string Name, uint Uid, uint Gid) bob, string socket, string outDir, string? policyFile)
+    {
+        string result = Path.Combine(outDir, "result.json");
+        File.Delete(result);
+        string script = $"{LocalUsers.Python} {users.ClientDir}/access_client.py {users.ClientDir} unix:{socket} \"$(cat {outDir}/calls.json)\" " +
+                        $"> {result}.part 2>&1; mv {result}.part {result}";
+        object request = policyFile is null
+            ? new { command = "/bin/sh", args = new[] { "-c", script } }
+            : new { command = "/bin/sh", args = new[] { "-c", script }, policy_file = policyFile };
+        var run = Single(users.CallAs(bob.Uid, bob.Gid, socket, [Call("RunWorkload", request)]));
+        Assert.Equal("OK", Code(run));
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (!File.Exists(result) && DateTime.UtcNow < deadline)
+            await Task.Delay(200, Ct);
+        Assert.True(File.Exists(result), "the workload wrote no result within 60 s");
+        return JsonNode.Parse(File.ReadAllText(result).Trim().Split('\n')[^1])!.AsArray();
+    }
+
+    [Fact]
     public async Task A_missing_socket_group_or_a_missing_or_broken_user_policy_is_a_configuration_error()
     {
         string dir = Directory.CreateTempSubdirectory("mis-node-config-").FullName;

@@ -156,8 +156,15 @@ public sealed class ControlPlaneAccess
     internal static Caller? KnownCaller(ServerCallContext context) =>
         context.UserState.TryGetValue(CallerKey, out var known) ? (Caller)known : null;
 
+    /// <summary>
+    /// The cgroup tree (relative to the cgroup v2 mount, e.g. <c>/mis</c>) whose processes are
+    /// workloads: this enforcer's and those of any other MIS process under the same parent. Set
+    /// once the engine's cgroups exist.
+    /// </summary>
+    internal string? WorkloadTree { get; set; }
+
     /// <summary>The caller of a request, from its connection.</summary>
-    /// <exception cref="EngineException">PermissionDenied for a TCP caller when TCP callers are refused.</exception>
+    /// <exception cref="EngineException">PermissionDenied for a TCP caller when TCP callers are refused, and for a workload calling from inside a MIS-managed cgroup.</exception>
     internal Caller CallerOf(HttpContext http)
     {
         if (http.Features.Get<PeerCredentialsFeature>() is { } connection)
@@ -165,6 +172,13 @@ public sealed class ControlPlaneAccess
             if (connection.Caller is { } known)
                 return known;
             var peer = connection.Credentials;
+            // A workload runs as its owner's uid, so by uid alone it could ask for learning mode,
+            // a DEFCON reset or a laxer policy on itself: an agent switching off its own
+            // enforcement. Its processes cannot leave its cgroup, so the cgroup tells them apart
+            // from the researcher who started it (SO_PEERCRED's pid is the connecting process).
+            if (WorkloadTree is { } tree && CgroupV2.PathOf(peer.Pid) is { } path
+                && (path == tree || path.StartsWith(tree + "/", StringComparison.Ordinal)))
+                throw Denied($"process {peer.Pid} (uid {peer.Uid}) is a MIS-managed workload (cgroup {path}); a workload may not steer the enforcer");
             bool admin = peer.Uid == 0 || (_adminGid is { } gid && peer.IsInGroup(gid));
             return connection.Caller = new Caller(peer.Uid, peer.Gid, peer.Pid, UserName(peer.Uid), admin);
         }

@@ -13,6 +13,7 @@ using Mis.Enforcer.Configuration;
 using Mis.Enforcer.Kernel;
 using Mis.Native.Bpf;
 using Mis.Policy.V1;
+using Mis.Native;
 using Mis.Server.Engine;
 using Mis.Server.Grpc;
 using Mis.Server.Observability;
@@ -107,6 +108,10 @@ public sealed class EnforcerHost : IAsyncDisposable
                 _ => e,
             };
         }
+
+        // The parent of this enforcer's cgroup directory holds every MIS process's workloads.
+        if (CgroupV2.FindMount() is { } mount && Path.GetDirectoryName(engine.CgroupRoot) is { } tree && tree.StartsWith(mount, StringComparison.Ordinal))
+            access.WorkloadTree = "/" + Path.GetRelativePath(mount, tree).TrimStart('/');
 
         AuditLog? audit = null;
         WebApplication? grpc = null, metrics = null;
