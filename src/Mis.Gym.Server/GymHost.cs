@@ -150,10 +150,15 @@ public sealed class GymHost : IAsyncDisposable
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
+            static void Configure(ListenOptions listen)
+            {
+                listen.Protocols = HttpProtocols.Http2;
+                listen.Use(ClientConnection.Track);
+            }
             if (options.Listen.UnixPath is { } path)
-                kestrel.ListenUnixSocket(path, listen => listen.Protocols = HttpProtocols.Http2);
+                kestrel.ListenUnixSocket(path, Configure);
             else
-                kestrel.Listen(options.Listen.Ip!, options.Listen.Port, listen => listen.Protocols = HttpProtocols.Http2);
+                kestrel.Listen(options.Listen.Ip!, options.Listen.Port, Configure);
         });
         builder.Services.AddRoutingCore();
         builder.Services.AddLogging();
@@ -169,6 +174,20 @@ public sealed class GymHost : IAsyncDisposable
         app.MapGrpcReflectionService();
         return app;
     }
+}
+
+/// <summary>A client's connection, as its calls see it: whether it has closed.</summary>
+internal sealed class ClientConnection(CancellationToken closed)
+{
+    /// <summary>Cancelled when the transport connection closes.</summary>
+    internal CancellationToken Closed { get; } = closed;
+
+    /// <summary>A connection middleware that puts the connection's <see cref="ClientConnection"/> where its calls find it.</summary>
+    internal static Func<Microsoft.AspNetCore.Connections.ConnectionDelegate, Microsoft.AspNetCore.Connections.ConnectionDelegate> Track => next => connection =>
+    {
+        connection.Features.Set(new ClientConnection(connection.ConnectionClosed));
+        return next(connection);
+    };
 }
 
 /// <summary>

@@ -20,6 +20,9 @@ public static partial class GymLog
     [LoggerMessage(104, LogLevel.Warning, "Environment {EnvId} closed: no call used it for {IdleSeconds} s (--idle-timeout)")]
     internal static partial void GymEnvIdleClosed(this ILogger logger, string envId, long idleSeconds);
 
+    [LoggerMessage(107, LogLevel.Warning, "Environment {EnvId} closed: the connection of the client that made it closed {GraceSeconds} s ago and no call used it since")]
+    internal static partial void GymEnvClientGone(this ILogger logger, string envId, double graceSeconds);
+
     [LoggerMessage(105, LogLevel.Error, "Environment {EnvId}: closing it failed: {Message}")]
     internal static partial void GymEnvCloseFailed(this ILogger logger, string envId, string message);
 

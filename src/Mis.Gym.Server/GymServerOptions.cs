@@ -58,6 +58,21 @@ public sealed record GymServerOptions
         init => field = value >= TimeSpan.Zero ? value : throw new ArgumentOutOfRangeException(nameof(IdleTimeout), value, "the idle timeout cannot be negative");
     } = DefaultIdleTimeout;
 
+    /// <summary>Default <see cref="ClientGoneGrace"/>.</summary>
+    public static readonly TimeSpan DefaultClientGoneGrace = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// When the connection a client made an environment on closes (the client went away without
+    /// Close), the environment is closed once this long has passed with no call on it (a client
+    /// that reconnects and goes on using it keeps it); for the kernel backend that kills the
+    /// episode's process and removes its cgroup. <see cref="TimeSpan.Zero"/>: only the idle timeout applies.
+    /// </summary>
+    public TimeSpan ClientGoneGrace
+    {
+        get;
+        init => field = value >= TimeSpan.Zero ? value : throw new ArgumentOutOfRangeException(nameof(ClientGoneGrace), value, "the grace period cannot be negative");
+    } = DefaultClientGoneGrace;
+
     /// <summary>The clock idleness is measured on (tests substitute one).</summary>
     internal TimeProvider Clock { get; init; } = TimeProvider.System;
 

@@ -33,6 +33,7 @@ public sealed class GymServiceImpl(GymServerOptions options, ScenarioCatalog cat
         var (path, name) = catalog.Resolve(request.Scenario);
         var slot = envs.Add(() => MakeEnv(path, backend, request.RecordEpisodeStatistics), name, backend);
         log.GymEnvMade(slot.Id, name, backend, context.Peer);
+        WatchClient(slot, context);
         return Task.FromResult(new Wire.MakeResponse
         {
             EnvId = slot.Id,
@@ -165,7 +166,39 @@ public sealed class GymServiceImpl(GymServerOptions options, ScenarioCatalog cat
             () => new SyncVectorEnv<float[], int>([.. Enumerable.Repeat<Func<Mis.Gym.IEnv<float[], int>>>(() => MakeEnv(path, backend, record), n)]),
             name, backend);
         log.GymVectorMade(vector.Id, n, name, backend, context.Peer);
+        WatchClient(vector, context);
         return vector;
+    }
+
+    // A client that disappears without Close (its process died, its host went away) would leave its
+    // environments, and for the kernel backend a process and a cgroup each, until the idle
+    // timeout. So when the connection it made them on closes, they are closed after a grace
+    // period in which no call used them: a client that reconnects and goes on keeps them.
+    private void WatchClient(GymSlot slot, ServerCallContext context)
+    {
+        if (options.ClientGoneGrace <= TimeSpan.Zero || context.GetHttpContext().Features.Get<ClientConnection>() is not { } connection)
+            return;
+        connection.Closed.Register(() => _ = CloseIfAbandonedAsync(slot, options.Clock.GetTimestamp()));
+    }
+
+    private async Task CloseIfAbandonedAsync(GymSlot slot, long goneAt)
+    {
+        await Task.Delay(options.ClientGoneGrace, options.Clock).ConfigureAwait(false);
+        if (slot.UsedSince(goneAt))
+            return;
+        try
+        {
+            await envs.CloseAsync(slot.Id).ConfigureAwait(false);
+            log.GymEnvClientGone(slot.Id, options.ClientGoneGrace.TotalSeconds);
+        }
+        catch (RpcException)
+        {
+            // closed meanwhile (Close, the idle timeout or shutdown)
+        }
+        catch (Exception e)
+        {
+            log.GymEnvCloseFailed(slot.Id, $"{e.GetType().Name}: {e.Message}");
+        }
     }
 
     private int CheckedVectorSize(int numEnvs) => numEnvs >= 1 && numEnvs <= options.MaxVectorEnvs ? numEnvs

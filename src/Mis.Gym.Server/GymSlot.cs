@@ -36,6 +36,9 @@ public abstract class GymSlot
     /// <summary>How long since a call on this slot last began or ended; zero while one runs.</summary>
     internal TimeSpan Idle => _gate.CurrentCount == 0 ? TimeSpan.Zero : _clock.GetElapsedTime(Interlocked.Read(ref _lastUsed));
 
+    /// <summary>Whether a call ran on this slot after <paramref name="timestamp"/> (of <see cref="TimeProvider.GetTimestamp"/>), or runs now.</summary>
+    internal bool UsedSince(long timestamp) => _gate.CurrentCount == 0 || Interlocked.Read(ref _lastUsed) > timestamp;
+
     /// <summary>Closes what the slot holds after the call it is running, if any. Safe to call twice.</summary>
     internal async Task CloseAsync()
     {

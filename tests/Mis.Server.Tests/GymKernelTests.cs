@@ -1,4 +1,6 @@
+using Grpc.Net.Client;
 using Mis.Gym.Envs;
+using Mis.Native;
 using Mis.Testing;
 using Wire = Mis.Gym.V1;
 
@@ -46,5 +48,32 @@ public sealed class GymKernelTests
 
         await gym.Client.CloseAsync(new Wire.CloseRequest { EnvId = made.EnvId }, cancellationToken: Ct);
         Assert.Equal(0, gym.Host.Envs.Count);
+    }
+
+    [Fact]
+    public async Task A_client_that_disappears_has_its_kernel_episode_killed_and_its_cgroup_removed()
+    {
+        HostRequirements.Root();
+        await using var gym = await GymTestServer.StartAsync(o => o with { AllowedBackends = [MisGym.Sim, MisGym.Kernel], ClientGoneGrace = TimeSpan.FromSeconds(1) });
+        string gymCgroups = Path.Combine(CgroupV2.FindMount()!, "mis");
+        List<string> Workloads() => Directory.Exists(gymCgroups)
+            ? [.. Directory.GetDirectories(gymCgroups, $"gym-{Environment.ProcessId}-*").SelectMany(d => Directory.GetDirectories(d, "w*", SearchOption.AllDirectories))]
+            : [];
+        var before = Workloads();
+
+        // A client of its own makes a kernel environment and starts an episode, then goes away without Close.
+        using (var channel = GrpcChannel.ForAddress(gym.Host.TcpAddress!))
+        {
+            var client = new Wire.GymService.GymServiceClient(channel);
+            var made = await client.MakeAsync(new Wire.MakeRequest { Scenario = "data-shortcut", Backend = "kernel" }, cancellationToken: Ct);
+            await client.ResetAsync(new Wire.ResetRequest { EnvId = made.EnvId, Seed = 1 }, cancellationToken: Ct);
+            Assert.Single(Workloads().Except(before)); // the episode's actuator in its cgroup
+        }
+
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while ((gym.Host.Envs.Count > 0 || Workloads().Except(before).Any()) && DateTime.UtcNow < deadline)
+            await Task.Delay(100, Ct);
+        Assert.Equal(0, gym.Host.Envs.Count);
+        Assert.Empty(Workloads().Except(before));
     }
 }

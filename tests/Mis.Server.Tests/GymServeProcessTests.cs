@@ -19,7 +19,7 @@ public sealed partial class GymServeProcessTests : IDisposable
     {
         var (exit, stdout, _) = RunToEnd("gym", "serve", "--help");
         Assert.Equal(0, exit);
-        foreach (string text in new[] { "--listen", "unix:PATH", "--scenarios", "--backend-allow", "--max-envs", "--max-vector-envs", "--idle-timeout", "mis.gym.v1.GymService", "no autoreset", "VectorStep autoresets", "SIGTERM" })
+        foreach (string text in new[] { "--listen", "unix:PATH", "--scenarios", "--backend-allow", "--max-envs", "--max-vector-envs", "--idle-timeout", "--client-gone-grace", "mis.gym.v1.GymService", "no autoreset", "VectorStep autoresets", "SIGTERM" })
             Assert.Contains(text, stdout);
     }
 
@@ -37,6 +37,10 @@ public sealed partial class GymServeProcessTests : IDisposable
         (exit, _, stderr) = RunToEnd("gym", "serve", "--listen", "127.0.0.1:0", "--idle-timeout", "-5");
         Assert.Equal(2, exit);
         Assert.Contains("--idle-timeout -5", stderr);
+
+        (exit, _, stderr) = RunToEnd("gym", "serve", "--listen", "127.0.0.1:0", "--client-gone-grace", "-1");
+        Assert.Equal(2, exit);
+        Assert.Contains("--client-gone-grace -1", stderr);
 
         (exit, _, stderr) = RunToEnd("gym", "serve", "--listen", "127.0.0.1:0", "--max-vector-envs", "0");
         Assert.Equal(2, exit);

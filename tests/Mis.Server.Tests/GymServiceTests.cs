@@ -504,4 +504,26 @@ public sealed class GymServiceTests : IDisposable
 
         public void Dispose() => Close();
     }
+
+    [Fact]
+    public async Task An_environment_whose_client_went_away_is_closed_after_the_grace_unless_a_call_uses_it()
+    {
+        await using var gym = await GymTestServer.StartAsync(o => o with { ClientGoneGrace = TimeSpan.FromSeconds(2) });
+        string abandoned, continued;
+        using (var channel = global::Grpc.Net.Client.GrpcChannel.ForAddress(gym.Host.TcpAddress!))
+        {
+            var client = new Wire.GymService.GymServiceClient(channel);
+            abandoned = (await client.MakeAsync(new Wire.MakeRequest { Scenario = "data-shortcut" }, cancellationToken: Ct)).EnvId;
+            continued = (await client.MakeAsync(new Wire.MakeRequest { Scenario = "data-shortcut" }, cancellationToken: Ct)).EnvId;
+        }
+        // The client comes back on a new connection and goes on with one of them within the grace.
+        await Task.Delay(500, Ct);
+        await gym.ResetAsync(continued);
+        await Task.Delay(TimeSpan.FromSeconds(3), Ct);
+
+        var e = await Assert.ThrowsAsync<RpcException>(() => gym.ResetAsync(abandoned));
+        Assert.Equal(StatusCode.NotFound, e.StatusCode);
+        await gym.StepAsync(continued, 0);
+        Assert.Equal(1, gym.Host.Envs.Count);
+    }
 }

@@ -253,6 +253,14 @@ public static class GymCommand
                           "NOT_FOUND, saying why. 0 keeps environments until Close or shutdown.",
             DefaultValueFactory = _ => (int)GymServerOptions.DefaultIdleTimeout.TotalSeconds,
         };
+        var gone = new Option<int>("--client-gone-grace")
+        {
+            HelpName = "SECONDS",
+            Description = "When the connection a client made an environment on closes (the client went away without Close), close the " +
+                          "environment once this many seconds pass with no call on it (a client that reconnects and goes on keeps it); " +
+                          "for the kernel backend that kills the episode's process and removes its cgroup. 0: only --idle-timeout applies.",
+            DefaultValueFactory = _ => (int)GymServerOptions.DefaultClientGoneGrace.TotalSeconds,
+        };
         var command = new Command("serve",
             "Serve MIS environments over gRPC (mis.gym.v1.GymService in proto/mis/gym/v1/gym.proto, server reflection on), so RL code " +
             "in any language can make, reset, step and close them; clients/python/mis_gym.py is a Python client shaped like a " +
@@ -261,7 +269,7 @@ public static class GymCommand
             "SIGTERM or SIGINT stops it: calls in flight finish, every open environment is closed, exit 0. Exit 1 when the address " +
             "cannot be used, 2 when an option is wrong.")
         {
-            listen, dir, allow, maxEnvs, maxVector, idle,
+            listen, dir, allow, maxEnvs, maxVector, idle, gone,
         };
         command.SetAction((result, cancel) =>
         {
@@ -293,9 +301,16 @@ public static class GymCommand
                 Console.Error.WriteLine($"mis gym serve: --idle-timeout {idleSeconds}: give seconds, or 0 for no limit");
                 return Task.FromResult(2);
             }
+            int goneSeconds = result.GetValue(gone);
+            if (goneSeconds < 0)
+            {
+                Console.Error.WriteLine($"mis gym serve: --client-gone-grace {goneSeconds}: give seconds, or 0 to rely on --idle-timeout alone");
+                return Task.FromResult(2);
+            }
             var options = new GymServerOptions
             {
                 IdleTimeout = TimeSpan.FromSeconds(idleSeconds),
+                ClientGoneGrace = TimeSpan.FromSeconds(goneSeconds),
                 Listen = address,
                 ScenarioDirectory = result.GetValue(dir)?.FullName ?? DefaultScenarioDir(),
                 AllowedBackends = [.. result.GetValue(allow)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Distinct()],
