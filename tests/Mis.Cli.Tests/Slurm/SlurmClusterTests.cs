@@ -17,18 +17,14 @@ public sealed class SlurmClusterTests
     [Fact]
     public async Task A_job_array_submitted_by_an_unprivileged_user_runs_every_task_as_that_user()
     {
-        HostRequirements.Root();
-        var missing = SlurmCluster.MissingPrograms();
-        HostRequirements.That(missing.Count == 0, $"Slurm is not installed (missing {string.Join(", ", missing)}; ./mis installs slurm-wlm and munge)");
+        RequireSlurm();
         var cancel = TestContext.Current.CancellationToken;
 
         await using var cluster = await SlurmCluster.StartAsync(TimeSpan.FromSeconds(60), cancel);
         TestContext.Current.TestOutputHelper?.WriteLine($"slurm cluster up (node idle) in {cluster.StartupTime.TotalSeconds:F2} s");
 
-        // A directory the user may write (sticky, like /tmp) and a script that records its task id.
-        string shared = Path.Combine(cluster.Root, "shared");
-        Directory.CreateDirectory(shared);
-        File.SetUnixFileMode(shared, (UnixFileMode)Convert.ToInt32("1777", 8));
+        // A script that records its task id, in a directory the user may write.
+        string shared = SharedDirectory(cluster);
         string script = Path.Combine(shared, "task.sh");
         File.WriteAllText(script, "#!/bin/sh\nid -u > \"task-$SLURM_ARRAY_TASK_ID.txt\"\necho \"$SLURM_ARRAY_TASK_ID of $SLURM_ARRAY_TASK_COUNT\" >> \"task-$SLURM_ARRAY_TASK_ID.txt\"\n");
         File.SetUnixFileMode(script, (UnixFileMode)Convert.ToInt32("755", 8));
@@ -53,15 +49,11 @@ public sealed class SlurmClusterTests
     [Fact]
     public async Task The_sweep_and_merge_scripts_run_a_sharded_sweep_as_an_unprivileged_user_that_merges_to_the_one_machine_summary()
     {
-        HostRequirements.Root();
-        var missing = SlurmCluster.MissingPrograms();
-        HostRequirements.That(missing.Count == 0, $"Slurm is not installed (missing {string.Join(", ", missing)}; ./mis installs slurm-wlm and munge)");
+        RequireSlurm();
         var cancel = TestContext.Current.CancellationToken;
 
         await using var cluster = await SlurmCluster.StartAsync(TimeSpan.FromSeconds(60), cancel);
-        string shared = Path.Combine(cluster.Root, "shared");
-        Directory.CreateDirectory(shared);
-        File.SetUnixFileMode(shared, (UnixFileMode)Convert.ToInt32("1777", 8));
+        string shared = SharedDirectory(cluster);
         // What a site has on shared storage, readable by the user: a built checkout (the build
         // output, the experiments) and deploy/slurm's scripts.
         string misHome = MisHomeFor(shared);
@@ -107,9 +99,7 @@ public sealed class SlurmClusterTests
     [Fact]
     public async Task The_prolog_starts_the_node_daemon_before_the_jobs_and_the_epilog_stops_it_after()
     {
-        HostRequirements.Root();
-        var missing = SlurmCluster.MissingPrograms();
-        HostRequirements.That(missing.Count == 0, $"Slurm is not installed (missing {string.Join(", ", missing)}; ./mis installs slurm-wlm and munge)");
+        RequireSlurm();
         var cancel = TestContext.Current.CancellationToken;
         string repo = RepoRoot.Find();
 
@@ -126,18 +116,11 @@ public sealed class SlurmClusterTests
                 $"export MIS_BIN='{Path.Combine(repo, "tests", "Mis.Cli.Tests", "Slurm", "fake_enforcer.py")}' MIS_CONFIG_FILE=/etc/mis/enforcer.toml " +
                 $"MIS_SOCKET='{node}/mis.sock' MIS_STATE_LOCK='{node}/enforcer.lock' MIS_UNIT=mis-test-no-such-unit.service " +
                 $"MIS_STATE='{node}/state' MIS_LOG='{node}/enforcer.log' FAKE_ENFORCER_STARTS='{node}/starts'\n";
-            foreach (string script in new[] { "prolog", "epilog" })
-            {
-                File.WriteAllText(Path.Combine(node, $"{script}.sh"), $"#!/bin/sh\n{settings}exec '{Path.Combine(repo, "deploy", "slurm", $"{script}.sh")}'\n");
-                File.SetUnixFileMode(Path.Combine(node, $"{script}.sh"), (UnixFileMode)Convert.ToInt32("755", 8));
-            }
-            return [$"Prolog={node}/prolog.sh", "PrologFlags=Alloc", $"Epilog={node}/epilog.sh"];
+            return PrologWrappers(node, repo, settings);
         }, cancel);
         Assert.NotNull(node);
 
-        string shared = Path.Combine(cluster.Root, "shared");
-        Directory.CreateDirectory(shared);
-        File.SetUnixFileMode(shared, (UnixFileMode)Convert.ToInt32("1777", 8));
+        string shared = SharedDirectory(cluster);
         string script = Path.Combine(shared, "job.sh");
         // Each task records whether the daemon's socket was there when it ran.
         File.WriteAllText(script, $"#!/bin/sh\nif [ -S '{node}/mis.sock' ]; then echo up; else echo down; fi > \"socket-$SLURM_ARRAY_TASK_ID.txt\"\n");
@@ -163,9 +146,7 @@ public sealed class SlurmClusterTests
     [Fact]
     public async Task The_prolog_runs_the_real_node_daemon_for_a_job_whose_user_reaches_its_socket_and_the_epilog_stops_it_cleanly()
     {
-        HostRequirements.Root();
-        var missing = SlurmCluster.MissingPrograms();
-        HostRequirements.That(missing.Count == 0, $"Slurm is not installed (missing {string.Join(", ", missing)}; ./mis installs slurm-wlm and munge)");
+        RequireSlurm();
         var cancel = TestContext.Current.CancellationToken;
         string repo = RepoRoot.Find();
 
@@ -186,17 +167,12 @@ public sealed class SlurmClusterTests
                 $"export MIS_BIN='{node}/mis' MIS_CONFIG_FILE='{node}/enforcer.toml' MIS_SOCKET='{node}/mis.sock' " +
                 $"MIS_STATE_LOCK='{node}/state-dir/enforcer.lock' MIS_UNIT=mis-test-no-such-unit.service " +
                 $"MIS_STATE='{node}/state' MIS_LOG='{node}/enforcer.log'\n";
-            foreach (string script in new[] { "prolog", "epilog" })
-                File.WriteAllText(Path.Combine(node, $"{script}.sh"), $"#!/bin/sh\n{settings}exec '{Path.Combine(repo, "deploy", "slurm", $"{script}.sh")}'\n");
-            foreach (string file in new[] { "mis", "prolog.sh", "epilog.sh" })
-                File.SetUnixFileMode(Path.Combine(node, file), (UnixFileMode)Convert.ToInt32("755", 8));
-            return [$"Prolog={node}/prolog.sh", "PrologFlags=Alloc", $"Epilog={node}/epilog.sh"];
+            File.SetUnixFileMode(Path.Combine(node, "mis"), (UnixFileMode)Convert.ToInt32("755", 8));
+            return PrologWrappers(node, repo, settings);
         }, cancel);
         Assert.NotNull(node);
 
-        string shared = Path.Combine(cluster.Root, "shared");
-        Directory.CreateDirectory(shared);
-        File.SetUnixFileMode(shared, (UnixFileMode)Convert.ToInt32("1777", 8));
+        string shared = SharedDirectory(cluster);
         string script = Path.Combine(shared, "job.sh");
         // The job, as nobody, connects to the daemon's socket (SO_PEERCRED then names it to the daemon).
         File.WriteAllText(script,
@@ -218,6 +194,34 @@ public sealed class SlurmClusterTests
         Assert.False(Directory.Exists($"/proc/{pid}") && !File.ReadAllText($"/proc/{pid}/stat").Contains(") Z ", StringComparison.Ordinal), $"the daemon {pid} still runs\n{log}");
         Assert.False(File.Exists(Path.Combine(node, "mis.sock")), "the daemon's socket outlived it");
         Assert.False(File.Exists(Path.Combine(node, "state", "enforcer.pid")), "the epilog left the pid file");
+    }
+
+    private static void RequireSlurm()
+    {
+        HostRequirements.Root();
+        var missing = SlurmCluster.MissingPrograms();
+        HostRequirements.That(missing.Count == 0, $"Slurm is not installed (missing {string.Join(", ", missing)}; ./mis installs slurm-wlm and munge)");
+    }
+
+    // A directory every user may write (sticky, like /tmp) under the cluster's.
+    private static string SharedDirectory(SlurmCluster cluster)
+    {
+        string shared = Path.Combine(cluster.Root, "shared");
+        Directory.CreateDirectory(shared);
+        File.SetUnixFileMode(shared, (UnixFileMode)Convert.ToInt32("1777", 8));
+        return shared;
+    }
+
+    // deploy/slurm's prolog and epilog as slurmd runs them (root, SLURM_JOB_ID, PrologFlags=Alloc):
+    // wrappers in node/ that only export settings, and the slurm.conf lines naming them.
+    private static IReadOnlyList<string> PrologWrappers(string node, string repo, string settings)
+    {
+        foreach (string script in new[] { "prolog", "epilog" })
+        {
+            File.WriteAllText(Path.Combine(node, $"{script}.sh"), $"#!/bin/sh\n{settings}exec '{Path.Combine(repo, "deploy", "slurm", $"{script}.sh")}'\n");
+            File.SetUnixFileMode(Path.Combine(node, $"{script}.sh"), (UnixFileMode)Convert.ToInt32("755", 8));
+        }
+        return [$"Prolog={node}/prolog.sh", "PrologFlags=Alloc", $"Epilog={node}/epilog.sh"];
     }
 
     private static int FreeTcpPort()
