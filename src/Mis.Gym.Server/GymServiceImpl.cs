@@ -178,7 +178,7 @@ public sealed class GymServiceImpl(GymServerOptions options, ScenarioCatalog cat
     {
         if (options.ClientGoneGrace <= TimeSpan.Zero || context.GetHttpContext().Features.Get<ClientConnection>() is not { } connection)
             return;
-        connection.Closed.Register(() => _ = CloseIfAbandonedAsync(slot, options.Clock.GetTimestamp()));
+        slot.OnClientGone(connection.Closed, () => _ = CloseIfAbandonedAsync(slot, options.Clock.GetTimestamp()));
     }
 
     private async Task CloseIfAbandonedAsync(GymSlot slot, long goneAt)

@@ -14,6 +14,7 @@ public abstract class GymSlot
     private readonly SemaphoreSlim _gate = new(1, 1);
     private long _lastUsed;
     private bool _closed;
+    private CancellationTokenRegistration _clientGone;
 
     private protected GymSlot(string id, string scenario, string backend, TimeProvider clock)
     {
@@ -39,6 +40,13 @@ public abstract class GymSlot
     /// <summary>Whether a call ran on this slot after <paramref name="timestamp"/> (of <see cref="TimeProvider.GetTimestamp"/>), or runs now.</summary>
     internal bool UsedSince(long timestamp) => _gate.CurrentCount == 0 || Interlocked.Read(ref _lastUsed) > timestamp;
 
+    /// <summary>
+    /// Runs <paramref name="callback"/> when <paramref name="closed"/> (the maker's connection) is
+    /// cancelled, unless the slot was closed first: a connection that makes many environments holds
+    /// no callback for the ones already closed.
+    /// </summary>
+    internal void OnClientGone(CancellationToken closed, Action callback) => _clientGone = closed.Register(callback);
+
     /// <summary>Closes what the slot holds after the call it is running, if any. Safe to call twice.</summary>
     internal async Task CloseAsync()
     {
@@ -48,6 +56,7 @@ public abstract class GymSlot
             if (_closed)
                 return;
             _closed = true;
+            _clientGone.Dispose();
             CloseCore();
         }
         finally
