@@ -121,8 +121,8 @@ public sealed partial class EnforcerProcessTests
     {
         var stubborn = await client.RunWorkloadAsync(new RunWorkloadRequest { Command = "sh", Args = { "-c", "trap '' TERM; exec sleep 120" } }, cancellationToken: Ct);
         var plain = await client.RunWorkloadAsync(new RunWorkloadRequest { Command = "sleep", Args = { "120" } }, cancellationToken: Ct);
-        await TestEnforcer.WaitCommAsync(stubborn.Pid, "sleep");
-        await TestEnforcer.WaitCommAsync(plain.Pid, "sleep");
+        await TestEnforcer.WaitAsleepAsync(stubborn.Pid);
+        await TestEnforcer.WaitAsleepAsync(plain.Pid);
 
         var watch = client.WatchEvents(new WatchEventsRequest(), cancellationToken: Ct);
         await watch.ResponseHeadersAsync.WaitAsync(NoHang, Ct);

@@ -65,7 +65,7 @@ public sealed partial class EnforcerProcessTests : IDisposable
             var client = new PolicyService.PolicyServiceClient(channel);
             var started = await client.RunWorkloadAsync(new RunWorkloadRequest { Command = "sleep", Args = { "62.832" } }, cancellationToken: Ct);
             Assert.StartsWith(misRoot + "/", started.CgroupPath);
-            await TestEnforcer.WaitCommAsync(started.Pid, "sleep");
+            await TestEnforcer.WaitAsleepAsync(started.Pid);
             using (var http = new HttpClient())
                 Assert.Contains("mis_managed_cgroups 1", await http.GetStringAsync($"http://127.0.0.1:{metricsPort}/metrics", Ct));
             Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(socket));

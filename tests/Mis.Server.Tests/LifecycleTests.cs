@@ -77,7 +77,7 @@ public sealed class LifecycleTests
     {
         var mis = await TestEnforcer.StartAsync();
         var started = await mis.RunAsync("sleep", "61.803");
-        await TestEnforcer.WaitCommAsync(started.Pid, "sleep");
+        await TestEnforcer.WaitAsleepAsync(started.Pid);
         string root = mis.Host.Engine.CgroupRoot;
         var config = TestEnforcer.BaseConfig(mis.Dir);
 

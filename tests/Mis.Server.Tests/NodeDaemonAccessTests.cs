@@ -48,7 +48,7 @@ public sealed class NodeDaemonAccessTests
             Assert.Equal("OK", Code(aliceRun));
             ulong aliceCgroup = ulong.Parse(aliceRun["response"]!["cgroup_id"]!.ToString());
             int alicePid = (int)aliceRun["response"]!["pid"]!;
-            await TestEnforcer.WaitCommAsync(alicePid, "sleep");
+            await TestEnforcer.WaitAsleepAsync(alicePid);
             Assert.Equal(alice.Uid, ProcessUid(alicePid));
             using var rootChannel = UnixChannel(socket);
             var root = new PolicyService.PolicyServiceClient(rootChannel);
@@ -98,7 +98,7 @@ public sealed class NodeDaemonAccessTests
             ulong bobCgroup = ulong.Parse(bobRun["response"]!["cgroup_id"]!.ToString());
             int bobPid = (int)bobRun["response"]!["pid"]!;
             Assert.Equal("user", (string)bobRun["response"]!["policy"]!);
-            await TestEnforcer.WaitCommAsync(bobPid, "sleep");
+            await TestEnforcer.WaitAsleepAsync(bobPid);
             Assert.Equal(bob.Uid, ProcessUid(bobPid));
 
             // Watching "every cgroup", Bob sees his own workload's events and never Alice's.

@@ -16,7 +16,7 @@ public sealed partial class ObservabilityTests(EnforcerFixture fixture) : IClass
     {
         var mis = await fixture.GetAsync();
         var started = await mis.RunAsync("sleep", "30");
-        await TestEnforcer.WaitCommAsync(started.Pid, "sleep");
+        await TestEnforcer.WaitAsleepAsync(started.Pid);
         await mis.Client.SetDefconAsync(new SetDefconRequest { CgroupId = started.CgroupId, Level = 3 }, cancellationToken: Ct);
         await mis.Client.GetStatsAsync(new GetStatsRequest(), cancellationToken: Ct);
         await Assert.ThrowsAsync<RpcException>(() => mis.Client.KillProcessAsync(new KillProcessRequest(), cancellationToken: Ct).ResponseAsync);

@@ -139,7 +139,7 @@ public sealed class SystemdUnitTests
             Assert.Equal(1UL, done.Violations);
             Assert.Equal("nobody", done.User);
             var sleeper = await client.RunWorkloadAsync(new RunWorkloadRequest { Command = "sleep", Args = { "60" } }, cancellationToken: Ct);
-            await TestEnforcer.WaitCommAsync(sleeper.Pid, "sleep");
+            await TestEnforcer.WaitAsleepAsync(sleeper.Pid);
             Assert.Equal(4, (await client.SetDefconAsync(new SetDefconRequest { CgroupId = sleeper.CgroupId, Level = 4 }, cancellationToken: Ct)).Defcon);
             var killed = await client.KillProcessAsync(new KillProcessRequest { CgroupId = sleeper.CgroupId, Graceful = true }, cancellationToken: Ct);
             Assert.True(killed.Success, killed.Message);

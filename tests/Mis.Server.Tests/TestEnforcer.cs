@@ -111,11 +111,28 @@ internal sealed class TestEnforcer : IAsyncDisposable
         }
     }
 
-    internal static string ReadComm(int pid)
+    /// <summary>
+    /// Waits until <paramref name="pid"/> sleeps in <c>sleep</c>'s nanosleep. The name changes
+    /// while exec is still under way (the dynamic loader has yet to map libc), so a test that
+    /// raises DEFCON or kills right after <see cref="WaitCommAsync"/> could hit the loader instead.
+    /// </summary>
+    internal static async Task WaitAsleepAsync(int pid)
+    {
+        var watch = Stopwatch.StartNew();
+        while (!(ReadComm(pid) == "sleep" && ReadProc(pid, "wchan").Contains("nanosleep", StringComparison.Ordinal)))
+        {
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(10), $"pid {pid} never slept in sleep's nanosleep");
+            await Task.Delay(10, Ct);
+        }
+    }
+
+    internal static string ReadComm(int pid) => ReadProc(pid, "comm").Trim();
+
+    private static string ReadProc(int pid, string file)
     {
         try
         {
-            return File.ReadAllText($"/proc/{pid}/comm").Trim();
+            return File.ReadAllText($"/proc/{pid}/{file}");
         }
         catch (IOException)
         {

@@ -18,7 +18,7 @@ public sealed class WorkloadControlTests(EnforcerFixture fixture) : IClassFixtur
 
         Assert.True(started.CgroupId > 0 && started.Pid > 0);
         Assert.StartsWith(mis.Host.Engine.CgroupRoot + "/", started.CgroupPath);
-        await TestEnforcer.WaitCommAsync(started.Pid, "sleep");
+        await TestEnforcer.WaitAsleepAsync(started.Pid);
         Assert.Contains($"{started.Pid}", File.ReadAllLines(Path.Combine(started.CgroupPath, "cgroup.procs")));
         var info = await mis.Client.GetCgroupAsync(new GetCgroupRequest { CgroupId = started.CgroupId }, cancellationToken: Ct);
         Assert.Equal(WorkloadState.Running, info.State);
@@ -109,7 +109,7 @@ public sealed class WorkloadControlTests(EnforcerFixture fixture) : IClassFixtur
         var before = await mis.Client.GetStatsAsync(new GetStatsRequest(), cancellationToken: Ct);
         var started = await mis.RunAsync("sleep", "30");
         var id = started.CgroupId;
-        await TestEnforcer.WaitCommAsync(started.Pid, "sleep"); // exec'd before DEFCON 3 would deny the exec
+        await TestEnforcer.WaitAsleepAsync(started.Pid); // loaded before DEFCON 3 would deny mapping its libraries
 
         var raised = await mis.Client.SetDefconAsync(new SetDefconRequest { CgroupId = id, Level = 3 }, cancellationToken: Ct);
         Assert.Equal((5, 3, 6UL, false), (raised.PreviousDefcon, raised.Defcon, raised.Violations, raised.Killed)); // thresholds [3, 6, 10, 15]
@@ -146,8 +146,8 @@ public sealed class WorkloadControlTests(EnforcerFixture fixture) : IClassFixtur
         var mis = await fixture.GetAsync(); // kill_grace_ms = 1500
         var stubborn = await mis.RunAsync("sh", "-c", "trap '' TERM; exec sleep 60"); // SIGTERM stays ignored across exec
         var meek = await mis.RunAsync("sleep", "60");
-        await TestEnforcer.WaitCommAsync(stubborn.Pid, "sleep");
-        await TestEnforcer.WaitCommAsync(meek.Pid, "sleep");
+        await TestEnforcer.WaitAsleepAsync(stubborn.Pid);
+        await TestEnforcer.WaitAsleepAsync(meek.Pid);
 
         var gracefulWatch = Stopwatch.StartNew();
         var graceful = mis.Client.KillProcessAsync(new KillProcessRequest { CgroupId = stubborn.CgroupId, Graceful = true }, cancellationToken: Ct).ResponseAsync;
@@ -173,7 +173,7 @@ public sealed class WorkloadControlTests(EnforcerFixture fixture) : IClassFixtur
     {
         var mis = await fixture.GetAsync();
         var started = await mis.RunAsync("sleep", "60");
-        await TestEnforcer.WaitCommAsync(started.Pid, "sleep");
+        await TestEnforcer.WaitAsleepAsync(started.Pid);
 
         var outcome = await mis.Client.KillProcessAsync(new KillProcessRequest { CgroupId = started.CgroupId, Graceful = true }, cancellationToken: Ct);
 
@@ -214,7 +214,7 @@ public sealed class WorkloadControlTests(EnforcerFixture fixture) : IClassFixtur
 
         // Filtered: only the named cgroup's events, only the kinds asked for.
         var sleeper = await mis.RunAsync("sleep", "30");
-        await TestEnforcer.WaitCommAsync(sleeper.Pid, "sleep");
+        await TestEnforcer.WaitAsleepAsync(sleeper.Pid);
         using var one = mis.Client.WatchEvents(new WatchEventsRequest { CgroupId = sleeper.CgroupId, Kinds = { "defcon_transition" } }, cancellationToken: cancel.Token);
         await one.ResponseHeadersAsync;
         var other = await mis.RunAsync("sh", "-c", "cat /etc/shadow; cat /etc/shadow; cat /etc/shadow");
