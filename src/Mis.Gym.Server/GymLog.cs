@@ -28,4 +28,10 @@ public static partial class GymLog
 
     [LoggerMessage(103, LogLevel.Information, "GymService stopped: {Closed} open environment(s) closed")]
     internal static partial void GymStopped(this ILogger logger, int closed);
+
+    [LoggerMessage(110, LogLevel.Information, "Kernel backend {Id} opened for {Caller}: scenario {Scenario}, cgroups under {CgroupsRoot}")]
+    internal static partial void KernelBackendOpened(this ILogger logger, string id, string caller, string scenario, string cgroupsRoot);
+
+    [LoggerMessage(111, LogLevel.Information, "Kernel backend {Id} closed ({Why})")]
+    internal static partial void KernelBackendClosed(this ILogger logger, string id, string why);
 }

@@ -16,24 +16,62 @@ internal static class CliRunner
     /// </summary>
     internal static Result RunAs(string user, params string[] args)
     {
-        string dir = AppContext.BaseDirectory;
-        string? copy = null;
-        if (Exec("runuser", "-u", user, "--", "test", "-r", Path.Combine(dir, "mis.dll")) != 0)
-        {
-            copy = Path.Combine(Path.GetTempPath(), $"mis-as-{user}-{Guid.NewGuid():N}");
-            Assert.True(Exec("cp", "-al", dir.TrimEnd('/'), copy) == 0, $"cannot hard-link {dir} to {copy} for user {user}");
-            Exec("chmod", "-R", "o+rX", copy);
-            dir = copy;
-        }
+        using var bin = ReadableBy(user);
+        return Start(AsUser(user), bin.Path, args, UserEnvironment);
+    }
+
+    /// <summary>Starts mis as <paramref name="user"/> without waiting (see <see cref="RunAs"/>); disposing it kills it if it still runs.</summary>
+    internal static Background StartAs(string user, params string[] args)
+    {
+        var bin = ReadableBy(user);
         try
         {
-            return Start(new ProcessStartInfo("runuser") { ArgumentList = { "-u", user, "--", Dotnet } }, dir, args,
-                new Dictionary<string, string> { ["HOME"] = "/tmp", ["DOTNET_CLI_HOME"] = "/tmp" });
+            return new Background(Process.Start(StartInfo(AsUser(user), bin.Path, args, UserEnvironment))!, bin);
         }
-        finally
+        catch
         {
-            if (copy is not null)
-                Directory.Delete(copy, recursive: true);
+            bin.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>A mis process started in the background, and the copy of the build output it runs from.</summary>
+    internal sealed class Background(Process process, IDisposable bin) : IDisposable
+    {
+        internal Process Process { get; } = process;
+
+        public void Dispose()
+        {
+            if (!Process.HasExited)
+                Process.Kill(entireProcessTree: true);
+            Process.WaitForExit();
+            Process.Dispose();
+            bin.Dispose();
+        }
+    }
+
+    private static readonly Dictionary<string, string> UserEnvironment = new() { ["HOME"] = "/tmp", ["DOTNET_CLI_HOME"] = "/tmp" };
+
+    private static ProcessStartInfo AsUser(string user) => new("runuser") { ArgumentList = { "-u", user, "--", Dotnet } };
+
+    /// <summary>The build output where <paramref name="user"/> can read it: where it is, or a hard-linked world-readable copy (removed on dispose).</summary>
+    private static BinDirectory ReadableBy(string user)
+    {
+        string dir = AppContext.BaseDirectory;
+        if (Exec("runuser", "-u", user, "--", "test", "-r", Path.Combine(dir, "mis.dll")) == 0)
+            return new BinDirectory(dir, null);
+        string copy = Path.Combine(Path.GetTempPath(), $"mis-as-{user}-{Guid.NewGuid():N}");
+        Assert.True(Exec("cp", "-al", dir.TrimEnd('/'), copy) == 0, $"cannot hard-link {dir} to {copy} for user {user}");
+        Exec("chmod", "-R", "o+rX", copy);
+        return new BinDirectory(copy, copy);
+    }
+
+    private sealed record BinDirectory(string Path, string? Copy) : IDisposable
+    {
+        public void Dispose()
+        {
+            if (Copy is not null)
+                Directory.Delete(Copy, recursive: true);
         }
     }
 

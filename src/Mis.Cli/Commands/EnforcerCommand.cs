@@ -41,7 +41,8 @@ public static class EnforcerCommand
             string? env = Environment.GetEnvironmentVariable("MIS_CONFIG");
             string? path = result.GetValue(config)?.FullName ?? (string.IsNullOrEmpty(env) ? null : env);
             // The model libraries (TorchSharp, ML.NET) stay out of the server: the CLI hands it the loader.
-            return EnforcerProgram.RunAsync(path, Console.Error, modelPath => Mis.Anomaly.ModelFile.Load(modelPath));
+            // It also runs kernel-backend episodes for callers that are not root (mis gym run --enforcer).
+            return EnforcerProgram.RunAsync(path, Console.Error, modelPath => Mis.Anomaly.ModelFile.Load(modelPath), [Mis.Gym.Server.KernelEpisodes.Hosted]);
         });
         return command;
     }

@@ -41,6 +41,7 @@ public static class GymCommand
                           $"N = {ShardSelection.SlurmTaskCount}, and a Kubernetes Indexed Job pod I = {ShardSelection.KubernetesIndex}, " +
                           $"N = {ShardSelection.ShardCount} (which the Job template sets to its completions); --shard 0/1 runs everything.",
         };
+        var enforcer = EnforcerOption();
         var command = new Command("run",
             "Run an experiment: every config of its sweep grid with every seed, each step written to trajectory.csv/.jsonl, " +
             "each episode to episodes.csv and a TensorBoard events file (tensorboard/), then summary.json and the report " +
@@ -48,10 +49,12 @@ public static class GymCommand
             "share and no report. Ctrl+C stops at the next episode; rerun to resume. Exit status 0 when all runs completed, 1 " +
             "when some failed, 2 for a bad file, backend, --shard or a run directory of another experiment, 130 when interrupted.")
         {
-            file, outDir, episodes, seeds, shard,
+            file, outDir, episodes, seeds, shard, enforcer,
         };
         command.SetAction(result =>
         {
+            if (!UseEnforcer(result, enforcer, "mis gym run"))
+                return ExperimentConsole.BadInput;
             var experiment = ExperimentConsole.Load("mis gym run", result.GetValue(file)!.FullName);
             if (experiment is null)
                 return ExperimentConsole.BadInput;
@@ -92,19 +95,22 @@ public static class GymCommand
     {
         var backend = new Option<string>("--backend")
         {
-            Description = "Backend to check: sim (the in-process simulator) or kernel (the real enforcer: needs root).",
+            Description = "Backend to check: sim (the in-process simulator) or kernel (the real enforcer: root, or --enforcer).",
             DefaultValueFactory = _ => MisGym.Sim,
         };
         backend.AcceptOnlyFromAmong([.. MisGym.Backends]);
         var dir = ScenariosOption();
+        var enforcer = EnforcerOption();
         var command = new Command("check",
             "Run the env checker (spaces, reset/step contract, seeding, determinism, step after the end, close) on every " +
             "scenario and print a table. Exit status 0 when all pass, 1 when a check fails, 2 when a scenario or the backend cannot be used.")
         {
-            backend, dir,
+            backend, dir, enforcer,
         };
         command.SetAction(result =>
         {
+            if (!UseEnforcer(result, enforcer, "mis gym check"))
+                return 2;
             string name = result.GetValue(backend)!;
             var files = ScenarioFiles(result.GetValue(dir));
             if (files is null)
@@ -120,6 +126,11 @@ public static class GymCommand
                     if (!MisGym.BackendsFor(scenario).Contains(name))
                     {
                         rows.Add((scenario.Name, "-", "-", "skipped: a command workload ([workload]) needs the kernel backend"));
+                        continue;
+                    }
+                    if (scenario is CommandScenario && NodeDaemon.Address is not null)
+                    {
+                        rows.Add((scenario.Name, "-", "-", "skipped: the node daemon runs action scenarios; a command workload ([workload]) runs in-process, as root"));
                         continue;
                     }
                     // Make one up front: an unavailable backend is a clear message, not eight failed checks.
@@ -214,6 +225,31 @@ public static class GymCommand
         return command;
     }
 
+    /// <summary><c>--enforcer unix:PATH</c>: kernel-backend episodes in the node daemon.</summary>
+    internal static Option<string?> EnforcerOption() => new("--enforcer")
+    {
+        HelpName = "unix:PATH",
+        Description = "Run kernel-backend episodes in the node daemon (mis enforcer) on this Unix socket, as yourself and without root, " +
+                      $"e.g. {NodeDaemon.DefaultAddress}. Default: ${NodeDaemon.EnvironmentVariable} if set, else in this process (which needs root).",
+    };
+
+    /// <summary>Makes <c>--enforcer</c>, when given, this process's daemon; false (after saying why) when it is not <c>unix:PATH</c>.</summary>
+    internal static bool UseEnforcer(ParseResult result, Option<string?> option, string command)
+    {
+        if (result.GetValue(option) is not { } address)
+            return true;
+        try
+        {
+            NodeDaemon.Use(address);
+            return true;
+        }
+        catch (ArgumentException e)
+        {
+            Console.Error.WriteLine($"{command}: --enforcer: {e.Message}");
+            return false;
+        }
+    }
+
     private static Command Serve()
     {
         var listen = new Option<string>("--listen")
@@ -230,7 +266,8 @@ public static class GymCommand
         {
             HelpName = "sim,kernel",
             Description = "Backends clients may ask for, comma-separated. kernel runs each episode's actions as a real " +
-                          "process in a MIS-managed cgroup under the BPF enforcer: it needs root, and a client can then start such processes.",
+                          "process in a MIS-managed cgroup under the BPF enforcer: it needs root (a client can then start such processes), " +
+                          "or --enforcer, which runs them in the node daemon as the account that runs this server.",
             DefaultValueFactory = _ => MisGym.Sim,
         };
         var maxEnvs = new Option<int>("--max-envs")
@@ -261,6 +298,7 @@ public static class GymCommand
                           "for the kernel backend that kills the episode's process and removes its cgroup. 0: only --idle-timeout applies.",
             DefaultValueFactory = _ => (int)GymServerOptions.DefaultClientGoneGrace.TotalSeconds,
         };
+        var enforcer = EnforcerOption();
         var command = new Command("serve",
             "Serve MIS environments over gRPC (mis.gym.v1.GymService in proto/mis/gym/v1/gym.proto, server reflection on), so RL code " +
             "in any language can make, reset, step and close them; clients/python/mis_gym.py is a Python client shaped like a " +
@@ -269,10 +307,12 @@ public static class GymCommand
             "SIGTERM or SIGINT stops it: calls in flight finish, every open environment is closed, exit 0. Exit 1 when the address " +
             "cannot be used, 2 when an option is wrong.")
         {
-            listen, dir, allow, maxEnvs, maxVector, idle, gone,
+            listen, dir, allow, maxEnvs, maxVector, idle, gone, enforcer,
         };
         command.SetAction((result, cancel) =>
         {
+            if (!UseEnforcer(result, enforcer, "mis gym serve"))
+                return Task.FromResult(2);
             GymListenAddress address;
             try
             {

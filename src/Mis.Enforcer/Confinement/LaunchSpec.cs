@@ -28,10 +28,10 @@ public sealed record WorkloadIdentity
     public string Name { get; }
 
     /// <summary>The uid the workload runs as.</summary>
-    internal uint Uid { get; }
+    public uint Uid { get; }
 
     /// <summary>The primary gid the workload runs as.</summary>
-    internal uint Gid { get; }
+    public uint Gid { get; }
 
     /// <summary>Uid 0 without any capability, securebits locked so exec cannot give them back.</summary>
     internal bool AsRoot { get; }

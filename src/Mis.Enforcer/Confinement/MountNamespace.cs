@@ -150,13 +150,38 @@ public sealed unsafe class MountNamespace : IDisposable
             rc = Libc.StatPath(m, &st);
         if (rc != 0 || (st.Mode & Libc.S_IFMT) != Libc.S_IFDIR)
             return;
-        // st_uid and st_gid follow st_mode in x86-64's struct stat (offsets 28 and 32).
-        uint uid = *(uint*)((byte*)&st + 28);
-        uint gid = *(uint*)((byte*)&st + 32);
+        var (uid, gid) = OwnerOf(&st);
         fixed (byte* p = Z(path))
         {
             if (Libc.Syscall(SysChown, (long)p, uid, gid) != 0 || Libc.Syscall(SysChmod, (long)p, st.Mode & 0xFFF, 0) != 0)
                 throw new IOException($"cannot give {path} the owner and mode of {model}: {Errno.Describe(Libc.LastErrno)}");
+        }
+    }
+
+    /// <summary>The owner and group of <paramref name="path"/> (following symbolic links).</summary>
+    /// <exception cref="IOException">stat failed.</exception>
+    public static (uint Uid, uint Gid) Owner(string path)
+    {
+        Libc.Stat st;
+        fixed (byte* p = Z(path))
+        {
+            if (Libc.StatPath(p, &st) != 0)
+                throw new IOException($"stat {path}: {Errno.Describe(Libc.LastErrno)}");
+        }
+        return OwnerOf(&st);
+    }
+
+    // st_uid and st_gid follow st_mode in x86-64's struct stat (offsets 28 and 32).
+    private static (uint Uid, uint Gid) OwnerOf(Libc.Stat* st) => (*(uint*)((byte*)st + 28), *(uint*)((byte*)st + 32));
+
+    /// <summary>chown(2) of <paramref name="path"/> (not following a final symbolic link is not needed: the callers made it).</summary>
+    /// <exception cref="IOException">The call failed (the message names the path and errno).</exception>
+    public static void Chown(string path, uint uid, uint gid)
+    {
+        fixed (byte* p = Z(path))
+        {
+            if (Libc.Syscall(SysChown, (long)p, uid, gid) != 0)
+                throw new IOException($"cannot give {path} to uid {uid} gid {gid}: {Errno.Describe(Libc.LastErrno)}");
         }
     }
 

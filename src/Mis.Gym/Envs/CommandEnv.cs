@@ -67,7 +67,8 @@ public sealed class CommandEnv : Env<float[], int>
         _spec = scenario.Workload;
         _scenario = scenario;
         if (!OperatingSystem.IsLinux() || Environment.UserName != "root")
-            throw new BackendUnavailableException($"scenario {scenario.Name} runs a command ([workload] at {_spec.Source}): that needs the kernel backend, which needs Linux and root");
+            throw new BackendUnavailableException($"scenario {scenario.Name} runs a command ([workload] at {_spec.Source}): that needs the kernel backend in this process, which needs Linux and root" +
+                (NodeDaemon.Address is { } daemon ? $" (the node daemon at {daemon} runs action scenarios only)" : ""));
         _files = KernelBackendFiles.Plan(scenario);
         _session = KernelBackend.OpenSession(scenario);
         try

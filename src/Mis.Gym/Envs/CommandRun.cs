@@ -49,7 +49,7 @@ public sealed partial class CommandRun : IDisposable
         SafeFileHandle? outRead = null, outWrite = null, errRead = null, errWrite = null;
         try
         {
-            view = files.CreateNamespace();
+            view = files.CreateNamespace(WorkloadIdentity.Root);
             (outRead, outWrite) = CloexecPipe.Create();
             (errRead, errWrite) = CloexecPipe.Create();
             workload = Launch(session, policy, "gym-" + scenario.Name, view, spec.Command, spec.WorkingDirectory, outWrite, errWrite, start: false);

@@ -51,6 +51,7 @@ public sealed partial class KernelBackend : IScenarioBackend
     private readonly bool _measured;
     private readonly ulong[] _syscalls;
     private readonly bool _learning;
+    private readonly WorkloadIdentity _identity;
     private Episode? _episode;
     private ulong _nominalNs;
     private bool _disposed;
@@ -66,13 +67,20 @@ public sealed partial class KernelBackend : IScenarioBackend
     /// the kernel's either way.
     /// </param>
     /// <param name="learning">Learning mode: violations are recorded, nothing is denied, slowed or killed.</param>
-    internal KernelBackend(ActionScenario scenario, bool measuredSlowdown = true, bool learning = false)
+    /// <param name="identity">
+    /// Who the actuator runs as: root without capabilities (the default), or the caller the node
+    /// daemon runs the episodes for; the files made for the episode are then that account's.
+    /// </param>
+    /// <exception cref="BackendUnavailableException">Not root, no python3 for the actuator, or the kernel enforcer or the scenario's files cannot be made here (the message says which).</exception>
+    public KernelBackend(ActionScenario scenario, bool measuredSlowdown = true, bool learning = false, WorkloadIdentity? identity = null)
     {
         _measured = measuredSlowdown;
         _learning = learning;
+        _identity = identity ?? WorkloadIdentity.Root;
         _syscalls = scenario.Actions.Select(a => (ulong)a.Syscalls).ToArray();
         if (!OperatingSystem.IsLinux() || Environment.UserName != "root")
-            throw new BackendUnavailableException("the kernel backend needs Linux and root (it creates cgroups and loads the BPF enforcer); use --backend sim");
+            throw new BackendUnavailableException(
+                $"the kernel backend needs Linux and root (it creates cgroups and loads the BPF enforcer); not root, run it through the node daemon (--enforcer {NodeDaemon.DefaultAddress}, or set {NodeDaemon.EnvironmentVariable}), or use --backend sim");
         if (!File.Exists(KernelBackendActuator.Python))
             throw new BackendUnavailableException($"the kernel backend's actuator needs {KernelBackendActuator.Python}");
         _scenario = scenario;
@@ -116,13 +124,16 @@ public sealed partial class KernelBackend : IScenarioBackend
     public string Name => "kernel";
 
     /// <summary>Real wall time of the last action (actuator round trip), in ns.</summary>
-    internal ulong LastLatencyNs { get; private set; }
+    public ulong LastLatencyNs { get; private set; }
+
+    /// <summary>How many actions the scenario offers.</summary>
+    public int ActionCount => _scenario.Actions.Count;
 
     /// <summary>The cgroup directory of the running episode, if any (tests check it is removed).</summary>
-    internal string? CgroupPath => _episode?.Cgroup.Path;
+    public string? CgroupPath => _episode?.Cgroup.Path;
 
     /// <summary>The directory holding this backend's workload cgroups (<c>&lt;mount&gt;/mis/gym-PID-N/enforcer-PID</c>).</summary>
-    internal string CgroupsRoot => _session.CgroupRoot;
+    public string CgroupsRoot => _session.CgroupRoot;
 
     /// <inheritdoc />
     public BackendState BeginEpisode()
@@ -130,7 +141,7 @@ public sealed partial class KernelBackend : IScenarioBackend
         ObjectDisposedException.ThrowIf(_disposed, this);
         EndEpisode();
         _nominalNs = 0;
-        _episode = Episode.Start(_scenario, _session, _policy, _files, _learning);
+        _episode = Episode.Start(_scenario, _session, _policy, _files, _identity, _learning);
         return BackendState.Fresh;
     }
 

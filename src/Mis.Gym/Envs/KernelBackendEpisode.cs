@@ -41,7 +41,7 @@ public sealed partial class KernelBackend
         /// <summary>The kernel's slowdown total at the last reading.</summary>
         internal ulong RawSlowdownNs { get; set; }
 
-        internal static Episode Start(ActionScenario scenario, EnforcementSession session, PolicySlot policy, KernelBackendFiles files, bool learning = false)
+        internal static Episode Start(ActionScenario scenario, EnforcementSession session, PolicySlot policy, KernelBackendFiles files, WorkloadIdentity identity, bool learning)
         {
             EnforcedWorkload? workload = null;
             MountNamespace? view = null;
@@ -50,12 +50,12 @@ public sealed partial class KernelBackend
             {
                 (childIn, parentIn) = CloexecPipe.Create();   // the actuator reads commands from childIn
                 (parentOut, childOut) = CloexecPipe.Create(); // and writes results to childOut
-                view = files.CreateNamespace();
+                view = files.CreateNamespace(identity);
                 workload = session.Launch(new EnforcedWorkloadSpec
                 {
                     Command = [KernelBackendActuator.Python, "-I", "-S", "-u", "-c", KernelBackendActuator.Script],
                     Policy = policy,
-                    Identity = WorkloadIdentity.Root,
+                    Identity = identity,
                     Learning = learning,
                     Label = "gym-" + scenario.Name,
                     MountNamespace = view,

@@ -96,14 +96,19 @@ public sealed class KernelBackendFiles
     /// A fresh private view: a new mount namespace with the layers in place. The caller launches
     /// the episode's processes in it and disposes it with the episode.
     /// </summary>
-    internal MountNamespace CreateNamespace() => MountNamespace.Create(() =>
+    /// <param name="owner">
+    /// Who the episode runs as. Other than root, the files and directories made for the scenario
+    /// are that account's, so the episode can write where the scenario writes as a root one can
+    /// (what the policy allows is the same; only Unix permissions would differ).
+    /// </param>
+    internal MountNamespace CreateNamespace(WorkloadIdentity owner) => MountNamespace.Create(() =>
     {
         foreach (var layer in Layers(_needs))
         {
             MountNamespace.Overlay(layer.Directory, LayerBytes, (upper, lower) =>
             {
                 foreach (var entry in layer.Entries)
-                    Make(upper, lower, entry);
+                    Make(upper, lower, entry, owner);
             });
         }
     });
@@ -141,7 +146,7 @@ public sealed class KernelBackendFiles
         }
     }
 
-    private static void Make(string upper, string lower, Entry entry)
+    private static void Make(string upper, string lower, Entry entry, WorkloadIdentity owner)
     {
         // Directories on the way: like the host's where it has them, so the merged view keeps
         // their mode and owner.
@@ -155,15 +160,34 @@ public sealed class KernelBackendFiles
             if (!Directory.Exists(made))
                 MountNamespace.MakeDirectoryLike(made, Path.Combine(lower, relative));
         }
-        if (entry.Content is null)
-            return;
-        string file = Path.Combine(upper, entry.Relative);
-        File.WriteAllText(file, entry.Content);
-        var mode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
-        if (entry.Program)
-            mode |= UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
-        if (OperatingSystem.IsLinux())
-            File.SetUnixFileMode(file, mode);
+        string target = Path.Combine(upper, entry.Relative);
+        if (entry.Content is not null)
+        {
+            File.WriteAllText(target, entry.Content);
+            var mode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
+            if (entry.Program)
+                mode |= UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
+            if (OperatingSystem.IsLinux())
+                File.SetUnixFileMode(target, mode);
+        }
+        // The episode's own account owns what was made for it. A directory the host has stays as
+        // it is unless that account may already list it: owning the private copy would show it
+        // the names of what the host keeps there.
+        if (owner.Uid != 0 && (entry.Content is not null || MayList(Path.Combine(lower, entry.Relative), owner)))
+            MountNamespace.Chown(target, owner.Uid, owner.Gid);
+    }
+
+    /// <summary>True when <paramref name="directory"/> is missing on the host or <paramref name="owner"/> may read and search it there (its primary group only).</summary>
+    private static bool MayList(string directory, WorkloadIdentity owner)
+    {
+        if (!OperatingSystem.IsLinux() || !Directory.Exists(directory))
+            return true;
+        var info = new DirectoryInfo(directory);
+        var (uid, gid) = MountNamespace.Owner(directory);
+        var mode = info.UnixFileMode;
+        return uid == owner.Uid ? mode.HasFlag(UnixFileMode.UserRead | UnixFileMode.UserExecute)
+            : gid == owner.Gid ? mode.HasFlag(UnixFileMode.GroupRead | UnixFileMode.GroupExecute)
+            : mode.HasFlag(UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
     }
 
     // The overlay goes on the top-level directory (/srv, /usr, /etc, ...): a deeper one could be

@@ -13,7 +13,7 @@ public static class MisGym
     /// <summary>The in-process simulator backend.</summary>
     public const string Sim = "sim";
 
-    /// <summary>The real kernel enforcer backend (<see cref="KernelBackend"/>: root, Linux, the BPF enforcer).</summary>
+    /// <summary>The real kernel enforcer backend (<see cref="KernelBackend"/>: root, Linux, the BPF enforcer; or the node daemon's, <see cref="NodeDaemon"/>).</summary>
     public const string Kernel = "kernel";
 
     /// <summary>Backend names <see cref="Make(string, string, bool)"/> knows.</summary>
@@ -57,7 +57,7 @@ public static class MisGym
     /// </summary>
     public static IEnv<float[], int> MakeKernelModelled(Scenario scenario) => scenario switch
     {
-        ActionScenario actions => new TimeLimit<float[], int>(new MisEnv(actions, new KernelBackend(actions, measuredSlowdown: false)), actions.MaxSteps),
+        ActionScenario actions => new TimeLimit<float[], int>(new MisEnv(actions, NodeDaemon.KernelBackend(actions, measuredSlowdown: false)), actions.MaxSteps),
         _ => Make(scenario, Kernel),
     };
 
@@ -97,7 +97,7 @@ public static class MisGym
     internal static IScenarioBackend CreateBackend(ActionScenario scenario, string backend, bool learning = false) => backend switch
     {
         Sim => new SimBackend(scenario, learning),
-        Kernel => new KernelBackend(scenario, learning: learning),
+        Kernel => NodeDaemon.KernelBackend(scenario, learning: learning),
         _ => throw UnknownBackend(backend),
     };
 

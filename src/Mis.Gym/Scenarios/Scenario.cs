@@ -180,6 +180,14 @@ public abstract record Scenario
     public required string PolicySource { get; init; }
 
     /// <summary>
+    /// The text the scenario was parsed from and its policy file's (null for an inline policy), as
+    /// read then: what a node daemon parses again for a kernel episode it runs on the caller's
+    /// behalf (<see cref="Envs.RemoteKernelBackend"/>), so both sides hold the same scenario even
+    /// if the files change meanwhile, and the daemon never reads a caller's files itself.
+    /// </summary>
+    internal (string Scenario, string? Policy) Texts { get; init; }
+
+    /// <summary>
     /// Whether an episode is a function of its seed: true for an action scenario (its one random
     /// draw comes from the env's seeded source), false for a command scenario, whose program runs
     /// with real timing.

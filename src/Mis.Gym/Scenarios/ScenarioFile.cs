@@ -71,7 +71,7 @@ public static class ScenarioFile
     };
 
     /// <summary>Loads and checks a scenario file.</summary>
-    public static Scenario Load(string path) => Bind(TomlDocument.Load(path, "scenario file"));
+    public static Scenario Load(string path) => Bind(TomlDocument.Load(path, "scenario file"), ReadFile);
 
     /// <summary>Loads a scenario that must offer actions: for what steps or trains an agent over a scenario's <c>[[action]]</c>s.</summary>
     /// <param name="path">The scenario file.</param>
@@ -85,9 +85,16 @@ public static class ScenarioFile
     };
 
     /// <summary>Parses scenario text; <paramref name="file"/> names it in errors and anchors a relative policy path.</summary>
-    internal static Scenario Parse(string text, string file) => Bind(TomlDocument.Parse(text, file));
+    /// <param name="text">The scenario.</param>
+    /// <param name="file">Its name, for errors and to resolve a relative <c>policy</c> path.</param>
+    /// <param name="readPolicy">The text of a policy file the scenario names (absolute path), or null when there is none; default: the file system.</param>
+    /// <exception cref="ConfigException">The text is not a valid scenario; the message names file, line and key.</exception>
+    public static Scenario Parse(string text, string file, Func<string, string?>? readPolicy = null) =>
+        Bind(TomlDocument.Parse(text, file), readPolicy ?? ReadFile);
 
-    private static Scenario Bind(TomlDocument document)
+    private static string? ReadFile(string path) => System.IO.File.Exists(path) ? System.IO.File.ReadAllText(path) : null;
+
+    private static Scenario Bind(TomlDocument document, Func<string, string?> readPolicy)
     {
         string file = document.File;
         document.RejectTopLevelKeys("put it under [scenario], [task], [reward], [sim] or an [[action]]");
@@ -131,7 +138,7 @@ public static class ScenarioFile
         }
 
         var header = own.GetValueOrDefault("scenario");
-        var (policy, policySource) = ReadPolicy(document, header, policyTables);
+        var (policy, policySource, policyText) = ReadPolicy(document, header, policyTables, readPolicy);
         var defcon = DefconFrom(header, defconTables);
         var actions = actionTables.Select(ActionFrom).ToList();
         if (workloadFiles is not null && !own.ContainsKey("workload"))
@@ -161,10 +168,11 @@ public static class ScenarioFile
                 Defcon = defcon,
                 Policy = policy,
                 PolicySource = policySource,
+                Texts = (document.Text, policyText),
                 Workload = workload,
             };
         }
-        var defaults = new ActionScenario { Name = name, File = file, MaxSteps = maxSteps, Actions = actions, Policy = policy, PolicySource = policySource };
+        var defaults = new ActionScenario { Name = name, File = file, MaxSteps = maxSteps, Actions = actions, Policy = policy, PolicySource = policySource, Texts = (document.Text, policyText) };
         var scenario = defaults with
         {
             Description = description,
@@ -268,11 +276,13 @@ public static class ScenarioFile
                 "a [workload] scenario has no actions to require; its reward comes from the exit status or reward_command");
     }
 
-    private static (WorkloadPolicy Policy, string Source) ReadPolicy(TomlDocument document, TomlValues? header, List<TomlTable> policyTables)
+    private static (WorkloadPolicy Policy, string Source, string? Text) ReadPolicy(TomlDocument document, TomlValues? header, List<TomlTable> policyTables,
+        Func<string, string?> readPolicy)
     {
         string file = document.File;
         WorkloadPolicy policy;
         string source = "inline";
+        string? text = null;
         ConfigValue? at = null;
         if (header is not null && header.TryGetValue("policy", out var reference))
         {
@@ -281,9 +291,8 @@ public static class ScenarioFile
                     $"names a policy file, and the scenario also has inline rules (line {policyTables[0].Line}); use one or the other");
             string relative = reference.NonEmptyString();
             source = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(file)) ?? ".", relative);
-            if (!System.IO.File.Exists(source))
-                throw reference.Error($"policy file \"{relative}\" not found (looked at {source})");
-            policy = PolicyFile.Load(source);
+            text = readPolicy(source) ?? throw reference.Error($"policy file \"{relative}\" not found (looked at {source})");
+            policy = PolicyFile.Parse(text, source);
             at = reference;
         }
         else
@@ -299,7 +308,7 @@ public static class ScenarioFile
             throw document.Error((SyntaxNodeBase?)at?.Node ?? rule?.Node, at?.Key ?? "rule",
                 "inode rules ([[rule]]) cannot apply to a scenario's files, which have no inode; write a [[file]] rule with the path");
         }
-        return (policy, source);
+        return (policy, source, text);
     }
 
     private static ScenarioAction ActionFrom(TomlValues v)

@@ -35,6 +35,9 @@ public sealed record EngineOptions
     /// a configured model is a configuration error.
     /// </summary>
     internal Func<string, IOnlineScorer>? AnomalyModelLoader { get; init; }
+
+    /// <summary>Services the gRPC server hosts besides PolicyService (the CLI passes the kernel episodes of Mis.Gym.Server).</summary>
+    internal IReadOnlyList<Hosting.HostedGrpcService> Services { get; init; } = [];
 }
 
 /// <summary>
@@ -89,6 +92,9 @@ public sealed partial class PolicyEngine : IAsyncDisposable
 
     /// <summary>The configuration the engine runs with.</summary>
     internal MisConfig Config => _options.Config;
+
+    /// <summary>How it was started.</summary>
+    internal EngineOptions Options => _options;
 
     /// <summary>The clock of rule TTLs.</summary>
     internal TimeProvider Clock => _options.Clock;

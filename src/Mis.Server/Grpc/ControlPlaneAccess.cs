@@ -24,10 +24,23 @@ internal sealed record Caller(uint? Uid, uint? Gid, int? Pid, string? UserName, 
     internal string Role => IsAdmin ? "admin" : "user";
 }
 
+/// <summary>
+/// The caller of a service the node daemon hosts besides PolicyService (<see cref="ControlPlaneAccess.Authorize"/>).
+/// </summary>
+/// <param name="Name">How refusals and logs name it: <c>uid 1001 (alice)</c>, or <c>a TCP caller</c>.</param>
+/// <param name="Uid">Its uid (Unix socket); null on TCP.</param>
+/// <param name="IsAdmin">Root, a member of <c>[access] admin_group</c>, or an admin TCP caller.</param>
+/// <param name="Identity">Who work done for it runs as: its own uid and gid, root (without capabilities) for root and TCP admins.</param>
+/// <param name="ConnectionClosed">Cancelled when the connection of this call closes (never on TCP).</param>
+public sealed record HostedCaller(string Name, uint? Uid, bool IsAdmin, WorkloadIdentity Identity, CancellationToken ConnectionClosed);
+
 /// <summary>The kernel credentials of a Unix-socket connection, read once when it was accepted.</summary>
-internal sealed class PeerCredentialsFeature(PeerCredentials credentials)
+internal sealed class PeerCredentialsFeature(PeerCredentials credentials, CancellationToken closed)
 {
     internal PeerCredentials Credentials { get; } = credentials;
+
+    /// <summary>Cancelled when the connection closes.</summary>
+    internal CancellationToken Closed { get; } = closed;
 
     /// <summary>
     /// The caller these credentials make, worked out at the connection's first call and kept: the
@@ -137,7 +150,7 @@ public sealed class ControlPlaneAccess
             connection.Abort(new ConnectionAbortedException($"cannot read the caller's credentials (SO_PEERCRED): {e.Message}"));
             return;
         }
-        connection.Features.Set(new PeerCredentialsFeature(credentials));
+        connection.Features.Set(new PeerCredentialsFeature(credentials, connection.ConnectionClosed));
         await next(connection).ConfigureAwait(false);
     };
 
@@ -185,6 +198,23 @@ public sealed class ControlPlaneAccess
         if (!TcpIsAdmin)
             throw Denied(_tcpRefusal);
         return new Caller(null, null, null, null, IsAdmin: true);
+    }
+
+    /// <summary>
+    /// The caller of a call to another service the daemon hosts (kernel episodes), authorized as
+    /// PolicyService's callers are: TCP callers only as <c>[access] tcp_callers</c> allows, never a
+    /// process inside a MIS-managed cgroup.
+    /// </summary>
+    /// <exception cref="EngineException">PermissionDenied with the reason (the interceptor answers PERMISSION_DENIED).</exception>
+    public HostedCaller Authorize(ServerCallContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var caller = CallerOf(context);
+        var closed = context.GetHttpContext().Features.Get<PeerCredentialsFeature>()?.Closed ?? CancellationToken.None;
+        var identity = caller.Uid is null or 0 ? WorkloadIdentity.Root
+            : caller.Gid is { } gid and not 0 ? WorkloadIdentity.Ids(caller.Uid.Value, gid, caller.UserName)
+            : throw Denied($"{caller.Describe()} has gid 0: its work never runs with gid 0");
+        return new HostedCaller(caller.Describe(), caller.Uid, caller.IsAdmin, identity, closed);
     }
 
     /// <summary>Refuses a non-admin: <paramref name="what"/> belongs to root and the admin group.</summary>

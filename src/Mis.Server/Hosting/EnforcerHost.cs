@@ -21,6 +21,16 @@ using Mis.Server.Observability;
 namespace Mis.Server.Hosting;
 
 /// <summary>
+/// A gRPC service the enforcer's server hosts besides PolicyService: on the same listeners, behind
+/// the same interceptor (status mapping, metrics, audit), its callers authorized with
+/// <see cref="ControlPlaneAccess.Authorize"/>. Singletons it registers are disposed when the server
+/// stops, after the engine.
+/// </summary>
+/// <param name="Register">Adds the service's singletons (the <see cref="ControlPlaneAccess"/> is already there).</param>
+/// <param name="Map">Maps it (<c>app.MapGrpcService&lt;T&gt;()</c>).</param>
+public sealed record HostedGrpcService(Action<IServiceCollection> Register, Action<Microsoft.AspNetCore.Routing.IEndpointRouteBuilder> Map);
+
+/// <summary>
 /// The running enforcer: the <see cref="PolicyEngine"/>, the gRPC server (TCP, optionally TLS or
 /// mutual TLS, and/or a Unix socket — root's alone, a group's or every local user's, its callers
 /// authorized by SO_PEERCRED, see <see cref="ControlPlaneAccess"/> —, reflection on) and the metrics server. Start order is
@@ -227,6 +237,8 @@ public sealed class EnforcerHost : IAsyncDisposable
             grpc.MaxSendMessageSize = grpcConfig.MaxMessageBytes;
         });
         builder.Services.AddGrpcReflection();
+        foreach (var service in engine.Options.Services)
+            service.Register(builder.Services);
         var app = builder.Build();
         if (pipeline.Handler == GrpcHandler.RawKestrel)
             app.Use(BenchHandlers.RawGetStatsAsync);
@@ -238,6 +250,8 @@ public sealed class EnforcerHost : IAsyncDisposable
             app.MapGrpcService<BenchHandlers.EmptyPolicyService>();
         else
             app.MapGrpcService<PolicyServiceImpl>();
+        foreach (var service in engine.Options.Services)
+            service.Map(app);
         app.MapGrpcReflectionService();
         return app;
     }

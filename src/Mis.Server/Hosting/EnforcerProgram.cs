@@ -22,7 +22,9 @@ public static class EnforcerProgram
     /// <param name="configPath">config.toml, or null for the built-in defaults.</param>
     /// <param name="stderr">Where the one-line status messages go.</param>
     /// <param name="anomalyModelLoader">Loads <c>[policy] anomaly_model</c> (the CLI passes Mis.Anomaly's loader).</param>
-    public static async Task<int> RunAsync(string? configPath, TextWriter stderr, Func<string, IOnlineScorer>? anomalyModelLoader = null)
+    /// <param name="services">gRPC services to host besides PolicyService, on the same listeners and access rules.</param>
+    public static async Task<int> RunAsync(string? configPath, TextWriter stderr, Func<string, IOnlineScorer>? anomalyModelLoader = null,
+        IReadOnlyList<HostedGrpcService>? services = null)
     {
         MisConfig config;
         try
@@ -54,6 +56,7 @@ public static class EnforcerProgram
                 ConfigDirectory = configPath is null ? null : Path.GetDirectoryName(Path.GetFullPath(configPath)),
                 ConfigPath = configPath,
                 AnomalyModelLoader = anomalyModelLoader,
+                Services = services ?? [],
             }, logs).ConfigureAwait(false);
         }
         catch (EnforcerStartException e)
