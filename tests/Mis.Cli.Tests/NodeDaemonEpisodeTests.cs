@@ -138,38 +138,13 @@ public sealed class NodeDaemonEpisodeTests
         Assert.DoesNotContain(Process.GetProcessesByName("python3"), p => OwnedBy(p.Id, Id(User)) && IsActuator(p.Id));
     }
 
-    private const string ScenarioName = "strict-no-slowdown";
+    private const string ScenarioName = KernelSweep.ScenarioName;
 
-    /// <summary>
-    /// The quickstart's zero-tolerance scenario without slowdown (so nothing measured enters the
-    /// rewards and both backends' runs are exactly repeatable), and a small sweep over it; the
-    /// files in <paramref name="dir"/>, with the proto and the Python client beside them.
-    /// </summary>
+    /// <summary>The sweep (<see cref="KernelSweep"/>) in <paramref name="dir"/>, with the proto and the Python client beside it, all readable by every user.</summary>
     private static string WriteExperiment(string dir)
     {
         string repo = RepoRoot.Find();
-        string scenario = File.ReadAllText(Path.Combine(repo, "experiments", "scenarios", "data-shortcut-strict.toml"))
-            .Replace("slowdown_us = [100, 500, 2000]", "slowdown_us = [0, 0, 0]", StringComparison.Ordinal)
-            .Replace("name = \"data-shortcut-strict\"", $"name = \"{ScenarioName}\"", StringComparison.Ordinal);
-        Assert.Contains("slowdown_us = [0, 0, 0]", scenario);
-        File.WriteAllText(Path.Combine(dir, ScenarioName + ".toml"), scenario);
-        string experiment = Path.Combine(dir, "sweep.toml");
-        File.WriteAllText(experiment, $"""
-            [experiment]
-            name = "daemon-sweep"
-            scenario = "{ScenarioName}.toml"
-            backend = "kernel"
-            episodes = 8
-            seeds = 2
-            checkpoint_every = 10
-
-            [agent]
-            algorithm = "q"
-            exploration_steps = 1000         # exploring throughout: the shortcut is taken, denied and killed
-
-            [sweep]
-            feedback = ["none", "deny+slowdown+kill"]
-            """);
+        string experiment = KernelSweep.Write(dir);
         CopyTree(Path.Combine(repo, "proto"), Path.Combine(dir, "proto"));
         File.Copy(Path.Combine(repo, "clients", "python", "mis_gym.py"), Path.Combine(dir, "mis_gym.py"));
         Exec("chmod", "-R", "a+rX", dir);

@@ -150,27 +150,8 @@ public sealed class SlurmClusterTests
         var cancel = TestContext.Current.CancellationToken;
         string repo = RepoRoot.Find();
 
-        // deploy/slurm's prolog and epilog as slurmd runs them, starting this build's `mis enforcer`
-        // (no systemd here: the background path with its pid file) on a socket open to every user.
-        string? node = null;
-        await using var cluster = await SlurmCluster.StartAsync(TimeSpan.FromSeconds(60), root =>
-        {
-            node = Path.Combine(root, "node");
-            Directory.CreateDirectory(Path.Combine(node, "state-dir"));
-            File.SetUnixFileMode(node, (UnixFileMode)Convert.ToInt32("755", 8));
-            string dotnet = Environment.ProcessPath is { } p && Path.GetFileNameWithoutExtension(p) == "dotnet" ? p : "dotnet";
-            File.WriteAllText(Path.Combine(node, "mis"), $"#!/bin/sh\nexec '{dotnet}' '{Path.Combine(AppContext.BaseDirectory, "mis.dll")}' \"$@\"\n");
-            File.WriteAllText(Path.Combine(node, "enforcer.toml"),
-                $"[paths]\nstate_dir = \"{node}/state-dir\"\n[grpc]\nenabled = true\nport = {FreeTcpPort()}\n" +
-                $"unix_socket_path = \"{node}/mis.sock\"\nunix_socket_mode = \"0666\"\n");
-            string settings =
-                $"export MIS_BIN='{node}/mis' MIS_CONFIG_FILE='{node}/enforcer.toml' MIS_SOCKET='{node}/mis.sock' " +
-                $"MIS_STATE_LOCK='{node}/state-dir/enforcer.lock' MIS_UNIT=mis-test-no-such-unit.service " +
-                $"MIS_STATE='{node}/state' MIS_LOG='{node}/enforcer.log'\n";
-            File.SetUnixFileMode(Path.Combine(node, "mis"), (UnixFileMode)Convert.ToInt32("755", 8));
-            return PrologWrappers(node, repo, settings);
-        }, cancel);
-        Assert.NotNull(node);
+        await using var cluster = await StartWithRealDaemonAsync(repo, cancel);
+        string node = Path.Combine(cluster.Root, "node");
 
         string shared = SharedDirectory(cluster);
         string script = Path.Combine(shared, "job.sh");
@@ -195,6 +176,81 @@ public sealed class SlurmClusterTests
         Assert.False(File.Exists(Path.Combine(node, "mis.sock")), "the daemon's socket outlived it");
         Assert.False(File.Exists(Path.Combine(node, "state", "enforcer.pid")), "the epilog left the pid file");
     }
+
+    [Fact]
+    public async Task A_kernel_backend_sweep_submitted_by_an_unprivileged_user_runs_through_the_node_daemon_and_merges_to_the_one_machine_summary()
+    {
+        RequireSlurm();
+        var cancel = TestContext.Current.CancellationToken;
+        string repo = RepoRoot.Find();
+        await using var cluster = await StartWithRealDaemonAsync(repo, cancel);
+        string node = Path.Combine(cluster.Root, "node");
+        string shared = SharedDirectory(cluster);
+        string misHome = MisHomeFor(shared);
+        // A kernel-backend sweep whose runs are exactly repeatable (KernelSweep): 4 (config, seed)
+        // runs over a 2-task array, every episode a real process run by the daemon as nobody.
+        string experiments = Path.Combine(misHome, "experiments", "kernel");
+        Directory.CreateDirectory(experiments);
+        string experiment = KernelSweep.Write(experiments);
+        Assert.Equal(0, Exec("chmod", "-R", "o+rX", experiments));
+        string runs = Path.Combine(shared, "runs");
+        var environment = new Dictionary<string, string>
+        {
+            ["MIS_HOME"] = misHome,
+            ["RUNS"] = runs,
+            ["EXPERIMENT"] = experiment,
+            ["MIS_ENFORCER"] = $"unix:{node}/mis.sock",
+        };
+
+        var clock = Stopwatch.StartNew();
+        string sweep = cluster.SubmitAs(User, environment, "--array=0-1", $"--chdir={shared}", "--export=ALL,HOME=/tmp",
+            Path.Combine(misHome, "deploy", "slurm", "mis-sweep.sbatch"));
+        string merge = cluster.SubmitAs(User, environment, $"--dependency=afterany:{sweep}", $"--chdir={shared}", "--export=ALL,HOME=/tmp",
+            Path.Combine(misHome, "deploy", "slurm", "merge.sbatch"));
+        var sweepStates = await cluster.WaitForJobAsync(sweep, TimeSpan.FromMinutes(4), cancel);
+        var mergeStates = await cluster.WaitForJobAsync(merge, TimeSpan.FromMinutes(2), cancel);
+        TestContext.Current.TestOutputHelper?.WriteLine($"kernel sweep (2 array tasks, 32 episodes through the daemon) and merge done in {clock.Elapsed.TotalSeconds:F1} s");
+
+        string log = File.Exists(Path.Combine(node, "enforcer.log")) ? File.ReadAllText(Path.Combine(node, "enforcer.log")) : "(no enforcer log)";
+        string output = string.Join('\n', Directory.GetFiles(shared, "*.out").Select(f => $"--- {Path.GetFileName(f)}\n{File.ReadAllText(f)}"));
+        Assert.True(sweepStates.Values.All(s => s == "COMPLETED"), $"sweep: {string.Join(", ", sweepStates)}\n{output}\n{log}{cluster.Logs()}");
+        Assert.True(mergeStates.Values.All(s => s == "COMPLETED"), $"merge: {string.Join(", ", mergeStates)}\n{output}{cluster.Logs()}");
+        // The daemon ran them for nobody (and its epilog stopped it).
+        Assert.Contains($"opened for uid {Id("-u", User)} ({User})", log, StringComparison.Ordinal);
+        Assert.Contains("mis enforcer: stopped", log, StringComparison.Ordinal);
+
+        // The same sweep in-process on one machine, as root: the merged summary byte for byte.
+        string summary = Path.Combine(runs, KernelSweep.Name, "summary.json");
+        Assert.True(File.Exists(summary), $"no {summary}\n{output}");
+        string alone = Path.Combine(cluster.Root, "one-machine");
+        var run = CliRunner.Run("gym", "run", experiment, "--out", alone);
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        Assert.Equal(File.ReadAllText(Path.Combine(alone, "summary.json")), File.ReadAllText(summary));
+    }
+
+    /// <summary>
+    /// A cluster whose prolog and epilog (deploy/slurm's, as slurmd runs them) start and stop this
+    /// build's real `mis enforcer` (no systemd here: the background path with its pid file) in
+    /// <c>ROOT/node</c>, on a socket every user may connect to.
+    /// </summary>
+    private static Task<SlurmCluster> StartWithRealDaemonAsync(string repo, CancellationToken cancel) =>
+        SlurmCluster.StartAsync(TimeSpan.FromSeconds(60), root =>
+        {
+            string node = Path.Combine(root, "node");
+            Directory.CreateDirectory(Path.Combine(node, "state-dir"));
+            File.SetUnixFileMode(node, (UnixFileMode)Convert.ToInt32("755", 8));
+            string dotnet = Environment.ProcessPath is { } p && Path.GetFileNameWithoutExtension(p) == "dotnet" ? p : "dotnet";
+            File.WriteAllText(Path.Combine(node, "mis"), $"#!/bin/sh\nexec '{dotnet}' '{Path.Combine(AppContext.BaseDirectory, "mis.dll")}' \"$@\"\n");
+            File.WriteAllText(Path.Combine(node, "enforcer.toml"),
+                $"[paths]\nstate_dir = \"{node}/state-dir\"\n[grpc]\nenabled = true\nport = {FreeTcpPort()}\n" +
+                $"unix_socket_path = \"{node}/mis.sock\"\nunix_socket_mode = \"0666\"\n");
+            string settings =
+                $"export MIS_BIN='{node}/mis' MIS_CONFIG_FILE='{node}/enforcer.toml' MIS_SOCKET='{node}/mis.sock' " +
+                $"MIS_STATE_LOCK='{node}/state-dir/enforcer.lock' MIS_UNIT=mis-test-no-such-unit.service " +
+                $"MIS_STATE='{node}/state' MIS_LOG='{node}/enforcer.log'\n";
+            File.SetUnixFileMode(Path.Combine(node, "mis"), (UnixFileMode)Convert.ToInt32("755", 8));
+            return PrologWrappers(node, repo, settings);
+        }, cancel);
 
     private static void RequireSlurm()
     {
