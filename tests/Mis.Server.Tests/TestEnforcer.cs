@@ -52,8 +52,9 @@ internal sealed class TestEnforcer : IAsyncDisposable
     /// <param name="configure">Changes to <see cref="BaseConfig"/>.</param>
     /// <param name="policy">Text of the policy file.</param>
     /// <param name="anomalyModelLoader">Loads <c>[policy] anomaly_model</c>, as the CLI's does.</param>
+    /// <param name="services">Services to host besides PolicyService, as <c>mis enforcer</c> hosts the kernel episodes.</param>
     internal static async Task<TestEnforcer> StartAsync(Func<MisConfig, MisConfig>? configure = null, string policy = "",
-        Func<string, Mis.Enforcer.Run.IOnlineScorer>? anomalyModelLoader = null)
+        Func<string, Mis.Enforcer.Run.IOnlineScorer>? anomalyModelLoader = null, IReadOnlyList<HostedGrpcService>? services = null)
     {
         HostRequirements.Root();
         HostRequirements.That(File.Exists("/sys/kernel/btf/vmlinux"), "no kernel BTF");
@@ -67,7 +68,8 @@ internal sealed class TestEnforcer : IAsyncDisposable
         EnforcerHost host;
         try
         {
-            host = await EnforcerHost.StartAsync(new EngineOptions { Config = config, AnomalyModelLoader = anomalyModelLoader }, NullLoggerFactory.Instance);
+            host = await EnforcerHost.StartAsync(new EngineOptions { Config = config, AnomalyModelLoader = anomalyModelLoader, Services = services ?? [] },
+                NullLoggerFactory.Instance);
         }
         catch
         {
