@@ -62,9 +62,7 @@ public sealed class NodeDaemonEpisodeTests
     [Fact]
     public async Task The_python_client_steps_kernel_episodes_through_an_unprivileged_gym_server_and_the_daemon()
     {
-        HostRequirements.Root();
-        HostRequirements.That(File.Exists(Python) && Exec(Python, "-c", "import grpc, grpc_tools").Exit == 0,
-            "Debian's python3-grpcio and python3-grpc-tools are not installed (./mis installs them)");
+        RequirePythonGrpc();
         var cancel = TestContext.Current.CancellationToken;
         await using var daemon = await DaemonProcess.StartAsync(cancel);
         WriteExperiment(daemon.Directory);
@@ -99,9 +97,7 @@ public sealed class NodeDaemonEpisodeTests
     [Fact]
     public async Task Another_user_cannot_touch_a_backend_and_a_vanished_clients_episodes_are_killed_and_removed()
     {
-        HostRequirements.Root();
-        HostRequirements.That(File.Exists(Python) && Exec(Python, "-c", "import grpc, grpc_tools").Exit == 0,
-            "Debian's python3-grpcio and python3-grpc-tools are not installed (./mis installs them)");
+        RequirePythonGrpc();
         var cancel = TestContext.Current.CancellationToken;
         await using var daemon = await DaemonProcess.StartAsync(cancel);
         WriteExperiment(daemon.Directory);
@@ -139,6 +135,13 @@ public sealed class NodeDaemonEpisodeTests
     }
 
     private const string ScenarioName = KernelSweep.ScenarioName;
+
+    private static void RequirePythonGrpc()
+    {
+        HostRequirements.Root();
+        HostRequirements.That(File.Exists(Python) && Exec(Python, "-c", "import grpc, grpc_tools").Exit == 0,
+            "Debian's python3-grpcio and python3-grpc-tools are not installed (./mis installs them)");
+    }
 
     /// <summary>The sweep (<see cref="KernelSweep"/>) in <paramref name="dir"/>, with the proto and the Python client beside it, all readable by every user.</summary>
     private static string WriteExperiment(string dir)
