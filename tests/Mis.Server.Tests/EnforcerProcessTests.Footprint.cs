@@ -5,9 +5,10 @@ using Mis.Testing;
 namespace Mis.Server.Tests;
 
 // What the policy server's process loads: it must never load the machine-learning stack (a
-// gigabyte of libtorch, ML.NET, the plotting library), the agents or the gym server, even though
+// gigabyte of libtorch, ML.NET, the plotting library), the agents or the experiments, even though
 // the `mis` binary carries them for other commands. (The command line's own code still loads the
-// small Mis.Anomaly and Mis.Gym assemblies; neither pulls the heavy ones in.)
+// small Mis.Anomaly and Mis.Gym assemblies, and the daemon hosts the kernel episodes from
+// Mis.Gym.Server; none of them pulls the heavy ones in: LayerTests.)
 public sealed partial class EnforcerProcessTests
 {
     [Fact]
@@ -32,7 +33,7 @@ public sealed partial class EnforcerProcessTests
         enforcer.Terminate();
         Assert.Contains("Mis.Server.dll", mapped); // the check sees what the process loaded
         string[] heavy = ["TorchSharp.dll", "libtorch.so", "libtorch_cpu.so", "libLibTorchSharp.so", "Microsoft.ML.Core.dll",
-            "ScottPlot.dll", "Mis.Torch.dll", "Mis.Gym.Agents.dll", "Mis.Gym.Experiments.dll", "Mis.Gym.Server.dll"];
+            "ScottPlot.dll", "Mis.Torch.dll", "Mis.Gym.Agents.dll", "Mis.Gym.Experiments.dll"];
         var loaded = heavy.Where(mapped.Contains).ToList();
         Assert.True(loaded.Count == 0, $"mis enforcer loaded {string.Join(", ", loaded)}");
     }
