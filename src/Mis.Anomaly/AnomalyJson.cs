@@ -9,6 +9,7 @@ namespace Mis.Anomaly;
     NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals)]
 [JsonSerializable(typeof(ModelHeader))]
 [JsonSerializable(typeof(NgramOptions))]
+[JsonSerializable(typeof(LanguageModelOptions))]
 [JsonSerializable(typeof(PcaOptions))]
 [JsonSerializable(typeof(LstmOptions))]
 [JsonSerializable(typeof(ScoreCalibration))]

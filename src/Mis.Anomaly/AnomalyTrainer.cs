@@ -8,7 +8,7 @@ namespace Mis.Anomaly;
 /// <summary>Everything <c>mis anomaly train</c> decides, in one record with documented defaults.</summary>
 public sealed record TrainOptions
 {
-    /// <summary>ngram, pca or lstm.</summary>
+    /// <summary>ngram, lm, pca or lstm.</summary>
     public string Algo { get; init; } = Algorithms.Ngram;
 
     /// <summary>Seed of the train/held-out split and of the model (PCA's SVD, the LSTM's weights and batches).</summary>
@@ -22,6 +22,9 @@ public sealed record TrainOptions
 
     /// <summary>STIDE's hyperparameters.</summary>
     public NgramOptions Ngram { get; init; } = new();
+
+    /// <summary>The language model's hyperparameters.</summary>
+    public LanguageModelOptions LanguageModel { get; init; } = new();
 
     /// <summary>PCA's hyperparameters (its seed is <see cref="Seed"/>).</summary>
     public PcaOptions Pca { get; init; } = new();
@@ -61,6 +64,7 @@ public static class AnomalyTrainer
         AnomalyModel model = options.Algo switch
         {
             Algorithms.Ngram => NgramModel.Fit(fitSyscalls, options.Ngram),
+            Algorithms.LanguageModel => Models.LanguageModel.Fit(fitSyscalls, options.LanguageModel),
             Algorithms.Pca => PcaModel.Fit(fitSyscalls, options.Pca with { Seed = options.Seed }),
             _ => LstmModel.Fit(fitSyscalls, options.Lstm with { Seed = options.Seed },
                 new Progress<double>(f => progress?.Report(new TrainProgress("fit", f)))),

@@ -107,6 +107,7 @@ public static class ModelFile
             AnomalyModel model = header.Algo switch
             {
                 Algorithms.Ngram => NgramModel.Load(header.Hyperparameters, payload),
+                Algorithms.LanguageModel => LanguageModel.Load(header.Hyperparameters, payload),
                 Algorithms.Pca => PcaModel.Load(header.Hyperparameters, payload),
                 Algorithms.Lstm => LstmModel.Load(header.Hyperparameters, payload),
                 _ => throw new InvalidDataException($"{path}: unknown algorithm '{header.Algo}' (known: {string.Join(", ", Algorithms.All)})"),

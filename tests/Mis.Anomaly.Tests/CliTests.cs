@@ -8,6 +8,34 @@ public sealed class CliTests : IDisposable
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
     [Fact]
+    public void Bench_on_a_per_program_data_set_trains_on_half_of_each_programs_normal_traces_and_says_what_it_skipped()
+    {
+        // Two programs laid out as ../shared/datasets/unm is, one with too few normal traces to split.
+        string set = Path.Combine(_dir, "public");
+        string Line(int[] syscalls, string label) => $"{{\"syscalls\": [{string.Join(", ", syscalls)}], \"label\": \"{label}\"}}";
+        void Write(string program, string kind, IEnumerable<string> lines)
+        {
+            Directory.CreateDirectory(Path.Combine(set, program, kind));
+            File.WriteAllLines(Path.Combine(set, program, kind, "traces.jsonl"), lines);
+        }
+        Write("daemon", "normal", ModelTests.NormalTraces(1, 12).Select(t => Line(t, "normal")));
+        Write("daemon", "attack", Enumerable.Range(0, 4).Select(i => Line(ModelTests.AttackTrace(i), "attack")));
+        Write("tiny", "normal", ModelTests.NormalTraces(2, 2).Select(t => Line(t, "normal")));
+        Write("tiny", "attack", [Line(ModelTests.AttackTrace(9), "attack")]);
+
+        var bench = MisCli.Run("anomaly", "bench", "--dataset", set, "--algo", "ngram", "lm");
+
+        Assert.True(bench.ExitCode == 0, bench.ToString());
+        Assert.Contains("tiny: 2 normal and 1 attack traces, too few to split; skipped", bench.Stderr);
+        Assert.Contains("lm on daemon: training on 6 normal traces, testing on 6 normal and 4 attack", bench.Stderr);
+        var rows = bench.Stdout.Split('\n').Where(l => l.Contains("daemon") || l.Contains("all (mean)")).ToList();
+        Assert.Equal(4, rows.Count); // per model: the program and the mean
+        // The language model separates the synthetic attack fully; STIDE, trained on 6 noisy traces,
+        // also flags the noise of unseen normal ones.
+        Assert.All(rows.Where(r => r.Contains(" lm ")), r => Assert.Contains("1.000", r));
+    }
+
+    [Fact]
     public void Train_score_eval_write_the_model_the_csv_and_the_roc_plot()
     {
         string model = Path.Combine(_dir, "ngram.model");

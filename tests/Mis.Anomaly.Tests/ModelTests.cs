@@ -119,6 +119,37 @@ public sealed class ModelTests : IDisposable
     }
 
     [Fact]
+    public void The_language_model_is_a_distribution_and_prices_the_unusual_above_the_rare()
+    {
+        var normal = NormalTraces(2, 30);
+        var model = LanguageModel.Fit(normal, new LanguageModelOptions { N = 3, WindowSize = 20, Stride = 5 });
+
+        // Kneser–Ney keeps every context's probabilities summing to one (to the two codes no syscall
+        // maps to: the start marker and the spare): seen, unseen and empty contexts alike.
+        foreach (int[] before in new[] { new[] { 0, 1 }, [41, 42], [], [3], [257, 0] })
+        {
+            double sum = Enumerable.Range(0, 4094).Sum(code => model.Probability(before, code));
+            Assert.InRange(sum, 0.999, 1.0 + 1e-9);
+        }
+        Assert.True(model.Probability([0, 1], 3) > 0.5, "0 1 is followed by 3 in every normal loop");
+        Assert.True(model.Probability([0, 1], 3) > 100 * model.Probability([0, 1], 42));
+        // A normal loop costs a fraction of a bit per syscall; the attack's loop many bits.
+        Assert.True(model.ScoreWindow([0, 1, 3, 5, 9, 0, 1, 3, 5, 9]) < 1.5);
+        Assert.True(model.ScoreWindow([41, 42, 33, 33, 33, 59, 1, 0, 41, 42]) > 5);
+        double attack = model.ScoreTrace(AttackTrace(3));
+        Assert.All(NormalTraces(30, 10), t => Assert.True(model.ScoreTrace(t) < attack));
+
+        // The trace's score is its highest window's, each window as the online monitor scores it.
+        var trace = AttackTrace(4);
+        double max = model.Windows.Ends(trace.Length).Max(end => model.ScoreWindow(model.Windows.Window(trace, end)));
+        Assert.Equal(max, model.ScoreTrace(trace));
+        var whole = LanguageModel.Fit(normal, new LanguageModelOptions { N = 3, TraceScore = "trace" });
+        Assert.True(whole.ScoreTrace(trace) < max, "a whole-trace mean dilutes the burst a window catches");
+        Assert.Throws<ArgumentException>(() => LanguageModel.Fit(normal, new LanguageModelOptions { TraceScore = "median" }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => LanguageModel.Fit(normal, new LanguageModelOptions { N = 6 }));
+    }
+
+    [Fact]
     public void Same_seed_same_model_for_every_algorithm()
     {
         var normal = NormalTraces(5, 24).Select((t, i) => new Trace($"/t/{i}", 0, t)).ToList();

@@ -14,8 +14,11 @@ public static class Algorithms
     /// <summary>TorchSharp LSTM next-syscall model (<see cref="LstmModel"/>).</summary>
     internal const string Lstm = "lstm";
 
+    /// <summary>Kneser–Ney smoothed n-gram language model (<see cref="Models.LanguageModel"/>).</summary>
+    public const string LanguageModel = "lm";
+
     /// <summary>All of them, cheapest first.</summary>
-    public static readonly string[] All = [Ngram, Pca, Lstm];
+    public static readonly string[] All = [Ngram, LanguageModel, Pca, Lstm];
 }
 
 /// <summary>

@@ -91,7 +91,7 @@ public static class AnomalyCommand
     private static Command Train()
     {
         var traces = TracesOption("Normal traces to learn from (a file or directory, read recursively).");
-        var algo = new Option<string>("--algo") { HelpName = "ngram|pca|lstm", Description = "The model.", DefaultValueFactory = _ => Algorithms.Ngram };
+        var algo = new Option<string>("--algo") { HelpName = "ngram|lm|pca|lstm", Description = "The model: ngram (STIDE), lm (Kneser–Ney n-gram language model), pca or lstm.", DefaultValueFactory = _ => Algorithms.Ngram };
         algo.AcceptOnlyFromAmong(Algorithms.All);
         var output = new Option<FileInfo>("--out") { HelpName = "MODEL", Description = "Model file to write.", Required = true };
         var seed = new Option<int>("--seed") { HelpName = "N", Description = "Seed of the split and the model (same seed, same model).", DefaultValueFactory = _ => 1 };
@@ -100,7 +100,7 @@ public static class AnomalyCommand
         var epochs = new Option<int?>("--epochs") { HelpName = "N", Description = "LSTM: passes over the training windows (default 6)." };
         var topK = new Option<int?>("--top-k") { HelpName = "K", Description = "LSTM: window score = mean NLL of its K most surprising syscalls (default 0: of all)." };
         var rank = new Option<int?>("--rank") { HelpName = "N", Description = "PCA: principal components kept (default 48)." };
-        var ngram = new Option<int?>("--ngram") { HelpName = "N", Description = "n-gram length: STIDE's database (default 6) or PCA's hashed features (default 3)." };
+        var ngram = new Option<int?>("--ngram") { HelpName = "N", Description = "n-gram length: STIDE's database (default 6), the language model's order (default 4, at most 5) or PCA's hashed features (default 3)." };
         var window = new Option<int?>("--window") { HelpName = "N", Description = "Syscalls per scored window (default 64)." };
         var stride = new Option<int?>("--stride") { HelpName = "N", Description = "Syscalls between scored windows (default 16; LSTM 32)." };
         var cmd = new Command("train", "Train a model on normal traces and calibrate it on held-out ones (score 800 = the false-alarm rate).")
@@ -120,13 +120,21 @@ public static class AnomalyCommand
             if (r.GetValue(topK) is int top)
                 options = options with { Lstm = options.Lstm with { TopK = top } };
             if (r.GetValue(ngram) is int ng)
-                options = options with { Ngram = options.Ngram with { N = ng }, Pca = options.Pca with { NgramLength = ng } };
+                options = options with { Ngram = options.Ngram with { N = ng }, LanguageModel = options.LanguageModel with { N = ng }, Pca = options.Pca with { NgramLength = ng } };
             if (r.GetValue(rank) is int k)
                 options = options with { Pca = options.Pca with { Rank = k } };
             if (r.GetValue(window) is int w)
-                options = options with { Ngram = options.Ngram with { WindowSize = w }, Pca = options.Pca with { WindowSize = w }, Lstm = options.Lstm with { WindowSize = w } };
+                options = options with
+                {
+                    Ngram = options.Ngram with { WindowSize = w }, LanguageModel = options.LanguageModel with { WindowSize = w },
+                    Pca = options.Pca with { WindowSize = w }, Lstm = options.Lstm with { WindowSize = w },
+                };
             if (r.GetValue(stride) is int st)
-                options = options with { Ngram = options.Ngram with { Stride = st }, Pca = options.Pca with { Stride = st }, Lstm = options.Lstm with { Stride = st } };
+                options = options with
+                {
+                    Ngram = options.Ngram with { Stride = st }, LanguageModel = options.LanguageModel with { Stride = st },
+                    Pca = options.Pca with { Stride = st }, Lstm = options.Lstm with { Stride = st },
+                };
             using var progress = ConsoleProgress.OnStandardError("mis anomaly");
             progress.Stage($"train {options.Algo}", 1);
             using var detector = AnomalyTrainer.Train(normal, options, source,
@@ -194,15 +202,34 @@ public static class AnomalyCommand
     private static Command BenchCommand()
     {
         var corpus = new Option<DirectoryInfo?>("--corpus") { HelpName = "DIR", Description = "Corpus (default: experiments/anomaly/corpus)." };
-        var algo = new Option<string[]>("--algo") { HelpName = "ngram|pca|lstm", Description = "Models to bench (default: all).", AllowMultipleArgumentsPerToken = true };
+        var algo = new Option<string[]>("--algo") { HelpName = "ngram|lm|pca|lstm", Description = "Models to bench (default: all).", AllowMultipleArgumentsPerToken = true };
         var seconds = new Option<double>("--seconds") { HelpName = "S", Description = "Measuring time per model and mode.", DefaultValueFactory = _ => 3 };
         var plot = new Option<FileInfo?>("--plot") { HelpName = "FILE.png", Description = "Also write the models' ROC curves here." };
-        var cmd = new Command("bench", "Train each model on the corpus, report AUROC / detection rates on its test split and scoring throughput (syscalls per second).")
+        var dataset = new Option<DirectoryInfo[]>("--dataset")
         {
-            corpus, algo, seconds, plot,
+            HelpName = "DIR",
+            Description = "Also a public data set laid out per program (PROGRAM/normal, PROGRAM/attack, e.g. ../shared/datasets/unm): per program, " +
+                          "train on a seeded half of its normal traces, test on the other half and its attacks (repeatable).",
+            AllowMultipleArgumentsPerToken = true,
+        };
+        var cmd = new Command("bench", "Train each model on the corpus, report AUROC / detection rates on its test split and scoring throughput (syscalls per second); " +
+                                       "with --dataset, also per program on public data.")
+        {
+            corpus, algo, seconds, plot, dataset,
         };
         cmd.SetAction(r => Guard("bench", () =>
         {
+            if (r.GetValue(dataset) is { Length: > 0 } sets)
+            {
+                var chosen = r.GetValue(algo) is { Length: > 0 } some ? some : Algorithms.All;
+                foreach (var set in sets)
+                {
+                    Console.WriteLine($"data set {set.FullName}:");
+                    Console.Write(ScoringBench.PerProgramTable(ScoringBench.RunPerProgram(set.FullName, chosen, new TrainOptions(), Console.Error.WriteLine)));
+                }
+                if (r.GetValue(corpus) is null)
+                    return 0;
+            }
             string dir = r.GetValue(corpus)?.FullName ?? Path.Combine(RepoRoot.Find(), "experiments", "anomaly", "corpus");
             var algos = r.GetValue(algo) is { Length: > 0 } a ? a : Algorithms.All;
             var rows = ScoringBench.Run(dir, algos, new TrainOptions(), TimeSpan.FromSeconds(r.GetValue(seconds)), Console.Error.WriteLine);
