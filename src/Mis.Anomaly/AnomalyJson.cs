@@ -10,6 +10,7 @@ namespace Mis.Anomaly;
 [JsonSerializable(typeof(ModelHeader))]
 [JsonSerializable(typeof(NgramOptions))]
 [JsonSerializable(typeof(LanguageModelOptions))]
+[JsonSerializable(typeof(EnsembleOptions))]
 [JsonSerializable(typeof(PcaOptions))]
 [JsonSerializable(typeof(LstmOptions))]
 [JsonSerializable(typeof(ScoreCalibration))]

@@ -8,7 +8,7 @@ namespace Mis.Anomaly;
 /// <summary>Everything <c>mis anomaly train</c> decides, in one record with documented defaults.</summary>
 public sealed record TrainOptions
 {
-    /// <summary>ngram, lm, pca or lstm.</summary>
+    /// <summary>ngram, lm, pca, lstm or ensemble.</summary>
     public string Algo { get; init; } = Algorithms.Ngram;
 
     /// <summary>Seed of the train/held-out split and of the model (PCA's SVD, the LSTM's weights and batches).</summary>
@@ -22,6 +22,9 @@ public sealed record TrainOptions
 
     /// <summary>STIDE's hyperparameters.</summary>
     public NgramOptions Ngram { get; init; } = new();
+
+    /// <summary>The ensemble's members (each trained with these options).</summary>
+    public EnsembleOptions Ensemble { get; init; } = new();
 
     /// <summary>The language model's hyperparameters.</summary>
     public LanguageModelOptions LanguageModel { get; init; } = new();
@@ -59,6 +62,14 @@ public static class AnomalyTrainer
         options.Validate();
         var clock = Stopwatch.StartNew();
         var (fit, heldOut) = Split(normal, options.HoldoutFraction, options.Seed);
+        return FitAndCalibrate(fit, heldOut, options, source, clock, progress);
+    }
+
+    /// <summary>Fits on <paramref name="fit"/> and calibrates on <paramref name="heldOut"/> (an ensemble's members share its split).</summary>
+    internal static AnomalyDetector FitAndCalibrate(List<Trace> fit, List<Trace> heldOut, TrainOptions options, string source = "",
+        Stopwatch? clock = null, IProgress<TrainProgress>? progress = null)
+    {
+        clock ??= Stopwatch.StartNew();
         var fitSyscalls = fit.Select(t => t.Syscalls).ToList();
         progress?.Report(new TrainProgress("fit", 0));
         AnomalyModel model = options.Algo switch
@@ -66,6 +77,7 @@ public static class AnomalyTrainer
             Algorithms.Ngram => NgramModel.Fit(fitSyscalls, options.Ngram),
             Algorithms.LanguageModel => Models.LanguageModel.Fit(fitSyscalls, options.LanguageModel),
             Algorithms.Pca => PcaModel.Fit(fitSyscalls, options.Pca with { Seed = options.Seed }),
+            Algorithms.Ensemble => EnsembleModel.Fit(fit, heldOut, options.Ensemble, options),
             _ => LstmModel.Fit(fitSyscalls, options.Lstm with { Seed = options.Seed },
                 new Progress<double>(f => progress?.Report(new TrainProgress("fit", f)))),
         };

@@ -64,14 +64,19 @@ public static class ModelFile
         if (Path.GetDirectoryName(Path.GetFullPath(path)) is { } dir)
             Directory.CreateDirectory(dir);
         string temp = path + ".tmp";
-        using (var zip = ZipFile.Open(temp, ZipArchiveMode.Create))
-        {
-            using (var header = zip.CreateEntry(HeaderEntry).Open())
-                JsonSerializer.Serialize(header, detector.Header, AnomalyJson.Default.ModelHeader);
-            using var payload = zip.CreateEntry(PayloadEntry, CompressionLevel.Optimal).Open();
-            detector.Model.SavePayload(payload);
-        }
+        using (var file = File.Create(temp))
+            Write(detector, file);
         File.Move(temp, path, overwrite: true);
+    }
+
+    /// <summary>Writes the model file of <paramref name="detector"/> to <paramref name="stream"/> (an ensemble's members are written this way inside its payload).</summary>
+    internal static void Write(AnomalyDetector detector, Stream stream)
+    {
+        using var zip = new ZipArchive(stream, ZipArchiveMode.Create, leaveOpen: true);
+        using (var header = zip.CreateEntry(HeaderEntry).Open())
+            JsonSerializer.Serialize(header, detector.Header, AnomalyJson.Default.ModelHeader);
+        using var payload = zip.CreateEntry(PayloadEntry, CompressionLevel.Optimal).Open();
+        detector.Model.SavePayload(payload);
     }
 
     private static ZipArchive OpenZip(string path)
@@ -92,9 +97,14 @@ public static class ModelFile
     {
         if (!File.Exists(path))
             throw new FileNotFoundException($"{path}: no such model file", path);
+        using var zip = OpenZip(path);
+        return Read(zip, path);
+    }
+
+    private static AnomalyDetector Read(ZipArchive zip, string path)
+    {
         try
         {
-            using var zip = OpenZip(path);
             var headerEntry = zip.GetEntry(HeaderEntry) ?? throw new InvalidDataException($"{path}: not a MIS anomaly model ({HeaderEntry} missing)");
             ModelHeader header;
             using (var s = headerEntry.Open())
@@ -104,19 +114,23 @@ public static class ModelFile
             if (header.Version != CurrentVersion)
                 throw new InvalidDataException($"{path}: model format version {header.Version}; this build reads version {CurrentVersion}");
             using var payload = (zip.GetEntry(PayloadEntry) ?? throw new InvalidDataException($"{path}: {PayloadEntry} missing")).Open();
-            AnomalyModel model = header.Algo switch
-            {
-                Algorithms.Ngram => NgramModel.Load(header.Hyperparameters, payload),
-                Algorithms.LanguageModel => LanguageModel.Load(header.Hyperparameters, payload),
-                Algorithms.Pca => PcaModel.Load(header.Hyperparameters, payload),
-                Algorithms.Lstm => LstmModel.Load(header.Hyperparameters, payload),
-                _ => throw new InvalidDataException($"{path}: unknown algorithm '{header.Algo}' (known: {string.Join(", ", Algorithms.All)})"),
-            };
-            return new AnomalyDetector(model, header.Calibration, header.Training) { Created = header.Created };
+            return new AnomalyDetector(LoadModel(header.Algo, header.Hyperparameters, payload, path), header.Calibration, header.Training) { Created = header.Created };
         }
         catch (Exception e) when (e is JsonException or EndOfStreamException or ArgumentException)
         {
             throw new InvalidDataException($"{path}: damaged model file: {e.Message}", e);
         }
     }
+
+    /// <summary>The model of <paramref name="algo"/> from its hyperparameters and payload.</summary>
+    /// <exception cref="InvalidDataException">An unknown algorithm.</exception>
+    internal static AnomalyModel LoadModel(string algo, JsonObject hyperparameters, Stream payload, string path) => algo switch
+    {
+        Algorithms.Ngram => NgramModel.Load(hyperparameters, payload),
+        Algorithms.LanguageModel => LanguageModel.Load(hyperparameters, payload),
+        Algorithms.Pca => PcaModel.Load(hyperparameters, payload),
+        Algorithms.Lstm => LstmModel.Load(hyperparameters, payload),
+        Algorithms.Ensemble => EnsembleModel.Load(hyperparameters, payload, path),
+        _ => throw new InvalidDataException($"{path}: unknown algorithm '{algo}' (known: {string.Join(", ", Algorithms.All)})"),
+    };
 }

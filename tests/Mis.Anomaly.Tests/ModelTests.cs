@@ -150,6 +150,26 @@ public sealed class ModelTests : IDisposable
     }
 
     [Fact]
+    public void The_ensemble_averages_its_members_calibrated_scores_and_needs_one_window()
+    {
+        var normal = NormalTraces(7, 30).Select((t, i) => new Trace($"/t/{i}", 0, t)).ToList();
+        var options = new TrainOptions { Algo = Algorithms.Ensemble, Ensemble = new EnsembleOptions { Members = [Algorithms.Ngram, Algorithms.LanguageModel] } };
+        using var detector = AnomalyTrainer.Train(normal, options);
+        var ensemble = Assert.IsType<EnsembleModel>(detector.Model);
+        Assert.Equal([Algorithms.Ngram, Algorithms.LanguageModel], ensemble.Members.Select(m => m.Name));
+
+        int[] window = [.. AttackTrace(2).AsSpan(180, 64)];
+        double mean = ensemble.Members.Average(m => m.Calibration.Continuous(m.Model.ScoreWindow(window)));
+        Assert.Equal(mean, ensemble.ScoreWindow(window), 9);
+        Assert.True(detector.ScoreTraces([AttackTrace(3)])[0].Score > 800);
+        Assert.All(detector.ScoreTraces(NormalTraces(70, 10)), s => Assert.True(s.Score < detector.ScoreTraces([AttackTrace(3)])[0].Score));
+
+        var mismatched = options with { Ngram = new NgramOptions { WindowSize = 32 } };
+        Assert.Contains("--window", Assert.Throws<ArgumentException>(() => AnomalyTrainer.Train(normal, mismatched)).Message);
+        Assert.Throws<ArgumentException>(() => AnomalyTrainer.Train(normal, options with { Ensemble = new EnsembleOptions { Members = [Algorithms.Ngram] } }));
+    }
+
+    [Fact]
     public void Same_seed_same_model_for_every_algorithm()
     {
         var normal = NormalTraces(5, 24).Select((t, i) => new Trace($"/t/{i}", 0, t)).ToList();

@@ -91,6 +91,9 @@ public sealed record ScoreCalibration
         return raw > AlarmRaw ? Math.Clamp(rounded, AlarmScore + 1, 1000) : Math.Clamp(rounded, 0, AlarmScore);
     }
 
+    /// <summary>The calibrated score before rounding (an ensemble averages these).</summary>
+    internal double Continuous(double raw) => Interpolate(raw);
+
     private double Interpolate(double raw)
     {
         if (double.IsNaN(raw))

@@ -17,8 +17,11 @@ public static class Algorithms
     /// <summary>Kneser–Ney smoothed n-gram language model (<see cref="Models.LanguageModel"/>).</summary>
     public const string LanguageModel = "lm";
 
+    /// <summary>The mean of several calibrated models (<see cref="EnsembleModel"/>).</summary>
+    public const string Ensemble = "ensemble";
+
     /// <summary>All of them, cheapest first.</summary>
-    public static readonly string[] All = [Ngram, LanguageModel, Pca, Lstm];
+    public static readonly string[] All = [Ngram, LanguageModel, Pca, Lstm, Ensemble];
 }
 
 /// <summary>

@@ -91,7 +91,7 @@ public static class AnomalyCommand
     private static Command Train()
     {
         var traces = TracesOption("Normal traces to learn from (a file or directory, read recursively).");
-        var algo = new Option<string>("--algo") { HelpName = "ngram|lm|pca|lstm", Description = "The model: ngram (STIDE), lm (Kneser–Ney n-gram language model), pca or lstm.", DefaultValueFactory = _ => Algorithms.Ngram };
+        var algo = new Option<string>("--algo") { HelpName = "ngram|lm|pca|lstm|ensemble", Description = "The model: ngram (STIDE), lm (Kneser–Ney n-gram language model), pca, lstm, or ensemble (the mean of --members' calibrated scores).", DefaultValueFactory = _ => Algorithms.Ngram };
         algo.AcceptOnlyFromAmong(Algorithms.All);
         var output = new Option<FileInfo>("--out") { HelpName = "MODEL", Description = "Model file to write.", Required = true };
         var seed = new Option<int>("--seed") { HelpName = "N", Description = "Seed of the split and the model (same seed, same model).", DefaultValueFactory = _ => 1 };
@@ -103,9 +103,15 @@ public static class AnomalyCommand
         var ngram = new Option<int?>("--ngram") { HelpName = "N", Description = "n-gram length: STIDE's database (default 6), the language model's order (default 4, at most 5) or PCA's hashed features (default 3)." };
         var window = new Option<int?>("--window") { HelpName = "N", Description = "Syscalls per scored window (default 64)." };
         var stride = new Option<int?>("--stride") { HelpName = "N", Description = "Syscalls between scored windows (default 16; LSTM 32)." };
+        var members = new Option<string[]>("--members")
+        {
+            HelpName = "ALGO",
+            Description = "Ensemble: its member models, each fitted and calibrated on the same split (default: ngram lm pca).",
+            AllowMultipleArgumentsPerToken = true,
+        };
         var cmd = new Command("train", "Train a model on normal traces and calibrate it on held-out ones (score 800 = the false-alarm rate).")
         {
-            traces, algo, output, seed, far, holdout, epochs, topK, rank, ngram, window, stride,
+            traces, algo, output, seed, far, holdout, epochs, topK, rank, ngram, window, stride, members,
         };
         cmd.SetAction(r => Guard("train", () =>
         {
@@ -115,6 +121,8 @@ public static class AnomalyCommand
             {
                 Algo = r.GetValue(algo)!, Seed = r.GetValue(seed), FalseAlarmRate = r.GetValue(far), HoldoutFraction = r.GetValue(holdout),
             };
+            if (r.GetValue(members) is { Length: > 0 } chosen)
+                options = options with { Ensemble = new EnsembleOptions { Members = chosen } };
             if (r.GetValue(epochs) is int e)
                 options = options with { Lstm = options.Lstm with { Epochs = e } };
             if (r.GetValue(topK) is int top)
@@ -202,7 +210,7 @@ public static class AnomalyCommand
     private static Command BenchCommand()
     {
         var corpus = new Option<DirectoryInfo?>("--corpus") { HelpName = "DIR", Description = "Corpus (default: experiments/anomaly/corpus)." };
-        var algo = new Option<string[]>("--algo") { HelpName = "ngram|lm|pca|lstm", Description = "Models to bench (default: all).", AllowMultipleArgumentsPerToken = true };
+        var algo = new Option<string[]>("--algo") { HelpName = "ngram|lm|pca|lstm|ensemble", Description = "Models to bench (default: all).", AllowMultipleArgumentsPerToken = true };
         var seconds = new Option<double>("--seconds") { HelpName = "S", Description = "Measuring time per model and mode.", DefaultValueFactory = _ => 3 };
         var plot = new Option<FileInfo?>("--plot") { HelpName = "FILE.png", Description = "Also write the models' ROC curves here." };
         var dataset = new Option<DirectoryInfo[]>("--dataset")
