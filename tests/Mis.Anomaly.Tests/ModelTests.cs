@@ -105,6 +105,23 @@ public sealed class ModelTests : IDisposable
     }
 
     [Fact]
+    public void Lstm_trains_until_its_validation_loss_stops_improving_and_keeps_the_best_epoch()
+    {
+        var normal = NormalTraces(4, 30);
+        var options = TinyLstm with { Epochs = 60, Patience = 2, ValidationFraction = 0.2 };
+        using var model = LstmModel.Fit(normal, options);
+
+        var (run, best, nll) = model.Training;
+        Assert.True(run < options.Epochs, $"ran all {run} epochs: the validation loss never settled");
+        Assert.InRange(best, 1, run);
+        Assert.True(run - best <= options.Patience, $"stopped {run - best} epochs after the best");
+        Assert.InRange(nll, 0, 1.5); // nats per syscall on unseen windows of the loops: well below a uniform guess (~2.9)
+        var h = model.Hyperparameters;
+        Assert.Equal((run, best), ((int)h["epochs_run"]!, (int)h["best_epoch"]!));
+        Assert.Equal(Math.Round(nll, 6), (double)h["validation_nll"]!);
+    }
+
+    [Fact]
     public void Lstm_learns_the_normal_loops_and_finds_the_attack_costly()
     {
         var normal = NormalTraces(4, 30);

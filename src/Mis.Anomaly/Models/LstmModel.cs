@@ -25,8 +25,14 @@ public sealed record LstmOptions
     /// <summary>Syscalls between scored windows. Default 32 (every syscall is read twice).</summary>
     public int Stride { get; init; } = 32;
 
-    /// <summary>Passes over the training windows. Default 6.</summary>
-    public int Epochs { get; init; } = 6;
+    /// <summary>Most passes over the training windows; training stops earlier once the validation loss stops improving (<see cref="Patience"/>). Default 40.</summary>
+    public int Epochs { get; init; } = 40;
+
+    /// <summary>Share of the training windows held out (seeded) to measure the validation loss on, never trained on. Default 0.1.</summary>
+    public double ValidationFraction { get; init; } = 0.1;
+
+    /// <summary>Epochs without a better validation loss before training stops; the best epoch's weights are kept. Default 3.</summary>
+    public int Patience { get; init; } = 3;
 
     /// <summary>Windows per gradient step. Default 64.</summary>
     public int BatchSize { get; init; } = 64;
@@ -61,6 +67,9 @@ public sealed record LstmOptions
         ArgumentOutOfRangeException.ThrowIfLessThan(BatchSize, 1, nameof(BatchSize));
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxTrainingWindows, 1, nameof(MaxTrainingWindows));
         ArgumentOutOfRangeException.ThrowIfLessThan(Threads, 1, nameof(Threads));
+        ArgumentOutOfRangeException.ThrowIfLessThan(Patience, 1, nameof(Patience));
+        if (!(ValidationFraction >= 0 && ValidationFraction < 1))
+            throw new ArgumentOutOfRangeException(nameof(ValidationFraction), ValidationFraction, "must be in [0, 1)");
         if (!(LearningRate > 0))
             throw new ArgumentOutOfRangeException(nameof(LearningRate), LearningRate, "must be positive");
         new WindowSpec(WindowSize, Stride).Validate();
@@ -98,6 +107,9 @@ public sealed class LstmModel : AnomalyModel, IDisposable
     /// <summary>The syscall numbers in the vocabulary, in token order.</summary>
     internal int[] Syscalls => [.. _tokens.OrderBy(kv => kv.Value).Select(kv => kv.Key)];
 
+    /// <summary>How training went: epochs run, the epoch whose weights were kept, and its validation loss (nats per syscall; NaN without validation).</summary>
+    internal (int EpochsRun, int BestEpoch, double ValidationNll) Training { get; private set; }
+
     internal override string Algo => Algorithms.Lstm;
 
     /// <inheritdoc />
@@ -109,6 +121,10 @@ public sealed class LstmModel : AnomalyModel, IDisposable
         {
             var h = (JsonObject)JsonSerializer.SerializeToNode(Options, AnomalyJson.Default.LstmOptions)!;
             h["vocabulary"] = new JsonArray([.. Syscalls.Select(s => JsonValue.Create(s))]);
+            h["epochs_run"] = Training.EpochsRun;
+            h["best_epoch"] = Training.BestEpoch;
+            if (double.IsFinite(Training.ValidationNll))
+                h["validation_nll"] = Math.Round(Training.ValidationNll, 6);
             return h;
         }
     }
@@ -158,12 +174,19 @@ public sealed class LstmModel : AnomalyModel, IDisposable
         rng.Shuffle(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(windows));
         if (windows.Count > o.MaxTrainingWindows)
             windows.RemoveRange(o.MaxTrainingWindows, windows.Count - o.MaxTrainingWindows);
-        var batches = Batches(windows, o.BatchSize);
+        // Validation windows (a seeded share, at least one batch's worth when there is enough) are
+        // never trained on: training runs until their loss has not improved for Patience epochs.
+        int validationCount = o.ValidationFraction > 0 && windows.Count >= 20 ? Math.Max(1, (int)(windows.Count * o.ValidationFraction)) : 0;
+        var validation = Batches(windows[..validationCount], 256);
+        var batches = Batches(windows[validationCount..], o.BatchSize);
 
         var optimizer = optim.Adam(model._net.parameters(), o.LearningRate);
-        model._net.train();
+        double best = double.PositiveInfinity;
+        int bestEpoch = 0, epochsRun = 0;
+        byte[]? bestWeights = null;
         for (int epoch = 0; epoch < o.Epochs; epoch++)
         {
+            model._net.train();
             rng.Shuffle(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(batches));
             for (int b = 0; b < batches.Count; b++)
             {
@@ -176,9 +199,47 @@ public sealed class LstmModel : AnomalyModel, IDisposable
                 optimizer.step();
                 progress?.Report((epoch + (b + 1.0) / batches.Count) / o.Epochs);
             }
+            epochsRun = epoch + 1;
+            if (validation.Count == 0)
+                continue;
+            double validationNll = model.MeanNll(validation);
+            if (validationNll < best - 1e-4)
+            {
+                (best, bestEpoch) = (validationNll, epochsRun);
+                // TorchSharp closes the stream it saves to: keep the bytes.
+                var saved = new MemoryStream();
+                model._net.save(saved);
+                bestWeights = saved.ToArray();
+            }
+            else if (epochsRun - bestEpoch >= o.Patience)
+            {
+                break;
+            }
+        }
+        if (bestWeights is not null && bestEpoch < epochsRun)
+        {
+            using var weights = new MemoryStream(bestWeights);
+            model._net.load(weights);
         }
         model._net.eval();
+        model.Training = (epochsRun, validation.Count == 0 ? epochsRun : bestEpoch, validation.Count == 0 ? double.NaN : best);
         return model;
+    }
+
+    /// <summary>The mean per-syscall NLL over <paramref name="batches"/>, without gradients.</summary>
+    private double MeanNll(List<long[][]> batches)
+    {
+        _net.eval();
+        using var noGrad = no_grad();
+        double sum = 0;
+        long count = 0;
+        foreach (var batch in batches)
+        {
+            using var scope = NewDisposeScope();
+            sum += Nll(batch).sum().item<float>();
+            count += batch.Length * (long)batch[0].Length;
+        }
+        return sum / count;
     }
 
     /// <summary>Per-syscall negative log-likelihood of a batch of equal-length token windows: [batch, length].</summary>
