@@ -97,7 +97,7 @@ public static class AnomalyCommand
         var seed = new Option<int>("--seed") { HelpName = "N", Description = "Seed of the split and the model (same seed, same model).", DefaultValueFactory = _ => 1 };
         var far = new Option<double>("--false-alarm-rate") { HelpName = "RATE", Description = "False-alarm rate on held-out normal traces that maps to score 800.", DefaultValueFactory = _ => 0.01 };
         var holdout = new Option<double>("--holdout") { HelpName = "FRACTION", Description = "Share of the normal traces held out for calibration.", DefaultValueFactory = _ => 0.2 };
-        var epochs = new Option<int?>("--epochs") { HelpName = "N", Description = "LSTM: passes over the training windows (default 6)." };
+        var epochs = new Option<int?>("--epochs") { HelpName = "N", Description = "LSTM: most passes over the training windows (default 40); training stops earlier once the loss on held-out validation windows has not improved for 3 passes, keeping the best pass." };
         var topK = new Option<int?>("--top-k") { HelpName = "K", Description = "LSTM: window score = mean NLL of its K most surprising syscalls (default 0: of all)." };
         var rank = new Option<int?>("--rank") { HelpName = "N", Description = "PCA: principal components kept (default 48)." };
         var ngram = new Option<int?>("--ngram") { HelpName = "N", Description = "n-gram length: STIDE's database (default 6), the language model's order (default 4, at most 5) or PCA's hashed features (default 3)." };
