@@ -15,7 +15,7 @@ public sealed record ModelHeader
     /// <summary>Format version; a reader refuses versions it does not know.</summary>
     public int Version { get; init; } = ModelFile.CurrentVersion;
 
-    /// <summary>ngram, pca or lstm.</summary>
+    /// <summary>ngram, lm, pca, lstm or ensemble.</summary>
     public required string Algo { get; init; }
 
     /// <summary>When it was trained (UTC).</summary>

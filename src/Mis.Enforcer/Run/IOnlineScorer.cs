@@ -10,7 +10,7 @@ namespace Mis.Enforcer.Run;
 /// <remarks>Implementations must be safe to call from several threads at once.</remarks>
 public interface IOnlineScorer
 {
-    /// <summary>The model's algorithm ("ngram", "pca", "lstm"), for events and the run summary.</summary>
+    /// <summary>The model's algorithm ("ngram", "lm", "pca", "lstm", "ensemble"), for events and the run summary.</summary>
     string Name { get; }
 
     /// <summary>Syscalls per scored window (a thread's first window is its first <c>WindowSize</c> syscalls).</summary>
