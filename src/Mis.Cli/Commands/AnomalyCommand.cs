@@ -216,12 +216,13 @@ public static class AnomalyCommand
         var dataset = new Option<DirectoryInfo[]>("--dataset")
         {
             HelpName = "DIR",
-            Description = "Also a public data set laid out per program (PROGRAM/normal, PROGRAM/attack, e.g. ../shared/datasets/unm): per program, " +
-                          "train on a seeded half of its normal traces, test on the other half and its attacks (repeatable).",
+            Description = "A public data set laid out per program (PROGRAM/normal, PROGRAM/attack, e.g. ../shared/datasets/unm): per program, " +
+                          "train on a seeded half of its normal traces, test on the other half and its attacks; a table per data set with " +
+                          "training time and scoring speed (repeatable). The corpus is then benched too only when --corpus names it.",
             AllowMultipleArgumentsPerToken = true,
         };
         var cmd = new Command("bench", "Train each model on the corpus, report AUROC / detection rates on its test split and scoring throughput (syscalls per second); " +
-                                       "with --dataset, also per program on public data.")
+                                       "with --dataset, per program on public data instead (and the corpus as well with --corpus).")
         {
             corpus, algo, seconds, plot, dataset,
         };
