@@ -101,36 +101,53 @@ public sealed class NodeDaemonEpisodeTests
         var cancel = TestContext.Current.CancellationToken;
         await using var daemon = await DaemonProcess.StartAsync(cancel);
         WriteExperiment(daemon.Directory);
-        string scenarios = Path.Combine(daemon.Directory, "only");
-        Directory.CreateDirectory(scenarios);
-        File.Copy(Path.Combine(daemon.Directory, ScenarioName + ".toml"), Path.Combine(scenarios, ScenarioName + ".toml"));
-
-        // A client that dies without closing: the env checker as nobody, killed while a backend of its is open.
-        var client = CliRunner.StartAs(User, "gym", "check", "--backend", "kernel", "--enforcer", daemon.Address, "--scenarios", scenarios);
-        await WaitForAsync(() => OpenBackends(daemon.Log).Count > 0, TimeSpan.FromSeconds(60), () => $"no backend opened\n{daemon.Log}", cancel);
-        client.Dispose(); // SIGKILL: no Close
-        var gone = Stopwatch.StartNew();
-        var left = OpenBackends(daemon.Log);
-        Assert.NotEmpty(left);
-        Assert.NotEmpty(daemon.GymCgroups());
-
-        // Meanwhile another account gets PERMISSION_DENIED on each call naming nobody's backend.
         string clientScript = Path.Combine(daemon.Directory, "episode_client.py");
         File.Copy(Path.Combine(RepoRoot.Find(), "tests", "Mis.Cli.Tests", "python", "episode_client.py"), clientScript);
         File.SetUnixFileMode(clientScript, (UnixFileMode)Convert.ToInt32("644", 8));
-        var (exit, output) = Exec("runuser", "-u", OtherUser, "--", "env", "HOME=/tmp", "PYTHONDONTWRITEBYTECODE=1",
-            Python, clientScript, Path.Combine(daemon.Directory, "proto"), daemon.Socket, left[0]);
-        Assert.True(exit == 0, output);
-        var calls = output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!).ToList();
-        Assert.Equal(["Begin", "Perform", "Close"], calls.Select(c => (string)c["call"]!));
-        Assert.All(calls, c => Assert.Equal("PERMISSION_DENIED", (string)c["code"]!));
-        Assert.Contains($"was not opened by uid {Id(OtherUser)} ({OtherUser})", (string)calls[0]["detail"]!);
+        string proto = Path.Combine(daemon.Directory, "proto");
 
-        // Its backends close once the grace period has passed: episodes killed, cgroups removed.
+        // A client that dies without closing: nobody's, holding a backend with an episode running.
+        using var holder = Process.Start(new ProcessStartInfo("runuser")
+        {
+            ArgumentList = { "-u", User, "--", "env", "HOME=/tmp", "PYTHONDONTWRITEBYTECODE=1", Python, clientScript, proto, daemon.Socket, "hold",
+                Path.Combine(daemon.Directory, ScenarioName + ".toml") },
+            RedirectStandardOutput = true, RedirectStandardError = true,
+        })!;
+        int? heldBy = null;
+        try
+        {
+            var held = await holder.StandardOutput.ReadLineAsync(cancel).AsTask().WaitAsync(TimeSpan.FromSeconds(60), cancel);
+            Assert.True(held is not null, $"the holder printed nothing\n{daemon.Log}");
+            var opened = JsonNode.Parse(held)!;
+            heldBy = (int)opened["pid"]!;
+            string backend = (string)opened["backend_id"]!;
+            Assert.Equal(User, (string)opened["user"]!);
+            Assert.NotEmpty(daemon.GymCgroups());
+
+            // Another account gets PERMISSION_DENIED on each call naming nobody's backend.
+            var (exit, output) = Exec("runuser", "-u", OtherUser, "--", "env", "HOME=/tmp", "PYTHONDONTWRITEBYTECODE=1",
+                Python, clientScript, proto, daemon.Socket, "touch", backend);
+            Assert.True(exit == 0, output);
+            var calls = output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!).ToList();
+            Assert.Equal(["Begin", "Perform", "Close"], calls.Select(c => (string)c["call"]!));
+            Assert.All(calls, c => Assert.Equal("PERMISSION_DENIED", (string)c["code"]!));
+            Assert.Contains($"was not opened by uid {Id(OtherUser)} ({OtherUser})", (string)calls[0]["detail"]!);
+        }
+        finally
+        {
+            // SIGKILL, no Close: the client itself (nobody's python, which runuser waits for), then runuser.
+            if (heldBy is { } pid)
+                Exec("kill", "-KILL", pid.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            holder.Kill(entireProcessTree: true);
+            await holder.WaitForExitAsync(cancel);
+        }
+        var gone = Stopwatch.StartNew();
+
+        // Its backend closes once the grace period has passed: the episode killed, the cgroups removed.
         // (The log line follows the removal: the daemon's console logger writes in the background.)
         await WaitForAsync(() => daemon.GymCgroups().Count == 0 && OpenBackends(daemon.Log).Count == 0, TimeSpan.FromSeconds(90),
             () => $"cgroups left: {string.Join(", ", daemon.GymCgroups())}\n{daemon.Log}", cancel);
-        TestContext.Current.TestOutputHelper?.WriteLine($"the vanished client's {left.Count} backend(s) were closed {gone.Elapsed.TotalSeconds:F1} s after it died");
+        TestContext.Current.TestOutputHelper?.WriteLine($"the vanished client's backend was closed {gone.Elapsed.TotalSeconds:F1} s after it died");
         Assert.Contains("its client's connection closed", daemon.Log, StringComparison.Ordinal);
         Assert.DoesNotContain(Process.GetProcessesByName("python3"), p => OwnedBy(p.Id, Id(User)) && IsActuator(p.Id));
     }
@@ -342,7 +359,10 @@ public sealed class NodeDaemonEpisodeTests
         /// <summary>Where the daemon's episode sessions live: <c>&lt;cgroup mount&gt;/mis/gym-PID-N</c>.</summary>
         internal string GymCgroupsGlob => Path.Combine(Tree ?? "(not known yet)", $"gym-{_process.Id}-*");
 
-        private string? Tree => System.Text.RegularExpressions.Regex.Match(Log, @"cgroups under (\S+)/enforcer-\d+") is { Success: true } m ? m.Groups[1].Value : null;
+        // From the ready line, which the program writes itself once started (log lines come from a
+        // background writer and may follow it, and later ones name episode trees).
+        private string? Tree => System.Text.RegularExpressions.Regex.Match(Log, @"mis enforcer: ready \(pid \d+\).*, cgroups under (\S+)/enforcer-\d+") is { Success: true } m
+            ? m.Groups[1].Value : null;
 
         internal List<string> GymCgroups() =>
             Tree is { } tree && System.IO.Directory.Exists(tree) ? [.. System.IO.Directory.GetDirectories(tree, $"gym-{_process.Id}-*")] : [];
