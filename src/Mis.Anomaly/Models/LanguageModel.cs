@@ -70,11 +70,19 @@ public sealed class LanguageModel : AnomalyModel
     private readonly Dictionary<ulong, (int Total, int Distinct)> _contexts;
     private readonly double _unigramTotal;
 
-    private LanguageModel(LanguageModelOptions options, Dictionary<ulong, int> counts, Dictionary<ulong, (int, int)> contexts)
+    private LanguageModel(LanguageModelOptions options, Dictionary<ulong, int> counts)
     {
         Options = options;
         _counts = counts;
-        _contexts = contexts;
+        // Derived from the counts (a model file holds only those).
+        _contexts = [];
+        foreach (var (key, count) in counts)
+        {
+            var (context, _) = Split(key);
+            ulong at = ContextKey(Order(key), context);
+            var c = _contexts.GetValueOrDefault(at);
+            _contexts[at] = (c.Total + count, c.Distinct + 1);
+        }
         _unigramTotal = _contexts.TryGetValue(ContextKey(1, 0), out var root) ? root.Total : 0;
     }
 
@@ -121,15 +129,7 @@ public sealed class LanguageModel : AnomalyModel
                 counts[key] = count;
             higher = [.. lower.Keys];
         }
-        var contexts = new Dictionary<ulong, (int, int)>();
-        foreach (var (key, count) in counts)
-        {
-            int k = Order(key);
-            var (context, _) = Split(key);
-            var c = contexts.GetValueOrDefault(ContextKey(k, context));
-            contexts[ContextKey(k, context)] = (c.Item1 + count, c.Item2 + 1);
-        }
-        return new LanguageModel(options, counts, contexts);
+        return new LanguageModel(options, counts);
     }
 
     internal override double ScoreWindow(ReadOnlySpan<int> window)
@@ -254,14 +254,6 @@ public sealed class LanguageModel : AnomalyModel
         var counts = new Dictionary<ulong, int>(count);
         for (int i = 0; i < count; i++)
             counts[r.ReadUInt64()] = r.ReadInt32();
-        var contexts = new Dictionary<ulong, (int, int)>();
-        foreach (var (key, c) in counts)
-        {
-            int k = Order(key);
-            var (context, _) = Split(key);
-            var t = contexts.GetValueOrDefault(ContextKey(k, context));
-            contexts[ContextKey(k, context)] = (t.Item1 + c, t.Item2 + 1);
-        }
-        return new LanguageModel(options, counts, contexts);
+        return new LanguageModel(options, counts);
     }
 }
