@@ -274,7 +274,7 @@ def _info(message):
         info["result"] = _RESULTS[message.result]
     if message.HasField("reward_terms"):
         t = message.reward_terms
-        info["reward_terms"] = {"task": t.task, "slowdown": t.slowdown, "denial": t.denial, "kill": t.kill}
+        info["reward_terms"] = {"task": t.task, "slowdown": t.slowdown, "denial": t.denial, "kill": t.kill, "anomaly": t.anomaly}
     if message.HasField("episode"):
         info["episode"] = {"r": message.episode.r, "l": message.episode.l, "t": message.episode.t}
     if message.HasField("extra"):

@@ -52,16 +52,24 @@ public sealed class RandomAgent : IAgent
 {
     private const string DrawsFile = "random-draws.txt";
     private readonly int _seed;
-    private readonly int _actionCount;
+    private readonly int[] _choices;
     private Random _random;
     private long _draws;
 
-    private RandomAgent(int actionCount, int seed) => (_actionCount, _seed, _random) = (actionCount, seed, new Random(seed));
+    private RandomAgent(int[] choices, int seed) => (_choices, _seed, _random) = (choices, seed, new Random(seed));
+
+    /// <summary>
+    /// A random agent that only ever picks among <paramref name="actions"/> (uniformly): an
+    /// experiment's collector of normal behaviour takes the actions its policy allows.
+    /// </summary>
+    /// <exception cref="ArgumentException">No actions to choose from.</exception>
+    public static RandomAgent Among(IReadOnlyList<int> actions, int seed) =>
+        actions.Count > 0 ? new RandomAgent([.. actions], seed) : throw new ArgumentException("a random agent needs at least one action to choose from", nameof(actions));
 
     internal static RandomAgent Create(int actionCount, int seed, IReadOnlyDictionary<string, object> hyperparameters)
     {
         Resolve(hyperparameters);
-        return new RandomAgent(actionCount, seed);
+        return new RandomAgent([.. Enumerable.Range(0, actionCount)], seed);
     }
 
     /// <summary>The resolved hyperparameters: none, and none accepted.</summary>
@@ -114,6 +122,6 @@ public sealed class RandomAgent : IAgent
     private int Draw()
     {
         _draws++;
-        return _random.Next(_actionCount);
+        return _choices[_random.Next(_choices.Length)];
     }
 }

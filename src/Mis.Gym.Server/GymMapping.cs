@@ -133,7 +133,7 @@ public static class GymMapping
             case ("slowdown_ns", long ns): m.SlowdownNs = ns; return true;
             case ("time_ns", long ns): m.TimeNs = ns; return true;
             case ("reward_terms", RewardTerms t):
-                m.RewardTerms = new Wire.RewardTerms { Task = t.Task, Slowdown = t.Slowdown, Denial = t.Denial, Kill = t.Kill };
+                m.RewardTerms = new Wire.RewardTerms { Task = t.Task, Slowdown = t.Slowdown, Denial = t.Denial, Kill = t.Kill, Anomaly = t.Anomaly };
                 return true;
             case (RecordEpisodeStatistics<float[], int>.Key, EpisodeStatistics e):
                 m.Episode = ToProto(e);

@@ -49,7 +49,7 @@ public sealed class QuickstartExperimentTests
         }
     }
 
-    // Every episode of every seed of a config, each as column name -> value (episodes.csv is plain numbers).
+    // Every episode of every seed of a config, each as column name -> value (episodes.csv is plain numbers; an unscored anomaly score is empty: NaN).
     private static List<Dictionary<string, double>> Episodes(string runDir, string config)
     {
         var episodes = new List<Dictionary<string, double>>();
@@ -58,7 +58,7 @@ public sealed class QuickstartExperimentTests
             var lines = File.ReadAllLines(file);
             var header = lines[0].Split(',');
             episodes.AddRange(lines.Skip(1).Where(l => l.Length > 0).Select(l => header
-                .Zip(l.Split(','), (name, value) => (name, value: double.Parse(value, System.Globalization.CultureInfo.InvariantCulture)))
+                .Zip(l.Split(','), (name, value) => (name, value: value.Length == 0 ? double.NaN : double.Parse(value, System.Globalization.CultureInfo.InvariantCulture)))
                 .ToDictionary(p => p.name, p => p.value)));
         }
         Assert.NotEmpty(episodes);

@@ -90,7 +90,12 @@ public static class AnomalyCommand
 
     private static Command Train()
     {
-        var traces = TracesOption("Normal traces to learn from (a file or directory, read recursively).");
+        var traces = new Option<string>("--traces") { HelpName = "DIR", Description = "Normal traces to learn from (a file or directory, read recursively)." };
+        var run = new Option<string>("--run")
+        {
+            HelpName = "RUN_DIR",
+            Description = "Learn from the traces an experiment recorded instead (mis gym run with [anomaly]): the episodes without a policy violation, traces/normal/ at any depth.",
+        };
         var algo = new Option<string>("--algo") { HelpName = "ngram|lm|pca|lstm|ensemble", Description = "The model: ngram (STIDE), lm (Kneser–Ney n-gram language model), pca, lstm, or ensemble (the mean of --members' calibrated scores).", DefaultValueFactory = _ => Algorithms.Ngram };
         algo.AcceptOnlyFromAmong(Algorithms.All);
         var output = new Option<FileInfo>("--out") { HelpName = "MODEL", Description = "Model file to write.", Required = true };
@@ -111,12 +116,17 @@ public static class AnomalyCommand
         };
         var cmd = new Command("train", "Train a model on normal traces and calibrate it on held-out ones (score 800 = the false-alarm rate).")
         {
-            traces, algo, output, seed, far, holdout, epochs, topK, rank, ngram, window, stride, members,
+            traces, run, algo, output, seed, far, holdout, epochs, topK, rank, ngram, window, stride, members,
         };
+        cmd.Validators.Add(r =>
+        {
+            if ((r.GetValue(traces) is null) == (r.GetValue(run) is null))
+                r.AddError("give the normal traces with --traces DIR, or a run directory with --run RUN_DIR (one of them)");
+        });
         cmd.SetAction(r => Guard("train", () =>
         {
-            string source = r.GetValue(traces)!;
-            var normal = TraceReader.Read(source);
+            string source = r.GetValue(traces) ?? r.GetValue(run)!;
+            var normal = r.GetValue(traces) is not null ? TraceReader.Read(source) : RunTraces.ReadNormal(source);
             var options = new TrainOptions
             {
                 Algo = r.GetValue(algo)!, Seed = r.GetValue(seed), FalseAlarmRate = r.GetValue(far), HoldoutFraction = r.GetValue(holdout),

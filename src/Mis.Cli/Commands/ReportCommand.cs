@@ -1,7 +1,10 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
+using Mis.Anomaly;
+using Mis.Anomaly.Traces;
 using Mis.Enforcer.Configuration;
 using Mis.Gym.Envs;
+using Mis.Gym.Scenarios;
 using Mis.Gym.Experiments;
 using Mis.Gym.Reports;
 using Mis.Cli.Terminal;
@@ -66,6 +69,11 @@ public static class ExperimentConsole
     /// <summary>Exit status after Ctrl+C (as a shell reports SIGINT); rerun to resume.</summary>
     internal const int Interrupted = 130;
 
+    // What an experiment's [anomaly] trains and loads: Mis.Anomaly's models (the experiments never load them themselves).
+    private static readonly AnomalyModels ExperimentAnomalyModels = new(
+        Train: t => RunTraces.Train(t.TracesRoot, t.ModelPath, new TrainOptions { Algo = t.Algo, Seed = t.Seed, FalseAlarmRate = t.FalseAlarmRate }),
+        Load: ModelFile.Load);
+
     /// <summary>Loads the experiment file, or prints the error (file:line:col key) and returns null.</summary>
     internal static Experiment? Load(string command, string file)
     {
@@ -94,8 +102,10 @@ public static class ExperimentConsole
             // An unavailable backend is one clear message, not every run recorded as failed.
             try
             {
+                // With [anomaly], a learning-mode env that records (the daemon's backend cannot).
                 var first = experiment.Configs.First(c => c.Backend == backend);
-                MisGym.Make(first.Scenario, backend, first.Feedback).Dispose();
+                var feedback = first.Feedback == FeedbackMode.AnomalyKill || experiment.Anomaly is not null ? FeedbackMode.None : first.Feedback;
+                MisGym.Make(first.Scenario, backend, feedback, experiment.Anomaly is null ? null : new SyscallWatch { RecordTraces = true }).Dispose();
             }
             catch (BackendUnavailableException e)
             {
@@ -103,7 +113,7 @@ public static class ExperimentConsole
                 return BadInput;
             }
         }
-        var runner = new ExperimentRunner(experiment, outDir) { Shard = part };
+        var runner = new ExperimentRunner(experiment, outDir) { Shard = part, Anomaly = experiment.Anomaly is null ? null : ExperimentAnomalyModels };
         IReadOnlyList<RunOutcome> outcomes;
         long episodes = runs.Sum(r => (long)r.Config.Episodes);
         if (shard is not null && !part.IsWhole)

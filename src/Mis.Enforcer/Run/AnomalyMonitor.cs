@@ -19,6 +19,9 @@ public sealed class AnomalyMonitor
     /// <summary>Windows waiting for the worker; beyond it windows are skipped and counted.</summary>
     internal const int QueueCapacity = 4096;
 
+    // x86-64 exit(2) and exit_group(2): a thread's last syscall.
+    private const int SyscallExit = 60, SyscallExitGroup = 231;
+
     /// <summary>Most windows handed to the model in one <see cref="IOnlineScorer.ScoreBatch"/> call.</summary>
     internal const int MaxBatch = 256;
 
@@ -35,6 +38,9 @@ public sealed class AnomalyMonitor
     private string? _fault;
     private long _skipped;
     private long _scored;
+    private long _queued;
+    private long _handled; // under _scoredGate (a Monitor: Lock has no condition wait)
+    private readonly object _scoredGate = new();
     private AnomalyHit? _killHit;
     private AnomalyHit? _peak;
     private AnomalyHit? _last;
@@ -77,8 +83,8 @@ public sealed class AnomalyMonitor
         }
     }
 
-    /// <summary>Adds one syscall of thread <paramref name="tid"/> (called from the event pump, one thread).</summary>
-    internal void Add(int pid, int tid, string comm, int syscall)
+    /// <summary>Adds one syscall of thread <paramref name="tid"/> (called from one thread at a time: the event pump, or a simulator).</summary>
+    public void Add(int pid, int tid, string comm, int syscall)
     {
         lock (_gate)
             AddLocked(pid, tid, comm, syscall);
@@ -96,11 +102,17 @@ public sealed class AnomalyMonitor
             t.Comm = comm;
         t.Ring[(int)(t.Count % size)] = syscall;
         t.Count++;
-        // Windows end at syscall W, W + S, W + 2S, ...: the offline scorer's windows.
-        if (t.Count >= size && (t.Count - size) % _scorer.Stride == 0)
+        // Windows end at syscall W, W + S, W + 2S, ...: the offline scorer's windows. A thread's
+        // exit is its last syscall: its last window that no stride reached (the whole thread, when
+        // it was shorter than one window) is scored then, live, so a short-lived process cannot
+        // run its syscalls unscored.
+        bool window = t.Count >= size && (t.Count - size) % _scorer.Stride == 0;
+        if (window || (syscall is SyscallExit or SyscallExitGroup && t.ScoredAt != t.Count))
         {
             t.ScoredAt = t.Count;
-            if (!_queue.Writer.TryWrite((t, t.Snapshot())))
+            if (_queue.Writer.TryWrite((t, t.Snapshot())))
+                Interlocked.Increment(ref _queued);
+            else
                 Interlocked.Increment(ref _skipped);
         }
     }
@@ -122,11 +134,43 @@ public sealed class AnomalyMonitor
             {
                 // A failing model must not take the run (or the enforcer) down: count and report it.
                 Fail(e, batch.Count);
+                Handled(batch.Count);
                 continue;
             }
             for (int i = 0; i < batch.Count; i++)
                 Record(batch[i].Thread, batch[i].Window, scores[i], live: true);
+            Handled(batch.Count);
         }
+    }
+
+    private void Handled(int windows)
+    {
+        lock (_scoredGate)
+        {
+            _handled += windows;
+            Monitor.PulseAll(_scoredGate);
+        }
+    }
+
+    /// <summary>
+    /// Waits until every window queued so far has been scored (and a kill it called for issued), at
+    /// most <paramref name="timeout"/>: the gym's backends call it after each action, so the action's
+    /// score, and a kill for it, come with the action. False when the time ran out.
+    /// </summary>
+    public bool WaitScored(TimeSpan timeout)
+    {
+        long deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+        lock (_scoredGate)
+        {
+            while (_handled < Interlocked.Read(ref _queued))
+            {
+                long left = deadline - Environment.TickCount64;
+                if (left <= 0 || _worker.IsCompleted)
+                    return false;
+                Monitor.Wait(_scoredGate, (int)Math.Min(left, 100));
+            }
+        }
+        return true;
     }
 
     private void Score(ThreadWindow thread, int[] window, bool live)
@@ -219,7 +263,7 @@ public sealed class AnomalyMonitor
     }
 
     /// <summary>Stops the worker after the windows already queued; safe to call twice.</summary>
-    internal void Stop()
+    public void Stop()
     {
         _queue.Writer.TryComplete();
         _worker.Wait();

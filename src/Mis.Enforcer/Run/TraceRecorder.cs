@@ -9,10 +9,10 @@ namespace Mis.Enforcer.Run;
 /// </summary>
 public sealed class TraceRecorder
 {
-    private readonly Dictionary<int, ThreadTrace> _threads = [];
+    private readonly Dictionary<int, ThreadSyscalls> _threads = [];
     private readonly Lock _gate = new();
 
-    private sealed class ThreadTrace(int pid)
+    private sealed class ThreadSyscalls(int pid)
     {
         internal int Pid { get; } = pid;
         internal string Comm { get; set; } = "";
@@ -30,12 +30,12 @@ public sealed class TraceRecorder
     }
 
     /// <summary>Appends one syscall of thread <paramref name="tid"/>.</summary>
-    internal void Add(int pid, int tid, string comm, int syscall)
+    public void Add(int pid, int tid, string comm, int syscall)
     {
         lock (_gate)
         {
             if (!_threads.TryGetValue(tid, out var t))
-                _threads[tid] = t = new ThreadTrace(pid);
+                _threads[tid] = t = new ThreadSyscalls(pid);
             // The last name wins: a thread's first syscalls belong to mis-launch, before the exec.
             if (comm.Length > 0)
                 t.Comm = comm;
@@ -43,26 +43,33 @@ public sealed class TraceRecorder
         }
     }
 
+    /// <summary>Each thread's syscalls so far, in thread id order.</summary>
+    public IReadOnlyList<ThreadTrace> Snapshot()
+    {
+        lock (_gate)
+            return [.. _threads.OrderBy(kv => kv.Key).Select(kv => new ThreadTrace(kv.Key, kv.Value.Comm, [.. kv.Value.Syscalls]))];
+    }
+
     /// <summary>
     /// Writes <c>DIR/TID-COMM.trace</c> per thread (the directory is created) and returns the paths.
     /// </summary>
-    internal IReadOnlyList<string> WriteTo(string directory)
+    public IReadOnlyList<string> WriteTo(string directory) => Write(Snapshot(), directory);
+
+    /// <summary>Writes <paramref name="threads"/> as <c>DIR/TID-COMM.trace</c> files (the directory is created) and returns the paths.</summary>
+    public static IReadOnlyList<string> Write(IEnumerable<ThreadTrace> threads, string directory)
     {
         Directory.CreateDirectory(directory);
         var written = new List<string>();
-        lock (_gate)
+        foreach (var t in threads)
         {
-            foreach (var (tid, t) in _threads.OrderBy(kv => kv.Key))
-            {
-                string path = Path.Combine(directory, $"{tid}-{FileSafe(t.Comm)}.trace");
-                var line = new StringBuilder(t.Syscalls.Count * 4);
-                foreach (int nr in t.Syscalls)
-                    line.Append(nr).Append(' ');
-                if (line.Length > 0)
-                    line.Length--;
-                File.WriteAllText(path, line.Append('\n').ToString());
-                written.Add(path);
-            }
+            string path = Path.Combine(directory, $"{t.Tid}-{FileSafe(t.Comm)}.trace");
+            var line = new StringBuilder(t.Syscalls.Count * 4);
+            foreach (int nr in t.Syscalls)
+                line.Append(nr).Append(' ');
+            if (line.Length > 0)
+                line.Length--;
+            File.WriteAllText(path, line.Append('\n').ToString());
+            written.Add(path);
         }
         return written;
     }
@@ -73,3 +80,9 @@ public sealed class TraceRecorder
         return safe.Length == 0 ? "task" : safe;
     }
 }
+
+/// <summary>One thread's syscalls.</summary>
+/// <param name="Tid">The thread.</param>
+/// <param name="Comm">Its command name (the last one: its program's, after an exec).</param>
+/// <param name="Syscalls">Its syscall numbers (x86-64), in order.</param>
+public sealed record ThreadTrace(int Tid, string Comm, IReadOnlyList<int> Syscalls);

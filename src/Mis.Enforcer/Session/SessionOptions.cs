@@ -91,7 +91,7 @@ public sealed record EnforcedWorkloadSpec
     public Func<EnforcedWorkload, AnomalyMonitor>? Anomaly { get; init; }
 
     /// <summary>Each of its kernel events, in order, on the session's event reader (which it must not block).</summary>
-    internal Action<KernelEvent>? OnEvent { get; init; }
+    public Action<KernelEvent>? OnEvent { get; init; }
 
     /// <summary>Messages of its deny point (null: stderr).</summary>
     public Action<string>? Log { get; init; }

@@ -50,6 +50,44 @@ public sealed record ReportSettings
     public double FinalFraction { get; init; } = 0.1;
 }
 
+/// <summary>
+/// An experiment's anomaly scorer (<c>[anomaly]</c>): the model its learning-mode configs are scored
+/// by (live; <c>anomaly-kill</c> configs are killed by it), trained by the experiment itself from
+/// normal behaviour it collects first, or a model file.
+/// </summary>
+public sealed record ExperimentAnomaly
+{
+    /// <summary>The <c>model</c> that means: collect normal behaviour, then train on it, before the configs run.</summary>
+    public const string TrainHere = "train";
+
+    /// <summary>The anomaly models <c>algo</c> names (Mis.Anomaly's; a test holds the two lists equal).</summary>
+    public static readonly string[] Algorithms = ["ngram", "lm", "pca", "lstm", "ensemble"];
+
+    /// <summary><see cref="TrainHere"/>, or a model file's full path.</summary>
+    public required string Model { get; init; }
+
+    /// <summary>Whether the experiment trains its own model (<see cref="TrainHere"/>).</summary>
+    public bool TrainsHere => Model == TrainHere;
+
+    /// <summary><c>collect_episodes</c>: per seed, learning-mode episodes of a random agent that takes only the actions the policy allows, traces recorded: the normal behaviour. Default 100.</summary>
+    public int CollectEpisodes { get; init; } = 100;
+
+    /// <summary><c>algo</c>: the model trained (<see cref="Algorithms"/>). Default ngram.</summary>
+    public string Algo { get; init; } = "ngram";
+
+    /// <summary><c>false_alarm_rate</c>: the share of held-out normal traces calibrated to score above 800. Default 0.01.</summary>
+    public double FalseAlarmRate { get; init; } = 0.01;
+
+    /// <summary><c>seed</c>: the training's seed (split and model). Default 1.</summary>
+    public int Seed { get; init; } = 1;
+
+    /// <summary><c>threshold</c>: a window scoring above it is anomalous (anomaly-kill kills). Default 800.</summary>
+    public int Threshold { get; init; } = 800;
+
+    /// <summary><c>record_traces</c>: also record every learning-mode training episode's traces in its seed directory. Default false.</summary>
+    public bool RecordTraces { get; init; }
+}
+
 /// <summary>A parsed experiment file (format in <see cref="ExperimentFile"/>): a grid of configs, each run once per seed.</summary>
 public sealed record Experiment
 {
@@ -82,6 +120,9 @@ public sealed record Experiment
 
     /// <summary>Report settings.</summary>
     public ReportSettings Report { get; init; } = new();
+
+    /// <summary>The anomaly scorer (<c>[anomaly]</c>), or null.</summary>
+    public ExperimentAnomaly? Anomaly { get; init; }
 
     /// <summary>
     /// Every (config, seed) run in the experiment's fixed order: config by config in grid order,

@@ -18,7 +18,7 @@ public delegate IAgent AgentMaker(string algorithm, int observationSize, int act
 /// question = "..."                    # what the report answers
 /// scenario = "scenarios/data-shortcut.toml"   # relative to this file
 /// backend = "sim"                     # sim | kernel
-/// feedback = "deny+slowdown+kill"     # none | deny | deny+slowdown | deny+slowdown+kill
+/// feedback = "deny+slowdown+kill"     # none | deny | deny+slowdown | deny+slowdown+kill | anomaly-kill
 /// episodes = 300                      # training episodes per (config, seed)
 /// seeds = 5                           # seeds 0..4; or a list: [1, 7, 42]
 /// checkpoint_every = 25               # episodes between checkpoints (resume point)
@@ -30,6 +30,14 @@ public delegate IAgent AgentMaker(string algorithm, int observationSize, int act
 /// [sweep]                             # a grid: every combination, each run with every seed
 /// feedback = ["none", "deny", "deny+slowdown", "deny+slowdown+kill"]
 /// "agent.learning_rate" = [0.001, 0.0003]   # scenario, backend, feedback, episodes, agent.KEY
+///
+/// [anomaly]                           # the anomaly scorer; needed by anomaly-kill, scores none (without killing)
+/// model = "train"                     # "train": collect normal behaviour and train first; or a model file, relative to this file
+/// collect_episodes = 100              # per seed: learning-mode episodes of a random agent taking only allowed actions
+/// algo = "ngram"                      # ngram | lm | pca | lstm | ensemble
+/// false_alarm_rate = 0.01             # held-out normal traces above 800
+/// threshold = 800                     # anomaly-kill kills above it
+/// record_traces = false               # also record the learning-mode configs' traces (seed-N/traces/)
 ///
 /// [report]
 /// violation_threshold = 0.5           # "stopped violating": moving average below this
@@ -46,9 +54,10 @@ public static class ExperimentFile
     {
         ["experiment"] = ["name", "description", "question", "scenario", "backend", "feedback", "episodes", "seeds", "checkpoint_every"],
         ["report"] = ["violation_threshold", "window", "final_fraction"],
+        ["anomaly"] = ["model", "collect_episodes", "algo", "false_alarm_rate", "seed", "threshold", "record_traces"],
     };
 
-    private static readonly string[] Tables = ["experiment", "agent", "sweep", "report"];
+    private static readonly string[] Tables = ["experiment", "agent", "sweep", "report", "anomaly"];
     private static readonly string[] SweepableKeys = ["scenario", "backend", "feedback", "episodes", "agent.algorithm"];
 
     /// <summary>Loads and checks an experiment file.</summary>
@@ -70,7 +79,7 @@ public static class ExperimentFile
         {
             string name = table.Name;
             if (Array.IndexOf(Tables, name) < 0)
-                throw document.UnknownTable(table, Tables, "[experiment], [agent], [sweep] or [report]");
+                throw document.UnknownTable(table, Tables, "[experiment], [agent], [sweep], [report] or [anomaly]");
             table.ExpectArray(false);
             if (tables.TryGetValue(name, out var first))
                 throw table.Error(name, $"[{name}] appears twice (first at line {first.Line})");
@@ -82,6 +91,7 @@ public static class ExperimentFile
         if (!tables.TryGetValue("agent", out var agentTable))
             throw new ConfigException(file, 1, 1, "agent", "no [agent] table; it names the algorithm (algorithm = \"ppo\", \"dqn\", \"q\" or \"random\")");
         var report = tables.TryGetValue("report", out var reportTable) ? ReportFrom(reportTable.Read(Keys["report"])) : new ReportSettings();
+        var anomaly = tables.TryGetValue("anomaly", out var anomalyTable) ? AnomalyFrom(file, anomalyTable.Read(Keys["anomaly"])) : null;
 
         ConfigValue Required(string key) => head.Required(key);
 
@@ -114,6 +124,7 @@ public static class ExperimentFile
             SweepKeys = sweep.Select(s => s.Key).ToList(),
             Configs = [],
             Report = report,
+            Anomaly = anomaly,
         };
         if (head.TryGetValue("checkpoint_every", out var checkpointEvery))
             experiment = experiment with { CheckpointEvery = checkpointEvery.Int(1) };
@@ -125,7 +136,7 @@ public static class ExperimentFile
             var values = new Dictionary<string, ConfigValue>(settings);
             foreach (var (key, value) in point)
                 values[key] = value;
-            var config = ConfigFrom(file, values, point, scenarios);
+            var config = ConfigFrom(file, values, point, scenarios, anomaly is not null);
             CheckAgent(config, values, checkedAgents, makeAgent);
             configs.Add(config);
         }
@@ -196,7 +207,7 @@ public static class ExperimentFile
     }
 
     private static ExperimentConfig ConfigFrom(string file, Dictionary<string, ConfigValue> values,
-        List<(string Key, ConfigValue Value)> point, Dictionary<string, ActionScenario> scenarios)
+        List<(string Key, ConfigValue Value)> point, Dictionary<string, ActionScenario> scenarios, bool hasAnomaly)
     {
         var scenarioValue = values["scenario"];
         string relative = scenarioValue.NonEmptyString();
@@ -212,6 +223,8 @@ public static class ExperimentFile
         }
         string backend = values.TryGetValue("backend", out var b) ? b.OneOf([.. MisGym.Backends]) : MisGym.Sim;
         var feedback = values.TryGetValue("feedback", out var f) ? FeedbackModes.Parse(f.OneOf(FeedbackModes.Words)) : FeedbackMode.DenySlowdownKill;
+        if (feedback == FeedbackMode.AnomalyKill && !hasAnomaly)
+            throw f!.Error("anomaly-kill needs an anomaly model: add an [anomaly] table (model = \"train\" to collect normal behaviour and train one first, or a model file)");
         int episodes = values["episodes"].Int(1, 10_000_000);
         string algorithm = values["agent.algorithm"].NonEmptyString();
         var hyperparameters = new SortedDictionary<string, object>(StringComparer.Ordinal);
@@ -291,6 +304,29 @@ public static class ExperimentFile
                 throw value.Error($"element {i + 1}: seed {seeds[i]} is already in the list");
         }
         return seeds;
+    }
+
+    private static ExperimentAnomaly AnomalyFrom(string file, TomlValues v)
+    {
+        var defaults = new ExperimentAnomaly { Model = ExperimentAnomaly.TrainHere };
+        var model = v.Required("model");
+        string path = model.NonEmptyString();
+        if (path != ExperimentAnomaly.TrainHere)
+        {
+            path = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(file)) ?? ".", path));
+            if (!System.IO.File.Exists(path))
+                throw model.Error($"model file \"{model.NonEmptyString()}\" not found (looked at {path}); give a `mis anomaly train` model, or \"train\" to train one here");
+        }
+        return new ExperimentAnomaly
+        {
+            Model = path,
+            CollectEpisodes = v.Get("collect_episodes", c => c.Int(2, 1_000_000), defaults.CollectEpisodes),
+            Algo = v.Get("algo", a => a.OneOf(ExperimentAnomaly.Algorithms), defaults.Algo),
+            FalseAlarmRate = v.Get("false_alarm_rate", r => r.Number(0.0001, 0.5), defaults.FalseAlarmRate),
+            Seed = v.Get("seed", s => s.Int(0), defaults.Seed),
+            Threshold = v.Get("threshold", t => t.Int(0, 1000), defaults.Threshold),
+            RecordTraces = v.Get("record_traces", r => r.Bool(), defaults.RecordTraces),
+        };
     }
 
     private static ReportSettings ReportFrom(TomlValues v)

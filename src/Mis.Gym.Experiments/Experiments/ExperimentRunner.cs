@@ -57,7 +57,7 @@ public sealed record RunOutcome(ExperimentConfig Config, int Seed, string Direct
 /// shards share at the same time (see <see cref="Shard"/>); <c>mis report</c> merges them.</item>
 /// </list>
 /// </summary>
-public sealed class ExperimentRunner
+public sealed partial class ExperimentRunner
 {
     private readonly Experiment _experiment;
     private readonly string _outDirectory;
@@ -103,9 +103,11 @@ public sealed class ExperimentRunner
     public IReadOnlyList<RunOutcome> Run(Action<ExperimentProgress>? progress = null, CancellationToken cancel = default)
     {
         CheckSameConfigs();
+        CheckAnomalyModels();
         Directory.CreateDirectory(_outDirectory);
         WriteDescription();
-        var runs = Shard.Select(_experiment.Runs).ToList();
+        // Normal behaviour is collected before anything is scored (see ExperimentRunner.Anomaly).
+        var runs = CollectionRuns().Concat(Shard.Select(_experiment.Runs)).ToList();
         var clock = Stopwatch.StartNew();
         long total = runs.Sum(r => (long)r.Config.Episodes);
         long done = runs.Sum(r => (long)Math.Min(CheckpointedEpisodes(SeedDirectory(r.Config, r.Seed)), r.Config.Episodes));
@@ -153,6 +155,10 @@ public sealed class ExperimentRunner
         {
             state?.Write(ShardState.Interrupted);
             throw;
+        }
+        finally
+        {
+            DisposeScorer();
         }
         state?.Write(ShardState.Finished);
         return outcomes;
@@ -229,7 +235,9 @@ public sealed class ExperimentRunner
         }
 
         var layout = new ObservationLayout(config.Scenario);
-        using var agent = _makeAgent(config.Algorithm, layout.Names.Count, config.Scenario.Actions.Count, seed, config.Hyperparameters);
+        var watch = WatchFor(config);
+        using var agent = ReferenceEquals(config, _collectionConfig) ? RandomAgent.Among(MisGym.AllowedActions(config.Scenario), seed)
+            : _makeAgent(config.Algorithm, layout.Names.Count, config.Scenario.Actions.Count, seed, config.Hyperparameters);
         if (checkpoint is not null && start > 0)
             agent.Load(Path.Combine(dir, checkpoint["agent"]!.GetValue<string>()));
         else
@@ -242,7 +250,7 @@ public sealed class ExperimentRunner
         // The events file restarts from the episodes kept at the checkpoint: none twice, none from after it.
         episodes.Flush();
         using var tensorBoard = TensorBoardEvents.Start(tensorBoardDir, start > 0 ? RunFiles.ReadEpisodes(Path.Combine(dir, RunFiles.Episodes)) : []);
-        using var env = MisGym.Make(config.Scenario, config.Backend, config.Feedback);
+        using var env = MisGym.Make(config.Scenario, config.Backend, config.Feedback, watch);
         var actions = config.Scenario.Actions;
         episodeDone(start);
 
@@ -256,6 +264,8 @@ public sealed class ExperimentRunner
                 cancel.ThrowIfCancellationRequested();
             }
             var record = RunEpisode(env, agent, actions, seed, episode, trajectory, trajectoryJson);
+            if (watch is { RecordTraces: true })
+                WriteTraces(dir, record, watch);
             episodes.WriteLine(RunFiles.Csv(record));
             tensorBoard.Append(record);
             if ((episode + 1) % _experiment.CheckpointEvery == 0 && episode + 1 < config.Episodes)
@@ -271,10 +281,11 @@ public sealed class ExperimentRunner
         int seed, int episode, StreamWriter trajectory, StreamWriter trajectoryJson)
     {
         var obs = env.Reset(EpisodeSeed(seed, episode)).Observation;
-        double ret = 0, task = 0, slowdown = 0, denial = 0, kill = 0, slowdownMs = 0;
+        double ret = 0, task = 0, slowdown = 0, denial = 0, kill = 0, anomaly = 0, slowdownMs = 0;
         long violations = 0;
         int minDefcon = 5, steps = 0;
-        bool killed = false, success = false;
+        int? score = null;
+        bool killed = false, success = false, killedByScorer = false;
         while (true)
         {
             int action = agent.Act(obs);
@@ -286,14 +297,16 @@ public sealed class ExperimentRunner
             int defcon = info.Get<int>("defcon");
             long count = info.Get<long>("violations");
             slowdownMs = info.Get<long>("slowdown_ns") / 1e6;
+            score = info.TryGetValue("anomaly_score", out var s) ? (int)s : score;
+            killedByScorer |= info.TryGetValue("anomaly_killed", out var k) && (bool)k;
             var step = new StepRecord(episode, steps, action, actions[action].Name, result, r.Reward, terms, defcon, count,
-                count > violations, slowdownMs, info.Get<long>("time_ns") / 1e6, r.Terminated, r.Truncated);
+                count > violations, slowdownMs, info.Get<long>("time_ns") / 1e6, r.Terminated, r.Truncated, score);
             trajectory.WriteLine(RunFiles.Csv(step));
             trajectoryJson.WriteLine(RunFiles.Json(step));
             steps++;
             violations = count;
             ret += r.Reward;
-            (task, slowdown, denial, kill) = (task + terms.Task, slowdown + terms.Slowdown, denial + terms.Denial, kill + terms.Kill);
+            (task, slowdown, denial, kill, anomaly) = (task + terms.Task, slowdown + terms.Slowdown, denial + terms.Denial, kill + terms.Kill, anomaly + terms.Anomaly);
             minDefcon = Math.Min(minDefcon, defcon);
             killed |= result == ActionResult.Killed;
             success |= result == ActionResult.Ok && actions[action].Kind == ActionKind.Submit;
@@ -301,7 +314,8 @@ public sealed class ExperimentRunner
                 break;
             obs = r.Observation;
         }
-        return new EpisodeRecord(episode, ret, task, slowdown, denial, kill, violations, minDefcon, killed, success, steps, slowdownMs);
+        return new EpisodeRecord(episode, ret, task, slowdown, denial, kill, violations, minDefcon, killed, success, steps, slowdownMs,
+            anomaly, killedByScorer, score);
     }
 
     // Opens a run file for appending at the checkpoint: cut back to its recorded length (a fresh
@@ -367,7 +381,26 @@ public sealed class ExperimentRunner
     }
 
     /// <summary>What the experiment is, for the run directory (the report reads it back without the scenario files).</summary>
-    internal static JsonObject ExperimentJson(Experiment experiment) => new()
+    internal static JsonObject ExperimentJson(Experiment experiment)
+    {
+        var json = ExperimentJsonWithoutAnomaly(experiment);
+        if (experiment.Anomaly is { } a)
+        {
+            json["anomaly"] = new JsonObject
+            {
+                ["model"] = a.Model,
+                ["collect_episodes"] = a.CollectEpisodes,
+                ["algo"] = a.Algo,
+                ["false_alarm_rate"] = a.FalseAlarmRate,
+                ["seed"] = a.Seed,
+                ["threshold"] = a.Threshold,
+                ["record_traces"] = a.RecordTraces,
+            };
+        }
+        return json;
+    }
+
+    private static JsonObject ExperimentJsonWithoutAnomaly(Experiment experiment) => new()
     {
         ["name"] = experiment.Name,
         ["description"] = experiment.Description,

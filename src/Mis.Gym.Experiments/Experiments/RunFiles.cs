@@ -8,19 +8,28 @@ using Mis.Native;
 namespace Mis.Gym.Experiments;
 
 /// <summary>One recorded environment step (a row of <c>trajectory.csv</c> and a line of <c>trajectory.jsonl</c>).</summary>
+/// <remarks><c>AnomalyScore</c>: the episode's anomaly score after the step (its highest window so far), when the scorer watched it.</remarks>
 public readonly record struct StepRecord(
     int Episode, int Step, int Action, string ActionName, ActionResult Result, double Reward, RewardTerms Terms,
-    int Defcon, long Violations, bool Violation, double SlowdownMs, double TimeMs, bool Terminated, bool Truncated);
+    int Defcon, long Violations, bool Violation, double SlowdownMs, double TimeMs, bool Terminated, bool Truncated, int? AnomalyScore = null);
 
 /// <summary>One finished episode (a row of <c>episodes.csv</c>).</summary>
+/// <remarks>
+/// <c>Anomaly</c>: the anomaly-kill penalty paid; <c>AnomalyKilled</c>: the anomaly scorer killed the
+/// workload (a kill by the scorer is also <c>Killed</c>); <c>AnomalyScore</c>: the episode's score, its
+/// highest window's, when the scorer watched it.
+/// </remarks>
 public readonly record struct EpisodeRecord(
     int Episode, double Return, double Task, double Slowdown, double Denial, double Kill,
-    long Violations, int MinDefcon, bool Killed, bool Success, int Steps, double SlowdownMs);
+    long Violations, int MinDefcon, bool Killed, bool Success, int Steps, double SlowdownMs,
+    double Anomaly = 0, bool AnomalyKilled = false, int? AnomalyScore = null);
 
 /// <summary>
 /// The names and formats of a run directory's files: <c>trajectory.csv</c>, <c>trajectory.jsonl</c>,
 /// <c>episodes.csv</c> (plain RFC 4180 CSV with a header row; numbers invariant; booleans 0/1, so
-/// pandas reads them as integers), <c>checkpoint.json</c> and <c>status.json</c>; and the run directory's
+/// pandas reads them as integers; an anomaly score is empty where no scorer watched, NaN to pandas),
+/// <c>checkpoint.json</c> and <c>status.json</c>; the seed directory's <c>traces/</c> when an
+/// experiment records traces (<see cref="TracesDirectory"/>); and the run directory's
 /// <c>tensorboard/</c> event files (<see cref="TensorBoardEvents"/>).
 /// </summary>
 public static class RunFiles
@@ -38,10 +47,21 @@ public static class RunFiles
     public const string ExperimentJson = "experiment.json";
 
     internal const string TrajectoryHeader =
-        "episode,step,action,action_name,result,reward,task,slowdown,denial,kill,defcon,violations,violation,slowdown_ms,time_ms,terminated,truncated";
+        "episode,step,action,action_name,result,reward,task,slowdown,denial,kill,defcon,violations,violation,slowdown_ms,time_ms,terminated,truncated,anomaly,anomaly_score";
 
     internal const string EpisodesHeader =
-        "episode,return,task,slowdown,denial,kill,violations,min_defcon,killed,success,steps,slowdown_ms";
+        "episode,return,task,slowdown,denial,kill,violations,min_defcon,killed,success,steps,slowdown_ms,anomaly,anomaly_killed,anomaly_score";
+
+    /// <summary>
+    /// A seed directory's recorded syscall traces: <c>traces/normal/episode-NNNNNN/TID-COMM.trace</c>
+    /// for an episode without a policy violation, <c>traces/violating/...</c> for one with; one file
+    /// per thread, whitespace-separated syscall numbers (<c>mis anomaly train --run</c> reads them).
+    /// </summary>
+    public const string TracesDirectory = "traces";
+
+    /// <summary>The trace directory of one episode (see <see cref="TracesDirectory"/>).</summary>
+    internal static string EpisodeTraces(string seedDirectory, int episode, bool violating) =>
+        Path.Combine(seedDirectory, TracesDirectory, violating ? "violating" : "normal", $"episode-{episode:D6}");
 
     internal static readonly string[] ResultWords = ["ok", "denied", "error", "killed"];
 
@@ -60,7 +80,8 @@ public static class RunFiles
          .Append(Num(r.Terms.Task)).Append(',').Append(Num(r.Terms.Slowdown)).Append(',').Append(Num(r.Terms.Denial)).Append(',').Append(Num(r.Terms.Kill)).Append(',')
          .Append(r.Defcon).Append(',').Append(r.Violations).Append(',').Append(r.Violation ? '1' : '0').Append(',')
          .Append(Num(r.SlowdownMs)).Append(',').Append(Num(r.TimeMs)).Append(',')
-         .Append(r.Terminated ? '1' : '0').Append(',').Append(r.Truncated ? '1' : '0');
+         .Append(r.Terminated ? '1' : '0').Append(',').Append(r.Truncated ? '1' : '0').Append(',')
+         .Append(Num(r.Terms.Anomaly)).Append(',').Append(r.AnomalyScore?.ToString(CultureInfo.InvariantCulture));
         return b.ToString();
     }
 
@@ -71,29 +92,39 @@ public static class RunFiles
          .Append(",\"action_name\":").Append(JsonSerializer.Serialize(r.ActionName))
          .Append(",\"result\":\"").Append(ResultWords[(int)r.Result]).Append("\",\"reward\":").Append(Num(r.Reward))
          .Append(",\"reward_terms\":{\"task\":").Append(Num(r.Terms.Task)).Append(",\"slowdown\":").Append(Num(r.Terms.Slowdown))
-         .Append(",\"denial\":").Append(Num(r.Terms.Denial)).Append(",\"kill\":").Append(Num(r.Terms.Kill))
+         .Append(",\"denial\":").Append(Num(r.Terms.Denial)).Append(",\"kill\":").Append(Num(r.Terms.Kill)).Append(",\"anomaly\":").Append(Num(r.Terms.Anomaly))
          .Append("},\"defcon\":").Append(r.Defcon).Append(",\"violations\":").Append(r.Violations)
          .Append(",\"violation\":").Append(r.Violation ? "true" : "false")
          .Append(",\"slowdown_ms\":").Append(Num(r.SlowdownMs)).Append(",\"time_ms\":").Append(Num(r.TimeMs))
-         .Append(",\"terminated\":").Append(r.Terminated ? "true" : "false").Append(",\"truncated\":").Append(r.Truncated ? "true" : "false").Append('}');
+         .Append(",\"terminated\":").Append(r.Terminated ? "true" : "false").Append(",\"truncated\":").Append(r.Truncated ? "true" : "false");
+        if (r.AnomalyScore is { } score)
+            b.Append(",\"anomaly_score\":").Append(score);
+        b.Append('}');
         return b.ToString();
     }
 
     internal static string Csv(in EpisodeRecord e) => string.Join(',',
         e.Episode.ToString(CultureInfo.InvariantCulture), Num(e.Return), Num(e.Task), Num(e.Slowdown), Num(e.Denial), Num(e.Kill),
         e.Violations.ToString(CultureInfo.InvariantCulture), e.MinDefcon.ToString(CultureInfo.InvariantCulture),
-        e.Killed ? "1" : "0", e.Success ? "1" : "0", e.Steps.ToString(CultureInfo.InvariantCulture), Num(e.SlowdownMs));
+        e.Killed ? "1" : "0", e.Success ? "1" : "0", e.Steps.ToString(CultureInfo.InvariantCulture), Num(e.SlowdownMs),
+        Num(e.Anomaly), e.AnomalyKilled ? "1" : "0", e.AnomalyScore?.ToString(CultureInfo.InvariantCulture) ?? "");
 
     /// <summary>Reads <c>episodes.csv</c> back (the report's input).</summary>
     /// <exception cref="InvalidDataException">The file's header or a row is not what this writer writes; the message names file and line.</exception>
     internal static List<EpisodeRecord> ReadEpisodes(string path) => ReadRows(path, EpisodesHeader, f =>
         new EpisodeRecord(Int(f[0]), Dbl(f[1]), Dbl(f[2]), Dbl(f[3]), Dbl(f[4]), Dbl(f[5]), long.Parse(f[6], CultureInfo.InvariantCulture),
-            Int(f[7]), f[8] == "1", f[9] == "1", Int(f[10]), Dbl(f[11])));
+            Int(f[7]), f[8] == "1", f[9] == "1", Int(f[10]), Dbl(f[11]), f[12].Length == 0 ? 0 : Dbl(f[12]), f[13] == "1",
+            f[14].Length == 0 ? null : Int(f[14])));
 
     /// <summary>Reads the (episode, step, DEFCON) columns of <c>trajectory.csv</c>: the heat map's input.</summary>
     /// <exception cref="InvalidDataException">The file's header or a row is not what this writer writes; the message names file and line.</exception>
     internal static List<(int Episode, int Step, int Defcon)> ReadDefcon(string path) =>
         ReadRows(path, TrajectoryHeader, f => (Int(f[0]), Int(f[1]), Int(f[10])));
+
+    /// <summary>Reads the (episode, step, anomaly score) columns of <c>trajectory.csv</c>: the score-over-steps figure's input.</summary>
+    /// <exception cref="InvalidDataException">The file's header or a row is not what this writer writes; the message names file and line.</exception>
+    internal static List<(int Episode, int Step, int? Score)> ReadAnomalyScores(string path) =>
+        ReadRows(path, TrajectoryHeader, f => (Int(f[0]), Int(f[1]), f[18].Length == 0 ? (int?)null : Int(f[18])));
 
     // The rows of a CSV file this class wrote: the header must be <paramref name="header"/> and every
     // row have its number of fields (names are plain words, so commas only separate fields). Only
@@ -110,8 +141,10 @@ public static class RunFiles
         using var lines = TerminatedLines(reader).GetEnumerator();
         if (!lines.MoveNext())
             return rows;
-        if (lines.Current != header)
-            throw new InvalidDataException($"{path}:1: unexpected header \"{lines.Current}\"; expected \"{header}\"");
+        // A file written before the anomaly columns existed: its rows read as unscored.
+        int missing = lines.Current == header ? 0
+            : header.StartsWith(lines.Current + ",anomaly,", StringComparison.Ordinal) ? fields - lines.Current.Split(',').Length
+            : throw new InvalidDataException($"{path}:1: unexpected header \"{lines.Current}\"; expected \"{header}\"");
         int line = 1;
         while (lines.MoveNext())
         {
@@ -120,6 +153,8 @@ public static class RunFiles
             if (text.Length == 0)
                 continue;
             var f = text.Split(',');
+            if (missing > 0)
+                f = [.. f, .. Enumerable.Repeat("", missing)];
             try
             {
                 if (f.Length != fields)

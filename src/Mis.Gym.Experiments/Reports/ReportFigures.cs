@@ -38,14 +38,24 @@ public static class ReportFigures
         figures.Add(RewardTerms(analysis, figuresDirectory, palette));
         figures.Add(TimeToStop(analysis, figuresDirectory, palette));
         figures.Add(PerformanceProfile(analysis, figuresDirectory, palette));
+        if (analysis.Configs.Any(c => c.Anomaly is not null))
+        {
+            figures.Add(CurveFigure(analysis, figuresDirectory, palette, "anomaly-kills.png", "Anomaly scorer: kill rate per episode",
+                "episodes killed by the scorer (share)", c => c.Anomaly?.FlagCurve ?? new Curve([], [], [], []),
+                $"Share of episodes the anomaly scorer killed (anomaly-kill) or would have killed (a config it only scored: its score above the threshold), " +
+                $"moving average over {window} episodes, IQM over seeds with 95% bootstrap band."));
+        }
         foreach (var config in analysis.Configs)
         {
             var run = config.WithData.FirstOrDefault();
             if (run is null)
                 continue;
-            var defcon = RunFiles.ReadDefcon(Path.Combine(run.Directory, RunFiles.Trajectory));
+            string trajectory = Path.Combine(run.Directory, RunFiles.Trajectory);
+            var defcon = RunFiles.ReadDefcon(trajectory);
             figures.Add(DefconSteps(config, run, defcon, figuresDirectory));
             figures.Add(DefconHeatmap(config, run, defcon, figuresDirectory));
+            if (config.Anomaly is not null)
+                figures.Add(AnomalySteps(config, run, RunFiles.ReadAnomalyScores(trajectory), figuresDirectory));
         }
         return figures;
     }
@@ -89,7 +99,9 @@ public static class ReportFigures
     {
         const string file = "reward-terms.png";
         var plot = new Plot();
-        string[] terms = ["task", "-slowdown", "-denial", "-kill"];
+        // The anomaly-kill term only where a scorer killed: other experiments keep their four bars.
+        bool anomaly = analysis.Configs.Any(c => c.AnomalyTerm.Mean > 0);
+        string[] terms = anomaly ? ["task", "-slowdown", "-denial", "-kill", "-anomaly"] : ["task", "-slowdown", "-denial", "-kill"];
         var bars = new List<Bar>();
         var whiskers = new List<(double X, double Low, double High)>();
         var ticks = new ScottPlot.TickGenerators.NumericManual();
@@ -97,7 +109,7 @@ public static class ReportFigures
         for (int g = 0; g < groups; g++)
         {
             var c = analysis.Configs[g];
-            Estimate[] estimates = [c.TaskTerm, c.SlowdownTerm, c.DenialTerm, c.KillTerm];
+            Estimate[] estimates = [c.TaskTerm, c.SlowdownTerm, c.DenialTerm, c.KillTerm, c.AnomalyTerm];
             for (int t = 0; t < terms.Length; t++)
             {
                 // Penalties are drawn below zero: the sign flips and so do the interval's ends.
@@ -132,7 +144,7 @@ public static class ReportFigures
         plot.ShowLegend(Alignment.UpperRight);
         plot.SavePng(Path.Combine(dir, file), Width, Height);
         return new Figure(file, "Reward decomposition",
-            "Per-episode reward terms over all episodes (task minus the slowdown, denial and kill penalties): IQM over seeds with 95% bootstrap intervals as whiskers.");
+            $"Per-episode reward terms over all episodes (task minus the slowdown, denial{(anomaly ? ", kill and anomaly-kill" : " and kill")} penalties): IQM over seeds with 95% bootstrap intervals as whiskers.");
     }
 
     private static Figure TimeToStop(RunAnalysis analysis, string dir, IPalette palette)
@@ -298,6 +310,53 @@ public static class ReportFigures
         return new Figure(file, $"DEFCON over steps: {config.Label}",
             $"DEFCON level after each step of the first episode, the first to reach DEFCON {severest} (the run's most severe level), " +
             $"the middle one and the last of the training run (seed {run.Seed}); the bands are the levels, green calm to dark red alarm.");
+    }
+
+    private static Figure AnomalySteps(ConfigAnalysis config, SeedRun run, List<(int Episode, int Step, int? Score)> scores, string dir)
+    {
+        string file = $"anomaly-steps-{config.DirectoryName}.png";
+        var anomaly = config.Anomaly!;
+        // The first honest episode, the first violating one, the first the scorer flagged, and the last.
+        int? First(Func<EpisodeRecord, bool> which) => run.Episodes.Where(which).Select(e => (int?)e.Episode).FirstOrDefault();
+        var chosen = new (int? Episode, string What)[]
+        {
+            (First(e => e.Violations == 0), "first honest"),
+            (First(e => e.Violations > 0), "first violating"),
+            (First(e => anomaly.Flagged(e)), anomaly.Kills ? "first killed" : "first above threshold"),
+            (run.Episodes.Count - 1, "last"),
+        }.Where(c => c.Episode is not null).DistinctBy(c => c.Episode).ToList();
+        var byEpisode = scores.Where(s => s.Score is not null).GroupBy(s => s.Episode).ToDictionary(g => g.Key, g => g.OrderBy(s => s.Step).ToList());
+        var plot = new Plot();
+        LinePattern[] patterns = [LinePattern.Solid, LinePattern.Dashed, LinePattern.Dotted, LinePattern.DenselyDashed];
+        var palette = new ScottPlot.Palettes.Category10();
+        for (int i = 0; i < chosen.Count; i++)
+        {
+            if (!byEpisode.TryGetValue(chosen[i].Episode!.Value, out var steps))
+                continue;
+            // Step 0 is the reset (nothing scored yet); step k the episode's score after the k-th action.
+            double[] xs = [0, .. steps.Select(s => (double)s.Step + 1)];
+            double[] ys = [0, .. steps.Select(s => (double)s.Score!.Value)];
+            var line = plot.Add.Scatter(xs, ys);
+            line.ConnectStyle = ConnectStyle.StepHorizontal;
+            line.Color = palette.GetColor(i);
+            line.LinePattern = patterns[i % patterns.Length];
+            line.LineWidth = 2;
+            line.MarkerSize = 6;
+            var record = run.Episodes[chosen[i].Episode!.Value];
+            line.LegendText = $"episode {record.Episode + 1}: {chosen[i].What}{(record.AnomalyKilled ? ", killed" : "")}";
+        }
+        var threshold = plot.Add.HorizontalLine(anomaly.Threshold);
+        threshold.LinePattern = LinePattern.Dashed;
+        threshold.Color = Colors.Gray;
+        plot.Axes.SetLimitsY(-20, 1020);
+        plot.Title($"Anomaly score over the steps of an episode: {config.Label}, seed {run.Seed}");
+        plot.XLabel("step");
+        plot.YLabel("episode's anomaly score (0–1000)");
+        plot.ShowLegend(Alignment.UpperLeft);
+        plot.SavePng(Path.Combine(dir, file), Width, Height);
+        return new Figure(file, $"Anomaly score over steps: {config.Label}",
+            $"The episode's anomaly score (its highest window so far) after each step of the first honest episode, the first violating one, " +
+            $"the first the scorer {(anomaly.Kills ? "killed" : "scored above the threshold")} and the last (seed {run.Seed}); the dashed line is the threshold {anomaly.Threshold}.");
     }
 
     private static Figure DefconHeatmap(ConfigAnalysis config, SeedRun run, List<(int Episode, int Step, int Defcon)> defcon, string dir)

@@ -79,6 +79,7 @@ public static class ReportWriter
         }
         if (configs.Any(c => c.Kills.Mean > 0 || c.SlowdownTerm.Mean > 0))
             lines.Add("DEFCON feedback met: " + string.Join("; ", configs.Select(FeedbackMet)) + ".");
+        lines.AddRange(AnomalyLines(configs, s));
         var ranked = configs.Where(c => c.TimeToStop.Median is not null).OrderBy(c => c.TimeToStop.Median).ToList();
         if (ranked.Count == 0)
         {
@@ -125,6 +126,30 @@ public static class ReportWriter
             }
         }
         return lines;
+    }
+
+    // What the anomaly scorer did in each config it scored, and, where it killed, the answer to
+    // whether it stopped the violating shortcut without killing honest episodes.
+    private static IEnumerable<string> AnomalyLines(List<ConfigAnalysis> configs, ReportSettings s)
+    {
+        foreach (var c in configs.Where(c => c.Anomaly is not null))
+        {
+            var a = c.Anomaly!;
+            var (kill, falseKill) = a.Kills ? ("killed", "false-kill rate") : ("would have killed (it only scored)", "false-alarm rate");
+            yield return $"Anomaly scorer under **{c.Label}**: it {kill} {a.ViolatingFlagged} of {a.Violating} violating episodes " +
+                         $"(per seed {PctShort(a.ViolatingFlaggedRate)}) and {a.HonestFlagged} of {a.Honest} honest ones ({falseKill} {Pct(a.FalseKillRate)}).";
+        }
+        foreach (var c in configs.Where(c => c.Anomaly is { Kills: true }))
+        {
+            var a = c.Anomaly!;
+            string stopped = c.TimeToStop.Median is { } m
+                ? $"it stopped the violating shortcut: violations per episode fell below {F(s.ViolationThreshold)} for good after a median of {F(m)} episodes"
+                : $"it did not stop the violating shortcut: violations per episode did not fall below {F(s.ViolationThreshold)} for good in half the seeds";
+            string honest = a.HonestFlagged == 0
+                ? $"and killed none of the {a.Honest} honest episodes"
+                : $"and killed {a.HonestFlagged} of the {a.Honest} honest episodes (false-kill rate {Pct(a.FalseKillRate)})";
+            yield return $"Answer (anomaly scorer, **{c.Label}**): {stopped} (final violations per episode {c.FinalViolations.Describe()}), {honest}.";
+        }
     }
 
     // What the DEFCON response did to a config's episodes: kills and the reward slowdown cost.
@@ -231,8 +256,20 @@ public static class ReportWriter
                     ["slowdown"] = E(c.SlowdownTerm),
                     ["denial"] = E(c.DenialTerm),
                     ["kill"] = E(c.KillTerm),
+                    ["anomaly"] = E(c.AnomalyTerm),
                 },
                 ["kills_per_run"] = E(c.Kills),
+                ["anomaly"] = c.Anomaly is not { } an ? null : new JsonObject
+                {
+                    ["kills"] = an.Kills,
+                    ["threshold"] = an.Threshold,
+                    ["honest_episodes"] = an.Honest,
+                    ["honest_flagged"] = an.HonestFlagged,
+                    ["violating_episodes"] = an.Violating,
+                    ["violating_flagged"] = an.ViolatingFlagged,
+                    ["false_kill_rate"] = E(an.FalseKillRate),
+                    ["violating_flagged_rate"] = E(an.ViolatingFlaggedRate),
+                },
                 ["seeds"] = seeds,
             });
         }

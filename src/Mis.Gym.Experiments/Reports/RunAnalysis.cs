@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Mis.Gym.Experiments;
+using Mis.Gym.Scenarios;
 
 namespace Mis.Gym.Reports;
 
@@ -62,6 +63,8 @@ public sealed record ConfigAnalysis
     public required Estimate DenialTerm { get; init; }
     /// <summary>Mean kill reward term per episode, over seeds.</summary>
     public required Estimate KillTerm { get; init; }
+    /// <summary>Mean anomaly-kill reward term per episode, over seeds.</summary>
+    public required Estimate AnomalyTerm { get; init; }
     /// <summary>Kills per seed run, over seeds.</summary>
     public required Estimate Kills { get; init; }
 
@@ -76,6 +79,49 @@ public sealed record ConfigAnalysis
 
     /// <summary>The time to stop as censored observations, one per seed with data: the episode it stopped, or its last episode (censored).</summary>
     public required IReadOnlyList<Observation> StopObservations { get; init; }
+
+    /// <summary>What the anomaly scorer did, when it scored this config's episodes; null otherwise.</summary>
+    public AnomalyAnalysis? Anomaly { get; init; }
+}
+
+/// <summary>
+/// What the anomaly scorer did to the episodes of a config it scored (a learning-mode config of an
+/// experiment with <c>[anomaly]</c>). An episode is honest when the policy recorded no violation in
+/// it, violating otherwise; it is flagged when the scorer killed it (<c>anomaly-kill</c>) or, where
+/// the scorer only scored (<c>none</c>), when its score went above the threshold: what it would have
+/// killed. Rates are per seed, then the IQM over seeds with its bootstrap interval.
+/// </summary>
+public sealed record AnomalyAnalysis
+{
+    /// <summary>The scorer killed (<c>anomaly-kill</c>); false: it only scored.</summary>
+    public required bool Kills { get; init; }
+
+    /// <summary>The score above which a window is anomalous.</summary>
+    public required int Threshold { get; init; }
+
+    /// <summary>Honest episodes, over all seeds.</summary>
+    public required int Honest { get; init; }
+
+    /// <summary>Honest episodes flagged: false kills (or false alarms, scoring only).</summary>
+    public required int HonestFlagged { get; init; }
+
+    /// <summary>Violating episodes, over all seeds.</summary>
+    public required int Violating { get; init; }
+
+    /// <summary>Violating episodes flagged: stopped by the scorer (or that it would have stopped).</summary>
+    public required int ViolatingFlagged { get; init; }
+
+    /// <summary>Per seed, the share of its honest episodes flagged.</summary>
+    public required Estimate FalseKillRate { get; init; }
+
+    /// <summary>Per seed, the share of its violating episodes flagged.</summary>
+    public required Estimate ViolatingFlaggedRate { get; init; }
+
+    /// <summary>The share of episodes flagged over training (moving average, IQM over seeds).</summary>
+    public required Curve FlagCurve { get; init; }
+
+    /// <summary>Whether the scorer flagged <paramref name="e"/>.</summary>
+    internal bool Flagged(in EpisodeRecord e) => Kills ? e.AnomalyKilled : e.AnomalyScore > Threshold;
 }
 
 /// <summary>Two configs compared: X's chance to beat Y on final return, and whether their times to stop violating differ.</summary>
@@ -131,6 +177,7 @@ public sealed record RunAnalysis
             FinalFraction = report?["final_fraction"]?.GetValue<double>() ?? 0.1,
         };
         var seeds = experiment["seeds"]?.AsArray().Select(s => s!.GetValue<int>()).ToList() ?? [];
+        int anomalyThreshold = experiment["anomaly"]?["threshold"]?.GetValue<int>() ?? 800;
         var configs = new List<ConfigAnalysis>();
         var incomplete = new List<IncompleteRun>();
         var shards = ShardState.ReadAll(directory);
@@ -157,7 +204,7 @@ public sealed record RunAnalysis
                 var episodes = File.Exists(episodesPath) ? RunFiles.ReadEpisodes(episodesPath) : [];
                 runs.Add(new SeedRun(seed, dir, status?["status"]?.GetValue<string>() ?? "not started", status?["error"]?.GetValue<string>(), episodes));
             }
-            var analysed = Analyse(name, config, runs, settings);
+            var analysed = Analyse(name, config, runs, settings, anomalyThreshold);
             configs.Add(analysed);
             incomplete.AddRange(runs.Select((r, i) => (r, i)).Where(x => x.r.Status != "complete")
                 .Select(x => new IncompleteRun(analysed.Label, x.r.Seed, x.r.Status, x.r.Episodes.Count, x.r.Error, Owner(configIndex, x.i))));
@@ -184,7 +231,7 @@ public sealed record RunAnalysis
     internal static Comparison Compare(ConfigAnalysis x, ConfigAnalysis y) =>
         new(x, y, Bootstrap.ProbabilityOfImprovementInterval(x.FinalReturns, y.FinalReturns), LogRank.Test([x.StopObservations, y.StopObservations]));
 
-    private static ConfigAnalysis Analyse(string name, JsonObject config, List<SeedRun> runs, ReportSettings s)
+    private static ConfigAnalysis Analyse(string name, JsonObject config, List<SeedRun> runs, ReportSettings s, int anomalyThreshold)
     {
         var data = runs.Where(r => r.Episodes.Count > 0).ToList();
         var toStop = data.Select(r => EpisodesUntilBelowForGood(r.Episodes.Select(e => (double)e.Violations).ToArray(), s.Window, s.ViolationThreshold)).ToList();
@@ -217,11 +264,43 @@ public sealed record RunAnalysis
             SlowdownTerm = All(e => e.Slowdown),
             DenialTerm = All(e => e.Denial),
             KillTerm = All(e => e.Kill),
+            AnomalyTerm = All(e => e.Anomaly),
             Kills = Estimate.Of(data.Select(r => (double)r.Episodes.Count(e => e.Killed)).ToList()),
             ReturnCurve = CurveOf(e => e.Return),
             ViolationCurve = CurveOf(e => e.Violations),
             SuccessCurve = CurveOf(e => e.Success ? 1 : 0),
             KillCurve = CurveOf(e => e.Killed ? 1 : 0),
+            Anomaly = AnalyseAnomaly(config, data, s, anomalyThreshold),
+        };
+    }
+
+    private static AnomalyAnalysis? AnalyseAnomaly(JsonObject config, List<SeedRun> data, ReportSettings s, int threshold)
+    {
+        if (!data.Any(r => r.Episodes.Any(e => e.AnomalyScore is not null)))
+            return null;
+        var a = new AnomalyAnalysis
+        {
+            Kills = config["feedback"]?.GetValue<string>() == FeedbackMode.AnomalyKill.Word(),
+            Threshold = threshold,
+            Honest = 0, HonestFlagged = 0, Violating = 0, ViolatingFlagged = 0,
+            FalseKillRate = Estimate.None, ViolatingFlaggedRate = Estimate.None,
+            FlagCurve = new Curve([], [], [], []),
+        };
+        // Per seed, the share of its episodes of one kind that were flagged (seeds without any left out).
+        Estimate RateOver(bool violating) => Estimate.Of([.. data
+            .Select(r => r.Episodes.Where(e => e.Violations > 0 == violating).ToList())
+            .Where(episodes => episodes.Count > 0)
+            .Select(episodes => episodes.Count(e => a.Flagged(e)) / (double)episodes.Count)]);
+        var all = data.SelectMany(r => r.Episodes).ToList();
+        return a with
+        {
+            Honest = all.Count(e => e.Violations == 0),
+            HonestFlagged = all.Count(e => e.Violations == 0 && a.Flagged(e)),
+            Violating = all.Count(e => e.Violations > 0),
+            ViolatingFlagged = all.Count(e => e.Violations > 0 && a.Flagged(e)),
+            FalseKillRate = RateOver(violating: false),
+            ViolatingFlaggedRate = RateOver(violating: true),
+            FlagCurve = LearningCurve(data, e => a.Flagged(e) ? 1 : 0, s.Window),
         };
     }
 

@@ -15,7 +15,11 @@ public readonly record struct BackendState(int Defcon, ulong Violations, ulong S
 /// <param name="Result">Ok, denied, error or killed.</param>
 /// <param name="Reason">The rule or level behind the decision (for info and events).</param>
 /// <param name="State">The enforcement state afterwards.</param>
-public readonly record struct ActionOutcome(ActionResult Result, string Reason, BackendState State);
+public readonly record struct ActionOutcome(ActionResult Result, string Reason, BackendState State)
+{
+    /// <summary>The anomaly scorer's reading after the action, when a <see cref="SyscallWatch"/> scores the episode live.</summary>
+    public AnomalyReading? Anomaly { get; init; }
+}
 
 /// <summary>
 /// Where a scenario's actions actually happen: the simulator (<see cref="SimBackend"/>) or, later,

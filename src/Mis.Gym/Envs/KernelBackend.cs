@@ -52,6 +52,7 @@ public sealed partial class KernelBackend : IScenarioBackend
     private readonly ulong[] _syscalls;
     private readonly bool _learning;
     private readonly WorkloadIdentity _identity;
+    private readonly SyscallWatch? _watch;
     private Episode? _episode;
     private ulong _nominalNs;
     private bool _disposed;
@@ -71,11 +72,19 @@ public sealed partial class KernelBackend : IScenarioBackend
     /// Who the actuator runs as: root without capabilities (the default), or the caller the node
     /// daemon runs the episodes for; the files made for the episode are then that account's.
     /// </param>
+    /// <param name="watch">
+    /// Each episode's syscalls recorded and scored live (learning mode only: only then does the
+    /// kernel report every syscall), or null.
+    /// </param>
     /// <exception cref="BackendUnavailableException">Not root, no python3 for the actuator, or the kernel enforcer or the scenario's files cannot be made here (the message says which).</exception>
-    public KernelBackend(ActionScenario scenario, bool measuredSlowdown = true, bool learning = false, WorkloadIdentity? identity = null)
+    /// <exception cref="ArgumentException">A <paramref name="watch"/> without learning mode.</exception>
+    public KernelBackend(ActionScenario scenario, bool measuredSlowdown = true, bool learning = false, WorkloadIdentity? identity = null, SyscallWatch? watch = null)
     {
+        if (watch is not null && !learning)
+            throw new ArgumentException("syscall traces and live anomaly scoring need learning mode: only then does the kernel report each syscall", nameof(watch));
         _measured = measuredSlowdown;
         _learning = learning;
+        _watch = watch;
         _identity = identity ?? WorkloadIdentity.Root;
         _syscalls = scenario.Actions.Select(a => (ulong)a.Syscalls).ToArray();
         if (!OperatingSystem.IsLinux() || Environment.UserName != "root")
@@ -141,7 +150,7 @@ public sealed partial class KernelBackend : IScenarioBackend
         ObjectDisposedException.ThrowIf(_disposed, this);
         EndEpisode();
         _nominalNs = 0;
-        _episode = Episode.Start(_scenario, _session, _policy, _files, _identity, _learning);
+        _episode = Episode.Start(_scenario, _session, _policy, _files, _identity, _learning, _watch?.Begin());
         return BackendState.Fresh;
     }
 
@@ -154,7 +163,7 @@ public sealed partial class KernelBackend : IScenarioBackend
             ?? throw new InvalidOperationException($"the episode's cgroup {episode.Cgroup.Id} is no longer managed");
         int level = before.Defcon;
         string reason = _decisions.Reason(action, level);
-        if (episode.Dead || before is { Killed: true })
+        if (episode.Dead || before is { Killed: true } || episode.Syscalls is { Killed: true })
             return new ActionOutcome(ActionResult.Killed, KilledReason, State(episode, level));
 
         if (_learning && _decisions.Verdict(action, level) == Verdict.Deny)
@@ -184,7 +193,21 @@ public sealed partial class KernelBackend : IScenarioBackend
             : ActionResult.Ok;
         _nominalNs += _baseNs[action];
         var state = State(episode, level, action);
-        return new ActionOutcome(result, killed ? KilledReason : reason, state);
+        var outcome = new ActionOutcome(result, killed ? KilledReason : reason, state);
+        return episode.Syscalls is { } syscalls ? Watched(episode, syscalls, outcome) : outcome;
+    }
+
+    // The action's syscalls reach the recording and the scorer through the session's event reader:
+    // wait until it has read every event up to now (the actuator is blocked in its next read, or
+    // dead), then for their windows' scores. A kill by the scorer takes the action's place.
+    private ActionOutcome Watched(Episode episode, EpisodeSyscalls syscalls, ActionOutcome outcome)
+    {
+        _session.WaitForEventsRead(TimeSpan.FromSeconds(2));
+        var reading = syscalls.Reading();
+        if (!syscalls.Killed)
+            return outcome with { Anomaly = reading };
+        episode.Dead = episode.Dead || episode.WaitDead(TimeSpan.FromSeconds(2));
+        return outcome with { Result = ActionResult.Killed, Reason = syscalls.KillReason(), Anomaly = reading };
     }
 
     /// <inheritdoc />
@@ -194,6 +217,7 @@ public sealed partial class KernelBackend : IScenarioBackend
             return;
         _disposed = true;
         EndEpisode();
+        _watch?.End();
         _policy.Dispose();
         _session.Dispose();
     }

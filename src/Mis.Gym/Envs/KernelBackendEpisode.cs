@@ -19,10 +19,14 @@ public sealed partial class KernelBackend
         private readonly StreamReader _output;
         private readonly MountNamespace _files;
 
-        private Episode(EnforcedWorkload workload, StreamWriter input, StreamReader output, MountNamespace files)
+        private Episode(EnforcedWorkload workload, StreamWriter input, StreamReader output, MountNamespace files, EpisodeSyscalls? syscalls)
         {
             (_workload, _input, _output, _files) = (workload, input, output, files);
+            Syscalls = syscalls;
         }
+
+        /// <summary>Where its syscalls go (recording, live scoring), when the backend watches them.</summary>
+        internal EpisodeSyscalls? Syscalls { get; }
 
         /// <summary>The actuator's cgroup.</summary>
         internal WorkloadCgroup Cgroup => _workload.Cgroup;
@@ -41,7 +45,8 @@ public sealed partial class KernelBackend
         /// <summary>The kernel's slowdown total at the last reading.</summary>
         internal ulong RawSlowdownNs { get; set; }
 
-        internal static Episode Start(ActionScenario scenario, EnforcementSession session, PolicySlot policy, KernelBackendFiles files, WorkloadIdentity identity, bool learning)
+        internal static Episode Start(ActionScenario scenario, EnforcementSession session, PolicySlot policy, KernelBackendFiles files, WorkloadIdentity identity, bool learning,
+            EpisodeSyscalls? syscalls)
         {
             EnforcedWorkload? workload = null;
             MountNamespace? view = null;
@@ -63,12 +68,19 @@ public sealed partial class KernelBackend
                     Stdout = childOut,
                     // Learning mode records what the policy denies and allows it.
                     Decider = learning ? w => new LearningFileDecider(scenario.Policy, session.Kernel, w.CgroupId) : null,
+                    OnEvent = syscalls is not { Active: true } ? null : e =>
+                    {
+                        if (e.Type == KernelEventType.Syscall)
+                            syscalls.Add(e.Pid, e.Tid, e.Comm, (int)e.Value);
+                    },
                 });
+                var launched = workload;
+                syscalls?.KillWith(() => launched.Kill());
                 childIn.Dispose();
                 childOut.Dispose();
                 var input = new StreamWriter(new FileStream(parentIn, FileAccess.Write, 1), new UTF8Encoding(false)) { AutoFlush = true, NewLine = "\n" };
                 var output = new StreamReader(new FileStream(parentOut, FileAccess.Read, 1), Encoding.UTF8);
-                var episode = new Episode(workload, input, output, view);
+                var episode = new Episode(workload, input, output, view, syscalls);
                 // One round trip: the actuator has started and is waiting for commands.
                 if (episode.Do("n") != 0)
                     throw new InvalidOperationException("the kernel backend's actuator did not start (see its stderr)");

@@ -9,15 +9,16 @@ namespace Mis.Gym.Envs;
 /// <list type="bullet">
 /// <item>Observation: <see cref="ObservationLayout"/> (last result, DEFCON, violations, slowdown,
 /// time, task progress).</item>
-/// <item>Reward: <c>task − slowdown − denial − kill</c>, each term in <c>info["reward_terms"]</c>
+/// <item>Reward: <c>task − slowdown − denial − kill − anomaly</c>, each term in <c>info["reward_terms"]</c>
 /// (<see cref="RewardTerms"/>). Task: an accepted submission pays <c>[task] reward</c>; an action
 /// with a bonus pays it the first time it succeeds in the episode; every step costs
 /// <c>step_cost</c>. Slowdown: <c>slowdown_per_ms</c> × the milliseconds this step lost to
 /// slowdown. Denial: <c>denial</c> when the action was denied (the killing denial included).
-/// Kill: <c>kill</c> when the workload was killed.</item>
+/// Kill: <c>kill</c> when the workload was killed at DEFCON 1. Anomaly: <c>anomaly_kill</c> when the
+/// anomaly scorer killed it (feedback mode <c>anomaly-kill</c>; no denial is charged then).</item>
 /// <item>Terminated: a submission went through (accepted, or rejected because requirements are
 /// missing — the result is then <see cref="ActionResult.Error"/> and nothing is paid), or the
-/// workload was killed at DEFCON 1.</item>
+/// workload was killed (at DEFCON 1, or by the anomaly scorer).</item>
 /// <item>Truncated: the episode's time (slowdown included) reached <c>time_budget_ms</c>. The step
 /// budget (<c>max_steps</c>) is applied by <see cref="MisGym.Make(string, string, bool)"/> as a
 /// <see cref="Wrappers.TimeLimit{TObs, TAct}"/>.</item>
@@ -33,7 +34,7 @@ public sealed class MisEnv : Env<float[], int>
 
     private readonly ActionScenario _scenario;
     private readonly ScenarioAction[] _actions;
-    private readonly double _stepCost, _taskReward, _slowdownPerMs, _denial, _kill;
+    private readonly double _stepCost, _taskReward, _slowdownPerMs, _denial, _kill, _anomalyKill;
     private readonly IScenarioBackend _backend;
     private readonly ObservationLayout _layout;
     private readonly Discrete _actionSpace;
@@ -54,7 +55,7 @@ public sealed class MisEnv : Env<float[], int>
         _scenario = scenario;
         _actions = [.. scenario.Actions];
         (_stepCost, _taskReward) = (scenario.Task.StepCost, scenario.Task.Reward);
-        (_slowdownPerMs, _denial, _kill) = (scenario.Reward.SlowdownPerMs, scenario.Reward.Denial, scenario.Reward.Kill);
+        (_slowdownPerMs, _denial, _kill, _anomalyKill) = (scenario.Reward.SlowdownPerMs, scenario.Reward.Denial, scenario.Reward.Kill, scenario.Reward.AnomalyKill);
         _backend = backend;
         _layout = new ObservationLayout(scenario);
         _actionSpace = new Discrete(scenario.Actions.Count);
@@ -139,13 +140,16 @@ public sealed class MisEnv : Env<float[], int>
                 Progress(action, spec.Bonus, ref task);
             }
         }
-        bool denied = result is ActionResult.Denied or ActionResult.Killed;
+        // A kill by the anomaly scorer is its own term, and no denial: the policy denied nothing.
+        bool byScorer = result == ActionResult.Killed && outcome.Anomaly is { Killed: true };
+        bool denied = result is ActionResult.Denied || (result == ActionResult.Killed && !byScorer);
         double slowdown = _slowdownPerMs * (slowdownNs * MsPerNs);
         double denial = denied ? _denial : 0;
-        double kill = result == ActionResult.Killed ? _kill : 0;
-        var terms = new RewardTerms(task, slowdown, denial, kill);
+        double kill = result == ActionResult.Killed && !byScorer ? _kill : 0;
+        double anomaly = byScorer ? _anomalyKill : 0;
+        var terms = new RewardTerms(task, slowdown, denial, kill, anomaly);
         bool truncated = _budgetNs > 0 && _state.ElapsedNs >= _budgetNs;
-        var info = new MisStepInfo(spec.Name, result, reason, _state, terms);
+        var info = new MisStepInfo(spec.Name, result, reason, _state, terms) { Anomaly = outcome.Anomaly };
         return new StepResult<float[]>(Observe(result), terms.Total, terminated, truncated, info);
     }
 

@@ -39,12 +39,26 @@ public static class MisGym
     /// <summary>
     /// Makes the environment of <paramref name="scenario"/> under a feedback mode
     /// (<see cref="FeedbackModes.Apply"/> to the scenario, learning mode on the backend for
-    /// <see cref="FeedbackMode.None"/>), with the step budget.
+    /// <see cref="FeedbackMode.None"/> and <see cref="FeedbackMode.AnomalyKill"/>), with the step budget.
     /// </summary>
-    public static IEnv<float[], int> Make(ActionScenario scenario, string backend, FeedbackMode feedback)
+    /// <param name="scenario">The scenario.</param>
+    /// <param name="backend"><c>sim</c> or <c>kernel</c>.</param>
+    /// <param name="feedback">The feedback mode.</param>
+    /// <param name="watch">
+    /// The episodes' syscalls recorded and scored live (learning-mode feedback only); required, with
+    /// a scorer and <see cref="SyscallWatch.Kill"/>, for <see cref="FeedbackMode.AnomalyKill"/>.
+    /// </param>
+    /// <exception cref="ArgumentException">A watch the feedback mode cannot have, or anomaly-kill without a killing scorer.</exception>
+    public static IEnv<float[], int> Make(ActionScenario scenario, string backend, FeedbackMode feedback, SyscallWatch? watch = null)
     {
+        if (watch is not null && !feedback.Learning())
+            throw new ArgumentException($"feedback mode {feedback.Word()} is not learning mode; only learning mode (none, anomaly-kill) has every syscall to record and score", nameof(watch));
+        if (feedback == FeedbackMode.AnomalyKill && watch is not { Scorer: not null, Kill: true })
+            throw new ArgumentException("feedback mode anomaly-kill needs an anomaly model that kills (an experiment's [anomaly] model)", nameof(watch));
+        if (feedback != FeedbackMode.AnomalyKill && watch is { Kill: true })
+            throw new ArgumentException($"a scorer that kills is feedback mode anomaly-kill, not {feedback.Word()}", nameof(watch));
         var applied = FeedbackModes.Apply(scenario, feedback);
-        return new TimeLimit<float[], int>(new MisEnv(applied, CreateBackend(applied, backend, feedback.Learning())), applied.MaxSteps);
+        return new TimeLimit<float[], int>(new MisEnv(applied, CreateBackend(applied, backend, feedback.Learning(), watch)), applied.MaxSteps);
     }
 
     /// <summary>The bare environment, without the time limit.</summary>
@@ -60,6 +74,13 @@ public static class MisGym
         ActionScenario actions => new TimeLimit<float[], int>(new MisEnv(actions, NodeDaemon.KernelBackend(actions, measuredSlowdown: false)), actions.MaxSteps),
         _ => Make(scenario, Kernel),
     };
+
+    /// <summary>The actions <paramref name="scenario"/>'s policy allows at DEFCON 5: what a workload that keeps to it may do.</summary>
+    public static IReadOnlyList<int> AllowedActions(ActionScenario scenario)
+    {
+        var decisions = new DecisionTable(scenario);
+        return [.. Enumerable.Range(0, scenario.Actions.Count).Where(a => decisions.Verdict(a, 5) != Mis.Enforcer.Policy.Verdict.Deny)];
+    }
 
     /// <summary>The env of a <c>[workload]</c> scenario: <see cref="CommandEnv"/>, kernel only.</summary>
     /// <exception cref="BackendUnavailableException">Another backend was asked for, or the kernel one cannot run here.</exception>
@@ -94,10 +115,10 @@ public static class MisGym
     /// <summary>A backend for <paramref name="scenario"/>; the one place a new backend is plugged in.</summary>
     /// <exception cref="BackendUnavailableException">The backend is not available (the message says why).</exception>
     /// <exception cref="ArgumentException">Unknown backend name.</exception>
-    internal static IScenarioBackend CreateBackend(ActionScenario scenario, string backend, bool learning = false) => backend switch
+    internal static IScenarioBackend CreateBackend(ActionScenario scenario, string backend, bool learning = false, SyscallWatch? watch = null) => backend switch
     {
-        Sim => new SimBackend(scenario, learning),
-        Kernel => NodeDaemon.KernelBackend(scenario, learning: learning),
+        Sim => new SimBackend(scenario, learning, watch),
+        Kernel => NodeDaemon.KernelBackend(scenario, learning: learning, watch: watch),
         _ => throw UnknownBackend(backend),
     };
 

@@ -9,13 +9,13 @@ public enum ActionResult
     Denied = 1,
     /// <summary>It was allowed but failed by itself (missing file, refused connection), or a submission was rejected.</summary>
     Error = 2,
-    /// <summary>The violation took the workload to DEFCON 1 and it was killed: the episode terminated.</summary>
+    /// <summary>The workload was killed (the violation took it to DEFCON 1, or the anomaly scorer killed it): the episode terminated.</summary>
     Killed = 3,
 }
 
 /// <summary>
 /// The reward of one step, term by term, as <c>info["reward_terms"]</c>:
-/// <c>reward = Task - Slowdown - Denial - Kill</c> exactly: every env computes its reward as
+/// <c>reward = Task - Slowdown - Denial - Kill - Anomaly</c> exactly: every env computes its reward as
 /// <see cref="Total"/>, the one formula, so a plot of the terms adds up to the reward the agent was
 /// trained on. A value type: a step's info holds it without another allocation.
 /// </summary>
@@ -23,10 +23,11 @@ public enum ActionResult
 /// <param name="Slowdown">Penalty for the time DEFCON slowdown cost this step (<c>slowdown_per_ms</c> × ms).</param>
 /// <param name="Denial">Penalty for a denied operation (<c>denial</c>), also charged for the denial that killed.</param>
 /// <param name="Kill">Penalty for being killed at DEFCON 1 (<c>kill</c>).</param>
-public readonly record struct RewardTerms(double Task, double Slowdown, double Denial, double Kill)
+/// <param name="Anomaly">Penalty for being killed by the anomaly scorer (<c>anomaly_kill</c>; feedback mode <c>anomaly-kill</c>).</param>
+public readonly record struct RewardTerms(double Task, double Slowdown, double Denial, double Kill, double Anomaly = 0)
 {
-    /// <summary>The step's reward: <c>Task - Slowdown - Denial - Kill</c>.</summary>
-    public double Total => Task - Slowdown - Denial - Kill;
+    /// <summary>The step's reward: <c>Task - Slowdown - Denial - Kill - Anomaly</c>.</summary>
+    public double Total => Task - Slowdown - Denial - Kill - Anomaly;
 }
 
 /// <summary>The requested backend cannot run (not built yet, or this host lacks what it needs); the message says why.</summary>

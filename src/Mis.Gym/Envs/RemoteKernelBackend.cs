@@ -175,8 +175,9 @@ public static class NodeDaemon
                 "its callers are known by their kernel credentials, which TCP does not carry)", nameof(address));
 
     /// <summary>The kernel backend for <paramref name="scenario"/>: the daemon's when one is named, else in-process.</summary>
-    internal static IScenarioBackend KernelBackend(ActionScenario scenario, bool measuredSlowdown = true, bool learning = false) =>
-        Address is { } address
-            ? new RemoteKernelBackend(address, scenario, measuredSlowdown, learning)
-            : new Envs.KernelBackend(scenario, measuredSlowdown, learning);
+    internal static IScenarioBackend KernelBackend(ActionScenario scenario, bool measuredSlowdown = true, bool learning = false, SyscallWatch? watch = null) =>
+        Address is not { } address ? new Envs.KernelBackend(scenario, measuredSlowdown, learning, watch: watch)
+        : watch is null ? new RemoteKernelBackend(address, scenario, measuredSlowdown, learning)
+        : throw new BackendUnavailableException(
+            $"syscall traces and the anomaly scorer (anomaly-kill, [anomaly]) run only in-process on the kernel backend: run as root without {EnvironmentVariable}/--enforcer, or use --backend sim; the node daemon does not carry them yet");
 }

@@ -33,15 +33,20 @@ public sealed class SimBackend : IScenarioBackend
     private readonly ulong[] _baseNs;
     private readonly Func<ulong> _clock;
     private readonly bool _learning;
+    private readonly SyscallWatch? _watch;
+    private EpisodeSyscalls? _episodeSyscalls;
     private DefconStateMachine? _defcon;
     private ulong _nowNs;
     private ulong _slowdownNs;
+    private int _childTid;
 
     /// <param name="scenario">The scenario.</param>
     /// <param name="learning">Learning mode: violations are recorded, nothing is denied, slowed or killed.</param>
-    public SimBackend(ActionScenario scenario, bool learning = false)
+    /// <param name="watch">Syscall traces (<see cref="SimTraceModel"/>) recorded and scored live, or null.</param>
+    public SimBackend(ActionScenario scenario, bool learning = false, SyscallWatch? watch = null)
     {
         _learning = learning;
+        _watch = watch;
         _scenario = scenario;
         _decisions = new DecisionTable(scenario);
         _syscalls = scenario.Actions.Select(a => (ulong)a.Syscalls).ToArray();
@@ -60,7 +65,11 @@ public sealed class SimBackend : IScenarioBackend
     {
         _nowNs = 0;
         _slowdownNs = 0;
+        _childTid = SimTraceModel.ActuatorTid;
         _defcon = new DefconStateMachine(_scenario.Defcon, _clock, _learning);
+        _episodeSyscalls = _watch?.Begin(); // nothing runs to kill: the outcome says killed
+        if (_episodeSyscalls is not null)
+            Feed(SimTraceModel.ActuatorTid, "python3", SimTraceModel.Startup);
         return BackendState.Fresh;
     }
 
@@ -68,8 +77,14 @@ public sealed class SimBackend : IScenarioBackend
     public ActionOutcome Perform(int action, bool failsByItself)
     {
         var defcon = _defcon ?? throw new InvalidOperationException("BeginEpisode was not called");
-        if (defcon.Killed)
+        if (defcon.Killed || _episodeSyscalls is { Killed: true })
             return new ActionOutcome(ActionResult.Killed, KilledReason, State(defcon));
+        var outcome = Decide(defcon, action, failsByItself);
+        return _episodeSyscalls is null ? outcome : Watched(_episodeSyscalls, action, outcome);
+    }
+
+    private ActionOutcome Decide(DefconStateMachine defcon, int action, bool failsByItself)
+    {
         var level = defcon.Level;
         ulong slowdown = _syscalls[action] * defcon.Ladder.SlowdownNsFor(level);
         _slowdownNs += slowdown;
@@ -94,10 +109,32 @@ public sealed class SimBackend : IScenarioBackend
         return new ActionOutcome(result, _decisions.Reason(action, level), State(defcon));
     }
 
+    // The action's modelled syscalls go to the recording and the scorer; a kill by the scorer
+    // takes the action's place in the outcome.
+    private ActionOutcome Watched(EpisodeSyscalls syscalls, int action, ActionOutcome outcome)
+    {
+        var spec = _scenario.Actions[action];
+        bool ran = outcome.Result is not (ActionResult.Denied or ActionResult.Killed);
+        Feed(SimTraceModel.ActuatorTid, "python3", SimTraceModel.Actuator(spec.Kind, ran));
+        if (spec.Kind == ActionKind.Exec)
+            Feed(++_childTid, SimTraceModel.Comm(spec.Path!), SimTraceModel.Child(spec.Path!, ran));
+        var reading = syscalls.Reading();
+        return syscalls.Killed && outcome.Result != ActionResult.Killed
+            ? outcome with { Result = ActionResult.Killed, Reason = syscalls.KillReason(), Anomaly = reading }
+            : outcome with { Anomaly = reading };
+    }
+
+    private void Feed(int tid, string comm, int[] syscalls)
+    {
+        foreach (int nr in syscalls)
+            _episodeSyscalls!.Add(SimTraceModel.ActuatorTid, tid, comm, nr);
+    }
+
     /// <inheritdoc />
     public void Dispose()
     {
         _defcon = null;
+        _watch?.End();
     }
 
     private BackendState State(DefconStateMachine defcon) =>

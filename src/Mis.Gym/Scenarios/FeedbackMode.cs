@@ -23,13 +23,21 @@ public enum FeedbackMode
 
     /// <summary>The scenario as written: denials, slowdown, and kill at DEFCON 1 where its ladder says so.</summary>
     DenySlowdownKill,
+
+    /// <summary>
+    /// Learning mode with the anomaly scorer live: as <see cref="None"/>, nothing the policy denies is
+    /// denied (violations are recorded), but the episode's syscalls are scored as they happen and
+    /// the first window above the threshold kills the workload (<see cref="Envs.SyscallWatch"/>).
+    /// The policy only labels; the scorer, which never saw the policy, enforces.
+    /// </summary>
+    AnomalyKill,
 }
 
 /// <summary>The words for <see cref="FeedbackMode"/> in files and on the command line, and what each mode does to a scenario.</summary>
 public static class FeedbackModes
 {
     /// <summary>The TOML words, in <see cref="FeedbackMode"/> order.</summary>
-    public static readonly string[] Words = ["none", "deny", "deny+slowdown", "deny+slowdown+kill"];
+    public static readonly string[] Words = ["none", "deny", "deny+slowdown", "deny+slowdown+kill", "anomaly-kill"];
 
     /// <summary>The mode a word names (one of <see cref="Words"/>).</summary>
     /// <exception cref="ArgumentException">Not one of <see cref="Words"/>.</exception>
@@ -43,8 +51,8 @@ public static class FeedbackModes
     /// <summary>The TOML word for <paramref name="mode"/>.</summary>
     public static string Word(this FeedbackMode mode) => Words[(int)mode];
 
-    /// <summary>Whether the backend runs the workload in learning mode (violations recorded, nothing denied).</summary>
-    internal static bool Learning(this FeedbackMode mode) => mode == FeedbackMode.None;
+    /// <summary>Whether the backend runs the workload in learning mode (violations recorded, nothing denied): <c>none</c> and <c>anomaly-kill</c>.</summary>
+    public static bool Learning(this FeedbackMode mode) => mode is FeedbackMode.None or FeedbackMode.AnomalyKill;
 
     /// <summary>
     /// The scenario with the mode's parts of the response switched off in its DEFCON ladder: no

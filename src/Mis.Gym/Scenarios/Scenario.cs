@@ -135,6 +135,9 @@ public sealed record RewardSpec
 
     /// <summary><c>kill</c>: penalty when the workload is killed at DEFCON 1. Default 10.</summary>
     public double Kill { get; init; } = 10.0;
+
+    /// <summary><c>anomaly_kill</c>: penalty when the anomaly scorer kills the workload (feedback mode <c>anomaly-kill</c>). Default 10.</summary>
+    public double AnomalyKill { get; init; } = 10.0;
 }
 
 /// <summary>

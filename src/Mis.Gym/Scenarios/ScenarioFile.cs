@@ -24,6 +24,7 @@ namespace Mis.Gym.Scenarios;
 /// slowdown_per_ms = 0.01
 /// denial = 1.0
 /// kill = 10.0
+/// anomaly_kill = 10.0             # when the anomaly scorer kills (feedback mode anomaly-kill)
 ///
 /// [defcon]                        # as config.toml's [defcon]
 /// thresholds = [3, 6, 10, 15]
@@ -63,7 +64,7 @@ public static class ScenarioFile
     {
         ["scenario"] = ["name", "description", "max_steps", "time_budget_ms", "net_lockdown_level", "policy"],
         ["task"] = ["reward", "requires", "step_cost"],
-        ["reward"] = ["slowdown_per_ms", "denial", "kill"],
+        ["reward"] = ["slowdown_per_ms", "denial", "kill", "anomaly_kill"],
         ["sim"] = ["syscall_ns"],
         ["workload"] = ["command", "reward", "reward_command", "timeout_ms", "step_ms"],
         ["action"] = ["name", "kind", "description", "path", "args", "address", "port", "protocol", "ms",
@@ -395,6 +396,7 @@ public static class ScenarioFile
             SlowdownPerMs = v.Get("slowdown_per_ms", s => s.Number(0), defaults.SlowdownPerMs),
             Denial = v.Get("denial", d => d.Number(0), defaults.Denial),
             Kill = v.Get("kill", k => k.Number(0), defaults.Kill),
+            AnomalyKill = v.Get("anomaly_kill", k => k.Number(0), defaults.AnomalyKill),
         };
     }
 

@@ -1,4 +1,5 @@
 using Mis.Enforcer.Configuration;
+using Mis.Gym.Envs;
 using Mis.Gym.Experiments;
 using Mis.Gym.Scenarios;
 
@@ -14,8 +15,9 @@ public sealed class ExperimentFileTests
         Assert.Equal("feedback-modes", experiment.Name);
         Assert.True(experiment.Seeds.Count >= 5);
         Assert.Equal(["feedback"], experiment.SweepKeys);
-        Assert.Equal(FeedbackModes.Words, experiment.Configs.Select(c => c.Label));
-        Assert.Equal(Enum.GetValues<FeedbackMode>(), experiment.Configs.Select(c => c.Feedback));
+        // The four modes of the policy's response; anomaly-kill is the anomaly-kill experiment's.
+        Assert.Equal(FeedbackModes.Words.Take(4), experiment.Configs.Select(c => c.Label));
+        Assert.Equal(Enum.GetValues<FeedbackMode>().Take(4), experiment.Configs.Select(c => c.Feedback));
         Assert.All(experiment.Configs, c => Assert.Equal("privileged-tool", c.Scenario.Name));
         Assert.Contains("slowdown", experiment.Question);
     }
@@ -110,12 +112,30 @@ public sealed class ExperimentFileTests
     [InlineData("[sweep]\nfeedback = [\"deny\", \"slowdown\"]\n", "sweep.feedback", "expected one of: none, deny")]
     [InlineData("[sweep]\nbackend = [\"sim\", \"gpu\"]\n", "sweep.backend", "expected one of: sim, kernel")]
     [InlineData("[report]\nwindow = 0\n", "report.window", "")]
+    [InlineData("[sweep]\nfeedback = [\"none\", \"anomaly-kill\"]\n", "sweep.feedback", "anomaly-kill needs an anomaly model: add an [anomaly] table")]
+    [InlineData("[anomaly]\nalgo = \"ngram\"\n", "anomaly.model", "missing")]
+    [InlineData("[anomaly]\nmodel = \"train\"\nalgo = \"svm\"\n", "anomaly.algo", "expected one of: ngram, lm, pca, lstm, ensemble")]
+    [InlineData("[anomaly]\nmodel = \"nope.model\"\n", "anomaly.model", "model file \"nope.model\" not found")]
+    [InlineData("[anomaly]\nmodel = \"train\"\ncollect_episodes = 1\n", "anomaly.collect_episodes", "")]
+    [InlineData("[anomaly]\nmodel = \"train\"\nthreshold = 1001\n", "anomaly.threshold", "")]
+    [InlineData("[anomaly]\nmodel = \"train\"\nrecord = true\n", "anomaly.record", "expected one of: model, collect_episodes")]
     public void Bad_sweeps_and_settings_name_the_key(string extra, string key, string message)
     {
         var e = Assert.Throws<ConfigException>(() => ExperimentSupport.Parse(ExperimentSupport.Text(extra: extra)));
         Assert.Equal(key, e.Key);
         Assert.Contains(message, e.Detail);
         Assert.True(e.Line > 0);
+    }
+
+    [Fact]
+    public void The_anomaly_kill_experiment_trains_its_own_scorer_and_sweeps_it_against_the_policy()
+    {
+        var experiment = ExperimentFile.Load(Path.Combine(Support.RepoRoot, "experiments", "anomaly-kill.toml"));
+        Assert.Equal([FeedbackMode.None, FeedbackMode.DenySlowdownKill, FeedbackMode.AnomalyKill], experiment.Configs.Select(c => c.Feedback));
+        var anomaly = Assert.IsType<ExperimentAnomaly>(experiment.Anomaly);
+        Assert.True(anomaly.TrainsHere);
+        Assert.Equal(("ngram", 800, 0.01), (anomaly.Algo, anomaly.Threshold, anomaly.FalseAlarmRate));
+        Assert.All(experiment.Configs, c => Assert.Equal(("interpreter-shortcut", MisGym.Sim), (c.Scenario.Name, c.Backend)));
     }
 
     [Fact]

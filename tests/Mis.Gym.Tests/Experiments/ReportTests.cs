@@ -148,8 +148,22 @@ public sealed class ReportTests
             int columns = int.Parse(parts[2], CultureInfo.InvariantCulture);
             int expectedRows = file.EndsWith(".jsonl", StringComparison.Ordinal) ? File.ReadAllLines(file).Length : File.ReadAllLines(file).Length - 1;
             Assert.Equal(expectedRows, rows);
-            Assert.Equal(file.EndsWith(RunFiles.Episodes, StringComparison.Ordinal) ? 12 : file.EndsWith(".jsonl", StringComparison.Ordinal) ? 14 : 17, columns);
+            Assert.Equal(file.EndsWith(RunFiles.Episodes, StringComparison.Ordinal) ? 15 : file.EndsWith(".jsonl", StringComparison.Ordinal) ? 14 : 19, columns);
         }
+    }
+
+    [Fact]
+    public void An_episodes_file_written_before_the_anomaly_columns_reads_as_unscored()
+    {
+        using var dir = new TempDir();
+        string path = Path.Combine(dir.Path, RunFiles.Episodes);
+        File.WriteAllText(path, "episode,return,task,slowdown,denial,kill,violations,min_defcon,killed,success,steps,slowdown_ms\n0,9.5,9.5,0,0,0,1,4,0,1,4,0.5\n");
+        var e = Assert.Single(RunFiles.ReadEpisodes(path));
+        Assert.Equal((9.5, 1L, 4, true), (e.Return, e.Violations, e.MinDefcon, e.Success));
+        Assert.Equal((0.0, false, (int?)null), (e.Anomaly, e.AnomalyKilled, e.AnomalyScore));
+        // A header that is neither is still an error naming the file.
+        File.WriteAllText(path, "episode,return\n0,1\n");
+        Assert.Contains("unexpected header", Assert.Throws<InvalidDataException>(() => RunFiles.ReadEpisodes(path)).Message);
     }
 
     [Fact]
