@@ -62,7 +62,8 @@ __all__ = ["MisEnv", "MisVectorEnv", "MisGymError", "Discrete", "MultiDiscrete",
 DEFAULT_TARGET = "127.0.0.1:50052"
 # The scenarios of the repository's experiments/scenarios (what `mis gym serve` offers by default),
 # registered with gymnasium as "mis/NAME-v0". test_mis_gym compares this with the server's list.
-SHIPPED_SCENARIOS = ("agent-command", "data-shortcut", "data-shortcut-strict", "example-policy", "exfil-bonus", "privileged-tool")
+SHIPPED_SCENARIOS = ("agent-command", "data-shortcut", "data-shortcut-strict", "example-policy", "exfil-bonus", "interpreter-shortcut",
+                     "privileged-tool")
 _GYM_PROTO = "mis/gym/v1/gym.proto"
 _stubs = None
 

@@ -37,6 +37,7 @@ public sealed class SimBackendTests
         Assert.True(r.Terminated);
         Assert.False(r.Truncated);
         Assert.Equal(15L, r.Info.Get<long>("violations"));
+        Assert.Equal("DEFCON 1", r.Info.Get<string>("kill_reason"));
         Assert.Equal(1f, r.Observation[ObservationLayout.ResultOffset + (int)ActionResult.Killed]);
         Assert.Equal(1f, r.Observation[ObservationLayout.Defcon]);
         var terms = r.Info.Terms();

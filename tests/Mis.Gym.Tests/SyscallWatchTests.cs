@@ -85,7 +85,7 @@ public sealed class SyscallWatchTests
         Assert.Equal(ActionResult.Killed, forge.Info.Get<ActionResult>("result"));
         Assert.StartsWith("killed by the anomaly scorer: score 1000 > 800 (model sequence, perl thread", forge.Info.Get<string>("reason"));
         Assert.True(forge.Terminated);
-        Assert.Equal((1000, true), (forge.Info.Get<int>("anomaly_score"), forge.Info.Get<bool>("anomaly_killed")));
+        Assert.Equal((1000, true, "anomaly"), (forge.Info.Get<int>("anomaly_score"), forge.Info.Get<bool>("anomaly_killed"), forge.Info.Get<string>("kill_reason")));
         Assert.Equal(1L, forge.Info.Get<long>("violations"));
         var terms = forge.Info.Terms();
         Assert.Equal((0.0, 0.0, s.Reward.AnomalyKill, -s.Task.StepCost), (terms.Denial, terms.Kill, terms.Anomaly, terms.Task));

@@ -10,7 +10,9 @@ namespace Mis.Gym.Envs;
 /// episode total), <c>time_ns</c> (long, episode time), <c>reward_terms</c> (<see cref="RewardTerms"/>);
 /// when the anomaly scorer watches the episode (<see cref="SyscallWatch"/>) also <c>anomaly_score</c>
 /// (int, 0..1000: the episode's highest window so far), <c>anomaly_windows</c> (long, windows scored),
-/// <c>anomaly_windows_skipped</c> (long) and <c>anomaly_killed</c> (bool: the scorer killed the workload).
+/// <c>anomaly_windows_skipped</c> (long) and <c>anomaly_killed</c> (bool: the scorer killed the workload);
+/// on a step that killed, <c>kill_reason</c>: <c>anomaly</c> (the scorer) or <c>DEFCON 1</c>, the
+/// words of the control plane's <c>CgroupInfo.kill_reason</c>.
 /// </summary>
 public sealed class MisStepInfo : Info
 {
@@ -51,6 +53,7 @@ public sealed class MisStepInfo : Info
             "anomaly_windows" when Anomaly is { } a => a.Windows,
             "anomaly_windows_skipped" when Anomaly is { } a => a.Skipped,
             "anomaly_killed" when Anomaly is { } a => a.Killed,
+            "kill_reason" when _result == ActionResult.Killed => Anomaly is { Killed: true } ? "anomaly" : "DEFCON 1",
             _ => null,
         };
         return value is not null;
@@ -59,7 +62,8 @@ public sealed class MisStepInfo : Info
     /// <inheritdoc />
     protected override IEnumerable<KeyValuePair<string, object>> OwnEntries()
     {
-        foreach (var key in Anomaly is null ? KeyNames : [.. KeyNames, .. AnomalyKeyNames])
+        IEnumerable<string> keys = Anomaly is null ? KeyNames : [.. KeyNames, .. AnomalyKeyNames];
+        foreach (var key in _result == ActionResult.Killed ? keys.Append("kill_reason") : keys)
         {
             TryGetOwn(key, out var value);
             yield return new KeyValuePair<string, object>(key, value!);
