@@ -34,7 +34,7 @@ internal sealed class TensorBoardEvents : IDisposable
     // itself holds CRCs stays meaningful.
     private const uint MaskDelta = 0xa282ead8;
 
-    /// <summary>The charts, in the order each episode's summary lists them: tag and value of a record.</summary>
+    /// <summary>The charts, in the order each episode's summary lists them: tag and value of a record (NaN: not charted for it, as an unscored episode's anomaly score).</summary>
     internal static readonly (string Tag, Func<EpisodeRecord, double> Value)[] Scalars =
     [
         ("episode/return", e => e.Return),
@@ -48,6 +48,9 @@ internal sealed class TensorBoardEvents : IDisposable
         ("episode/killed", e => e.Killed ? 1 : 0),
         ("episode/steps", e => e.Steps),
         ("episode/slowdown_ms", e => e.SlowdownMs),
+        ("reward/anomaly", e => e.Anomaly),
+        ("episode/anomaly_killed", e => e.AnomalyKilled ? 1 : 0),
+        ("episode/anomaly_score", e => e.AnomalyScore ?? double.NaN),
     ];
 
     private readonly FileStream _file;
@@ -142,7 +145,11 @@ internal sealed class TensorBoardEvents : IDisposable
     {
         var summary = new Summary();
         foreach (var (tag, value) in Scalars)
-            summary.Value.Add(new Summary.Types.Value { Tag = tag, SimpleValue = (float)value(episode) });
+        {
+            double v = value(episode);
+            if (!double.IsNaN(v))
+                summary.Value.Add(new Summary.Types.Value { Tag = tag, SimpleValue = (float)v });
+        }
         return new Event { WallTime = wallTime, Step = episode.Episode, Summary = summary };
     }
 

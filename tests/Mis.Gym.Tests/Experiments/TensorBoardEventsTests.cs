@@ -20,12 +20,14 @@ public sealed class TensorBoardEventsTests
     [
         "episode/return", "reward/task", "reward/slowdown", "reward/denial", "reward/kill", "episode/violations",
         "episode/min_defcon", "episode/success", "episode/killed", "episode/steps", "episode/slowdown_ms",
+        "reward/anomaly", "episode/anomaly_killed", // and episode/anomaly_score, for an episode the anomaly scorer scored
     ];
 
     private static float[] Expected(EpisodeRecord e) =>
     [
         (float)e.Return, (float)e.Task, (float)e.Slowdown, (float)e.Denial, (float)e.Kill, e.Violations,
         e.MinDefcon, e.Success ? 1 : 0, e.Killed ? 1 : 0, e.Steps, (float)e.SlowdownMs,
+        (float)e.Anomaly, e.AnomalyKilled ? 1 : 0,
     ];
 
     [Fact]
