@@ -209,42 +209,47 @@ public static class AnomalyCommand
 
     private static Command BenchCommand()
     {
-        var corpus = new Option<DirectoryInfo?>("--corpus") { HelpName = "DIR", Description = "Corpus (default: experiments/anomaly/corpus)." };
+        var corpus = new Option<DirectoryInfo?>("--corpus") { HelpName = "DIR", Description = "The project's corpus (normal/train, normal/test, attack; default: experiments/anomaly/corpus)." };
+        var noCorpus = new Option<bool>("--no-corpus") { Description = "Bench only the --dataset sets, not the corpus." };
         var algo = new Option<string[]>("--algo") { HelpName = "ngram|lm|pca|lstm|ensemble", Description = "Models to bench (default: all).", AllowMultipleArgumentsPerToken = true };
-        var seconds = new Option<double>("--seconds") { HelpName = "S", Description = "Measuring time per model and mode.", DefaultValueFactory = _ => 3 };
-        var plot = new Option<FileInfo?>("--plot") { HelpName = "FILE.png", Description = "Also write the models' ROC curves here." };
+        algo.AcceptOnlyFromAmong(Algorithms.All);
+        var seconds = new Option<double>("--seconds") { HelpName = "S", Description = "Corpus: measuring time per model for each of trace and online scoring speed.", DefaultValueFactory = _ => 3 };
+        var plot = new Option<FileInfo?>("--plot") { HelpName = "FILE.png", Description = "Also write the models' ROC curves on the corpus here." };
+        var output = new Option<FileInfo?>("--out") { HelpName = "FILE.csv|FILE.json", Description = "Also write every row here, for pandas: JSON (an array of objects) if it ends in .json, else CSV; fractions as 0..1, a speed not measured empty (null)." };
         var dataset = new Option<DirectoryInfo[]>("--dataset")
         {
             HelpName = "DIR",
-            Description = "A public data set laid out per program (PROGRAM/normal, PROGRAM/attack, e.g. ../shared/datasets/unm): per program, " +
-                          "train on a seeded half of its normal traces, test on the other half and its attacks; a table per data set with " +
-                          "training time and scoring speed (repeatable). The corpus is then benched too only when --corpus names it.",
+            Description = "Another data set (repeatable): a corpus like the project's, or a public set laid out per program (PROGRAM/normal, " +
+                          "PROGRAM/attack, e.g. ../shared/datasets/unm): per program, train on a seeded half of its normal traces, test on " +
+                          "the other half and its attacks; a row per model and program and the mean over programs.",
             AllowMultipleArgumentsPerToken = true,
         };
-        var cmd = new Command("bench", "Train each model on the corpus, report AUROC / detection rates on its test split and scoring throughput (syscalls per second); " +
-                                       "with --dataset, per program on public data instead (and the corpus as well with --corpus).")
+        var cmd = new Command("bench",
+            "Train every model on every data set (the corpus, then each --dataset) and report, in one table with a row per model and " +
+            "data set (per program, and the mean over programs, for a per-program set): per-trace AUROC, detection at 1% and 5% false " +
+            "alarms on unseen normal traces, the share of those above 800, training time, and scoring speed in syscalls per second " +
+            "(offline traces; online windows on a corpus). Progress on standard error.")
         {
-            corpus, algo, seconds, plot, dataset,
+            corpus, noCorpus, dataset, algo, seconds, output, plot,
         };
         cmd.SetAction(r => Guard("bench", () =>
         {
-            if (r.GetValue(dataset) is { Length: > 0 } sets)
-            {
-                var chosen = r.GetValue(algo) is { Length: > 0 } some ? some : Algorithms.All;
-                foreach (var set in sets)
-                {
-                    Console.WriteLine($"data set {set.FullName}:");
-                    Console.Write(ScoringBench.PerProgramTable(ScoringBench.RunPerProgram(set.FullName, chosen, new TrainOptions(), Console.Error.WriteLine)));
-                }
-                if (r.GetValue(corpus) is null)
-                    return 0;
-            }
-            string dir = r.GetValue(corpus)?.FullName ?? Path.Combine(RepoRoot.Find(), "experiments", "anomaly", "corpus");
+            var sets = new List<string>();
+            if (!r.GetValue(noCorpus))
+                sets.Add(r.GetValue(corpus)?.FullName ?? Path.Combine(RepoRoot.Find(), "experiments", "anomaly", "corpus"));
+            sets.AddRange((r.GetValue(dataset) ?? []).Select(d => d.FullName));
+            if (sets.Count == 0)
+                throw new ArgumentException("nothing to bench: --no-corpus and no --dataset");
             var algos = r.GetValue(algo) is { Length: > 0 } a ? a : Algorithms.All;
-            var rows = ScoringBench.Run(dir, algos, new TrainOptions(), TimeSpan.FromSeconds(r.GetValue(seconds)), Console.Error.WriteLine);
+            var rows = ScoringBench.RunAll(sets, algos, new TrainOptions(), TimeSpan.FromSeconds(r.GetValue(seconds)), Console.Error.WriteLine);
             Console.Write(ScoringBench.Table(rows));
+            if (r.GetValue(output) is { } file)
+            {
+                ScoringBench.Save(rows, file.FullName);
+                Console.WriteLine($"{file.FullName}: {rows.Count} rows");
+            }
             if (r.GetValue(plot) is { } png)
-                RocPlot.Save(png.FullName, [.. rows.Select(x => x.Eval)], "Syscall anomaly detection on the MIS corpus");
+                RocPlot.Save(png.FullName, [.. rows.Where(x => x.Part == ScoringBench.TestSplit).Select(x => x.Eval)], "Syscall anomaly detection on the MIS corpus");
             return 0;
         }));
         return cmd;
