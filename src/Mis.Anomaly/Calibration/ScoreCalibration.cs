@@ -40,6 +40,18 @@ public sealed record ScoreCalibration
     /// <summary>The raw score that maps to 800: the held-out (1−α)-quantile.</summary>
     public required double AlarmRaw { get; init; }
 
+    /// <summary>
+    /// The map of single windows, when the model's trace score is not its highest window's
+    /// (<see cref="Models.TraceScores.Trace"/>): fitted the same way on the held-out traces' highest
+    /// window scores, so a live thread, whose windows the online monitor scores, crosses 800 as
+    /// rarely as a whole trace does offline. Null (absent in older model files) when the trace
+    /// score is the highest window's and this map serves both.
+    /// </summary>
+    public ScoreCalibration? Window { get; init; }
+
+    /// <summary>The map to apply to one window's raw score.</summary>
+    internal ScoreCalibration ForWindows => Window ?? this;
+
     /// <summary>Builds the map from held-out normal raw scores.</summary>
     /// <exception cref="ArgumentException">No held-out score, a non-finite one, or α outside (0, 0.5].</exception>
     internal static ScoreCalibration Fit(IReadOnlyCollection<double> heldOutNormal, double falseAlarmRate = 0.01)
@@ -91,8 +103,14 @@ public sealed record ScoreCalibration
         return raw > AlarmRaw ? Math.Clamp(rounded, AlarmScore + 1, 1000) : Math.Clamp(rounded, 0, AlarmScore);
     }
 
-    /// <summary>The calibrated score before rounding (an ensemble averages these).</summary>
-    internal double Continuous(double raw) => Interpolate(raw);
+    /// <summary>
+    /// The calibrated score before rounding and without the ceiling at 1000 (what an ensemble
+    /// combines): above the top knot the last segment goes on, so two raw scores beyond the top of
+    /// the scale still rank, in the same unit (spreads of normal scores past the alarm) for every member.
+    /// </summary>
+    internal double Continuous(double raw) => double.IsFinite(raw) && raw > Raw[^1]
+        ? Score[^1] + (raw - Raw[^1]) * (Score[^1] - AlarmScore) / (Raw[^1] - AlarmRaw)
+        : Interpolate(raw);
 
     private double Interpolate(double raw)
     {

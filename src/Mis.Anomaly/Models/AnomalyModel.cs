@@ -41,11 +41,20 @@ public abstract class AnomalyModel
     /// <summary>The resolved hyperparameters, as written to the model file.</summary>
     internal abstract JsonObject Hyperparameters { get; }
 
+    /// <summary>
+    /// True when <see cref="ScoreTrace"/> scores the whole trace rather than its highest window
+    /// (<see cref="TraceScores"/>): the windows the online monitor scores then get a calibration of their own.
+    /// </summary>
+    internal virtual bool ScoresWholeTraces => false;
+
     /// <summary>The raw score of one window. Safe to call from several threads.</summary>
     internal abstract double ScoreWindow(ReadOnlySpan<int> window);
 
-    /// <summary>The raw score of a trace: the maximum of its windows' raw scores.</summary>
-    internal virtual double ScoreTrace(ReadOnlySpan<int> trace)
+    /// <summary>The raw score of a trace: the maximum of its windows' raw scores (models that score whole traces override it).</summary>
+    internal virtual double ScoreTrace(ReadOnlySpan<int> trace) => HighestWindow(trace);
+
+    /// <summary>The highest of the trace's windows' raw scores (what the online monitor's running maximum reaches).</summary>
+    internal double HighestWindow(ReadOnlySpan<int> trace)
     {
         double max = double.NegativeInfinity;
         foreach (int end in Windows.Ends(trace.Length))
