@@ -151,4 +151,16 @@ public sealed class WholeTraceTests : IDisposable
         Assert.True(c.Continuous(top + 10) > c.Continuous(top + 5) && c.Continuous(top + 5) > 1000);
         Assert.Equal(c.Continuous(2.5), c.Apply(2.5), 0); // below the top, the same map
     }
+
+    [Fact]
+    public void The_alarm_line_is_the_conformal_rank_of_the_held_out_scores()
+    {
+        // ⌈(n+1)(1−α)⌉ = ⌈11 · 0.9⌉ = 10: the largest of ten, where the plain ⌈n(1−α)⌉-th would be the ninth.
+        double[] heldOut = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+        Assert.Equal(10, ScoreCalibration.Fit(heldOut, 0.1).AlarmRaw);
+        Assert.Equal(9, ScoreCalibration.Quantile(heldOut, 0.9));
+        // With enough held-out traces it is the plain quantile's neighbour: 200 scores at 1%, the 199th.
+        double[] many = [.. Enumerable.Range(1, 200).Select(i => (double)i)];
+        Assert.Equal(199, ScoreCalibration.Fit(many, 0.01).AlarmRaw);
+    }
 }

@@ -3,12 +3,14 @@ namespace Mis.Anomaly.Calibration;
 /// <summary>
 /// Maps a model's raw score to 0–1000 so that the configured false-alarm rate α (default 1%) on
 /// held-out normal traces sits at 800: a score is above 800 exactly when the raw score is above
-/// the held-out normal traces' (1−α)-quantile, so at most a fraction α of them score above 800.
+/// the held-out normal traces' (1−α)-quantile (<see cref="AlarmQuantile"/>), so at most a fraction
+/// α of them score above 800.
 /// </summary>
 /// <remarks>
 /// The map is monotone and piecewise linear through knots:
 /// <list type="bullet">
-/// <item>below 800, through the held-out quantiles q(p) at p = 0, 0.05, 0.10, … and 1−α, with
+/// <item>below 800, through the held-out quantiles q(p) at p = 0, 0.05, 0.10, … and 1−α (there the
+/// conformal rank of <see cref="AlarmQuantile"/>), with
 /// score(q(p)) = 800·p/(1−α): below 800 a score reads as "this fraction of normal traces, scaled";</item>
 /// <item>above 800, one segment from (q(1−α), 800) to (q(1−α) + 2·spread, 1000), then 1000 beyond,
 /// where spread = q(1−α) − q(0.5) (or, when that is 0, the held-out range; or 10⁻³ when all
@@ -70,7 +72,7 @@ public sealed record ScoreCalibration
         var score = new List<double>();
         foreach (var p in levels)
         {
-            raw.Add(Quantile(sorted, p));
+            raw.Add(p == top ? AlarmQuantile(sorted, falseAlarmRate) : Quantile(sorted, p));
             score.Add(AlarmScore * p / top);
         }
         double alarmRaw = raw[^1];
@@ -85,6 +87,19 @@ public sealed record ScoreCalibration
         {
             FalseAlarmRate = falseAlarmRate, HeldOut = sorted.Length, Raw = [.. raw], Score = [.. score], AlarmRaw = alarmRaw,
         };
+    }
+
+    /// <summary>
+    /// The alarm line: the ⌈(n+1)(1−α)⌉-th smallest of n held-out scores (split conformal
+    /// prediction's rank), capped at the largest. A fresh normal trace from the held-out traces'
+    /// distribution is above it with probability at most α, where the plain ⌈n(1−α)⌉-th would allow
+    /// up to α + 1/(n+1); with fewer than (1−α)/α held-out traces (99 at 1%) the cap makes it the
+    /// largest and the bound 1/(n+1): more held-out traces are the only honest remedy.
+    /// </summary>
+    internal static double AlarmQuantile(double[] sorted, double falseAlarmRate)
+    {
+        int rank = (int)Math.Ceiling((sorted.Length + 1) * (1 - falseAlarmRate) - 1e-9);
+        return sorted[Math.Clamp(rank, 1, sorted.Length) - 1];
     }
 
     /// <summary>The empirical inverse CDF: the ⌈p·n⌉-th smallest value (the smallest for p = 0).</summary>
