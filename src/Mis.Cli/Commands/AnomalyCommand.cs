@@ -91,7 +91,7 @@ public static class AnomalyCommand
     private static Command Train()
     {
         var traces = TracesOption("Normal traces to learn from (a file or directory, read recursively).");
-        var algo = new Option<string>("--algo") { HelpName = "ngram|lm|pca|lstm|ensemble", Description = "The model: ngram (STIDE), lm (Kneser–Ney n-gram language model), pca, lstm, or ensemble (the mean of --members' calibrated scores).", DefaultValueFactory = _ => Algorithms.Ngram };
+        var algo = new Option<string>("--algo") { HelpName = "ngram|lm|pca|lstm|ensemble", Description = "The model: ngram (STIDE), lm (Kneser–Ney n-gram language model), pca, lstm, or ensemble (--members' calibrated scores combined).", DefaultValueFactory = _ => Algorithms.Ngram };
         algo.AcceptOnlyFromAmong(Algorithms.All);
         var output = new Option<FileInfo>("--out") { HelpName = "MODEL", Description = "Model file to write.", Required = true };
         var seed = new Option<int>("--seed") { HelpName = "N", Description = "Seed of the split and the model (same seed, same model).", DefaultValueFactory = _ => 1 };
@@ -109,9 +109,18 @@ public static class AnomalyCommand
             Description = "Ensemble: its member models, each fitted and calibrated on the same split (default: ngram lm pca).",
             AllowMultipleArgumentsPerToken = true,
         };
+        var traceScore = new Option<string?>("--trace-score")
+        {
+            HelpName = "trace|window",
+            Description = "ngram, lm, ensemble: a whole trace's score, `trace` (of every syscall at once: the default) or `window` (its highest window's). " +
+                          "Live threads are scored by windows either way, on a calibration of their own.",
+        };
+        traceScore.AcceptOnlyFromAmong(TraceScores.Trace, TraceScores.Window);
+        var combine = new Option<string?>("--combine") { HelpName = "mean|max", Description = "Ensemble: how its members' calibrated scores combine (default mean)." };
+        combine.AcceptOnlyFromAmong(EnsembleModel.Mean, EnsembleModel.Max);
         var cmd = new Command("train", "Train a model on normal traces and calibrate it on held-out ones (score 800 = the false-alarm rate).")
         {
-            traces, algo, output, seed, far, holdout, epochs, topK, rank, ngram, window, stride, members,
+            traces, algo, output, seed, far, holdout, epochs, topK, rank, ngram, window, stride, members, traceScore, combine,
         };
         cmd.SetAction(r => Guard("train", () =>
         {
@@ -122,7 +131,15 @@ public static class AnomalyCommand
                 Algo = r.GetValue(algo)!, Seed = r.GetValue(seed), FalseAlarmRate = r.GetValue(far), HoldoutFraction = r.GetValue(holdout),
             };
             if (r.GetValue(members) is { Length: > 0 } chosen)
-                options = options with { Ensemble = new EnsembleOptions { Members = chosen } };
+                options = options with { Ensemble = options.Ensemble with { Members = chosen } };
+            if (r.GetValue(combine) is { } how)
+                options = options with { Ensemble = options.Ensemble with { Combine = how } };
+            if (r.GetValue(traceScore) is { } ts)
+                options = options with
+                {
+                    Ngram = options.Ngram with { TraceScore = ts }, LanguageModel = options.LanguageModel with { TraceScore = ts },
+                    Ensemble = options.Ensemble with { TraceScore = ts },
+                };
             if (r.GetValue(epochs) is int e)
                 options = options with { Lstm = options.Lstm with { Epochs = e } };
             if (r.GetValue(topK) is int top)
