@@ -236,6 +236,19 @@ public sealed class ModelTests : IDisposable
         }
     }
 
+    /// <summary>Rewrites the model.json of the model file at <paramref name="path"/> (as another build, or damage, would have written it).</summary>
+    internal static void EditHeader(string path, Func<string, string> edit)
+    {
+        using var zip = System.IO.Compression.ZipFile.Open(path, System.IO.Compression.ZipArchiveMode.Update);
+        var entry = zip.GetEntry("model.json")!;
+        string json;
+        using (var r = new StreamReader(entry.Open()))
+            json = r.ReadToEnd();
+        entry.Delete();
+        using var w = new StreamWriter(zip.CreateEntry("model.json").Open());
+        w.Write(edit(json));
+    }
+
     [Fact]
     public void Damaged_or_foreign_model_files_are_refused_with_why()
     {
@@ -246,16 +259,7 @@ public sealed class ModelTests : IDisposable
         string path = Path.Combine(_dir, "future.model");
         using (var trained = AnomalyTrainer.Train(NormalTraces(6, 10).Select((t, i) => new Trace($"/t/{i}", 0, t)).ToList(), new TrainOptions()))
             ModelFile.Save(trained, path);
-        using (var zip = System.IO.Compression.ZipFile.Open(path, System.IO.Compression.ZipArchiveMode.Update))
-        {
-            var entry = zip.GetEntry("model.json")!;
-            string json;
-            using (var r = new StreamReader(entry.Open()))
-                json = r.ReadToEnd();
-            entry.Delete();
-            using var w = new StreamWriter(zip.CreateEntry("model.json").Open());
-            w.Write(json.Replace("\"version\": 1", "\"version\": 99"));
-        }
+        EditHeader(path, json => json.Replace("\"version\": 1", "\"version\": 99"));
         Assert.Contains("version 99", Assert.Throws<InvalidDataException>(() => ModelFile.Load(path)).Message);
         Assert.Throws<FileNotFoundException>(() => ModelFile.Load(Path.Combine(_dir, "missing.model")));
     }

@@ -1,4 +1,3 @@
-using System.IO.Compression;
 using Mis.Anomaly.Calibration;
 using Mis.Anomaly.Models;
 using Mis.Anomaly.Traces;
@@ -98,16 +97,7 @@ public sealed class WholeTraceTests : IDisposable
             string path = Path.Combine(_dir, $"{algo}.model");
             ModelFile.Save(old, path);
             // As a build before trace_score wrote it: no such key at the top (an ensemble's members carry their own copy in the payload).
-            using (var zip = ZipFile.Open(path, ZipArchiveMode.Update))
-            {
-                var entry = zip.GetEntry("model.json")!;
-                string json;
-                using (var r = new StreamReader(entry.Open()))
-                    json = r.ReadToEnd();
-                entry.Delete();
-                using var w = new StreamWriter(zip.CreateEntry("model.json").Open());
-                w.Write(System.Text.RegularExpressions.Regex.Replace(json, @",\s*""trace_score"": ""window""", ""));
-            }
+            EditHeader(path, json => System.Text.RegularExpressions.Regex.Replace(json, @",\s*""trace_score"": ""window""", ""));
             using var loaded = ModelFile.Load(path);
             Assert.False(loaded.Model.ScoresWholeTraces, algo);
             Assert.Equal(old.ScoreTraces(probe), loaded.ScoreTraces(probe));
