@@ -170,8 +170,9 @@ public static class AnomalyCommand
             ModelFile.Save(detector, path);
             var t = detector.Training;
             Console.WriteLine($"{path}: {detector.Name}, window {detector.WindowSize}/{detector.Stride}, trained on {t.TrainTraces} traces " +
-                $"({t.TrainSyscalls} syscalls), calibrated on {t.HeldOutTraces} held out: raw {detector.Calibration.AlarmRaw:G4} = 800 " +
-                $"(false-alarm rate {detector.Calibration.FalseAlarmRate:P1}); {t.Seconds:0.0} s");
+                $"({t.TrainSyscalls} syscalls), calibrated on {t.HeldOutTraces} held out: raw {detector.Calibration.AlarmRaw:G4} = 800 (" +
+                (detector.Calibration.Window is { } windows ? $"a live window's raw {windows.AlarmRaw:G4}; " : "") +
+                $"false-alarm rate {detector.Calibration.FalseAlarmRate:P1}); {t.Seconds:0.0} s");
             return 0;
         }));
         return cmd;
