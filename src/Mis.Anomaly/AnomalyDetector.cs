@@ -40,13 +40,8 @@ public sealed class AnomalyDetector(AnomalyModel model, ScoreCalibration calibra
     }
 
     /// <inheritdoc/>
-    /// <remarks>
-    /// A window is a trace of at most one window's length, so a model that scores traces by their
-    /// highest window batches them as traces; one that scores whole traces scores them one by one.
-    /// </remarks>
-    public IReadOnlyList<OnlineScore> ScoreBatch(IReadOnlyList<int[]> windows) => Model.ScoresWholeTraces
-        ? [.. windows.Select(w => Score(w))]
-        : [.. Model.ScoreTraces(windows).Select(raw => new OnlineScore(Calibration.Apply(raw), raw))];
+    public IReadOnlyList<OnlineScore> ScoreBatch(IReadOnlyList<int[]> windows) =>
+        [.. Model.ScoreWindows(windows).Select(raw => new OnlineScore(Calibration.ForWindows.Apply(raw), raw))];
 
     /// <summary>Scores whole traces: (calibrated 0..1000, raw) each.</summary>
     public (int Score, double Raw)[] ScoreTraces(IReadOnlyList<int[]> traces, IProgress<long>? syscallsDone = null) =>

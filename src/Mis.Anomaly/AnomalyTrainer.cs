@@ -87,7 +87,7 @@ public static class AnomalyTrainer
         if (model.ScoresWholeTraces)
             calibration = calibration with
             {
-                Window = ScoreCalibration.Fit([.. heldOut.Select(t => model.HighestWindow(t.Syscalls))], options.FalseAlarmRate),
+                Window = ScoreCalibration.Fit(model.HighestWindows([.. heldOut.Select(t => t.Syscalls)]), options.FalseAlarmRate),
             };
         progress?.Report(new TrainProgress("calibrate", 1));
         var summary = new TrainingSummary(options.Seed, fit.Count, fitSyscalls.Sum(t => (long)t.Length), heldOut.Count,

@@ -81,6 +81,26 @@ public sealed class WholeTraceTests : IDisposable
         Assert.Equal(score, whole.ScoreBatch([live, live])[1]);
     }
 
+    [Theory]
+    [InlineData(Algorithms.Ngram, TraceScores.Trace)]
+    [InlineData(Algorithms.LanguageModel, TraceScores.Trace)]
+    [InlineData(Algorithms.LanguageModel, TraceScores.Window)]
+    [InlineData(Algorithms.Ensemble, TraceScores.Trace)]
+    [InlineData(Algorithms.Ensemble, TraceScores.Window)]
+    public void Batched_windows_score_as_windows_one_by_one(string algo, string traceScore)
+    {
+        var options = new TrainOptions
+        {
+            Algo = algo, Ngram = new() { TraceScore = traceScore }, LanguageModel = new() { TraceScore = traceScore },
+            Ensemble = new() { Members = [Algorithms.Ngram, Algorithms.LanguageModel], TraceScore = traceScore },
+        };
+        using var detector = AnomalyTrainer.Train(Named(NormalTraces(8, 30)), options);
+        int[][] traces = [AttackTrace(1), UnseenLoop(2), .. NormalTraces(80, 3), [5, 9]];
+        var windows = traces.SelectMany(t => detector.Model.Windows.Ends(t.Length).Select(end => detector.Model.Windows.Window(t, end).ToArray())).ToList();
+        Assert.Equal(windows.Select(w => detector.Score(w)), detector.ScoreBatch(windows));
+        Assert.Equal(traces.Select(t => detector.Model.HighestWindow(t)), detector.Model.HighestWindows(traces));
+    }
+
     [Fact]
     public void Model_files_without_trace_score_keep_scoring_by_the_highest_window()
     {

@@ -62,6 +62,35 @@ public abstract class AnomalyModel
         return max;
     }
 
+    /// <summary>
+    /// Raw scores of single windows (the online monitor's batches). A window is a trace of at most
+    /// one window's length, so a model whose trace score is its highest window batches them as
+    /// traces; one that scores whole traces scores them one by one (models that batch windows override it).
+    /// </summary>
+    internal virtual double[] ScoreWindows(IReadOnlyList<int[]> windows) =>
+        ScoresWholeTraces ? [.. windows.Select(w => ScoreWindow(w))] : ScoreTraces(windows);
+
+    /// <summary>Each trace's highest window raw score, every window of every trace scored in one batch (<see cref="ScoreWindows"/>).</summary>
+    internal double[] HighestWindows(IReadOnlyList<int[]> traces)
+    {
+        var windows = new List<int[]>();
+        var owner = new List<int>();
+        for (int i = 0; i < traces.Count; i++)
+        {
+            foreach (int end in Windows.Ends(traces[i].Length))
+            {
+                windows.Add(Windows.Window(traces[i], end).ToArray());
+                owner.Add(i);
+            }
+        }
+        var raw = ScoreWindows(windows);
+        var highest = new double[traces.Count];
+        Array.Fill(highest, double.NegativeInfinity);
+        for (int w = 0; w < raw.Length; w++)
+            highest[owner[w]] = Math.Max(highest[owner[w]], raw[w]);
+        return highest;
+    }
+
     /// <summary>Raw scores of many traces (models that batch override it).</summary>
     public virtual double[] ScoreTraces(IReadOnlyList<int[]> traces, IProgress<long>? syscallsDone = null)
     {

@@ -132,58 +132,48 @@ public sealed class EnsembleModel : AnomalyModel, IDisposable
         return Combined(calibrated);
     }
 
+    /// <summary>Every member scores all the windows (batched where it batches), then each window's calibrated scores combine.</summary>
+    internal override double[] ScoreWindows(IReadOnlyList<int[]> windows) =>
+        CombineViews(_members.Select(m => m.Model.ScoreWindows(windows).Select(m.Calibration.ForWindows.Continuous).ToArray()).ToList(), windows.Count);
+
     /// <summary>
     /// Every member scores every trace (batched where it batches) and the calibrated scores combine;
     /// or, with <c>trace_score = "window"</c>, every window of every trace, then the combinations' maxima.
     /// </summary>
     public override double[] ScoreTraces(IReadOnlyList<int[]> traces, IProgress<long>? syscallsDone = null)
     {
-        var scores = ScoresWholeTraces ? CombineEach(traces) : HighestCombinedWindows(traces);
+        var scores = ScoresWholeTraces ? CombineTraceScores(traces) : HighestWindows(traces);
         for (int i = 0; i < traces.Count; i++)
             syscallsDone?.Report(traces[i].Length);
         return scores;
     }
 
-    // One combined score per item (a trace, or a window of a window ensemble): the members' batched
-    // scores of it, calibrated; in a trace ensemble a member that scores whole traces adds its
-    // highest window's score too, on its window calibration.
-    private double[] CombineEach(IReadOnlyList<int[]> items)
+    // Each member's calibrated score of each trace and, for a member that scores whole traces,
+    // its highest window's on its window calibration, combined.
+    private double[] CombineTraceScores(IReadOnlyList<int[]> traces)
     {
         var views = new List<double[]>();
         foreach (var m in _members)
         {
-            views.Add([.. m.Model.ScoreTraces(items).Select(m.Calibration.Continuous)]);
-            if (ScoresWholeTraces && m.Model.ScoresWholeTraces)
-                views.Add([.. items.Select(t => m.Calibration.ForWindows.Continuous(m.Model.HighestWindow(t)))]);
+            views.Add([.. m.Model.ScoreTraces(traces).Select(m.Calibration.Continuous)]);
+            if (m.Model.ScoresWholeTraces)
+                views.Add([.. m.Model.HighestWindows(traces).Select(m.Calibration.ForWindows.Continuous)]);
         }
-        var combined = new double[items.Count];
+        return CombineViews(views, traces.Count);
+    }
+
+    // views[v][i]: view v's calibrated score of item i; one combined score per item.
+    private double[] CombineViews(List<double[]> views, int items)
+    {
+        var combined = new double[items];
         var row = new double[views.Count];
-        for (int i = 0; i < combined.Length; i++)
+        for (int i = 0; i < items; i++)
         {
             for (int v = 0; v < row.Length; v++)
                 row[v] = views[v][i];
             combined[i] = Combined(row);
         }
         return combined;
-    }
-
-    private double[] HighestCombinedWindows(IReadOnlyList<int[]> traces)
-    {
-        var windows = new List<int[]>();
-        var owner = new List<int>();
-        for (int i = 0; i < traces.Count; i++)
-        {
-            foreach (int end in Windows.Ends(traces[i].Length))
-            {
-                windows.Add(Windows.Window(traces[i], end).ToArray());
-                owner.Add(i);
-            }
-        }
-        var combined = CombineEach(windows);
-        var scores = new double[traces.Count];
-        for (int w = 0; w < combined.Length; w++)
-            scores[owner[w]] = Math.Max(scores[owner[w]], combined[w]);
-        return scores;
     }
 
     internal override double ScoreTrace(ReadOnlySpan<int> trace) => ScoreTraces([trace.ToArray()])[0];
