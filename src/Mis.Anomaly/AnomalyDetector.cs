@@ -36,13 +36,12 @@ public sealed class AnomalyDetector(AnomalyModel model, ScoreCalibration calibra
     public OnlineScore Score(ReadOnlySpan<int> window)
     {
         double raw = Model.ScoreWindow(window);
-        return new OnlineScore(Calibration.Apply(raw), raw);
+        return new OnlineScore(Calibration.ForWindows.Apply(raw), raw);
     }
 
     /// <inheritdoc/>
-    /// <remarks>A window is a trace of at most one window's length, so the model's batched trace scoring applies.</remarks>
     public IReadOnlyList<OnlineScore> ScoreBatch(IReadOnlyList<int[]> windows) =>
-        [.. Model.ScoreTraces(windows).Select(raw => new OnlineScore(Calibration.Apply(raw), raw))];
+        [.. Model.ScoreWindows(windows).Select(raw => new OnlineScore(Calibration.ForWindows.Apply(raw), raw))];
 
     /// <summary>Scores whole traces: (calibrated 0..1000, raw) each.</summary>
     public (int Score, double Raw)[] ScoreTraces(IReadOnlyList<int[]> traces, IProgress<long>? syscallsDone = null) =>

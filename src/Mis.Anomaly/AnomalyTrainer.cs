@@ -84,6 +84,11 @@ public static class AnomalyTrainer
         progress?.Report(new TrainProgress("calibrate", 0));
         var raw = model.ScoreTraces([.. heldOut.Select(t => t.Syscalls)]);
         var calibration = ScoreCalibration.Fit(raw, options.FalseAlarmRate);
+        if (model.ScoresWholeTraces)
+            calibration = calibration with
+            {
+                Window = ScoreCalibration.Fit(model.HighestWindows([.. heldOut.Select(t => t.Syscalls)]), options.FalseAlarmRate),
+            };
         progress?.Report(new TrainProgress("calibrate", 1));
         var summary = new TrainingSummary(options.Seed, fit.Count, fitSyscalls.Sum(t => (long)t.Length), heldOut.Count,
             Math.Round(clock.Elapsed.TotalSeconds, 3), source);

@@ -54,7 +54,7 @@ public sealed class ModelTests : IDisposable
     public void Stide_knows_what_it_saw_and_counts_unseen_ngrams_per_window()
     {
         var normal = NormalTraces(1, 30);
-        var model = NgramModel.Fit(normal, new NgramOptions { N = 3, WindowSize = 20, Stride = 5 });
+        var model = NgramModel.Fit(normal, new NgramOptions { N = 3, WindowSize = 20, Stride = 5, TraceScore = TraceScores.Window });
         Assert.Equal(0, model.ScoreWindow([0, 1, 3, 5, 9, 0, 1, 3]));
         Assert.Equal(1, model.ScoreWindow([41, 42, 33, 33, 33]));
         Assert.Equal(2.0 / 3, model.ScoreWindow([0, 1, 3, 42, 9]), 12); // 0 1 3 seen; 1 3 42 and 3 42 9 not
@@ -65,7 +65,7 @@ public sealed class ModelTests : IDisposable
     public void Stide_one_pass_trace_score_equals_the_maximum_over_windows()
     {
         var rng = new Random(11);
-        var model = NgramModel.Fit(NormalTraces(2, 20), new NgramOptions { N = 4, WindowSize = 24, Stride = 7 });
+        var model = NgramModel.Fit(NormalTraces(2, 20), new NgramOptions { N = 4, WindowSize = 24, Stride = 7, TraceScore = TraceScores.Window });
         for (int i = 0; i < 200; i++)
         {
             var t = Enumerable.Range(0, rng.Next(1, 300)).Select(_ => rng.Next(12)).ToArray();
@@ -139,7 +139,7 @@ public sealed class ModelTests : IDisposable
     public void The_language_model_is_a_distribution_and_prices_the_unusual_above_the_rare()
     {
         var normal = NormalTraces(2, 30);
-        var model = LanguageModel.Fit(normal, new LanguageModelOptions { N = 3, WindowSize = 20, Stride = 5 });
+        var model = LanguageModel.Fit(normal, new LanguageModelOptions { N = 3, WindowSize = 20, Stride = 5, TraceScore = TraceScores.Window });
 
         // Kneser–Ney keeps every context's probabilities summing to one (to the two codes no syscall
         // maps to: the start marker and the spare): seen, unseen and empty contexts alike.
@@ -160,8 +160,8 @@ public sealed class ModelTests : IDisposable
         var trace = AttackTrace(4);
         double max = model.Windows.Ends(trace.Length).Max(end => model.ScoreWindow(model.Windows.Window(trace, end)));
         Assert.Equal(max, model.ScoreTrace(trace));
-        var whole = LanguageModel.Fit(normal, new LanguageModelOptions { N = 3, TraceScore = "trace" });
-        Assert.True(whole.ScoreTrace(trace) < max, "a whole-trace mean dilutes the burst a window catches");
+        var whole = LanguageModel.Fit(normal, new LanguageModelOptions { N = 3 });
+        Assert.True(whole.ScoreTrace(trace) < max, "a whole-trace mean (the default) dilutes the burst a window catches");
         Assert.Throws<ArgumentException>(() => LanguageModel.Fit(normal, new LanguageModelOptions { TraceScore = "median" }));
         Assert.Throws<ArgumentOutOfRangeException>(() => LanguageModel.Fit(normal, new LanguageModelOptions { N = 6 }));
     }
@@ -176,7 +176,7 @@ public sealed class ModelTests : IDisposable
         Assert.Equal([Algorithms.Ngram, Algorithms.LanguageModel], ensemble.Members.Select(m => m.Name));
 
         int[] window = [.. AttackTrace(2).AsSpan(180, 64)];
-        double mean = ensemble.Members.Average(m => m.Calibration.Continuous(m.Model.ScoreWindow(window)));
+        double mean = ensemble.Members.Average(m => m.Calibration.ForWindows.Continuous(m.Model.ScoreWindow(window)));
         Assert.Equal(mean, ensemble.ScoreWindow(window), 9);
         Assert.True(detector.ScoreTraces([AttackTrace(3)])[0].Score > 800);
         Assert.All(detector.ScoreTraces(NormalTraces(70, 10)), s => Assert.True(s.Score < detector.ScoreTraces([AttackTrace(3)])[0].Score));
@@ -236,6 +236,19 @@ public sealed class ModelTests : IDisposable
         }
     }
 
+    /// <summary>Rewrites the model.json of the model file at <paramref name="path"/> (as another build, or damage, would have written it).</summary>
+    internal static void EditHeader(string path, Func<string, string> edit)
+    {
+        using var zip = System.IO.Compression.ZipFile.Open(path, System.IO.Compression.ZipArchiveMode.Update);
+        var entry = zip.GetEntry("model.json")!;
+        string json;
+        using (var r = new StreamReader(entry.Open()))
+            json = r.ReadToEnd();
+        entry.Delete();
+        using var w = new StreamWriter(zip.CreateEntry("model.json").Open());
+        w.Write(edit(json));
+    }
+
     [Fact]
     public void Damaged_or_foreign_model_files_are_refused_with_why()
     {
@@ -246,16 +259,7 @@ public sealed class ModelTests : IDisposable
         string path = Path.Combine(_dir, "future.model");
         using (var trained = AnomalyTrainer.Train(NormalTraces(6, 10).Select((t, i) => new Trace($"/t/{i}", 0, t)).ToList(), new TrainOptions()))
             ModelFile.Save(trained, path);
-        using (var zip = System.IO.Compression.ZipFile.Open(path, System.IO.Compression.ZipArchiveMode.Update))
-        {
-            var entry = zip.GetEntry("model.json")!;
-            string json;
-            using (var r = new StreamReader(entry.Open()))
-                json = r.ReadToEnd();
-            entry.Delete();
-            using var w = new StreamWriter(zip.CreateEntry("model.json").Open());
-            w.Write(json.Replace("\"version\": 1", "\"version\": 99"));
-        }
+        EditHeader(path, json => json.Replace("\"version\": 1", "\"version\": 99"));
         Assert.Contains("version 99", Assert.Throws<InvalidDataException>(() => ModelFile.Load(path)).Message);
         Assert.Throws<FileNotFoundException>(() => ModelFile.Load(Path.Combine(_dir, "missing.model")));
     }

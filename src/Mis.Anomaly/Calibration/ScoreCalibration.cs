@@ -3,12 +3,14 @@ namespace Mis.Anomaly.Calibration;
 /// <summary>
 /// Maps a model's raw score to 0–1000 so that the configured false-alarm rate α (default 1%) on
 /// held-out normal traces sits at 800: a score is above 800 exactly when the raw score is above
-/// the held-out normal traces' (1−α)-quantile, so at most a fraction α of them score above 800.
+/// the held-out normal traces' (1−α)-quantile (<see cref="AlarmQuantile"/>), so at most a fraction
+/// α of them score above 800.
 /// </summary>
 /// <remarks>
 /// The map is monotone and piecewise linear through knots:
 /// <list type="bullet">
-/// <item>below 800, through the held-out quantiles q(p) at p = 0, 0.05, 0.10, … and 1−α, with
+/// <item>below 800, through the held-out quantiles q(p) at p = 0, 0.05, 0.10, … and 1−α (there the
+/// conformal rank of <see cref="AlarmQuantile"/>), with
 /// score(q(p)) = 800·p/(1−α): below 800 a score reads as "this fraction of normal traces, scaled";</item>
 /// <item>above 800, one segment from (q(1−α), 800) to (q(1−α) + 2·spread, 1000), then 1000 beyond,
 /// where spread = q(1−α) − q(0.5) (or, when that is 0, the held-out range; or 10⁻³ when all
@@ -40,6 +42,18 @@ public sealed record ScoreCalibration
     /// <summary>The raw score that maps to 800: the held-out (1−α)-quantile.</summary>
     public required double AlarmRaw { get; init; }
 
+    /// <summary>
+    /// The map of single windows, when the model's trace score is not its highest window's
+    /// (<see cref="Models.TraceScores.Trace"/>): fitted the same way on the held-out traces' highest
+    /// window scores, so a live thread, whose windows the online monitor scores, crosses 800 as
+    /// rarely as a whole trace does offline. Null (absent in older model files) when the trace
+    /// score is the highest window's and this map serves both.
+    /// </summary>
+    public ScoreCalibration? Window { get; init; }
+
+    /// <summary>The map to apply to one window's raw score.</summary>
+    internal ScoreCalibration ForWindows => Window ?? this;
+
     /// <summary>Builds the map from held-out normal raw scores.</summary>
     /// <exception cref="ArgumentException">No held-out score, a non-finite one, or α outside (0, 0.5].</exception>
     internal static ScoreCalibration Fit(IReadOnlyCollection<double> heldOutNormal, double falseAlarmRate = 0.01)
@@ -58,7 +72,7 @@ public sealed record ScoreCalibration
         var score = new List<double>();
         foreach (var p in levels)
         {
-            raw.Add(Quantile(sorted, p));
+            raw.Add(p == top ? AlarmQuantile(sorted, falseAlarmRate) : Quantile(sorted, p));
             score.Add(AlarmScore * p / top);
         }
         double alarmRaw = raw[^1];
@@ -73,6 +87,19 @@ public sealed record ScoreCalibration
         {
             FalseAlarmRate = falseAlarmRate, HeldOut = sorted.Length, Raw = [.. raw], Score = [.. score], AlarmRaw = alarmRaw,
         };
+    }
+
+    /// <summary>
+    /// The alarm line: the ⌈(n+1)(1−α)⌉-th smallest of n held-out scores (split conformal
+    /// prediction's rank), capped at the largest. A fresh normal trace from the held-out traces'
+    /// distribution is above it with probability at most α, where the plain ⌈n(1−α)⌉-th would allow
+    /// up to α + 1/(n+1); with fewer than (1−α)/α held-out traces (99 at 1%) the cap makes it the
+    /// largest and the bound 1/(n+1): more held-out traces are the only honest remedy.
+    /// </summary>
+    internal static double AlarmQuantile(double[] sorted, double falseAlarmRate)
+    {
+        int rank = (int)Math.Ceiling((sorted.Length + 1) * (1 - falseAlarmRate) - 1e-9);
+        return sorted[Math.Clamp(rank, 1, sorted.Length) - 1];
     }
 
     /// <summary>The empirical inverse CDF: the ⌈p·n⌉-th smallest value (the smallest for p = 0).</summary>
@@ -91,8 +118,14 @@ public sealed record ScoreCalibration
         return raw > AlarmRaw ? Math.Clamp(rounded, AlarmScore + 1, 1000) : Math.Clamp(rounded, 0, AlarmScore);
     }
 
-    /// <summary>The calibrated score before rounding (an ensemble averages these).</summary>
-    internal double Continuous(double raw) => Interpolate(raw);
+    /// <summary>
+    /// The calibrated score before rounding and without the ceiling at 1000 (what an ensemble
+    /// combines): above the top knot the last segment goes on, so two raw scores beyond the top of
+    /// the scale still rank, in the same unit (spreads of normal scores past the alarm) for every member.
+    /// </summary>
+    internal double Continuous(double raw) => double.IsFinite(raw) && raw > Raw[^1]
+        ? Score[^1] + (raw - Raw[^1]) * (Score[^1] - AlarmScore) / (Raw[^1] - AlarmRaw)
+        : Interpolate(raw);
 
     private double Interpolate(double raw)
     {

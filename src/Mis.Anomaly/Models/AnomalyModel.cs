@@ -41,16 +41,54 @@ public abstract class AnomalyModel
     /// <summary>The resolved hyperparameters, as written to the model file.</summary>
     internal abstract JsonObject Hyperparameters { get; }
 
+    /// <summary>
+    /// True when <see cref="ScoreTrace"/> scores the whole trace rather than its highest window
+    /// (<see cref="TraceScores"/>): the windows the online monitor scores then get a calibration of their own.
+    /// </summary>
+    internal virtual bool ScoresWholeTraces => false;
+
     /// <summary>The raw score of one window. Safe to call from several threads.</summary>
     internal abstract double ScoreWindow(ReadOnlySpan<int> window);
 
-    /// <summary>The raw score of a trace: the maximum of its windows' raw scores.</summary>
-    internal virtual double ScoreTrace(ReadOnlySpan<int> trace)
+    /// <summary>The raw score of a trace: the maximum of its windows' raw scores (models that score whole traces override it).</summary>
+    internal virtual double ScoreTrace(ReadOnlySpan<int> trace) => HighestWindow(trace);
+
+    /// <summary>The highest of the trace's windows' raw scores (what the online monitor's running maximum reaches).</summary>
+    internal double HighestWindow(ReadOnlySpan<int> trace)
     {
         double max = double.NegativeInfinity;
         foreach (int end in Windows.Ends(trace.Length))
             max = Math.Max(max, ScoreWindow(Windows.Window(trace, end)));
         return max;
+    }
+
+    /// <summary>
+    /// Raw scores of single windows (the online monitor's batches). A window is a trace of at most
+    /// one window's length, so a model whose trace score is its highest window batches them as
+    /// traces; one that scores whole traces scores them one by one (models that batch windows override it).
+    /// </summary>
+    internal virtual double[] ScoreWindows(IReadOnlyList<int[]> windows) =>
+        ScoresWholeTraces ? [.. windows.Select(w => ScoreWindow(w))] : ScoreTraces(windows);
+
+    /// <summary>Each trace's highest window raw score, every window of every trace scored in one batch (<see cref="ScoreWindows"/>).</summary>
+    internal double[] HighestWindows(IReadOnlyList<int[]> traces)
+    {
+        var windows = new List<int[]>();
+        var owner = new List<int>();
+        for (int i = 0; i < traces.Count; i++)
+        {
+            foreach (int end in Windows.Ends(traces[i].Length))
+            {
+                windows.Add(Windows.Window(traces[i], end).ToArray());
+                owner.Add(i);
+            }
+        }
+        var raw = ScoreWindows(windows);
+        var highest = new double[traces.Count];
+        Array.Fill(highest, double.NegativeInfinity);
+        for (int w = 0; w < raw.Length; w++)
+            highest[owner[w]] = Math.Max(highest[owner[w]], raw[w]);
+        return highest;
     }
 
     /// <summary>Raw scores of many traces (models that batch override it).</summary>

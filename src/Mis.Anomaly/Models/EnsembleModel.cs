@@ -9,8 +9,26 @@ public sealed record EnsembleOptions
     /// <summary>The member algorithms; they must score the same windows. Default ngram, lm and pca.</summary>
     public string[] Members { get; init; } = [Algorithms.Ngram, Algorithms.LanguageModel, Algorithms.Pca];
 
+    /// <summary>
+    /// How the members' calibrated scores combine: <c>mean</c>, or <c>max</c> (the most alarmed
+    /// member decides). Default <c>mean</c>.
+    /// </summary>
+    public string Combine { get; init; } = EnsembleModel.Mean;
+
+    /// <summary>
+    /// What a whole trace scores (<see cref="TraceScores"/>): <c>trace</c>, the combination of each
+    /// member's calibrated scores of the trace, its whole-trace score and, for a member that has one,
+    /// its highest window's (so a thin change all along a trace and a short burst inside a long one
+    /// both count); or <c>window</c>, the highest window's combination, the members scoring windows.
+    /// Default <c>trace</c>; model files without it score <c>window</c>.
+    /// </summary>
+    public string TraceScore { get; init; } = TraceScores.Trace;
+
     internal void Validate()
     {
+        TraceScores.Validate(TraceScore);
+        if (Combine is not (EnsembleModel.Mean or EnsembleModel.Max))
+            throw new ArgumentException($"ensemble combine \"{Combine}\": expected \"{EnsembleModel.Mean}\" or \"{EnsembleModel.Max}\"");
         if (Members.Length < 2)
             throw new ArgumentException($"an ensemble needs at least 2 members, got {Members.Length}");
         if (Members.FirstOrDefault(m => m == Algorithms.Ensemble || !Algorithms.All.Contains(m)) is { } bad)
@@ -22,13 +40,21 @@ public sealed record EnsembleOptions
 
 /// <summary>
 /// Several detectors as one: each member is trained and calibrated on its own (its 0–1000 scale
-/// puts its own false-alarm rate on unseen normal traces at 800), and a window's raw score is the
-/// mean of the members' calibrated scores of it, so no member's raw units dominate and a window
-/// every member finds unusual scores above one only one of them does. The ensemble is then
-/// calibrated like any model.
+/// puts its own false-alarm rate on unseen normal traces at 800, below it the share of normal
+/// traces it scores above: a rank), and the raw score is the mean (or maximum) of the members'
+/// calibrated scores, so no member's raw units dominate and a trace every member finds unusual
+/// scores above one only one of them does. A trace's members' scores are their whole-trace and
+/// highest-window scores (<see cref="EnsembleOptions.TraceScore"/>), a window's their window
+/// scores. The ensemble is then calibrated like any model.
 /// </summary>
 public sealed class EnsembleModel : AnomalyModel, IDisposable
 {
+    /// <summary><see cref="EnsembleOptions.Combine"/>: the members' mean.</summary>
+    public const string Mean = "mean";
+
+    /// <summary><see cref="EnsembleOptions.Combine"/>: the most alarmed member's score.</summary>
+    public const string Max = "max";
+
     private readonly AnomalyDetector[] _members;
 
     private EnsembleModel(EnsembleOptions options, AnomalyDetector[] members)
@@ -54,14 +80,23 @@ public sealed class EnsembleModel : AnomalyModel, IDisposable
 
     internal override JsonObject Hyperparameters => (JsonObject)JsonSerializer.SerializeToNode(Options, AnomalyJson.Default.EnsembleOptions)!;
 
+    internal override bool ScoresWholeTraces => Options.TraceScore == TraceScores.Trace;
+
     /// <summary>
     /// Fits each member on <paramref name="fit"/> and calibrates it on <paramref name="heldOut"/>,
     /// the traces the ensemble itself is calibrated on next (a split of its own per member would
-    /// leave a small data set's members a trace or two to calibrate on).
+    /// leave a small data set's members a trace or two to calibrate on). A <c>window</c> ensemble's
+    /// members score traces by their highest window too.
     /// </summary>
     internal static EnsembleModel Fit(List<Traces.Trace> fit, List<Traces.Trace> heldOut, EnsembleOptions options, TrainOptions memberOptions)
     {
         options.Validate();
+        if (options.TraceScore == TraceScores.Window)
+            memberOptions = memberOptions with
+            {
+                Ngram = memberOptions.Ngram with { TraceScore = TraceScores.Window },
+                LanguageModel = memberOptions.LanguageModel with { TraceScore = TraceScores.Window },
+            };
         var members = new List<AnomalyDetector>();
         try
         {
@@ -77,40 +112,68 @@ public sealed class EnsembleModel : AnomalyModel, IDisposable
         }
     }
 
-    internal override double ScoreWindow(ReadOnlySpan<int> window)
+    /// <summary>The combination of the members' calibrated scores (<see cref="EnsembleOptions.Combine"/>).</summary>
+    internal double Combined(ReadOnlySpan<double> calibrated)
     {
-        double sum = 0;
-        foreach (var m in _members)
-            sum += m.Calibration.Continuous(m.Model.ScoreWindow(window));
-        return sum / _members.Length;
+        double sum = 0, max = 0;
+        foreach (double c in calibrated)
+        {
+            sum += c;
+            max = Math.Max(max, c);
+        }
+        return Options.Combine == Max ? max : sum / calibrated.Length;
     }
 
-    /// <summary>Every member scores every window of every trace (batched where it batches), then the means' maxima.</summary>
+    internal override double ScoreWindow(ReadOnlySpan<int> window)
+    {
+        Span<double> calibrated = stackalloc double[_members.Length];
+        for (int i = 0; i < _members.Length; i++)
+            calibrated[i] = _members[i].Calibration.ForWindows.Continuous(_members[i].Model.ScoreWindow(window));
+        return Combined(calibrated);
+    }
+
+    /// <summary>Every member scores all the windows (batched where it batches), then each window's calibrated scores combine.</summary>
+    internal override double[] ScoreWindows(IReadOnlyList<int[]> windows) =>
+        CombineViews(_members.Select(m => m.Model.ScoreWindows(windows).Select(m.Calibration.ForWindows.Continuous).ToArray()).ToList(), windows.Count);
+
+    /// <summary>
+    /// Every member scores every trace (batched where it batches) and the calibrated scores combine;
+    /// or, with <c>trace_score = "window"</c>, every window of every trace, then the combinations' maxima.
+    /// </summary>
     public override double[] ScoreTraces(IReadOnlyList<int[]> traces, IProgress<long>? syscallsDone = null)
     {
-        var windows = new List<int[]>();
-        var owner = new List<int>();
-        for (int i = 0; i < traces.Count; i++)
-        {
-            foreach (int end in Windows.Ends(traces[i].Length))
-            {
-                windows.Add(Windows.Window(traces[i], end).ToArray());
-                owner.Add(i);
-            }
-        }
-        var mean = new double[windows.Count];
-        foreach (var m in _members)
-        {
-            var raw = m.Model.ScoreTraces(windows);
-            for (int w = 0; w < raw.Length; w++)
-                mean[w] += m.Calibration.Continuous(raw[w]) / _members.Length;
-        }
-        var scores = new double[traces.Count];
-        for (int w = 0; w < mean.Length; w++)
-            scores[owner[w]] = Math.Max(scores[owner[w]], mean[w]);
+        var scores = ScoresWholeTraces ? CombineTraceScores(traces) : HighestWindows(traces);
         for (int i = 0; i < traces.Count; i++)
             syscallsDone?.Report(traces[i].Length);
         return scores;
+    }
+
+    // Each member's calibrated score of each trace and, for a member that scores whole traces,
+    // its highest window's on its window calibration, combined.
+    private double[] CombineTraceScores(IReadOnlyList<int[]> traces)
+    {
+        var views = new List<double[]>();
+        foreach (var m in _members)
+        {
+            views.Add([.. m.Model.ScoreTraces(traces).Select(m.Calibration.Continuous)]);
+            if (m.Model.ScoresWholeTraces)
+                views.Add([.. m.Model.HighestWindows(traces).Select(m.Calibration.ForWindows.Continuous)]);
+        }
+        return CombineViews(views, traces.Count);
+    }
+
+    // views[v][i]: view v's calibrated score of item i; one combined score per item.
+    private double[] CombineViews(List<double[]> views, int items)
+    {
+        var combined = new double[items];
+        var row = new double[views.Count];
+        for (int i = 0; i < items; i++)
+        {
+            for (int v = 0; v < row.Length; v++)
+                row[v] = views[v][i];
+            combined[i] = Combined(row);
+        }
+        return combined;
     }
 
     internal override double ScoreTrace(ReadOnlySpan<int> trace) => ScoreTraces([trace.ToArray()])[0];
@@ -133,7 +196,7 @@ public sealed class EnsembleModel : AnomalyModel, IDisposable
 
     internal static EnsembleModel Load(JsonObject hyperparameters, Stream payload, string path)
     {
-        var options = hyperparameters.Deserialize(AnomalyJson.Default.EnsembleOptions)
+        var options = TraceScores.WithSavedDefault(hyperparameters).Deserialize(AnomalyJson.Default.EnsembleOptions)
             ?? throw new InvalidDataException("ensemble hyperparameters missing");
         options.Validate();
         using var r = new BinaryReader(payload);

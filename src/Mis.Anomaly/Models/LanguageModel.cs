@@ -19,11 +19,12 @@ public sealed record LanguageModelOptions
     public int Stride { get; init; } = 16;
 
     /// <summary>
-    /// What a whole trace scores offline: <c>window</c>, the highest window mean (what the online
-    /// monitor's running maximum reaches), or <c>trace</c>, the mean surprisal over the whole trace.
-    /// Default <c>window</c>.
+    /// What a whole trace scores offline (<see cref="TraceScores"/>): <c>trace</c>, the mean
+    /// surprisal over the whole trace (a sequence's likelihood, as language-model detectors score
+    /// it), or <c>window</c>, the highest window mean (what the online monitor's running maximum
+    /// reaches). Default <c>trace</c>.
     /// </summary>
-    public string TraceScore { get; init; } = LanguageModel.WindowScore;
+    public string TraceScore { get; init; } = TraceScores.Trace;
 
     internal void Validate()
     {
@@ -31,8 +32,7 @@ public sealed record LanguageModelOptions
         ArgumentOutOfRangeException.ThrowIfGreaterThan(N, LanguageModel.MaxN, nameof(N));
         if (!(Discount > 0 && Discount < 1))
             throw new ArgumentOutOfRangeException(nameof(Discount), Discount, "the discount must be in (0, 1)");
-        if (TraceScore is not (LanguageModel.WindowScore or LanguageModel.WholeTraceScore))
-            throw new ArgumentException($"trace_score \"{TraceScore}\": expected \"{LanguageModel.WindowScore}\" or \"{LanguageModel.WholeTraceScore}\"");
+        TraceScores.Validate(TraceScore);
         new WindowSpec(WindowSize, Stride).Validate();
     }
 }
@@ -45,18 +45,12 @@ public sealed record LanguageModelOptions
 /// syscall code. Unlike STIDE's seen / unseen test, a rare but normal sequence costs little and a
 /// common syscall in an unusual place costs much. A window's raw score is its mean surprisal,
 /// −log2 P per syscall, in bits, over the syscalls it holds the N-1 before of (the window alone
-/// decides, as the online monitor sees it).
+/// decides, as the online monitor sees it); a whole trace's, by default, the mean over all its syscalls.
 /// </summary>
 public sealed class LanguageModel : AnomalyModel
 {
     /// <summary>Longest N: four 12-bit contexts and the predicted code fill 60 bits, with an order tag above.</summary>
     internal const int MaxN = 5;
-
-    /// <summary><see cref="LanguageModelOptions.TraceScore"/>: the highest window mean.</summary>
-    internal const string WindowScore = "window";
-
-    /// <summary><see cref="LanguageModelOptions.TraceScore"/>: the whole trace's mean.</summary>
-    internal const string WholeTraceScore = "trace";
 
     private const int Bits = 12;
     private const int Other = (1 << Bits) - 3; // every syscall number above the codes
@@ -95,6 +89,8 @@ public sealed class LanguageModel : AnomalyModel
     public override WindowSpec Windows => new(Options.WindowSize, Options.Stride);
 
     internal override JsonObject Hyperparameters => (JsonObject)JsonSerializer.SerializeToNode(Options, AnomalyJson.Default.LanguageModelOptions)!;
+
+    internal override bool ScoresWholeTraces => Options.TraceScore == TraceScores.Trace;
 
     // ---- the algorithm ---------------------------------------------------------------------
 
@@ -153,15 +149,14 @@ public sealed class LanguageModel : AnomalyModel
     }
 
     /// <summary>
-    /// The highest window mean (the base class's maximum over windows, each scored as the online
-    /// monitor scores it, so a live thread's running maximum reaches this), or with
-    /// <see cref="LanguageModelOptions.TraceScore"/> <c>trace</c> the mean surprisal over the
-    /// whole trace, its first syscalls predicted from a start marker.
+    /// The mean surprisal over the whole trace, its first syscalls predicted from a start marker;
+    /// or, with <see cref="LanguageModelOptions.TraceScore"/> <c>window</c>, the highest window
+    /// mean (each window scored as the online monitor scores it).
     /// </summary>
     internal override double ScoreTrace(ReadOnlySpan<int> trace)
     {
-        if (Options.TraceScore == WindowScore || trace.IsEmpty)
-            return base.ScoreTrace(trace);
+        if (!ScoresWholeTraces || trace.IsEmpty)
+            return HighestWindow(trace);
         int n = Options.N;
         double bits = 0;
         ulong history = StartHistory(n);
@@ -246,7 +241,7 @@ public sealed class LanguageModel : AnomalyModel
 
     internal static LanguageModel Load(JsonObject hyperparameters, Stream payload)
     {
-        var options = hyperparameters.Deserialize(AnomalyJson.Default.LanguageModelOptions)
+        var options = TraceScores.WithSavedDefault(hyperparameters).Deserialize(AnomalyJson.Default.LanguageModelOptions)
             ?? throw new InvalidDataException("lm hyperparameters missing");
         options.Validate();
         using var r = new BinaryReader(payload);

@@ -18,8 +18,16 @@ public sealed record NgramOptions
     /// <summary>An n-gram seen fewer times than this in training counts as unseen (t-STIDE); 1 is plain STIDE.</summary>
     public int MinCount { get; init; } = 1;
 
+    /// <summary>
+    /// What a whole trace scores offline (<see cref="TraceScores"/>): <c>trace</c>, the share of all
+    /// its N-grams never seen, or <c>window</c>, the highest window's share (what the online
+    /// monitor's running maximum reaches). Default <c>trace</c>. Model files without it score <c>window</c>.
+    /// </summary>
+    public string TraceScore { get; init; } = TraceScores.Trace;
+
     internal void Validate()
     {
+        TraceScores.Validate(TraceScore);
         ArgumentOutOfRangeException.ThrowIfLessThan(N, 1, nameof(N));
         ArgumentOutOfRangeException.ThrowIfGreaterThan(N, NgramModel.MaxN, nameof(N));
         ArgumentOutOfRangeException.ThrowIfLessThan(MinCount, 1, nameof(MinCount));
@@ -30,7 +38,8 @@ public sealed record NgramOptions
 /// <summary>
 /// STIDE (Forrest, Hofmeyr, Somayaji, Longstaff 1996; Warrender et al. 1999): the database of every
 /// length-N syscall sequence seen in normal traces; a window's raw score is the fraction of its
-/// N-grams that are not in the database (the locality-frame mismatch rate), 0..1.
+/// N-grams that are not in the database (the locality-frame mismatch rate), 0..1; a whole trace's,
+/// by default, the share of all its N-grams not in it (<see cref="NgramOptions.TraceScore"/>).
 /// </summary>
 public sealed class NgramModel : AnomalyModel
 {
@@ -57,6 +66,8 @@ public sealed class NgramModel : AnomalyModel
     public override WindowSpec Windows => new(Options.WindowSize, Options.Stride);
 
     internal override JsonObject Hyperparameters => (JsonObject)JsonSerializer.SerializeToNode(Options, AnomalyJson.Default.NgramOptions)!;
+
+    internal override bool ScoresWholeTraces => Options.TraceScore == TraceScores.Trace;
 
     // ---- the algorithm ---------------------------------------------------------------------
 
@@ -91,11 +102,14 @@ public sealed class NgramModel : AnomalyModel
         return (double)misses / grams;
     }
 
-    /// <summary>Same as the default (maximum over windows), in one pass: each n-gram is looked up once.</summary>
+    /// <summary>
+    /// The share of the trace's N-grams never seen, or (<c>trace_score = "window"</c>) the highest
+    /// window's share; both in one pass, each N-gram looked up once.
+    /// </summary>
     internal override double ScoreTrace(ReadOnlySpan<int> trace)
     {
         int n = Options.N;
-        if (trace.Length <= Options.WindowSize || trace.Length < n)
+        if (trace.Length < n || (trace.Length <= Options.WindowSize && !ScoresWholeTraces))
             return ScoreWindow(trace);
         // misses[i] = unseen n-grams among those ending before position i (prefix sums).
         var misses = new int[trace.Length + 1];
@@ -105,6 +119,8 @@ public sealed class NgramModel : AnomalyModel
             key = Roll(key, trace[i], n);
             misses[i + 1] = misses[i] + (i >= n - 1 && !_known.Contains(key) ? 1 : 0);
         }
+        if (ScoresWholeTraces)
+            return (double)misses[trace.Length] / (trace.Length - n + 1);
         double max = 0;
         foreach (int end in Windows.Ends(trace.Length))
         {
@@ -148,7 +164,7 @@ public sealed class NgramModel : AnomalyModel
 
     internal static NgramModel Load(JsonObject hyperparameters, Stream payload)
     {
-        var options = hyperparameters.Deserialize(AnomalyJson.Default.NgramOptions)
+        var options = TraceScores.WithSavedDefault(hyperparameters).Deserialize(AnomalyJson.Default.NgramOptions)
             ?? throw new InvalidDataException("ngram hyperparameters missing");
         options.Validate();
         using var r = new BinaryReader(payload);

@@ -1,3 +1,5 @@
+using System.Text.Json.Nodes;
+
 namespace Mis.Anomaly.Models;
 
 /// <summary>
@@ -36,5 +38,41 @@ public readonly record struct WindowSpec(int Size, int Stride)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(Size, 1, nameof(Size));
         ArgumentOutOfRangeException.ThrowIfLessThan(Stride, 1, nameof(Stride));
+    }
+}
+
+/// <summary>
+/// What a model's raw score of a whole trace is (the <c>trace_score</c> hyperparameter): the highest
+/// of its windows' scores, or one score of the whole trace. The online monitor only ever sees
+/// windows; a model scoring whole traces therefore carries a second calibration for them
+/// (<see cref="Calibration.ScoreCalibration.Window"/>).
+/// </summary>
+public static class TraceScores
+{
+    /// <summary>The highest window score: a short burst inside a long, ordinary thread is not averaged away.</summary>
+    public const string Window = "window";
+
+    /// <summary>
+    /// One score of the whole trace (every syscall counted once): steadier than the highest of many
+    /// noisy windows, so a long but ordinary thread does not reach a high score by its one odd window.
+    /// </summary>
+    public const string Trace = "trace";
+
+    /// <summary>Throws unless <paramref name="value"/> is <see cref="Window"/> or <see cref="Trace"/>.</summary>
+    internal static void Validate(string value)
+    {
+        if (value is not (Window or Trace))
+            throw new ArgumentException($"trace_score \"{value}\": expected \"{Window}\" or \"{Trace}\"");
+    }
+
+    /// <summary>
+    /// Model files written before a model had <c>trace_score</c> scored traces by their highest
+    /// window and were calibrated so: they must keep doing that, whatever today's default.
+    /// </summary>
+    internal static JsonObject WithSavedDefault(JsonObject hyperparameters)
+    {
+        if (!hyperparameters.ContainsKey("trace_score"))
+            hyperparameters["trace_score"] = Window;
+        return hyperparameters;
     }
 }

@@ -1,34 +1,65 @@
-using System.Diagnostics;
+using Stopwatch = System.Diagnostics.Stopwatch;
 using Mis.Anomaly;
 using Mis.Anomaly.Evaluation;
 using Mis.Anomaly.Traces;
 
 namespace Mis.Bench.Anomaly;
 
-/// <summary>One model's row of <c>mis anomaly bench</c>.</summary>
-/// <param name="Eval">Detection quality on the corpus's test split.</param>
-/// <param name="TrainSeconds">Training time.</param>
+/// <summary>One row of <c>mis anomaly bench</c>: one model on one data set (or one program of it, or the mean over its programs).</summary>
+/// <param name="DataSet">The data set's name (its directory's).</param>
+/// <param name="Part">What of it was tested: <see cref="ScoringBench.TestSplit"/> for a corpus, a program, or <see cref="ScoringBench.MeanPart"/> over the programs.</param>
+/// <param name="Eval">Detection on its unseen normal and attack traces (for the mean: means over programs, trace counts summed).</param>
+/// <param name="TrainSeconds">Training time (for the mean: the sum).</param>
 /// <param name="TraceSyscallsPerSecond">Offline scoring (<c>mis anomaly score</c>): syscalls of whole traces scored per second.</param>
-/// <param name="OnlineSyscallsPerSecond">Online scoring (the enforcer's monitor): one window per stride, as syscalls of stream covered per second.</param>
+/// <param name="OnlineSyscallsPerSecond">Online scoring (the enforcer's monitor): one window per stride, as syscalls of stream covered per second; NaN where not measured (per program).</param>
 /// <param name="Threads">CPU threads the scoring used.</param>
-public sealed record BenchRow(EvalResult Eval, double TrainSeconds, double TraceSyscallsPerSecond, double OnlineSyscallsPerSecond, int Threads);
-
-/// <summary>One model on one program of a public data set (<see cref="ScoringBench.RunPerProgram"/>).</summary>
-/// <param name="Program">The program, or <c>all (mean)</c>.</param>
-/// <param name="Eval">Detection on its unseen normal and attack traces (for <c>all</c>, means over programs).</param>
-/// <param name="TrainSeconds">Training time (for <c>all</c>, the sum).</param>
-/// <param name="ScoredSyscalls">Syscalls of the test traces scored.</param>
-/// <param name="ScoreSeconds">Time scoring them took (one pass, JIT included: a rough figure beside the corpus bench's).</param>
-public sealed record ProgramRow(string Program, EvalResult Eval, double TrainSeconds, long ScoredSyscalls, double ScoreSeconds);
+public sealed record BenchRow(string DataSet, string Part, EvalResult Eval, double TrainSeconds, double TraceSyscallsPerSecond,
+    double OnlineSyscallsPerSecond, int Threads)
+{
+    /// <summary>The model's algorithm.</summary>
+    public string Model => Eval.Algo;
+}
 
 /// <summary>
-/// Trains each model on a corpus's <c>normal/train</c>, evaluates it on <c>normal/test</c> against
-/// <c>attack</c>, and measures scoring throughput. Numbers are reported, never asserted: timing
-/// depends on the machine.
+/// Trains each model on each data set and reports detection quality, training time and scoring
+/// speed, one row per model and data set (per program for a public data set, with the mean over
+/// programs). Two layouts are understood: a corpus (<c>normal/train</c>, <c>normal/test</c>,
+/// <c>attack</c>: the project's own) and a per-program public data set (<c>PROGRAM/normal</c>,
+/// <c>PROGRAM/attack</c>: the UNM/MIT sets). Numbers are reported, never asserted: timing depends on
+/// the machine.
 /// </summary>
 public static class ScoringBench
 {
-    /// <summary>Trains each model on <paramref name="corpus"/> and measures how fast it scores windows.</summary>
+    /// <summary><see cref="BenchRow.Part"/> of a corpus: its test split.</summary>
+    public const string TestSplit = "test split";
+
+    /// <summary><see cref="BenchRow.Part"/> of the mean over a data set's programs.</summary>
+    public const string MeanPart = "mean";
+
+    /// <summary>True when <paramref name="dir"/> is laid out as a corpus (normal/train, normal/test, attack).</summary>
+    public static bool IsCorpus(string dir) =>
+        Directory.Exists(Path.Combine(dir, "normal", "train")) && Directory.Exists(Path.Combine(dir, "normal", "test"))
+        && Directory.Exists(Path.Combine(dir, "attack"));
+
+    /// <summary>
+    /// Every model on every data set (each a corpus or a per-program set, told apart by
+    /// <see cref="IsCorpus"/>), the rows in the order of the data sets, then of the models.
+    /// </summary>
+    public static List<BenchRow> RunAll(IReadOnlyList<string> dataSets, IReadOnlyList<string> algos, TrainOptions options, TimeSpan measure,
+        Action<string>? log = null)
+    {
+        var rows = new List<BenchRow>();
+        for (int i = 0; i < dataSets.Count; i++)
+        {
+            log?.Invoke($"bench: data set {i + 1}/{dataSets.Count}: {dataSets[i]}");
+            rows.AddRange(IsCorpus(dataSets[i])
+                ? Run(dataSets[i], algos, options, measure, log)
+                : RunPerProgram(dataSets[i], algos, options, log));
+        }
+        return rows;
+    }
+
+    /// <summary>Trains each model on <paramref name="corpus"/>'s normal/train, evaluates it on its test split and measures how fast it scores.</summary>
     public static List<BenchRow> Run(string corpus, IReadOnlyList<string> algos, TrainOptions options, TimeSpan measure,
         Action<string>? log = null)
     {
@@ -38,15 +69,16 @@ public static class ScoringBench
         int[][] all = [.. normal.Concat(attack).Select(t => t.Syscalls)];
         long syscalls = all.Sum(t => (long)t.Length);
         var rows = new List<BenchRow>();
-        foreach (var algo in algos)
+        for (int step = 0; step < algos.Count; step++)
         {
-            log?.Invoke($"bench: training {algo} on {train.Count} traces");
+            string algo = algos[step];
+            log?.Invoke($"bench: {Name(corpus)}: {algo} ({step + 1}/{algos.Count}): training on {train.Count} traces");
             var clock = Stopwatch.StartNew();
             using var detector = AnomalyTrainer.Train(train, options with { Algo = algo }, corpus);
             double trainSeconds = clock.Elapsed.TotalSeconds;
             var eval = Evaluator.Evaluate(detector, normal, attack);
 
-            log?.Invoke($"bench: measuring {algo} for {measure.TotalSeconds:0} s");
+            log?.Invoke($"bench: {Name(corpus)}: {algo}: measuring scoring speed for 2 × {measure.TotalSeconds:0.#} s");
             detector.Model.ScoreTraces(all); // warm-up (JIT, TorchSharp's first calls)
             long done = 0;
             clock.Restart();
@@ -73,7 +105,7 @@ public static class ScoringBench
             }
             double onlineRate = windowsDone * (double)detector.Stride / clock.Elapsed.TotalSeconds;
             int threads = detector.Model is Mis.Anomaly.Models.LstmModel lstm ? lstm.Options.Threads : 1;
-            rows.Add(new BenchRow(eval, trainSeconds, traceRate, onlineRate, threads));
+            rows.Add(new BenchRow(Name(corpus), TestSplit, eval, trainSeconds, traceRate, onlineRate, threads));
         }
         return rows;
     }
@@ -84,74 +116,137 @@ public static class ScoringBench
     /// protocol: for each program, a model trained on a seeded half of its normal traces scores the
     /// other half and every attack trace (per-trace AUROC, detection at 1 % false alarms on those
     /// unseen normal traces). Programs with fewer than 4 normal traces are skipped (named in the
-    /// log). One row per model and program, and per model the mean over programs (<c>all</c>).
+    /// log). Per model, one row per program and the mean over programs (<see cref="MeanPart"/>);
+    /// scoring speed is one pass over the test traces (JIT included: a rough figure).
     /// </summary>
-    public static List<ProgramRow> RunPerProgram(string dataset, IReadOnlyList<string> algos, TrainOptions options,
+    public static List<BenchRow> RunPerProgram(string dataset, IReadOnlyList<string> algos, TrainOptions options,
         Action<string>? log = null)
     {
-        var rows = new List<ProgramRow>();
         var programs = Directory.GetDirectories(dataset).Order(StringComparer.Ordinal)
             .Where(d => Directory.Exists(Path.Combine(d, "normal")) && Directory.Exists(Path.Combine(d, "attack"))).ToList();
         if (programs.Count == 0)
-            throw new DirectoryNotFoundException($"{dataset}: no PROGRAM/normal and PROGRAM/attack directories (a corpus has normal/train, normal/test and attack: give it with --corpus)");
+            throw new DirectoryNotFoundException($"{dataset}: neither a corpus (normal/train, normal/test, attack) nor a per-program data set (PROGRAM/normal, PROGRAM/attack)");
+        var splits = new List<(string Program, Trace[] Train, Trace[] Test, List<Trace> Attack)>();
+        foreach (string dir in programs)
+        {
+            string program = Path.GetFileName(dir);
+            var normal = TraceReader.Read(Path.Combine(dir, "normal"));
+            var attack = TraceReader.Read(Path.Combine(dir, "attack"));
+            if (normal.Count < 4 || attack.Count == 0)
+            {
+                log?.Invoke($"bench: {program}: {normal.Count} normal and {attack.Count} attack traces, too few to split; skipped");
+                continue;
+            }
+            var shuffled = normal.ToArray();
+            new Random(options.Seed).Shuffle(shuffled);
+            splits.Add((program, shuffled[..(shuffled.Length / 2)], shuffled[(shuffled.Length / 2)..], attack));
+        }
+
+        var rows = new List<BenchRow>();
+        int step = 0;
         foreach (var algo in algos)
         {
-            var perProgram = new List<ProgramRow>();
-            foreach (string dir in programs)
+            var perProgram = new List<(BenchRow Row, long Syscalls, double Seconds)>();
+            foreach (var (program, train, test, attack) in splits)
             {
-                string program = Path.GetFileName(dir);
-                var normal = TraceReader.Read(Path.Combine(dir, "normal"));
-                var attack = TraceReader.Read(Path.Combine(dir, "attack"));
-                if (normal.Count < 4 || attack.Count == 0)
-                {
-                    log?.Invoke($"bench: {program}: {normal.Count} normal and {attack.Count} attack traces, too few to split; skipped");
-                    continue;
-                }
-                var shuffled = normal.ToArray();
-                new Random(options.Seed).Shuffle(shuffled);
-                var train = shuffled[..(shuffled.Length / 2)];
-                var test = shuffled[(shuffled.Length / 2)..];
-                log?.Invoke($"bench: {algo} on {program}: training on {train.Length} normal traces, testing on {test.Length} normal and {attack.Count} attack");
+                log?.Invoke($"bench: {Name(dataset)}: {algo} on {program} ({++step}/{algos.Count * splits.Count}): " +
+                            $"training on {train.Length} normal traces, testing on {test.Length} normal and {attack.Count} attack");
                 var clock = Stopwatch.StartNew();
-                using var detector = AnomalyTrainer.Train(train, options with { Algo = algo }, dir);
+                using var detector = AnomalyTrainer.Train(train, options with { Algo = algo }, program);
                 double trainSeconds = clock.Elapsed.TotalSeconds;
                 clock.Restart();
                 var eval = Evaluator.Evaluate(detector, test, attack);
+                double seconds = clock.Elapsed.TotalSeconds;
                 long syscalls = test.Concat(attack).Sum(t => (long)t.Syscalls.Length);
-                var row = new ProgramRow(program, eval, trainSeconds, syscalls, clock.Elapsed.TotalSeconds);
-                perProgram.Add(row);
-                rows.Add(row);
+                perProgram.Add((new BenchRow(Name(dataset), program, eval, trainSeconds, syscalls / seconds, double.NaN, 1), syscalls, seconds));
             }
-            if (perProgram.Count > 0)
-            {
-                var e = perProgram.Select(r => r.Eval).ToList();
-                rows.Add(new ProgramRow("all (mean)", new EvalResult(algo, e.Sum(x => x.Normal), e.Sum(x => x.Attack),
-                    e.Average(x => x.Auroc), e.Average(x => x.DetectionAt1), e.Average(x => x.DetectionAt5),
-                    e.Average(x => x.DetectionAt10), e.Average(x => x.FalseAlarmsAbove800), e.Average(x => x.DetectionAbove800),
-                    e.Average(x => x.RunAuroc), [], []),
-                    perProgram.Sum(r => r.TrainSeconds), perProgram.Sum(r => r.ScoredSyscalls), perProgram.Sum(r => r.ScoreSeconds)));
-            }
+            if (perProgram.Count == 0)
+                continue;
+            rows.AddRange(perProgram.Select(p => p.Row));
+            var e = perProgram.Select(p => p.Row.Eval).ToList();
+            var mean = new EvalResult(algo, e.Sum(x => x.Normal), e.Sum(x => x.Attack),
+                e.Average(x => x.Auroc), e.Average(x => x.DetectionAt1), e.Average(x => x.DetectionAt5),
+                e.Average(x => x.DetectionAt10), e.Average(x => x.FalseAlarmsAbove800), e.Average(x => x.DetectionAbove800),
+                e.Average(x => x.RunAuroc), [], []);
+            rows.Add(new BenchRow(Name(dataset), MeanPart, mean, perProgram.Sum(p => p.Row.TrainSeconds),
+                perProgram.Sum(p => p.Syscalls) / perProgram.Sum(p => p.Seconds), double.NaN, 1));
         }
         return rows;
     }
 
-    /// <summary>The table of <see cref="RunPerProgram"/>.</summary>
-    public static string PerProgramTable(IEnumerable<ProgramRow> rows) => Suite.TextTable.Render(
-        ["model", "program", "normal", "attack", "AUROC", "DR@1%", "DR@5%", "FA>800", "train s", "scored syscalls/s"],
+    private static string Name(string dir) => Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir)));
+
+    // ---- output: the console table, and CSV / JSON with the same columns for pandas --------------
+
+    private static readonly string[] Columns =
+    [
+        "model", "data_set", "part", "normal", "attack", "auroc", "dr_at_1pct", "dr_at_5pct", "dr_at_10pct",
+        "false_alarms_above_800", "detection_above_800", "train_seconds", "trace_syscalls_per_second", "online_syscalls_per_second", "threads",
+    ];
+
+    // The machine-readable values of a row, in Columns' order (fractions 0..1; NaN: not measured).
+    private static object[] Values(BenchRow r) =>
+    [
+        r.Model, r.DataSet, r.Part, r.Eval.Normal, r.Eval.Attack, r.Eval.Auroc, r.Eval.DetectionAt1, r.Eval.DetectionAt5, r.Eval.DetectionAt10,
+        r.Eval.FalseAlarmsAbove800, r.Eval.DetectionAbove800, r.TrainSeconds, r.TraceSyscallsPerSecond, r.OnlineSyscallsPerSecond, r.Threads,
+    ];
+
+    /// <summary>The table <c>mis anomaly bench</c> prints: every row, one table.</summary>
+    public static string Table(IEnumerable<BenchRow> rows) => Suite.TextTable.Render(
+        ["model", "data set", "part", "normal", "attack", "AUROC", "DR@1%", "DR@5%", "FA>800", "train s", "trace syscalls/s", "online syscalls/s", "threads"],
         rows.Select(r => (IReadOnlyList<string>)
         [
-            r.Eval.Algo, r.Program, $"{r.Eval.Normal}", $"{r.Eval.Attack}", $"{r.Eval.Auroc:0.000}", $"{r.Eval.DetectionAt1:P0}",
-            $"{r.Eval.DetectionAt5:P0}", $"{r.Eval.FalseAlarmsAbove800:P1}", $"{r.TrainSeconds:0.00}",
-            r.ScoreSeconds > 0 ? $"{r.ScoredSyscalls / r.ScoreSeconds:N0}" : "-",
+            r.Model, r.DataSet, r.Part, $"{r.Eval.Normal}", $"{r.Eval.Attack}", $"{r.Eval.Auroc:0.000}", $"{r.Eval.DetectionAt1:P0}",
+            $"{r.Eval.DetectionAt5:P0}", $"{r.Eval.FalseAlarmsAbove800:P1}", $"{r.TrainSeconds:0.00}", Rate(r.TraceSyscallsPerSecond),
+            Rate(r.OnlineSyscallsPerSecond), $"{r.Threads}",
         ]));
 
-    /// <summary>The table <c>mis anomaly bench</c> prints.</summary>
-    public static string Table(IEnumerable<BenchRow> rows) => Suite.TextTable.Render(
-        ["model", "AUROC", "DR@1%", "DR@5%", "DR@10%", "FA>800", "runAUROC", "train s", "threads", "trace syscalls/s", "online syscalls/s"],
-        rows.Select(r => (IReadOnlyList<string>)
-        [
-            r.Eval.Algo, $"{r.Eval.Auroc:0.000}", $"{r.Eval.DetectionAt1:P0}", $"{r.Eval.DetectionAt5:P0}", $"{r.Eval.DetectionAt10:P0}",
-            $"{r.Eval.FalseAlarmsAbove800:P1}", $"{r.Eval.RunAuroc:0.000}", $"{r.TrainSeconds:0.0}", $"{r.Threads}",
-            $"{r.TraceSyscallsPerSecond:N0}", $"{r.OnlineSyscallsPerSecond:N0}",
-        ]));
+    private static string Rate(double perSecond) => double.IsFinite(perSecond) ? $"{perSecond:N0}" : "-";
+
+    /// <summary>
+    /// Writes the rows to <paramref name="path"/>: JSON (an array of objects) when it ends in
+    /// <c>.json</c>, else CSV with a header line (<c>pandas.read_csv</c> / <c>read_json</c> read
+    /// either; a value not measured is empty in CSV, null in JSON).
+    /// </summary>
+    public static void Save(IReadOnlyList<BenchRow> rows, string path)
+    {
+        if (Path.GetDirectoryName(Path.GetFullPath(path)) is { } dir)
+            Directory.CreateDirectory(dir);
+        File.WriteAllText(path, path.EndsWith(".json", StringComparison.OrdinalIgnoreCase) ? Json(rows) : Csv(rows));
+    }
+
+    /// <summary>The rows as CSV, a header line first.</summary>
+    public static string Csv(IEnumerable<BenchRow> rows)
+    {
+        var w = new StringWriter { NewLine = "\n" };
+        w.WriteLine(string.Join(',', Columns));
+        foreach (var r in rows)
+            w.WriteLine(string.Join(',', Values(r).Select(v => v switch
+            {
+                string s => s.Contains(',') || s.Contains('"') ? $"\"{s.Replace("\"", "\"\"")}\"" : s,
+                double d => double.IsFinite(d) ? d.ToString("R", System.Globalization.CultureInfo.InvariantCulture) : "",
+                _ => Convert.ToString(v, System.Globalization.CultureInfo.InvariantCulture),
+            })));
+        return w.ToString();
+    }
+
+    /// <summary>The rows as a JSON array of objects keyed as the CSV's columns.</summary>
+    public static string Json(IEnumerable<BenchRow> rows)
+    {
+        var array = new System.Text.Json.Nodes.JsonArray();
+        foreach (var r in rows)
+        {
+            var o = new System.Text.Json.Nodes.JsonObject();
+            foreach (var (column, value) in Columns.Zip(Values(r)))
+                o[column] = value switch
+                {
+                    string s => s,
+                    double d => double.IsFinite(d) ? d : null,
+                    int i => i,
+                    _ => null,
+                };
+            array.Add(o);
+        }
+        return array.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n";
+    }
 }

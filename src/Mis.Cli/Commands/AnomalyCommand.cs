@@ -96,7 +96,7 @@ public static class AnomalyCommand
             HelpName = "RUN_DIR",
             Description = "Learn from the traces an experiment recorded instead (mis gym run with [anomaly]): the episodes without a policy violation, traces/normal/ at any depth.",
         };
-        var algo = new Option<string>("--algo") { HelpName = "ngram|lm|pca|lstm|ensemble", Description = "The model: ngram (STIDE), lm (Kneser–Ney n-gram language model), pca, lstm, or ensemble (the mean of --members' calibrated scores).", DefaultValueFactory = _ => Algorithms.Ngram };
+        var algo = new Option<string>("--algo") { HelpName = "ngram|lm|pca|lstm|ensemble", Description = "The model: ngram (STIDE), lm (Kneser–Ney n-gram language model), pca, lstm, or ensemble (--members' calibrated scores combined).", DefaultValueFactory = _ => Algorithms.Ngram };
         algo.AcceptOnlyFromAmong(Algorithms.All);
         var output = new Option<FileInfo>("--out") { HelpName = "MODEL", Description = "Model file to write.", Required = true };
         var seed = new Option<int>("--seed") { HelpName = "N", Description = "Seed of the split and the model (same seed, same model).", DefaultValueFactory = _ => 1 };
@@ -114,9 +114,18 @@ public static class AnomalyCommand
             Description = "Ensemble: its member models, each fitted and calibrated on the same split (default: ngram lm pca).",
             AllowMultipleArgumentsPerToken = true,
         };
+        var traceScore = new Option<string?>("--trace-score")
+        {
+            HelpName = "trace|window",
+            Description = "ngram, lm, ensemble: a whole trace's score, `trace` (of every syscall at once: the default) or `window` (its highest window's). " +
+                          "Live threads are scored by windows either way, on a calibration of their own.",
+        };
+        traceScore.AcceptOnlyFromAmong(TraceScores.Trace, TraceScores.Window);
+        var combine = new Option<string?>("--combine") { HelpName = "mean|max", Description = "Ensemble: how its members' calibrated scores combine (default mean)." };
+        combine.AcceptOnlyFromAmong(EnsembleModel.Mean, EnsembleModel.Max);
         var cmd = new Command("train", "Train a model on normal traces and calibrate it on held-out ones (score 800 = the false-alarm rate).")
         {
-            traces, run, algo, output, seed, far, holdout, epochs, topK, rank, ngram, window, stride, members,
+            traces, run, algo, output, seed, far, holdout, epochs, topK, rank, ngram, window, stride, members, traceScore, combine,
         };
         cmd.Validators.Add(r =>
         {
@@ -132,7 +141,15 @@ public static class AnomalyCommand
                 Algo = r.GetValue(algo)!, Seed = r.GetValue(seed), FalseAlarmRate = r.GetValue(far), HoldoutFraction = r.GetValue(holdout),
             };
             if (r.GetValue(members) is { Length: > 0 } chosen)
-                options = options with { Ensemble = new EnsembleOptions { Members = chosen } };
+                options = options with { Ensemble = options.Ensemble with { Members = chosen } };
+            if (r.GetValue(combine) is { } how)
+                options = options with { Ensemble = options.Ensemble with { Combine = how } };
+            if (r.GetValue(traceScore) is { } ts)
+                options = options with
+                {
+                    Ngram = options.Ngram with { TraceScore = ts }, LanguageModel = options.LanguageModel with { TraceScore = ts },
+                    Ensemble = options.Ensemble with { TraceScore = ts },
+                };
             if (r.GetValue(epochs) is int e)
                 options = options with { Lstm = options.Lstm with { Epochs = e } };
             if (r.GetValue(topK) is int top)
@@ -163,8 +180,9 @@ public static class AnomalyCommand
             ModelFile.Save(detector, path);
             var t = detector.Training;
             Console.WriteLine($"{path}: {detector.Name}, window {detector.WindowSize}/{detector.Stride}, trained on {t.TrainTraces} traces " +
-                $"({t.TrainSyscalls} syscalls), calibrated on {t.HeldOutTraces} held out: raw {detector.Calibration.AlarmRaw:G4} = 800 " +
-                $"(false-alarm rate {detector.Calibration.FalseAlarmRate:P1}); {t.Seconds:0.0} s");
+                $"({t.TrainSyscalls} syscalls), calibrated on {t.HeldOutTraces} held out: raw {detector.Calibration.AlarmRaw:G4} = 800 (" +
+                (detector.Calibration.Window is { } windows ? $"a live window's raw {windows.AlarmRaw:G4}; " : "") +
+                $"false-alarm rate {detector.Calibration.FalseAlarmRate:P1}); {t.Seconds:0.0} s");
             return 0;
         }));
         return cmd;
@@ -219,42 +237,47 @@ public static class AnomalyCommand
 
     private static Command BenchCommand()
     {
-        var corpus = new Option<DirectoryInfo?>("--corpus") { HelpName = "DIR", Description = "Corpus (default: experiments/anomaly/corpus)." };
+        var corpus = new Option<DirectoryInfo?>("--corpus") { HelpName = "DIR", Description = "The project's corpus (normal/train, normal/test, attack; default: experiments/anomaly/corpus)." };
+        var noCorpus = new Option<bool>("--no-corpus") { Description = "Bench only the --dataset sets, not the corpus." };
         var algo = new Option<string[]>("--algo") { HelpName = "ngram|lm|pca|lstm|ensemble", Description = "Models to bench (default: all).", AllowMultipleArgumentsPerToken = true };
-        var seconds = new Option<double>("--seconds") { HelpName = "S", Description = "Measuring time per model and mode.", DefaultValueFactory = _ => 3 };
-        var plot = new Option<FileInfo?>("--plot") { HelpName = "FILE.png", Description = "Also write the models' ROC curves here." };
+        algo.AcceptOnlyFromAmong(Algorithms.All);
+        var seconds = new Option<double>("--seconds") { HelpName = "S", Description = "Corpus: measuring time per model for each of trace and online scoring speed.", DefaultValueFactory = _ => 3 };
+        var plot = new Option<FileInfo?>("--plot") { HelpName = "FILE.png", Description = "Also write the models' ROC curves on the corpus here." };
+        var output = new Option<FileInfo?>("--out") { HelpName = "FILE.csv|FILE.json", Description = "Also write every row here, for pandas: JSON (an array of objects) if it ends in .json, else CSV; fractions as 0..1, a speed not measured empty (null)." };
         var dataset = new Option<DirectoryInfo[]>("--dataset")
         {
             HelpName = "DIR",
-            Description = "A public data set laid out per program (PROGRAM/normal, PROGRAM/attack, e.g. ../shared/datasets/unm): per program, " +
-                          "train on a seeded half of its normal traces, test on the other half and its attacks; a table per data set with " +
-                          "training time and scoring speed (repeatable). The corpus is then benched too only when --corpus names it.",
+            Description = "Another data set (repeatable): a corpus like the project's, or a public set laid out per program (PROGRAM/normal, " +
+                          "PROGRAM/attack, e.g. ../shared/datasets/unm): per program, train on a seeded half of its normal traces, test on " +
+                          "the other half and its attacks; a row per model and program and the mean over programs.",
             AllowMultipleArgumentsPerToken = true,
         };
-        var cmd = new Command("bench", "Train each model on the corpus, report AUROC / detection rates on its test split and scoring throughput (syscalls per second); " +
-                                       "with --dataset, per program on public data instead (and the corpus as well with --corpus).")
+        var cmd = new Command("bench",
+            "Train every model on every data set (the corpus, then each --dataset) and report, in one table with a row per model and " +
+            "data set (per program, and the mean over programs, for a per-program set): per-trace AUROC, detection at 1% and 5% false " +
+            "alarms on unseen normal traces, the share of those above 800, training time, and scoring speed in syscalls per second " +
+            "(offline traces; online windows on a corpus). Progress on standard error.")
         {
-            corpus, algo, seconds, plot, dataset,
+            corpus, noCorpus, dataset, algo, seconds, output, plot,
         };
         cmd.SetAction(r => Guard("bench", () =>
         {
-            if (r.GetValue(dataset) is { Length: > 0 } sets)
-            {
-                var chosen = r.GetValue(algo) is { Length: > 0 } some ? some : Algorithms.All;
-                foreach (var set in sets)
-                {
-                    Console.WriteLine($"data set {set.FullName}:");
-                    Console.Write(ScoringBench.PerProgramTable(ScoringBench.RunPerProgram(set.FullName, chosen, new TrainOptions(), Console.Error.WriteLine)));
-                }
-                if (r.GetValue(corpus) is null)
-                    return 0;
-            }
-            string dir = r.GetValue(corpus)?.FullName ?? Path.Combine(RepoRoot.Find(), "experiments", "anomaly", "corpus");
+            var sets = new List<string>();
+            if (!r.GetValue(noCorpus))
+                sets.Add(r.GetValue(corpus)?.FullName ?? Path.Combine(RepoRoot.Find(), "experiments", "anomaly", "corpus"));
+            sets.AddRange((r.GetValue(dataset) ?? []).Select(d => d.FullName));
+            if (sets.Count == 0)
+                throw new ArgumentException("nothing to bench: --no-corpus and no --dataset");
             var algos = r.GetValue(algo) is { Length: > 0 } a ? a : Algorithms.All;
-            var rows = ScoringBench.Run(dir, algos, new TrainOptions(), TimeSpan.FromSeconds(r.GetValue(seconds)), Console.Error.WriteLine);
+            var rows = ScoringBench.RunAll(sets, algos, new TrainOptions(), TimeSpan.FromSeconds(r.GetValue(seconds)), Console.Error.WriteLine);
             Console.Write(ScoringBench.Table(rows));
+            if (r.GetValue(output) is { } file)
+            {
+                ScoringBench.Save(rows, file.FullName);
+                Console.WriteLine($"{file.FullName}: {rows.Count} rows");
+            }
             if (r.GetValue(plot) is { } png)
-                RocPlot.Save(png.FullName, [.. rows.Select(x => x.Eval)], "Syscall anomaly detection on the MIS corpus");
+                RocPlot.Save(png.FullName, [.. rows.Where(x => x.Part == ScoringBench.TestSplit).Select(x => x.Eval)], "Syscall anomaly detection on the MIS corpus");
             return 0;
         }));
         return cmd;
