@@ -139,7 +139,7 @@ public sealed class Dqn : IAgent
         _target.Blend(_q, 1.0);
         _qMirror = new MlpMirror(_q);
         _parameters = [.. _q.parameters()];
-        _optimizer = optim.Adam(_parameters, lr: config.LearningRate);
+        _optimizer = new Mis.Torch.Adam(_parameters, config.LearningRate);
         _buffer = new ReplayBuffer(config.BufferSize, observationSize);
         _input = new float[observationSize];
 

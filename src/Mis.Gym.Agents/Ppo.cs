@@ -139,7 +139,7 @@ public sealed class Ppo : IAgent
         _critic = new Mlp("critic", [observationSize, .. hidden, 1], Activation.Tanh, _random, outputGain: 1.0);
         _actorMirror = new MlpMirror(_actor);
         _parameters = [.. _actor.parameters(), .. _critic.parameters()];
-        _optimizer = optim.Adam(_parameters, lr: config.LearningRate, eps: 1e-5);
+        _optimizer = new Mis.Torch.Adam(_parameters, config.LearningRate, eps: 1e-5);
 
         _input = new float[observationSize];
         _probabilities = new double[actionCount];

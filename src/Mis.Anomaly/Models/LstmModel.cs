@@ -180,7 +180,7 @@ public sealed class LstmModel : AnomalyModel, IDisposable
         var validation = Batches(windows[..validationCount], 256);
         var batches = Batches(windows[validationCount..], o.BatchSize);
 
-        var optimizer = optim.Adam(model._net.parameters(), o.LearningRate);
+        using var optimizer = new Mis.Torch.Adam(model._net.parameters(), o.LearningRate);
         double best = double.PositiveInfinity;
         int bestEpoch = 0, epochsRun = 0;
         byte[]? bestWeights = null;
