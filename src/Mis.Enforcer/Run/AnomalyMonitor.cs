@@ -77,8 +77,8 @@ public sealed class AnomalyMonitor
         }
     }
 
-    /// <summary>Adds one syscall of thread <paramref name="tid"/> (called from the event pump, one thread).</summary>
-    internal void Add(int pid, int tid, string comm, int syscall)
+    /// <summary>Adds one syscall of thread <paramref name="tid"/> (called from the event pump, one thread); never waits for the model.</summary>
+    public void Add(int pid, int tid, string comm, int syscall)
     {
         lock (_gate)
             AddLocked(pid, tid, comm, syscall);
@@ -100,7 +100,8 @@ public sealed class AnomalyMonitor
         if (t.Count >= size && (t.Count - size) % _scorer.Stride == 0)
         {
             t.ScoredAt = t.Count;
-            if (!_queue.Writer.TryWrite((t, t.Snapshot())))
+            // A full queue skips the window before copying it: a model that fell behind costs the pump nothing.
+            if (_queue.Reader.Count >= QueueCapacity || !_queue.Writer.TryWrite((t, t.Snapshot())))
                 Interlocked.Increment(ref _skipped);
         }
     }
@@ -124,8 +125,7 @@ public sealed class AnomalyMonitor
                 Fail(e, batch.Count);
                 continue;
             }
-            for (int i = 0; i < batch.Count; i++)
-                Record(batch[i].Thread, batch[i].Window, scores[i], live: true);
+            Record(batch, scores, live: true);
         }
     }
 
@@ -133,7 +133,7 @@ public sealed class AnomalyMonitor
     {
         try
         {
-            Record(thread, window, _scorer.Score(window), live);
+            Record([(thread, window)], [_scorer.Score(window)], live);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
@@ -147,40 +147,51 @@ public sealed class AnomalyMonitor
         Interlocked.CompareExchange(ref _fault, $"{e.GetType().Name}: {e.Message}", null);
     }
 
-    private void Record(ThreadWindow thread, int[] window, OnlineScore s, bool live)
+    // One lock per batch, not per window: the pump takes the same lock for every syscall it adds.
+    private void Record(IReadOnlyList<(ThreadWindow Thread, int[] Window)> batch, IReadOnlyList<OnlineScore> scores, bool live)
     {
-        Interlocked.Increment(ref _scored);
-        var hit = new AnomalyHit(thread.Pid, thread.Tid, thread.Comm, s.Score, s.Raw, window);
-        bool above = s.Score > _settings.Threshold && live;
-        // Asked outside the lock (it may read kernel state), and only about a window that could kill.
-        string? veto = above && _settings.KillOnAnomaly ? _settings.KillVeto?.Invoke() : null;
-        bool killNow = false, reportNow = false;
+        Interlocked.Add(ref _scored, batch.Count);
+        bool anyAbove = live && scores.Any(s => s.Score > _settings.Threshold);
+        // Asked outside the lock (it may read kernel state), and only when a window could kill.
+        string? veto = anyAbove && _settings.KillOnAnomaly ? _settings.KillVeto?.Invoke() : null;
+        AnomalyHit? killNow = null;
+        List<AnomalyHit>? reportNow = null;
         lock (_gate)
         {
-            _last = hit;
-            if (thread.Max is null || s.Score > thread.Max.Score)
-                thread.Max = hit;
-            if (_peak is null || s.Score > _peak.Score)
-                _peak = hit;
-            if (above && _killHit is null && _settings.KillOnAnomaly && veto is null)
+            for (int i = 0; i < batch.Count; i++)
             {
-                _killHit = hit;
-                killNow = true;
-            }
-            else if (above && _killHit is null && _settings.ReportCrossings && !thread.Reported)
-            {
-                thread.Reported = true;
-                reportNow = true;
+                var (thread, window) = batch[i];
+                var s = scores[i];
+                bool above = live && s.Score > _settings.Threshold;
+                bool threadMax = thread.Max is null || s.Score > thread.Max.Score, peak = _peak is null || s.Score > _peak.Score;
+                if (!(threadMax || peak || above || i == batch.Count - 1))
+                    continue; // nothing to remember about this window
+                var hit = new AnomalyHit(thread.Pid, thread.Tid, thread.Comm, s.Score, s.Raw, window);
+                if (i == batch.Count - 1)
+                    _last = hit;
+                if (threadMax)
+                    thread.Max = hit;
+                if (peak)
+                    _peak = hit;
+                if (above && _killHit is null && _settings.KillOnAnomaly && veto is null)
+                {
+                    _killHit = killNow = hit;
+                }
+                else if (above && _killHit is null && _settings.ReportCrossings && !thread.Reported)
+                {
+                    thread.Reported = true;
+                    (reportNow ??= []).Add(hit);
+                }
             }
         }
-        if (reportNow)
+        foreach (var hit in reportNow ?? [])
             _publish(ToEvent(hit, "", $"anomaly score {hit.Score} > anomaly_threshold {_settings.Threshold} (model {_scorer.Name}, raw {hit.Raw:G4}): " +
                                       (veto ?? "not killed (kill_on_anomaly = false)")));
-        if (!killNow)
+        if (killNow is null)
             return;
         // Event first: the kill ends the workload, and its exit follows this line in the file.
-        _publish(ToEvent(hit, "kill",
-            $"anomaly score {hit.Score} > anomaly_threshold {_settings.Threshold} (model {_scorer.Name}, raw {hit.Raw:G4}): cgroup killed (kill_on_anomaly)"));
+        _publish(ToEvent(killNow, "kill",
+            $"anomaly score {killNow.Score} > anomaly_threshold {_settings.Threshold} (model {_scorer.Name}, raw {killNow.Raw:G4}): cgroup killed (kill_on_anomaly)"));
         _kill();
     }
 
@@ -219,7 +230,7 @@ public sealed class AnomalyMonitor
     }
 
     /// <summary>Stops the worker after the windows already queued; safe to call twice.</summary>
-    internal void Stop()
+    public void Stop()
     {
         _queue.Writer.TryComplete();
         _worker.Wait();
