@@ -289,7 +289,7 @@ public sealed class LstmModel : AnomalyModel, IDisposable
         lock (_gate)
         {
             using var scope = NewDisposeScope();
-            using var noGrad = no_grad();
+            using var inference = inference_mode();
             return WindowStatistic(Nll([encoded])).item<float>();
         }
     }
@@ -304,8 +304,8 @@ public sealed class LstmModel : AnomalyModel, IDisposable
         var windows = traces.SelectMany((t, i) => spec.Ends(t.Length).Select(end => (Trace: i, Tokens: Encode(spec.Window(t, end)))));
         lock (_gate)
         {
-            torch.set_num_threads(Options.Threads);
-            using var noGrad = no_grad();
+            UseThreads(Options.Threads);
+            using var inference = inference_mode();
             foreach (var group in windows.GroupBy(w => w.Tokens.Length))
             {
                 foreach (var chunk in group.Chunk(256))
@@ -319,6 +319,14 @@ public sealed class LstmModel : AnomalyModel, IDisposable
             }
         }
         return scores;
+    }
+
+    // torch's thread count is global and setting it is not free (it rebuilds the pools' settings and
+    // clears oneDNN's cache): set it only when someone else changed it.
+    private static void UseThreads(int threads)
+    {
+        if (torch.get_num_threads() != threads)
+            torch.set_num_threads(threads);
     }
 
     // ---- persistence ------------------------------------------------------------------------
