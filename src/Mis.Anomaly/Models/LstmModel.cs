@@ -321,8 +321,9 @@ public sealed class LstmModel : AnomalyModel, IDisposable
         return scores;
     }
 
-    // torch's thread count is global and setting it is not free (it rebuilds the pools' settings and
-    // clears oneDNN's cache): set it only when someone else changed it.
+    // torch's thread count is the calling thread's OpenMP setting (a new thread starts from the last
+    // value set anywhere), and setting it is not free (it also resets MKL's and the thread pool's and
+    // clears oneDNN's cache): set it only when this thread's differs.
     private static void UseThreads(int threads)
     {
         if (torch.get_num_threads() != threads)
