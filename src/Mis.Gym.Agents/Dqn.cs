@@ -139,7 +139,7 @@ public sealed class Dqn : IAgent
         _target.Blend(_q, 1.0);
         _qMirror = new MlpMirror(_q);
         _parameters = [.. _q.parameters()];
-        _optimizer = optim.Adam(_parameters, lr: config.LearningRate);
+        _optimizer = new Mis.Torch.Adam(_parameters, config.LearningRate);
         _buffer = new ReplayBuffer(config.BufferSize, observationSize);
         _input = new float[observationSize];
 
@@ -218,6 +218,8 @@ public sealed class Dqn : IAgent
         torch.set_num_threads(_config.TorchThreads);
         int b = _config.BatchSize;
         using var scope = NewDisposeScope();
+        // Held until the step ends: an implicit scalar (TorchSharp's square() makes one too) can be freed by a collection mid-call (Mis.Torch.Adam).
+        using Scalar one = 1.0.ToScalar(), two = 2.ToScalar(), gamma = _config.Gamma.ToScalar();
         var obs = tensor(_batchObs, [b, _observationSize]);
         var next = tensor(_batchNext, [b, _observationSize]);
         Tensor tdTarget;
@@ -227,10 +229,10 @@ public sealed class Dqn : IAgent
             var nextValue = _config.DoubleQ
                 ? nextTarget.gather(1, _q.call(next).argmax(1, keepdim: true)).squeeze(1)
                 : nextTarget.max(1).values;
-            tdTarget = tensor(_batchRewards) + _config.Gamma * nextValue * tensor(_batchNotTerminated);
+            tdTarget = tensor(_batchRewards).add(gamma * nextValue * tensor(_batchNotTerminated), one);
         }
         var predicted = _q.call(obs).gather(1, tensor(_batchActions, [b, 1])).squeeze(1);
-        var loss = _config.HuberLoss ? nn.functional.smooth_l1_loss(predicted, tdTarget) : (predicted - tdTarget).square().mean();
+        var loss = _config.HuberLoss ? nn.functional.smooth_l1_loss(predicted, tdTarget) : (predicted - tdTarget).pow(two).mean();
         _optimizer.zero_grad();
         loss.backward();
         nn.utils.clip_grad_norm_(_parameters, _config.MaxGradNorm);

@@ -67,12 +67,14 @@ public sealed class Mlp : nn.Module<Tensor, Tensor>
     internal void Blend(Mlp source, double tau)
     {
         using var noGrad = no_grad();
+        // Held until the loop ends: an implicit scalar can be freed by a collection mid-call (Mis.Torch.Adam).
+        using Scalar keep = (1 - tau).ToScalar(), take = tau.ToScalar();
         foreach (var (mine, theirs) in parameters().Zip(source.parameters()))
         {
             if (tau >= 1)
                 mine.copy_(theirs);
             else
-                mine.mul_(1 - tau).add_(theirs, alpha: tau);
+                mine.mul_(keep).add_(theirs, alpha: take);
         }
     }
 

@@ -139,7 +139,7 @@ public sealed class Ppo : IAgent
         _critic = new Mlp("critic", [observationSize, .. hidden, 1], Activation.Tanh, _random, outputGain: 1.0);
         _actorMirror = new MlpMirror(_actor);
         _parameters = [.. _actor.parameters(), .. _critic.parameters()];
-        _optimizer = optim.Adam(_parameters, lr: config.LearningRate, eps: 1e-5);
+        _optimizer = new Mis.Torch.Adam(_parameters, config.LearningRate, eps: 1e-5);
 
         _input = new float[observationSize];
         _probabilities = new double[actionCount];
@@ -253,6 +253,11 @@ public sealed class Ppo : IAgent
         torch.set_num_threads(_config.TorchThreads);
         int n = _config.NumSteps;
         using var scope = NewDisposeScope();
+        // Every scalar held until the update ends: TorchSharp's implicit ones (from a double, or the
+        // alpha of 1 in tensor + tensor, the 2 of square()) can be freed by a collection during the native call (Mis.Torch.Adam).
+        double c = _config.ClipCoef;
+        using Scalar one = 1.0.ToScalar(), two = 2.ToScalar(), half = 0.5.ToScalar(), advEps = 1e-8.ToScalar(), entCoef = _config.EntCoef.ToScalar(), vfCoef = _config.VfCoef.ToScalar();
+        using Scalar ratioLow = (1 - c).ToScalar(), ratioHigh = (1 + c).ToScalar(), valueLow = (-c).ToScalar(), valueHigh = c.ToScalar();
         var obs = tensor(_obs, [n, _observationSize]);
         var nextObs = tensor(_nextObs, [n, _observationSize]);
         var actions = tensor(_actions, [n, 1]);
@@ -269,7 +274,7 @@ public sealed class Ppo : IAgent
             Gae(_rewards, values, nextValues, _terminated, _done, _config.Gamma, _config.GaeLambda, advantages);
         }
         var adv = tensor(advantages);
-        var returns = adv + oldValues;
+        var returns = adv.add(oldValues, one);
 
         var order = Enumerable.Range(0, n).Select(i => (long)i).ToArray();
         int minibatches = _config.NumMinibatches;
@@ -293,8 +298,8 @@ public sealed class Ppo : IAgent
 
                 var mbAdv = adv.index_select(0, idx);
                 if (_config.NormAdv)
-                    mbAdv = (mbAdv - mbAdv.mean()) / (mbAdv.std() + 1e-8);
-                var policyLoss = torch.maximum(-mbAdv * ratio, -mbAdv * ratio.clamp(1 - _config.ClipCoef, 1 + _config.ClipCoef)).mean();
+                    mbAdv = (mbAdv - mbAdv.mean()) / mbAdv.std().add(advEps, one);
+                var policyLoss = torch.maximum(-mbAdv * ratio, -mbAdv * ratio.clamp(ratioLow, ratioHigh)).mean();
 
                 var newValues = _critic.call(mbObs).squeeze(1);
                 var mbReturns = returns.index_select(0, idx);
@@ -302,22 +307,22 @@ public sealed class Ppo : IAgent
                 if (_config.ClipVloss)
                 {
                     var mbOldValues = oldValues.index_select(0, idx);
-                    var clipped = mbOldValues + (newValues - mbOldValues).clamp(-_config.ClipCoef, _config.ClipCoef);
-                    valueLoss = 0.5 * torch.maximum((newValues - mbReturns).square(), (clipped - mbReturns).square()).mean();
+                    var clipped = mbOldValues.add((newValues - mbOldValues).clamp(valueLow, valueHigh), one);
+                    valueLoss = half * torch.maximum((newValues - mbReturns).pow(two), (clipped - mbReturns).pow(two)).mean();
                 }
                 else
                 {
-                    valueLoss = 0.5 * (newValues - mbReturns).square().mean();
+                    valueLoss = half * (newValues - mbReturns).pow(two).mean();
                 }
 
-                var loss = policyLoss - _config.EntCoef * entropy + _config.VfCoef * valueLoss;
+                var loss = (policyLoss - entCoef * entropy).add(vfCoef * valueLoss, one);
                 _optimizer.zero_grad();
                 loss.backward();
                 nn.utils.clip_grad_norm_(_parameters, _config.MaxGradNorm);
                 _optimizer.step();
 
                 using (no_grad())
-                    approxKl = ((ratio - 1) - logRatio).mean().item<float>();
+                    approxKl = (ratio.sub(one) - logRatio).mean().item<float>();
                 LastLosses = (policyLoss.item<float>(), valueLoss.item<float>(), entropy.item<float>(), (float)approxKl);
             }
             if (_config.TargetKl > 0 && approxKl > _config.TargetKl)

@@ -180,7 +180,7 @@ public sealed class LstmModel : AnomalyModel, IDisposable
         var validation = Batches(windows[..validationCount], 256);
         var batches = Batches(windows[validationCount..], o.BatchSize);
 
-        var optimizer = optim.Adam(model._net.parameters(), o.LearningRate);
+        using var optimizer = new Mis.Torch.Adam(model._net.parameters(), o.LearningRate);
         double best = double.PositiveInfinity;
         int bestEpoch = 0, epochsRun = 0;
         byte[]? bestWeights = null;
@@ -289,7 +289,7 @@ public sealed class LstmModel : AnomalyModel, IDisposable
         lock (_gate)
         {
             using var scope = NewDisposeScope();
-            using var noGrad = no_grad();
+            using var inference = inference_mode();
             return WindowStatistic(Nll([encoded])).item<float>();
         }
     }
@@ -304,8 +304,8 @@ public sealed class LstmModel : AnomalyModel, IDisposable
         var windows = traces.SelectMany((t, i) => spec.Ends(t.Length).Select(end => (Trace: i, Tokens: Encode(spec.Window(t, end)))));
         lock (_gate)
         {
-            torch.set_num_threads(Options.Threads);
-            using var noGrad = no_grad();
+            UseThreads(Options.Threads);
+            using var inference = inference_mode();
             foreach (var group in windows.GroupBy(w => w.Tokens.Length))
             {
                 foreach (var chunk in group.Chunk(256))
@@ -319,6 +319,15 @@ public sealed class LstmModel : AnomalyModel, IDisposable
             }
         }
         return scores;
+    }
+
+    // torch's thread count is the calling thread's OpenMP setting (a new thread starts from the last
+    // value set anywhere), and setting it is not free (it also resets MKL's and the thread pool's and
+    // clears oneDNN's cache): set it only when this thread's differs.
+    private static void UseThreads(int threads)
+    {
+        if (torch.get_num_threads() != threads)
+            torch.set_num_threads(threads);
     }
 
     // ---- persistence ------------------------------------------------------------------------

@@ -1,7 +1,9 @@
+using Process = System.Diagnostics.Process;
 using Stopwatch = System.Diagnostics.Stopwatch;
 using Mis.Anomaly;
 using Mis.Anomaly.Evaluation;
 using Mis.Anomaly.Traces;
+using Mis.Enforcer.Run;
 
 namespace Mis.Bench.Anomaly;
 
@@ -11,13 +13,36 @@ namespace Mis.Bench.Anomaly;
 /// <param name="Eval">Detection on its unseen normal and attack traces (for the mean: means over programs, trace counts summed).</param>
 /// <param name="TrainSeconds">Training time (for the mean: the sum).</param>
 /// <param name="TraceSyscallsPerSecond">Offline scoring (<c>mis anomaly score</c>): syscalls of whole traces scored per second.</param>
-/// <param name="OnlineSyscallsPerSecond">Online scoring (the enforcer's monitor): one window per stride, as syscalls of stream covered per second; NaN where not measured (per program).</param>
-/// <param name="Threads">CPU threads the scoring used.</param>
+/// <param name="Online">Online scoring through the enforcer's monitor (<see cref="OnlineFigures"/>); null where not measured (per program).</param>
+/// <param name="Threads">CPU threads the model's scoring may use.</param>
 public sealed record BenchRow(string DataSet, string Part, EvalResult Eval, double TrainSeconds, double TraceSyscallsPerSecond,
-    double OnlineSyscallsPerSecond, int Threads)
+    OnlineFigures? Online, int Threads)
 {
     /// <summary>The model's algorithm.</summary>
     public string Model => Eval.Algo;
+
+    /// <summary>Syscalls of stream per second whose windows the monitor scored; NaN where not measured.</summary>
+    public double OnlineSyscallsPerSecond => Online?.SyscallsPerSecond ?? double.NaN;
+}
+
+/// <summary>
+/// The enforcer's monitor (<see cref="AnomalyMonitor"/>) fed a syscall stream as fast as one thread
+/// can call <see cref="AnomalyMonitor.Add"/>, as the event pump does: per-thread windows, one every
+/// stride, scored in batches on the monitor's worker; windows the worker has no room for are skipped.
+/// </summary>
+/// <param name="Syscalls">Syscalls added.</param>
+/// <param name="Scored">Windows scored.</param>
+/// <param name="Skipped">Windows skipped because the model fell behind.</param>
+/// <param name="Seconds">From the first syscall added to the last window scored.</param>
+/// <param name="CpuSeconds">CPU time the process spent meanwhile, on every thread (pump, worker, the model's own).</param>
+/// <param name="Stride">Syscalls per scored window of a thread.</param>
+public sealed record OnlineFigures(long Syscalls, long Scored, long Skipped, double Seconds, double CpuSeconds, int Stride)
+{
+    /// <summary>Syscalls of stream per second whose windows were scored: what the monitor keeps up with.</summary>
+    public double SyscallsPerSecond => Scored * (double)Stride / Seconds;
+
+    /// <summary>The same per CPU second: what one core keeps up with.</summary>
+    public double SyscallsPerCpuSecond => Scored * (double)Stride / CpuSeconds;
 }
 
 /// <summary>
@@ -89,25 +114,51 @@ public static class ScoringBench
             }
             double traceRate = done / clock.Elapsed.TotalSeconds;
 
-            // Online: the monitor scores one window of WindowSize syscalls every Stride syscalls, in
-            // batches of what has queued up (full batches when the stream outpaces the model).
-            var windows = all.SelectMany(t => detector.Model.Windows.Ends(t.Length).Select(end => detector.Model.Windows.Window(t, end).ToArray()))
-                .Take(20_000).Chunk(256).ToArray(); // 256: AnomalyMonitor.MaxBatch
-            long windowsDone = 0;
-            clock.Restart();
-            while (clock.Elapsed < measure)
-            {
-                foreach (var batch in windows)
-                {
-                    detector.ScoreBatch(batch);
-                    windowsDone += batch.Length;
-                }
-            }
-            double onlineRate = windowsDone * (double)detector.Stride / clock.Elapsed.TotalSeconds;
+            var online = Online(detector, all, measure);
             int threads = detector.Model is Mis.Anomaly.Models.LstmModel lstm ? lstm.Options.Threads : 1;
-            rows.Add(new BenchRow(Name(corpus), TestSplit, eval, trainSeconds, traceRate, onlineRate, threads));
+            rows.Add(new BenchRow(Name(corpus), TestSplit, eval, trainSeconds, traceRate, online, threads));
         }
         return rows;
+    }
+
+    /// <summary>
+    /// Feeds <paramref name="traces"/> (each a thread of its own, again and again as new threads)
+    /// through an <see cref="AnomalyMonitor"/> for about <paramref name="measure"/>, then lets it
+    /// score what it queued.
+    /// </summary>
+    public static OnlineFigures Online(AnomalyDetector detector, int[][] traces, TimeSpan measure)
+    {
+        Warm(detector, traces);
+        var monitor = new AnomalyMonitor(detector, new AnomalySettings(1000, KillOnAnomaly: false), 1, _ => { }, () => { });
+        var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+        var clock = Stopwatch.StartNew();
+        long syscalls = 0;
+        int tid = 0;
+        while (clock.Elapsed < measure)
+        {
+            foreach (var trace in traces)
+            {
+                tid++;
+                foreach (int syscall in trace)
+                    monitor.Add(1, tid, "", syscall);
+                syscalls += trace.Length;
+            }
+        }
+        monitor.Stop();
+        double seconds = clock.Elapsed.TotalSeconds;
+        double cpuSeconds = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds;
+        var p = monitor.Progress();
+        return new OnlineFigures(syscalls, p.WindowsScored, p.WindowsSkipped, seconds, cpuSeconds, detector.Stride);
+    }
+
+    // A short monitor run first: the JIT and TorchSharp's first calls are not the model's speed.
+    private static void Warm(AnomalyDetector detector, int[][] traces)
+    {
+        var warm = new AnomalyMonitor(detector, new AnomalySettings(1000, KillOnAnomaly: false), 1, _ => { }, () => { });
+        foreach (var (trace, tid) in traces.Take(20).Select((t, i) => (t, i)))
+            foreach (int syscall in trace)
+                warm.Add(1, tid, "", syscall);
+        warm.Stop();
     }
 
     /// <summary>
@@ -158,7 +209,7 @@ public static class ScoringBench
                 var eval = Evaluator.Evaluate(detector, test, attack);
                 double seconds = clock.Elapsed.TotalSeconds;
                 long syscalls = test.Concat(attack).Sum(t => (long)t.Syscalls.Length);
-                perProgram.Add((new BenchRow(Name(dataset), program, eval, trainSeconds, syscalls / seconds, double.NaN, 1), syscalls, seconds));
+                perProgram.Add((new BenchRow(Name(dataset), program, eval, trainSeconds, syscalls / seconds, null, 1), syscalls, seconds));
             }
             if (perProgram.Count == 0)
                 continue;
@@ -169,7 +220,7 @@ public static class ScoringBench
                 e.Average(x => x.DetectionAt10), e.Average(x => x.FalseAlarmsAbove800), e.Average(x => x.DetectionAbove800),
                 e.Average(x => x.RunAuroc), [], []);
             rows.Add(new BenchRow(Name(dataset), MeanPart, mean, perProgram.Sum(p => p.Row.TrainSeconds),
-                perProgram.Sum(p => p.Syscalls) / perProgram.Sum(p => p.Seconds), double.NaN, 1));
+                perProgram.Sum(p => p.Syscalls) / perProgram.Sum(p => p.Seconds), null, 1));
         }
         return rows;
     }
@@ -181,24 +232,28 @@ public static class ScoringBench
     private static readonly string[] Columns =
     [
         "model", "data_set", "part", "normal", "attack", "auroc", "dr_at_1pct", "dr_at_5pct", "dr_at_10pct",
-        "false_alarms_above_800", "detection_above_800", "train_seconds", "trace_syscalls_per_second", "online_syscalls_per_second", "threads",
+        "false_alarms_above_800", "detection_above_800", "train_seconds", "trace_syscalls_per_second", "online_syscalls_per_second",
+        "online_syscalls_per_cpu_second", "online_windows_skipped", "threads",
     ];
 
     // The machine-readable values of a row, in Columns' order (fractions 0..1; NaN: not measured).
     private static object[] Values(BenchRow r) =>
     [
         r.Model, r.DataSet, r.Part, r.Eval.Normal, r.Eval.Attack, r.Eval.Auroc, r.Eval.DetectionAt1, r.Eval.DetectionAt5, r.Eval.DetectionAt10,
-        r.Eval.FalseAlarmsAbove800, r.Eval.DetectionAbove800, r.TrainSeconds, r.TraceSyscallsPerSecond, r.OnlineSyscallsPerSecond, r.Threads,
+        r.Eval.FalseAlarmsAbove800, r.Eval.DetectionAbove800, r.TrainSeconds, r.TraceSyscallsPerSecond, r.OnlineSyscallsPerSecond,
+        r.Online?.SyscallsPerCpuSecond ?? double.NaN, r.Online is { } o ? (double)o.Skipped : double.NaN, r.Threads,
     ];
 
     /// <summary>The table <c>mis anomaly bench</c> prints: every row, one table.</summary>
     public static string Table(IEnumerable<BenchRow> rows) => Suite.TextTable.Render(
-        ["model", "data set", "part", "normal", "attack", "AUROC", "DR@1%", "DR@5%", "FA>800", "train s", "trace syscalls/s", "online syscalls/s", "threads"],
+        ["model", "data set", "part", "normal", "attack", "AUROC", "DR@1%", "DR@5%", "FA>800", "train s", "trace syscalls/s", "online syscalls/s",
+         "online per CPU s", "windows skipped", "threads"],
         rows.Select(r => (IReadOnlyList<string>)
         [
             r.Model, r.DataSet, r.Part, $"{r.Eval.Normal}", $"{r.Eval.Attack}", $"{r.Eval.Auroc:0.000}", $"{r.Eval.DetectionAt1:P0}",
             $"{r.Eval.DetectionAt5:P0}", $"{r.Eval.FalseAlarmsAbove800:P1}", $"{r.TrainSeconds:0.00}", Rate(r.TraceSyscallsPerSecond),
-            Rate(r.OnlineSyscallsPerSecond), $"{r.Threads}",
+            Rate(r.OnlineSyscallsPerSecond), Rate(r.Online?.SyscallsPerCpuSecond ?? double.NaN),
+            r.Online is { } o ? $"{o.Skipped:N0} of {o.Scored + o.Skipped:N0}" : "-", $"{r.Threads}",
         ]));
 
     private static string Rate(double perSecond) => double.IsFinite(perSecond) ? $"{perSecond:N0}" : "-";

@@ -83,7 +83,7 @@ public sealed class AnomalyMonitor
         }
     }
 
-    /// <summary>Adds one syscall of thread <paramref name="tid"/> (called from one thread at a time: the event pump, or a simulator).</summary>
+    /// <summary>Adds one syscall of thread <paramref name="tid"/> (called from one thread at a time: the event pump, or a simulator); never waits for the model.</summary>
     public void Add(int pid, int tid, string comm, int syscall)
     {
         lock (_gate)
@@ -110,7 +110,8 @@ public sealed class AnomalyMonitor
         if (window || (syscall is SyscallExit or SyscallExitGroup && t.ScoredAt != t.Count))
         {
             t.ScoredAt = t.Count;
-            if (_queue.Writer.TryWrite((t, t.Snapshot())))
+            // A full queue skips the window before copying it: a model that fell behind costs the pump nothing.
+            if (_queue.Reader.Count < QueueCapacity && _queue.Writer.TryWrite((t, t.Snapshot())))
                 Interlocked.Increment(ref _queued);
             else
                 Interlocked.Increment(ref _skipped);
@@ -137,8 +138,7 @@ public sealed class AnomalyMonitor
                 Handled(batch.Count);
                 continue;
             }
-            for (int i = 0; i < batch.Count; i++)
-                Record(batch[i].Thread, batch[i].Window, scores[i], live: true);
+            Record(batch, scores, live: true);
             Handled(batch.Count);
         }
     }
@@ -177,7 +177,7 @@ public sealed class AnomalyMonitor
     {
         try
         {
-            Record(thread, window, _scorer.Score(window), live);
+            Record([(thread, window)], [_scorer.Score(window)], live);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
@@ -191,40 +191,51 @@ public sealed class AnomalyMonitor
         Interlocked.CompareExchange(ref _fault, $"{e.GetType().Name}: {e.Message}", null);
     }
 
-    private void Record(ThreadWindow thread, int[] window, OnlineScore s, bool live)
+    // One lock per batch, not per window: the pump takes the same lock for every syscall it adds.
+    private void Record(IReadOnlyList<(ThreadWindow Thread, int[] Window)> batch, IReadOnlyList<OnlineScore> scores, bool live)
     {
-        Interlocked.Increment(ref _scored);
-        var hit = new AnomalyHit(thread.Pid, thread.Tid, thread.Comm, s.Score, s.Raw, window);
-        bool above = s.Score > _settings.Threshold && live;
-        // Asked outside the lock (it may read kernel state), and only about a window that could kill.
-        string? veto = above && _settings.KillOnAnomaly ? _settings.KillVeto?.Invoke() : null;
-        bool killNow = false, reportNow = false;
+        Interlocked.Add(ref _scored, batch.Count);
+        bool anyAbove = live && scores.Any(s => s.Score > _settings.Threshold);
+        // Asked outside the lock (it may read kernel state), and only when a window could kill.
+        string? veto = anyAbove && _settings.KillOnAnomaly ? _settings.KillVeto?.Invoke() : null;
+        AnomalyHit? killNow = null;
+        List<AnomalyHit>? reportNow = null;
         lock (_gate)
         {
-            _last = hit;
-            if (thread.Max is null || s.Score > thread.Max.Score)
-                thread.Max = hit;
-            if (_peak is null || s.Score > _peak.Score)
-                _peak = hit;
-            if (above && _killHit is null && _settings.KillOnAnomaly && veto is null)
+            for (int i = 0; i < batch.Count; i++)
             {
-                _killHit = hit;
-                killNow = true;
-            }
-            else if (above && _killHit is null && _settings.ReportCrossings && !thread.Reported)
-            {
-                thread.Reported = true;
-                reportNow = true;
+                var (thread, window) = batch[i];
+                var s = scores[i];
+                bool above = live && s.Score > _settings.Threshold;
+                bool threadMax = thread.Max is null || s.Score > thread.Max.Score, peak = _peak is null || s.Score > _peak.Score;
+                if (!(threadMax || peak || above || i == batch.Count - 1))
+                    continue; // nothing to remember about this window
+                var hit = new AnomalyHit(thread.Pid, thread.Tid, thread.Comm, s.Score, s.Raw, window);
+                if (i == batch.Count - 1)
+                    _last = hit;
+                if (threadMax)
+                    thread.Max = hit;
+                if (peak)
+                    _peak = hit;
+                if (above && _killHit is null && _settings.KillOnAnomaly && veto is null)
+                {
+                    _killHit = killNow = hit;
+                }
+                else if (above && _killHit is null && _settings.ReportCrossings && !thread.Reported)
+                {
+                    thread.Reported = true;
+                    (reportNow ??= []).Add(hit);
+                }
             }
         }
-        if (reportNow)
+        foreach (var hit in reportNow ?? [])
             _publish(ToEvent(hit, "", $"anomaly score {hit.Score} > anomaly_threshold {_settings.Threshold} (model {_scorer.Name}, raw {hit.Raw:G4}): " +
                                       (veto ?? "not killed (kill_on_anomaly = false)")));
-        if (!killNow)
+        if (killNow is null)
             return;
         // Event first: the kill ends the workload, and its exit follows this line in the file.
-        _publish(ToEvent(hit, "kill",
-            $"anomaly score {hit.Score} > anomaly_threshold {_settings.Threshold} (model {_scorer.Name}, raw {hit.Raw:G4}): cgroup killed (kill_on_anomaly)"));
+        _publish(ToEvent(killNow, "kill",
+            $"anomaly score {killNow.Score} > anomaly_threshold {_settings.Threshold} (model {_scorer.Name}, raw {killNow.Raw:G4}): cgroup killed (kill_on_anomaly)"));
         _kill();
     }
 
