@@ -113,7 +113,7 @@ public static class ExperimentConsole
                 return BadInput;
             }
         }
-        var runner = new ExperimentRunner(experiment, outDir) { Shard = part, Anomaly = experiment.Anomaly is null ? null : ExperimentAnomalyModels };
+        var runner = new ExperimentRunner(experiment, outDir) { Shard = part, AnomalyModels = experiment.Anomaly is null ? null : ExperimentAnomalyModels };
         IReadOnlyList<RunOutcome> outcomes;
         long episodes = runs.Sum(r => (long)r.Config.Episodes);
         if (shard is not null && !part.IsWhole)

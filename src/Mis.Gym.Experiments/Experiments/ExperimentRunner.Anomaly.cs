@@ -43,7 +43,7 @@ public sealed partial class ExperimentRunner
     private IOnlineScorer? _scorer;
 
     /// <summary>Trains and loads anomaly models; needed when the experiment has <c>[anomaly]</c>.</summary>
-    public AnomalyModels? Anomaly { get; init; }
+    public AnomalyModels? AnomalyModels { get; init; }
 
     // The collection of normal behaviour, as a config of its own: the experiment's scenario and
     // backend, learning mode, traces recorded, an agent that keeps to the policy.
@@ -73,8 +73,8 @@ public sealed partial class ExperimentRunner
     {
         if (_experiment.Anomaly is not { } anomaly)
             return;
-        if (Anomaly is null)
-            throw new InvalidOperationException("the experiment has an [anomaly] table: the runner needs the anomaly models (ExperimentRunner.Anomaly; `mis gym run` provides them)");
+        if (AnomalyModels is null)
+            throw new InvalidOperationException("the experiment has an [anomaly] table: the runner needs the anomaly models (ExperimentRunner.AnomalyModels; `mis gym run` provides them)");
         if (anomaly.TrainsHere && !Shard.IsWhole && !File.Exists(AnomalyModelPath))
             throw new InvalidOperationException(
                 $"[anomaly] model = \"train\" collects and trains before the configs run, which shards cannot share: run the experiment once without --shard, or train a model (`mis anomaly train --run DIR`) and name it in [anomaly] model");
@@ -113,10 +113,10 @@ public sealed partial class ExperimentRunner
         if (anomaly.TrainsHere && !File.Exists(path))
         {
             Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-            var summary = Anomaly!.Train(new AnomalyTraining(Path.Combine(_outDirectory, Collection!.DirectoryName), path, anomaly.Algo, anomaly.Seed, anomaly.FalseAlarmRate));
+            var summary = AnomalyModels!.Train(new AnomalyTraining(Path.Combine(_outDirectory, Collection!.DirectoryName), path, anomaly.Algo, anomaly.Seed, anomaly.FalseAlarmRate));
             RunFiles.WriteJsonAtomic(Path.Combine(_outDirectory, AnomalyDirectory, "training.json"), summary);
         }
-        return _scorer = Anomaly!.Load(path);
+        return _scorer = AnomalyModels!.Load(path);
     }
 
     private void DisposeScorer()

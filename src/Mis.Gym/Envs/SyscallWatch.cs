@@ -8,10 +8,12 @@ namespace Mis.Gym.Envs;
 /// syscall only there; the simulator makes them with <see cref="SimTraceModel"/>): a recording of
 /// each thread's syscalls (<see cref="Traces"/>), and the anomaly scorer, live. With
 /// <see cref="Kill"/> (feedback mode <c>anomaly-kill</c>) the first window above
-/// <see cref="Threshold"/> kills the episode's workload: the action that made it reports
-/// <see cref="ActionResult.Killed"/>, its reason names the score, and the env charges
-/// <c>[reward] anomaly_kill</c>. The scores of an action's windows come with the action: the
-/// backend waits for them before it returns.
+/// <see cref="Threshold"/> kills the episode's workload: the step in which that window was scored
+/// reports <see cref="ActionResult.Killed"/>, its reason names the score, and the env charges
+/// <c>[reward] anomaly_kill</c>. The windows an action completes are scored before its step
+/// returns (the backend waits for them). A window ends every stride of a thread's syscalls, and
+/// when the thread exits: an exec's child is judged with the action that ran it, while the
+/// actuator's own syscalls may be judged up to a stride (a few actions) later.
 /// </summary>
 /// <remarks>One watch per env: it holds the running episode's recording.</remarks>
 public sealed class SyscallWatch
