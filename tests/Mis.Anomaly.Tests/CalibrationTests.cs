@@ -29,6 +29,23 @@ public sealed class CalibrationTests
         Assert.InRange(onFresh, alpha - tolerance, alpha + tolerance);
     }
 
+    [Theory]
+    [InlineData(4000, 0.01, 0.01)]
+    [InlineData(99, 0.01, 0.01)]
+    [InlineData(98, 0.01, 1.0 / 99)]
+    [InlineData(9, 0.01, 0.1)]
+    [InlineData(9, 0.1, 0.1)]
+    [InlineData(8, 0.1, 1.0 / 9)]
+    public void Too_few_held_out_traces_promise_one_in_n_plus_1_not_the_asked_rate(int heldOut, double alpha, double bound)
+    {
+        var c = ScoreCalibration.Fit(Gamma(new Random(5), heldOut), alpha);
+        Assert.Equal(bound, c.FalseAlarmBound, 12);
+        // Fresh normal data above 800 stays within the bound (sampling tolerance of 4 sigma).
+        var fresh = Gamma(new Random(6), 200_000);
+        double onFresh = fresh.Count(x => c.Apply(x) > 800) / (double)fresh.Length;
+        Assert.True(onFresh <= bound + 4 * Math.Sqrt(bound / heldOut), $"{onFresh:P2} above 800, bound {bound:P2}");
+    }
+
     [Fact]
     public void Map_is_monotone_bounded_and_reads_as_a_percentile_below_800()
     {

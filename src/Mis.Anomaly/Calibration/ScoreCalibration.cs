@@ -97,10 +97,16 @@ public sealed record ScoreCalibration
     /// largest and the bound 1/(n+1): more held-out traces are the only honest remedy.
     /// </summary>
     internal static double AlarmQuantile(double[] sorted, double falseAlarmRate)
-    {
-        int rank = (int)Math.Ceiling((sorted.Length + 1) * (1 - falseAlarmRate) - 1e-9);
-        return sorted[Math.Clamp(rank, 1, sorted.Length) - 1];
-    }
+        => sorted[Math.Clamp(AlarmRank(sorted.Length, falseAlarmRate), 1, sorted.Length) - 1];
+
+    private static int AlarmRank(int heldOut, double falseAlarmRate) => (int)Math.Ceiling((heldOut + 1) * (1 - falseAlarmRate) - 1e-9);
+
+    /// <summary>
+    /// The false-alarm rate this calibration can promise: its <see cref="FalseAlarmRate"/>, or, with
+    /// too few held-out traces for it (see <see cref="AlarmQuantile"/>), 1/(n+1).
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public double FalseAlarmBound => AlarmRank(HeldOut, FalseAlarmRate) > HeldOut ? Math.Max(FalseAlarmRate, 1.0 / (HeldOut + 1)) : FalseAlarmRate;
 
     /// <summary>The empirical inverse CDF: the ⌈p·n⌉-th smallest value (the smallest for p = 0).</summary>
     internal static double Quantile(double[] sorted, double p)

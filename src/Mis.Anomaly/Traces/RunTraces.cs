@@ -64,6 +64,8 @@ public static class RunTraces
             ["held_out_traces"] = t.HeldOutTraces,
             ["alarm_raw"] = detector.Calibration.AlarmRaw,
             ["false_alarm_rate"] = detector.Calibration.FalseAlarmRate,
+            // What the held-out episodes can promise: the rate, or 1/(n+1) with too few of them.
+            ["false_alarm_bound"] = detector.Calibration.FalseAlarmBound,
             ["seconds"] = t.Seconds,
         };
         var violating = Read(runDirectory, Violating);

@@ -183,6 +183,10 @@ public static class AnomalyCommand
                 $"({t.TrainSyscalls} syscalls), calibrated on {t.HeldOutTraces} held out: raw {detector.Calibration.AlarmRaw:G4} = 800 (" +
                 (detector.Calibration.Window is { } windows ? $"a live window's raw {windows.AlarmRaw:G4}; " : "") +
                 $"false-alarm rate {detector.Calibration.FalseAlarmRate:P1}); {t.Seconds:0.0} s");
+            if (detector.Calibration.FalseAlarmBound > detector.Calibration.FalseAlarmRate)
+                Console.Error.WriteLine($"mis anomaly train: warning: {t.HeldOutTraces} held-out traces can hold the false-alarm rate at 800 to " +
+                    $"{detector.Calibration.FalseAlarmBound:P1} (1/(n+1)), not {detector.Calibration.FalseAlarmRate:P1}: it takes " +
+                    $"{Math.Ceiling((1 - detector.Calibration.FalseAlarmRate) / detector.Calibration.FalseAlarmRate)} held out; give more normal traces or a larger --holdout");
             return 0;
         }));
         return cmd;
