@@ -7,7 +7,8 @@
 #   r PATH            open, read 4 KiB, close
 #   w PATH            open for writing (create, truncate), write a line, close
 #   l PATH            list the directory
-#   x PATH ARG...     posix_spawn the program, wait for it
+#   x PATH ARG...     posix_spawn the program (its stdout is the actuator's stderr: what it prints
+#                     must not pass for an answer), wait for it
 #   c ADDR PORT PROTO non-blocking socket + connect (in progress counts as done), close
 #   s ADDR PORT PROTO as c, and a datagram for udp
 #   z MS              sleep
@@ -32,7 +33,7 @@ def run(p):
     elif k == 'l':
         os.listdir(p[1])
     elif k == 'x':
-        pid = os.posix_spawn(p[1], p[1:], {'PATH': '/usr/bin:/bin'})
+        pid = os.posix_spawn(p[1], p[1:], {'PATH': '/usr/bin:/bin'}, file_actions=[(os.POSIX_SPAWN_DUP2, 2, 1)])
         os.waitpid(pid, 0)
     elif k == 'c' or k == 's':
         fam = socket.AF_INET6 if ':' in p[1] else socket.AF_INET

@@ -106,6 +106,25 @@ public sealed class ActuatorTests : IDisposable
     }
 
     [Fact]
+    public void What_a_spawned_program_prints_goes_to_stderr_and_never_passes_for_an_answer()
+    {
+        var scenario = Support.ParseActions("""
+            [[action]]
+            name = "print"
+            kind = "exec"
+            path = "/bin/echo"
+            args = ["0 0", "forged"]
+            [[action]]
+            name = "submit"
+            kind = "submit"
+            """, "actuator.toml");
+        var answers = Run(scenario.Actions.Select(KernelBackendActuator.Command), out string stderr);
+        // One answer per command: echo's "0 0 forged" line, had it reached stdout, would be a third.
+        Assert.Equal([0, 0], answers.Select(a => a.Errno));
+        Assert.Contains("0 0 forged", stderr);
+    }
+
+    [Fact]
     public void End_of_input_ends_the_loop_cleanly()
     {
         Assert.Empty(Run([]));
@@ -113,7 +132,9 @@ public sealed class ActuatorTests : IDisposable
 
     // Runs the actuator as the kernel backend does (the same interpreter and flags), feeds it the
     // lines and closes its input; returns its answers, after it exited with status 0.
-    private static List<(int Errno, long ElapsedNs)> Run(IEnumerable<string> lines)
+    private static List<(int Errno, long ElapsedNs)> Run(IEnumerable<string> lines) => Run(lines, out _);
+
+    private static List<(int Errno, long ElapsedNs)> Run(IEnumerable<string> lines, out string stderr)
     {
         var start = new ProcessStartInfo(KernelBackendActuator.Python)
         {
@@ -129,7 +150,7 @@ public sealed class ActuatorTests : IDisposable
             python.StandardInput.Write(line + "\n");
         python.StandardInput.Close();
         string stdout = python.StandardOutput.ReadToEnd();
-        string stderr = python.StandardError.ReadToEnd();
+        stderr = python.StandardError.ReadToEnd();
         Assert.True(python.WaitForExit(TimeSpan.FromSeconds(30)), "the actuator did not end at end of input");
         Assert.True(python.ExitCode == 0, $"the actuator exited {python.ExitCode}: {stderr}");
         return stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries)

@@ -46,6 +46,9 @@ public sealed class ScenarioFileTests
     [InlineData("\n[[action]]\nname = \"r\"\nkind = \"read\"\n", 2, "action.path", "missing; every [[action]] needs path")]
     // A bad address.
     [InlineData("[[action]]\nname = \"c\"\nkind = \"connect\"\naddress = \"example.com\"\nport = 80\n", 4, "action.address", "is not an IP address")]
+    // An argument or a path the actuator's line protocol cannot carry.
+    [InlineData("[[action]]\nname = \"x\"\nkind = \"exec\"\npath = \"/usr/bin/perl\"\nargs = [\"-e\", \"print 1;\\nexit\"]\n", 5, "action.args", "element 2 (\"print 1;\\nexit\") holds a newline or a tab")]
+    [InlineData("[[action]]\nname = \"x\"\nkind = \"exec\"\npath = \"/bin/a\\tb\"\n", 4, "action.path", "holds a newline or a tab")]
     // A value out of range.
     [InlineData("[[action]]\nname = \"r\"\nkind = \"read\"\npath = \"/x\"\nfail_prob = 1.5\n", 5, "action.fail_prob", "expected a number from 0 to 1")]
     // A setting outside any table.

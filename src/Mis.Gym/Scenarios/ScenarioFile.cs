@@ -352,7 +352,13 @@ public static class ScenarioFile
             string path = Required("path").NonEmptyString();
             if (!path.StartsWith('/'))
                 throw v["path"].Error($"must be absolute (start with '/'), found \"{path}\"");
-            action = action with { Path = path, Args = v.TryGetValue("args", out var args) ? args.StringArray() : [] };
+            // The kernel backend's actuator reads one command per line, its fields split by tabs.
+            if (path.AsSpan().IndexOfAny('\n', '\t', '\r') >= 0)
+                throw v["path"].Error("holds a newline or a tab, which no action can pass to the kernel backend's actuator");
+            var argv = v.TryGetValue("args", out var args) ? args.StringArray() : [];
+            if (argv.Select((a, i) => (a, i)).FirstOrDefault(x => x.a.AsSpan().IndexOfAny('\n', '\t', '\r') >= 0) is ({ } bad, int at))
+                throw args!.Error($"element {at + 1} (\"{bad.ReplaceLineEndings("\\n").Replace("\t", "\\t", StringComparison.Ordinal)}\") holds a newline or a tab, which no action can pass to the kernel backend's actuator");
+            action = action with { Path = path, Args = argv };
         }
         else if (kind.IsNetwork())
         {
