@@ -383,7 +383,23 @@ public sealed partial class ExperimentRunner
     /// <summary>What the experiment is, for the run directory (the report reads it back without the scenario files).</summary>
     internal static JsonObject ExperimentJson(Experiment experiment)
     {
-        var json = ExperimentJsonWithoutAnomaly(experiment);
+        var json = new JsonObject
+        {
+            ["name"] = experiment.Name,
+            ["description"] = experiment.Description,
+            ["question"] = experiment.Question,
+            ["file"] = Path.GetFullPath(experiment.File),
+            ["seeds"] = new JsonArray(experiment.Seeds.Select(s => (JsonNode)JsonValue.Create(s)).ToArray()),
+            ["sweep_keys"] = new JsonArray(experiment.SweepKeys.Select(k => (JsonNode)JsonValue.Create(k)).ToArray()),
+            ["configs"] = new JsonArray(experiment.Configs.Select(c => (JsonNode)JsonValue.Create(c.DirectoryName)).ToArray()),
+            ["checkpoint_every"] = experiment.CheckpointEvery,
+            ["report"] = new JsonObject
+            {
+                ["violation_threshold"] = experiment.Report.ViolationThreshold,
+                ["window"] = experiment.Report.Window,
+                ["final_fraction"] = experiment.Report.FinalFraction,
+            },
+        };
         if (experiment.Anomaly is { } a)
         {
             json["anomaly"] = new JsonObject
@@ -399,24 +415,6 @@ public sealed partial class ExperimentRunner
         }
         return json;
     }
-
-    private static JsonObject ExperimentJsonWithoutAnomaly(Experiment experiment) => new()
-    {
-        ["name"] = experiment.Name,
-        ["description"] = experiment.Description,
-        ["question"] = experiment.Question,
-        ["file"] = Path.GetFullPath(experiment.File),
-        ["seeds"] = new JsonArray(experiment.Seeds.Select(s => (JsonNode)JsonValue.Create(s)).ToArray()),
-        ["sweep_keys"] = new JsonArray(experiment.SweepKeys.Select(k => (JsonNode)JsonValue.Create(k)).ToArray()),
-        ["configs"] = new JsonArray(experiment.Configs.Select(c => (JsonNode)JsonValue.Create(c.DirectoryName)).ToArray()),
-        ["checkpoint_every"] = experiment.CheckpointEvery,
-        ["report"] = new JsonObject
-        {
-            ["violation_threshold"] = experiment.Report.ViolationThreshold,
-            ["window"] = experiment.Report.Window,
-            ["final_fraction"] = experiment.Report.FinalFraction,
-        },
-    };
 
     /// <summary>What a config is, for its directory (the report reads it back).</summary>
     internal static JsonObject ConfigJson(ExperimentConfig config)

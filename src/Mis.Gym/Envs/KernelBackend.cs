@@ -203,11 +203,10 @@ public sealed partial class KernelBackend : IScenarioBackend
     private ActionOutcome Watched(Episode episode, EpisodeSyscalls syscalls, ActionOutcome outcome)
     {
         _session.WaitForEventsRead(TimeSpan.FromSeconds(2));
-        var reading = syscalls.Reading();
-        if (!syscalls.Killed)
-            return outcome with { Anomaly = reading };
-        episode.Dead = episode.Dead || episode.WaitDead(TimeSpan.FromSeconds(2));
-        return outcome with { Result = ActionResult.Killed, Reason = syscalls.KillReason(), Anomaly = reading };
+        var judged = syscalls.Judge(outcome);
+        if (judged.Anomaly is { Killed: true })
+            episode.Dead = episode.Dead || episode.WaitDead(TimeSpan.FromSeconds(2));
+        return judged;
     }
 
     /// <inheritdoc />

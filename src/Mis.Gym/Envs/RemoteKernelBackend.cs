@@ -179,5 +179,5 @@ public static class NodeDaemon
         Address is not { } address ? new Envs.KernelBackend(scenario, measuredSlowdown, learning, watch: watch)
         : watch is null ? new RemoteKernelBackend(address, scenario, measuredSlowdown, learning)
         : throw new BackendUnavailableException(
-            $"syscall traces and the anomaly scorer (anomaly-kill, [anomaly]) run only in-process on the kernel backend: run as root without {EnvironmentVariable}/--enforcer, or use --backend sim; the node daemon does not carry them yet");
+            $"syscall traces and the anomaly scorer (anomaly-kill, [anomaly]) run only in-process on the kernel backend: run as root without {EnvironmentVariable}/--enforcer, or on the simulator (backend = \"sim\"); the node daemon does not carry them yet");
 }

@@ -118,10 +118,7 @@ public sealed class SimBackend : IScenarioBackend
         Feed(SimTraceModel.ActuatorTid, "python3", SimTraceModel.Actuator(spec.Kind, ran));
         if (spec.Kind == ActionKind.Exec)
             Feed(++_childTid, SimTraceModel.Comm(spec.Path!), SimTraceModel.Child(spec.Path!, ran));
-        var reading = syscalls.Reading();
-        return syscalls.Killed && outcome.Result != ActionResult.Killed
-            ? outcome with { Result = ActionResult.Killed, Reason = syscalls.KillReason(), Anomaly = reading }
-            : outcome with { Anomaly = reading };
+        return syscalls.Judge(outcome);
     }
 
     private void Feed(int tid, string comm, int[] syscalls)

@@ -71,7 +71,6 @@ internal sealed class EpisodeSyscalls : IDisposable
     private readonly int _threshold;
     private readonly Lock _gate = new();
     private Action? _kill;
-    private bool _killed;
 
     internal EpisodeSyscalls(SyscallWatch watch)
     {
@@ -85,15 +84,8 @@ internal sealed class EpisodeSyscalls : IDisposable
     /// <summary>Whether anything consumes the syscalls.</summary>
     internal bool Active => _recorder is not null || _monitor is not null;
 
-    /// <summary>Whether the scorer killed the workload.</summary>
-    internal bool Killed
-    {
-        get
-        {
-            lock (_gate)
-                return _killed;
-        }
-    }
+    /// <summary>Whether the scorer killed the workload (the monitor holds the window that did).</summary>
+    internal bool Killed => _monitor?.Progress().Killed is not null;
 
     /// <summary>How to kill the episode's workload, once it exists; a kill the scorer called for before lands now.</summary>
     internal void KillWith(Action kill)
@@ -101,20 +93,23 @@ internal sealed class EpisodeSyscalls : IDisposable
         lock (_gate)
             _kill = kill;
         if (Killed)
-            OnKill();
+            Kill(kill); // a second kill of a killed cgroup is harmless, a missed one is not
     }
 
     private void OnKill()
     {
         Action? kill;
         lock (_gate)
-        {
-            _killed = true;
             kill = _kill;
-        }
+        if (kill is not null)
+            Kill(kill);
+    }
+
+    private static void Kill(Action kill)
+    {
         try
         {
-            kill?.Invoke();
+            kill();
         }
         catch (Exception e) when (e is IOException or InvalidOperationException or ObjectDisposedException or UnauthorizedAccessException)
         {
@@ -129,22 +124,25 @@ internal sealed class EpisodeSyscalls : IDisposable
         _monitor?.Add(pid, tid, comm, syscall);
     }
 
-    /// <summary>After an action's syscalls are in: waits for their windows' scores and reads the scorer.</summary>
-    internal AnomalyReading? Reading()
+    /// <summary>
+    /// After an action's syscalls are in: waits for their windows' scores and adds the scorer's
+    /// reading to the action's outcome; a kill by the scorer takes the action's place, its reason
+    /// naming the window. Both backends judge their actions here.
+    /// </summary>
+    internal ActionOutcome Judge(ActionOutcome outcome)
     {
         if (_monitor is null)
-            return null;
+            return outcome;
         _monitor.WaitScored(ScoreWait);
         var p = _monitor.Progress();
-        return new AnomalyReading(p.Peak?.Score ?? 0, p.WindowsScored, p.WindowsSkipped, _killed);
-    }
-
-    /// <summary>The reason an action reports when the scorer killed the workload.</summary>
-    internal string KillReason()
-    {
-        var hit = _monitor?.Progress().Killed;
-        return hit is null ? "killed by the anomaly scorer"
-            : $"killed by the anomaly scorer: score {hit.Score} > {_threshold} (model {_model}, {hit.Comm} thread {hit.Tid})";
+        var reading = new AnomalyReading(p.Peak?.Score ?? 0, p.WindowsScored, p.WindowsSkipped, p.Killed is not null);
+        return p.Killed is not { } hit ? outcome with { Anomaly = reading }
+            : outcome with
+            {
+                Result = ActionResult.Killed,
+                Reason = $"killed by the anomaly scorer: score {hit.Score} > {_threshold} (model {_model}, {hit.Comm} thread {hit.Tid})",
+                Anomaly = reading,
+            };
     }
 
     internal IReadOnlyList<ThreadTrace> Traces() => _recorder?.Snapshot() ?? [];
