@@ -38,13 +38,20 @@ public sealed record ModelHeader
 }
 
 /// <summary>What a model was trained on.</summary>
-/// <param name="Seed">The seed of the split and of the model.</param>
+/// <param name="Seed">The seed of the folds and of the model.</param>
 /// <param name="TrainTraces">Normal traces the model was fitted on.</param>
 /// <param name="TrainSyscalls">Syscalls in them.</param>
-/// <param name="HeldOutTraces">Normal traces held out for calibration.</param>
+/// <param name="HeldOutTraces">Normal traces the calibration scored unseen: with cross-fitting every
+/// one (each by a model fitted without its fold); in files written before it, a held-out share.</param>
 /// <param name="Seconds">Wall-clock training time.</param>
 /// <param name="Source">Where the traces came from.</param>
-public sealed record TrainingSummary(int Seed, int TrainTraces, long TrainSyscalls, int HeldOutTraces, double Seconds, string Source);
+/// <param name="Folds">Cross-fitting folds (<see cref="TrainOptions.Folds"/>); 1 in files written before
+/// cross-fitting, whose model was fitted on the traces not held out.</param>
+public sealed record TrainingSummary(int Seed, int TrainTraces, long TrainSyscalls, int HeldOutTraces, double Seconds, string Source, int Folds = 1)
+{
+    /// <summary>What an ensemble member's own summary says (the ensemble's holds the training).</summary>
+    internal static TrainingSummary Member { get; } = new(0, 0, 0, 0, 0, "ensemble member");
+}
 
 /// <summary>
 /// A model file: a zip archive holding <c>model.json</c> (<see cref="ModelHeader"/>: algorithm,

@@ -60,7 +60,8 @@ public sealed class Adam : TorchSharp.Modules.Adam
                 using Scalar stepSize = (-lr / (1 - Math.Pow(beta1, state.step))).ToScalar();
                 state.exp_avg.mul_(decay1).add_(grad, alpha: rest1);
                 state.exp_avg_sq.mul_(decay2).addcmul_(grad, grad, value: rest2);
-                var denominator = state.exp_avg_sq.sqrt().div_(correction2).add_(eps, alpha: one); // add_(eps) alone would make a temporary alpha of 1
+                using var denominator = state.exp_avg_sq.sqrt(); // the one temporary of a step, freed now rather than by the GC
+                denominator.div_(correction2).add_(eps, alpha: one); // add_(eps) alone would make a temporary alpha of 1
                 param.addcdiv_(state.exp_avg, denominator, value: stepSize);
             }
         }, closure);

@@ -30,6 +30,16 @@ public sealed class BenchTests : IDisposable
     }
 
     [Fact]
+    public void A_per_program_sets_half_is_the_seeds()
+    {
+        string set = CliTests.PerProgramSet(_dir);
+        double[] TestNormal(int seed) => ScoringBench.RunPerProgram(set, [Algorithms.LanguageModel], new TrainOptions { Seed = seed })
+            .Single(r => r.Part == "daemon").Eval.NormalRaw;
+        Assert.Equal(TestNormal(1), TestNormal(1));
+        Assert.NotEqual(TestNormal(1), TestNormal(2));
+    }
+
+    [Fact]
     public void Every_model_on_every_data_set_is_a_row_and_the_csv_and_json_say_the_same()
     {
         string corpus = Corpus(), set = CliTests.PerProgramSet(_dir);

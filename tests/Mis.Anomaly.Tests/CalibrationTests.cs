@@ -46,6 +46,39 @@ public sealed class CalibrationTests
         Assert.True(onFresh <= bound + 4 * Math.Sqrt(bound / heldOut), $"{onFresh:P2} above 800, bound {bound:P2}");
     }
 
+    [Theory]
+    [InlineData(5)]
+    [InlineData(10)]
+    [InlineData(20)]
+    [InlineData(50)]
+    public void With_too_few_for_the_rank_the_line_is_an_exponential_tails_predictive_quantile(int heldOut)
+    {
+        // Exponential normal scores: the tail the line assumes. Over many calibrations, a fresh
+        // trace passes the line α of the time on average (P(X > line) = e^(−line) exactly), where
+        // the largest score alone lets through 1/(n+1), 9% with ten.
+        const double alpha = 0.01;
+        var rng = new Random(11);
+        double sum = 0;
+        const int calibrations = 2000;
+        for (int i = 0; i < calibrations; i++)
+        {
+            double[] scores = [.. Enumerable.Range(0, heldOut).Select(_ => -Math.Log(1 - rng.NextDouble()))];
+            var c = ScoreCalibration.Fit(scores, alpha);
+            Assert.True(c.AlarmRaw >= scores.Max());
+            sum += Math.Exp(-c.AlarmRaw);
+        }
+        Assert.InRange(sum / calibrations, 0.7 * alpha, 1.3 * alpha);
+    }
+
+    [Fact]
+    public void A_single_score_above_a_tied_median_still_carries_the_line_past_it()
+    {
+        // STIDE on six traces, five without a mismatch: the one that has some is the whole tail.
+        var c = ScoreCalibration.Fit([0.0, 0.0, 0.0, 0.0, 0.0, 0.1], 0.01);
+        Assert.True(c.AlarmRaw > 0.1, $"line {c.AlarmRaw}");
+        Assert.Equal(0, c.Apply(0));
+    }
+
     [Fact]
     public void Map_is_monotone_bounded_and_reads_as_a_percentile_below_800()
     {

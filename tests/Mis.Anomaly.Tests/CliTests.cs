@@ -39,6 +39,11 @@ public sealed class CliTests : IDisposable
         // Six training traces may leave one of the three synthetic loops unseen: what each model
         // makes of that is ModelTests' and WholeTraceTests' business; here, that the row is there.
         Assert.All(rows, r => Assert.InRange(double.Parse(r.Split('│')[6], System.Globalization.CultureInfo.InvariantCulture), 0, 1));
+
+        // --seed picks the half (BenchTests: another seed, another half): the same seed, the same figures.
+        IEnumerable<string> Figures(string seed) => MisCli.Run("anomaly", "bench", "--no-corpus", "--dataset", set, "--algo", "ngram", "--seed", seed)
+            .Stdout.Split('\n').Where(l => l.Contains(" daemon ")).Select(l => string.Join('│', l.Split('│')[4..10]));
+        Assert.Equal(Figures("2"), Figures("2"));
     }
 
     [Fact]
@@ -66,7 +71,11 @@ public sealed class CliTests : IDisposable
         Assert.True(train.ExitCode == 0, train.ToString());
         Assert.True(File.Exists(model));
         Assert.Contains("ngram, window 64/16", train.Stdout);
+        Assert.Contains("calibrated on their scores by models fitted without them (5 folds)", train.Stdout);
         Assert.Contains("train ngram", train.Stderr); // the progress bar
+        var oneFold = MisCli.Run("anomaly", "train", "--traces", Path.Combine(MisCli.Corpus, "normal", "train"), "--folds", "1", "--out", Path.Combine(_dir, "one.model"));
+        Assert.Equal(2, oneFold.ExitCode);
+        Assert.Contains("cross-fitting needs at least 2 folds, got 1", oneFold.Stderr);
 
         string csv = Path.Combine(_dir, "scores.csv");
         string attack = Path.Combine(MisCli.Corpus, "attack");

@@ -2,15 +2,16 @@ namespace Mis.Anomaly.Calibration;
 
 /// <summary>
 /// Maps a model's raw score to 0–1000 so that the configured false-alarm rate α (default 1%) on
-/// held-out normal traces sits at 800: a score is above 800 exactly when the raw score is above
-/// the held-out normal traces' (1−α)-quantile (<see cref="AlarmQuantile"/>), so at most a fraction
+/// held-out normal traces (the trainer's cross-fitted scores: each normal trace scored by a model
+/// fitted without it) sits at 800: a score is above 800 exactly when the raw score is above
+/// the held-out normal traces' (1−α)-quantile (<see cref="AlarmLine"/>), so at most a fraction
 /// α of them score above 800.
 /// </summary>
 /// <remarks>
 /// The map is monotone and piecewise linear through knots:
 /// <list type="bullet">
-/// <item>below 800, through the held-out quantiles q(p) at p = 0, 0.05, 0.10, … and 1−α (there the
-/// conformal rank of <see cref="AlarmQuantile"/>), with
+/// <item>below 800, through the held-out quantiles q(p) at p = 0, 0.05, 0.10, … and 1−α (there
+/// <see cref="AlarmLine"/>), with
 /// score(q(p)) = 800·p/(1−α): below 800 a score reads as "this fraction of normal traces, scaled";</item>
 /// <item>above 800, one segment from (q(1−α), 800) to (q(1−α) + 2·spread, 1000), then 1000 beyond,
 /// where spread = q(1−α) − q(0.5) (or, when that is 0, the held-out range; or 10⁻³ when all
@@ -72,7 +73,7 @@ public sealed record ScoreCalibration
         var score = new List<double>();
         foreach (var p in levels)
         {
-            raw.Add(p == top ? AlarmQuantile(sorted, falseAlarmRate) : Quantile(sorted, p));
+            raw.Add(p == top ? AlarmLine(sorted, falseAlarmRate) : Quantile(sorted, p));
             score.Add(AlarmScore * p / top);
         }
         double alarmRaw = raw[^1];
@@ -90,20 +91,42 @@ public sealed record ScoreCalibration
     }
 
     /// <summary>
-    /// The alarm line: the ⌈(n+1)(1−α)⌉-th smallest of n held-out scores (split conformal
-    /// prediction's rank), capped at the largest. A fresh normal trace from the held-out traces'
-    /// distribution is above it with probability at most α, where the plain ⌈n(1−α)⌉-th would allow
-    /// up to α + 1/(n+1); with fewer than (1−α)/α held-out traces (99 at 1%) the cap makes it the
-    /// largest and the bound 1/(n+1): more held-out traces are the only honest remedy.
+    /// The alarm line, an estimate of the held-out scores' (1−α)-quantile.
+    /// <list type="bullet">
+    /// <item>With n ≥ (1−α)/α held-out scores (99 at 1%), the rank: the ⌈(n+1)(1−α)⌉-th smallest
+    /// (split conformal prediction's). A fresh normal trace from their distribution is above it with
+    /// probability at most α, assuming nothing but exchangeability.</item>
+    /// <item>With fewer, no rank can promise α (the largest score promises 1/(n+1)), so the line goes
+    /// past the largest score to where an exponential tail above the median u puts it (peaks over a
+    /// threshold, the generalized Pareto's shape 0): P(S &gt; x) = p·exp(−(x − u)/β) for x ≥ u, p the
+    /// share of the scores above u. β is estimated by their mean excess β̂ over u from only m of them,
+    /// so the line is the predictive quantile, u + β̂·m·((p/α)^(1/m) − 1): a fresh trace's chance of
+    /// passing it, averaged over β̂ (m·β̂/β is Gamma(m) distributed), is α, where the plug-in
+    /// u + β̂·ln(p/α) lets through about three times α with ten scores. That is an assumption about
+    /// the tail, not a guarantee: a heavier tail (log-normal, Pareto: about 2α in simulation), or
+    /// unseen normal traces unlike the held-out ones, put more than α above the line; a lighter one
+    /// fewer.</item>
+    /// </list>
     /// </summary>
-    internal static double AlarmQuantile(double[] sorted, double falseAlarmRate)
-        => sorted[Math.Clamp(AlarmRank(sorted.Length, falseAlarmRate), 1, sorted.Length) - 1];
+    internal static double AlarmLine(double[] sorted, double falseAlarmRate)
+    {
+        int n = sorted.Length, rank = AlarmRank(n, falseAlarmRate);
+        if (rank <= n)
+            return sorted[Math.Max(rank, 1) - 1];
+        double u = Quantile(sorted, 0.5);
+        var above = sorted.Where(x => x > u).ToArray();
+        int m = above.Length;
+        double p = m / (double)n;
+        double tail = p > falseAlarmRate ? u + (above.Average() - u) * m * (Math.Pow(p / falseAlarmRate, 1.0 / m) - 1) : u;
+        return Math.Max(sorted[^1], tail);
+    }
 
     private static int AlarmRank(int heldOut, double falseAlarmRate) => (int)Math.Ceiling((heldOut + 1) * (1 - falseAlarmRate) - 1e-9);
 
     /// <summary>
-    /// The false-alarm rate this calibration can promise: its <see cref="FalseAlarmRate"/>, or, with
-    /// too few held-out traces for it (see <see cref="AlarmQuantile"/>), 1/(n+1).
+    /// The false-alarm rate this calibration promises without assuming anything about the scores'
+    /// tail: its <see cref="FalseAlarmRate"/>, or, with too few held-out traces for it (see
+    /// <see cref="AlarmLine"/>), 1/(n+1).
     /// </summary>
     [System.Text.Json.Serialization.JsonIgnore]
     public double FalseAlarmBound => AlarmRank(HeldOut, FalseAlarmRate) > HeldOut ? Math.Max(FalseAlarmRate, 1.0 / (HeldOut + 1)) : FalseAlarmRate;

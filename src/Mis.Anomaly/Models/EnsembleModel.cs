@@ -36,6 +36,19 @@ public sealed record EnsembleOptions
         if (Members.Distinct().Count() != Members.Length)
             throw new ArgumentException($"ensemble members repeat: {string.Join(", ", Members)}");
     }
+
+    /// <summary>
+    /// The options a member is trained with: <paramref name="options"/> for <paramref name="algo"/>;
+    /// a <c>window</c> ensemble's members score traces by their highest window too.
+    /// </summary>
+    internal TrainOptions MemberOptions(TrainOptions options, string algo) => TraceScore == TraceScores.Window
+        ? options with
+        {
+            Algo = algo,
+            Ngram = options.Ngram with { TraceScore = TraceScores.Window },
+            LanguageModel = options.LanguageModel with { TraceScore = TraceScores.Window },
+        }
+        : options with { Algo = algo };
 }
 
 /// <summary>
@@ -82,27 +95,13 @@ public sealed class EnsembleModel : AnomalyModel, IDisposable
 
     internal override bool ScoresWholeTraces => Options.TraceScore == TraceScores.Trace;
 
-    /// <summary>
-    /// Fits each member on <paramref name="fit"/> and calibrates it on <paramref name="heldOut"/>,
-    /// the traces the ensemble itself is calibrated on next (a split of its own per member would
-    /// leave a small data set's members a trace or two to calibrate on). A <c>window</c> ensemble's
-    /// members score traces by their highest window too.
-    /// </summary>
-    internal static EnsembleModel Fit(List<Traces.Trace> fit, List<Traces.Trace> heldOut, EnsembleOptions options, TrainOptions memberOptions)
+    /// <summary>An ensemble of trained, calibrated members (<see cref="AnomalyTrainer"/> cross-fits them on the ensemble's folds); it owns them.</summary>
+    internal static EnsembleModel Of(EnsembleOptions options, AnomalyDetector[] members)
     {
         options.Validate();
-        if (options.TraceScore == TraceScores.Window)
-            memberOptions = memberOptions with
-            {
-                Ngram = memberOptions.Ngram with { TraceScore = TraceScores.Window },
-                LanguageModel = memberOptions.LanguageModel with { TraceScore = TraceScores.Window },
-            };
-        var members = new List<AnomalyDetector>();
         try
         {
-            foreach (string algo in options.Members)
-                members.Add(AnomalyTrainer.FitAndCalibrate(fit, heldOut, memberOptions with { Algo = algo }));
-            return new EnsembleModel(options, [.. members]);
+            return new EnsembleModel(options, members);
         }
         catch
         {
@@ -213,7 +212,7 @@ public sealed class EnsembleModel : AnomalyModel, IDisposable
                     ?? throw new InvalidDataException($"ensemble member {algo}: no calibration");
                 using var memberPayload = new MemoryStream(r.ReadBytes(r.ReadInt32()));
                 var model = ModelFile.LoadModel(algo, memberHyperparameters, memberPayload, $"{path} (ensemble member {algo})");
-                members.Add(new AnomalyDetector(model, calibration, new TrainingSummary(0, 0, 0, 0, 0, "ensemble member")));
+                members.Add(new AnomalyDetector(model, calibration, TrainingSummary.Member));
             }
             return new EnsembleModel(options, [.. members]);
         }

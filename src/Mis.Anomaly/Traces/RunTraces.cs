@@ -62,9 +62,10 @@ public static class RunTraces
             ["train_traces"] = t.TrainTraces,
             ["train_syscalls"] = t.TrainSyscalls,
             ["held_out_traces"] = t.HeldOutTraces,
+            ["folds"] = t.Folds,
             ["alarm_raw"] = detector.Calibration.AlarmRaw,
             ["false_alarm_rate"] = detector.Calibration.FalseAlarmRate,
-            // What the held-out episodes can promise: the rate, or 1/(n+1) with too few of them.
+            // What the traces promise without a tail assumption: the rate, or 1/(n+1) with too few of them.
             ["false_alarm_bound"] = detector.Calibration.FalseAlarmBound,
             ["seconds"] = t.Seconds,
         };

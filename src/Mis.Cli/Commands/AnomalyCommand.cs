@@ -99,9 +99,9 @@ public static class AnomalyCommand
         var algo = new Option<string>("--algo") { HelpName = "ngram|lm|pca|lstm|ensemble", Description = "The model: ngram (STIDE), lm (Kneser–Ney n-gram language model), pca, lstm, or ensemble (--members' calibrated scores combined).", DefaultValueFactory = _ => Algorithms.Ngram };
         algo.AcceptOnlyFromAmong(Algorithms.All);
         var output = new Option<FileInfo>("--out") { HelpName = "MODEL", Description = "Model file to write.", Required = true };
-        var seed = new Option<int>("--seed") { HelpName = "N", Description = "Seed of the split and the model (same seed, same model).", DefaultValueFactory = _ => 1 };
-        var far = new Option<double>("--false-alarm-rate") { HelpName = "RATE", Description = "False-alarm rate on held-out normal traces that maps to score 800.", DefaultValueFactory = _ => 0.01 };
-        var holdout = new Option<double>("--holdout") { HelpName = "FRACTION", Description = "Share of the normal traces held out for calibration.", DefaultValueFactory = _ => 0.2 };
+        var seed = new Option<int>("--seed") { HelpName = "N", Description = "Seed of the folds and the model (same seed, same model).", DefaultValueFactory = _ => 1 };
+        var far = new Option<double>("--false-alarm-rate") { HelpName = "RATE", Description = "False-alarm rate on unseen normal traces that maps to score 800.", DefaultValueFactory = _ => 0.01 };
+        var folds = new Option<int>("--folds") { HelpName = "K", Description = "Cross-fitting folds: each normal trace is scored for the calibration by a model fitted without its fold (whole runs when there are K or more); the model kept is fitted on all of them.", DefaultValueFactory = _ => 5 };
         var epochs = new Option<int?>("--epochs") { HelpName = "N", Description = "LSTM: most passes over the training windows (default 40); training stops earlier once the loss on held-out validation windows has not improved for 3 passes, keeping the best pass." };
         var topK = new Option<int?>("--top-k") { HelpName = "K", Description = "LSTM: window score = mean NLL of its K most surprising syscalls (default 0: of all)." };
         var rank = new Option<int?>("--rank") { HelpName = "N", Description = "PCA: principal components kept (default 48)." };
@@ -123,9 +123,9 @@ public static class AnomalyCommand
         traceScore.AcceptOnlyFromAmong(TraceScores.Trace, TraceScores.Window);
         var combine = new Option<string?>("--combine") { HelpName = "mean|max", Description = "Ensemble: how its members' calibrated scores combine (default mean)." };
         combine.AcceptOnlyFromAmong(EnsembleModel.Mean, EnsembleModel.Max);
-        var cmd = new Command("train", "Train a model on normal traces and calibrate it on held-out ones (score 800 = the false-alarm rate).")
+        var cmd = new Command("train", "Train a model on normal traces and calibrate it on their cross-fitted scores (score 800 = the false-alarm rate).")
         {
-            traces, run, algo, output, seed, far, holdout, epochs, topK, rank, ngram, window, stride, members, traceScore, combine,
+            traces, run, algo, output, seed, far, folds, epochs, topK, rank, ngram, window, stride, members, traceScore, combine,
         };
         cmd.Validators.Add(r =>
         {
@@ -138,7 +138,7 @@ public static class AnomalyCommand
             var normal = r.GetValue(traces) is not null ? TraceReader.Read(source) : RunTraces.ReadNormal(source);
             var options = new TrainOptions
             {
-                Algo = r.GetValue(algo)!, Seed = r.GetValue(seed), FalseAlarmRate = r.GetValue(far), HoldoutFraction = r.GetValue(holdout),
+                Algo = r.GetValue(algo)!, Seed = r.GetValue(seed), FalseAlarmRate = r.GetValue(far), Folds = r.GetValue(folds),
             };
             if (r.GetValue(members) is { Length: > 0 } chosen)
                 options = options with { Ensemble = options.Ensemble with { Members = chosen } };
@@ -180,13 +180,13 @@ public static class AnomalyCommand
             ModelFile.Save(detector, path);
             var t = detector.Training;
             Console.WriteLine($"{path}: {detector.Name}, window {detector.WindowSize}/{detector.Stride}, trained on {t.TrainTraces} traces " +
-                $"({t.TrainSyscalls} syscalls), calibrated on {t.HeldOutTraces} held out: raw {detector.Calibration.AlarmRaw:G4} = 800 (" +
+                $"({t.TrainSyscalls} syscalls), calibrated on their scores by models fitted without them ({t.Folds} folds): raw {detector.Calibration.AlarmRaw:G4} = 800 (" +
                 (detector.Calibration.Window is { } windows ? $"a live window's raw {windows.AlarmRaw:G4}; " : "") +
                 $"false-alarm rate {detector.Calibration.FalseAlarmRate:P1}); {t.Seconds:0.0} s");
             if (detector.Calibration.FalseAlarmBound > detector.Calibration.FalseAlarmRate)
-                Console.Error.WriteLine($"mis anomaly train: warning: {t.HeldOutTraces} held-out traces can hold the false-alarm rate at 800 to " +
-                    $"{detector.Calibration.FalseAlarmBound:P1} (1/(n+1)), not {detector.Calibration.FalseAlarmRate:P1}: it takes " +
-                    $"{Math.Ceiling((1 - detector.Calibration.FalseAlarmRate) / detector.Calibration.FalseAlarmRate)} held out; give more normal traces or a larger --holdout");
+                Console.Error.WriteLine($"mis anomaly train: warning: with {t.HeldOutTraces} normal traces the false-alarm rate at 800 rests on a fitted " +
+                    $"tail; without that assumption they promise {detector.Calibration.FalseAlarmBound:P1} (1/(n+1)), not {detector.Calibration.FalseAlarmRate:P1}. " +
+                    $"{Math.Ceiling((1 - detector.Calibration.FalseAlarmRate) / detector.Calibration.FalseAlarmRate)} or more promise it outright: give more normal traces");
             return 0;
         }));
         return cmd;
@@ -247,6 +247,7 @@ public static class AnomalyCommand
         algo.AcceptOnlyFromAmong(Algorithms.All);
         var seconds = new Option<double>("--seconds") { HelpName = "S", Description = "Corpus: measuring time per model for each of trace and online scoring speed.", DefaultValueFactory = _ => 3 };
         var plot = new Option<FileInfo?>("--plot") { HelpName = "FILE.png", Description = "Also write the models' ROC curves on the corpus here." };
+        var seed = new Option<int>("--seed") { HelpName = "N", Description = "Seed of a per-program set's half split, and of each model's folds and training.", DefaultValueFactory = _ => 1 };
         var output = new Option<FileInfo?>("--out") { HelpName = "FILE.csv|FILE.json", Description = "Also write every row here, for pandas: JSON (an array of objects) if it ends in .json, else CSV; fractions as 0..1, a speed not measured empty (null)." };
         var dataset = new Option<DirectoryInfo[]>("--dataset")
         {
@@ -262,7 +263,7 @@ public static class AnomalyCommand
             "alarms on unseen normal traces, the share of those above 800, training time, and scoring speed in syscalls per second " +
             "(offline traces; online windows on a corpus). Progress on standard error.")
         {
-            corpus, noCorpus, dataset, algo, seconds, output, plot,
+            corpus, noCorpus, dataset, algo, seed, seconds, output, plot,
         };
         cmd.SetAction(r => Guard("bench", () =>
         {
@@ -273,7 +274,7 @@ public static class AnomalyCommand
             if (sets.Count == 0)
                 throw new ArgumentException("nothing to bench: --no-corpus and no --dataset");
             var algos = r.GetValue(algo) is { Length: > 0 } a ? a : Algorithms.All;
-            var rows = ScoringBench.RunAll(sets, algos, new TrainOptions(), TimeSpan.FromSeconds(r.GetValue(seconds)), Console.Error.WriteLine);
+            var rows = ScoringBench.RunAll(sets, algos, new TrainOptions { Seed = r.GetValue(seed) }, TimeSpan.FromSeconds(r.GetValue(seconds)), Console.Error.WriteLine);
             Console.Write(ScoringBench.Table(rows));
             if (r.GetValue(output) is { } file)
             {

@@ -228,12 +228,6 @@ public sealed class WorkloadPolicy : IFileDecider
 
     private bool Expired(InodeRule rule) => rule.Expires is { } at && _clock.GetUtcNow() >= at;
 
-    /// <summary>
-    /// Records the identity of a file that file rules match by path when it has, or is about to
-    /// get, another name; bumps the rule generation when that changes a decision (so no cached
-    /// verdict on another name of it survives). False when the record is full and the operation
-    /// gives the file a new name: then it must be refused, or the new name would be unprotected.
-    /// </summary>
     /// <summary>Records what each exact-path rule's file is now.</summary>
     private void RefreshConcrete()
     {
@@ -250,6 +244,12 @@ public sealed class WorkloadPolicy : IFileDecider
             _generation++;
     }
 
+    /// <summary>
+    /// Records the identity of a file that file rules match by path when it has, or is about to
+    /// get, another name; bumps the rule generation when that changes a decision (so no cached
+    /// verdict on another name of it survives). False when the record is full and the operation
+    /// gives the file a new name: then it must be refused, or the new name would be unprotected.
+    /// </summary>
     private bool Remember(FileRequest access, FileIdentity identity, List<int>? matching)
     {
         bool concrete = matching is not null && matching.Exists(i => FileRules[i].Path.IsConcrete);

@@ -75,7 +75,7 @@ public sealed record ExperimentAnomaly
     /// <summary><c>algo</c>: the model trained (<see cref="Algorithms"/>). Default ngram.</summary>
     public string Algo { get; init; } = "ngram";
 
-    /// <summary><c>false_alarm_rate</c>: the share of held-out normal traces calibrated to score above 800. Default 0.01.</summary>
+    /// <summary><c>false_alarm_rate</c>: the share of unseen normal traces calibrated to score above 800 (see Mis.Anomaly's cross-fitted calibration). Default 0.01.</summary>
     public double FalseAlarmRate { get; init; } = 0.01;
 
     /// <summary><c>seed</c>: the training's seed (split and model). Default 1.</summary>

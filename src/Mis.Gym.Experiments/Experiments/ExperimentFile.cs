@@ -35,7 +35,7 @@ public delegate IAgent AgentMaker(string algorithm, int observationSize, int act
 /// model = "train"                     # "train": collect normal behaviour and train first; or a model file, relative to this file
 /// collect_episodes = 100              # per seed: learning-mode episodes of a random agent taking only allowed actions
 /// algo = "ngram"                      # ngram | lm | pca | lstm | ensemble
-/// false_alarm_rate = 0.01             # held-out normal traces above 800
+/// false_alarm_rate = 0.01             # unseen normal traces above 800
 /// threshold = 800                     # anomaly-kill kills above it
 /// record_traces = false               # also record the learning-mode configs' traces (seed-N/traces/)
 ///
