@@ -209,6 +209,52 @@ public sealed class NodeDaemonAccessTests
         }
     }
 
+    [Fact]
+    public async Task A_workload_calling_over_tcp_cannot_steer_the_enforcer_either()
+    {
+        HostRequirements.Root();
+        using var users = new LocalUsers();
+        string outDir = Directory.CreateTempSubdirectory("mis-node-tcp-").FullName;
+        File.SetUnixFileMode(outDir, (UnixFileMode)0x1FF); // 0777: the workload runs as nobody
+        try
+        {
+            // A node policy that lets workloads reach loopback TCP, the enforcer's own port among
+            // them; TCP callers are admins here (no Unix socket open to users): the wall is the
+            // enforcer's, which finds the connecting socket among the workload's processes.
+            await using var mis = await TestEnforcer.StartAsync(policy: "[[network]]\naddress = \"127.0.0.1\"\nport = 0\nprotocol = \"tcp\"\naction = \"allow\"\n");
+            int port = mis.Host.GrpcTcpAddress!.Port;
+            File.WriteAllText(Path.Combine(outDir, "calls.json"), System.Text.Json.JsonSerializer.Serialize(new[]
+            {
+                Call("GetStats", new { }),
+                Call("ListCgroups", new { }),
+                Call("RunWorkload", new { command = "sleep", args = new[] { "1" } }),
+            }));
+            string result = Path.Combine(outDir, "result.json");
+            string script = $"{LocalUsers.Python} {users.ClientDir}/access_client.py {users.ClientDir} 127.0.0.1:{port} \"$(cat {outDir}/calls.json)\" " +
+                            $"> {result}.part 2>&1; mv {result}.part {result}";
+            await mis.RunAsync("/bin/sh", "-c", script);
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+            while (!File.Exists(result) && DateTime.UtcNow < deadline)
+                await Task.Delay(200, Ct);
+            Assert.True(File.Exists(result), "the workload wrote no result within 60 s");
+            string text = File.ReadAllText(result);
+            var refused = JsonNode.Parse(text.Trim().Split('\n')[^1])!.AsArray();
+            Assert.Equal(3, refused.Count);
+            foreach (var r in refused)
+            {
+                Assert.True(Code(r) == Denied, $"{r!["rpc"]}: expected {Denied}, got {Code(r)} {r["detail"]}\n{text}");
+                Assert.Contains("calling over TCP", (string)r["detail"]!);
+                Assert.Contains("a workload may not steer the enforcer", (string)r["detail"]!);
+            }
+            // The test process, outside any MIS cgroup, is still served over the same port.
+            await mis.Client.GetStatsAsync(new GetStatsRequest(), cancellationToken: Ct);
+        }
+        finally
+        {
+            Directory.Delete(outDir, recursive: true);
+        }
+    }
+
     // Runs the access client as a workload of Bob's (under policyFile, or the node's policy) with
     // the calls in outDir/calls.json; returns its results.
     private static async Task<JsonArray> FromInsideAsync(LocalUsers users, (string Name, uint Uid, uint Gid) bob, string socket, string outDir, string? policyFile)

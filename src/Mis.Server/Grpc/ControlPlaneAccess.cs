@@ -35,6 +35,9 @@ internal sealed record Caller(uint? Uid, uint? Gid, int? Pid, string? UserName, 
 public sealed record HostedCaller(string Name, uint? Uid, bool IsAdmin, WorkloadIdentity Identity, CancellationToken ConnectionClosed);
 
 /// <summary>The kernel credentials of a Unix-socket connection, read once when it was accepted.</summary>
+/// <summary>Why every call on a TCP connection is refused: a MIS workload made it, or nothing on this host can tell.</summary>
+internal sealed record TcpWorkloadFeature(string Refusal);
+
 internal sealed class PeerCredentialsFeature(PeerCredentials credentials, CancellationToken closed)
 {
     internal PeerCredentials Credentials { get; } = credentials;
@@ -154,6 +157,19 @@ public sealed class ControlPlaneAccess
         await next(connection).ConfigureAwait(false);
     };
 
+    /// <summary>
+    /// A connection middleware for the TCP listener: works out once, as the connection is
+    /// accepted, whether a process of this host's MIS workloads made it (<see cref="TcpPeer"/>),
+    /// and if so keeps why its calls are refused on the connection.
+    /// </summary>
+    internal Func<ConnectionDelegate, ConnectionDelegate> ClassifyTcpPeer => next => connection =>
+    {
+        if (connection.RemoteEndPoint is System.Net.IPEndPoint client && connection.LocalEndPoint is System.Net.IPEndPoint server
+            && TcpPeer.Refusal(client, server, WorkloadTree) is { } refusal)
+            connection.Features.Set(new TcpWorkloadFeature(refusal));
+        return next(connection);
+    };
+
     /// <summary>The caller of this call, resolved once per call.</summary>
     /// <exception cref="EngineException">PermissionDenied for a TCP caller when TCP callers are refused.</exception>
     internal Caller CallerOf(ServerCallContext context)
@@ -177,7 +193,7 @@ public sealed class ControlPlaneAccess
     internal string? WorkloadTree { get; set; }
 
     /// <summary>The caller of a request, from its connection.</summary>
-    /// <exception cref="EngineException">PermissionDenied for a TCP caller when TCP callers are refused, and for a workload calling from inside a MIS-managed cgroup.</exception>
+    /// <exception cref="EngineException">PermissionDenied for a TCP caller when TCP callers are refused, and for a workload calling from inside a MIS-managed cgroup (over the Unix socket or TCP).</exception>
     internal Caller CallerOf(HttpContext http)
     {
         if (http.Features.Get<PeerCredentialsFeature>() is { } connection)
@@ -195,6 +211,8 @@ public sealed class ControlPlaneAccess
             bool admin = peer.Uid == 0 || (_adminGid is { } gid && peer.IsInGroup(gid));
             return connection.Caller = new Caller(peer.Uid, peer.Gid, peer.Pid, UserName(peer.Uid), admin);
         }
+        if (http.Features.Get<TcpWorkloadFeature>() is { } workload)
+            throw Denied(workload.Refusal);
         if (!TcpIsAdmin)
             throw Denied(_tcpRefusal);
         return new Caller(null, null, null, null, IsAdmin: true);

@@ -205,6 +205,7 @@ public sealed class EnforcerHost : IAsyncDisposable
             kestrel.Listen(bind, grpcConfig.Port, listen =>
             {
                 listen.Protocols = HttpProtocols.Http2;
+                listen.Use(access.ClassifyTcpPeer);
                 if (tls is not null)
                     listen.UseHttps(https =>
                     {

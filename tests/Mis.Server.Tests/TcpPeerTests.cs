@@ -1,0 +1,62 @@
+using System.Net;
+using System.Net.Sockets;
+using Mis.Server.Grpc;
+
+namespace Mis.Server.Tests;
+
+/// <summary>Finding who made a TCP connection to the control plane from this host (no root needed).</summary>
+public sealed class TcpPeerTests
+{
+    [Theory]
+    [InlineData("127.0.0.1")]
+    [InlineData("::1")]
+    public async Task A_local_connection_is_found_by_its_socket_and_one_nobody_holds_any_more_is_refused(string loopback)
+    {
+        var address = IPAddress.Parse(loopback);
+        using var listener = new TcpListener(address, 0);
+        try
+        {
+            listener.Start();
+        }
+        catch (SocketException e)
+        {
+            Assert.Skip($"no {loopback} here: {e.Message}");
+        }
+        var server = (IPEndPoint)listener.LocalEndpoint;
+        var client = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        await client.ConnectAsync(server, TestContext.Current.CancellationToken);
+        using var accepted = await listener.AcceptSocketAsync(TestContext.Current.CancellationToken);
+        var from = (IPEndPoint)accepted.RemoteEndPoint!;
+
+        // Open: the row names the socket this process holds; a process outside any workload tree is no workload.
+        var row = TcpPeer.FindSocket(from, server);
+        Assert.NotNull(row);
+        Assert.Contains(Directory.EnumerateFileSystemEntries("/proc/self/fd"), fd => new FileInfo(fd).LinkTarget == $"socket:[{row.Value.Inode}]");
+        Assert.Null(TcpPeer.Refusal(from, server, workloadTree: null));
+        Assert.Null(TcpPeer.Refusal(from, server, workloadTree: "/no-such-tree-mis"));
+
+        // Sent and closed before the server read anything: the kernel still has the connection,
+        // but no process holds its socket, so nothing can say who made it.
+        client.Send("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"u8);
+        client.Close();
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
+        while (TcpPeer.FindSocket(from, server) is { Inode: not 0 } && DateTime.UtcNow < deadline)
+            await Task.Delay(20, TestContext.Current.CancellationToken);
+        Assert.Contains("was closed before its call was read", TcpPeer.Refusal(from, server, workloadTree: null));
+    }
+
+    [Fact]
+    public void A_connection_no_row_knows_is_refused_from_this_host_and_left_to_the_tcp_rules_from_another()
+    {
+        var server = new IPEndPoint(IPAddress.Loopback, 9);
+        Assert.Contains("no socket of it is open any more", TcpPeer.Refusal(new IPEndPoint(IPAddress.Loopback, 1), server, workloadTree: null));
+        Assert.Contains("no socket of it is open any more", TcpPeer.Refusal(new IPEndPoint(IPAddress.Parse("::ffff:127.0.0.1"), 1), server, workloadTree: null));
+        Assert.Null(TcpPeer.Refusal(new IPEndPoint(IPAddress.Parse("192.0.2.7"), 40000), new IPEndPoint(IPAddress.Parse("192.0.2.1"), 50051), workloadTree: null));
+        Assert.Contains("no socket of it is open any more",
+            TcpPeer.Refusal(new IPEndPoint(IPAddress.Parse("192.0.2.1"), 40000), new IPEndPoint(IPAddress.Parse("192.0.2.1"), 50051), workloadTree: null));
+        // Another of this host's addresses than the one connected to is this host too.
+        foreach (var own in System.Net.NetworkInformation.NetworkInterface.GetAllNetworkInterfaces()
+                     .SelectMany(i => i.GetIPProperties().UnicastAddresses).Select(u => u.Address).Where(a => !IPAddress.IsLoopback(a)))
+            Assert.Contains("no socket of it is open any more", TcpPeer.Refusal(new IPEndPoint(own, 40000), server, workloadTree: null));
+    }
+}
