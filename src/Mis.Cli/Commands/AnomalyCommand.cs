@@ -111,7 +111,7 @@ public static class AnomalyCommand
         var members = new Option<string[]>("--members")
         {
             HelpName = "ALGO",
-            Description = "Ensemble: its member models, each fitted and calibrated on the same split (default: ngram lm pca).",
+            Description = "Ensemble: its member models, each cross-fitted on the ensemble's folds (default: ngram lm pca).",
             AllowMultipleArgumentsPerToken = true,
         };
         var traceScore = new Option<string?>("--trace-score")
