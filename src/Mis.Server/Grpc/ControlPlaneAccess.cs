@@ -38,9 +38,12 @@ public sealed record HostedCaller(string Name, uint? Uid, bool IsAdmin, Workload
 /// <summary>Why every call on a TCP connection is refused: a MIS workload made it, or nothing on this host can tell.</summary>
 internal sealed record TcpWorkloadFeature(string Refusal);
 
-internal sealed class PeerCredentialsFeature(PeerCredentials credentials, CancellationToken closed)
+internal sealed class PeerCredentialsFeature(PeerCredentials credentials, CancellationToken closed, string? refusal)
 {
     internal PeerCredentials Credentials { get; } = credentials;
+
+    /// <summary>Why every call on this connection is refused (<see cref="ControlPlaneAccess.WorkloadRefusal"/>), or null.</summary>
+    internal string? Refusal { get; } = refusal;
 
     /// <summary>Cancelled when the connection closes.</summary>
     internal CancellationToken Closed { get; } = closed;
@@ -136,10 +139,11 @@ public sealed class ControlPlaneAccess
 
     /// <summary>
     /// A connection middleware for the Unix-socket listener: reads the peer's SO_PEERCRED once, as
-    /// the connection is accepted, and keeps it on the connection. A connection whose credentials
+    /// the connection is accepted, and keeps it on the connection, with whether the connecting
+    /// process is a MIS workload (<see cref="WorkloadRefusal"/>). A connection whose credentials
     /// cannot be read is closed: no caller is ever authorized without them.
     /// </summary>
-    internal static Func<ConnectionDelegate, ConnectionDelegate> ReadPeerCredentials => next => async connection =>
+    internal Func<ConnectionDelegate, ConnectionDelegate> ReadPeerCredentials => next => async connection =>
     {
         PeerCredentials credentials;
         try
@@ -153,9 +157,38 @@ public sealed class ControlPlaneAccess
             connection.Abort(new ConnectionAbortedException($"cannot read the caller's credentials (SO_PEERCRED): {e.Message}"));
             return;
         }
-        connection.Features.Set(new PeerCredentialsFeature(credentials, connection.ConnectionClosed));
+        connection.Features.Set(new PeerCredentialsFeature(credentials, connection.ConnectionClosed, WorkloadRefusal(credentials)));
         await next(connection).ConfigureAwait(false);
     };
+
+    /// <summary>
+    /// Why the process that connected to the Unix socket may not call, or null. A workload runs as
+    /// its owner's uid, so by uid alone it could ask for learning mode, a DEFCON reset or a laxer
+    /// policy on itself: an agent switching off its own enforcement. Its processes cannot leave its
+    /// cgroup, so the cgroup of SO_PEERCRED's pid (the process that called connect) tells them apart
+    /// from the researcher who started it. Decided as the connection is accepted, not at its first
+    /// call, and fail closed: a connecting process already gone (it connected, forked a child that
+    /// keeps the socket, and exited, so that a lookup at the first call finds nothing) is refused.
+    /// </summary>
+    internal string? WorkloadRefusal(PeerCredentials peer)
+    {
+        if (WorkloadTree is not { } tree)
+            return null;
+        string? path;
+        try
+        {
+            path = CgroupV2.PathOf(peer.Pid);
+        }
+        catch (IOException)
+        {
+            path = null; // it exited between the look and the read
+        }
+        if (path is null)
+            return $"the process that connected (pid {peer.Pid}, uid {peer.Uid}) has exited and left its connection to another: cannot tell a workload from a user";
+        return path == tree || path.StartsWith(tree + "/", StringComparison.Ordinal)
+            ? $"process {peer.Pid} (uid {peer.Uid}) is a MIS-managed workload (cgroup {path}); a workload may not steer the enforcer"
+            : null;
+    }
 
     /// <summary>
     /// A connection middleware for the TCP listener: works out once, as the connection is
@@ -200,14 +233,9 @@ public sealed class ControlPlaneAccess
         {
             if (connection.Caller is { } known)
                 return known;
+            if (connection.Refusal is { } refusal)
+                throw Denied(refusal);
             var peer = connection.Credentials;
-            // A workload runs as its owner's uid, so by uid alone it could ask for learning mode,
-            // a DEFCON reset or a laxer policy on itself: an agent switching off its own
-            // enforcement. Its processes cannot leave its cgroup, so the cgroup tells them apart
-            // from the researcher who started it (SO_PEERCRED's pid is the connecting process).
-            if (WorkloadTree is { } tree && CgroupV2.PathOf(peer.Pid) is { } path
-                && (path == tree || path.StartsWith(tree + "/", StringComparison.Ordinal)))
-                throw Denied($"process {peer.Pid} (uid {peer.Uid}) is a MIS-managed workload (cgroup {path}); a workload may not steer the enforcer");
             bool admin = peer.Uid == 0 || (_adminGid is { } gid && peer.IsInGroup(gid));
             return connection.Caller = new Caller(peer.Uid, peer.Gid, peer.Pid, UserName(peer.Uid), admin);
         }

@@ -221,7 +221,7 @@ public sealed class EnforcerHost : IAsyncDisposable
                 kestrel.ListenUnixSocket(grpcConfig.UnixSocketPath, listen =>
                 {
                     listen.Protocols = HttpProtocols.Http2;
-                    listen.Use(ControlPlaneAccess.ReadPeerCredentials);
+                    listen.Use(access.ReadPeerCredentials);
                 });
         });
         builder.Services.AddSingleton(engine);

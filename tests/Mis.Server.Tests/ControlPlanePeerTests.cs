@@ -1,12 +1,36 @@
 using System.Net;
 using System.Net.Sockets;
+using Mis.Native;
 using Mis.Server.Grpc;
 
 namespace Mis.Server.Tests;
 
-/// <summary>Finding who made a TCP connection to the control plane from this host (no root needed).</summary>
-public sealed class TcpPeerTests
+/// <summary>Finding who made a connection to the control plane from this host, over TCP and the Unix socket (no root needed).</summary>
+public sealed class ControlPlanePeerTests
 {
+    [Fact]
+    public void A_unix_caller_is_judged_by_its_connecting_process_and_refused_when_that_process_is_gone()
+    {
+        var access = ControlPlaneAccess.Create(Mis.Enforcer.Configuration.MisConfig.Default, null, null);
+        PeerCredentials Peer(int pid) => new(pid, 1000, 1000, []);
+        string own = CgroupV2.PathOf(Environment.ProcessId)!;
+
+        access.WorkloadTree = "/no-such-tree-mis";
+        Assert.Null(access.WorkloadRefusal(Peer(Environment.ProcessId)));
+        // This process, were its cgroup the workload tree, is a workload.
+        access.WorkloadTree = own;
+        Assert.Contains("a workload may not steer the enforcer", access.WorkloadRefusal(Peer(Environment.ProcessId)));
+        // A process that connected and is gone (its connection left to a child, say) cannot be judged: refused.
+        using var gone = System.Diagnostics.Process.Start("/bin/true")!;
+        gone.WaitForExit();
+        int pid = gone.Id;
+        access.WorkloadTree = "/no-such-tree-mis";
+        Assert.Contains("has exited", access.WorkloadRefusal(Peer(pid)));
+        // Without a workload tree (no cgroups) there is nothing to tell apart.
+        access.WorkloadTree = null;
+        Assert.Null(access.WorkloadRefusal(Peer(pid)));
+    }
+
     [Theory]
     [InlineData("127.0.0.1")]
     [InlineData("::1")]
