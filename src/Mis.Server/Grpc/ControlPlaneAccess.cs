@@ -34,10 +34,10 @@ internal sealed record Caller(uint? Uid, uint? Gid, int? Pid, string? UserName, 
 /// <param name="ConnectionClosed">Cancelled when the connection of this call closes (never on TCP).</param>
 public sealed record HostedCaller(string Name, uint? Uid, bool IsAdmin, WorkloadIdentity Identity, CancellationToken ConnectionClosed);
 
-/// <summary>The kernel credentials of a Unix-socket connection, read once when it was accepted.</summary>
 /// <summary>Why every call on a TCP connection is refused: a MIS workload made it, or nothing on this host can tell.</summary>
 internal sealed record TcpWorkloadFeature(string Refusal);
 
+/// <summary>The kernel credentials of a Unix-socket connection, read once when it was accepted.</summary>
 internal sealed class PeerCredentialsFeature(PeerCredentials credentials, CancellationToken closed, string? refusal)
 {
     internal PeerCredentials Credentials { get; } = credentials;
