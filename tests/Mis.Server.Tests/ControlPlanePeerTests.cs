@@ -53,9 +53,9 @@ public sealed class ControlPlanePeerTests
         var from = (IPEndPoint)accepted.RemoteEndPoint!;
 
         // Open: the row names the socket this process holds; a process outside any workload tree is no workload.
-        var row = TcpPeer.FindSocket(from, server);
-        Assert.NotNull(row);
-        Assert.Contains(Directory.EnumerateFileSystemEntries("/proc/self/fd"), fd => new FileInfo(fd).LinkTarget == $"socket:[{row.Value.Inode}]");
+        var inode = TcpPeer.FindSocket(from, server);
+        Assert.NotNull(inode);
+        Assert.Contains(Directory.EnumerateFileSystemEntries("/proc/self/fd"), fd => new FileInfo(fd).LinkTarget == $"socket:[{inode}]");
         Assert.Null(TcpPeer.Refusal(from, server, workloadTree: null));
         Assert.Null(TcpPeer.Refusal(from, server, workloadTree: "/no-such-tree-mis"));
 
@@ -64,7 +64,7 @@ public sealed class ControlPlanePeerTests
         client.Send("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"u8);
         client.Close();
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
-        while (TcpPeer.FindSocket(from, server) is { Inode: not 0 } && DateTime.UtcNow < deadline)
+        while (TcpPeer.FindSocket(from, server) is not (null or 0) && DateTime.UtcNow < deadline)
             await Task.Delay(20, TestContext.Current.CancellationToken);
         Assert.Contains("was closed before its call was read", TcpPeer.Refusal(from, server, workloadTree: null));
     }

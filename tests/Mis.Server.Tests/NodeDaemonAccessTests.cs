@@ -229,20 +229,11 @@ public sealed class NodeDaemonAccessTests
                 Call("ListCgroups", new { }),
                 Call("RunWorkload", new { command = "sleep", args = new[] { "1" } }),
             }));
-            string result = Path.Combine(outDir, "result.json");
-            string script = $"{LocalUsers.Python} {users.ClientDir}/access_client.py {users.ClientDir} 127.0.0.1:{port} \"$(cat {outDir}/calls.json)\" " +
-                            $"> {result}.part 2>&1; mv {result}.part {result}";
-            await mis.RunAsync("/bin/sh", "-c", script);
-            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
-            while (!File.Exists(result) && DateTime.UtcNow < deadline)
-                await Task.Delay(200, Ct);
-            Assert.True(File.Exists(result), "the workload wrote no result within 60 s");
-            string text = File.ReadAllText(result);
-            var refused = JsonNode.Parse(text.Trim().Split('\n')[^1])!.AsArray();
+            var refused = await ClientInWorkloadAsync(users, $"127.0.0.1:{port}", outDir, script => mis.RunAsync("/bin/sh", "-c", script));
             Assert.Equal(3, refused.Count);
             foreach (var r in refused)
             {
-                Assert.True(Code(r) == Denied, $"{r!["rpc"]}: expected {Denied}, got {Code(r)} {r["detail"]}\n{text}");
+                Assert.True(Code(r) == Denied, $"{r!["rpc"]}: expected {Denied}, got {Code(r)} {r["detail"]}");
                 Assert.Contains("calling over TCP", (string)r["detail"]!);
                 Assert.Contains("a workload may not steer the enforcer", (string)r["detail"]!);
             }
@@ -257,17 +248,25 @@ public sealed class NodeDaemonAccessTests
 
     // Runs the access client as a workload of Bob's (under policyFile, or the node's policy) with
     // the calls in outDir/calls.json; returns its results.
-    private static async Task<JsonArray> FromInsideAsync(LocalUsers users, (string Name, uint Uid, uint Gid) bob, string socket, string outDir, string? policyFile)
+    private static Task<JsonArray> FromInsideAsync(LocalUsers users, (string Name, uint Uid, uint Gid) bob, string socket, string outDir, string? policyFile) =>
+        ClientInWorkloadAsync(users, $"unix:{socket}", outDir, script =>
+        {
+            object request = policyFile is null
+                ? new { command = "/bin/sh", args = new[] { "-c", script } }
+                : new { command = "/bin/sh", args = new[] { "-c", script }, policy_file = policyFile };
+            var run = Single(users.CallAs(bob.Uid, bob.Gid, socket, [Call("RunWorkload", request)]));
+            Assert.Equal("OK", Code(run));
+            return Task.CompletedTask;
+        });
+
+    // Runs the access client against target with the calls in outDir/calls.json, as the workload
+    // that start makes of a shell script; returns its results.
+    private static async Task<JsonArray> ClientInWorkloadAsync(LocalUsers users, string target, string outDir, Func<string, Task> start)
     {
         string result = Path.Combine(outDir, "result.json");
         File.Delete(result);
-        string script = $"{LocalUsers.Python} {users.ClientDir}/access_client.py {users.ClientDir} unix:{socket} \"$(cat {outDir}/calls.json)\" " +
-                        $"> {result}.part 2>&1; mv {result}.part {result}";
-        object request = policyFile is null
-            ? new { command = "/bin/sh", args = new[] { "-c", script } }
-            : new { command = "/bin/sh", args = new[] { "-c", script }, policy_file = policyFile };
-        var run = Single(users.CallAs(bob.Uid, bob.Gid, socket, [Call("RunWorkload", request)]));
-        Assert.Equal("OK", Code(run));
+        await start($"{LocalUsers.Python} {users.ClientDir}/access_client.py {users.ClientDir} {target} \"$(cat {outDir}/calls.json)\" " +
+                    $"> {result}.part 2>&1; mv {result}.part {result}");
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
         while (!File.Exists(result) && DateTime.UtcNow < deadline)
             await Task.Delay(200, Ct);

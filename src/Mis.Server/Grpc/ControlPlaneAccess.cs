@@ -34,16 +34,17 @@ internal sealed record Caller(uint? Uid, uint? Gid, int? Pid, string? UserName, 
 /// <param name="ConnectionClosed">Cancelled when the connection of this call closes (never on TCP).</param>
 public sealed record HostedCaller(string Name, uint? Uid, bool IsAdmin, WorkloadIdentity Identity, CancellationToken ConnectionClosed);
 
-/// <summary>Why every call on a TCP connection is refused: a MIS workload made it, or nothing on this host can tell.</summary>
-internal sealed record TcpWorkloadFeature(string Refusal);
+/// <summary>
+/// Why every call on a connection is refused, decided as it was accepted: a MIS workload made it,
+/// or nothing on this host can tell (the Unix socket's <see cref="ControlPlaneAccess.WorkloadRefusal"/>,
+/// TCP's <see cref="TcpPeer.Refusal"/>).
+/// </summary>
+internal sealed record RefusedConnectionFeature(string Reason);
 
 /// <summary>The kernel credentials of a Unix-socket connection, read once when it was accepted.</summary>
-internal sealed class PeerCredentialsFeature(PeerCredentials credentials, CancellationToken closed, string? refusal)
+internal sealed class PeerCredentialsFeature(PeerCredentials credentials, CancellationToken closed)
 {
     internal PeerCredentials Credentials { get; } = credentials;
-
-    /// <summary>Why every call on this connection is refused (<see cref="ControlPlaneAccess.WorkloadRefusal"/>), or null.</summary>
-    internal string? Refusal { get; } = refusal;
 
     /// <summary>Cancelled when the connection closes.</summary>
     internal CancellationToken Closed { get; } = closed;
@@ -157,7 +158,9 @@ public sealed class ControlPlaneAccess
             connection.Abort(new ConnectionAbortedException($"cannot read the caller's credentials (SO_PEERCRED): {e.Message}"));
             return;
         }
-        connection.Features.Set(new PeerCredentialsFeature(credentials, connection.ConnectionClosed, WorkloadRefusal(credentials)));
+        connection.Features.Set(new PeerCredentialsFeature(credentials, connection.ConnectionClosed));
+        if (WorkloadRefusal(credentials) is { } refusal)
+            connection.Features.Set(new RefusedConnectionFeature(refusal));
         await next(connection).ConfigureAwait(false);
     };
 
@@ -199,7 +202,7 @@ public sealed class ControlPlaneAccess
     {
         if (connection.RemoteEndPoint is System.Net.IPEndPoint client && connection.LocalEndPoint is System.Net.IPEndPoint server
             && TcpPeer.Refusal(client, server, WorkloadTree) is { } refusal)
-            connection.Features.Set(new TcpWorkloadFeature(refusal));
+            connection.Features.Set(new RefusedConnectionFeature(refusal));
         return next(connection);
     };
 
@@ -229,18 +232,16 @@ public sealed class ControlPlaneAccess
     /// <exception cref="EngineException">PermissionDenied for a TCP caller when TCP callers are refused, and for a workload calling from inside a MIS-managed cgroup (over the Unix socket or TCP).</exception>
     internal Caller CallerOf(HttpContext http)
     {
+        if (http.Features.Get<RefusedConnectionFeature>() is { } refused)
+            throw Denied(refused.Reason);
         if (http.Features.Get<PeerCredentialsFeature>() is { } connection)
         {
             if (connection.Caller is { } known)
                 return known;
-            if (connection.Refusal is { } refusal)
-                throw Denied(refusal);
             var peer = connection.Credentials;
             bool admin = peer.Uid == 0 || (_adminGid is { } gid && peer.IsInGroup(gid));
             return connection.Caller = new Caller(peer.Uid, peer.Gid, peer.Pid, UserName(peer.Uid), admin);
         }
-        if (http.Features.Get<TcpWorkloadFeature>() is { } workload)
-            throw Denied(workload.Refusal);
         if (!TcpIsAdmin)
             throw Denied(_tcpRefusal);
         return new Caller(null, null, null, null, IsAdmin: true);

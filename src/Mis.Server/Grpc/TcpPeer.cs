@@ -23,14 +23,14 @@ internal static class TcpPeer
     /// </summary>
     internal static string? Refusal(IPEndPoint client, IPEndPoint server, string? workloadTree, string procNet = "/proc/net")
     {
-        var row = FindSocket(client, server, procNet);
-        if (row is null)
+        var inode = FindSocket(client, server, procNet);
+        if (inode is null)
             return IsThisHost(client.Address, server.Address)
                 ? $"the connection from {client} comes from this host, but no socket of it is open any more: cannot tell a workload from a user"
                 : null;
-        if (row.Value.Inode == 0)
+        if (inode == 0)
             return $"the socket that connected from {client} was closed before its call was read: cannot tell a workload from a user";
-        return workloadTree is null ? null : HolderIn(workloadTree, row.Value.Inode) is { } holder
+        return workloadTree is null ? null : HolderIn(workloadTree, inode.Value) is { } holder
             ? $"process {holder.Pid} is a MIS-managed workload (cgroup {holder.Cgroup}) calling over TCP from {client}; a workload may not steer the enforcer"
             : null;
     }
@@ -46,8 +46,8 @@ internal static class TcpPeer
 
     private static IPAddress Normalise(IPAddress a) => a.IsIPv4MappedToIPv6 ? a.MapToIPv4() : a;
 
-    /// <summary>The connecting socket's row: local address = the client, remote = the server.</summary>
-    internal static (ulong Inode, uint Uid)? FindSocket(IPEndPoint client, IPEndPoint server, string procNet = "/proc/net")
+    /// <summary>The inode of the connecting socket's row (local address = the client, remote = the server; 0: no process holds it), or null: no row.</summary>
+    internal static ulong? FindSocket(IPEndPoint client, IPEndPoint server, string procNet = "/proc/net")
     {
         foreach (string file in new[] { "tcp", "tcp6" })
         {
@@ -61,7 +61,7 @@ internal static class TcpPeer
                 if (f.Length < 10 || Parse(f[1]) is not { } local || Parse(f[2]) is not { } remote)
                     continue;
                 if (Same(local, client) && Same(remote, server))
-                    return (ulong.Parse(f[9], CultureInfo.InvariantCulture), uint.Parse(f[7], CultureInfo.InvariantCulture));
+                    return ulong.Parse(f[9], CultureInfo.InvariantCulture);
             }
         }
         return null;
@@ -69,8 +69,8 @@ internal static class TcpPeer
 
     private static bool Same(IPEndPoint a, IPEndPoint b) => a.Port == b.Port && Normalise(a.Address).Equals(Normalise(b.Address));
 
-    // "0100007F:C350": the address as the kernel's 32-bit words printed in host order (little-endian
-    // here, so each word's bytes are reversed), then the port.
+    // "0100007F:C350": the address as the kernel's 32-bit words in network order, each printed as a
+    // host integer (so written back in host order they are the address's bytes again), then the port.
     private static IPEndPoint? Parse(string field)
     {
         int colon = field.IndexOf(':', StringComparison.Ordinal);
@@ -82,8 +82,6 @@ internal static class TcpPeer
             if (!uint.TryParse(field.AsSpan(word * 8, 8), NumberStyles.HexNumber, CultureInfo.InvariantCulture, out uint value))
                 return null;
             BitConverter.TryWriteBytes(bytes.AsSpan(word * 4, 4), value);
-            if (!BitConverter.IsLittleEndian)
-                bytes.AsSpan(word * 4, 4).Reverse();
         }
         return new IPEndPoint(new IPAddress(bytes), port);
     }
