@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -150,15 +151,18 @@ public sealed class GymHost : IAsyncDisposable
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
-            static void Configure(ListenOptions listen)
+            // Every connection is judged as it is accepted: a workload's calls are refused (RefuseWorkloadCalls).
+            string? WorkloadTree() => options.WorkloadTree;
+            void Configure(ListenOptions listen, Func<ConnectionDelegate, ConnectionDelegate> judge)
             {
                 listen.Protocols = HttpProtocols.Http2;
+                listen.Use(judge);
                 listen.Use(ClientConnection.Track);
             }
             if (options.Listen.UnixPath is { } path)
-                kestrel.ListenUnixSocket(path, Configure);
+                kestrel.ListenUnixSocket(path, listen => Configure(listen, WorkloadConnections.JudgeUnixSocket(WorkloadTree)));
             else
-                kestrel.Listen(options.Listen.Ip!, options.Listen.Port, Configure);
+                kestrel.Listen(options.Listen.Ip!, options.Listen.Port, listen => Configure(listen, WorkloadConnections.JudgeTcp(WorkloadTree)));
         });
         builder.Services.AddRoutingCore();
         builder.Services.AddLogging();
@@ -166,7 +170,7 @@ public sealed class GymHost : IAsyncDisposable
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(catalog);
         builder.Services.AddSingleton(envs);
-        builder.Services.AddGrpc();
+        builder.Services.AddGrpc(grpc => grpc.Interceptors.Add<RefuseWorkloadCalls>());
         builder.Services.AddGrpcReflection();
         var app = builder.Build();
         app.UseRouting();
@@ -183,7 +187,7 @@ internal sealed class ClientConnection(CancellationToken closed)
     internal CancellationToken Closed { get; } = closed;
 
     /// <summary>A connection middleware that puts the connection's <see cref="ClientConnection"/> where its calls find it.</summary>
-    internal static Func<Microsoft.AspNetCore.Connections.ConnectionDelegate, Microsoft.AspNetCore.Connections.ConnectionDelegate> Track => next => connection =>
+    internal static Func<ConnectionDelegate, ConnectionDelegate> Track => next => connection =>
     {
         connection.Features.Set(new ClientConnection(connection.ConnectionClosed));
         return next(connection);

@@ -15,6 +15,12 @@ public sealed record GymServerOptions
     /// <summary>Where to listen (default <see cref="GymListenAddress.Default"/>).</summary>
     public GymListenAddress Listen { get; init; } = GymListenAddress.Parse(GymListenAddress.Default);
 
+    /// <summary>
+    /// The cgroup tree whose processes may not call (<see cref="Mis.Server.Hosting.WorkloadConnections"/>):
+    /// every MIS workload, the kernel environments' among them. Tests name another.
+    /// </summary>
+    internal string? WorkloadTree { get; init; } = Mis.Server.Hosting.WorkloadConnections.DefaultTree;
+
     /// <summary>The directory scenario names are resolved in; clients cannot name files outside it.</summary>
     public required string ScenarioDirectory { get; init; }
 

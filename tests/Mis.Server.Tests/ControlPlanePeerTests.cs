@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using Mis.Native;
 using Mis.Server.Grpc;
+using Mis.Server.Hosting;
 
 namespace Mis.Server.Tests;
 
@@ -11,24 +12,19 @@ public sealed class ControlPlanePeerTests
     [Fact]
     public void A_unix_caller_is_judged_by_its_connecting_process_and_refused_when_that_process_is_gone()
     {
-        var access = ControlPlaneAccess.Create(Mis.Enforcer.Configuration.MisConfig.Default, null, null);
         PeerCredentials Peer(int pid) => new(pid, 1000, 1000, []);
         string own = CgroupV2.PathOf(Environment.ProcessId)!;
 
-        access.WorkloadTree = "/no-such-tree-mis";
-        Assert.Null(access.WorkloadRefusal(Peer(Environment.ProcessId)));
+        Assert.Null(WorkloadConnections.Refusal(Peer(Environment.ProcessId), "/no-such-tree-mis"));
         // This process, were its cgroup the workload tree, is a workload.
-        access.WorkloadTree = own;
-        Assert.Contains("a workload may not steer the enforcer", access.WorkloadRefusal(Peer(Environment.ProcessId)));
+        Assert.Contains("a workload may not steer its own enforcement", WorkloadConnections.Refusal(Peer(Environment.ProcessId), own));
         // A process that connected and is gone (its connection left to a child, say) cannot be judged: refused.
         using var gone = System.Diagnostics.Process.Start("/bin/true")!;
         gone.WaitForExit();
         int pid = gone.Id;
-        access.WorkloadTree = "/no-such-tree-mis";
-        Assert.Contains("has exited", access.WorkloadRefusal(Peer(pid)));
+        Assert.Contains("has exited", WorkloadConnections.Refusal(Peer(pid), "/no-such-tree-mis"));
         // Without a workload tree (no cgroups) there is nothing to tell apart.
-        access.WorkloadTree = null;
-        Assert.Null(access.WorkloadRefusal(Peer(pid)));
+        Assert.Null(WorkloadConnections.Refusal(Peer(pid), null));
     }
 
     [Theory]

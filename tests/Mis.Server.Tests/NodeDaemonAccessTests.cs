@@ -196,7 +196,7 @@ public sealed class NodeDaemonAccessTests
             foreach (var refused in second)
             {
                 Assert.True(Code(refused) == Denied, $"{refused!["rpc"]}: expected {Denied}, got {Code(refused)} {refused["detail"]}");
-                Assert.Contains("a workload may not steer the enforcer", (string)refused["detail"]!);
+                Assert.Contains("a workload may not steer its own enforcement", (string)refused["detail"]!);
             }
             // Bob himself, outside any MIS cgroup, is served.
             Assert.Equal("OK", Code(Single(users.CallAs(bob.Uid, bob.Gid, socket, [Call("GetStats", new { })]))));
@@ -235,7 +235,7 @@ public sealed class NodeDaemonAccessTests
             {
                 Assert.True(Code(r) == Denied, $"{r!["rpc"]}: expected {Denied}, got {Code(r)} {r["detail"]}");
                 Assert.Contains("calling over TCP", (string)r["detail"]!);
-                Assert.Contains("a workload may not steer the enforcer", (string)r["detail"]!);
+                Assert.Contains("a workload may not steer its own enforcement", (string)r["detail"]!);
             }
             // The test process, outside any MIS cgroup, is still served over the same port.
             await mis.Client.GetStatsAsync(new GetStatsRequest(), cancellationToken: Ct);

@@ -6,6 +6,7 @@ using Mis.Enforcer.Configuration;
 using Mis.Enforcer.Confinement;
 using Mis.Native;
 using Mis.Server.Engine;
+using Mis.Server.Hosting;
 
 namespace Mis.Server.Grpc;
 
@@ -36,8 +37,7 @@ public sealed record HostedCaller(string Name, uint? Uid, bool IsAdmin, Workload
 
 /// <summary>
 /// Why every call on a connection is refused, decided as it was accepted: a MIS workload made it,
-/// or nothing on this host can tell (the Unix socket's <see cref="ControlPlaneAccess.WorkloadRefusal"/>,
-/// TCP's <see cref="TcpPeer.Refusal"/>).
+/// or nothing on this host can tell (<see cref="WorkloadConnections"/>).
 /// </summary>
 internal sealed record RefusedConnectionFeature(string Reason);
 
@@ -141,70 +141,21 @@ public sealed class ControlPlaneAccess
     /// <summary>
     /// A connection middleware for the Unix-socket listener: reads the peer's SO_PEERCRED once, as
     /// the connection is accepted, and keeps it on the connection, with whether the connecting
-    /// process is a MIS workload (<see cref="WorkloadRefusal"/>). A connection whose credentials
-    /// cannot be read is closed: no caller is ever authorized without them.
+    /// process is a MIS workload (<see cref="WorkloadConnections"/>). A connection whose
+    /// credentials cannot be read is closed: no caller is ever authorized without them.
     /// </summary>
     internal Func<ConnectionDelegate, ConnectionDelegate> ReadPeerCredentials => next => async connection =>
     {
-        PeerCredentials credentials;
-        try
-        {
-            var socket = connection.Features.Get<IConnectionSocketFeature>()?.Socket
-                         ?? throw new InvalidOperationException("the transport exposes no socket");
-            credentials = PeerCredentials.Of(socket);
-        }
-        catch (Exception e) when (e is System.Net.Sockets.SocketException or InvalidOperationException or ObjectDisposedException)
-        {
-            connection.Abort(new ConnectionAbortedException($"cannot read the caller's credentials (SO_PEERCRED): {e.Message}"));
+        if (WorkloadConnections.ReadCredentials(connection) is not { } credentials)
             return;
-        }
         connection.Features.Set(new PeerCredentialsFeature(credentials, connection.ConnectionClosed));
-        if (WorkloadRefusal(credentials) is { } refusal)
+        if (WorkloadConnections.Refusal(credentials, WorkloadTree) is { } refusal)
             connection.Features.Set(new RefusedConnectionFeature(refusal));
         await next(connection).ConfigureAwait(false);
     };
 
-    /// <summary>
-    /// Why the process that connected to the Unix socket may not call, or null. A workload runs as
-    /// its owner's uid, so by uid alone it could ask for learning mode, a DEFCON reset or a laxer
-    /// policy on itself: an agent switching off its own enforcement. Its processes cannot leave its
-    /// cgroup, so the cgroup of SO_PEERCRED's pid (the process that called connect) tells them apart
-    /// from the researcher who started it. Decided as the connection is accepted, not at its first
-    /// call, and fail closed: a connecting process already gone (it connected, forked a child that
-    /// keeps the socket, and exited, so that a lookup at the first call finds nothing) is refused.
-    /// </summary>
-    internal string? WorkloadRefusal(PeerCredentials peer)
-    {
-        if (WorkloadTree is not { } tree)
-            return null;
-        string? path;
-        try
-        {
-            path = CgroupV2.PathOf(peer.Pid);
-        }
-        catch (IOException)
-        {
-            path = null; // it exited between the look and the read
-        }
-        if (path is null)
-            return $"the process that connected (pid {peer.Pid}, uid {peer.Uid}) has exited and left its connection to another: cannot tell a workload from a user";
-        return path == tree || path.StartsWith(tree + "/", StringComparison.Ordinal)
-            ? $"process {peer.Pid} (uid {peer.Uid}) is a MIS-managed workload (cgroup {path}); a workload may not steer the enforcer"
-            : null;
-    }
-
-    /// <summary>
-    /// A connection middleware for the TCP listener: works out once, as the connection is
-    /// accepted, whether a process of this host's MIS workloads made it (<see cref="TcpPeer"/>),
-    /// and if so keeps why its calls are refused on the connection.
-    /// </summary>
-    internal Func<ConnectionDelegate, ConnectionDelegate> ClassifyTcpPeer => next => connection =>
-    {
-        if (connection.RemoteEndPoint is System.Net.IPEndPoint client && connection.LocalEndPoint is System.Net.IPEndPoint server
-            && TcpPeer.Refusal(client, server, WorkloadTree) is { } refusal)
-            connection.Features.Set(new RefusedConnectionFeature(refusal));
-        return next(connection);
-    };
+    /// <summary>A connection middleware for the TCP listener (<see cref="WorkloadConnections.JudgeTcp"/> against <see cref="WorkloadTree"/>).</summary>
+    internal Func<ConnectionDelegate, ConnectionDelegate> ClassifyTcpPeer => WorkloadConnections.JudgeTcp(() => WorkloadTree);
 
     /// <summary>The caller of this call, resolved once per call.</summary>
     /// <exception cref="EngineException">PermissionDenied for a TCP caller when TCP callers are refused.</exception>

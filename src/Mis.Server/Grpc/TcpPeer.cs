@@ -31,7 +31,7 @@ internal static class TcpPeer
         if (inode == 0)
             return $"the socket that connected from {client} was closed before its call was read: cannot tell a workload from a user";
         return workloadTree is null ? null : HolderIn(workloadTree, inode.Value) is { } holder
-            ? $"process {holder.Pid} is a MIS-managed workload (cgroup {holder.Cgroup}) calling over TCP from {client}; a workload may not steer the enforcer"
+            ? $"process {holder.Pid} is a MIS-managed workload (cgroup {holder.Cgroup}) calling over TCP from {client}; a workload may not steer its own enforcement"
             : null;
     }
 
