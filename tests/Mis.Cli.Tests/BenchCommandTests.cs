@@ -26,6 +26,16 @@ public sealed class BenchCommandTests
     }
 
     [Fact]
+    public void The_mis_host_counts_calls_for_the_optimizing_jit_from_a_methods_first_call()
+    {
+        // Without it the supervisor decided a workload's first ~1,500 opens in unoptimized code
+        // (Mis.Cli.csproj says what was measured); `mis bench` reports the decision latency.
+        using var config = JsonDocument.Parse(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "mis.runtimeconfig.json")));
+        var properties = config.RootElement.GetProperty("runtimeOptions").GetProperty("configProperties");
+        Assert.Equal(0, properties.GetProperty("System.Runtime.TieredCompilation.CallCountingDelayMs").GetInt32());
+    }
+
+    [Fact]
     public void Ops_json_counts_add_up_and_the_workloads_climbed_the_ladder()
     {
         RequireKernel();
