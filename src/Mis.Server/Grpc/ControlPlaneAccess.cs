@@ -1,6 +1,5 @@
 using Grpc.Core;
 using Microsoft.AspNetCore.Connections;
-using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http;
 using Mis.Enforcer.Configuration;
 using Mis.Enforcer.Confinement;
