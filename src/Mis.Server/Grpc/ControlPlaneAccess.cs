@@ -1,5 +1,4 @@
 using Grpc.Core;
-using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Http;
 using Mis.Enforcer.Configuration;
 using Mis.Enforcer.Confinement;
@@ -34,13 +33,7 @@ internal sealed record Caller(uint? Uid, uint? Gid, int? Pid, string? UserName, 
 /// <param name="ConnectionClosed">Cancelled when the connection of this call closes (never on TCP).</param>
 public sealed record HostedCaller(string Name, uint? Uid, bool IsAdmin, WorkloadIdentity Identity, CancellationToken ConnectionClosed);
 
-/// <summary>
-/// Why every call on a connection is refused, decided as it was accepted: a MIS workload made it,
-/// or nothing on this host can tell (<see cref="WorkloadConnections"/>).
-/// </summary>
-internal sealed record RefusedConnectionFeature(string Reason);
-
-/// <summary>The kernel credentials of a Unix-socket connection, read once when it was accepted.</summary>
+/// <summary>The kernel credentials of a Unix-socket connection, read once when it was accepted (<see cref="WorkloadConnections.JudgeUnixSocket"/>).</summary>
 internal sealed class PeerCredentialsFeature(PeerCredentials credentials, CancellationToken closed)
 {
     internal PeerCredentials Credentials { get; } = credentials;
@@ -136,25 +129,6 @@ public sealed class ControlPlaneAccess
     /// <exception cref="ConfigException">The group does not exist.</exception>
     internal static uint? SocketGroup(MisConfig config, string? configPath) =>
         config.Grpc.UnixSocketGroup.Length == 0 ? null : ResolveGroup(config.Grpc.UnixSocketGroup, SocketGroupKey, configPath);
-
-    /// <summary>
-    /// A connection middleware for the Unix-socket listener: reads the peer's SO_PEERCRED once, as
-    /// the connection is accepted, and keeps it on the connection, with whether the connecting
-    /// process is a MIS workload (<see cref="WorkloadConnections"/>). A connection whose
-    /// credentials cannot be read is closed: no caller is ever authorized without them.
-    /// </summary>
-    internal Func<ConnectionDelegate, ConnectionDelegate> ReadPeerCredentials => next => async connection =>
-    {
-        if (WorkloadConnections.ReadCredentials(connection) is not { } credentials)
-            return;
-        connection.Features.Set(new PeerCredentialsFeature(credentials, connection.ConnectionClosed));
-        if (WorkloadConnections.Refusal(credentials, WorkloadTree) is { } refusal)
-            connection.Features.Set(new RefusedConnectionFeature(refusal));
-        await next(connection).ConfigureAwait(false);
-    };
-
-    /// <summary>A connection middleware for the TCP listener (<see cref="WorkloadConnections.JudgeTcp"/> against <see cref="WorkloadTree"/>).</summary>
-    internal Func<ConnectionDelegate, ConnectionDelegate> ClassifyTcpPeer => WorkloadConnections.JudgeTcp(() => WorkloadTree);
 
     /// <summary>The caller of this call, resolved once per call.</summary>
     /// <exception cref="EngineException">PermissionDenied for a TCP caller when TCP callers are refused.</exception>

@@ -205,7 +205,7 @@ public sealed class EnforcerHost : IAsyncDisposable
             kestrel.Listen(bind, grpcConfig.Port, listen =>
             {
                 listen.Protocols = HttpProtocols.Http2;
-                listen.Use(access.ClassifyTcpPeer);
+                listen.Use(WorkloadConnections.JudgeTcp(() => access.WorkloadTree));
                 if (tls is not null)
                     listen.UseHttps(https =>
                     {
@@ -221,7 +221,7 @@ public sealed class EnforcerHost : IAsyncDisposable
                 kestrel.ListenUnixSocket(grpcConfig.UnixSocketPath, listen =>
                 {
                     listen.Protocols = HttpProtocols.Http2;
-                    listen.Use(access.ReadPeerCredentials);
+                    listen.Use(WorkloadConnections.JudgeUnixSocket(() => access.WorkloadTree));
                 });
         });
         builder.Services.AddSingleton(engine);

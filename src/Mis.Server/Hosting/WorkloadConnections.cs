@@ -39,14 +39,26 @@ public static class WorkloadConnections
     };
 
     /// <summary>
-    /// A connection middleware for a Unix-socket listener: the process that connected
-    /// (SO_PEERCRED) is judged by its cgroup (<see cref="Refusal(PeerCredentials, string?)"/>).
-    /// A connection whose credentials cannot be read is closed.
+    /// A connection middleware for a Unix-socket listener: reads the peer's SO_PEERCRED once and
+    /// keeps it on the connection (<see cref="PeerCredentialsFeature"/>); the process that
+    /// connected is judged by its cgroup (<see cref="Refusal(PeerCredentials, string?)"/>). A
+    /// connection whose credentials cannot be read is closed: no caller is judged without them.
     /// </summary>
     public static Func<ConnectionDelegate, ConnectionDelegate> JudgeUnixSocket(Func<string?> workloadTree) => next => async connection =>
     {
-        if (ReadCredentials(connection) is not { } peer)
+        PeerCredentials peer;
+        try
+        {
+            var socket = connection.Features.Get<IConnectionSocketFeature>()?.Socket
+                         ?? throw new InvalidOperationException("the transport exposes no socket");
+            peer = PeerCredentials.Of(socket);
+        }
+        catch (Exception e) when (e is System.Net.Sockets.SocketException or InvalidOperationException or ObjectDisposedException)
+        {
+            connection.Abort(new ConnectionAbortedException($"cannot read the caller's credentials (SO_PEERCRED): {e.Message}"));
             return;
+        }
+        connection.Features.Set(new PeerCredentialsFeature(peer, connection.ConnectionClosed));
         if (Refusal(peer, workloadTree()) is { } refusal)
             connection.Features.Set(new RefusedConnectionFeature(refusal));
         await next(connection).ConfigureAwait(false);
@@ -57,22 +69,6 @@ public static class WorkloadConnections
     {
         ArgumentNullException.ThrowIfNull(http);
         return http.Features.Get<RefusedConnectionFeature>()?.Reason;
-    }
-
-    /// <summary>The SO_PEERCRED of a Unix-socket connection, or null after closing it: no caller is judged without them.</summary>
-    internal static PeerCredentials? ReadCredentials(ConnectionContext connection)
-    {
-        try
-        {
-            var socket = connection.Features.Get<IConnectionSocketFeature>()?.Socket
-                         ?? throw new InvalidOperationException("the transport exposes no socket");
-            return PeerCredentials.Of(socket);
-        }
-        catch (Exception e) when (e is System.Net.Sockets.SocketException or InvalidOperationException or ObjectDisposedException)
-        {
-            connection.Abort(new ConnectionAbortedException($"cannot read the caller's credentials (SO_PEERCRED): {e.Message}"));
-            return null;
-        }
     }
 
     /// <summary>
@@ -101,3 +97,9 @@ public static class WorkloadConnections
             : null;
     }
 }
+
+/// <summary>
+/// Why every call on a connection is refused, decided as it was accepted: a MIS workload made it,
+/// or nothing on this host can tell (<see cref="WorkloadConnections"/>).
+/// </summary>
+internal sealed record RefusedConnectionFeature(string Reason);
