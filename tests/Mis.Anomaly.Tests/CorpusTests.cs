@@ -14,7 +14,7 @@ public sealed class CorpusTests
     private static readonly Lazy<List<Trace>> Train = new(() => TraceReader.Read(Path.Combine(MisCli.Corpus, "normal", "train")));
     private static readonly Lazy<List<Trace>> Test = new(() => TraceReader.Read(Path.Combine(MisCli.Corpus, "normal", "test")));
     private static readonly Lazy<List<Trace>> Attack = new(() => TraceReader.Read(Path.Combine(MisCli.Corpus, "attack")));
-    private static readonly Lazy<AnomalyDetector> Stide = new(() => AnomalyTrainer.Train(Train.Value, new TrainOptions()));
+    private static readonly Lazy<AnomalyDetector> Stide = new(() => AnomalyTrainer.Train(Train.Value, new TrainOptions { Algo = Algorithms.Ngram }));
 
     private static List<Trace> Run(string relative) => TraceReader.Read(Path.Combine(MisCli.Corpus, relative));
 

@@ -1,3 +1,4 @@
+using Mis.Anomaly.Models;
 using Mis.Anomaly.Corpus;
 using Mis.Anomaly.Traces;
 using Mis.Enforcer.Events;
@@ -30,7 +31,7 @@ public sealed class OnlineTests : IDisposable
     private string Model()
     {
         string path = Path.Combine(_dir, "ngram.model");
-        using var detector = AnomalyTrainer.Train(TraceReader.Read(Path.Combine(MisCli.Corpus, "normal", "train")), new TrainOptions());
+        using var detector = AnomalyTrainer.Train(TraceReader.Read(Path.Combine(MisCli.Corpus, "normal", "train")), new TrainOptions { Algo = Algorithms.Ngram });
         ModelFile.Save(detector, path);
         return path;
     }

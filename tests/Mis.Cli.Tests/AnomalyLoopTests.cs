@@ -70,10 +70,10 @@ public sealed class AnomalyLoopTests
             foreach (var config in new[] { "none", "anomaly-kill", Path.Combine("anomaly", "collect") })
                 Assert.Equal(File.ReadAllText(Path.Combine(first, config, "seed-1", "episodes.csv")), File.ReadAllText(Path.Combine(second, config, "seed-1", "episodes.csv")));
 
-            // mis anomaly train --run learns from a run's normal traces.
+            // mis anomaly train --run learns from a run's normal traces (the default model, the ensemble).
             var train = CliRunner.Run("anomaly", "train", "--run", first, "--out", model);
             Assert.True(train.ExitCode == 0, train.Stderr + train.Stdout);
-            Assert.Contains("ngram, window 64/16, trained on", train.Stdout);
+            Assert.Contains("ensemble, window 64/16, trained on", train.Stdout);
             Assert.True(File.Exists(model));
             var neither = CliRunner.Run("anomaly", "train", "--out", model);
             Assert.NotEqual(0, neither.ExitCode);
@@ -94,9 +94,10 @@ public sealed class AnomalyLoopTests
     }
 
     [Fact]
-    public void The_experiment_names_the_models_Mis_Anomaly_trains()
+    public void The_experiment_names_the_models_Mis_Anomaly_trains_and_defaults_to_its_default()
     {
         Assert.Equal(Mis.Anomaly.Models.Algorithms.All, ExperimentAnomaly.Algorithms);
+        Assert.Equal(new Mis.Anomaly.TrainOptions().Algo, new ExperimentAnomaly { Model = ExperimentAnomaly.TrainHere }.Algo);
     }
 
     [Fact]

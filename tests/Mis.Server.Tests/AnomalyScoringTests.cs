@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Grpc.Core;
 using Mis.Anomaly;
 using Mis.Anomaly.Corpus;
+using Mis.Anomaly.Models;
 using Mis.Anomaly.Traces;
 using Mis.Enforcer.Configuration;
 using Mis.Enforcer.Events;
@@ -20,7 +21,7 @@ public sealed class AnomalyModelFixture : IDisposable
     {
         Path = System.IO.Path.Combine(_dir, "ngram.model");
         using var detector = AnomalyTrainer.Train(TraceReader.Read(System.IO.Path.Combine(RepoRoot, "experiments", "anomaly", "corpus", "normal", "train")),
-            new TrainOptions());
+            new TrainOptions { Algo = Algorithms.Ngram });
         ModelFile.Save(detector, Path);
     }
 

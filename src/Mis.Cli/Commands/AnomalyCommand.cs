@@ -96,7 +96,7 @@ public static class AnomalyCommand
             HelpName = "RUN_DIR",
             Description = "Learn from the traces an experiment recorded instead (mis gym run with [anomaly]): the episodes without a policy violation, traces/normal/ at any depth.",
         };
-        var algo = new Option<string>("--algo") { HelpName = "ngram|lm|pca|lstm|ensemble", Description = "The model: ngram (STIDE), lm (Kneser–Ney n-gram language model), pca, lstm, or ensemble (--members' calibrated scores combined).", DefaultValueFactory = _ => Algorithms.Ngram };
+        var algo = new Option<string>("--algo") { HelpName = "ngram|lm|pca|lstm|ensemble", Description = "The model: ngram (STIDE), lm (Kneser–Ney n-gram language model), pca, lstm, or ensemble (--members' calibrated scores combined: the default).", DefaultValueFactory = _ => Algorithms.Ensemble };
         algo.AcceptOnlyFromAmong(Algorithms.All);
         var output = new Option<FileInfo>("--out") { HelpName = "MODEL", Description = "Model file to write.", Required = true };
         var seed = new Option<int>("--seed") { HelpName = "N", Description = "Seed of the folds and the model (same seed, same model).", DefaultValueFactory = _ => 1 };

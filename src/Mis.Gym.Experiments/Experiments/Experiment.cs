@@ -72,8 +72,8 @@ public sealed record ExperimentAnomaly
     /// <summary><c>collect_episodes</c>: per seed, learning-mode episodes of a random agent that takes only the actions the policy allows, traces recorded: the normal behaviour. Default 100.</summary>
     public int CollectEpisodes { get; init; } = 100;
 
-    /// <summary><c>algo</c>: the model trained (<see cref="Algorithms"/>). Default ngram.</summary>
-    public string Algo { get; init; } = "ngram";
+    /// <summary><c>algo</c>: the model trained (<see cref="Algorithms"/>). Default ensemble, as <c>mis anomaly train</c>'s.</summary>
+    public string Algo { get; init; } = "ensemble";
 
     /// <summary><c>false_alarm_rate</c>: the share of unseen normal traces calibrated to score above 800 (see Mis.Anomaly's cross-fitted calibration). Default 0.01.</summary>
     public double FalseAlarmRate { get; init; } = 0.01;

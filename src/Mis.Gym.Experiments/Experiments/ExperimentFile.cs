@@ -34,7 +34,7 @@ public delegate IAgent AgentMaker(string algorithm, int observationSize, int act
 /// [anomaly]                           # the anomaly scorer; needed by anomaly-kill, scores none (without killing)
 /// model = "train"                     # "train": collect normal behaviour and train first; or a model file, relative to this file
 /// collect_episodes = 100              # per seed: learning-mode episodes of a random agent taking only allowed actions
-/// algo = "ngram"                      # ngram | lm | pca | lstm | ensemble
+/// algo = "ensemble"                   # ensemble | ngram | lm | pca | lstm
 /// false_alarm_rate = 0.01             # unseen normal traces above 800
 /// threshold = 800                     # anomaly-kill kills above it
 /// record_traces = false               # also record the learning-mode configs' traces (seed-N/traces/)

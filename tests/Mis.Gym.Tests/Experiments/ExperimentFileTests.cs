@@ -139,6 +139,13 @@ public sealed class ExperimentFileTests
     }
 
     [Fact]
+    public void An_anomaly_table_without_algo_trains_the_ensemble_as_mis_anomaly_train_does()
+    {
+        var anomaly = ExperimentSupport.Parse(ExperimentSupport.Text(extra: "[anomaly]\nmodel = \"train\"\n")).Anomaly!;
+        Assert.Equal("ensemble", anomaly.Algo);
+    }
+
+    [Fact]
     public void A_missing_scenario_names_the_path_it_looked_at()
     {
         var e = Assert.Throws<ConfigException>(() => ExperimentSupport.Parse(
