@@ -61,7 +61,7 @@ int BPF_PROG(mis_sys_enter, struct pt_regs *regs, long id)
 
 	if (bpf_current_task_under_cgroup(&mis_root, 0) != 1)
 		return 0;
-	cgroup_id = bpf_get_current_cgroup_id();
+	cgroup_id = mis_current_cgroup_id();
 	s = bpf_map_lookup_elem(&mis_cgroups, &cgroup_id);
 	if (!s)
 		return 0;
@@ -245,7 +245,7 @@ int BPF_PROG(mis_exec, struct task_struct *task, pid_t old_pid, struct linux_bin
 
 	if (bpf_current_task_under_cgroup(&mis_root, 0) != 1)
 		return 0;
-	cgroup_id = bpf_get_current_cgroup_id();
+	cgroup_id = mis_current_cgroup_id();
 	s = bpf_map_lookup_elem(&mis_cgroups, &cgroup_id);
 	if (!s)
 		return 0;

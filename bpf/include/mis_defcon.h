@@ -79,16 +79,25 @@ static __always_inline __u64 mis_level_until_ns(const struct mis_cgroup_state *s
  * state, so each takes a ticket after its change and before its reads, and a word is replaced
  * only by one with a later ticket: the word left standing was read after every change whose
  * publication was ticketed before it. A slot whose word is 0 is not in use: never written.
+ *
+ * mis_publish and mis_decay_due are global functions, checked by the verifier once per program
+ * instead of on every path of every hook that counts or decays: inlined, their bounded CAS
+ * loops were most of each program's verification (about 90 ms of each one's load, and ten
+ * programs load at every start). They return 0; a global function must return a scalar, and
+ * its pointer arguments may be NULL as far as the verifier knows.
  */
-static __always_inline void mis_publish(struct mis_cgroup_state *s)
+__attribute__((noinline)) int mis_publish(struct mis_cgroup_state *s)
 {
 	const __u64 gen_mask = (1ULL << MIS_VIEW_GEN_BITS) - 1;
-	__u32 slot = s->view_slot;
-	__u64 *word = bpf_map_lookup_elem(&mis_defcon_view, &slot);
-	__u64 gen, v, anchor, until, next, old;
+	__u64 gen, v, anchor, until, next, old, *word;
+	__u32 slot;
 
+	if (!s)
+		return 0;
+	slot = s->view_slot;
+	word = bpf_map_lookup_elem(&mis_defcon_view, &slot);
 	if (!word)
-		return;
+		return 0;
 	gen = (__sync_fetch_and_add(&s->view_gen, 1) + 1) & gen_mask;
 	v = READ_ONCE(s->violations);
 	anchor = READ_ONCE(s->decay_anchor_ns);
@@ -98,10 +107,11 @@ static __always_inline void mis_publish(struct mis_cgroup_state *s)
 	for (int i = 0; i < MIS_DECAY_CAS_TRIES; i++) {
 		old = READ_ONCE(*word);
 		if (!old || (__s16)(((old >> MIS_VIEW_LEVEL_BITS) & gen_mask) - gen) > 0)
-			return;
+			return 0;
 		if (__sync_val_compare_and_swap(word, old, next) == old)
-			return;
+			return 0;
 	}
+	return 0;
 }
 
 /* The count part of mis_decay, once `steps` intervals are claimed. */
@@ -133,13 +143,43 @@ static __always_inline void mis_decay_count(struct mis_cgroup_state *s, __u64 st
 }
 
 /*
- * Forgives decay_amount violations for every full decay_interval since the anchor. A killed
- * cgroup does not decay: DEFCON 1 is final. Emits a DEFCON event when the level rises.
+ * Forgives decay_amount violations for every full decay_interval since the anchor, once
+ * mis_decay found intervals due. A global function (see mis_publish), so `due` carries the
+ * actor's comm (its `current` is not read): the verifier checks a global function without the
+ * caller's constants, and would see a bpf_get_current_comm call that cgroup_skb programs
+ * (mis_egress) may not make on Linux 6.1.
+ */
+__attribute__((noinline)) int mis_decay_due(struct mis_cgroup_state *s, __u64 now, const struct mis_actor *due)
+{
+	struct mis_actor a;
+	__u64 interval, anchor, steps;
+
+	if (!s || !due)
+		return 0;
+	a = *due;
+	a.current = 0;
+	interval = s->config.decay_interval_ns;
+	anchor = READ_ONCE(s->decay_anchor_ns);
+	if (!interval || now <= anchor || now - anchor < interval)
+		return 0;
+	steps = (now - anchor) / interval;
+	if (__sync_val_compare_and_swap(&s->decay_anchor_ns, anchor, anchor + steps * interval) != anchor)
+		return 0; /* another CPU claimed these intervals, or a violation just arrived */
+	mis_decay_count(s, steps, now, &a);
+	mis_publish(s);
+	return 0;
+}
+
+/*
+ * Lazy decay (see the top of this file): forgives what full decay intervals since the anchor
+ * allow, through mis_decay_due when any are due. A killed cgroup does not decay: DEFCON 1 is
+ * final. Emits a DEFCON event when the level rises.
  */
 static __always_inline void mis_decay(struct mis_cgroup_state *s, __u64 now, const struct mis_actor *a)
 {
 	__u64 interval = s->config.decay_interval_ns;
-	__u64 anchor, steps;
+	struct mis_actor due;
+	__u64 anchor;
 
 	if (!interval || (READ_ONCE(s->flags) & MIS_CG_KILLED))
 		return;
@@ -147,11 +187,26 @@ static __always_inline void mis_decay(struct mis_cgroup_state *s, __u64 now, con
 	/* now < anchor happens when a caller supplies its own clock (mis_report's now_ns). */
 	if (now <= anchor || now - anchor < interval)
 		return;
-	steps = (now - anchor) / interval;
-	if (__sync_val_compare_and_swap(&s->decay_anchor_ns, anchor, anchor + steps * interval) != anchor)
-		return; /* another CPU claimed these intervals, or a violation just arrived */
-	mis_decay_count(s, steps, now, a);
-	mis_publish(s);
+	/* A copy, never `a` itself: the address of a caller's actor given to a function clang does
+	 * not inline would make every later read of its `current` a load, which Linux 6.1's
+	 * verifier does not always know to be 0 (mis_egress, where no comm helper may be called). */
+	due.pid = a->pid;
+	due.tid = a->tid;
+	due.current = 0;
+	if (a->current) {
+		bpf_get_current_comm(due.comm, sizeof(due.comm));
+	} else {
+		/* Volatile: clang would otherwise read the comm from wherever the caller copied it from
+		 * (mis_report's context, through a pointer the verifier refuses). */
+		const volatile __u32 *from = (const volatile __u32 *)a->comm;
+		__u32 *to = (__u32 *)due.comm;
+
+		to[0] = from[0];
+		to[1] = from[1];
+		to[2] = from[2];
+		to[3] = from[3];
+	}
+	mis_decay_due(s, now, &due);
 }
 
 struct mis_outcome {

@@ -191,7 +191,7 @@ static __always_inline struct mis_cgroup_state *mis_lsm_cgroup(void)
 
 	if (bpf_current_task_under_cgroup(&mis_root, 0) != 1)
 		return NULL;
-	cgroup_id = bpf_get_current_cgroup_id();
+	cgroup_id = mis_current_cgroup_id();
 	s = bpf_map_lookup_elem(&mis_cgroups, &cgroup_id);
 	return s && (READ_ONCE(s->flags) & MIS_CG_LSM_FILES) ? s : NULL;
 }

@@ -21,34 +21,55 @@
 
 #define MIS_AF_UNIX 1
 
+/* Keeps a bounded value in the register the verifier checked: clang may otherwise bound one
+ * copy of it and pass another to the helper. */
+#define mis_bounded(x) asm volatile("" : "+r"(x))
+
 /* Fills key->name and key->len from a sockaddr_un's sun_path of `path_len` bytes at `sun_path`
- * (kernel memory). Returns 0 when there is no name. */
+ * (kernel memory). key->name must be zeroed: its bytes past the name stay 0, as user space
+ * writes the names it puts in the maps. Returns 0 when there is no name. No loop: a byte-by-byte
+ * scan of sun_path, which the verifier walks iteration by iteration, was most of the load time
+ * of every program that names a Unix socket. */
 static __always_inline int mis_unix_name(struct mis_unix_key *key, const void *sun_path, __u32 path_len)
 {
-	__u32 n = path_len;
+	/* 64-bit: a 32-bit value is bounds-checked on a zero-extended copy of its register, which
+	 * the verifier does not relate back to the register passed as the size. */
+	__u64 n = path_len, size;
+	long copied;
+	char first;
 
+	if (n == 0 || bpf_probe_read_kernel(&first, 1, sun_path))
+		return 0;
 	if (n > MIS_UNIX_NAME_MAX)
 		n = MIS_UNIX_NAME_MAX;
-	/* Always the whole sun_path (a constant size keeps the verifier's bounds simple); both
-	 * sources are at least that large or probe-read safely, and what lies past the name is
-	 * cleared below. */
-	if (n == 0 || bpf_probe_read_kernel(key->name, MIS_UNIX_NAME_MAX, sun_path))
+	mis_bounded(n);
+	if (n > MIS_UNIX_NAME_MAX)
 		return 0;
-	key->len = n;
-	/* A path ends at its first NUL (unix_mkname_bsd); an abstract name keeps every byte. */
-	if (key->name[0] != 0) {
-		for (__u32 i = 1; i < MIS_UNIX_NAME_MAX; i++) {
-			if (i >= n)
-				break;
-			if (key->name[i] == 0) {
-				key->len = i;
-				break;
-			}
-		}
+	if (first == 0) {
+		/* An abstract name keeps every byte. */
+		if (bpf_probe_read_kernel(key->name, n, sun_path))
+			return 0;
+		key->len = n;
+		return 1;
 	}
-	for (__u32 i = 0; i < MIS_UNIX_NAME_MAX; i++)
-		if (i >= key->len)
-			key->name[i] = 0;
+	/* A path ends at its first NUL within its n bytes (unix_mkname_bsd): a string read of at
+	 * most n bytes and its NUL. The buffer has no room for a NUL after a 108th byte, so when
+	 * 107 bytes came without one, the 108th is read by itself (over the read's NUL). */
+	size = n < MIS_UNIX_NAME_MAX ? n + 1 : MIS_UNIX_NAME_MAX;
+	mis_bounded(size);
+	if (size > MIS_UNIX_NAME_MAX)
+		return 0;
+	copied = bpf_probe_read_kernel_str(key->name, size, sun_path);
+	if (copied <= 1)
+		return 0;
+	key->len = copied - 1;
+	if (copied == MIS_UNIX_NAME_MAX && n == MIS_UNIX_NAME_MAX) {
+		if (bpf_probe_read_kernel(&key->name[MIS_UNIX_NAME_MAX - 1], 1,
+					  (const char *)sun_path + MIS_UNIX_NAME_MAX - 1))
+			return 0;
+		if (key->name[MIS_UNIX_NAME_MAX - 1])
+			key->len = MIS_UNIX_NAME_MAX;
+	}
 	return 1;
 }
 

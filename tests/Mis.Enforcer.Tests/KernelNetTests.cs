@@ -165,6 +165,54 @@ public sealed class KernelNetTests
         Assert.Equal(0, OwnNames(enforcer, cgroup.Id)); // a later cgroup with the same id inherits nothing
     }
 
+    [Fact]
+    public void Unix_names_at_the_edges_of_sun_path_are_read_as_the_kernel_reads_them()
+    {
+        using var enforcer = KernelTest.Open();
+        HostRequirements.That(enforcer.UnixHooks, "this kernel has no cgroup Unix socket hooks (6.7+)");
+        using var cgroup = new ScratchCgroup();
+        enforcer.SetUnixRules(13, []);
+        enforcer.Manage(cgroup.Path, learning: false, policyId: 13);
+        string dir = Directory.CreateTempSubdirectory("mis-unix-edge-").FullName;
+        try
+        {
+            // Raw bind/connect through libc: Python refuses a 108-byte path and bytes after a NUL.
+            // Each name is served by the cgroup, then connected to: its own, so allowed (0). Last, a
+            // 108-byte path that differs from a served one in its 108th byte only: denied (EPERM, 1).
+            string script = $$"""
+                import ctypes, socket
+                libc = ctypes.CDLL(None, use_errno=True)
+                def call(fn, sock, name, extra=b''):
+                    data = b'\x01\x00' + name + extra
+                    buf = ctypes.create_string_buffer(data, len(data))
+                    return 0 if fn(sock.fileno(), buf, len(data)) == 0 else ctypes.get_errno()
+                d = b'{{dir}}/'
+                p108 = d + b'b' * (108 - len(d))
+                names = [(b'\0mis-edge-{{Environment.ProcessId}}\0x', b''), (d + b'a' * (107 - len(d)), b''), (p108, b''), (d + b'j', b'\0zzz')]
+                held, out = [], []
+                for name, extra in names:
+                    s = socket.socket(socket.AF_UNIX)
+                    assert call(libc.bind, s, name, extra) == 0, name
+                    s.listen(1)
+                    held.append(s)
+                    out.append(call(libc.connect, socket.socket(socket.AF_UNIX), name, extra))
+                out.append(call(libc.connect, socket.socket(socket.AF_UNIX), p108[:-1] + b'c'))
+                print(' '.join(map(str, out)))
+                """;
+            using var child = HeldChild.Start(KernelTest.Python, "-c", script);
+            cgroup.Add(child.Pid);
+            child.Release();
+            Assert.Equal("0 0 0 0 1", child.Process.StandardOutput.ReadToEnd().Trim());
+            Assert.Equal(0, child.WaitExit());
+            Assert.Equal(1UL, enforcer.State(cgroup.Id)!.Violations);
+            Assert.Equal(4, OwnNames(enforcer, cgroup.Id));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     private static int OwnNames(KernelEnforcer enforcer, ulong cgroupId)
     {
         var field = typeof(KernelEnforcer).GetField("_unixOwn", System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic)!;
