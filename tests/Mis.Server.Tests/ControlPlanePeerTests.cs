@@ -25,6 +25,41 @@ public sealed class ControlPlanePeerTests
         Assert.Contains("has exited", WorkloadConnections.Refusal(Peer(pid), "/no-such-tree-mis"));
         // Without a workload tree (no cgroups) there is nothing to tell apart.
         Assert.Null(WorkloadConnections.Refusal(Peer(pid), null));
+        // The peer's pid now names a live process outside the tree (this one), but the peer's
+        // pidfd says the process that connected is gone: its pid was given to another. Refused.
+        Assert.Contains("has exited", WorkloadConnections.Refusal(Peer(Environment.ProcessId), "/no-such-tree-mis", () => false));
+        Assert.Null(WorkloadConnections.Refusal(Peer(Environment.ProcessId), "/no-such-tree-mis", () => true));
+    }
+
+    [Fact]
+    public async Task The_pidfd_of_a_unix_peer_tells_when_the_process_that_connected_is_gone()
+    {
+        string dir = Directory.CreateTempSubdirectory("mis-peer-").FullName;
+        string path = Path.Combine(dir, "s");
+        try
+        {
+            using var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            listener.Bind(new UnixDomainSocketEndPoint(path));
+            listener.Listen(1);
+            var start = new System.Diagnostics.ProcessStartInfo("/usr/bin/python3",
+                ["-c", $"import socket,sys\ns = socket.socket(socket.AF_UNIX); s.connect('{path}'); sys.stdin.readline()"])
+            { RedirectStandardInput = true };
+            using var peer = System.Diagnostics.Process.Start(start)!;
+            using var accepted = await listener.AcceptAsync(TestContext.Current.CancellationToken);
+            using var pidFd = PeerCredentials.PeerPidFd(accepted);
+            if (pidFd is null)
+                Assert.Skip("this kernel has no SO_PEERPIDFD (6.5+)");
+            Assert.Equal(peer.Id, PeerCredentials.Of(accepted).Pid);
+            Assert.True(PeerCredentials.HoldsItsPid(pidFd));
+
+            peer.StandardInput.WriteLine();
+            await peer.WaitForExitAsync(TestContext.Current.CancellationToken); // exited and reaped: its pid is free
+            Assert.False(PeerCredentials.HoldsItsPid(pidFd));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
     }
 
     [Theory]

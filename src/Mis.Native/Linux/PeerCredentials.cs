@@ -17,6 +17,7 @@ public sealed record PeerCredentials(int Pid, uint Uid, uint Gid, IReadOnlyList<
 {
     private const int SO_PEERCRED = 17;
     private const int SO_PEERGROUPS = 59;
+    private const int SO_PEERPIDFD = 77; // Linux 6.5+
     private const int UcredSize = 12; // struct ucred { pid_t pid; uid_t uid; gid_t gid; }
     private const int MaxGroups = 65536; // NGROUPS_MAX
 
@@ -36,6 +37,39 @@ public sealed record PeerCredentials(int Pid, uint Uid, uint Gid, IReadOnlyList<
         uint uid = BinaryPrimitives.ReadUInt32LittleEndian(ucred[4..]);
         uint gid = BinaryPrimitives.ReadUInt32LittleEndian(ucred[8..]);
         return new PeerCredentials(pid, uid, gid, SupplementaryGroups(socket));
+    }
+
+    /// <summary>
+    /// A pidfd of the process that connected to <paramref name="socket"/> (SO_PEERPIDFD, Linux
+    /// 6.5+), taken by the kernel at connect: it names that process even after the process is
+    /// gone and its pid given to another. Null on a kernel without SO_PEERPIDFD.
+    /// </summary>
+    /// <exception cref="SocketException">The socket is not a connected Unix-domain socket.</exception>
+    public static Microsoft.Win32.SafeHandles.SafeFileHandle? PeerPidFd(Socket socket)
+    {
+        ArgumentNullException.ThrowIfNull(socket);
+        Span<byte> fd = stackalloc byte[sizeof(int)];
+        try
+        {
+            if (socket.GetRawSocketOption(Libc.SOL_SOCKET, SO_PEERPIDFD, fd) != sizeof(int))
+                throw new SocketException((int)SocketError.InvalidArgument);
+        }
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.ProtocolOption)
+        {
+            return null; // ENOPROTOOPT: older than 6.5
+        }
+        return new Microsoft.Win32.SafeHandles.SafeFileHandle(BinaryPrimitives.ReadInt32LittleEndian(fd), ownsHandle: true);
+    }
+
+    /// <summary>
+    /// Whether the process <paramref name="pidFd"/> names still holds its pid (running, or exited
+    /// and not yet reaped): signal 0 through the pidfd. While it does, no other process can have
+    /// that pid, so what was read of the pid before this answers true was read of this process.
+    /// </summary>
+    public static bool HoldsItsPid(Microsoft.Win32.SafeHandles.SafeFileHandle pidFd)
+    {
+        ArgumentNullException.ThrowIfNull(pidFd);
+        return Libc.Syscall(Libc.SYS_pidfd_send_signal, pidFd.DangerousGetHandle(), 0, 0, 0) == 0;
     }
 
     // SO_PEERGROUPS fails with ERANGE when the buffer is short: start with room for 64 groups

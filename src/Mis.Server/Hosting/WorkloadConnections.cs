@@ -41,17 +41,30 @@ public static class WorkloadConnections
     /// <summary>
     /// A connection middleware for a Unix-socket listener: reads the peer's SO_PEERCRED once and
     /// keeps it on the connection (<see cref="PeerCredentialsFeature"/>); the process that
-    /// connected is judged by its cgroup (<see cref="Refusal(PeerCredentials, string?)"/>). A
+    /// connected is judged by its cgroup (<see cref="Refusal(PeerCredentials, string?, Func{bool}?)"/>),
+    /// checked against the peer's pidfd where the kernel gives one (SO_PEERPIDFD, 6.5+). A
     /// connection whose credentials cannot be read is closed: no caller is judged without them.
     /// </summary>
     public static Func<ConnectionDelegate, ConnectionDelegate> JudgeUnixSocket(Func<string?> workloadTree) => next => async connection =>
     {
         PeerCredentials peer;
+        Microsoft.Win32.SafeHandles.SafeFileHandle? pidFd = null;
+        Func<bool>? peerHoldsItsPid = null;
         try
         {
             var socket = connection.Features.Get<IConnectionSocketFeature>()?.Socket
                          ?? throw new InvalidOperationException("the transport exposes no socket");
             peer = PeerCredentials.Of(socket);
+            try
+            {
+                pidFd = PeerCredentials.PeerPidFd(socket);
+                if (pidFd is not null)
+                    peerHoldsItsPid = () => PeerCredentials.HoldsItsPid(pidFd);
+            }
+            catch (System.Net.Sockets.SocketException)
+            {
+                peerHoldsItsPid = () => false; // the kernel has no process left to give a pidfd of
+            }
         }
         catch (Exception e) when (e is System.Net.Sockets.SocketException or InvalidOperationException or ObjectDisposedException)
         {
@@ -59,7 +72,10 @@ public static class WorkloadConnections
             return;
         }
         connection.Features.Set(new PeerCredentialsFeature(peer, connection.ConnectionClosed));
-        if (Refusal(peer, workloadTree()) is { } refusal)
+        string? refusal;
+        using (pidFd)
+            refusal = Refusal(peer, workloadTree(), peerHoldsItsPid);
+        if (refusal is not null)
             connection.Features.Set(new RefusedConnectionFeature(refusal));
         await next(connection).ConfigureAwait(false);
     };
@@ -75,9 +91,12 @@ public static class WorkloadConnections
     /// Why the process that connected to a Unix socket may not call, or null: it is inside
     /// <paramref name="workloadTree"/> (null: there is none). Fail closed: a connecting process
     /// already gone (it connected, left the socket to a child and exited, so that nothing is
-    /// found to judge) is refused.
+    /// found to judge) is refused. <paramref name="peerHoldsItsPid"/> (the peer's pidfd, where the
+    /// kernel gives one) closes the window in which the connecting process exits and its pid goes to
+    /// a process outside the tree before the cgroup is read: the cgroup read by pid is the peer's only
+    /// if the peer still holds that pid after the read.
     /// </summary>
-    internal static string? Refusal(PeerCredentials peer, string? workloadTree)
+    internal static string? Refusal(PeerCredentials peer, string? workloadTree, Func<bool>? peerHoldsItsPid = null)
     {
         if (workloadTree is null)
             return null;
@@ -90,6 +109,8 @@ public static class WorkloadConnections
         {
             path = null; // it exited between the look and the read
         }
+        if (path is not null && peerHoldsItsPid is not null && !peerHoldsItsPid())
+            path = null; // gone since it connected: the pid may name another process by now
         if (path is null)
             return $"the process that connected (pid {peer.Pid}, uid {peer.Uid}) has exited and left its connection to another: cannot tell a workload from a user";
         return path == workloadTree || path.StartsWith(workloadTree + "/", StringComparison.Ordinal)
