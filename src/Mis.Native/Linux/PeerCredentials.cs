@@ -69,7 +69,11 @@ public sealed record PeerCredentials(int Pid, uint Uid, uint Gid, IReadOnlyList<
     public static bool HoldsItsPid(Microsoft.Win32.SafeHandles.SafeFileHandle pidFd)
     {
         ArgumentNullException.ThrowIfNull(pidFd);
-        return Libc.Syscall(Libc.SYS_pidfd_send_signal, pidFd.DangerousGetHandle(), 0, 0, 0) == 0;
+        if (Libc.Syscall(Libc.SYS_pidfd_send_signal, pidFd.DangerousGetHandle(), 0, 0, 0) == 0)
+            return true;
+        // EPERM: it holds its pid but this process may not signal it (a server run by another
+        // user); ESRCH: reaped.
+        return System.Runtime.InteropServices.Marshal.GetLastPInvokeError() == Errno.EPERM;
     }
 
     // SO_PEERGROUPS fails with ERANGE when the buffer is short: start with room for 64 groups
