@@ -143,24 +143,23 @@ static __always_inline void mis_decay_count(struct mis_cgroup_state *s, __u64 st
 }
 
 /*
- * Forgives decay_amount violations for every full decay_interval since the anchor, once
- * mis_decay found intervals due. A global function (see mis_publish), so `due` carries the
- * actor's comm (its `current` is not read): the verifier checks a global function without the
- * caller's constants, and would see a bpf_get_current_comm call that cgroup_skb programs
- * (mis_egress) may not make on Linux 6.1.
+ * Forgives decay_amount violations for every full decay_interval since `anchor`, the anchor
+ * mis_decay read and found at least one interval before `now`. A global function (see
+ * mis_publish), so `due` carries the actor's comm (its `current` is not read): the verifier
+ * checks a global function without the caller's constants, and would see a
+ * bpf_get_current_comm call that cgroup_skb programs (mis_egress) may not make on Linux 6.1.
  */
-__attribute__((noinline)) int mis_decay_due(struct mis_cgroup_state *s, __u64 now, const struct mis_actor *due)
+__attribute__((noinline)) int mis_decay_due(struct mis_cgroup_state *s, __u64 now, __u64 anchor, const struct mis_actor *due)
 {
 	struct mis_actor a;
-	__u64 interval, anchor, steps;
+	__u64 interval, steps;
 
 	if (!s || !due)
 		return 0;
 	a = *due;
 	a.current = 0;
 	interval = s->config.decay_interval_ns;
-	anchor = READ_ONCE(s->decay_anchor_ns);
-	if (!interval || now <= anchor || now - anchor < interval)
+	if (!interval) /* for the verifier: mis_decay checked it */
 		return 0;
 	steps = (now - anchor) / interval;
 	if (__sync_val_compare_and_swap(&s->decay_anchor_ns, anchor, anchor + steps * interval) != anchor)
@@ -206,7 +205,7 @@ static __always_inline void mis_decay(struct mis_cgroup_state *s, __u64 now, con
 		to[2] = from[2];
 		to[3] = from[3];
 	}
-	mis_decay_due(s, now, &due);
+	mis_decay_due(s, now, anchor, &due);
 }
 
 struct mis_outcome {

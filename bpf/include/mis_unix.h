@@ -21,10 +21,6 @@
 
 #define MIS_AF_UNIX 1
 
-/* Keeps a bounded value in the register the verifier checked: clang may otherwise bound one
- * copy of it and pass another to the helper. */
-#define mis_bounded(x) asm volatile("" : "+r"(x))
-
 /* Fills key->name and key->len from a sockaddr_un's sun_path of `path_len` bytes at `sun_path`
  * (kernel memory). key->name must be zeroed: its bytes past the name stay 0, as user space
  * writes the names it puts in the maps. Returns 0 when there is no name. No loop: a byte-by-byte
@@ -42,7 +38,7 @@ static __always_inline int mis_unix_name(struct mis_unix_key *key, const void *s
 		return 0;
 	if (n > MIS_UNIX_NAME_MAX)
 		n = MIS_UNIX_NAME_MAX;
-	mis_bounded(n);
+	barrier_var(n); /* bound-check the register passed as the size, not a copy clang made */
 	if (n > MIS_UNIX_NAME_MAX)
 		return 0;
 	if (first == 0) {
@@ -56,7 +52,7 @@ static __always_inline int mis_unix_name(struct mis_unix_key *key, const void *s
 	 * most n bytes and its NUL. The buffer has no room for a NUL after a 108th byte, so when
 	 * 107 bytes came without one, the 108th is read by itself (over the read's NUL). */
 	size = n < MIS_UNIX_NAME_MAX ? n + 1 : MIS_UNIX_NAME_MAX;
-	mis_bounded(size);
+	barrier_var(size);
 	if (size > MIS_UNIX_NAME_MAX)
 		return 0;
 	copied = bpf_probe_read_kernel_str(key->name, size, sun_path);

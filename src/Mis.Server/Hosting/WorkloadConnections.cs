@@ -47,24 +47,13 @@ public static class WorkloadConnections
     /// </summary>
     public static Func<ConnectionDelegate, ConnectionDelegate> JudgeUnixSocket(Func<string?> workloadTree) => next => async connection =>
     {
+        System.Net.Sockets.Socket socket;
         PeerCredentials peer;
-        Microsoft.Win32.SafeHandles.SafeFileHandle? pidFd = null;
-        Func<bool>? peerHoldsItsPid = null;
         try
         {
-            var socket = connection.Features.Get<IConnectionSocketFeature>()?.Socket
-                         ?? throw new InvalidOperationException("the transport exposes no socket");
+            socket = connection.Features.Get<IConnectionSocketFeature>()?.Socket
+                     ?? throw new InvalidOperationException("the transport exposes no socket");
             peer = PeerCredentials.Of(socket);
-            try
-            {
-                pidFd = PeerCredentials.PeerPidFd(socket);
-                if (pidFd is not null)
-                    peerHoldsItsPid = () => PeerCredentials.HoldsItsPid(pidFd);
-            }
-            catch (System.Net.Sockets.SocketException)
-            {
-                peerHoldsItsPid = () => false; // the kernel has no process left to give a pidfd of
-            }
         }
         catch (Exception e) when (e is System.Net.Sockets.SocketException or InvalidOperationException or ObjectDisposedException)
         {
@@ -72,13 +61,28 @@ public static class WorkloadConnections
             return;
         }
         connection.Features.Set(new PeerCredentialsFeature(peer, connection.ConnectionClosed));
-        string? refusal;
-        using (pidFd)
-            refusal = Refusal(peer, workloadTree(), peerHoldsItsPid);
-        if (refusal is not null)
+        if (Refusal(socket, peer, workloadTree()) is { } refusal)
             connection.Features.Set(new RefusedConnectionFeature(refusal));
         await next(connection).ConfigureAwait(false);
     };
+
+    // Refusal with the peer's pidfd, taken only when there is a tree to judge against.
+    private static string? Refusal(System.Net.Sockets.Socket socket, PeerCredentials peer, string? workloadTree)
+    {
+        if (workloadTree is null)
+            return null;
+        Microsoft.Win32.SafeHandles.SafeFileHandle? pidFd;
+        try
+        {
+            pidFd = PeerCredentials.PeerPidFd(socket);
+        }
+        catch (Exception e) when (e is System.Net.Sockets.SocketException or ObjectDisposedException)
+        {
+            return Refusal(peer, workloadTree, () => false); // the kernel has no process left to give a pidfd of
+        }
+        using (pidFd)
+            return Refusal(peer, workloadTree, pidFd is null ? null : () => PeerCredentials.HoldsItsPid(pidFd));
+    }
 
     /// <summary>Why every call on this request's connection is refused, or null.</summary>
     public static string? Refusal(HttpContext http)
