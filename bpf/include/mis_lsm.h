@@ -23,7 +23,9 @@
  * Signals to one process (task_kill) are decided on the task the kernel found: only the
  * workload's own cgroup may be signalled, as the supervisor allows.
  * What the path rules say of a path an open or exec meets is remembered per CPU
- * (mis_path_rules_remembered), since the same paths are opened again and again.
+ * (mis_path_rules_remembered), since the same paths are opened again and again; what they said
+ * of a regular file's one name is also kept on its inode (mis_open_memo), so opening it again
+ * by that name needs neither its path nor a pass of the rules.
  * Every denial goes through mis_violation (mis_defcon.h), the state machine every deny point
  * uses; its event says MIS_DECIDED_LSM.
  */
@@ -59,6 +61,50 @@ struct {
 	__type(key, int);
 	__type(value, struct mis_exec_phase_state);
 } mis_exec_phase SEC(".maps");
+
+/*
+ * What the path rules said of a regular file with one name when it was last opened, kept on its
+ * inode (so it goes with the inode, never to another file that reuses its memory) and taken
+ * again only for the same name: the same dentry on the same mount, seen from the same root,
+ * with no rename and no mount change anywhere on the host since (the kernel's rename_lock and
+ * mount_lock sequences, which every d_move and every change of the mount tree bumps), under the
+ * same generation of the same policy's rules. A file with other names (a hard link) or none
+ * (unlinked) is not kept: which name it is opened by is the question. Only the path rules are
+ * kept; inode rules, objects followed by identity, the level and the default are decided anew.
+ */
+struct mis_open_name {
+	__u64 dentry;      /* compared, never followed */
+	__u64 mnt;
+	__u64 root_dentry; /* the opening task's root */
+	__u64 root_mnt;
+	__u32 rename_seq;
+	__u32 mount_seq;
+	__u32 policy_id;
+	__u32 generation;
+};
+
+struct mis_open_memo {
+	__u64 seq;         /* odd while written, as mis_path_rules_slot */
+	struct mis_open_name name;
+	__u32 concrete;    /* an exact rule names the path */
+	__u32 pad;
+	struct mis_rule_set rules;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_INODE_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct mis_open_memo);
+} mis_open_memos SEC(".maps");
+
+/* Typeless and weak: a kernel whose kallsyms does not list them (no CONFIG_KALLSYMS_ALL) leaves
+ * both at 0, and then nothing is kept. */
+extern const void rename_lock __ksym __weak;
+extern const void mount_lock __ksym __weak;
+
+#define MIS_S_IFMT  0170000
+#define MIS_S_IFREG 0100000
 
 /* The exact-path key under construction (larger than a hook's stack allows). */
 struct {
@@ -299,7 +345,7 @@ static __always_inline bool mis_path_rules_now(__u32 policy_id, const struct mis
  * between two reads of its sequence and written under an odd one, so a hook preempted on this
  * CPU by another never takes half of one path's entry for another's. A global function, checked
  * by the verifier once rather than on every path through the hook, so it takes the path from
- * the scratch maps (where mis_lsm_decide put it) and not as an argument: a global function's
+ * the scratch maps (where mis_path_rules_of put it) and not as an argument: a global function's
  * pointer argument is memory that no helper takes as a map key.
  */
 __attribute__((noinline)) int mis_path_rules_remembered(__u32 policy_id, __u32 generation, struct mis_rule_set *rules)
@@ -346,28 +392,50 @@ __attribute__((noinline)) int mis_path_rules_remembered(__u32 policy_id, __u32 g
 	return concrete;
 }
 
-/* The policy's verdict on (op, path, file); 1-based op: MIS_OP_FILE_READ, _WRITE, _EXEC. `inode`
+/* What the policy's path rules say of the path in `b`, into `rules`: exact rules, then globs.
+ * Returns whether an exact rule names it. `remember`: kept for the next time
+ * (mis_path_rules_remembered; opens and execs, which meet the same paths again and again). */
+static __always_inline bool mis_path_rules_of(__u32 policy_id, __u32 generation, bool remember, const struct mis_path_buf *b,
+					   struct mis_rule_set *rules)
+{
+	struct mis_exact_key *ekey;
+	__u32 zero = 0;
+
+	ekey = bpf_map_lookup_elem(&mis_exact_scratch, &zero);
+	if (!ekey)
+		return false; /* never: a one-entry per-CPU array */
+	/* The key is the whole buffer: NUL-padded, as user space wrote it (d_path leaves the bytes
+	 * after the NUL as they were). */
+	ekey->policy_id = policy_id;
+	__builtin_memset(ekey->path, 0, MIS_PATH_MAX);
+	bpf_probe_read_kernel_str(ekey->path, MIS_PATH_MAX, b->path);
+	return remember ? mis_path_rules_remembered(policy_id, generation, rules)
+			: mis_path_rules_now(policy_id, ekey, b, rules);
+}
+
+/* The policy's verdict on (op, file), given what its path rules say of the path (`path_rules`, and
+ * `concrete` when an exact rule names it); 1-based op: MIS_OP_FILE_READ, _WRITE, _EXEC. `inode`
  * is NULL for a name with nothing there yet; `new_name`: the operation gives the file another
- * name (the source of a link), so a rule that matches it by path must follow it by identity;
- * `remember`: what the path rules say of the path is kept for the next time (mis_path_rules_remembered;
- * opens and execs, which meet the same paths again and again). */
+ * name (the source of a link), so a rule that matches it by path must follow it by identity.
+ * `b` holds the path for an exec. */
 static __always_inline __u32 mis_lsm_decide(const struct mis_cgroup_state *s, const struct mis_file_policy *fp, __u32 op,
-					    bool interpreter, bool new_name, bool remember, struct mis_path_buf *b, struct inode *inode,
-					    __u32 level)
+					    bool interpreter, bool new_name, const struct mis_path_buf *b,
+					    const struct mis_rule_set *path_rules, bool concrete, struct inode *inode, __u32 level)
 {
 	__u32 policy_id = s->policy_id;
 	struct mis_object_key okey = { .policy_id = policy_id };
 	struct mis_inode_key ikey = { .policy_id = policy_id };
-	struct mis_rule_set by_path = {}, *named = NULL;
+	struct mis_rule_set *named = NULL;
 	const struct mis_rule_set *applies;
-	struct mis_exact_key *ekey;
-	__u32 *inode_action = NULL, zero = 0;
-	bool matched, concrete = false;
+	__u32 *inode_action = NULL;
+	bool matched;
 
 	/* 1. inode rules, by the syscall that asked. */
 	if (inode) {
 		okey.dev = ikey.dev = inode->i_sb->s_dev;
 		okey.ino = ikey.ino = inode->i_ino;
+	}
+	if (inode && fp->inode_rules) {
 		ikey.syscall = mis_current_syscall();
 		inode_action = bpf_map_lookup_elem(&mis_inode_rules, &ikey);
 		if (!inode_action) {
@@ -386,23 +454,13 @@ static __always_inline __u32 mis_lsm_decide(const struct mis_cgroup_state *s, co
 		return MIS_DECISION_DENY;
 
 	/* 3. file rules: by path (exact, then globs), then by identity. */
-	ekey = bpf_map_lookup_elem(&mis_exact_scratch, &zero);
-	if (!ekey)
-		return MIS_DECISION_DENY;
-	/* The key is the whole buffer: NUL-padded, as user space wrote it (d_path leaves the bytes
-	 * after the NUL as they were). */
-	ekey->policy_id = policy_id;
-	__builtin_memset(ekey->path, 0, MIS_PATH_MAX);
-	bpf_probe_read_kernel_str(ekey->path, MIS_PATH_MAX, b->path);
-	concrete = remember ? mis_path_rules_remembered(policy_id, fp->generation, &by_path)
-			    : mis_path_rules_now(policy_id, ekey, b, &by_path);
-	matched = by_path.bits[0] | by_path.bits[1] | by_path.bits[2] | by_path.bits[3];
+	matched = path_rules->bits[0] | path_rules->bits[1] | path_rules->bits[2] | path_rules->bits[3];
 	if (inode) {
 		/* A file a rule matches by path that has other names, is given one now, or that an
 		 * exact rule names (it may have been replaced) is followed by identity, so no other
 		 * name of it escapes the rule. */
 		if (matched && (inode->i_nlink > 1 || concrete || new_name)) {
-			struct mis_rule_set merged = by_path, *old = bpf_map_lookup_elem(&mis_file_objects, &okey);
+			struct mis_rule_set merged = *path_rules, *old = bpf_map_lookup_elem(&mis_file_objects, &okey);
 
 			if (old) {
 				merged.bits[0] |= old->bits[0];
@@ -420,7 +478,7 @@ static __always_inline __u32 mis_lsm_decide(const struct mis_cgroup_state *s, co
 	}
 	applies = op == MIS_OP_EXEC ? &fp->applies_exec : op == MIS_OP_FILE_WRITE ? &fp->applies_write : &fp->applies_read;
 	for (int w = 0; w < 4; w++) {
-		__u64 candidates = (by_path.bits[w] | (named ? named->bits[w] : 0)) & applies->bits[w];
+		__u64 candidates = (path_rules->bits[w] | (named ? named->bits[w] : 0)) & applies->bits[w];
 
 		if (candidates)
 			return fp->action[(w * 64 + mis_lowest_bit(candidates)) & MIS_FILE_RULES_MAX];
@@ -453,7 +511,7 @@ static __always_inline bool mis_proc_refused(struct inode *inode, struct dentry 
 	struct qstr name;
 	char entry[4] = {};
 
-	if (!inode || BPF_CORE_READ(inode, i_sb, s_magic) != MIS_PROC_SUPER_MAGIC)
+	if (!inode || inode->i_sb->s_magic != MIS_PROC_SUPER_MAGIC)
 		return false;
 	if (op != MIS_OP_FILE_WRITE) {
 		name = BPF_CORE_READ(dentry, d_name);
@@ -474,32 +532,29 @@ static __always_inline bool mis_proc_refused(struct inode *inode, struct dentry 
 	return BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id) != bpf_get_current_cgroup_id();
 }
 
-/* The hook's answer once the path is in `b`: decided, then allowed, traced, or refused and counted. */
-static __always_inline int mis_lsm_judge(struct mis_cgroup_state *s, const struct mis_file_policy *fp, __u32 op,
-					 bool interpreter, bool new_name, bool remember, struct mis_path_buf *b, struct dentry *dentry,
-					 struct inode *inode)
+/* The level a hook decides at: DEFCON 5 while no violation is counted (nothing to decay, so the
+ * clock is not read: `now` stays 0), else the level after decay at `now`. */
+static __always_inline __u32 mis_lsm_level(struct mis_cgroup_state *s, const struct mis_actor *actor, __u64 *now)
 {
-	struct mis_actor actor;
+	if (!READ_ONCE(s->violations))
+		return MIS_DEFCON_NORMAL;
+	*now = bpf_ktime_get_ns();
+	mis_decay(s, *now, actor);
+	return mis_level(s);
+}
+
+/* The hook's answer to `verdict` once the path is in `b`: allowed, traced, or refused and counted. */
+static __always_inline int mis_lsm_answer(struct mis_cgroup_state *s, __u32 verdict, __u32 op, const struct mis_path_buf *b,
+					  const struct mis_actor *actor, __u64 now)
+{
 	struct mis_event *e;
-	__u32 level, verdict;
-	__u64 now;
 
-	now = bpf_ktime_get_ns();
-	mis_actor_current(&actor);
-	/* The common case, as in sys_enter: no violation counted means DEFCON 5, nothing to decay. */
-	if (READ_ONCE(s->violations)) {
-		mis_decay(s, now, &actor);
-		level = mis_level(s);
-	} else {
-		level = MIS_DEFCON_NORMAL;
-	}
-
-	verdict = mis_proc_refused(inode, dentry, op) ? MIS_DECISION_DENY
-		: mis_lsm_decide(s, fp, op, interpreter, new_name, remember, b, inode, level);
 	if (verdict == MIS_DECISION_ALLOW)
 		return 0;
+	if (!now)
+		now = bpf_ktime_get_ns();
 	if (verdict == MIS_DECISION_TRACE) {
-		e = mis_trace_event(s, now, &actor, op);
+		e = mis_trace_event(s, now, actor, op);
 		if (e) {
 			e->value = MIS_DECIDED_LSM;
 			bpf_probe_read_kernel_str(e->target, sizeof(e->target), b->path);
@@ -512,19 +567,89 @@ static __always_inline int mis_lsm_judge(struct mis_cgroup_state *s, const struc
 		e->value = MIS_DECIDED_LSM;
 		bpf_probe_read_kernel_str(e->target, sizeof(e->target), b->path);
 	}
-	mis_violation(s, now, &actor, op, e);
+	mis_violation(s, now, actor, op, e);
 	return -MIS_EPERM;
+}
+
+/* The rename and mount sequences now, when neither is being written (a memo then cannot be trusted). */
+static __always_inline bool mis_path_epoch(__u32 *rename_seq, __u32 *mount_seq)
+{
+	if (!&rename_lock || !&mount_lock)
+		return false;
+	/* Both seqlocks begin with their sequence. */
+	if (bpf_probe_read_kernel(rename_seq, sizeof(*rename_seq), &rename_lock) ||
+	    bpf_probe_read_kernel(mount_seq, sizeof(*mount_seq), &mount_lock))
+		return false;
+	return !(*rename_seq & 1) && !(*mount_seq & 1);
+}
+
+/* The memo for `file` when it may have one: a regular file with exactly one name, opened when no
+ * rename or mount change is under way; else NULL. `name` gets what the memo must match. */
+static __always_inline struct mis_open_memo *mis_open_memo_of(struct file *file, const struct mis_cgroup_state *s,
+							     const struct mis_file_policy *fp, struct mis_open_name *name)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct inode *inode = file->f_inode;
+
+	if ((inode->i_mode & MIS_S_IFMT) != MIS_S_IFREG || inode->i_nlink != 1 ||
+	    !mis_path_epoch(&name->rename_seq, &name->mount_seq))
+		return NULL;
+	name->dentry = (__u64)file->f_path.dentry;
+	name->mnt = (__u64)file->f_path.mnt;
+	name->root_dentry = (__u64)task->fs->root.dentry;
+	name->root_mnt = (__u64)task->fs->root.mnt;
+	name->policy_id = s->policy_id;
+	name->generation = fp->generation;
+	return bpf_inode_storage_get(&mis_open_memos, inode, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+}
+
+/* What the memo says of the path, into `rules` and `concrete`, when it was kept for `name` and is
+ * read whole (between two reads of its sequence, as mis_path_rules_remembered reads a slot). */
+static __always_inline bool mis_open_memo_read(struct mis_open_memo *m, const struct mis_open_name *name,
+					       struct mis_rule_set *rules, bool *concrete)
+{
+	__u64 seq = READ_ONCE(m->seq);
+
+	if ((seq & 1) || m->name.dentry != name->dentry || m->name.mnt != name->mnt ||
+	    m->name.root_dentry != name->root_dentry || m->name.root_mnt != name->root_mnt ||
+	    m->name.rename_seq != name->rename_seq || m->name.mount_seq != name->mount_seq ||
+	    m->name.policy_id != name->policy_id || m->name.generation != name->generation)
+		return false;
+	*rules = m->rules;
+	*concrete = m->concrete;
+	barrier();
+	return READ_ONCE(m->seq) == seq;
+}
+
+/* Keeps what the path rules said of `name` in the memo, unless another CPU is writing it. */
+static __always_inline void mis_open_memo_write(struct mis_open_memo *m, const struct mis_open_name *name,
+						const struct mis_rule_set *rules, bool concrete)
+{
+	__u64 seq = READ_ONCE(m->seq);
+
+	if ((seq & 1) || __sync_val_compare_and_swap(&m->seq, seq, seq + 1) != seq)
+		return;
+	m->name = *name;
+	m->concrete = concrete;
+	m->rules = *rules;
+	barrier();
+	WRITE_ONCE(m->seq, seq + 2);
 }
 
 /* The hook's answer for one open or exec of `file` by a task of a managed cgroup. */
 static __always_inline int mis_lsm_file(struct file *file)
 {
 	struct mis_exec_phase_state *phase;
+	struct mis_open_memo *memo = NULL;
+	struct mis_open_name name = {};
 	const struct mis_file_policy *fp;
+	struct mis_rule_set rules = {};
 	struct mis_cgroup_state *s;
+	struct mis_actor actor;
 	struct mis_path_buf *b;
-	__u32 op, zero = 0;
-	bool interpreter = false;
+	__u32 op, level, verdict, zero = 0;
+	bool interpreter = false, concrete = false, have_path = false;
+	__u64 now = 0;
 
 	s = mis_lsm_cgroup();
 	if (!s)
@@ -550,9 +675,28 @@ static __always_inline int mis_lsm_file(struct file *file)
 		op = MIS_OP_FILE_READ;
 	}
 
-	if (bpf_d_path((struct path *)&file->f_path, b->path, MIS_PATH_MAX) < 0)
-		return -MIS_EPERM; /* longer than MIS_PATH_MAX: no rule could be checked */
-	return mis_lsm_judge(s, fp, op, interpreter, false, true, b, file->f_path.dentry, file->f_inode);
+	mis_actor_current(&actor);
+	level = mis_lsm_level(s, &actor, &now);
+	if (mis_proc_refused(file->f_inode, file->f_path.dentry, op)) {
+		verdict = MIS_DECISION_DENY;
+	} else {
+		/* An exec's path is always read: the exec allow-list looks at it. */
+		if (op != MIS_OP_EXEC)
+			memo = mis_open_memo_of(file, s, fp, &name);
+		if (!memo || !mis_open_memo_read(memo, &name, &rules, &concrete)) {
+			if (bpf_d_path((struct path *)&file->f_path, b->path, MIS_PATH_MAX) < 0)
+				return -MIS_EPERM; /* longer than MIS_PATH_MAX: no rule could be checked */
+			have_path = true;
+			concrete = mis_path_rules_of(s->policy_id, fp->generation, true, b, &rules);
+			if (memo)
+				mis_open_memo_write(memo, &name, &rules, concrete);
+		}
+		verdict = mis_lsm_decide(s, fp, op, interpreter, false, b, &rules, concrete, file->f_inode, level);
+	}
+	/* The event names the path. */
+	if (verdict != MIS_DECISION_ALLOW && !have_path && bpf_d_path((struct path *)&file->f_path, b->path, MIS_PATH_MAX) < 0)
+		return -MIS_EPERM;
+	return mis_lsm_answer(s, verdict, op, b, &actor, now);
 }
 
 /* The hook's answer for one change of the file tree at `dentry` on `mnt`, decided as a write:
@@ -561,9 +705,13 @@ static __always_inline int mis_lsm_file(struct file *file)
 static __always_inline int mis_lsm_change(struct vfsmount *mnt, struct dentry *dentry, bool new_name)
 {
 	const struct mis_file_policy *fp;
+	struct mis_rule_set rules = {};
 	struct mis_cgroup_state *s;
+	struct mis_actor actor;
 	struct mis_path_buf *b;
-	__u32 zero = 0;
+	__u32 level, verdict, zero = 0;
+	bool concrete;
+	__u64 now = 0;
 
 	s = mis_lsm_cgroup();
 	if (!s)
@@ -574,7 +722,15 @@ static __always_inline int mis_lsm_change(struct vfsmount *mnt, struct dentry *d
 		return -MIS_EPERM;
 	if (mis_dentry_path(b, mnt, dentry))
 		return -MIS_EPERM; /* longer than MIS_PATH_MAX: no rule could be checked */
-	return mis_lsm_judge(s, fp, MIS_OP_FILE_WRITE, false, new_name, false, b, dentry, dentry->d_inode);
+	mis_actor_current(&actor);
+	level = mis_lsm_level(s, &actor, &now);
+	if (mis_proc_refused(dentry->d_inode, dentry, MIS_OP_FILE_WRITE)) {
+		verdict = MIS_DECISION_DENY;
+	} else {
+		concrete = mis_path_rules_of(s->policy_id, fp->generation, false, b, &rules);
+		verdict = mis_lsm_decide(s, fp, MIS_OP_FILE_WRITE, false, new_name, b, &rules, concrete, dentry->d_inode, level);
+	}
+	return mis_lsm_answer(s, verdict, MIS_OP_FILE_WRITE, b, &actor, now);
 }
 
 #endif /* MIS_LSM_H */

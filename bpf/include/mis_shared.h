@@ -298,6 +298,8 @@ struct mis_file_policy {
 	__u32 default_action;  /* MIS_DECISION_* when nothing matches at DEFCON 5 and 4 */
 	__u32 exec_allow_list; /* 1: only what an allow rule names may run, nothing written during the run */
 	__u32 generation;      /* new at every write of the policy's rules: older mis_path_rules entries are stale */
+	__u32 inode_rules;     /* its mis_inode_rules entries (written before this entry): 0 spares the lookups */
+	__u32 pad;
 	struct mis_rule_set applies_read;  /* the rules that apply to opens for reading */
 	struct mis_rule_set applies_write; /* ... for writing (creating, truncating) */
 	struct mis_rule_set applies_exec;  /* ... to execs */

@@ -80,9 +80,15 @@ public sealed class LsmFileBackendTests(LsmFileBackendTests.Backends backends) :
     private static void Relink(string target, string link)
     {
         File.Delete(link);
-        using var ln = System.Diagnostics.Process.Start("/bin/ln", [target, link]);
-        ln.WaitForExit();
-        Assert.Equal(0, ln.ExitCode);
+        Host("/bin/ln", target, link);
+    }
+
+    /// <summary>Runs a command here, outside any workload, and requires it to succeed.</summary>
+    private static void Host(string program, params string[] arguments)
+    {
+        using var process = System.Diagnostics.Process.Start(program, arguments);
+        process.WaitForExit();
+        Assert.True(process.ExitCode == 0, $"{program} {string.Join(' ', arguments)} exited with {process.ExitCode}");
     }
 
     private const int DeniedPort = 9;
@@ -311,6 +317,53 @@ public sealed class LsmFileBackendTests(LsmFileBackendTests.Backends backends) :
         Assert.Equal(("1\n", 2UL, $"FileRead {Dir}/plain.txt\nFileRead {Dir}/plain.txt"), (during.Output, during.Violations, during.Denials));
         Assert.Equal(("plain.txt\nplain.txt\n0\n", 0UL), (after.Output, after.Violations));
         Assert.Equal(backend, during.Backend);
+    }
+
+    /// <summary>
+    /// What the kernel keeps on an opened file's inode (mis_open_memo) answers only for the name it
+    /// was kept for. Between two runs that open the same two files, something outside the workload
+    /// moves one's mount and then the other's directory into the protected tree: the dentries and
+    /// the mount stay the same objects, only their paths change, and each open after the move is
+    /// decided by the new path. The mount first, since a rename makes every memo stale by itself;
+    /// each change is the only one since its file's last open.
+    /// </summary>
+    [Theory]
+    [InlineData(FileBackend.Lsm)]
+    [InlineData(FileBackend.Seccomp)]
+    public void A_file_moved_into_a_protected_tree_after_it_was_opened_is_decided_by_its_new_path(FileBackend backend)
+    {
+        string source = $"{Dir}/mount-source-{backend}", mounted = $"{Dir}/mounted-{backend}", movedMount = $"{Dir}/secret/mounted-{backend}";
+        string moving = $"{Dir}/moving-{backend}", moved = $"{Dir}/secret/moving-{backend}";
+        foreach (string dir in new[] { source, mounted, movedMount, moving })
+        {
+            Directory.CreateDirectory(dir);
+            File.SetUnixFileMode(dir, (UnixFileMode)0b111_111_111);
+        }
+        File.WriteAllText($"{source}/g.txt", "g\n");
+        File.WriteAllText($"{moving}/f.txt", "f\n");
+        Host("/bin/mount", "--bind", source, mounted);
+        string mountNow = mounted;
+        try
+        {
+            string both = $"cat {moving}/f.txt {mounted}/g.txt";
+            var before = Run(backend, $"{both}; {both}");
+            Host("/bin/mount", "--move", mounted, movedMount);
+            mountNow = movedMount;
+            // f.txt again, so that its memo is newer than the mount change.
+            var afterMount = Run(backend, $"cat {movedMount}/g.txt; echo $?; cat {moving}/f.txt");
+            Directory.Move(moving, moved);
+            var afterRename = Run(backend, $"cat {moved}/f.txt; echo $?");
+            Assert.Equal(("f\ng\nf\ng\n", 0UL), (before.Output, before.Violations));
+            Assert.Equal(("1\nf\n", 1UL, $"FileRead {movedMount}/g.txt"), (afterMount.Output, afterMount.Violations, afterMount.Denials));
+            Assert.Equal(("1\n", 1UL, $"FileRead {moved}/f.txt"), (afterRename.Output, afterRename.Violations, afterRename.Denials));
+        }
+        finally
+        {
+            Host("/bin/umount", mountNow);
+            foreach (string dir in new[] { source, mounted, movedMount, moving, moved })
+                if (Directory.Exists(dir))
+                    Directory.Delete(dir, recursive: true);
+        }
     }
 
     /// <summary>

@@ -339,6 +339,8 @@ internal unsafe struct MisFilePolicy
     internal uint DefaultAction;
     internal uint ExecAllowList;
     internal uint Generation;
+    internal uint InodeRules;
+    internal uint Pad;
     internal MisRuleSet AppliesRead;
     internal MisRuleSet AppliesWrite;
     internal MisRuleSet AppliesExec;

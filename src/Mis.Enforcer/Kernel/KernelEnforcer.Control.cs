@@ -247,12 +247,14 @@ public sealed partial class KernelEnforcer
                 }
             }
         }
+        // The runtime rules first, as the supervisor asks them (EnforcementSession.SlotDecider).
+        var inodeActions = policy is null ? [] : InodeActions(runtimeRules.Concat(policy.InodeRules).ToList(), policyId);
+        file.InodeRules = (uint)inodeActions.Count;
         return new CompiledFilePolicy(policyId, policy is null ? null : file,
             policy is null ? null : PathAutomaton.Compile(globs),
             exact.Select(e => (ExactKey(policyId, e.Key), e.Value)).ToList(),
             objects.Select(o => (new MisObjectKey { Dev = o.Key.Item1, Ino = o.Key.Item2, PolicyId = policyId }, o.Value)).ToList(),
-            // The runtime rules first, as the supervisor asks them (EnforcementSession.SlotDecider).
-            policy is null ? [] : InodeActions(runtimeRules.Concat(policy.InodeRules).ToList(), policyId));
+            inodeActions);
     }
 
     /// <summary>Writes what <see cref="CompileFilePolicy"/> made: the policy entry last, so the hooks never see it half written.</summary>
