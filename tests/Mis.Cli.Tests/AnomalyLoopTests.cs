@@ -125,9 +125,12 @@ public sealed class AnomalyLoopTests
 
                 [anomaly]
                 model = "train"
+                algo = "ngram"
                 collect_episodes = 12
                 record_traces = true
                 """);
+            // STIDE by name: with the default ensemble trained on 12 episodes, one CI run under load
+            // scored perl below the kill line in all 9 of its steps (passed alone and in 4 other runs).
             string runDir = Path.Combine(dir, "run");
             var run = CliRunner.Run("gym", "run", experiment, "--out", runDir);
             Assert.True(run.ExitCode == 0, run.Stderr + run.Stdout);
